@@ -1,0 +1,211 @@
+package cli
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	signerv1 "github.com/signerd/signerd/gen/signer/v1"
+	"github.com/signerd/signerd/internal/errdefs"
+	"github.com/signerd/signerd/internal/pkgsig"
+)
+
+// verifyResult is the -o json shape of signctl verify (CONTRACT.md).
+type verifyResult struct {
+	File              string `json:"file"`
+	Verified          bool   `json:"verified"`
+	Reason            string `json:"reason"`
+	Message           string `json:"message,omitempty"`
+	Admitted          bool   `json:"admitted"`
+	PackageHash       string `json:"package_hash"`
+	SignerFingerprint string `json:"signer_fingerprint"`
+	SignerKeyName     string `json:"signer_key_name,omitempty"`
+	SignatureSource   string `json:"signature_source,omitempty"`
+	Org               string `json:"org,omitempty"`
+	Mode              string `json:"mode"`
+}
+
+func newVerifyCommand(g *globals) *cobra.Command {
+	var opts struct {
+		org       string
+		signature string
+		trustKeys []string
+	}
+	cmd := &cobra.Command{
+		Use:   "verify FILE (--org ORG | --trust-key PUB.pem) [--signature PATH]",
+		Short: "Verify a package's signature, online or offline",
+		Long: `Verify a package's Cloacina signature.
+
+Online (--org ORG): the daemon decides with the org's trusted keys, grants,
+revocations and policy. The signature is --signature PATH, else FILE.sig if it
+exists, else the signatures the daemon recorded for the file's digest.
+
+Offline (--trust-key PUB.pem, repeatable): no daemon; the signature
+(--signature PATH or FILE.sig) must be by one of the given keys.
+
+Exit 0 only when verified. Exit 1 when verification fails, including an
+unsigned package that the org's policy admits (reason SIGNATURE_NOT_FOUND,
+admitted true). Exit 2 for bad input, such as a malformed signature document
+(reason MALFORMED_SIGNATURE).`,
+		Example: `  signctl verify libworkflow.so --org acme
+  signctl verify libworkflow.so --trust-key release.pub.pem -o json`,
+		Args: exactArgs(1, "exactly one FILE"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			online, offline := opts.org != "", len(opts.trustKeys) > 0
+			if online == offline {
+				return exitErr(ExitUsage, fmt.Errorf("verify needs exactly one of --org ORG (online) or --trust-key PUB.pem (offline)"))
+			}
+			ctx, cancel := g.ctx(cmd.Context())
+			defer cancel()
+			file := args[0]
+			digest, err := pkgsig.HashFile(ctx, file)
+			if err != nil {
+				return exitErr(ExitUsage, err)
+			}
+			doc, err := loadSignature(file, opts.signature)
+			if err != nil {
+				return err
+			}
+			res := verifyResult{File: file, PackageHash: pkgsig.HexDigest(digest[:]), Org: opts.org}
+			var verr error
+			if online {
+				res.Mode = "online"
+				verr = verifyOnline(ctx, g, &res, digest, doc)
+			} else {
+				res.Mode = "offline"
+				verr = verifyOffline(opts.trustKeys, &res, digest, doc)
+			}
+			return report(g, &res, verr)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&opts.org, "org", "", "verify online, with this org's trust and policy")
+	f.StringArrayVar(&opts.trustKeys, "trust-key", nil, "verify offline against this Ed25519 SPKI PEM public key (repeatable)")
+	f.StringVar(&opts.signature, "signature", "", "the detached signature (default FILE.sig if present)")
+	return cmd
+}
+
+// loadSignature returns the signature document: the explicit path (which
+// must be readable), else FILE.sig when it exists, else nil.
+func loadSignature(file, explicit string) ([]byte, error) {
+	if explicit != "" {
+		return readSmallFile(explicit, 1<<20)
+	}
+	doc, err := readSmallFile(pkgsig.SidecarPath(file), 1<<20)
+	if err != nil {
+		if _, statErr := os.Stat(pkgsig.SidecarPath(file)); errors.Is(statErr, fs.ErrNotExist) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	return doc, nil
+}
+
+func verifyOnline(ctx context.Context, g *globals, res *verifyResult, digest [pkgsig.DigestSize]byte, doc []byte) error {
+	c, err := g.dial()
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	resp, err := c.Signer.Verify(ctx, &signerv1.VerifyRequest{Org: res.Org, Digest: digest[:], SignatureDocument: doc})
+	if err != nil {
+		return c.FromStatus(err)
+	}
+	res.SignerFingerprint = resp.GetSignerFingerprint()
+	res.SignerKeyName = resp.GetSignerKeyName()
+	res.SignatureSource = resp.GetSignatureSource()
+	res.Admitted = true
+	if resp.GetOutcome() == signerv1.VerifyOutcome_VERIFY_OUTCOME_VERIFIED {
+		res.Verified = true
+		return nil
+	}
+	// Unsigned, admitted by the org's policy: not verified.
+	return &errdefs.VerificationError{
+		Reason:      errdefs.ReasonSignatureNotFound,
+		Message:     fmt.Sprintf("no signature found; org %q does not require signatures, so a loader may load it unverified", res.Org),
+		PackageHash: res.PackageHash,
+	}
+}
+
+func verifyOffline(trustKeyPaths []string, res *verifyResult, digest [pkgsig.DigestSize]byte, doc []byte) error {
+	var keys []ed25519.PublicKey
+	for _, p := range trustKeyPaths {
+		pem, err := readSmallFile(p, 64<<10)
+		if err != nil {
+			return err
+		}
+		k, err := pkgsig.ParsePublicKeyPEM(pem)
+		if err != nil {
+			return exitErr(ExitUsage, fmt.Errorf("--trust-key %s: %w", p, err))
+		}
+		keys = append(keys, k)
+	}
+	if doc == nil {
+		return &errdefs.VerificationError{Reason: errdefs.ReasonSignatureNotFound,
+			Message: fmt.Sprintf("no signature: %s does not exist and --signature was not given", pkgsig.SidecarPath(res.File))}
+	}
+	sig, err := pkgsig.Parse(doc)
+	if err != nil {
+		return err
+	}
+	res.SignerFingerprint = sig.Fingerprint
+	// Use the key the signature names, if it is among those given, so the
+	// refusal is about the signature rather than the order of flags.
+	key := keys[0]
+	for _, k := range keys {
+		if pkgsig.Fingerprint(k) == sig.Fingerprint {
+			key = k
+			break
+		}
+	}
+	if err := pkgsig.Check(digest, sig, key); err != nil {
+		return err
+	}
+	res.Verified, res.Admitted, res.SignatureSource = true, true, "detached"
+	return nil
+}
+
+// report prints the result and turns it into the exit code.
+func report(g *globals, res *verifyResult, err error) error {
+	if err != nil {
+		v, ok := errdefs.AsVerification(err)
+		if !ok {
+			return err // not a verdict: usage, daemon or permission error
+		}
+		res.Verified = false
+		res.Reason, res.Message = string(v.Reason), v.Message
+		if v.Fingerprint != "" {
+			res.SignerFingerprint = v.Fingerprint
+		}
+	}
+	if g.json() {
+		if perr := printJSON(g.stdout, res); perr != nil {
+			return perr
+		}
+	} else if res.Verified {
+		name := res.SignerKeyName
+		if name != "" {
+			name = " (" + name + ")"
+		}
+		printf(g.stdout, "OK: %s verified, signed by %s%s\n", res.File, res.SignerFingerprint, name)
+	} else {
+		admitted := ""
+		if res.Admitted {
+			admitted = " (admitted unverified by policy)"
+		}
+		fmt.Fprintf(g.stderr, "FAILED: %s: %s: %s%s\n", res.File, res.Reason, res.Message, admitted)
+	}
+	switch {
+	case err == nil:
+		return nil
+	case res.Reason == string(errdefs.ReasonMalformedSignature):
+		return &exitError{code: ExitUsage, err: err, reported: true}
+	default:
+		return &exitError{code: ExitVerifyFail, err: err, reported: true}
+	}
+}

@@ -1,0 +1,226 @@
+package daemon
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+)
+
+// Config is signerd's effective configuration. Precedence is fixed and
+// implemented here only: defaults < config file < environment < flags.
+type Config struct {
+	PKCS11Module    string
+	TokenLabel      string
+	PINFile         string
+	pin             string // never printed; see Redacted
+	Store           string // "bbolt:PATH"
+	Socket          string
+	SocketMode      os.FileMode
+	LogLevel        string
+	LogFormat       string
+	MaxSessions     int
+	ShutdownTimeout time.Duration
+}
+
+// Defaults returns the built-in configuration.
+func Defaults() Config {
+	return Config{
+		PKCS11Module:    "/usr/lib/softhsm/libsofthsm2.so",
+		TokenLabel:      "signerd",
+		Store:           "bbolt:/var/lib/signerd/signerd.db",
+		Socket:          "/run/signerd/signerd.sock",
+		SocketMode:      0o660,
+		LogLevel:        "info",
+		LogFormat:       "text",
+		MaxSessions:     8,
+		ShutdownTimeout: 30 * time.Second,
+	}
+}
+
+// setting is one configuration key: its flag name (also its config-file
+// key), its environment variable, and how to apply a string value.
+type setting struct {
+	name  string
+	env   string
+	usage string
+	apply func(c *Config, v string) error
+}
+
+func settings() []setting {
+	str := func(f func(*Config) *string) func(*Config, string) error {
+		return func(c *Config, v string) error { *f(c) = v; return nil }
+	}
+	return []setting{
+		{"pkcs11-module", "SIGNERD_PKCS11_MODULE", "path of the PKCS#11 library", str(func(c *Config) *string { return &c.PKCS11Module })},
+		{"token-label", "SIGNERD_TOKEN_LABEL", "label of the token holding the keys", str(func(c *Config) *string { return &c.TokenLabel })},
+		{"pin-file", "", "file holding the token's user PIN (or set SIGNERD_PIN; never a flag value)", str(func(c *Config) *string { return &c.PINFile })},
+		{"db", "SIGNERD_DB", "bbolt database file (shorthand for --store bbolt:FILE)", func(c *Config, v string) error { c.Store = "bbolt:" + v; return nil }},
+		{"store", "SIGNERD_STORE", "where state lives: bbolt:FILE", str(func(c *Config) *string { return &c.Store })},
+		{"socket", "SIGNERD_SOCKET", "Unix socket to listen on", str(func(c *Config) *string { return &c.Socket })},
+		{"socket-mode", "SIGNERD_SOCKET_MODE", "permission bits of the socket, octal", func(c *Config, v string) error {
+			m, err := strconv.ParseUint(v, 8, 32)
+			if err != nil || m > 0o777 {
+				return fmt.Errorf("socket-mode %q is not an octal mode like 0660", v)
+			}
+			c.SocketMode = os.FileMode(m)
+			return nil
+		}},
+		{"log-level", "SIGNERD_LOG_LEVEL", "debug, info, warn or error", str(func(c *Config) *string { return &c.LogLevel })},
+		{"log-format", "SIGNERD_LOG_FORMAT", "text or json", str(func(c *Config) *string { return &c.LogFormat })},
+		{"max-sessions", "SIGNERD_MAX_SESSIONS", "PKCS#11 sessions to keep open (bounds concurrent HSM calls)", func(c *Config, v string) error {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 2 || n > 1024 {
+				return fmt.Errorf("max-sessions %q must be an integer from 2 to 1024", v)
+			}
+			c.MaxSessions = n
+			return nil
+		}},
+		{"shutdown-timeout", "SIGNERD_SHUTDOWN_TIMEOUT", "how long SIGTERM waits for in-flight calls", func(c *Config, v string) error {
+			d, err := time.ParseDuration(v)
+			if err != nil || d <= 0 {
+				return fmt.Errorf("shutdown-timeout %q is not a positive duration like 30s", v)
+			}
+			c.ShutdownTimeout = d
+			return nil
+		}},
+	}
+}
+
+// registerFlags declares every setting as a string flag; values are applied
+// by Load so that the precedence lives in one place.
+func registerFlags(fs *pflag.FlagSet) {
+	fs.String("config", "", "config file (env SIGNERD_CONFIG); lines of `key = value`, keys as the long flags")
+	for _, s := range settings() {
+		usage := s.usage
+		if s.env != "" {
+			usage += " (env " + s.env + ")"
+		}
+		fs.String(s.name, "", usage)
+	}
+}
+
+// Load builds the configuration from defaults, the config file, the
+// environment and the flags, in that order of increasing precedence.
+func Load(fs *pflag.FlagSet, getenv func(string) string) (Config, error) {
+	c := Defaults()
+	byName := map[string]setting{}
+	for _, s := range settings() {
+		byName[s.name] = s
+	}
+	path, _ := fs.GetString("config")
+	if path == "" {
+		path = getenv("SIGNERD_CONFIG")
+	}
+	if path != "" {
+		if err := applyFile(&c, path, byName); err != nil {
+			return c, err
+		}
+	}
+	for _, s := range settings() {
+		if s.env == "" {
+			continue
+		}
+		if v := getenv(s.env); v != "" {
+			if err := s.apply(&c, v); err != nil {
+				return c, fmt.Errorf("%s: %w", s.env, err)
+			}
+		}
+	}
+	for _, s := range settings() {
+		if f := fs.Lookup(s.name); f != nil && f.Changed {
+			if err := s.apply(&c, f.Value.String()); err != nil {
+				return c, fmt.Errorf("--%s: %w", s.name, err)
+			}
+		}
+	}
+	c.pin = getenv("SIGNERD_PIN")
+	return c, nil
+}
+
+// applyFile reads `key = value` lines; '#' starts a comment. Unknown keys
+// are errors, so a typo does not silently fall back to a default.
+func applyFile(c *Config, path string, byName map[string]setting) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("config file: %w", err)
+	}
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		k, v, ok := strings.Cut(line, "=")
+		if !ok {
+			return fmt.Errorf("%s:%d: want `key = value`", path, n)
+		}
+		k, v = strings.TrimSpace(k), strings.Trim(strings.TrimSpace(v), `"`)
+		if k == "pin" {
+			return fmt.Errorf("%s:%d: the PIN does not belong in the config file; use pin-file or SIGNERD_PIN", path, n)
+		}
+		s, ok := byName[k]
+		if !ok {
+			return fmt.Errorf("%s:%d: unknown key %q", path, n, k)
+		}
+		if err := s.apply(c, v); err != nil {
+			return fmt.Errorf("%s:%d: %w", path, n, err)
+		}
+	}
+	return sc.Err()
+}
+
+// PIN returns the token PIN from SIGNERD_PIN or the pin file.
+func (c Config) PIN() (string, error) {
+	if c.pin != "" {
+		return c.pin, nil
+	}
+	if c.PINFile == "" {
+		return "", fmt.Errorf("no PIN: give --pin-file FILE or set SIGNERD_PIN")
+	}
+	st, err := os.Stat(c.PINFile)
+	if err != nil {
+		return "", fmt.Errorf("pin file: %w", err)
+	}
+	if st.Mode().Perm()&0o077 != 0 {
+		return "", fmt.Errorf("pin file %s is readable by others (mode %o); chmod 600 it", c.PINFile, st.Mode().Perm())
+	}
+	b, err := os.ReadFile(c.PINFile)
+	if err != nil {
+		return "", fmt.Errorf("pin file: %w", err)
+	}
+	pin := strings.TrimRight(string(b), "\r\n")
+	if pin == "" {
+		return "", fmt.Errorf("pin file %s is empty", c.PINFile)
+	}
+	return pin, nil
+}
+
+// DBPath returns the bbolt file of a bbolt: store.
+func (c Config) DBPath() (string, error) {
+	kind, rest, ok := strings.Cut(c.Store, ":")
+	switch {
+	case !ok || rest == "":
+		return "", fmt.Errorf("store %q: want bbolt:FILE", c.Store)
+	case kind == "bbolt":
+		return rest, nil
+	case kind == "etcd":
+		return "", fmt.Errorf("store %q: the etcd backend is not available in this version; use bbolt:FILE", c.Store)
+	}
+	return "", fmt.Errorf("store %q: unknown backend %q (want bbolt)", c.Store, kind)
+}
+
+// Redacted renders the configuration for humans with the PIN hidden.
+func (c Config) Redacted() string {
+	pin := "(from pin-file)"
+	if c.pin != "" {
+		pin = "(from SIGNERD_PIN, redacted)"
+	}
+	return fmt.Sprintf("pkcs11-module = %s\ntoken-label = %s\npin-file = %s\npin = %s\nstore = %s\nsocket = %s\nsocket-mode = %04o\nlog-level = %s\nlog-format = %s\nmax-sessions = %d\nshutdown-timeout = %s\n",
+		c.PKCS11Module, c.TokenLabel, c.PINFile, pin, c.Store, c.Socket, c.SocketMode, c.LogLevel, c.LogFormat, c.MaxSessions, c.ShutdownTimeout)
+}

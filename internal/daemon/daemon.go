@@ -1,0 +1,162 @@
+// Package daemon is signerd's composition root: configuration, then the
+// store, the HSM key store, the service and the gRPC server, wired by hand.
+// It is the only package that imports all of them.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/signerd/signerd/internal/keystore/pkcs11"
+	"github.com/signerd/signerd/internal/server"
+	"github.com/signerd/signerd/internal/service"
+	"github.com/signerd/signerd/internal/store/boltstore"
+)
+
+// NewRootCommand builds the signerd command.
+func NewRootCommand(stdout, stderr io.Writer, getenv func(string) string) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "signerd [flags]",
+		Short: "signerd: HSM-backed signing service for software supply chains",
+		Long: `signerd signs artifacts with keys held in an HSM (PKCS#11), records every
+signature and administrative act in bbolt, and answers loaders' Verify calls on
+a local Unix socket. It serves until SIGINT/SIGTERM, then drains in-flight calls.
+
+The PIN comes from --pin-file or SIGNERD_PIN, never from a flag value.
+Precedence: flags > environment > config file > defaults.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Args:          cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := Load(cmd.Flags(), getenv)
+			if err != nil {
+				return err
+			}
+			return Run(cmd.Context(), cfg, stderr)
+		},
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	registerFlags(root.Flags())
+	root.AddCommand(newConfigCommand(stdout, getenv), newInitTokenCommand(stdout, getenv))
+	return root
+}
+
+func newConfigCommand(stdout io.Writer, getenv func(string) string) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "config [flags]",
+		Short: "Print the effective configuration (PIN redacted)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := Load(cmd.Flags(), getenv)
+			if err != nil {
+				return err
+			}
+			_, err = io.WriteString(stdout, cfg.Redacted())
+			return err
+		},
+	}
+	registerFlags(cmd.Flags())
+	return cmd
+}
+
+func newLogger(cfg Config, w io.Writer) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
+		return nil, fmt.Errorf("log-level %q: want debug, info, warn or error", cfg.LogLevel)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch strings.ToLower(cfg.LogFormat) {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("log-format %q: want text or json", cfg.LogFormat)
+}
+
+// Run starts signerd and serves until ctx ends, then drains and shuts down
+// in order: stop accepting, drain calls, close the HSM (logout), close the
+// database.
+func Run(ctx context.Context, cfg Config, logOut io.Writer) error {
+	log, err := newLogger(cfg, logOut)
+	if err != nil {
+		return err
+	}
+	dbPath, err := cfg.DBPath()
+	if err != nil {
+		return err
+	}
+	pin, err := cfg.PIN()
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(cfg.PKCS11Module); err != nil {
+		return fmt.Errorf("PKCS#11 module %s: %w (install SoftHSM2 with `apt-get install softhsm2`, or set --pkcs11-module)", cfg.PKCS11Module, err)
+	}
+
+	st, err := boltstore.Open(ctx, dbPath, boltstore.Options{Logger: log})
+	if err != nil {
+		return fmt.Errorf("open database %s: %w", dbPath, err)
+	}
+	defer func() {
+		if err := st.Close(); err != nil {
+			log.Error("close database", "err", err)
+		}
+	}()
+
+	ks, err := pkcs11.Open(ctx, pkcs11.Config{
+		ModulePath:      cfg.PKCS11Module,
+		TokenLabel:      cfg.TokenLabel,
+		PIN:             pin,
+		MaxSessions:     cfg.MaxSessions,
+		PoolWaitTimeout: 10 * time.Second,
+		Logger:          log,
+	})
+	if err != nil {
+		return fmt.Errorf("open HSM: %w", err)
+	}
+	defer func() {
+		if err := ks.Close(); err != nil {
+			log.Error("close HSM", "err", err)
+		}
+	}()
+
+	svc := service.New(st, ks, service.Options{Logger: log, HSMConcurrency: cfg.MaxSessions})
+	srv := server.New(svc, server.Options{Logger: log, Denials: svc})
+	l, err := server.ListenUnix(cfg.Socket, cfg.SocketMode)
+	if err != nil {
+		return err
+	}
+	srv.SetServing(true)
+	log.Info("signerd serving", "socket", cfg.Socket, "socket_mode", fmt.Sprintf("%04o", cfg.SocketMode),
+		"db", dbPath, "token", cfg.TokenLabel, "module", cfg.PKCS11Module, "pid", os.Getpid())
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(l) }()
+	select {
+	case err := <-serveErr:
+		if err != nil && !errors.Is(err, net.ErrClosed) {
+			return fmt.Errorf("serve: %w", err)
+		}
+		return nil
+	case <-ctx.Done():
+	}
+	log.Info("signerd stopping: draining in-flight calls", "timeout", cfg.ShutdownTimeout)
+	srv.SetServing(false)
+	drainCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	srv.Stop(drainCtx)
+	<-serveErr
+	log.Info("signerd stopped")
+	return nil
+}

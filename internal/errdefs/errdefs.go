@@ -1,0 +1,138 @@
+// Package errdefs defines the error kinds shared by every layer of signerd.
+//
+// Lower layers wrap a kind with context (fmt.Errorf("key %q: %w", name,
+// errdefs.ErrNotFound)); upper layers test with errors.Is. Exactly one
+// function, in internal/server, turns a kind into a gRPC status, and exactly
+// one, in internal/client, turns it back.
+//
+// Verification refusals are not kinds but a typed error, *VerificationError,
+// carrying a stable Reason, because loaders and scripts switch on the reason.
+package errdefs
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Error kinds. Each maps to one gRPC code.
+var (
+	ErrInvalidArgument    = errors.New("invalid argument")
+	ErrNotFound           = errors.New("not found")
+	ErrAlreadyExists      = errors.New("already exists")
+	ErrFailedPrecondition = errors.New("failed precondition")
+	ErrPermissionDenied   = errors.New("permission denied")
+	ErrUnauthenticated    = errors.New("unauthenticated")
+	ErrUnavailable        = errors.New("unavailable")
+	ErrResourceExhausted  = errors.New("resource exhausted")
+	ErrInternal           = errors.New("internal error")
+)
+
+// Reason is a stable, machine-readable cause carried in google.rpc.ErrorInfo
+// and printed by signctl. Values never change once released.
+type Reason string
+
+// Verification reasons (DESIGN.md, in the order verification reaches them).
+const (
+	ReasonSignatureNotFound  Reason = "SIGNATURE_NOT_FOUND"
+	ReasonMalformedSignature Reason = "MALFORMED_SIGNATURE"
+	ReasonPackageTampered    Reason = "PACKAGE_TAMPERED"
+	ReasonUntrustedSigner    Reason = "UNTRUSTED_SIGNER"
+	ReasonKeyRevoked         Reason = "KEY_REVOKED"
+	ReasonInvalidSignature   Reason = "INVALID_SIGNATURE"
+)
+
+// Other reasons attached to non-verification errors.
+const (
+	ReasonPermissionDenied   Reason = "PERMISSION_DENIED"
+	ReasonKeyNotFound        Reason = "KEY_NOT_FOUND"
+	ReasonKeyExists          Reason = "KEY_EXISTS"
+	ReasonWrongAlgorithm     Reason = "WRONG_ALGORITHM"
+	ReasonInvalidArgument    Reason = "INVALID_ARGUMENT"
+	ReasonNotFound           Reason = "NOT_FOUND"
+	ReasonAlreadyExists      Reason = "ALREADY_EXISTS"
+	ReasonHSMUnavailable     Reason = "HSM_UNAVAILABLE"
+	ReasonKeyMismatch        Reason = "KEY_MISMATCH"
+	ReasonInternal           Reason = "INTERNAL"
+	ReasonFailedPrecondition Reason = "FAILED_PRECONDITION"
+)
+
+// VerificationError is a refusal to accept an artifact. It is returned, never
+// logged-and-swallowed: a caller that ignores errors cannot mistake it for a
+// pass.
+type VerificationError struct {
+	Reason Reason
+	// Message explains the refusal for humans.
+	Message string
+	// PackageHash is the lowercase hex digest that was checked, when known.
+	PackageHash string
+	// Fingerprint is the signer's key fingerprint, when known.
+	Fingerprint string
+}
+
+func (e *VerificationError) Error() string {
+	if e.Message == "" {
+		return string(e.Reason)
+	}
+	return e.Message
+}
+
+// Is makes errors.Is(err, ErrSignatureNotFound) and friends work with any
+// VerificationError of the same reason.
+func (e *VerificationError) Is(target error) bool {
+	t, ok := target.(*VerificationError)
+	return ok && t.Reason == e.Reason && t.Message == "" && t.PackageHash == "" && t.Fingerprint == ""
+}
+
+// Sentinels for errors.Is on verification outcomes.
+var (
+	ErrSignatureNotFound  = &VerificationError{Reason: ReasonSignatureNotFound}
+	ErrMalformedSignature = &VerificationError{Reason: ReasonMalformedSignature}
+	ErrPackageTampered    = &VerificationError{Reason: ReasonPackageTampered}
+	ErrUntrustedSigner    = &VerificationError{Reason: ReasonUntrustedSigner}
+	ErrKeyRevoked         = &VerificationError{Reason: ReasonKeyRevoked}
+	ErrInvalidSignature   = &VerificationError{Reason: ReasonInvalidSignature}
+)
+
+// Verification builds a *VerificationError with a formatted message.
+func Verification(reason Reason, format string, args ...any) *VerificationError {
+	return &VerificationError{Reason: reason, Message: fmt.Sprintf(format, args...)}
+}
+
+// AsVerification returns the *VerificationError in err's chain, if any.
+func AsVerification(err error) (*VerificationError, bool) {
+	var v *VerificationError
+	if errors.As(err, &v) {
+		return v, true
+	}
+	return nil, false
+}
+
+// ReasonError attaches a specific Reason to an error kind, so that the wire
+// carries e.g. KEY_NOT_FOUND rather than the generic NOT_FOUND.
+type ReasonError struct {
+	Reason Reason
+	Err    error
+}
+
+func (e *ReasonError) Error() string { return e.Err.Error() }
+func (e *ReasonError) Unwrap() error { return e.Err }
+
+// WithReason wraps err so that its reason on the wire is r.
+func WithReason(r Reason, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &ReasonError{Reason: r, Err: err}
+}
+
+// ReasonOf returns the most specific reason in err's chain, or "" if none.
+func ReasonOf(err error) Reason {
+	if v, ok := AsVerification(err); ok {
+		return v.Reason
+	}
+	var r *ReasonError
+	if errors.As(err, &r) {
+		return r.Reason
+	}
+	return ""
+}

@@ -1,0 +1,90 @@
+//go:build cgo
+
+package pkcs11
+
+import (
+	"fmt"
+
+	p11 "github.com/miekg/pkcs11"
+
+	"github.com/signerd/signerd/internal/errdefs"
+)
+
+// KeyAttributes are the protection attributes of a private key in a token.
+type KeyAttributes struct {
+	Token            bool // CKA_TOKEN: persistent, not a session object
+	Private          bool // CKA_PRIVATE: needs login to use
+	Sensitive        bool // CKA_SENSITIVE: value never revealed
+	Extractable      bool // CKA_EXTRACTABLE: may be wrapped out
+	Sign             bool // CKA_SIGN
+	AlwaysSensitive  bool // CKA_ALWAYS_SENSITIVE: has never been revealable
+	NeverExtractable bool // CKA_NEVER_EXTRACTABLE: has never been extractable
+	Local            bool // CKA_LOCAL: generated in the token, not imported
+}
+
+// InspectPrivateKey reads the protection attributes of the private key with
+// CKA_ID id. It opens its own logged-in session, outside any KeyStore, so
+// tests and tools can check a token that another process (a running
+// signerd) writes to.
+func InspectPrivateKey(modulePath, tokenLabel, pin string, id []byte) (KeyAttributes, error) {
+	var ka KeyAttributes
+	err := withTokenSession(modulePath, tokenLabel, pin, func(c *p11.Ctx, s p11.SessionHandle) error {
+		h, err := onePrivateKey(c, s, tokenLabel, id)
+		if err != nil {
+			return err
+		}
+		fields := []struct {
+			typ uint
+			dst *bool
+		}{
+			{p11.CKA_TOKEN, &ka.Token}, {p11.CKA_PRIVATE, &ka.Private}, {p11.CKA_SENSITIVE, &ka.Sensitive},
+			{p11.CKA_EXTRACTABLE, &ka.Extractable}, {p11.CKA_SIGN, &ka.Sign},
+			{p11.CKA_ALWAYS_SENSITIVE, &ka.AlwaysSensitive}, {p11.CKA_NEVER_EXTRACTABLE, &ka.NeverExtractable},
+			{p11.CKA_LOCAL, &ka.Local},
+		}
+		tmpl := make([]*p11.Attribute, len(fields))
+		for i, f := range fields {
+			tmpl[i] = p11.NewAttribute(f.typ, nil)
+		}
+		attrs, err := c.GetAttributeValue(s, h, tmpl)
+		if err != nil {
+			return toKind(fmt.Sprintf("read attributes of key %x", id), tokenLabel, err)
+		}
+		for i, f := range fields {
+			*f.dst = attrBool(attrs[i].Value)
+		}
+		return nil
+	})
+	return ka, err
+}
+
+// ProbePrivateValue asks the token for CKA_VALUE of the private key with
+// CKA_ID id, as an attacker holding the PIN would, and returns the token's
+// answer: for a key signerd created, an error wrapping both
+// p11.Error(CKR_ATTRIBUTE_SENSITIVE) and errdefs.ErrPermissionDenied. If the token does reveal the value, the
+// bytes are zeroed and dropped and ProbePrivateValue returns nil.
+func ProbePrivateValue(modulePath, tokenLabel, pin string, id []byte) error {
+	return withTokenSession(modulePath, tokenLabel, pin, func(c *p11.Ctx, s p11.SessionHandle) error {
+		h, err := onePrivateKey(c, s, tokenLabel, id)
+		if err != nil {
+			return err
+		}
+		v, err := getAttr(c, s, h, p11.CKA_VALUE)
+		clear(v)
+		if err != nil {
+			return toKind(fmt.Sprintf("read CKA_VALUE of key %x", id), tokenLabel, err)
+		}
+		return nil
+	})
+}
+
+func onePrivateKey(c *p11.Ctx, s p11.SessionHandle, label string, id []byte) (p11.ObjectHandle, error) {
+	hs, err := findByID(c, s, p11.CKO_PRIVATE_KEY, id)
+	if err != nil {
+		return 0, toKind(fmt.Sprintf("find key %x", id), label, err)
+	}
+	if len(hs) != 1 {
+		return 0, fmt.Errorf("token %q holds %d private keys with ID %x, want 1: %w", label, len(hs), id, errdefs.ErrNotFound)
+	}
+	return hs[0], nil
+}

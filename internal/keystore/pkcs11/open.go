@@ -1,0 +1,244 @@
+//go:build cgo
+
+package pkcs11
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/ThalesGroup/crypto11"
+	p11 "github.com/miekg/pkcs11"
+
+	"github.com/signerd/signerd/internal/errdefs"
+	"github.com/signerd/signerd/internal/keystore"
+)
+
+// KeyStore is a keystore.KeyStore on one PKCS#11 token. It and the signers
+// it returns are safe for concurrent use.
+type KeyStore struct {
+	cfg  Config // holds the PIN: never log it or format it with %v
+	log  *slog.Logger
+	mod  *module
+	ctx  *p11.Ctx // our handle on the library crypto11 initialised
+	slot uint
+	pool *sessionPool
+
+	// ops is held shared by every operation and exclusively by Close, so
+	// that Close waits for work in flight and nothing starts after it.
+	// Operations MUST NOT take it twice (a waiting Close would deadlock them).
+	ops    sync.RWMutex
+	closed bool
+
+	// c11 is replaced when its sessions break (crypto11 puts broken
+	// sessions back in its pool and would fail forever); c11gen counts the
+	// replacements so that failures on an old Context are told apart.
+	c11mu  sync.RWMutex
+	c11    *crypto11.Context
+	c11gen uint64
+
+	// Keys found and checked, by CKA_ID.
+	cacheMu sync.RWMutex
+	edKeys  map[string]edKey
+	ecKeys  map[string]ecKey
+}
+
+var _ keystore.KeyStore = (*KeyStore)(nil)
+
+// Open loads the PKCS#11 module, finds the token labelled cfg.TokenLabel and
+// logs in to it with cfg.PIN. Errors say what to fix and never contain the
+// PIN: a missing or unloadable module is ErrInvalidArgument, an unknown
+// label ErrNotFound (listing the labels present), a wrong or locked PIN
+// ErrPermissionDenied. A wrong PIN is tried exactly once.
+func Open(ctx context.Context, cfg Config) (*KeyStore, error) {
+	cfg = cfg.withDefaults()
+	if cfg.TokenLabel == "" {
+		return nil, fmt.Errorf("open PKCS#11 token: no token label given: %w", errdefs.ErrInvalidArgument)
+	}
+	if cfg.PIN == "" {
+		return nil, fmt.Errorf("open PKCS#11 token %q: no PIN given (use a PIN file or the environment): %w",
+			cfg.TokenLabel, errdefs.ErrInvalidArgument)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("open PKCS#11 token %q: %w", cfg.TokenLabel, err)
+	}
+	canonical, err := checkModuleFile(cfg.ModulePath)
+	if err != nil {
+		return nil, err
+	}
+	ks := &KeyStore{
+		cfg:    cfg,
+		log:    cfg.Logger.With(slog.String("pkcs11_token", cfg.TokenLabel)),
+		mod:    moduleFor(canonical),
+		edKeys: map[string]edKey{},
+		ecKeys: map[string]ecKey{},
+	}
+	m := ks.mod
+	m.mu.Lock()
+	defer m.mu.Unlock()
+
+	// crypto11 first: it initialises the library and fails if anyone else
+	// already has (see the package doc).
+	c11, err := crypto11.Configure(ks.c11Config())
+	if err != nil {
+		return nil, m.diagnoseLocked(cfg, err)
+	}
+	ks.c11 = c11
+	c, owned, err := m.loadLocked(cfg.ModulePath)
+	if err != nil {
+		_ = c11.Close()
+		return nil, err
+	}
+	if owned {
+		// Only possible if something finalized behind crypto11's back.
+		m.release(c, owned)
+		_ = c11.Close()
+		return nil, fmt.Errorf("open PKCS#11 token %q: module %q was not initialised after crypto11 opened it: %w",
+			cfg.TokenLabel, cfg.ModulePath, errdefs.ErrInternal)
+	}
+	ks.ctx = c
+	fail := func(err error) (*KeyStore, error) {
+		if ks.pool != nil {
+			ks.pool.closeAll()
+		}
+		c.Destroy()
+		_ = c11.Close()
+		return nil, err
+	}
+	slot, ti, err := findSlot(c, cfg.ModulePath, cfg.TokenLabel)
+	if err != nil {
+		return fail(err)
+	}
+	if err := checkTokenFlags(cfg.TokenLabel, ti); err != nil {
+		return fail(fmt.Errorf("open PKCS#11 token: %w", err))
+	}
+	ks.slot = slot
+	ks.pool = newSessionPool(cfg.MaxSessions, cfg.PoolWaitTimeout,
+		func() (p11.SessionHandle, error) {
+			return c.OpenSession(slot, p11.CKF_SERIAL_SESSION|p11.CKF_RW_SESSION)
+		},
+		func(h p11.SessionHandle) { _ = c.CloseSession(h) })
+	s, err := ks.pool.get(ctx)
+	if err != nil {
+		return fail(toKind("open PKCS#11 session", cfg.TokenLabel, err))
+	}
+	err = m.acquireLoginLocked(c, s.h, slot, cfg.TokenLabel, cfg.PIN)
+	ks.pool.release(s, err)
+	if err != nil {
+		return fail(err)
+	}
+	ks.log.Info("PKCS#11 token opened",
+		slog.String("module", cfg.ModulePath), slog.Uint64("slot", uint64(slot)),
+		slog.Int("max_sessions", cfg.MaxSessions), slog.Duration("pool_wait_timeout", cfg.PoolWaitTimeout))
+	return ks, nil
+}
+
+// c11Config configures crypto11 for our token. LoginNotSupported keeps it
+// from logging in: we do, once per process (see the package doc). It gets
+// one session more than asked because it keeps one out of its pool.
+func (ks *KeyStore) c11Config() *crypto11.Config {
+	return &crypto11.Config{
+		Path:              ks.mod.path,
+		TokenLabel:        ks.cfg.TokenLabel,
+		LoginNotSupported: true,
+		MaxSessions:       ks.cfg.MaxSessions + 1,
+		PoolWaitTimeout:   ks.cfg.PoolWaitTimeout,
+	}
+}
+
+// diagnoseLocked turns a crypto11.Configure failure into an error that says
+// what is wrong, by redoing its steps with our own context. m.mu MUST be held.
+func (m *module) diagnoseLocked(cfg Config, c11err error) error {
+	c, owned, err := m.loadLocked(cfg.ModulePath)
+	if err != nil {
+		return err
+	}
+	defer m.release(c, owned)
+	if _, _, err := findSlot(c, cfg.ModulePath, cfg.TokenLabel); err != nil {
+		return err
+	}
+	return toKind(fmt.Sprintf("open PKCS#11 token %q in module %q", cfg.TokenLabel, cfg.ModulePath), cfg.TokenLabel, c11err)
+}
+
+// begin starts an operation; end MUST follow when it returns nil.
+func (ks *KeyStore) begin() error {
+	ks.ops.RLock()
+	if ks.closed {
+		ks.ops.RUnlock()
+		return errdefs.WithReason(errdefs.ReasonHSMUnavailable,
+			fmt.Errorf("PKCS#11 token %q: key store is closed: %w", ks.cfg.TokenLabel, errdefs.ErrUnavailable))
+	}
+	return nil
+}
+
+func (ks *KeyStore) end() { ks.ops.RUnlock() }
+
+// Close waits for operations in flight, logs out (if it is the process's
+// last user of the token), closes its sessions and releases crypto11, which
+// closes its own and finalizes the library if nothing else uses it. Signers
+// fail after Close. Close is idempotent.
+func (ks *KeyStore) Close() error {
+	ks.ops.Lock()
+	defer ks.ops.Unlock()
+	if ks.closed {
+		return nil
+	}
+	ks.closed = true
+	c11 := ks.c11
+	ks.c11 = nil
+
+	m := ks.mod
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	// Log out while sessions are open: C_Logout needs one.
+	if s, err := ks.pool.get(context.Background()); err == nil {
+		m.releaseLoginLocked(ks.ctx, s.h, ks.slot)
+		ks.pool.put(s)
+	} else {
+		// No session can be opened: the token is gone and so is the login.
+		m.releaseLoginLocked(ks.ctx, p11.SessionHandle(0), ks.slot)
+	}
+	ks.pool.closeAll()
+	ks.ctx.Destroy()
+	err := c11.Close()
+
+	ks.cacheMu.Lock()
+	clear(ks.edKeys)
+	clear(ks.ecKeys)
+	ks.cacheMu.Unlock()
+	ks.log.Info("PKCS#11 token closed")
+	if err != nil {
+		return fmt.Errorf("close PKCS#11 token %q: %w", ks.cfg.TokenLabel, err)
+	}
+	return nil
+}
+
+// Ping checks that a pooled session works, the process is logged in and the
+// token is present, repairing what it can on the way. Any failure wraps
+// errdefs.ErrUnavailable with reason HSM_UNAVAILABLE.
+func (ks *KeyStore) Ping(ctx context.Context) error {
+	if err := ks.begin(); err != nil {
+		return err
+	}
+	defer ks.end()
+	err := ks.withRecovery(ctx, "ping", func() error {
+		s, err := ks.pool.get(ctx)
+		if err != nil {
+			return err
+		}
+		err = ks.requireLogin(s.h)
+		if err == nil {
+			var ti p11.TokenInfo
+			if ti, err = ks.ctx.GetTokenInfo(ks.slot); err == nil {
+				err = checkTokenFlags(ks.cfg.TokenLabel, ti)
+			}
+		}
+		ks.pool.release(s, err)
+		return err
+	})
+	if err == nil {
+		return nil
+	}
+	return unavailable("ping", ks.cfg.TokenLabel, err)
+}

@@ -1,0 +1,130 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+
+	"github.com/signerd/signerd/internal/errdefs"
+	"github.com/signerd/signerd/internal/service"
+)
+
+// Identity is an authenticated caller.
+type Identity struct {
+	// ID is printable and stable: "uid:1000" for Unix peers.
+	ID  string
+	UID uint32
+	GID uint32
+	// Unix is true for Unix-socket peers (UID/GID are meaningful).
+	Unix bool
+}
+
+// identify reads the caller's identity from the transport.
+func identify(ctx context.Context) (Identity, error) {
+	p, ok := peer.FromContext(ctx)
+	if !ok || p.AuthInfo == nil {
+		return Identity{}, fmt.Errorf("no authenticated peer: %w", errdefs.ErrUnauthenticated)
+	}
+	switch ai := p.AuthInfo.(type) {
+	case UnixPeer:
+		return Identity{ID: fmt.Sprintf("uid:%d", ai.UID), UID: ai.UID, GID: ai.GID, Unix: true}, nil
+	}
+	return Identity{}, fmt.Errorf("unsupported peer authentication %q: %w", p.AuthInfo.AuthType(), errdefs.ErrUnauthenticated)
+}
+
+type identityKey struct{}
+
+// IdentityFrom returns the caller identity the interceptor stored.
+func IdentityFrom(ctx context.Context) (Identity, bool) {
+	id, ok := ctx.Value(identityKey{}).(Identity)
+	return id, ok
+}
+
+// interceptors holds what the chain needs.
+type interceptors struct {
+	log   *slog.Logger
+	authz Authorizer
+	audit DenialRecorder
+}
+
+// DenialRecorder appends an audit record for a refused call.
+type DenialRecorder interface {
+	RecordDenial(ctx context.Context, operation, detail string)
+}
+
+// unary is the single unary chain: recover → identity → log → authorize →
+// error mapping → handler. Order matters: recovery wraps everything so a
+// panic anywhere becomes Internal; identity precedes the log so every line
+// names the caller; errors are mapped inside the log so it sees the code.
+func (ic *interceptors) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
+	start := time.Now()
+	defer func() {
+		if r := recover(); r != nil {
+			ic.log.ErrorContext(ctx, "panic in handler", "method", info.FullMethod, "panic", r, "stack", string(debug.Stack()))
+			resp, err = nil, status.Error(codes.Internal, "internal error; see the signerd log")
+		}
+	}()
+	id, err := identify(ctx)
+	if err != nil {
+		return nil, ToStatus(ctx, ic.log, err)
+	}
+	ctx = context.WithValue(ctx, identityKey{}, id)
+	ctx = service.WithCaller(ctx, service.Caller{ID: id.ID})
+
+	resp, err = ic.handle(ctx, req, info, handler)
+
+	code := status.Code(err)
+	attrs := []any{"method", info.FullMethod, "caller", id.ID, "code", code.String(), "duration", time.Since(start)}
+	switch code {
+	case codes.OK:
+		ic.log.DebugContext(ctx, "call", attrs...)
+	case codes.Internal, codes.Unknown, codes.Unavailable:
+		ic.log.ErrorContext(ctx, "call failed", append(attrs, "err", status.Convert(err).Message())...)
+	default:
+		ic.log.InfoContext(ctx, "call refused", append(attrs, "err", status.Convert(err).Message())...)
+	}
+	return resp, err
+}
+
+func (ic *interceptors) handle(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	id, _ := IdentityFrom(ctx)
+	if err := ic.authz.Authorize(ctx, id, info.FullMethod, req); err != nil {
+		if ic.audit != nil {
+			ic.audit.RecordDenial(ctx, info.FullMethod, err.Error())
+		}
+		return nil, ToStatus(ctx, ic.log, err)
+	}
+	resp, err := handler(ctx, req)
+	return resp, ToStatus(ctx, ic.log, err)
+}
+
+// stream applies recovery, identity and authorization to streaming calls
+// (the health Watch today).
+func (ic *interceptors) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
+	ctx := ss.Context()
+	defer func() {
+		if r := recover(); r != nil {
+			ic.log.ErrorContext(ctx, "panic in stream handler", "method", info.FullMethod, "panic", r, "stack", string(debug.Stack()))
+			err = status.Error(codes.Internal, "internal error; see the signerd log")
+		}
+	}()
+	id, err := identify(ctx)
+	if err != nil {
+		return ToStatus(ctx, ic.log, err)
+	}
+	ctx = service.WithCaller(context.WithValue(ctx, identityKey{}, id), service.Caller{ID: id.ID})
+	if err := ic.authz.Authorize(ctx, id, info.FullMethod, nil); err != nil {
+		if ic.audit != nil {
+			ic.audit.RecordDenial(ctx, info.FullMethod, err.Error())
+		}
+		return ToStatus(ctx, ic.log, err)
+	}
+	return ToStatus(ctx, ic.log, handler(srv, ss))
+}

@@ -1,0 +1,109 @@
+// Package server is signerd's gRPC transport: thin adapters from the
+// generated API to internal/service, one interceptor chain (recover,
+// identity, log, authorization, error mapping), the health service and the
+// Unix-socket listener. It holds no business logic and no storage.
+package server
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	"google.golang.org/grpc/health/grpc_health_v1"
+
+	signerv1 "github.com/signerd/signerd/gen/signer/v1"
+	"github.com/signerd/signerd/internal/service"
+)
+
+// Options configure a Server.
+type Options struct {
+	Logger     *slog.Logger
+	Authorizer Authorizer
+	// Denials records refused calls in the audit log (optional).
+	Denials DenialRecorder
+	// MaxRecvMsgSize bounds request size (default 1 MiB: signing requests
+	// carry digests, not artifacts).
+	MaxRecvMsgSize int
+	// MaxConcurrentStreams bounds concurrent calls per connection.
+	MaxConcurrentStreams uint32
+}
+
+// Server serves signerd's gRPC API.
+type Server struct {
+	grpc   *grpc.Server
+	health *health.Server
+	log    *slog.Logger
+	once   sync.Once
+}
+
+// New builds a server over the service.
+func New(svc *service.Service, opts Options) *Server {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Authorizer == nil {
+		opts.Authorizer = NewDefaultAuthorizer()
+	}
+	if opts.MaxRecvMsgSize == 0 {
+		opts.MaxRecvMsgSize = 1 << 20
+	}
+	if opts.MaxConcurrentStreams == 0 {
+		opts.MaxConcurrentStreams = 256
+	}
+	ic := &interceptors{log: opts.Logger, authz: opts.Authorizer, audit: opts.Denials}
+	gs := grpc.NewServer(
+		grpc.Creds(peerCredentials{}),
+		grpc.ChainUnaryInterceptor(ic.unary),
+		grpc.ChainStreamInterceptor(ic.stream),
+		grpc.MaxRecvMsgSize(opts.MaxRecvMsgSize),
+		grpc.MaxConcurrentStreams(opts.MaxConcurrentStreams),
+		grpc.ConnectionTimeout(10*time.Second),
+	)
+	signerv1.RegisterSignerServiceServer(gs, &signerServer{svc: svc})
+	signerv1.RegisterKeyServiceServer(gs, &keyServer{svc: svc})
+	signerv1.RegisterTrustServiceServer(gs, &trustServer{svc: svc})
+	hs := health.NewServer()
+	grpc_health_v1.RegisterHealthServer(gs, hs)
+	return &Server{grpc: gs, health: hs, log: opts.Logger}
+}
+
+// SetServing reports the daemon's state through the health service, for
+// the whole server ("") and each signerd service.
+func (s *Server) SetServing(serving bool) {
+	st := grpc_health_v1.HealthCheckResponse_NOT_SERVING
+	if serving {
+		st = grpc_health_v1.HealthCheckResponse_SERVING
+	}
+	for _, name := range []string{"", signerv1.SignerService_ServiceDesc.ServiceName, signerv1.KeyService_ServiceDesc.ServiceName, signerv1.TrustService_ServiceDesc.ServiceName} {
+		s.health.SetServingStatus(name, st)
+	}
+}
+
+// Serve accepts connections on l until Stop.
+func (s *Server) Serve(l net.Listener) error {
+	return s.grpc.Serve(l)
+}
+
+// Stop drains in-flight calls and stops; if ctx ends first, remaining calls
+// are cut off.
+func (s *Server) Stop(ctx context.Context) {
+	s.once.Do(func() {
+		s.health.Shutdown()
+		done := make(chan struct{})
+		go func() {
+			s.grpc.GracefulStop()
+			close(done)
+		}()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			s.log.Warn("drain timed out; closing remaining calls")
+			s.grpc.Stop()
+			<-done
+		}
+	})
+}

@@ -1,0 +1,123 @@
+// Package service holds signerd's use cases: keys, signing, verification,
+// trust and policy. It knows no transport (no gRPC) and no database (it
+// talks to store.Store) and no PKCS#11 (it holds keystore.KeyStore).
+package service
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/signerd/signerd/internal/errdefs"
+	"github.com/signerd/signerd/internal/keystore"
+	"github.com/signerd/signerd/internal/store"
+)
+
+// Options tune a Service.
+type Options struct {
+	Logger *slog.Logger
+	// HSMConcurrency bounds concurrent HSM operations; it should match the
+	// key store's session pool so callers queue here, in FIFO order, with
+	// their context honoured, rather than inside the PKCS#11 library.
+	HSMConcurrency int
+	// Now is the clock; tests may replace it.
+	Now func() time.Time
+}
+
+// Service implements the use cases.
+type Service struct {
+	store store.Store
+	keys  keystore.KeyStore
+	log   *slog.Logger
+	now   func() time.Time
+	hsm   chan struct{}
+}
+
+// New builds a Service over a store and a key store.
+func New(st store.Store, ks keystore.KeyStore, opts Options) *Service {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.HSMConcurrency <= 0 {
+		opts.HSMConcurrency = 8
+	}
+	return &Service{
+		store: st,
+		keys:  ks,
+		log:   opts.Logger,
+		now:   func() time.Time { return opts.Now().UTC() },
+		hsm:   make(chan struct{}, opts.HSMConcurrency),
+	}
+}
+
+// acquireHSM waits for an HSM slot or the context's end.
+func (s *Service) acquireHSM(ctx context.Context) (release func(), err error) {
+	select {
+	case s.hsm <- struct{}{}:
+		return func() { <-s.hsm }, nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("waiting for an HSM session: %w", ctx.Err())
+	}
+}
+
+// Caller identifies who made a request, for the audit trail and for
+// authorization. The transport layer puts it in the context.
+type Caller struct {
+	// ID is a stable printable identity, e.g. "uid:1000" or "cn:build-farm".
+	ID string
+}
+
+type callerKey struct{}
+
+// WithCaller returns a context carrying the caller.
+func WithCaller(ctx context.Context, c Caller) context.Context {
+	return context.WithValue(ctx, callerKey{}, c)
+}
+
+// CallerFrom returns the caller in ctx, or "unknown".
+func CallerFrom(ctx context.Context) Caller {
+	if c, ok := ctx.Value(callerKey{}).(Caller); ok && c.ID != "" {
+		return c
+	}
+	return Caller{ID: "unknown"}
+}
+
+// event starts an audit event for the calling identity.
+func (s *Service) event(ctx context.Context, op string) store.AuditEvent {
+	return store.AuditEvent{Time: s.now(), Caller: CallerFrom(ctx).ID, Operation: op, Outcome: "ok"}
+}
+
+var keyNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
+
+// ValidateKeyName checks a key name: it appears in PKCS#11 labels, file
+// names and shell scripts, so it is kept to a safe alphabet.
+func ValidateKeyName(name string) error {
+	if !keyNameRE.MatchString(name) {
+		return fmt.Errorf("key name %q is invalid: use 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit: %w", name, errdefs.ErrInvalidArgument)
+	}
+	return nil
+}
+
+// ValidateOrg checks an org identifier: any printable string (Cloacina uses
+// UUIDs) of at most 256 bytes.
+func ValidateOrg(org string) error {
+	if org == "" {
+		return fmt.Errorf("org is required: %w", errdefs.ErrInvalidArgument)
+	}
+	if len(org) > 256 || !utf8.ValidString(org) {
+		return fmt.Errorf("org %q is invalid: at most 256 bytes of UTF-8: %w", org, errdefs.ErrInvalidArgument)
+	}
+	for _, r := range org {
+		if !unicode.IsPrint(r) {
+			return fmt.Errorf("org %q contains a non-printable character: %w", org, errdefs.ErrInvalidArgument)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,225 @@
+package service
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"sort"
+
+	"github.com/signerd/signerd/internal/errdefs"
+	"github.com/signerd/signerd/internal/store"
+)
+
+// TrustEntry is one key an org trusts, directly or through a grant.
+type TrustEntry struct {
+	store.TrustedKey
+	// ViaOrg is empty for direct trust, else the child org it comes from.
+	ViaOrg string
+}
+
+// TrustView is what an org trusts.
+type TrustView struct {
+	Org               string
+	RequireSignatures bool
+	Keys              []TrustEntry
+	GrantedOrgs       []string
+	// removed holds fingerprints whose trust was removed (directly, or by
+	// a granted child) and are not trusted otherwise: signatures by them
+	// fail with KEY_REVOKED rather than UNTRUSTED_SIGNER.
+	removed map[string]store.TrustedKey
+	byFP    map[string]int
+}
+
+// lookup returns the active trust entry for a fingerprint.
+func (v TrustView) lookup(fp string) (TrustEntry, bool) {
+	i, ok := v.byFP[fp]
+	if !ok {
+		return TrustEntry{}, false
+	}
+	return v.Keys[i], true
+}
+
+// trustView resolves an org's trust: its direct active keys first, then the
+// direct active keys of each child it has an active grant to (one level, not
+// transitive; the first occurrence of a fingerprint wins), as Cloacina's
+// list_trusted_keys does.
+func (s *Service) trustView(ctx context.Context, orgID string) (TrustView, error) {
+	org, err := s.store.GetOrg(ctx, orgID)
+	if err != nil {
+		return TrustView{}, err
+	}
+	v := TrustView{Org: orgID, RequireSignatures: org.RequireSignatures, removed: map[string]store.TrustedKey{}, byFP: map[string]int{}}
+	add := func(tk store.TrustedKey, via string) {
+		if tk.RemovedAt != nil {
+			if _, ok := v.byFP[tk.Fingerprint]; !ok {
+				v.removed[tk.Fingerprint] = tk
+			}
+			return
+		}
+		if _, ok := v.byFP[tk.Fingerprint]; ok {
+			return
+		}
+		delete(v.removed, tk.Fingerprint)
+		v.byFP[tk.Fingerprint] = len(v.Keys)
+		v.Keys = append(v.Keys, TrustEntry{TrustedKey: tk, ViaOrg: via})
+	}
+	for _, tk := range org.Trusted {
+		add(tk, "")
+	}
+	for _, g := range org.Grants {
+		if g.RevokedAt != nil {
+			continue
+		}
+		v.GrantedOrgs = append(v.GrantedOrgs, g.Child)
+		child, err := s.store.GetOrg(ctx, g.Child)
+		if err != nil {
+			return TrustView{}, err
+		}
+		for _, tk := range child.Trusted {
+			add(tk, g.Child)
+		}
+	}
+	sort.Strings(v.GrantedOrgs)
+	return v, nil
+}
+
+// ListTrusted returns the keys an org trusts, directly and through grants.
+func (s *Service) ListTrusted(ctx context.Context, org string) (TrustView, error) {
+	if err := ValidateOrg(org); err != nil {
+		return TrustView{}, err
+	}
+	return s.trustView(ctx, org)
+}
+
+// AddTrustInput names the org and the key: a signerd key by name (its
+// current version) or an SPKI PEM public key.
+type AddTrustInput struct {
+	Org          string
+	KeyName      string
+	PublicKeyPEM []byte
+	DisplayName  string
+}
+
+// AddTrust makes an org trust a key.
+func (s *Service) AddTrust(ctx context.Context, in AddTrustInput) (store.TrustedKey, error) {
+	if err := ValidateOrg(in.Org); err != nil {
+		return store.TrustedKey{}, err
+	}
+	var tk store.TrustedKey
+	switch {
+	case in.KeyName != "" && len(in.PublicKeyPEM) != 0:
+		return tk, fmt.Errorf("give a key name or a public key, not both: %w", errdefs.ErrInvalidArgument)
+	case in.KeyName != "":
+		key, err := s.GetKey(ctx, in.KeyName)
+		if err != nil {
+			return tk, err
+		}
+		ver, ok := key.Current()
+		if !ok {
+			return tk, errdefs.WithReason(errdefs.ReasonKeyRevoked, fmt.Errorf("key %q is revoked: %w", in.KeyName, errdefs.ErrFailedPrecondition))
+		}
+		tk = store.TrustedKey{Fingerprint: ver.Fingerprint, Algorithm: key.Algorithm, PublicKey: ver.PublicKey, KeyName: key.Name}
+	case len(in.PublicKeyPEM) != 0:
+		pub, der, err := ParsePublicKeyPEM(in.PublicKeyPEM)
+		if err != nil {
+			return tk, err
+		}
+		alg, _ := AlgorithmOf(pub)
+		fp, err := Fingerprint(pub)
+		if err != nil {
+			return tk, err
+		}
+		// Normalise the DER so equal keys are stored identically.
+		if der, err = x509.MarshalPKIXPublicKey(pub); err != nil {
+			return tk, fmt.Errorf("marshal public key: %w", err)
+		}
+		name := in.DisplayName
+		if name == "" {
+			if k, _, err := s.store.FindKeyVersion(ctx, fp); err == nil {
+				name = k.Name
+			}
+		}
+		tk = store.TrustedKey{Fingerprint: fp, Algorithm: string(alg), PublicKey: der, KeyName: name}
+	default:
+		return tk, fmt.Errorf("a key name or a public key is required: %w", errdefs.ErrInvalidArgument)
+	}
+	tk.TrustedAt = s.now()
+	ev := s.event(ctx, "trust.add")
+	ev.Org, ev.Key, ev.Detail = in.Org, tk.KeyName, "fingerprint="+tk.Fingerprint
+	if err := s.store.TrustKey(ctx, in.Org, tk, ev); err != nil {
+		if errors.Is(err, errdefs.ErrAlreadyExists) {
+			return tk, fmt.Errorf("org %q already trusts key %s: %w", in.Org, tk.Fingerprint, err)
+		}
+		return tk, err
+	}
+	return tk, nil
+}
+
+// RemoveTrust stops an org trusting a fingerprint. Signatures by that key
+// then fail verification for the org with KEY_REVOKED.
+func (s *Service) RemoveTrust(ctx context.Context, org, fingerprint string) error {
+	if err := ValidateOrg(org); err != nil {
+		return err
+	}
+	if fingerprint == "" {
+		return fmt.Errorf("fingerprint is required: %w", errdefs.ErrInvalidArgument)
+	}
+	ev := s.event(ctx, "trust.remove")
+	ev.Org, ev.Detail = org, "fingerprint="+fingerprint
+	if err := s.store.RemoveTrust(ctx, org, fingerprint, s.now(), ev); err != nil {
+		if errors.Is(err, errdefs.ErrNotFound) {
+			return fmt.Errorf("org %q does not trust key %s (signctl trust list --org %s shows its keys): %w", org, fingerprint, org, err)
+		}
+		return err
+	}
+	return nil
+}
+
+// GrantTrust makes parent trust what child trusts directly.
+func (s *Service) GrantTrust(ctx context.Context, parent, child string) error {
+	if err := ValidateOrg(parent); err != nil {
+		return err
+	}
+	if err := ValidateOrg(child); err != nil {
+		return err
+	}
+	if parent == child {
+		return fmt.Errorf("an org cannot grant trust to itself: %w", errdefs.ErrInvalidArgument)
+	}
+	ev := s.event(ctx, "trust.grant")
+	ev.Org, ev.Detail = parent, "child="+child
+	return s.store.GrantTrust(ctx, parent, child, s.now(), ev)
+}
+
+// RevokeGrant ends grant(parent, child).
+func (s *Service) RevokeGrant(ctx context.Context, parent, child string) error {
+	if err := ValidateOrg(parent); err != nil {
+		return err
+	}
+	if err := ValidateOrg(child); err != nil {
+		return err
+	}
+	ev := s.event(ctx, "trust.revoke_grant")
+	ev.Org, ev.Detail = parent, "child="+child
+	return s.store.RevokeGrant(ctx, parent, child, s.now(), ev)
+}
+
+// SetRequireSignatures sets an org's policy.
+func (s *Service) SetRequireSignatures(ctx context.Context, org string, require bool) error {
+	if err := ValidateOrg(org); err != nil {
+		return err
+	}
+	ev := s.event(ctx, "policy.set")
+	ev.Org, ev.Detail = org, fmt.Sprintf("require_signatures=%t", require)
+	return s.store.SetRequireSignatures(ctx, org, require, ev)
+}
+
+// RequireSignatures returns an org's policy (false for an unknown org).
+func (s *Service) RequireSignatures(ctx context.Context, org string) (bool, error) {
+	if err := ValidateOrg(org); err != nil {
+		return false, err
+	}
+	o, err := s.store.GetOrg(ctx, org)
+	return o.RequireSignatures, err
+}

@@ -1,0 +1,248 @@
+package service
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/signerd/signerd/internal/errdefs"
+	"github.com/signerd/signerd/internal/pkgsig"
+	"github.com/signerd/signerd/internal/store"
+)
+
+// VerifyInput asks whether an org may load an artifact.
+type VerifyInput struct {
+	Org    string
+	Digest []byte
+	// Document is the detached .sig JSON, or empty to use the recorded
+	// signatures for the digest.
+	Document []byte
+}
+
+// Outcome says why Verify admitted an artifact.
+type Outcome int
+
+// Outcomes.
+const (
+	OutcomeVerified Outcome = iota + 1
+	OutcomeUnsignedAdmitted
+)
+
+// Signature sources.
+const (
+	SourceDetached = "detached"
+	SourceRecorded = "recorded"
+)
+
+// VerifyResult is returned only when the artifact may be loaded.
+type VerifyResult struct {
+	Outcome     Outcome
+	PackageHash string
+	Fingerprint string
+	KeyName     string
+	// SignedAt is from signerd's record when there is one, else parsed from
+	// the document (informational, unsigned); zero when unknown.
+	SignedAt time.Time
+	Source   string
+}
+
+// candidate is one signature that may admit the artifact.
+type candidate struct {
+	sig pkgsig.Signature
+	// recordedAt is signerd's own record of the signing time, if any.
+	recordedAt *time.Time
+}
+
+// Verify decides whether org may load the artifact with the given digest.
+// It returns a result only when the loader may load it; every refusal is a
+// *errdefs.VerificationError (or an input error), never a result a careless
+// caller could mistake for success. Order: signature present (else
+// SIGNATURE_NOT_FOUND, unless policy admits unsigned), well formed (else
+// MALFORMED_SIGNATURE), hash matches (else PACKAGE_TAMPERED), signer trusted
+// (else UNTRUSTED_SIGNER) and not revoked (else KEY_REVOKED), signature
+// valid (else INVALID_SIGNATURE). With several recorded signatures any one
+// that passes suffices.
+func (s *Service) Verify(ctx context.Context, in VerifyInput) (VerifyResult, error) {
+	res, err := s.verify(ctx, in)
+	if err != nil {
+		if v, ok := errdefs.AsVerification(err); ok {
+			ev := s.event(ctx, "verify")
+			ev.Org, ev.Digest, ev.Outcome = in.Org, pkgsig.HexDigest(in.Digest), string(v.Reason)
+			ev.Detail = "fingerprint=" + v.Fingerprint
+			if _, aerr := s.store.AppendAudit(ctx, ev); aerr != nil {
+				// The refusal stands either way; the operator must know the
+				// audit trail is failing.
+				s.log.ErrorContext(ctx, "audit append failed for a verification failure", "err", aerr)
+			}
+		}
+	}
+	return res, err
+}
+
+func (s *Service) verify(ctx context.Context, in VerifyInput) (VerifyResult, error) {
+	if err := ValidateOrg(in.Org); err != nil {
+		return VerifyResult{}, err
+	}
+	if len(in.Digest) != pkgsig.DigestSize {
+		return VerifyResult{}, fmt.Errorf("digest is %d bytes, want %d (SHA-256): %w", len(in.Digest), pkgsig.DigestSize, errdefs.ErrInvalidArgument)
+	}
+	var digest [pkgsig.DigestSize]byte
+	copy(digest[:], in.Digest)
+	hexDigest := pkgsig.HexDigest(digest[:])
+
+	var cands []candidate
+	source := SourceRecorded
+	if len(in.Document) > 0 {
+		source = SourceDetached
+		sig, err := pkgsig.Parse(in.Document)
+		if err != nil {
+			return VerifyResult{}, err
+		}
+		cands = append(cands, candidate{sig: sig})
+	} else {
+		recs, err := s.store.SignaturesByDigest(ctx, digest[:])
+		if err != nil {
+			return VerifyResult{}, err
+		}
+		for _, r := range recs {
+			if r.Format != store.FormatCloacina || len(r.Signature) != ed25519.SignatureSize {
+				continue
+			}
+			at := r.SignedAt
+			cands = append(cands, candidate{
+				sig:        pkgsig.Signature{Digest: digest, Fingerprint: r.Fingerprint, Sig: r.Signature},
+				recordedAt: &at,
+			})
+		}
+	}
+
+	view, err := s.trustView(ctx, in.Org)
+	if err != nil {
+		return VerifyResult{}, err
+	}
+	if len(cands) == 0 {
+		if view.RequireSignatures {
+			return VerifyResult{}, &errdefs.VerificationError{
+				Reason:      errdefs.ReasonSignatureNotFound,
+				Message:     fmt.Sprintf("no signature found for package %s, and org %q requires signatures", hexDigest, in.Org),
+				PackageHash: hexDigest,
+			}
+		}
+		return VerifyResult{Outcome: OutcomeUnsignedAdmitted, PackageHash: hexDigest}, nil
+	}
+
+	var best error
+	for _, c := range cands {
+		res, err := s.checkCandidate(ctx, in.Org, digest, c, view)
+		if err == nil {
+			res.Source = source
+			return res, nil
+		}
+		if best == nil || rank(err) > rank(best) {
+			best = err
+		}
+	}
+	return VerifyResult{}, best
+}
+
+// rank orders failures by how far verification got, so that with several
+// recorded signatures the most informative refusal is reported.
+func rank(err error) int {
+	v, ok := errdefs.AsVerification(err)
+	if !ok {
+		return 100 // infrastructure errors win: they must not be hidden
+	}
+	switch v.Reason {
+	case errdefs.ReasonPackageTampered:
+		return 1
+	case errdefs.ReasonUntrustedSigner:
+		return 2
+	case errdefs.ReasonKeyRevoked:
+		return 3
+	case errdefs.ReasonInvalidSignature:
+		return 4
+	}
+	return 0
+}
+
+func (s *Service) checkCandidate(ctx context.Context, org string, digest [pkgsig.DigestSize]byte, c candidate, view TrustView) (VerifyResult, error) {
+	hexDigest := pkgsig.HexDigest(digest[:])
+	fail := func(reason errdefs.Reason, format string, args ...any) error {
+		return &errdefs.VerificationError{Reason: reason, Message: fmt.Sprintf(format, args...), PackageHash: hexDigest, Fingerprint: c.sig.Fingerprint}
+	}
+	if c.sig.Digest != digest {
+		return VerifyResult{}, fail(errdefs.ReasonPackageTampered,
+			"package has been tampered with: hash mismatch (signature is for %s, file is %s)", pkgsig.HexDigest(c.sig.Digest[:]), hexDigest)
+	}
+	entry, trusted := view.lookup(c.sig.Fingerprint)
+	if !trusted {
+		if _, removed := view.removed[c.sig.Fingerprint]; removed {
+			return VerifyResult{}, fail(errdefs.ReasonKeyRevoked, "org %q no longer trusts key %s", org, c.sig.Fingerprint)
+		}
+		return VerifyResult{}, fail(errdefs.ReasonUntrustedSigner, "package signed by key %s, which org %q does not trust", c.sig.Fingerprint, org)
+	}
+	keyName := entry.KeyName
+	// Revocation of one of signerd's own keys.
+	if k, ver, err := s.store.FindKeyVersion(ctx, c.sig.Fingerprint); err == nil {
+		keyName = k.Name
+		if ver.State == store.KeyRevoked {
+			if err := s.checkRevoked(ctx, digest, c, k, ver); err != nil {
+				return VerifyResult{}, err
+			}
+		}
+	} else if !errors.Is(err, errdefs.ErrNotFound) {
+		return VerifyResult{}, err
+	}
+	pub, err := ParsePublicKeyDER(entry.PublicKey)
+	edPub, ok := pub.(ed25519.PublicKey)
+	if err != nil || !ok {
+		return VerifyResult{}, fail(errdefs.ReasonInvalidSignature, "trusted key %s is not an Ed25519 key", c.sig.Fingerprint)
+	}
+	if err := pkgsig.CheckSignature(digest, c.sig, edPub); err != nil {
+		return VerifyResult{}, err
+	}
+	res := VerifyResult{Outcome: OutcomeVerified, PackageHash: hexDigest, Fingerprint: c.sig.Fingerprint, KeyName: keyName}
+	if c.recordedAt != nil {
+		res.SignedAt = *c.recordedAt
+	} else if t, err := time.Parse(time.RFC3339Nano, c.sig.SignedAt); err == nil {
+		res.SignedAt = t
+	}
+	return res, nil
+}
+
+// checkRevoked applies revocation semantics to a signature by a revoked key
+// version: key_compromise refuses every signature; the other reasons keep
+// signatures that signerd recorded before the revocation time (a detached
+// document's signed_at is not signed, so only the daemon's record counts).
+func (s *Service) checkRevoked(ctx context.Context, digest [pkgsig.DigestSize]byte, c candidate, k store.Key, ver store.KeyVersion) error {
+	fail := &errdefs.VerificationError{
+		Reason:      errdefs.ReasonKeyRevoked,
+		Message:     fmt.Sprintf("key %s (v%d) was revoked (%s)", k.Name, ver.Version, ver.RevocationReason),
+		PackageHash: pkgsig.HexDigest(digest[:]),
+		Fingerprint: c.sig.Fingerprint,
+	}
+	if ver.RevocationReason == store.ReasonKeyCompromise || ver.RevokedAt == nil {
+		return fail
+	}
+	signedAt := c.recordedAt
+	if signedAt == nil {
+		recs, err := s.store.SignaturesByDigest(ctx, digest[:])
+		if err != nil {
+			return err
+		}
+		for _, r := range recs {
+			if r.Fingerprint == c.sig.Fingerprint {
+				at := r.SignedAt
+				signedAt = &at
+				break
+			}
+		}
+	}
+	if signedAt != nil && signedAt.Before(*ver.RevokedAt) {
+		return nil
+	}
+	fail.Message += "; no record shows this signature was made before the revocation"
+	return fail
+}

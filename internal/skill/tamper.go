@@ -1,0 +1,63 @@
+package skill
+
+import (
+	"context"
+	"slices"
+)
+
+// TamperReport lists how a folder differs from a signed manifest (spec
+// §11.2). Each list is in byte order and non-nil.
+type TamperReport struct {
+	Modified []string `json:"modified"`
+	Added    []string `json:"added"`
+	Removed  []string `json:"removed"`
+}
+
+// Clean reports whether nothing differs.
+func (r TamperReport) Clean() bool {
+	return len(r.Modified) == 0 && len(r.Added) == 0 && len(r.Removed) == 0
+}
+
+// DetectTamperedFiles compares a current manifest with a signed one:
+// Added are paths only in current, Removed only in signed, Modified in
+// both with different digests. The signed manifest is the signature's
+// unauthenticated file_manifest, so the report explains a failed
+// verification; it proves nothing by itself.
+func DetectTamperedFiles(current, signed map[string]string) TamperReport {
+	r := TamperReport{Modified: []string{}, Added: []string{}, Removed: []string{}}
+	for p, h := range current {
+		sh, ok := signed[p]
+		switch {
+		case !ok:
+			r.Added = append(r.Added, p)
+		case sh != h:
+			r.Modified = append(r.Modified, p)
+		}
+	}
+	for p := range signed {
+		if _, ok := current[p]; !ok {
+			r.Removed = append(r.Removed, p)
+		}
+	}
+	slices.Sort(r.Modified)
+	slices.Sort(r.Added)
+	slices.Sort(r.Removed)
+	return r
+}
+
+// CheckTampered canonicalizes dir and compares it with sig's file_manifest
+// (`signctl skill tampered DIR`). sig nil means <dir>/.schemapin.sig.
+func CheckTampered(ctx context.Context, dir string, sig *Signature) (TamperReport, error) {
+	if sig == nil {
+		s, err := LoadSignature(dir)
+		if err != nil {
+			return TamperReport{}, err
+		}
+		sig = s
+	}
+	m, err := Canonicalize(ctx, dir)
+	if err != nil {
+		return TamperReport{}, err
+	}
+	return DetectTamperedFiles(m.Files, sig.FileManifest), nil
+}

@@ -1,0 +1,358 @@
+package skill
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/signerd/signerd/internal/errdefs"
+)
+
+// KeyPinning is the TOFU part of a result. FirstSeen is only ever set by
+// Rust upstream (spec §6.4) and is kept for shape compatibility.
+type KeyPinning struct {
+	Status    PinStatus `json:"status"`
+	FirstSeen string    `json:"first_seen,omitempty"`
+}
+
+// Result is upstream's verification result (spec §6.4, Go JSON tags and
+// field order) plus digest_convention. A failure has Valid false and an
+// ErrorCode; an expired signature is Valid with WarningSignatureExpired.
+// Fields tagged "-" are for the daemon and CLI, not the result JSON.
+type Result struct {
+	Valid            bool             `json:"valid"`
+	Domain           string           `json:"domain,omitempty"`
+	DeveloperName    string           `json:"developer_name,omitempty"`
+	KeyPinning       *KeyPinning      `json:"key_pinning,omitempty"`
+	ErrorCode        ErrorCode        `json:"error_code,omitempty"`
+	ErrorMessage     string           `json:"error_message,omitempty"`
+	Warnings         []string         `json:"warnings,omitempty"`
+	Expired          bool             `json:"expired,omitempty"`
+	ExpiresAt        string           `json:"expires_at,omitempty"`
+	SchemaVersion    string           `json:"schema_version,omitempty"`
+	PreviousHash     string           `json:"previous_hash,omitempty"`
+	DigestConvention DigestConvention `json:"digest_convention,omitempty"`
+
+	// KeyFingerprint is the fingerprint of the verifying key, once known.
+	KeyFingerprint string `json:"-"`
+	// SkillHash is "sha256:"+hex(root) of the folder, once computed.
+	SkillHash string `json:"-"`
+	// ToolID is the pin-store tool id that was used.
+	ToolID string `json:"-"`
+
+	reason errdefs.Reason
+}
+
+// Err returns nil for a valid result and otherwise a
+// *errdefs.VerificationError whose Reason is as specific as the failure
+// allows (SIGNATURE_NOT_FOUND, MALFORMED_SIGNATURE, PACKAGE_TAMPERED,
+// INVALID_SIGNATURE, KEY_REVOKED, UNTRUSTED_SIGNER).
+func (r *Result) Err() error {
+	if r == nil {
+		return errdefs.Verification(errdefs.ReasonInvalidSignature, "no verification result")
+	}
+	if r.Valid {
+		return nil
+	}
+	reason := r.reason
+	if reason == "" {
+		reason = r.ErrorCode.Reason()
+	}
+	return &errdefs.VerificationError{
+		Reason:      reason,
+		Message:     fmt.Sprintf("%s: %s", r.ErrorCode, r.ErrorMessage),
+		PackageHash: strings.TrimPrefix(r.SkillHash, FingerprintPrefix),
+		Fingerprint: r.KeyFingerprint,
+	}
+}
+
+// VerifyOptions tune VerifyOffline.
+type VerifyOptions struct {
+	// Digest is DigestAny (or "") to accept either convention and report
+	// which verified, or DigestSHA256 / DigestGo to require one.
+	Digest DigestConvention
+	// Now is the time expiry is judged at; zero means time.Now().
+	Now time.Time
+}
+
+// VerifyInput holds plain values so that the CLI can load them from files
+// and a resolver can fetch them over HTTPS. Exactly one of PublicKey,
+// PublicKeyPEM and Discovery names the key; with none, the result is
+// discovery_invalid, as upstream with a nil discovery document.
+type VerifyInput struct {
+	// Dir is the skill folder. It is canonicalized unless Root is set, and
+	// its .schemapin.sig is read unless Signature or SignatureJSON is set.
+	Dir string
+	// Root, when set, is a root hash already computed by the caller (the
+	// daemon receives it from a client that canonicalized the folder).
+	Root *[32]byte
+	// Signature or SignatureJSON replace <Dir>/.schemapin.sig.
+	Signature     *Signature
+	SignatureJSON []byte
+
+	// PublicKey is a key the caller already trusts (the daemon's store).
+	PublicKey *ecdsa.PublicKey
+	// PublicKeyPEM is treated as a discovery document holding only it.
+	PublicKeyPEM []byte
+	// Discovery is the domain's .well-known/schemapin.json; its
+	// revoked_keys and developer_name are used.
+	Discovery *Discovery
+
+	// Domain is the domain whose key is used. When both it and the
+	// signature's domain are set they must agree (domain_mismatch), which
+	// upstream never checks (spec §0.3, §16.4).
+	Domain string
+	// RevocationJSON is a standalone revocation document. nil means none;
+	// anything else that does not parse fails verification (fail closed,
+	// unlike upstream Go, spec §9).
+	RevocationJSON []byte
+	// PinStore, when set, is checked before the signature and updated only
+	// after everything else passed (upstream pins first, spec §16.5).
+	PinStore *PinStore
+	// ToolID keys the pin store; default skill_name, then the folder name.
+	ToolID string
+	// DNSTXT is a _schemapin TXT value; empty means absent.
+	DNSTXT string
+
+	Options VerifyOptions
+}
+
+// VerifyOffline runs upstream's offline skill verification (spec §6, Go's
+// VerifySkillOffline with the DNS step of §6.3) with these differences,
+// none of which rejects a signature upstream accepts with the same inputs:
+//   - either digest convention verifies by default, and the result says
+//     which (spec §4); Options.Digest can require one;
+//   - a signature whose domain is set and differs from Domain fails with
+//     domain_mismatch;
+//   - the TOFU pin is written only after the signature, domain and DNS
+//     checks passed;
+//   - a revocation document that was given but does not parse fails with
+//     discovery_invalid;
+//   - warnings flag a skill_hash matching neither convention, a
+//     fingerprint-shaped signer_kid naming another key, and non-canonical
+//     DER.
+//
+// The error is non-nil only for unusable input (errdefs.ErrInvalidArgument)
+// or a cancelled ctx; every verdict, including failures, is in the Result.
+func VerifyOffline(ctx context.Context, in VerifyInput) (*Result, error) {
+	want, err := ParseDigestConvention(string(in.Options.Digest))
+	if err != nil {
+		return nil, fmt.Errorf("verify: %w", err)
+	}
+	keySources := 0
+	for _, set := range []bool{in.PublicKey != nil, in.PublicKeyPEM != nil, in.Discovery != nil} {
+		if set {
+			keySources++
+		}
+	}
+	if keySources > 1 {
+		return nil, fmt.Errorf("verify: give one of public key, public key PEM or discovery document: %w", errdefs.ErrInvalidArgument)
+	}
+	if in.Dir == "" && (in.Root == nil || (in.Signature == nil && in.SignatureJSON == nil)) {
+		return nil, fmt.Errorf("verify: a skill directory, or a root and a signature, is required: %w", errdefs.ErrInvalidArgument)
+	}
+	now := in.Options.Now
+	if now.IsZero() {
+		now = time.Now()
+	}
+	r := &Result{}
+
+	// Step 1: the signature document.
+	sig := in.Signature
+	if sig == nil {
+		var err error
+		if in.SignatureJSON != nil {
+			sig, err = ParseSignature(in.SignatureJSON)
+		} else {
+			sig, err = LoadSignature(in.Dir)
+		}
+		switch {
+		case errors.Is(err, errdefs.ErrNotFound):
+			return r.fail(CodeSignatureInvalid, errdefs.ReasonSignatureNotFound, "No .schemapin.sig found in skill directory"), nil
+		case err != nil:
+			return r.fail(CodeSignatureInvalid, errdefs.ReasonMalformedSignature, "Malformed .schemapin.sig: %v", err), nil
+		}
+	}
+	r.Domain = sig.Domain
+	r.ToolID = in.ToolID
+	if r.ToolID == "" {
+		r.ToolID = sig.SkillName
+	}
+	if r.ToolID == "" && in.Dir != "" {
+		if abs, err := filepath.Abs(in.Dir); err == nil {
+			r.ToolID = filepath.Base(abs)
+		}
+	}
+	pinDomain := sig.Domain
+	if pinDomain == "" {
+		pinDomain = in.Domain
+	}
+
+	// Step 1a (v1.4α3): only schemapin-v1 canonicalization exists.
+	if c := sig.Canonicalization; c != "" && c != CanonicalizationV1 {
+		return r.fail(CodeCanonicalizationUnsupported, errdefs.ReasonMalformedSignature, "Unsupported canonicalization algorithm: %s", c), nil
+	}
+
+	// Steps 2 and 3: the key and its fingerprint.
+	pub := in.PublicKey
+	disc := in.Discovery
+	if pub == nil && disc == nil && in.PublicKeyPEM != nil {
+		disc = &Discovery{PublicKeyPEM: string(in.PublicKeyPEM)}
+	}
+	if pub == nil {
+		if disc == nil || !strings.Contains(disc.PublicKeyPEM, publicKeyMarker) {
+			return r.fail(CodeDiscoveryInvalid, errdefs.ReasonUntrustedSigner, "Discovery document missing or invalid public_key_pem"), nil
+		}
+		pub, err = ParsePublicKeyPEM([]byte(disc.PublicKeyPEM))
+		if err != nil {
+			return r.fail(CodeKeyNotFound, errdefs.ReasonUntrustedSigner, "Failed to load public key: %v", err), nil
+		}
+	}
+	fp, err := Fingerprint(pub)
+	if err != nil {
+		return r.fail(CodeKeyNotFound, errdefs.ReasonUntrustedSigner, "Failed to calculate fingerprint: %v", err), nil
+	}
+	r.KeyFingerprint = fp
+
+	// Step 4: revocation, discovery list first, then the standalone document.
+	var rev *RevocationDocument
+	if in.RevocationJSON != nil {
+		rev, err = ParseRevocation(in.RevocationJSON)
+		if err != nil {
+			return r.fail(CodeDiscoveryInvalid, errdefs.ReasonUntrustedSigner, "Revocation document unreadable (fail-closed): %v", err), nil
+		}
+	}
+	var simple []string
+	if disc != nil {
+		simple = disc.RevokedKeys
+	}
+	if err := CheckRevocation(fp, simple, rev); err != nil {
+		return r.fail(CodeKeyRevoked, errdefs.ReasonKeyRevoked, "%s", err.Error()), nil
+	}
+
+	// Step 5: TOFU, read-only for now.
+	if in.PinStore != nil && in.PinStore.Check(r.ToolID, pinDomain, fp) == PinChanged {
+		return r.fail(CodeKeyPinMismatch, errdefs.ReasonUntrustedSigner, "Key fingerprint changed since last use"), nil
+	}
+
+	// Step 6a: the root.
+	var root [32]byte
+	if in.Root != nil {
+		root = *in.Root
+	} else {
+		m, err := Canonicalize(ctx, in.Dir)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, err
+			}
+			return r.fail(CodeSchemaCanonicalizationFailed, errdefs.ReasonPackageTampered, "Failed to canonicalize skill: %v", err), nil
+		}
+		root = m.Root
+	}
+	r.SkillHash = FingerprintPrefix + hex.EncodeToString(root[:])
+
+	// Step 6b: the signature over the root.
+	conv, noncanonical, err := VerifyRootSignature(pub, root, sig.Signature, want)
+	if err != nil {
+		if errors.Is(err, ErrSignatureEncoding) {
+			return r.fail(CodeSignatureInvalid, errdefs.ReasonMalformedSignature, "Signature verification failed: %v", err), nil
+		}
+		reason := errdefs.ReasonInvalidSignature
+		if signed, err := ComputeRoot(sig.FileManifest); err == nil && signed != root {
+			// The folder is not what the manifest describes: report the
+			// content change, which signctl skill tampered can itemize.
+			reason = errdefs.ReasonPackageTampered
+		}
+		msg := "Signature verification failed"
+		if want != DigestAny {
+			if other, _, err := VerifyRootSignature(pub, root, sig.Signature, DigestAny); err == nil {
+				msg = fmt.Sprintf("%s: the signature uses the %s digest convention, %s is required", msg, other, want)
+			}
+		}
+		return r.fail(CodeSignatureInvalid, reason, "%s", msg), nil
+	}
+
+	// Domain binding: the claim in the signature must name the key's domain.
+	if sig.Domain != "" && in.Domain != "" && !sameDomain(sig.Domain, in.Domain) {
+		return r.fail(CodeDomainMismatch, errdefs.ReasonUntrustedSigner, "Signature domain %s does not match the domain of the verifying key %s", sig.Domain, in.Domain), nil
+	}
+
+	// DNS TXT (spec §6.3): malformed is discovery_invalid, mismatch
+	// domain_mismatch.
+	if strings.TrimSpace(in.DNSTXT) != "" {
+		txt, err := ParseDNSTXT(in.DNSTXT)
+		if err != nil {
+			return r.fail(CodeDiscoveryInvalid, errdefs.ReasonUntrustedSigner, "Invalid DNS TXT record: %v", err), nil
+		}
+		if !txt.Matches(fp) {
+			return r.fail(CodeDomainMismatch, errdefs.ReasonUntrustedSigner, "DNS TXT fingerprint mismatch: discovery=%s, dns=%s", fp, txt.Fingerprint), nil
+		}
+	}
+
+	// Everything passed: now, and only now, pin.
+	if in.PinStore != nil {
+		st := in.PinStore.CheckAndPin(r.ToolID, pinDomain, fp)
+		if st == PinChanged { // another verification pinned a different key meanwhile
+			return r.fail(CodeKeyPinMismatch, errdefs.ReasonUntrustedSigner, "Key fingerprint changed since last use"), nil
+		}
+		r.KeyPinning = &KeyPinning{Status: st}
+	}
+
+	// Step 7: success, then expiry and lineage as upstream.
+	r.Valid = true
+	r.DigestConvention = conv
+	if disc != nil {
+		r.DeveloperName = disc.DeveloperName
+	}
+	r.Warnings = []string{}
+	r.applyExpiration(sig.ExpiresAt, now)
+	r.SchemaVersion = sig.SchemaVersion
+	r.PreviousHash = sig.PreviousHash
+	if _, ok := MatchSkillHash(sig.SkillHash, root); !ok {
+		r.Warnings = append(r.Warnings, WarningSkillHashMismatch)
+	}
+	if IsSHA256Ref(strings.ToLower(sig.SignerKid)) && !strings.EqualFold(sig.SignerKid, fp) {
+		r.Warnings = append(r.Warnings, WarningSignerKidMismatch)
+	}
+	if noncanonical {
+		r.Warnings = append(r.Warnings, WarningSignatureEncoding)
+	}
+	return r, nil
+}
+
+// applyExpiration is upstream's WithExpirationCheck (spec §6.1): expired
+// is a warning, not a failure; an unparseable value is a warning and is
+// not mirrored.
+func (r *Result) applyExpiration(expiresAt string, now time.Time) {
+	if expiresAt == "" {
+		return
+	}
+	t, err := time.Parse(time.RFC3339, expiresAt)
+	if err != nil {
+		r.Warnings = append(r.Warnings, WarningExpiresAtUnparseable)
+		return
+	}
+	r.ExpiresAt = expiresAt
+	if now.After(t) {
+		r.Expired = true
+		r.Warnings = append(r.Warnings, WarningSignatureExpired)
+	}
+}
+
+func (r *Result) fail(code ErrorCode, reason errdefs.Reason, format string, args ...any) *Result {
+	r.Valid = false
+	r.ErrorCode = code
+	r.ErrorMessage = fmt.Sprintf(format, args...)
+	r.reason = reason
+	return r
+}
+
+// sameDomain compares DNS names: case-insensitive, one trailing dot ignored.
+func sameDomain(a, b string) bool {
+	return strings.EqualFold(strings.TrimSuffix(strings.TrimSpace(a), "."), strings.TrimSuffix(strings.TrimSpace(b), "."))
+}

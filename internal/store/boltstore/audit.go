@@ -1,0 +1,130 @@
+package boltstore
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/signerd/signerd/internal/errdefs"
+	"github.com/signerd/signerd/internal/store"
+)
+
+// AppendAudit records an event that changes no other state. It shares group
+// commits with PutSignature: denials and failed verifications can be as
+// frequent as signatures, and the append is idempotent in the way
+// DB.Batch requires.
+func (s *Store) AppendAudit(ctx context.Context, ev store.AuditEvent) (store.AuditRecord, error) {
+	ev, err := prepareEvent(ev)
+	if err != nil {
+		return store.AuditRecord{}, err
+	}
+	var rec store.AuditRecord
+	err = batch(ctx, s.db, func(tx *bolt.Tx) error {
+		// Only the run that commits returns to the caller, and it is the
+		// last run, so overwriting rec on each run is right.
+		rec, err = appendAudit(tx, ev)
+		return err
+	})
+	if err != nil {
+		return store.AuditRecord{}, err
+	}
+	return rec, nil
+}
+
+// appendAudit chains ev after the head recorded in tx and moves the head.
+// Everything it writes derives from tx, so it is safe in a batch function.
+func appendAudit(tx *bolt.Tx, ev store.AuditEvent) (store.AuditRecord, error) {
+	audit, err := bucket(tx, bucketKeyAudit)
+	if err != nil {
+		return store.AuditRecord{}, err
+	}
+	meta, err := bucket(tx, bucketKeyMeta)
+	if err != nil {
+		return store.AuditRecord{}, err
+	}
+	seq, prev, err := readHead(meta)
+	if err != nil {
+		return store.AuditRecord{}, err
+	}
+	rec := store.AuditRecord{Seq: seq + 1, PrevHash: prev, AuditEvent: ev}
+	rec.Hash = store.HashAuditRecord(rec)
+	key := seqKey(rec.Seq)
+	// A record already past the head means the file was tampered with or
+	// damaged; overwriting it would destroy the evidence.
+	if audit.Get(key) != nil {
+		return store.AuditRecord{}, fmt.Errorf("audit log damaged: a record already exists at seq %d, past the head (run audit verify): %w",
+			rec.Seq, errdefs.ErrInternal)
+	}
+	if err := putJSON(audit, key, rec); err != nil {
+		return store.AuditRecord{}, err
+	}
+	if err := meta.Put(keyAuditHead, append(seqKey(rec.Seq), rec.Hash...)); err != nil {
+		return store.AuditRecord{}, err
+	}
+	return rec, nil
+}
+
+func seqKey(seq uint64) []byte { return binary.BigEndian.AppendUint64(nil, seq) }
+
+// readHead returns the last audit record's seq and hash: 0 and
+// store.GenesisHash() for an empty log.
+func readHead(meta *bolt.Bucket) (uint64, []byte, error) {
+	raw := meta.Get(keyAuditHead)
+	if raw == nil {
+		return 0, store.GenesisHash(), nil
+	}
+	if len(raw) != 8+store.AuditHashSize {
+		return 0, nil, fmt.Errorf("audit head is %d bytes, want %d: %w", len(raw), 8+store.AuditHashSize, errdefs.ErrInternal)
+	}
+	return binary.BigEndian.Uint64(raw[:8]), bytes.Clone(raw[8:]), nil
+}
+
+// ListAudit returns the records with Seq > since in ascending order, at most
+// limit of them (0: all).
+func (s *Store) ListAudit(ctx context.Context, since uint64, limit int) ([]store.AuditRecord, error) {
+	if limit < 0 {
+		return nil, invalid("limit %d is negative", limit)
+	}
+	if since == math.MaxUint64 {
+		return nil, nil
+	}
+	var out []store.AuditRecord
+	err := view(ctx, s.db, func(tx *bolt.Tx) error {
+		audit, err := bucket(tx, bucketKeyAudit)
+		if err != nil {
+			return err
+		}
+		c := audit.Cursor()
+		for k, v := c.Seek(seqKey(since + 1)); k != nil && (limit == 0 || len(out) < limit); k, v = c.Next() {
+			var r store.AuditRecord
+			if err := json.Unmarshal(v, &r); err != nil {
+				return fmt.Errorf("decode audit record %x: %w", k, errors.Join(errdefs.ErrInternal, err))
+			}
+			out = append(out, r)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// AuditHead returns the seq and hash of the last audit record as recorded
+// in the chain head: 0 and store.GenesisHash() for an empty log. An
+// external checkpoint of this pair lets a later VerifyAudit prove that no
+// record up to it was rewritten.
+func (s *Store) AuditHead(ctx context.Context) (seq uint64, hash []byte, err error) {
+	err = view(ctx, s.db, func(tx *bolt.Tx) error {
+		meta, err := bucket(tx, bucketKeyMeta)
+		if err != nil {
+			return err
+		}
+		seq, hash, err = readHead(meta)
+		return err
+	})
+	return seq, hash, err
+}

@@ -1,0 +1,77 @@
+package boltstore
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+	"path/filepath"
+	"runtime"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/signerd/signerd/internal/store"
+)
+
+// lastTxID is the id of the last committed write transaction: every commit
+// increments it, so its growth counts commits. Each bbolt commit calls
+// fdatasync twice (data pages, then the meta page).
+func lastTxID(b *testing.B, s *Store) int {
+	var id int
+	if err := s.db.View(func(tx *bolt.Tx) error { id = tx.ID(); return nil }); err != nil {
+		b.Fatal(err)
+	}
+	return id
+}
+
+// BenchmarkPutSignatureParallel measures PutSignature from many concurrent
+// callers, as the daemon sees it under a build farm, against one caller at
+// a time. commits/op below 1 is group commit at work: one transaction and
+// one pair of fsyncs serve several signatures.
+func BenchmarkPutSignatureParallel(b *testing.B) {
+	for _, callers := range []int{1, 8, 64} {
+		b.Run(fmt.Sprintf("callers=%d", callers), func(b *testing.B) {
+			ctx := context.Background()
+			s, err := Open(ctx, filepath.Join(b.TempDir(), "db"), Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			var n atomic.Uint64
+			put := func() {
+				i := n.Add(1)
+				d := sha256.Sum256(binary.BigEndian.AppendUint64(nil, i))
+				rec := store.SignatureRecord{
+					Digest: d[:], Format: store.FormatCloacina, KeyName: "release", KeyVersion: 1,
+					Fingerprint: "3f1d", Algorithm: "ed25519", Signature: bytes.Repeat([]byte{1}, 64),
+					SignedAt: time.Now(), Document: bytes.Repeat([]byte{'x'}, 300),
+				}
+				if err := s.PutSignature(ctx, rec, store.AuditEvent{Caller: "uid:1000", Operation: "sign", Key: "release", Outcome: "ok"}); err != nil {
+					b.Error(err)
+				}
+			}
+			start := lastTxID(b, s)
+			b.ResetTimer()
+			if callers == 1 {
+				for b.Loop() {
+					put()
+				}
+			} else {
+				b.SetParallelism((callers + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
+				b.RunParallel(func(pb *testing.PB) {
+					for pb.Next() {
+						put()
+					}
+				})
+			}
+			b.StopTimer()
+			commits := float64(lastTxID(b, s) - start)
+			b.ReportMetric(commits/float64(b.N), "commits/op")
+			b.ReportMetric(2*commits/float64(b.N), "fsyncs/op")
+		})
+	}
+}

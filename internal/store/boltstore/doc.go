@@ -1,0 +1,39 @@
+// Package boltstore is the bbolt backend of store.Store: signerd's whole
+// state in one local file. It is the only package that imports bbolt.
+//
+// # Schema
+//
+// All buckets live under one root bucket named for the schema generation;
+// the schema version inside it says which migrations have run. Keys and
+// values, as bytes:
+//
+//	v1/                                  root bucket
+//	├── version        uvarint           schema version (see migrations.go)
+//	├── keys/          name → JSON store.Key (all versions)
+//	├── fingerprints/  fingerprint → uint32be(version) ‖ key name
+//	│                                    index for FindKeyVersion; one entry per key version
+//	├── ckaids/        CKA_ID → key name index enforcing CKA_ID uniqueness
+//	├── orgs/          org ID → JSON store.Org (trusted keys, grants, policy)
+//	├── signatures/    digest(32) ‖ uint64be(n) → JSON store.SignatureRecord
+//	│                                    n is the bucket's NextSequence, so a prefix
+//	│                                    scan returns a digest's records oldest first
+//	├── audit/         uint64be(seq) → JSON store.AuditRecord (append-only, hash-chained)
+//	└── meta/
+//	    └── audit_head uint64be(seq) ‖ hash(32): the last audit record, so a
+//	                                     truncated tail is detectable
+//
+// Big-endian integers make bbolt's byte order the numeric order. Bucket and
+// key names are in buckets.go; changing any of them, or the shape of a value,
+// requires a new migration (migrations.go) and its test.
+//
+// # Transactions and durability
+//
+// Every state change and its audit record are written in one read-write
+// transaction; the audit record's seq and hashes are computed from that
+// transaction's view of the chain head, never from memory, so concurrent
+// writers cannot fork the chain. Commits fsync (NoSync is never set).
+// PutSignature and AppendAudit, the hot paths, go through bbolt's DB.Batch,
+// which coalesces concurrent callers into one transaction and one fsync and
+// returns to each caller only after that commit. Nothing slow (no HSM call,
+// no network) runs inside a write transaction: bbolt has a single writer.
+package boltstore

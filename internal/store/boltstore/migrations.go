@@ -1,0 +1,104 @@
+package boltstore
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/signerd/signerd/internal/errdefs"
+)
+
+// migration brings the schema from version-1 to version. fn runs inside the
+// single Update transaction of Open, together with every other pending
+// migration and the version bump, so a failed migration leaves the file as
+// it was.
+type migration struct {
+	version int
+	name    string
+	fn      func(*bolt.Tx) error
+}
+
+// migrations MUST be ordered by version, numbered from 1 without gaps, and
+// never edited once released: a schema change is a new entry at the end,
+// and TestMigrations fails until that entry has a test.
+var migrations = []migration{
+	{version: 1, name: "create buckets", fn: migrateCreateBuckets},
+}
+
+// schemaVersion is the version this code writes and understands.
+func schemaVersion() int { return migrations[len(migrations)-1].version }
+
+func migrateCreateBuckets(tx *bolt.Tx) error {
+	root, err := tx.CreateBucketIfNotExists(bucketKeyRoot)
+	if err != nil {
+		return err
+	}
+	for _, name := range [][]byte{
+		bucketKeyKeys, bucketKeyFingerprints, bucketKeyCKAIDs, bucketKeyOrgs,
+		bucketKeySignatures, bucketKeyAudit, bucketKeyMeta,
+	} {
+		if _, err := root.CreateBucketIfNotExists(name); err != nil {
+			return fmt.Errorf("bucket %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// readVersion returns the schema version stored in tx; 0 for a file no
+// migration has touched.
+func readVersion(tx *bolt.Tx) (int, error) {
+	root := tx.Bucket(bucketKeyRoot)
+	if root == nil {
+		return 0, nil
+	}
+	raw := root.Get(keyVersion)
+	if raw == nil {
+		return 0, nil
+	}
+	v, n := binary.Uvarint(raw)
+	if n <= 0 || n != len(raw) {
+		return 0, fmt.Errorf("schema version %x is not a uvarint: %w", raw, errdefs.ErrFailedPrecondition)
+	}
+	return int(v), nil
+}
+
+func writeVersion(tx *bolt.Tx, v int) error {
+	root := tx.Bucket(bucketKeyRoot)
+	if root == nil {
+		return fmt.Errorf("bucket %s missing after migration: %w", bucketKeyRoot, errdefs.ErrInternal)
+	}
+	return root.Put(keyVersion, binary.AppendUvarint(nil, uint64(v)))
+}
+
+// errNewerSchema is the refusal to touch a file written by a newer signerd:
+// this code cannot know what the newer schema means, and writing to it
+// could corrupt it.
+func errNewerSchema(path string, have int) error {
+	return fmt.Errorf("database %s has schema version %d, newer than this signerd understands (%d): upgrade signerd or use a backup: %w",
+		path, have, schemaVersion(), errdefs.ErrFailedPrecondition)
+}
+
+// migrate applies, in order, every migration with from < version <= to and
+// records to as the schema version. It returns the version found.
+func migrate(tx *bolt.Tx, path string, to int) (from int, err error) {
+	from, err = readVersion(tx)
+	if err != nil {
+		return 0, fmt.Errorf("database %s: %w", path, err)
+	}
+	if from > schemaVersion() {
+		return from, errNewerSchema(path, from)
+	}
+	if from >= to {
+		return from, nil
+	}
+	for _, m := range migrations {
+		if m.version <= from || m.version > to {
+			continue
+		}
+		if err := m.fn(tx); err != nil {
+			return from, fmt.Errorf("database %s: migration %d (%s): %w", path, m.version, m.name, err)
+		}
+	}
+	return from, writeVersion(tx, to)
+}

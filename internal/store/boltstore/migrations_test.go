@@ -1,0 +1,226 @@
+package boltstore
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/signerd/signerd/internal/errdefs"
+	"github.com/signerd/signerd/internal/store"
+)
+
+// migrationTests holds one test per migration, by version. init (optional)
+// runs on a database brought to version-1 and writes data in the old
+// layout; check runs after the migration. TestMigrations fails while any
+// migration lacks an entry: a schema change is not done until it is
+// tested.
+var migrationTests = map[int]struct {
+	init  func(*bolt.Tx) error
+	check func(*testing.T, *bolt.Tx)
+}{
+	1: {
+		check: func(t *testing.T, tx *bolt.Tx) {
+			for _, name := range [][]byte{
+				bucketKeyKeys, bucketKeyFingerprints, bucketKeyCKAIDs, bucketKeyOrgs,
+				bucketKeySignatures, bucketKeyAudit, bucketKeyMeta,
+			} {
+				if _, err := bucket(tx, name); err != nil {
+					t.Error(err)
+				}
+			}
+		},
+	},
+}
+
+func TestMigrations(t *testing.T) {
+	for i, m := range migrations {
+		if m.version != i+1 {
+			t.Fatalf("migrations[%d] (%s) has version %d: versions must be 1, 2, … in order", i, m.name, m.version)
+		}
+		if _, ok := migrationTests[m.version]; !ok {
+			t.Errorf("migration %d (%s) has no test in migrationTests", m.version, m.name)
+		}
+	}
+	if len(migrationTests) != len(migrations) {
+		t.Errorf("migrationTests has %d entries for %d migrations", len(migrationTests), len(migrations))
+	}
+
+	for _, m := range migrations {
+		mt := migrationTests[m.version]
+		t.Run(fmt.Sprintf("%d %s", m.version, m.name), func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "db")
+			db, err := bolt.Open(path, 0o600, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			step := func(what string, fn func(*bolt.Tx) error) {
+				t.Helper()
+				if err := db.Update(fn); err != nil {
+					t.Fatalf("%s: %v", what, err)
+				}
+			}
+			step("migrate to previous version", func(tx *bolt.Tx) error { _, err := migrate(tx, path, m.version-1); return err })
+			if mt.init != nil {
+				step("init", mt.init)
+			}
+			step("migrate", func(tx *bolt.Tx) error {
+				from, err := migrate(tx, path, m.version)
+				if err == nil && from != m.version-1 {
+					err = fmt.Errorf("migrated from %d, want %d", from, m.version-1)
+				}
+				return err
+			})
+			if err := db.View(func(tx *bolt.Tx) error {
+				if v, err := readVersion(tx); err != nil || v != m.version {
+					t.Errorf("version after migration = %d, %v; want %d", v, err, m.version)
+				}
+				mt.check(t, tx)
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// openOK opens path, fails the test on error and closes at cleanup.
+func openOK(t *testing.T, path string, opts Options) *Store {
+	t.Helper()
+	s, err := Open(context.Background(), path, opts)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+// rawUpdate edits a closed database file directly with bbolt.
+func rawUpdate(t *testing.T, path string, fn func(*bolt.Tx) error) {
+	t.Helper()
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.Update(fn); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func fileVersion(t *testing.T, path string) int {
+	t.Helper()
+	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var v int
+	if err := db.View(func(tx *bolt.Tx) error { v, err = readVersion(tx); return err }); err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// TestOpenOlderFiles opens files no migration has run on, and checks that
+// Open brings them to the current schema and they then work.
+func TestOpenOlderFiles(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		prepare func(t *testing.T, path string)
+	}{
+		{"empty file", func(t *testing.T, path string) {
+			if err := os.WriteFile(path, nil, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"bbolt file without buckets", func(t *testing.T, path string) {
+			rawUpdate(t, path, func(*bolt.Tx) error { return nil })
+		}},
+		{"root bucket without version", func(t *testing.T, path string) {
+			rawUpdate(t, path, func(tx *bolt.Tx) error {
+				root, err := tx.CreateBucket(bucketKeyRoot)
+				if err != nil {
+					return err
+				}
+				_, err = root.CreateBucket(bucketKeyAudit)
+				return err
+			})
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "db")
+			tt.prepare(t, path)
+			var logs bytes.Buffer
+			s := openOK(t, path, Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+			if !strings.Contains(logs.String(), "migrated database schema") {
+				t.Errorf("no migration logged: %q", logs.String())
+			}
+			if _, err := s.AppendAudit(context.Background(), store.AuditEvent{Operation: "test"}); err != nil {
+				t.Fatalf("AppendAudit after migration: %v", err)
+			}
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if v := fileVersion(t, path); v != schemaVersion() {
+				t.Fatalf("schema version %d, want %d", v, schemaVersion())
+			}
+		})
+	}
+}
+
+func setVersion(t *testing.T, path string, raw []byte) {
+	t.Helper()
+	rawUpdate(t, path, func(tx *bolt.Tx) error { return tx.Bucket(bucketKeyRoot).Put(keyVersion, raw) })
+}
+
+func TestOpenRefusesNewerSchema(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "db")
+	if err := openOK(t, path, Options{}).Close(); err != nil {
+		t.Fatal(err)
+	}
+	newer := schemaVersion() + 1
+	setVersion(t, path, binary.AppendUvarint(nil, uint64(newer)))
+
+	for _, ro := range []bool{false, true} {
+		_, err := Open(context.Background(), path, Options{ReadOnly: ro})
+		if !errors.Is(err, errdefs.ErrFailedPrecondition) || !strings.Contains(err.Error(), "newer than this signerd understands") {
+			t.Fatalf("Open(ReadOnly=%v) of a newer schema: %v; want a clear ErrFailedPrecondition", ro, err)
+		}
+	}
+	if v := fileVersion(t, path); v != newer {
+		t.Fatalf("refused open changed the schema version to %d", v)
+	}
+}
+
+func TestOpenRefusesBadVersion(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "db")
+	if err := openOK(t, path, Options{}).Close(); err != nil {
+		t.Fatal(err)
+	}
+	setVersion(t, path, []byte{0xff, 0xff})
+	if _, err := Open(context.Background(), path, Options{}); !errors.Is(err, errdefs.ErrFailedPrecondition) {
+		t.Fatalf("Open with an unreadable version: %v, want ErrFailedPrecondition", err)
+	}
+}
+
+func TestOpenReadOnlyDoesNotMigrate(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "db")
+	rawUpdate(t, path, func(*bolt.Tx) error { return nil })
+	_, err := Open(context.Background(), path, Options{ReadOnly: true})
+	if !errors.Is(err, errdefs.ErrFailedPrecondition) || !strings.Contains(err.Error(), "read-write once") {
+		t.Fatalf("read-only Open of an unmigrated file: %v", err)
+	}
+	if v := fileVersion(t, path); v != 0 {
+		t.Fatalf("read-only Open migrated to %d", v)
+	}
+}

@@ -1,0 +1,207 @@
+package boltstore
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/signerd/signerd/internal/errdefs"
+	"github.com/signerd/signerd/internal/store"
+)
+
+// GetOrg returns the org; an org nobody configured is Org{ID: id}, which
+// trusts nothing.
+func (s *Store) GetOrg(ctx context.Context, id string) (store.Org, error) {
+	if err := checkName("org", id); err != nil {
+		return store.Org{}, err
+	}
+	var o store.Org
+	err := view(ctx, s.db, func(tx *bolt.Tx) error {
+		var err error
+		o, err = loadOrg(tx, id)
+		return err
+	})
+	return o, err
+}
+
+// ListOrgs returns every configured org ordered by ID (byte order).
+func (s *Store) ListOrgs(ctx context.Context) ([]store.Org, error) {
+	var out []store.Org
+	err := view(ctx, s.db, func(tx *bolt.Tx) error {
+		orgs, err := bucket(tx, bucketKeyOrgs)
+		if err != nil {
+			return err
+		}
+		return orgs.ForEach(func(id, _ []byte) error {
+			o, _, err := getJSON[store.Org](orgs, id)
+			out = append(out, o)
+			return err
+		})
+	})
+	return out, err
+}
+
+// TrustKey makes the org trust k (creating the org if needed). A removed
+// entry for the same fingerprint is re-activated in place with k's fields;
+// ErrAlreadyExists if the org already actively trusts the fingerprint.
+func (s *Store) TrustKey(ctx context.Context, org string, k store.TrustedKey, ev store.AuditEvent) error {
+	if err := checkName("org", org); err != nil {
+		return err
+	}
+	if err := checkName("fingerprint", k.Fingerprint); err != nil {
+		return err
+	}
+	if err := checkTime("trusted-at time", k.TrustedAt); err != nil {
+		return err
+	}
+	k.RemovedAt = nil
+	return s.changeOrg(ctx, org, ev, func(o *store.Org) error {
+		for i, t := range o.Trusted {
+			if t.Fingerprint != k.Fingerprint {
+				continue
+			}
+			if t.RemovedAt == nil {
+				return fmt.Errorf("org %q already trusts %s: %w", org, k.Fingerprint, errdefs.ErrAlreadyExists)
+			}
+			o.Trusted[i] = k
+			return nil
+		}
+		o.Trusted = append(o.Trusted, k)
+		return nil
+	})
+}
+
+// RemoveTrust marks the org's trust in fingerprint removed at at; the entry
+// stays so verification can tell a removed key from an unknown one.
+// ErrNotFound if the org does not actively trust the fingerprint.
+func (s *Store) RemoveTrust(ctx context.Context, org, fingerprint string, at time.Time, ev store.AuditEvent) error {
+	if err := checkName("org", org); err != nil {
+		return err
+	}
+	if err := checkName("fingerprint", fingerprint); err != nil {
+		return err
+	}
+	if err := checkTime("removal time", at); err != nil {
+		return err
+	}
+	return s.changeOrg(ctx, org, ev, func(o *store.Org) error {
+		for i, t := range o.Trusted {
+			if t.Fingerprint == fingerprint && t.RemovedAt == nil {
+				o.Trusted[i].RemovedAt = &at
+				return nil
+			}
+		}
+		return fmt.Errorf("org %q does not trust %s: %w", org, fingerprint, errdefs.ErrNotFound)
+	})
+}
+
+// GrantTrust records grant(parent, child) at at, re-activating a revoked
+// grant in place. ErrInvalidArgument if parent == child; ErrAlreadyExists if
+// the grant is active.
+func (s *Store) GrantTrust(ctx context.Context, parent, child string, at time.Time, ev store.AuditEvent) error {
+	if err := checkName("parent org", parent); err != nil {
+		return err
+	}
+	if err := checkName("child org", child); err != nil {
+		return err
+	}
+	if parent == child {
+		return invalid("org %q cannot grant trust to itself", parent)
+	}
+	if err := checkTime("grant time", at); err != nil {
+		return err
+	}
+	return s.changeOrg(ctx, parent, ev, func(o *store.Org) error {
+		for i, g := range o.Grants {
+			if g.Child != child {
+				continue
+			}
+			if g.RevokedAt == nil {
+				return fmt.Errorf("org %q already grants trust to %q: %w", parent, child, errdefs.ErrAlreadyExists)
+			}
+			o.Grants[i] = store.Grant{Child: child, GrantedAt: at}
+			return nil
+		}
+		o.Grants = append(o.Grants, store.Grant{Child: child, GrantedAt: at})
+		return nil
+	})
+}
+
+// RevokeGrant ends grant(parent, child) at at. ErrNotFound if no such grant
+// is active.
+func (s *Store) RevokeGrant(ctx context.Context, parent, child string, at time.Time, ev store.AuditEvent) error {
+	if err := checkName("parent org", parent); err != nil {
+		return err
+	}
+	if err := checkName("child org", child); err != nil {
+		return err
+	}
+	if err := checkTime("revocation time", at); err != nil {
+		return err
+	}
+	return s.changeOrg(ctx, parent, ev, func(o *store.Org) error {
+		for i, g := range o.Grants {
+			if g.Child == child && g.RevokedAt == nil {
+				o.Grants[i].RevokedAt = &at
+				return nil
+			}
+		}
+		return fmt.Errorf("org %q grants no trust to %q: %w", parent, child, errdefs.ErrNotFound)
+	})
+}
+
+// SetRequireSignatures sets the org's policy, creating the org if needed.
+func (s *Store) SetRequireSignatures(ctx context.Context, org string, require bool, ev store.AuditEvent) error {
+	if err := checkName("org", org); err != nil {
+		return err
+	}
+	return s.changeOrg(ctx, org, ev, func(o *store.Org) error {
+		o.RequireSignatures = require
+		return nil
+	})
+}
+
+// changeOrg is the read-modify-write of one org with its audit record:
+// change edits the org (or refuses with an error, writing nothing), the
+// org's UpdatedAt becomes the event's time, and both are written in one
+// transaction.
+func (s *Store) changeOrg(ctx context.Context, id string, ev store.AuditEvent, change func(*store.Org) error) error {
+	ev, err := prepareEvent(ev)
+	if err != nil {
+		return err
+	}
+	return update(ctx, s.db, func(tx *bolt.Tx) error {
+		o, err := loadOrg(tx, id)
+		if err != nil {
+			return err
+		}
+		if err := change(&o); err != nil {
+			return err
+		}
+		o.UpdatedAt = ev.Time
+		orgs, err := bucket(tx, bucketKeyOrgs)
+		if err != nil {
+			return err
+		}
+		if err := putJSON(orgs, []byte(id), o); err != nil {
+			return err
+		}
+		_, err = appendAudit(tx, ev)
+		return err
+	})
+}
+
+// loadOrg reads an org; an unknown one is Org{ID: id}.
+func loadOrg(tx *bolt.Tx, id string) (store.Org, error) {
+	orgs, err := bucket(tx, bucketKeyOrgs)
+	if err != nil {
+		return store.Org{}, err
+	}
+	o, ok, err := getJSON[store.Org](orgs, []byte(id))
+	if err != nil || !ok {
+		return store.Org{ID: id}, err
+	}
+	return o, nil
+}

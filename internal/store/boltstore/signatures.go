@@ -1,0 +1,98 @@
+package boltstore
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/signerd/signerd/internal/errdefs"
+	"github.com/signerd/signerd/internal/store"
+)
+
+// digestSize is the length of every artifact digest (SHA-256 or a skill
+// root).
+const digestSize = 32
+
+// PutSignature records rec and its audit event in one transaction shared,
+// through group commit, with concurrent callers; it returns after that
+// transaction is fsync'd. rec is keyed by its digest and a per-database
+// sequence, so several records per digest are kept in the order they were
+// committed.
+func (s *Store) PutSignature(ctx context.Context, rec store.SignatureRecord, ev store.AuditEvent) error {
+	if err := checkDigest(rec.Digest); err != nil {
+		return err
+	}
+	switch rec.Format {
+	case store.FormatCloacina, store.FormatSchemaPin:
+	default:
+		return invalid("unknown signature format %q", rec.Format)
+	}
+	if err := checkName("key name", rec.KeyName); err != nil {
+		return err
+	}
+	if err := checkName("fingerprint", rec.Fingerprint); err != nil {
+		return err
+	}
+	if len(rec.Signature) == 0 {
+		return invalid("signature is empty")
+	}
+	ev, err := prepareEvent(ev)
+	if err != nil {
+		return err
+	}
+	// Encode outside the transaction: the less work under bbolt's single
+	// writer lock, the more callers one commit can serve.
+	raw, err := json.Marshal(rec)
+	if err != nil {
+		return fmt.Errorf("encode signature record: %w", errors.Join(errdefs.ErrInternal, err))
+	}
+
+	// Idempotent as batch requires: the key's sequence and the audit
+	// record's seq and hashes all come from tx, so a re-run after a rolled
+	// back attempt writes the same thing against the state it sees.
+	return batch(ctx, s.db, func(tx *bolt.Tx) error {
+		sigs, err := bucket(tx, bucketKeySignatures)
+		if err != nil {
+			return err
+		}
+		n, err := sigs.NextSequence()
+		if err != nil {
+			return err
+		}
+		if err := sigs.Put(binary.BigEndian.AppendUint64(bytes.Clone(rec.Digest), n), raw); err != nil {
+			return err
+		}
+		_, err = appendAudit(tx, ev)
+		return err
+	})
+}
+
+// SignaturesByDigest returns every record for digest, oldest first; none is
+// an empty result, not an error.
+func (s *Store) SignaturesByDigest(ctx context.Context, digest []byte) ([]store.SignatureRecord, error) {
+	if err := checkDigest(digest); err != nil {
+		return nil, err
+	}
+	var out []store.SignatureRecord
+	err := view(ctx, s.db, func(tx *bolt.Tx) error {
+		sigs, err := bucket(tx, bucketKeySignatures)
+		if err != nil {
+			return err
+		}
+		c := sigs.Cursor()
+		for k, v := c.Seek(digest); k != nil && bytes.HasPrefix(k, digest); k, v = c.Next() {
+			var rec store.SignatureRecord
+			if err := json.Unmarshal(v, &rec); err != nil {
+				return fmt.Errorf("decode signature record %x: %w", k, errors.Join(errdefs.ErrInternal, err))
+			}
+			out = append(out, rec)
+		}
+		return nil
+	})
+	return out, err
+}

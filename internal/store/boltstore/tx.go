@@ -1,0 +1,142 @@
+package boltstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
+
+	"github.com/signerd/signerd/internal/errdefs"
+)
+
+// Functions that take a *bolt.Tx never open a transaction of their own, so
+// they compose: a caller can run several of them in one transaction by
+// putting it in the context with withTx.
+
+type txKey struct{}
+
+// withTx returns a context carrying tx; view, update and batch called with it
+// run their function in tx instead of opening a new transaction.
+func withTx(ctx context.Context, tx *bolt.Tx) context.Context {
+	return context.WithValue(ctx, txKey{}, tx)
+}
+
+func txFrom(ctx context.Context) (*bolt.Tx, bool) {
+	tx, ok := ctx.Value(txKey{}).(*bolt.Tx)
+	return tx, ok
+}
+
+// view runs fn in a read-only transaction (or the one in ctx).
+func view(ctx context.Context, db *bolt.DB, fn func(*bolt.Tx) error) error {
+	if tx, ok := txFrom(ctx); ok {
+		return fn(tx)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return mapBoltErr(db.View(fn))
+}
+
+// update runs fn in a read-write transaction (or the writable one in ctx)
+// and returns after the commit is on disk.
+func update(ctx context.Context, db *bolt.DB, fn func(*bolt.Tx) error) error {
+	if tx, ok := txFrom(ctx); ok {
+		if !tx.Writable() {
+			return fmt.Errorf("write inside a read-only transaction: %w", errdefs.ErrInternal)
+		}
+		return fn(tx)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return mapBoltErr(db.Update(fn))
+}
+
+// batch is update through bbolt's group commit: concurrent callers share one
+// transaction and one fsync, and each returns after that commit. fn MUST be
+// idempotent: bbolt may run it more than once (only the last run commits),
+// so it must derive everything it writes from tx, never from state left by
+// an earlier run.
+func batch(ctx context.Context, db *bolt.DB, fn func(*bolt.Tx) error) error {
+	if tx, ok := txFrom(ctx); ok {
+		if !tx.Writable() {
+			return fmt.Errorf("write inside a read-only transaction: %w", errdefs.ErrInternal)
+		}
+		return fn(tx)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return mapBoltErr(db.Batch(fn))
+}
+
+// mapBoltErr gives bbolt's own errors an errdefs kind; errors that already
+// carry a kind (returned by our transaction functions) pass through.
+func mapBoltErr(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, bolterrors.ErrDatabaseNotOpen):
+		return fmt.Errorf("database closed: %w", errdefs.ErrUnavailable)
+	case errors.Is(err, bolterrors.ErrDatabaseReadOnly):
+		return fmt.Errorf("database opened read-only: %w", errdefs.ErrFailedPrecondition)
+	case hasKind(err):
+		return err
+	default:
+		return fmt.Errorf("database: %w", errors.Join(errdefs.ErrInternal, err))
+	}
+}
+
+var kinds = []error{
+	errdefs.ErrInvalidArgument, errdefs.ErrNotFound, errdefs.ErrAlreadyExists,
+	errdefs.ErrFailedPrecondition, errdefs.ErrPermissionDenied, errdefs.ErrUnauthenticated,
+	errdefs.ErrUnavailable, errdefs.ErrResourceExhausted, errdefs.ErrInternal,
+	context.Canceled, context.DeadlineExceeded,
+}
+
+func hasKind(err error) bool {
+	for _, k := range kinds {
+		if errors.Is(err, k) {
+			return true
+		}
+	}
+	return false
+}
+
+// bucket returns the named bucket under the root. A missing bucket means the
+// file was damaged after migration: ErrInternal.
+func bucket(tx *bolt.Tx, name []byte) (*bolt.Bucket, error) {
+	root := tx.Bucket(bucketKeyRoot)
+	if root == nil {
+		return nil, fmt.Errorf("bucket %s missing: %w", bucketKeyRoot, errdefs.ErrInternal)
+	}
+	b := root.Bucket(name)
+	if b == nil {
+		return nil, fmt.Errorf("bucket %s/%s missing: %w", bucketKeyRoot, name, errdefs.ErrInternal)
+	}
+	return b, nil
+}
+
+// getJSON decodes the value at k in b into a T; ok is false if k is absent.
+func getJSON[T any](b *bolt.Bucket, k []byte) (v T, ok bool, err error) {
+	raw := b.Get(k)
+	if raw == nil {
+		return v, false, nil
+	}
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return v, false, fmt.Errorf("decode %q: %w", k, errors.Join(errdefs.ErrInternal, err))
+	}
+	return v, true, nil
+}
+
+// putJSON stores v at k in b as JSON.
+func putJSON(b *bolt.Bucket, k []byte, v any) error {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode %q: %w", k, errors.Join(errdefs.ErrInternal, err))
+	}
+	return b.Put(k, raw)
+}

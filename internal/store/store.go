@@ -1,0 +1,210 @@
+// Package store defines signerd's durable state and the interface its
+// backends implement. The service layer sees only this package; exactly one
+// backend package (store/bbolt today, etcd later) touches a database.
+//
+// Every method that changes state takes the audit event describing the
+// change and appends it in the same transaction: a state change without its
+// audit record, or the reverse, is never observable. A method returns only
+// after the change is durable (fsync'd).
+package store
+
+import (
+	"context"
+	"time"
+)
+
+// KeyState is the lifecycle state of one key version.
+type KeyState string
+
+// Key states.
+const (
+	KeyActive  KeyState = "active"
+	KeyRevoked KeyState = "revoked"
+)
+
+// RevocationReason is one of SchemaPin's four revocation reasons.
+type RevocationReason string
+
+// Revocation reasons (SchemaPin's vocabulary).
+const (
+	ReasonKeyCompromise        RevocationReason = "key_compromise"
+	ReasonSuperseded           RevocationReason = "superseded"
+	ReasonCessationOfOperation RevocationReason = "cessation_of_operation"
+	ReasonPrivilegeWithdrawn   RevocationReason = "privilege_withdrawn"
+)
+
+// Key is a named signing key and all its versions. Versions are numbered
+// from 1; the newest active version signs.
+type Key struct {
+	Name      string    `json:"name"`
+	Org       string    `json:"org,omitempty"`
+	Algorithm string    `json:"algorithm"` // keystore.Algorithm value
+	CreatedAt time.Time `json:"created_at"`
+	// Versions in ascending version order.
+	Versions []KeyVersion `json:"versions"`
+}
+
+// KeyVersion is one key pair in the HSM.
+type KeyVersion struct {
+	Version uint32 `json:"version"`
+	// CKAID is the PKCS#11 CKA_ID of the key pair (unique in the token).
+	CKAID []byte `json:"cka_id"`
+	// PublicKey is the SPKI DER of the public key.
+	PublicKey []byte `json:"public_key"`
+	// Fingerprint is the lowercase hex SHA-256 of the raw 32-byte key for
+	// Ed25519 (Cloacina) and of the SPKI DER for ECDSA (SchemaPin).
+	Fingerprint      string           `json:"fingerprint"`
+	State            KeyState         `json:"state"`
+	CreatedAt        time.Time        `json:"created_at"`
+	RevokedAt        *time.Time       `json:"revoked_at,omitempty"`
+	RevocationReason RevocationReason `json:"revocation_reason,omitempty"`
+}
+
+// Current returns the newest active version, if any.
+func (k Key) Current() (KeyVersion, bool) {
+	for i := len(k.Versions) - 1; i >= 0; i-- {
+		if k.Versions[i].State == KeyActive {
+			return k.Versions[i], true
+		}
+	}
+	return KeyVersion{}, false
+}
+
+// TrustedKey is a public key an org trusts, by fingerprint.
+type TrustedKey struct {
+	Fingerprint string `json:"fingerprint"`
+	Algorithm   string `json:"algorithm"`
+	// PublicKey is the SPKI DER.
+	PublicKey []byte    `json:"public_key"`
+	KeyName   string    `json:"key_name,omitempty"`
+	TrustedAt time.Time `json:"trusted_at"`
+	// RemovedAt is set when the org stopped trusting the key; the entry is
+	// kept so that verification can say KEY_REVOKED instead of
+	// UNTRUSTED_SIGNER. Trusting the key again clears it.
+	RemovedAt *time.Time `json:"removed_at,omitempty"`
+}
+
+// Grant makes Parent trust every key Child trusts directly (one level, not
+// transitive: Cloacina's semantics).
+type Grant struct {
+	Child     string     `json:"child"`
+	GrantedAt time.Time  `json:"granted_at"`
+	RevokedAt *time.Time `json:"revoked_at,omitempty"`
+}
+
+// Org is a verification domain: the keys it trusts and its policy. An org
+// nobody configured is the zero Org with its ID set: it trusts nothing.
+type Org struct {
+	ID                string       `json:"id"`
+	RequireSignatures bool         `json:"require_signatures"`
+	Trusted           []TrustedKey `json:"trusted,omitempty"`
+	Grants            []Grant      `json:"grants,omitempty"`
+	UpdatedAt         time.Time    `json:"updated_at"`
+}
+
+// Format names a signature document format.
+type Format string
+
+// Formats.
+const (
+	FormatCloacina  Format = "cloacina"
+	FormatSchemaPin Format = "schemapin"
+)
+
+// SignatureRecord is what the daemon signed, kept so that loaders can verify
+// without a detached signature and so online verification can detect edited
+// metadata.
+type SignatureRecord struct {
+	// Digest is the 32-byte artifact digest (package SHA-256 or skill root).
+	Digest       []byte    `json:"digest"`
+	Format       Format    `json:"format"`
+	KeyName      string    `json:"key_name"`
+	KeyVersion   uint32    `json:"key_version"`
+	Fingerprint  string    `json:"fingerprint"`
+	Algorithm    string    `json:"algorithm"`
+	Signature    []byte    `json:"signature"`
+	SignedAt     time.Time `json:"signed_at"`
+	ArtifactName string    `json:"artifact_name,omitempty"`
+	Caller       string    `json:"caller,omitempty"`
+	// Document is the exact signature document returned to the client.
+	Document []byte `json:"document"`
+}
+
+// AuditEvent describes one operation for the append-only audit log. The
+// store assigns Seq, PrevHash and Hash.
+type AuditEvent struct {
+	Time      time.Time `json:"time"`
+	Caller    string    `json:"caller"`
+	Operation string    `json:"operation"`
+	Key       string    `json:"key,omitempty"`
+	Org       string    `json:"org,omitempty"`
+	Digest    string    `json:"digest,omitempty"` // lowercase hex
+	Outcome   string    `json:"outcome"`          // "ok", "denied", or a reason
+	Detail    string    `json:"detail,omitempty"`
+}
+
+// AuditRecord is an AuditEvent as stored: sequence-numbered and hash-chained.
+// Hash = SHA-256 of the canonical encoding of the record with Hash empty;
+// PrevHash is the previous record's Hash (32 zero bytes for Seq 1).
+type AuditRecord struct {
+	Seq      uint64 `json:"seq"`
+	PrevHash []byte `json:"prev_hash"`
+	AuditEvent
+	Hash []byte `json:"hash"`
+}
+
+// Store is signerd's durable state. Implementations are safe for concurrent
+// use. Errors wrap errdefs kinds: ErrNotFound, ErrAlreadyExists,
+// ErrInvalidArgument, ErrUnavailable.
+type Store interface {
+	// CreateKey records a new key (with its first version). ErrAlreadyExists
+	// if the name is taken.
+	CreateKey(ctx context.Context, k Key, ev AuditEvent) error
+	// AddKeyVersion appends a version to an existing key (rotation).
+	AddKeyVersion(ctx context.Context, name string, v KeyVersion, ev AuditEvent) error
+	// RevokeKeyVersions marks every active version of the key revoked with
+	// the given reason and time.
+	RevokeKeyVersions(ctx context.Context, name string, reason RevocationReason, at time.Time, ev AuditEvent) error
+	// GetKey returns a key by name; ErrNotFound if absent.
+	GetKey(ctx context.Context, name string) (Key, error)
+	// ListKeys returns all keys ordered by name.
+	ListKeys(ctx context.Context) ([]Key, error)
+	// FindKeyVersion returns the key and version whose fingerprint matches;
+	// ErrNotFound if no key of ours has it.
+	FindKeyVersion(ctx context.Context, fingerprint string) (Key, KeyVersion, error)
+
+	// GetOrg returns the org; an unknown org is returned as Org{ID: id}
+	// with no error.
+	GetOrg(ctx context.Context, id string) (Org, error)
+	// ListOrgs returns every configured org ordered by ID.
+	ListOrgs(ctx context.Context) ([]Org, error)
+	// TrustKey adds (or re-activates) a trusted key in the org.
+	// ErrAlreadyExists if it is already actively trusted.
+	TrustKey(ctx context.Context, org string, k TrustedKey, ev AuditEvent) error
+	// RemoveTrust marks the org's trust in the fingerprint removed.
+	// ErrNotFound if the org does not actively trust it.
+	RemoveTrust(ctx context.Context, org, fingerprint string, at time.Time, ev AuditEvent) error
+	// GrantTrust records grant(parent, child). ErrAlreadyExists if active;
+	// ErrInvalidArgument if parent == child.
+	GrantTrust(ctx context.Context, parent, child string, at time.Time, ev AuditEvent) error
+	// RevokeGrant ends grant(parent, child). ErrNotFound if not active.
+	RevokeGrant(ctx context.Context, parent, child string, at time.Time, ev AuditEvent) error
+	// SetRequireSignatures sets the org's policy.
+	SetRequireSignatures(ctx context.Context, org string, require bool, ev AuditEvent) error
+
+	// PutSignature records a signature and its audit event durably. Under
+	// concurrent load implementations batch commits (group commit) but
+	// never return before the record is durable.
+	PutSignature(ctx context.Context, rec SignatureRecord, ev AuditEvent) error
+	// SignaturesByDigest returns every record for the digest, oldest first.
+	SignaturesByDigest(ctx context.Context, digest []byte) ([]SignatureRecord, error)
+
+	// AppendAudit records an event that changes no other state (a denial,
+	// a failed verification).
+	AppendAudit(ctx context.Context, ev AuditEvent) (AuditRecord, error)
+	// ListAudit returns records with Seq > since, at most limit (0: all).
+	ListAudit(ctx context.Context, since uint64, limit int) ([]AuditRecord, error)
+
+	// Close releases the database.
+	Close() error
+}

@@ -1,0 +1,282 @@
+package storetest
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/signerd/signerd/internal/errdefs"
+	"github.com/signerd/signerd/internal/store"
+)
+
+func testCreateKey(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	alpha := newKey("alpha")
+	must(t, "CreateKey alpha", s.CreateKey(ctx, alpha, ev("key.create")))
+	expectAudit(t, s, 0, ev("key.create"))
+
+	withVersion := func(name string, edit func(*store.KeyVersion)) store.Key {
+		k := newKey(name)
+		edit(&k.Versions[0])
+		return k
+	}
+	tests := []struct {
+		name    string
+		key     store.Key
+		ev      store.AuditEvent
+		wantErr error
+	}{
+		{name: "two versions", key: newKey("beta", 1, 2)},
+		{name: "name taken", key: newKey("alpha"), wantErr: errdefs.ErrAlreadyExists},
+		{
+			name: "fingerprint of another key", wantErr: errdefs.ErrAlreadyExists,
+			key: withVersion("gamma", func(v *store.KeyVersion) { v.Fingerprint = alpha.Versions[0].Fingerprint }),
+		},
+		{
+			name: "CKA_ID of another key", wantErr: errdefs.ErrAlreadyExists,
+			key: withVersion("gamma", func(v *store.KeyVersion) { v.CKAID = alpha.Versions[0].CKAID }),
+		},
+		{name: "empty name", key: newKey(""), wantErr: errdefs.ErrInvalidArgument},
+		{name: "no versions", key: store.Key{Name: "gamma", Algorithm: "ed25519"}, wantErr: errdefs.ErrInvalidArgument},
+		{name: "versions not from 1", key: newKey("gamma", 2), wantErr: errdefs.ErrInvalidArgument},
+		{name: "versions with a gap", key: newKey("gamma", 1, 3), wantErr: errdefs.ErrInvalidArgument},
+		{
+			name: "empty fingerprint", wantErr: errdefs.ErrInvalidArgument,
+			key: withVersion("gamma", func(v *store.KeyVersion) { v.Fingerprint = "" }),
+		},
+		{
+			name: "empty CKA_ID", wantErr: errdefs.ErrInvalidArgument,
+			key: withVersion("gamma", func(v *store.KeyVersion) { v.CKAID = nil }),
+		},
+		{
+			name: "unknown state", wantErr: errdefs.ErrInvalidArgument,
+			key: withVersion("gamma", func(v *store.KeyVersion) { v.State = "dormant" }),
+		},
+		{
+			name: "versions share a fingerprint", wantErr: errdefs.ErrInvalidArgument,
+			key: func() store.Key {
+				k := newKey("gamma", 1, 2)
+				k.Versions[1].Fingerprint = k.Versions[0].Fingerprint
+				return k
+			}(),
+		},
+		{name: "empty operation", key: newKey("gamma"), ev: store.AuditEvent{Time: t0}, wantErr: errdefs.ErrInvalidArgument},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := tt.ev
+			if e == (store.AuditEvent{}) {
+				e = ev("key.create")
+			}
+			if tt.wantErr != nil {
+				unchanged(t, s, "CreateKey", tt.wantErr, func() error { return s.CreateKey(ctx, tt.key, e) })
+				// The indexes must not have changed either.
+				for _, v := range tt.key.Versions {
+					if v.Fingerprint == "" {
+						continue
+					}
+					k, _, err := s.FindKeyVersion(ctx, v.Fingerprint)
+					if err == nil && k.Name != "alpha" {
+						t.Fatalf("refused key's fingerprint %s now finds key %q", v.Fingerprint, k.Name)
+					}
+				}
+				return
+			}
+			n := len(audit(t, s))
+			must(t, "CreateKey", s.CreateKey(ctx, tt.key, e))
+			got, err := s.GetKey(ctx, tt.key.Name)
+			must(t, "GetKey", err)
+			equal(t, "GetKey after CreateKey", got, tt.key)
+			expectAudit(t, s, n, e)
+		})
+	}
+}
+
+func testGetKeyListKeys(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	keys, err := s.ListKeys(ctx)
+	must(t, "ListKeys on an empty store", err)
+	if len(keys) != 0 {
+		t.Fatalf("ListKeys on an empty store = %d keys", len(keys))
+	}
+	_, err = s.GetKey(ctx, "nope")
+	checkErr(t, "GetKey unknown", err, errdefs.ErrNotFound)
+	_, err = s.GetKey(ctx, "")
+	checkErr(t, "GetKey empty name", err, errdefs.ErrInvalidArgument)
+
+	var want []store.Key
+	for _, name := range []string{"b", "a", "c", "B"} {
+		k := newKey(name)
+		must(t, "CreateKey "+name, s.CreateKey(ctx, k, ev("key.create")))
+		want = append(want, k)
+	}
+	// Byte order: "B" < "a" < "b" < "c".
+	want = []store.Key{want[3], want[1], want[0], want[2]}
+	keys, err = s.ListKeys(ctx)
+	must(t, "ListKeys", err)
+	equal(t, "ListKeys", keys, want)
+}
+
+func testAddKeyVersion(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	must(t, "CreateKey k", s.CreateKey(ctx, newKey("k"), ev("key.create")))
+	must(t, "CreateKey other", s.CreateKey(ctx, newKey("other"), ev("key.create")))
+
+	v2 := version("k", 2)
+	n := len(audit(t, s))
+	must(t, "AddKeyVersion 2", s.AddKeyVersion(ctx, "k", v2, ev("key.rotate")))
+	expectAudit(t, s, n, ev("key.rotate"))
+	k, err := s.GetKey(ctx, "k")
+	must(t, "GetKey", err)
+	equal(t, "versions", k.Versions, []store.KeyVersion{version("k", 1), v2})
+	cur, ok := k.Current()
+	if !ok || cur.Version != 2 {
+		t.Fatalf("Current() = %d, %v; want version 2", cur.Version, ok)
+	}
+	fk, fv, err := s.FindKeyVersion(ctx, v2.Fingerprint)
+	must(t, "FindKeyVersion v2", err)
+	equal(t, "FindKeyVersion v2 key", fk, k)
+	equal(t, "FindKeyVersion v2 version", fv, v2)
+
+	edit := func(v store.KeyVersion, f func(*store.KeyVersion)) store.KeyVersion { f(&v); return v }
+	tests := []struct {
+		name    string
+		key     string
+		v       store.KeyVersion
+		ev      store.AuditEvent
+		wantErr error
+	}{
+		{name: "existing version", key: "k", v: version("k", 2), wantErr: errdefs.ErrAlreadyExists},
+		{name: "older version", key: "k", v: version("k", 1), wantErr: errdefs.ErrAlreadyExists},
+		{name: "skipped version", key: "k", v: version("k", 4), wantErr: errdefs.ErrInvalidArgument},
+		{name: "version 0", key: "k", v: version("k", 0), wantErr: errdefs.ErrInvalidArgument},
+		{name: "unknown key", key: "nope", v: version("nope", 2), wantErr: errdefs.ErrNotFound},
+		{name: "empty key name", key: "", v: version("k", 3), wantErr: errdefs.ErrInvalidArgument},
+		{
+			name: "fingerprint of another key", key: "k", wantErr: errdefs.ErrAlreadyExists,
+			v: edit(version("k", 3), func(v *store.KeyVersion) { v.Fingerprint = version("other", 1).Fingerprint }),
+		},
+		{
+			name: "CKA_ID of an older version", key: "k", wantErr: errdefs.ErrAlreadyExists,
+			v: edit(version("k", 3), func(v *store.KeyVersion) { v.CKAID = version("k", 1).CKAID }),
+		},
+		{
+			name: "empty fingerprint", key: "k", wantErr: errdefs.ErrInvalidArgument,
+			v: edit(version("k", 3), func(v *store.KeyVersion) { v.Fingerprint = "" }),
+		},
+		{
+			name: "empty CKA_ID", key: "k", wantErr: errdefs.ErrInvalidArgument,
+			v: edit(version("k", 3), func(v *store.KeyVersion) { v.CKAID = nil }),
+		},
+		{name: "empty operation", key: "k", v: version("k", 3), ev: store.AuditEvent{Time: t0}, wantErr: errdefs.ErrInvalidArgument},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := tt.ev
+			if e == (store.AuditEvent{}) {
+				e = ev("key.rotate")
+			}
+			unchanged(t, s, "AddKeyVersion", tt.wantErr, func() error { return s.AddKeyVersion(ctx, tt.key, tt.v, e) })
+		})
+	}
+	must(t, "AddKeyVersion 3", s.AddKeyVersion(ctx, "k", version("k", 3), ev("key.rotate")))
+}
+
+func testRevokeKeyVersions(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	must(t, "CreateKey", s.CreateKey(ctx, newKey("k", 1, 2), ev("key.create")))
+
+	t.Run("invalid", func(t *testing.T) {
+		for _, tt := range []struct {
+			name    string
+			key     string
+			reason  store.RevocationReason
+			when    bool
+			wantErr error
+		}{
+			{name: "unknown key", key: "nope", reason: store.ReasonSuperseded, when: true, wantErr: errdefs.ErrNotFound},
+			{name: "empty name", key: "", reason: store.ReasonSuperseded, when: true, wantErr: errdefs.ErrInvalidArgument},
+			{name: "unknown reason", key: "k", reason: "bored", when: true, wantErr: errdefs.ErrInvalidArgument},
+			{name: "no time", key: "k", reason: store.ReasonSuperseded, wantErr: errdefs.ErrInvalidArgument},
+		} {
+			t.Run(tt.name, func(t *testing.T) {
+				when := at(0)
+				if !tt.when {
+					when = time.Time{}
+				}
+				unchanged(t, s, "RevokeKeyVersions", tt.wantErr, func() error {
+					return s.RevokeKeyVersions(ctx, tt.key, tt.reason, when, ev("key.revoke"))
+				})
+			})
+		}
+	})
+
+	n := len(audit(t, s))
+	t1 := at(10)
+	must(t, "RevokeKeyVersions", s.RevokeKeyVersions(ctx, "k", store.ReasonSuperseded, t1, ev("key.revoke")))
+	expectAudit(t, s, n, ev("key.revoke"))
+	k, err := s.GetKey(ctx, "k")
+	must(t, "GetKey", err)
+	for _, v := range k.Versions {
+		if v.State != store.KeyRevoked || v.RevocationReason != store.ReasonSuperseded || v.RevokedAt == nil || !v.RevokedAt.Equal(t1) {
+			t.Fatalf("version %d after revocation: state %q reason %q at %v", v.Version, v.State, v.RevocationReason, v.RevokedAt)
+		}
+	}
+	if _, ok := k.Current(); ok {
+		t.Fatal("a fully revoked key still has a current version")
+	}
+	// Revoking a key with nothing active left is a mistake to report.
+	unchanged(t, s, "RevokeKeyVersions twice", errdefs.ErrFailedPrecondition, func() error {
+		return s.RevokeKeyVersions(ctx, "k", store.ReasonKeyCompromise, at(11), ev("key.revoke"))
+	})
+
+	// Rotation after revocation gives an active version; revoking again
+	// touches only that one.
+	must(t, "AddKeyVersion 3", s.AddKeyVersion(ctx, "k", version("k", 3), ev("key.rotate")))
+	t2 := at(20)
+	must(t, "RevokeKeyVersions again", s.RevokeKeyVersions(ctx, "k", store.ReasonKeyCompromise, t2, ev("key.revoke")))
+	k, err = s.GetKey(ctx, "k")
+	must(t, "GetKey", err)
+	for _, v := range k.Versions {
+		wantReason, wantAt := store.ReasonSuperseded, t1
+		if v.Version == 3 {
+			wantReason, wantAt = store.ReasonKeyCompromise, t2
+		}
+		if v.State != store.KeyRevoked || v.RevocationReason != wantReason || v.RevokedAt == nil || !v.RevokedAt.Equal(wantAt) {
+			t.Fatalf("version %d: state %q reason %q at %v; want revoked %q at %v", v.Version, v.State, v.RevocationReason, v.RevokedAt, wantReason, wantAt)
+		}
+	}
+	// FindKeyVersion sees the revocation.
+	_, v, err := s.FindKeyVersion(ctx, version("k", 1).Fingerprint)
+	must(t, "FindKeyVersion", err)
+	if v.State != store.KeyRevoked {
+		t.Fatalf("FindKeyVersion returned state %q after revocation", v.State)
+	}
+}
+
+func testFindKeyVersion(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	_, _, err := s.FindKeyVersion(ctx, version("k", 1).Fingerprint)
+	checkErr(t, "FindKeyVersion on an empty store", err, errdefs.ErrNotFound)
+	_, _, err = s.FindKeyVersion(ctx, "")
+	checkErr(t, "FindKeyVersion empty", err, errdefs.ErrInvalidArgument)
+
+	must(t, "CreateKey k", s.CreateKey(ctx, newKey("k", 1, 2), ev("key.create")))
+	must(t, "CreateKey j", s.CreateKey(ctx, newKey("j"), ev("key.create")))
+	for _, c := range []struct {
+		key string
+		v   uint32
+	}{{"k", 1}, {"k", 2}, {"j", 1}} {
+		k, v, err := s.FindKeyVersion(ctx, version(c.key, c.v).Fingerprint)
+		must(t, "FindKeyVersion", err)
+		if k.Name != c.key {
+			t.Fatalf("FindKeyVersion(%s/%d) found key %q", c.key, c.v, k.Name)
+		}
+		equal(t, "FindKeyVersion version", v, version(c.key, c.v))
+	}
+	_, _, err = s.FindKeyVersion(ctx, version("k", 3).Fingerprint)
+	if !errors.Is(err, errdefs.ErrNotFound) {
+		t.Fatalf("FindKeyVersion unknown fingerprint: %v, want ErrNotFound", err)
+	}
+}
