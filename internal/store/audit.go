@@ -108,6 +108,7 @@ type ChainError struct {
 	Message string
 }
 
+// Error names the seq and kind, then explains.
 func (e *ChainError) Error() string {
 	return fmt.Sprintf("audit chain broken at seq %d (%s): %s", e.Seq, e.Kind, e.Message)
 }

@@ -191,7 +191,6 @@ func (s *Store) RevokeKeyVersions(ctx context.Context, name string, reason store
 			if k.Versions[i].State != store.KeyActive {
 				continue
 			}
-			at := at
 			k.Versions[i].State = store.KeyRevoked
 			k.Versions[i].RevokedAt = &at
 			k.Versions[i].RevocationReason = reason
@@ -237,8 +236,8 @@ func (s *Store) ListKeys(ctx context.Context) ([]store.Key, error) {
 		if err != nil {
 			return err
 		}
-		return keys.ForEach(func(name, _ []byte) error {
-			k, _, err := getJSON[store.Key](keys, name)
+		return keys.ForEach(func(name, raw []byte) error {
+			k, err := decodeJSON[store.Key](name, raw)
 			out = append(out, k)
 			return err
 		})

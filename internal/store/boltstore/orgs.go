@@ -34,8 +34,8 @@ func (s *Store) ListOrgs(ctx context.Context) ([]store.Org, error) {
 		if err != nil {
 			return err
 		}
-		return orgs.ForEach(func(id, _ []byte) error {
-			o, _, err := getJSON[store.Org](orgs, id)
+		return orgs.ForEach(func(id, raw []byte) error {
+			o, err := decodeJSON[store.Org](id, raw)
 			out = append(out, o)
 			return err
 		})

@@ -23,8 +23,11 @@ const (
 	// DefaultMaxBatchDelay is how long a group commit waits for more callers
 	// before it starts. bbolt's own default (10ms) would cap a client that
 	// signs sequentially at ~100 signatures per second; 1ms costs little
-	// next to the fsync that follows and still gathers every caller that
-	// arrives while the previous commit is syncing.
+	// next to the two fdatasyncs of a commit (~3ms on this project's 2-core
+	// VM) and still gathers the callers that arrive meanwhile. Measured with
+	// 64 concurrent callers (BenchmarkPutSignatureParallel): 100µs ≈ 600µs/op
+	// (batches too small), 1ms ≈ 90–110µs/op (~35 signatures per commit),
+	// 10ms ≈ 270µs/op (callers idle in the window).
 	DefaultMaxBatchDelay = time.Millisecond
 )
 

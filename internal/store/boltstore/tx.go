@@ -12,43 +12,23 @@ import (
 	"github.com/signerd/signerd/internal/errdefs"
 )
 
-// Functions that take a *bolt.Tx never open a transaction of their own, so
-// they compose: a caller can run several of them in one transaction by
-// putting it in the context with withTx.
+// The helpers below are the only places that open transactions. Functions
+// that take a *bolt.Tx (appendAudit, indexVersion, loadOrg, …) never open
+// one of their own, so several of them compose into one transaction. (A tx
+// carried in the context, as containerd does, would let Store methods nest;
+// none needs to yet.)
 
-type txKey struct{}
-
-// withTx returns a context carrying tx; view, update and batch called with it
-// run their function in tx instead of opening a new transaction.
-func withTx(ctx context.Context, tx *bolt.Tx) context.Context {
-	return context.WithValue(ctx, txKey{}, tx)
-}
-
-func txFrom(ctx context.Context) (*bolt.Tx, bool) {
-	tx, ok := ctx.Value(txKey{}).(*bolt.Tx)
-	return tx, ok
-}
-
-// view runs fn in a read-only transaction (or the one in ctx).
+// view runs fn in a read-only transaction.
 func view(ctx context.Context, db *bolt.DB, fn func(*bolt.Tx) error) error {
-	if tx, ok := txFrom(ctx); ok {
-		return fn(tx)
-	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	return mapBoltErr(db.View(fn))
 }
 
-// update runs fn in a read-write transaction (or the writable one in ctx)
-// and returns after the commit is on disk.
+// update runs fn in a read-write transaction and returns after the commit
+// is on disk.
 func update(ctx context.Context, db *bolt.DB, fn func(*bolt.Tx) error) error {
-	if tx, ok := txFrom(ctx); ok {
-		if !tx.Writable() {
-			return fmt.Errorf("write inside a read-only transaction: %w", errdefs.ErrInternal)
-		}
-		return fn(tx)
-	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -61,12 +41,6 @@ func update(ctx context.Context, db *bolt.DB, fn func(*bolt.Tx) error) error {
 // so it must derive everything it writes from tx, never from state left by
 // an earlier run.
 func batch(ctx context.Context, db *bolt.DB, fn func(*bolt.Tx) error) error {
-	if tx, ok := txFrom(ctx); ok {
-		if !tx.Writable() {
-			return fmt.Errorf("write inside a read-only transaction: %w", errdefs.ErrInternal)
-		}
-		return fn(tx)
-	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -126,10 +100,16 @@ func getJSON[T any](b *bolt.Bucket, k []byte) (v T, ok bool, err error) {
 	if raw == nil {
 		return v, false, nil
 	}
+	v, err = decodeJSON[T](k, raw)
+	return v, err == nil, err
+}
+
+// decodeJSON decodes the value raw stored at k.
+func decodeJSON[T any](k, raw []byte) (v T, err error) {
 	if err := json.Unmarshal(raw, &v); err != nil {
-		return v, false, fmt.Errorf("decode %q: %w", k, errors.Join(errdefs.ErrInternal, err))
+		return v, fmt.Errorf("decode %q: %w", k, errors.Join(errdefs.ErrInternal, err))
 	}
-	return v, true, nil
+	return v, nil
 }
 
 // putJSON stores v at k in b as JSON.

@@ -167,6 +167,7 @@ func TestVerifyAuditDetectsTampering(t *testing.T) {
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			path := filepath.Join(dir, fmt.Sprintf("%d.db", i))
 			copyFile(t, golden, path)
 			if tt.tamper != nil {
@@ -216,6 +217,7 @@ func TestVerifyAuditAcrossChunks(t *testing.T) {
 		{name: "truncate the tail", tamper: deleteRec(n), wantSeq: n, wantKind: store.ChainDeleted},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			path := filepath.Join(dir, fmt.Sprintf("%d.db", i))
 			copyFile(t, golden, path)
 			if tt.tamper != nil {

@@ -28,7 +28,11 @@ func testCreateKey(t *testing.T, s store.Store) {
 		wantErr error
 	}{
 		{name: "two versions", key: newKey("beta", 1, 2)},
-		{name: "name taken", key: newKey("alpha"), wantErr: errdefs.ErrAlreadyExists},
+		{
+			// Fresh fingerprint and CKA_ID, so only the name collides.
+			name: "name taken", wantErr: errdefs.ErrAlreadyExists,
+			key: store.Key{Name: "alpha", Algorithm: "ed25519", Versions: []store.KeyVersion{version("alpha-2", 1)}},
+		},
 		{
 			name: "fingerprint of another key", wantErr: errdefs.ErrAlreadyExists,
 			key: withVersion("gamma", func(v *store.KeyVersion) { v.Fingerprint = alpha.Versions[0].Fingerprint }),
@@ -147,10 +151,12 @@ func testAddKeyVersion(t *testing.T, s store.Store) {
 		ev      store.AuditEvent
 		wantErr error
 	}{
-		{name: "existing version", key: "k", v: version("k", 2), wantErr: errdefs.ErrAlreadyExists},
-		{name: "older version", key: "k", v: version("k", 1), wantErr: errdefs.ErrAlreadyExists},
-		{name: "skipped version", key: "k", v: version("k", 4), wantErr: errdefs.ErrInvalidArgument},
-		{name: "version 0", key: "k", v: version("k", 0), wantErr: errdefs.ErrInvalidArgument},
+		// Fresh fingerprints and CKA_IDs (from version 9), so only the
+		// version number is wrong.
+		{name: "existing version", key: "k", v: renumber(version("k", 9), 2), wantErr: errdefs.ErrAlreadyExists},
+		{name: "older version", key: "k", v: renumber(version("k", 9), 1), wantErr: errdefs.ErrAlreadyExists},
+		{name: "skipped version", key: "k", v: renumber(version("k", 9), 4), wantErr: errdefs.ErrInvalidArgument},
+		{name: "version 0", key: "k", v: renumber(version("k", 9), 0), wantErr: errdefs.ErrInvalidArgument},
 		{name: "unknown key", key: "nope", v: version("nope", 2), wantErr: errdefs.ErrNotFound},
 		{name: "empty key name", key: "", v: version("k", 3), wantErr: errdefs.ErrInvalidArgument},
 		{
@@ -181,6 +187,11 @@ func testAddKeyVersion(t *testing.T, s store.Store) {
 		})
 	}
 	must(t, "AddKeyVersion 3", s.AddKeyVersion(ctx, "k", version("k", 3), ev("key.rotate")))
+}
+
+func renumber(v store.KeyVersion, n uint32) store.KeyVersion {
+	v.Version = n
+	return v
 }
 
 func testRevokeKeyVersions(t *testing.T, s store.Store) {
