@@ -14,14 +14,14 @@ import (
 // measures hashing and syscalls, not the disk.
 func BenchmarkCanonicalize(b *testing.B) {
 	trees := []struct {
-		name    string
-		n, size int
+		name           string
+		n, size, every int
 	}{
-		{"4000-small-files", 4000, 8 << 10},
-		{"400-files-up-to-1MiB", 400, 1 << 20},
+		{"4000-files-up-to-4KiB", 4000, 4 << 10, 1},
+		{"300-files-up-to-2MiB", 300, 2 << 20, 1},
 	}
 	for _, tr := range trees {
-		dir := genTree(b, tr.n, tr.size, 7)
+		dir := genTree(b, tr.n, tr.size, tr.every, 7)
 		var total int64
 		filepath.WalkDir(dir, func(_ string, d fs.DirEntry, _ error) error {
 			if d.Type().IsRegular() {

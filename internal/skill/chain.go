@@ -18,6 +18,7 @@ const (
 // ChainError is a failed VerifyChain. It wraps
 // errdefs.ErrFailedPrecondition.
 type ChainError struct {
+	// Kind says which check failed.
 	Kind ChainErrorKind
 	// Expected is previous.skill_hash, Got is current.previous_hash
 	// (mismatch only).

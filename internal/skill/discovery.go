@@ -19,12 +19,19 @@ const DiscoverySchemaVersion = "1.2"
 // Discovery is the .well-known/schemapin.json document (spec §8). Field
 // order and tags follow upstream Go's WellKnownResponse.
 type Discovery struct {
-	SchemaVersion      string   `json:"schema_version"`
-	DeveloperName      string   `json:"developer_name"`
-	PublicKeyPEM       string   `json:"public_key_pem"`
-	Contact            string   `json:"contact,omitempty"`
-	RevokedKeys        []string `json:"revoked_keys,omitempty"`
-	RevocationEndpoint string   `json:"revocation_endpoint,omitempty"`
+	// SchemaVersion is the document version ("1.0"…"1.4" are seen); never
+	// compared during skill verification.
+	SchemaVersion string `json:"schema_version"`
+	// DeveloperName is copied into a valid Result.
+	DeveloperName string `json:"developer_name"`
+	// PublicKeyPEM is the domain's one SPKI P-256 key.
+	PublicKeyPEM string `json:"public_key_pem"`
+	// Contact is informational.
+	Contact string `json:"contact,omitempty"`
+	// RevokedKeys lists revoked key fingerprints ("sha256:<hex>").
+	RevokedKeys []string `json:"revoked_keys,omitempty"`
+	// RevocationEndpoint is the URL of the standalone revocation document.
+	RevocationEndpoint string `json:"revocation_endpoint,omitempty"`
 }
 
 // ParseDiscovery reads a discovery document. Unknown fields are ignored and

@@ -37,17 +37,24 @@ func (r RevocationReason) Known() bool {
 
 // RevokedKey is one entry of a revocation document.
 type RevokedKey struct {
-	Fingerprint string           `json:"fingerprint"`
-	RevokedAt   string           `json:"revoked_at"`
-	Reason      RevocationReason `json:"reason"`
+	// Fingerprint is the revoked key's "sha256:<hex>".
+	Fingerprint string `json:"fingerprint"`
+	// RevokedAt is informational: revocation applies to every signature.
+	RevokedAt string `json:"revoked_at"`
+	// Reason is why; unknown reasons still revoke.
+	Reason RevocationReason `json:"reason"`
 }
 
 // RevocationDocument is the standalone revocation document (spec §9).
 type RevocationDocument struct {
-	SchemapinVersion string       `json:"schemapin_version"`
-	Domain           string       `json:"domain"`
-	UpdatedAt        string       `json:"updated_at"`
-	RevokedKeys      []RevokedKey `json:"revoked_keys"`
+	// SchemapinVersion is "1.2".
+	SchemapinVersion string `json:"schemapin_version"`
+	// Domain is the publishing domain (ignored when checking, as upstream).
+	Domain string `json:"domain"`
+	// UpdatedAt is RFC 3339 (informational).
+	UpdatedAt string `json:"updated_at"`
+	// RevokedKeys are the revoked keys.
+	RevokedKeys []RevokedKey `json:"revoked_keys"`
 }
 
 // ParseRevocation reads a revocation document. It is lenient where
@@ -113,6 +120,7 @@ func (d *RevocationDocument) Encode() ([]byte, error) {
 // RevokedError says a key is revoked. It matches errdefs.ErrKeyRevoked
 // with errors.Is.
 type RevokedError struct {
+	// Fingerprint is the revoked key.
 	Fingerprint string
 	// Reason is empty when the key came from a discovery document's plain
 	// revoked_keys list.

@@ -42,18 +42,31 @@ const maxSignatureFileSize = 64 << 20
 // same bytes as the official Go SDK. Only Signature is authenticated, and it
 // covers only the root hash (spec §0.3): every other field is a claim.
 type Signature struct {
-	SchemapinVersion string            `json:"schemapin_version"`
-	SkillName        string            `json:"skill_name"`
-	SkillHash        string            `json:"skill_hash"`
-	Signature        string            `json:"signature"`
-	SignedAt         string            `json:"signed_at"`
-	ExpiresAt        string            `json:"expires_at,omitempty"`
-	SchemaVersion    string            `json:"schema_version,omitempty"`
-	PreviousHash     string            `json:"previous_hash,omitempty"`
-	Canonicalization string            `json:"canonicalization,omitempty"`
-	Domain           string            `json:"domain"`
-	SignerKid        string            `json:"signer_kid"`
-	FileManifest     map[string]string `json:"file_manifest"`
+	// SchemapinVersion is "1.3", or "1.4" when a v1.4 optional field is set.
+	SchemapinVersion string `json:"schemapin_version"`
+	// SkillName is the front-matter name or the signer's override.
+	SkillName string `json:"skill_name"`
+	// SkillHash is "sha256:"+hex(root), or hex(SHA-256(root)) from Rust.
+	SkillHash string `json:"skill_hash"`
+	// Signature is standard base64 of the DER ECDSA signature over the root.
+	Signature string `json:"signature"`
+	// SignedAt is RFC 3339 UTC, second precision ("…Z").
+	SignedAt string `json:"signed_at"`
+	// ExpiresAt (v1.4) is advisory: expiry yields a warning, not a failure.
+	ExpiresAt string `json:"expires_at,omitempty"`
+	// SchemaVersion (v1.4α2) is an opaque version tag of the skill.
+	SchemaVersion string `json:"schema_version,omitempty"`
+	// PreviousHash (v1.4α2) is the predecessor's skill_hash (VerifyChain).
+	PreviousHash string `json:"previous_hash,omitempty"`
+	// Canonicalization (v1.4α3) is absent or "schemapin-v1".
+	Canonicalization string `json:"canonicalization,omitempty"`
+	// Domain is the signing domain the signer claims.
+	Domain string `json:"domain"`
+	// SignerKid names the key; by default its fingerprint. Never checked
+	// upstream.
+	SignerKid string `json:"signer_kid"`
+	// FileManifest is Manifest.Files at signing time (DetectTamperedFiles).
+	FileManifest map[string]string `json:"file_manifest"`
 }
 
 // ParseSignature reads a .schemapin.sig document. Like every upstream
@@ -152,7 +165,8 @@ type SignOptions struct {
 type SignatureInput struct {
 	// Root and Manifest come from Canonicalize (on the client). They must
 	// agree: BuildSignature recomputes the root from Manifest.
-	Root     [32]byte
+	Root [32]byte
+	// Manifest is the file manifest matching Root.
 	Manifest map[string]string
 	// Domain is the signing domain; required.
 	Domain string

@@ -8,9 +8,12 @@ import (
 // TamperReport lists how a folder differs from a signed manifest (spec
 // §11.2). Each list is in byte order and non-nil.
 type TamperReport struct {
+	// Modified paths are in both manifests with different digests.
 	Modified []string `json:"modified"`
-	Added    []string `json:"added"`
-	Removed  []string `json:"removed"`
+	// Added paths are only in the folder.
+	Added []string `json:"added"`
+	// Removed paths are only in the signed manifest.
+	Removed []string `json:"removed"`
 }
 
 // Clean reports whether nothing differs.

@@ -16,8 +16,10 @@ import (
 // KeyPinning is the TOFU part of a result. FirstSeen is only ever set by
 // Rust upstream (spec §6.4) and is kept for shape compatibility.
 type KeyPinning struct {
-	Status    PinStatus `json:"status"`
-	FirstSeen string    `json:"first_seen,omitempty"`
+	// Status is first_use or pinned.
+	Status PinStatus `json:"status"`
+	// FirstSeen is never set by this package.
+	FirstSeen string `json:"first_seen,omitempty"`
 }
 
 // Result is upstream's verification result (spec §6.4, Go JSON tags and
@@ -25,17 +27,30 @@ type KeyPinning struct {
 // ErrorCode; an expired signature is Valid with WarningSignatureExpired.
 // Fields tagged "-" are for the daemon and CLI, not the result JSON.
 type Result struct {
-	Valid            bool             `json:"valid"`
-	Domain           string           `json:"domain,omitempty"`
-	DeveloperName    string           `json:"developer_name,omitempty"`
-	KeyPinning       *KeyPinning      `json:"key_pinning,omitempty"`
-	ErrorCode        ErrorCode        `json:"error_code,omitempty"`
-	ErrorMessage     string           `json:"error_message,omitempty"`
-	Warnings         []string         `json:"warnings,omitempty"`
-	Expired          bool             `json:"expired,omitempty"`
-	ExpiresAt        string           `json:"expires_at,omitempty"`
-	SchemaVersion    string           `json:"schema_version,omitempty"`
-	PreviousHash     string           `json:"previous_hash,omitempty"`
+	// Valid is the verdict.
+	Valid bool `json:"valid"`
+	// Domain is the signature's domain claim (absent when no signature was
+	// read).
+	Domain string `json:"domain,omitempty"`
+	// DeveloperName comes from the discovery document.
+	DeveloperName string `json:"developer_name,omitempty"`
+	// KeyPinning is set on success when a PinStore was given.
+	KeyPinning *KeyPinning `json:"key_pinning,omitempty"`
+	// ErrorCode is the upstream code of a failure.
+	ErrorCode ErrorCode `json:"error_code,omitempty"`
+	// ErrorMessage is upstream's message where upstream has one.
+	ErrorMessage string `json:"error_message,omitempty"`
+	// Warnings are the Warning* values that applied to a valid result.
+	Warnings []string `json:"warnings,omitempty"`
+	// Expired is true when expires_at is in the past (still valid).
+	Expired bool `json:"expired,omitempty"`
+	// ExpiresAt mirrors a parseable expires_at.
+	ExpiresAt string `json:"expires_at,omitempty"`
+	// SchemaVersion mirrors the signature's schema_version.
+	SchemaVersion string `json:"schema_version,omitempty"`
+	// PreviousHash mirrors the signature's previous_hash.
+	PreviousHash string `json:"previous_hash,omitempty"`
+	// DigestConvention is the convention that verified: "sha256" or "go".
 	DigestConvention DigestConvention `json:"digest_convention,omitempty"`
 
 	// KeyFingerprint is the fingerprint of the verifying key, once known.
@@ -91,8 +106,10 @@ type VerifyInput struct {
 	// Root, when set, is a root hash already computed by the caller (the
 	// daemon receives it from a client that canonicalized the folder).
 	Root *[32]byte
-	// Signature or SignatureJSON replace <Dir>/.schemapin.sig.
-	Signature     *Signature
+	// Signature replaces <Dir>/.schemapin.sig.
+	Signature *Signature
+	// SignatureJSON replaces <Dir>/.schemapin.sig when Signature is nil;
+	// unparseable is signature_invalid, as a bad file.
 	SignatureJSON []byte
 
 	// PublicKey is a key the caller already trusts (the daemon's store).
@@ -119,6 +136,7 @@ type VerifyInput struct {
 	// DNSTXT is a _schemapin TXT value; empty means absent.
 	DNSTXT string
 
+	// Options tune the checks.
 	Options VerifyOptions
 }
 
