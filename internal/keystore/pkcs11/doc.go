@@ -42,7 +42,15 @@
 // drops the cached handle and the key is looked up again, with its public key
 // checked against the expected one. Device errors, a removed token and an
 // uninitialised library are reported as errdefs.ErrUnavailable with reason
-// HSM_UNAVAILABLE. A wrong PIN is never retried.
+// HSM_UNAVAILABLE. A wrong PIN is never retried: when logging in again
+// after a lost login fails on the PIN (it was changed under us), the process
+// stops offering it, since each refusal counts towards locking the token.
+//
+// Every lookup of a key (a cache miss) compares the token's public key with
+// the recorded one and has the private key sign a random challenge that must
+// verify under it, so neither a swapped public object nor a swapped private
+// object can redirect signatures. Mismatches are
+// errdefs.ErrFailedPrecondition with reason KEY_MISMATCH and are not cached.
 //
 // # Secrets
 //

@@ -90,7 +90,7 @@ func (ks *KeyStore) ecKey(ctx context.Context, id []byte, want *ecdsa.PublicKey)
 		return ecKey{}, err
 	}
 	if kt != p11.CKK_EC {
-		return ecKey{}, ks.wrongAlgorithm(id, keystore.ECDSAP256, fmt.Sprintf("key type %#x", kt))
+		return ecKey{}, ks.wrongAlgorithm(id, keystore.ECDSAP256, keyTypeName(kt))
 	}
 
 	signers, err := c11.FindKeyPairs(id, nil)

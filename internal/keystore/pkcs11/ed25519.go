@@ -65,7 +65,7 @@ func (ks *KeyStore) edKeyWith(s p11.SessionHandle, id []byte, want ed25519.Publi
 		return edKey{}, err
 	}
 	if kt != ckkECEdwards {
-		return edKey{}, ks.wrongAlgorithm(id, keystore.Ed25519, fmt.Sprintf("key type %#x", kt))
+		return edKey{}, ks.wrongAlgorithm(id, keystore.Ed25519, keyTypeName(kt))
 	}
 	pubAny, err := ks.publicFromToken(s, id, keystore.Ed25519)
 	if err != nil {

@@ -1,3 +1,5 @@
+//go:build cgo
+
 package pkcs11_test
 
 import (
@@ -10,6 +12,7 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/pem"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,7 +27,7 @@ var algorithms = []keystore.Algorithm{keystore.Ed25519, keystore.ECDSAP256}
 
 func open(t testing.TB, tok *softhsm.Token) *pkcs11.KeyStore {
 	t.Helper()
-	ks, err := pkcs11.Open(context.Background(), tok.Config())
+	ks, err := pkcs11.Open(context.Background(), config(t, tok))
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
@@ -42,6 +45,13 @@ func newID(t testing.TB) []byte {
 		t.Fatal(err)
 	}
 	return id
+}
+
+// config is the token's config with the store's log in the test's output.
+func config(t testing.TB, tok *softhsm.Token) pkcs11.Config {
+	cfg := tok.Config()
+	cfg.Logger = slog.New(slog.NewTextHandler(t.Output(), nil))
+	return cfg
 }
 
 // createKey makes a key and returns its ref and a signer for it.

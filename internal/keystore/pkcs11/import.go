@@ -78,7 +78,7 @@ func importTemplates(req keystore.ImportKeyRequest) (pubT, privT []*p11.Attribut
 		if len(priv) != ed25519.PrivateKeySize {
 			return nil, nil, nil, nil, fmt.Errorf("private key is %T, not an ed25519.PrivateKey: %w", req.Private, errdefs.ErrInvalidArgument)
 		}
-		secret = bytes.Clone(priv.Seed())
+		secret = bytes.Clone(priv[:ed25519.SeedSize]) // not Seed(): its copy could not be cleared
 		derived := ed25519.NewKeyFromSeed(secret)
 		consistent := bytes.Equal(derived[ed25519.SeedSize:], priv[ed25519.SeedSize:])
 		clear(derived)

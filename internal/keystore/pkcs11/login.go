@@ -21,6 +21,11 @@ type tokenLogin struct {
 	holders  int
 	salt     [16]byte
 	verifier [32]byte // SHA-256(salt || PIN) of the PIN the token accepted
+	// rejected is set when the token refused the PIN on a login after a
+	// lost one (the PIN was changed under us). Every later attempt would
+	// refuse too and burn the token's PIN retry counter, so none is made
+	// until the process opens the token afresh.
+	rejected error
 }
 
 func pinVerifier(salt [16]byte, pin string) [32]byte {
@@ -44,7 +49,7 @@ func (m *module) acquireLoginLocked(c *p11.Ctx, s p11.SessionHandle, slot uint, 
 		if subtle.ConstantTimeCompare(v[:], l.verifier[:]) != 1 {
 			return fmt.Errorf("log in: %w", pinError(label, p11.Error(p11.CKR_PIN_INCORRECT)))
 		}
-		if err := ensureLoggedInLocked(c, s, label, pin); err != nil {
+		if err := m.reloginLocked(c, s, slot, label, pin); err != nil {
 			return toKind("log in", label, err)
 		}
 		l.holders++
@@ -83,6 +88,21 @@ func (m *module) releaseLoginLocked(c *p11.Ctx, s p11.SessionHandle, slot uint) 
 	delete(m.logins, slot)
 	// An error means we were logged out already (sessions closed under us).
 	_ = c.Logout(s)
+}
+
+// reloginLocked is ensureLoggedInLocked for a token this process logged in
+// to before: a PIN the token rejected once is not offered again. m.mu MUST be
+// held.
+func (m *module) reloginLocked(c *p11.Ctx, s p11.SessionHandle, slot uint, label, pin string) error {
+	l := m.logins[slot]
+	if l != nil && l.rejected != nil {
+		return fmt.Errorf("not logging in again after the token rejected the PIN: %w", l.rejected)
+	}
+	err := ensureLoggedInLocked(c, s, label, pin)
+	if l != nil && classify(err) == classPIN {
+		l.rejected = err
+	}
+	return err
 }
 
 // ensureLoggedInLocked logs in again if the process lost its login (all its

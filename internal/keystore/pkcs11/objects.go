@@ -159,14 +159,31 @@ func (ks *KeyStore) notFound(id []byte) error {
 }
 
 func (ks *KeyStore) mismatch(id []byte, inToken, recorded crypto.PublicKey, why string) error {
+	keys := fmt.Sprintf("token %s, recorded %s", fingerprint(inToken), fingerprint(recorded))
+	if fingerprint(inToken) == fingerprint(recorded) {
+		keys = "public key " + fingerprint(recorded)
+	}
 	return errdefs.WithReason(errdefs.ReasonKeyMismatch, fmt.Errorf(
-		"key %x in token %q: %s (token %s, recorded %s); refusing to use it: %w",
-		id, ks.cfg.TokenLabel, why, fingerprint(inToken), fingerprint(recorded), errdefs.ErrFailedPrecondition))
+		"key %x in token %q: %s (%s); refusing to use it: %w",
+		id, ks.cfg.TokenLabel, why, keys, errdefs.ErrFailedPrecondition))
 }
 
 func (ks *KeyStore) wrongAlgorithm(id []byte, want keystore.Algorithm, got string) error {
 	return errdefs.WithReason(errdefs.ReasonWrongAlgorithm, fmt.Errorf(
 		"key %x in token %q is %s, not %s: %w", id, ks.cfg.TokenLabel, got, want, errdefs.ErrFailedPrecondition))
+}
+
+// keyTypeName names a CKA_KEY_TYPE for messages.
+func keyTypeName(kt uint) string {
+	switch kt {
+	case p11.CKK_EC:
+		return "an EC key (CKK_EC)"
+	case ckkECEdwards:
+		return "an EdDSA key (CKK_EC_EDWARDS)"
+	case p11.CKK_RSA:
+		return "an RSA key (CKK_RSA)"
+	}
+	return fmt.Sprintf("a key of type %#x", kt)
 }
 
 func (ks *KeyStore) ambiguous(id []byte, what string, n int) error {
@@ -190,7 +207,14 @@ func (ks *KeyStore) requireLogin(s p11.SessionHandle) error {
 
 // lookupPrivate finds the one private key with CKA_ID id and returns its
 // handle and CKA_KEY_TYPE.
+//
+// Login is checked before the search and again after an empty one: with
+// only the check after, another goroutine logging in between the two would
+// turn "not logged in" into a false "not found".
 func (ks *KeyStore) lookupPrivate(s p11.SessionHandle, id []byte) (p11.ObjectHandle, uint, error) {
+	if err := ks.requireLogin(s); err != nil {
+		return 0, 0, err
+	}
 	hs, err := findByID(ks.ctx, s, p11.CKO_PRIVATE_KEY, id)
 	if err != nil {
 		return 0, 0, err

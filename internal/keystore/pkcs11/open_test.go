@@ -1,3 +1,5 @@
+//go:build cgo
+
 package pkcs11_test
 
 import (
@@ -45,7 +47,7 @@ func TestOpenErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cfg := tok.Config()
+			cfg := config(t, tok)
 			tt.edit(&cfg)
 			ks, err := pkcs11.Open(context.Background(), cfg)
 			if err == nil {
@@ -79,7 +81,7 @@ func TestOpenSecondStoreChecksPIN(t *testing.T) {
 	first := open(t, tok)
 	ref, _ := createKey(t, first, algorithms[0])
 
-	cfg := tok.Config()
+	cfg := config(t, tok)
 	cfg.PIN = "wrong-but-already-logged-in"
 	if ks, err := pkcs11.Open(context.Background(), cfg); !errors.Is(err, errdefs.ErrPermissionDenied) {
 		if ks != nil {
@@ -88,7 +90,7 @@ func TestOpenSecondStoreChecksPIN(t *testing.T) {
 		t.Fatalf("second Open with a wrong PIN: %v, want ErrPermissionDenied", err)
 	}
 
-	second, err := pkcs11.Open(context.Background(), tok.Config())
+	second, err := pkcs11.Open(context.Background(), config(t, tok))
 	if err != nil {
 		t.Fatalf("second Open with the right PIN: %v", err)
 	}
@@ -109,7 +111,7 @@ func TestOpenSecondStoreChecksPIN(t *testing.T) {
 func TestCloseThenReopen(t *testing.T) {
 	tok := softhsm.NewToken(t)
 	ctx := context.Background()
-	ks, err := pkcs11.Open(ctx, tok.Config())
+	ks, err := pkcs11.Open(ctx, config(t, tok))
 	if err != nil {
 		t.Fatal(err)
 	}

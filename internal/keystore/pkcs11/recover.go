@@ -64,7 +64,7 @@ func (ks *KeyStore) relogin(ctx context.Context) error {
 		return err
 	}
 	ks.mod.mu.Lock()
-	err = ensureLoggedInLocked(ks.ctx, s.h, ks.cfg.TokenLabel, ks.cfg.PIN)
+	err = ks.mod.reloginLocked(ks.ctx, s.h, ks.slot, ks.cfg.TokenLabel, ks.cfg.PIN)
 	ks.mod.mu.Unlock()
 	ks.pool.release(s, err)
 	if err == nil {

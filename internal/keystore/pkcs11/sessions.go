@@ -108,7 +108,7 @@ func (p *sessionPool) discard(s session) {
 func (p *sessionPool) release(s session, err error) {
 	switch classify(err) {
 	case classSession:
-		p.invalidate()
+		p.invalidate(s.gen)
 		p.discard(s)
 	case classDevice:
 		p.discard(s)
@@ -117,11 +117,14 @@ func (p *sessionPool) release(s session, err error) {
 	}
 }
 
-// invalidate starts a new generation: idle sessions are closed now, busy ones
-// when they come back.
-func (p *sessionPool) invalidate() {
-	p.gen.Add(1)
-	p.drainIdle()
+// invalidate ends generation from, if it is still the current one: idle
+// sessions are closed now, busy ones when they come back. Many goroutines
+// see the same breakage; only the first to report it ends the generation,
+// so sessions opened since are kept.
+func (p *sessionPool) invalidate(from uint64) {
+	if p.gen.CompareAndSwap(from, from+1) {
+		p.drainIdle()
+	}
 }
 
 func (p *sessionPool) drainIdle() {

@@ -62,6 +62,10 @@ func ModulePath(t testing.TB) string {
 // NewToken creates and initialises a SoftHSM2 token in t.TempDir() and points
 // SOFTHSM2_CONF at it for the rest of the test (so the test cannot be
 // parallel). Child processes inherit SOFTHSM2_CONF and see the same token.
+//
+// SoftHSM2 reads SOFTHSM2_CONF when the library is initialised, which
+// happens when the first KeyStore of the process opens and lasts until the
+// last one closes: close every KeyStore on one token before making another.
 func NewToken(t testing.TB) *Token {
 	t.Helper()
 	module := ModulePath(t)
