@@ -82,7 +82,10 @@ Exit codes: 0 success/verified, 1 verification failed, 2 bad usage or input,
 	pf.DurationVar(&g.timeout, "timeout", 30*time.Second, "give up on the daemon after this long")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return exitErr(ExitUsage, err) })
 
+	skillCmd := &cobra.Command{Use: "skill", Short: "Sign and verify SchemaPin skill folders"}
+	addSkillDaemonCommands(skillCmd, g)
 	root.AddCommand(
+		skillCmd,
 		newKeyCommand(g),
 		newTrustCommand(g),
 		newPolicyCommand(g),

@@ -28,6 +28,7 @@ type Client struct {
 	Signer signerv1.SignerServiceClient
 	Keys   signerv1.KeyServiceClient
 	Trust  signerv1.TrustServiceClient
+	Skills signerv1.SkillServiceClient
 	Health grpc_health_v1.HealthClient
 }
 
@@ -52,6 +53,7 @@ func DialUnix(socket string) (*Client, error) {
 		Signer:  signerv1.NewSignerServiceClient(conn),
 		Keys:    signerv1.NewKeyServiceClient(conn),
 		Trust:   signerv1.NewTrustServiceClient(conn),
+		Skills:  signerv1.NewSkillServiceClient(conn),
 		Health:  grpc_health_v1.NewHealthClient(conn),
 	}, nil
 }
@@ -92,6 +94,7 @@ func (c *Client) FromStatus(err error) error {
 			Message:     st.Message(),
 			PackageHash: info.GetMetadata()["package_hash"],
 			Fingerprint: info.GetMetadata()["signer_fingerprint"],
+			Code:        info.GetMetadata()["error_code"],
 		}
 	}
 	kind := kindOf(st.Code())

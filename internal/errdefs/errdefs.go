@@ -67,6 +67,9 @@ type VerificationError struct {
 	PackageHash string
 	// Fingerprint is the signer's key fingerprint, when known.
 	Fingerprint string
+	// Code is the format's own error code where it has one (SchemaPin's
+	// lowercase codes, e.g. "signature_invalid").
+	Code string
 }
 
 func (e *VerificationError) Error() string {
@@ -80,7 +83,7 @@ func (e *VerificationError) Error() string {
 // VerificationError of the same reason.
 func (e *VerificationError) Is(target error) bool {
 	t, ok := target.(*VerificationError)
-	return ok && t.Reason == e.Reason && t.Message == "" && t.PackageHash == "" && t.Fingerprint == ""
+	return ok && t.Reason == e.Reason && t.Message == "" && t.PackageHash == "" && t.Fingerprint == "" && t.Code == ""
 }
 
 // Sentinels for errors.Is on verification outcomes.

@@ -40,7 +40,13 @@ var methodRoles = map[string]Role{
 	grpc_health_v1.Health_Watch_FullMethodName:        RoleVerifier,
 	grpc_health_v1.Health_List_FullMethodName:         RoleVerifier,
 
-	signerv1.SignerService_Sign_FullMethodName: RoleSigner,
+	signerv1.SkillService_VerifySkill_FullMethodName:   RoleVerifier,
+	signerv1.SkillService_GetDiscovery_FullMethodName:  RoleVerifier,
+	signerv1.SkillService_GetRevocation_FullMethodName: RoleVerifier,
+	signerv1.SkillService_GetDNSTXT_FullMethodName:     RoleVerifier,
+
+	signerv1.SignerService_Sign_FullMethodName:     RoleSigner,
+	signerv1.SkillService_SignSkill_FullMethodName: RoleSigner,
 
 	signerv1.KeyService_CreateKey_FullMethodName:     RoleAdmin,
 	signerv1.TrustService_AddTrust_FullMethodName:    RoleAdmin,

@@ -41,6 +41,9 @@ func ToStatus(ctx context.Context, log *slog.Logger, err error) error {
 		if v.Fingerprint != "" {
 			info.Metadata["signer_fingerprint"] = v.Fingerprint
 		}
+		if v.Code != "" {
+			info.Metadata["error_code"] = v.Code
+		}
 	}
 	if withInfo, derr := st.WithDetails(info); derr == nil {
 		st = withInfo

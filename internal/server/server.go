@@ -66,6 +66,7 @@ func New(svc *service.Service, opts Options) *Server {
 	signerv1.RegisterSignerServiceServer(gs, &signerServer{svc: svc})
 	signerv1.RegisterKeyServiceServer(gs, &keyServer{svc: svc})
 	signerv1.RegisterTrustServiceServer(gs, &trustServer{svc: svc})
+	signerv1.RegisterSkillServiceServer(gs, &skillServer{svc: svc})
 	hs := health.NewServer()
 	grpc_health_v1.RegisterHealthServer(gs, hs)
 	return &Server{grpc: gs, health: hs, log: opts.Logger}
@@ -78,7 +79,7 @@ func (s *Server) SetServing(serving bool) {
 	if serving {
 		st = grpc_health_v1.HealthCheckResponse_SERVING
 	}
-	for _, name := range []string{"", signerv1.SignerService_ServiceDesc.ServiceName, signerv1.KeyService_ServiceDesc.ServiceName, signerv1.TrustService_ServiceDesc.ServiceName} {
+	for _, name := range []string{"", signerv1.SignerService_ServiceDesc.ServiceName, signerv1.KeyService_ServiceDesc.ServiceName, signerv1.TrustService_ServiceDesc.ServiceName, signerv1.SkillService_ServiceDesc.ServiceName} {
 		s.health.SetServingStatus(name, st)
 	}
 }

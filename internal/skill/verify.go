@@ -83,6 +83,7 @@ func (r *Result) Err() error {
 		Message:     fmt.Sprintf("%s: %s", r.ErrorCode, r.ErrorMessage),
 		PackageHash: strings.TrimPrefix(r.SkillHash, FingerprintPrefix),
 		Fingerprint: r.KeyFingerprint,
+		Code:        string(r.ErrorCode),
 	}
 }
 

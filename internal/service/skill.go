@@ -1,0 +1,353 @@
+package service
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/signerd/signerd/internal/errdefs"
+	"github.com/signerd/signerd/internal/keystore"
+	"github.com/signerd/signerd/internal/skill"
+	"github.com/signerd/signerd/internal/store"
+)
+
+// SignSkillInput asks for a SchemaPin skill signature over a root hash the
+// client computed by canonicalizing the folder.
+type SignSkillInput struct {
+	KeyName    string
+	Root       []byte
+	Manifest   map[string]string
+	Domain     string
+	SkillName  string
+	SignerKid  string
+	Options    skill.SignOptions
+	Convention skill.DigestConvention
+}
+
+// SignSkillOutput is a finished, recorded .schemapin.sig.
+type SignSkillOutput struct {
+	Document   []byte
+	Record     store.SignatureRecord
+	Convention skill.DigestConvention
+}
+
+// SchemaPinFingerprint renders a recorded ECDSA fingerprint as SchemaPin
+// does ("sha256:" + hex of the SPKI DER).
+func SchemaPinFingerprint(fp string) string { return skill.FingerprintPrefix + fp }
+
+// SignSkill signs the skill root with the key's current ECDSA P-256
+// version inside the HSM, builds the .schemapin.sig (checking the signature
+// verifies before it leaves), records it with its metadata, and returns it.
+func (s *Service) SignSkill(ctx context.Context, in SignSkillInput) (SignSkillOutput, error) {
+	if err := ValidateKeyName(in.KeyName); err != nil {
+		return SignSkillOutput{}, err
+	}
+	if len(in.Root) != 32 {
+		return SignSkillOutput{}, fmt.Errorf("root is %d bytes, want 32: %w", len(in.Root), errdefs.ErrInvalidArgument)
+	}
+	var root [32]byte
+	copy(root[:], in.Root)
+	if got, err := skill.ComputeRoot(in.Manifest); err != nil {
+		return SignSkillOutput{}, err
+	} else if got != root {
+		return SignSkillOutput{}, fmt.Errorf("root does not match the file manifest (computed %x): %w", got, errdefs.ErrInvalidArgument)
+	}
+	if err := validateDomain(in.Domain); err != nil {
+		return SignSkillOutput{}, err
+	}
+	conv := in.Convention
+	if conv == "" {
+		conv = skill.DigestSHA256
+	}
+	digest, err := skill.SigningDigest(root, conv)
+	if err != nil {
+		return SignSkillOutput{}, err
+	}
+	key, ver, signer, err := s.currentSigner(ctx, in.KeyName)
+	if err != nil {
+		return SignSkillOutput{}, err
+	}
+	if keystore.Algorithm(key.Algorithm) != keystore.ECDSAP256 {
+		return SignSkillOutput{}, errdefs.WithReason(errdefs.ReasonWrongAlgorithm, fmt.Errorf(
+			"key %q is %s; SchemaPin skill signatures need an ecdsa-p256 key: %w", key.Name, key.Algorithm, errdefs.ErrInvalidArgument))
+	}
+	pub, ok := signer.Public().(*ecdsa.PublicKey)
+	if !ok {
+		return SignSkillOutput{}, fmt.Errorf("key %q: HSM returned a %T public key: %w", key.Name, signer.Public(), errdefs.ErrInternal)
+	}
+	release, err := s.acquireHSM(ctx)
+	if err != nil {
+		return SignSkillOutput{}, err
+	}
+	der, err := signer.Sign(rand.Reader, digest, crypto.SHA256)
+	release()
+	if err != nil {
+		return SignSkillOutput{}, fmt.Errorf("sign with key %q v%d: %w", key.Name, ver.Version, err)
+	}
+	signedAt := s.now().Truncate(time.Second)
+	skillName := in.SkillName
+	if skillName == "" {
+		return SignSkillOutput{}, fmt.Errorf("skill name is required: %w", errdefs.ErrInvalidArgument)
+	}
+	doc, err := skill.BuildSignatureDocument(skill.SignatureInput{
+		Root: root, Manifest: in.Manifest, Domain: in.Domain, SignerKid: in.SignerKid, SkillName: skillName,
+		SignedAt: signedAt, Options: in.Options, SignatureDER: der, PublicKey: pub, Convention: conv,
+	})
+	if err != nil {
+		if errors.Is(err, errdefs.ErrInvalidArgument) {
+			return SignSkillOutput{}, err
+		}
+		return SignSkillOutput{}, fmt.Errorf("key %q v%d: %w: %w", key.Name, ver.Version, err, errdefs.ErrInternal)
+	}
+	rec := store.SignatureRecord{
+		Digest: root[:], Format: store.FormatSchemaPin, KeyName: key.Name, KeyVersion: ver.Version,
+		Fingerprint: ver.Fingerprint, Algorithm: key.Algorithm, Signature: der, SignedAt: signedAt,
+		ArtifactName: skillName, Caller: CallerFrom(ctx).ID, Document: doc,
+	}
+	ev := s.event(ctx, "skill.sign")
+	ev.Key = fmt.Sprintf("%s@v%d", key.Name, ver.Version)
+	ev.Digest = hex.EncodeToString(root[:])
+	ev.Detail = fmt.Sprintf("domain=%s skill=%s convention=%s", in.Domain, skillName, conv)
+	if err := s.store.PutSignature(ctx, rec, ev); err != nil {
+		return SignSkillOutput{}, fmt.Errorf("record signature (not released): %w", err)
+	}
+	return SignSkillOutput{Document: doc, Record: rec, Convention: conv}, nil
+}
+
+// validateDomain accepts a DNS name (SchemaPin domains are host names).
+func validateDomain(d string) error {
+	if d == "" || len(d) > 253 || strings.ContainsAny(d, "/:@ \t\r\n") {
+		return fmt.Errorf("domain %q is not a host name: %w", d, errdefs.ErrInvalidArgument)
+	}
+	return nil
+}
+
+// VerifySkillInput is what a client read from a skill folder.
+type VerifySkillInput struct {
+	Domain     string
+	Root       []byte
+	Document   []byte
+	Convention skill.DigestConvention
+}
+
+// VerifySkillOutput is a valid verification.
+type VerifySkillOutput struct {
+	Result  *skill.Result
+	KeyName string
+}
+
+// metadataFields are the claims in a .schemapin.sig that its signature does
+// not cover (spec §0.3); online verification compares them with what
+// signerd recorded when it signed.
+var metadataFields = []struct {
+	name string
+	get  func(*skill.Signature) string
+}{
+	{"domain", func(s *skill.Signature) string { return s.Domain }},
+	{"expires_at", func(s *skill.Signature) string { return s.ExpiresAt }},
+	{"previous_hash", func(s *skill.Signature) string { return s.PreviousHash }},
+	{"schema_version", func(s *skill.Signature) string { return s.SchemaVersion }},
+	{"skill_name", func(s *skill.Signature) string { return s.SkillName }},
+	{"signed_at", func(s *skill.Signature) string { return s.SignedAt }},
+	{"signer_kid", func(s *skill.Signature) string { return s.SignerKid }},
+	{"canonicalization", func(s *skill.Signature) string { return s.Canonicalization }},
+}
+
+// VerifySkill verifies a skill signature with the key signerd signed it
+// with and reports metadata that differs from signerd's record. It returns
+// an output only for a valid skill; otherwise a *errdefs.VerificationError
+// whose message starts with the SchemaPin error code.
+func (s *Service) VerifySkill(ctx context.Context, in VerifySkillInput) (VerifySkillOutput, error) {
+	out, err := s.verifySkill(ctx, in)
+	if v, ok := errdefs.AsVerification(err); ok {
+		ev := s.event(ctx, "skill.verify")
+		ev.Org, ev.Digest, ev.Outcome, ev.Detail = in.Domain, hex.EncodeToString(in.Root), string(v.Reason), v.Message
+		if _, aerr := s.store.AppendAudit(ctx, ev); aerr != nil {
+			s.log.ErrorContext(ctx, "audit append failed for a skill verification failure", "err", aerr)
+		}
+	}
+	return out, err
+}
+
+func (s *Service) verifySkill(ctx context.Context, in VerifySkillInput) (VerifySkillOutput, error) {
+	if err := validateDomain(in.Domain); err != nil {
+		return VerifySkillOutput{}, err
+	}
+	if len(in.Root) != 32 {
+		return VerifySkillOutput{}, fmt.Errorf("root is %d bytes, want 32: %w", len(in.Root), errdefs.ErrInvalidArgument)
+	}
+	var root [32]byte
+	copy(root[:], in.Root)
+	fail := func(reason errdefs.Reason, code, format string, args ...any) error {
+		return &errdefs.VerificationError{Reason: reason, Code: code, Message: code + ": " + fmt.Sprintf(format, args...), PackageHash: hex.EncodeToString(root[:])}
+	}
+	if len(in.Document) == 0 {
+		return VerifySkillOutput{}, fail(errdefs.ReasonSignatureNotFound, "signature_invalid", "no .schemapin.sig given")
+	}
+	sig, err := skill.ParseSignature(in.Document)
+	if err != nil {
+		return VerifySkillOutput{}, fail(errdefs.ReasonMalformedSignature, "signature_invalid", "%v", err)
+	}
+
+	// The key: the one signerd signed this root with, else the one the
+	// document names, if it is one of ours.
+	recs, err := s.store.SignaturesByDigest(ctx, root[:])
+	if err != nil {
+		return VerifySkillOutput{}, err
+	}
+	var rec *store.SignatureRecord
+	for i := range recs {
+		if recs[i].Format == store.FormatSchemaPin && bytes.Equal(recs[i].Document, in.Document) {
+			rec = &recs[i]
+			break
+		}
+	}
+	if rec == nil {
+		for i := range recs {
+			if recs[i].Format == store.FormatSchemaPin && SchemaPinFingerprint(recs[i].Fingerprint) == sig.SignerKid {
+				rec = &recs[i]
+			}
+		}
+	}
+	var key store.Key
+	var ver store.KeyVersion
+	switch {
+	case rec != nil:
+		key, ver, err = s.store.FindKeyVersion(ctx, rec.Fingerprint)
+	case skill.IsSHA256Ref(sig.SignerKid):
+		key, ver, err = s.store.FindKeyVersion(ctx, strings.TrimPrefix(sig.SignerKid, skill.FingerprintPrefix))
+	default:
+		err = errdefs.ErrNotFound
+	}
+	if errors.Is(err, errdefs.ErrNotFound) {
+		return VerifySkillOutput{}, fail(errdefs.ReasonSignatureNotFound, "signature_invalid",
+			"signerd has no record of signing this skill and holds no key named by signer_kid %q", sig.SignerKid)
+	} else if err != nil {
+		return VerifySkillOutput{}, err
+	}
+	pubAny, err := ParsePublicKeyDER(ver.PublicKey)
+	pub, ok := pubAny.(*ecdsa.PublicKey)
+	if err != nil || !ok {
+		return VerifySkillOutput{}, fail(errdefs.ReasonUntrustedSigner, "key_not_found", "key %s is not an ECDSA P-256 key", key.Name)
+	}
+	if ver.State == store.KeyRevoked {
+		signedBefore := rec != nil && ver.RevokedAt != nil && rec.SignedAt.Before(*ver.RevokedAt)
+		if ver.RevocationReason == store.ReasonKeyCompromise || !signedBefore {
+			return VerifySkillOutput{}, fail(errdefs.ReasonKeyRevoked, "key_revoked", "key %s v%d was revoked (%s)", key.Name, ver.Version, ver.RevocationReason)
+		}
+	}
+	res, err := skill.VerifyOffline(ctx, skill.VerifyInput{
+		Root: &root, Signature: sig, PublicKey: pub, Domain: in.Domain,
+		Options: skill.VerifyOptions{Digest: in.Convention, Now: s.now()},
+	})
+	if err != nil {
+		return VerifySkillOutput{}, err
+	}
+	if !res.Valid {
+		return VerifySkillOutput{}, res.Err()
+	}
+	// The signature is good; now the claims it does not cover.
+	if rec == nil {
+		res.Warnings = append(res.Warnings, "no_signing_record")
+	} else if recorded, err := skill.ParseSignature(rec.Document); err == nil {
+		var edits []string
+		for _, f := range metadataFields {
+			if f.get(recorded) != f.get(sig) {
+				edits = append(edits, fmt.Sprintf("%s %q (signed as %q)", f.name, f.get(sig), f.get(recorded)))
+			}
+		}
+		sort.Strings(edits)
+		if len(edits) > 0 {
+			return VerifySkillOutput{}, fail(errdefs.ReasonInvalidSignature, "metadata_edited",
+				"the signature verifies, but its unauthenticated metadata was edited after signing: %s", strings.Join(edits, "; "))
+		}
+	}
+	return VerifySkillOutput{Result: res, KeyName: key.Name}, nil
+}
+
+// Discovery builds .well-known/schemapin.json for a key: its current
+// public key, and the fingerprints of its revoked versions.
+func (s *Service) Discovery(ctx context.Context, keyName, developer, contact string) ([]byte, error) {
+	key, err := s.GetKey(ctx, keyName)
+	if err != nil {
+		return nil, err
+	}
+	if keystore.Algorithm(key.Algorithm) != keystore.ECDSAP256 {
+		return nil, errdefs.WithReason(errdefs.ReasonWrongAlgorithm, fmt.Errorf("key %q is %s; SchemaPin needs ecdsa-p256: %w", keyName, key.Algorithm, errdefs.ErrInvalidArgument))
+	}
+	ver, ok := key.Current()
+	if !ok {
+		return nil, errdefs.WithReason(errdefs.ReasonKeyRevoked, fmt.Errorf("key %q has no active version to publish: %w", keyName, errdefs.ErrFailedPrecondition))
+	}
+	pub, err := ParsePublicKeyDER(ver.PublicKey)
+	if err != nil {
+		return nil, err
+	}
+	d, err := skill.NewDiscovery(pub.(*ecdsa.PublicKey), developer)
+	if err != nil {
+		return nil, err
+	}
+	d.Contact = contact
+	for _, v := range key.Versions {
+		if v.State == store.KeyRevoked {
+			d.RevokedKeys = append(d.RevokedKeys, SchemaPinFingerprint(v.Fingerprint))
+		}
+	}
+	return d.Encode()
+}
+
+// Revocation builds the standalone revocation document of a domain: every
+// revoked version of the ECDSA keys owned by that domain (key create --org
+// DOMAIN).
+func (s *Service) Revocation(ctx context.Context, domain string) ([]byte, error) {
+	if err := validateDomain(domain); err != nil {
+		return nil, err
+	}
+	keys, err := s.store.ListKeys(ctx)
+	if err != nil {
+		return nil, err
+	}
+	doc := skill.NewRevocationDocument(domain, s.now())
+	for _, k := range keys {
+		if k.Org != domain || keystore.Algorithm(k.Algorithm) != keystore.ECDSAP256 {
+			continue
+		}
+		for _, v := range k.Versions {
+			if v.State == store.KeyRevoked && v.RevokedAt != nil {
+				if err := doc.Add(SchemaPinFingerprint(v.Fingerprint), *v.RevokedAt, skill.RevocationReason(v.RevocationReason)); err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
+	return doc.Encode()
+}
+
+// DNSTXT returns the _schemapin TXT value for a key's current version.
+func (s *Service) DNSTXT(ctx context.Context, keyName string) (string, error) {
+	key, err := s.GetKey(ctx, keyName)
+	if err != nil {
+		return "", err
+	}
+	if keystore.Algorithm(key.Algorithm) != keystore.ECDSAP256 {
+		return "", errdefs.WithReason(errdefs.ReasonWrongAlgorithm, fmt.Errorf("key %q is %s; SchemaPin needs ecdsa-p256: %w", keyName, key.Algorithm, errdefs.ErrInvalidArgument))
+	}
+	ver, ok := key.Current()
+	if !ok {
+		return "", errdefs.WithReason(errdefs.ReasonKeyRevoked, fmt.Errorf("key %q has no active version: %w", keyName, errdefs.ErrFailedPrecondition))
+	}
+	fp := SchemaPinFingerprint(ver.Fingerprint)
+	rec, err := skill.NewDNSTXT(fp, fp)
+	if err != nil {
+		return "", err
+	}
+	return rec.String(), nil
+}
