@@ -16,7 +16,8 @@ func newKeyCommand(g *globals) *cobra.Command {
 		Use:   "key",
 		Short: "Create and inspect signing keys (generated inside the HSM)",
 	}
-	cmd.AddCommand(newKeyCreateCommand(g), newKeyListCommand(g), newKeyPublicCommand(g))
+	cmd.AddCommand(newKeyCreateCommand(g), newKeyListCommand(g), newKeyPublicCommand(g),
+		newKeyRotateCommand(g), newKeyRevokeCommand(g), newKeyImportCommand(g))
 	return cmd
 }
 

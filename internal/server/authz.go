@@ -49,6 +49,9 @@ var methodRoles = map[string]Role{
 	signerv1.SkillService_SignSkill_FullMethodName: RoleSigner,
 
 	signerv1.KeyService_CreateKey_FullMethodName:     RoleAdmin,
+	signerv1.KeyService_RotateKey_FullMethodName:     RoleAdmin,
+	signerv1.KeyService_RevokeKey_FullMethodName:     RoleAdmin,
+	signerv1.KeyService_ImportKey_FullMethodName:     RoleAdmin,
 	signerv1.TrustService_AddTrust_FullMethodName:    RoleAdmin,
 	signerv1.TrustService_RemoveTrust_FullMethodName: RoleAdmin,
 	signerv1.TrustService_GrantTrust_FullMethodName:  RoleAdmin,

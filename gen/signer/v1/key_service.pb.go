@@ -301,6 +301,319 @@ func (x *GetKeyResponse) GetKey() *Key {
 	return nil
 }
 
+// RotateKeyRequest names the key.
+type RotateKeyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RotateKeyRequest) Reset() {
+	*x = RotateKeyRequest{}
+	mi := &file_signer_v1_key_service_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RotateKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RotateKeyRequest) ProtoMessage() {}
+
+func (x *RotateKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_signer_v1_key_service_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RotateKeyRequest.ProtoReflect.Descriptor instead.
+func (*RotateKeyRequest) Descriptor() ([]byte, []int) {
+	return file_signer_v1_key_service_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *RotateKeyRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+// RotateKeyResponse returns the key with its new version.
+type RotateKeyResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Key   *Key                   `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	// Orgs that now also trust the new version.
+	TrustPropagatedTo []string `protobuf:"bytes,2,rep,name=trust_propagated_to,json=trustPropagatedTo,proto3" json:"trust_propagated_to,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *RotateKeyResponse) Reset() {
+	*x = RotateKeyResponse{}
+	mi := &file_signer_v1_key_service_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RotateKeyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RotateKeyResponse) ProtoMessage() {}
+
+func (x *RotateKeyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_signer_v1_key_service_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RotateKeyResponse.ProtoReflect.Descriptor instead.
+func (*RotateKeyResponse) Descriptor() ([]byte, []int) {
+	return file_signer_v1_key_service_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *RotateKeyResponse) GetKey() *Key {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+func (x *RotateKeyResponse) GetTrustPropagatedTo() []string {
+	if x != nil {
+		return x.TrustPropagatedTo
+	}
+	return nil
+}
+
+// RevokeKeyRequest names the key and the reason.
+type RevokeKeyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Reason        RevocationReason       `protobuf:"varint,2,opt,name=reason,proto3,enum=signer.v1.RevocationReason" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeKeyRequest) Reset() {
+	*x = RevokeKeyRequest{}
+	mi := &file_signer_v1_key_service_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeKeyRequest) ProtoMessage() {}
+
+func (x *RevokeKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_signer_v1_key_service_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeKeyRequest.ProtoReflect.Descriptor instead.
+func (*RevokeKeyRequest) Descriptor() ([]byte, []int) {
+	return file_signer_v1_key_service_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *RevokeKeyRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *RevokeKeyRequest) GetReason() RevocationReason {
+	if x != nil {
+		return x.Reason
+	}
+	return RevocationReason_REVOCATION_REASON_UNSPECIFIED
+}
+
+// RevokeKeyResponse returns the revoked key.
+type RevokeKeyResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Key           *Key                   `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeKeyResponse) Reset() {
+	*x = RevokeKeyResponse{}
+	mi := &file_signer_v1_key_service_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeKeyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeKeyResponse) ProtoMessage() {}
+
+func (x *RevokeKeyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_signer_v1_key_service_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeKeyResponse.ProtoReflect.Descriptor instead.
+func (*RevokeKeyResponse) Descriptor() ([]byte, []int) {
+	return file_signer_v1_key_service_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *RevokeKeyResponse) GetKey() *Key {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+// ImportKeyRequest carries the key material.
+type ImportKeyRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Name      string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Algorithm Algorithm              `protobuf:"varint,2,opt,name=algorithm,proto3,enum=signer.v1.Algorithm" json:"algorithm,omitempty"`
+	Org       string                 `protobuf:"bytes,3,opt,name=org,proto3" json:"org,omitempty"`
+	// Ed25519: the raw 32-byte seed (Cloacina's signing key) or a PKCS#8 PEM.
+	// ECDSA P-256: a PKCS#8 or SEC1 PEM (SchemaPin's private key files).
+	PrivateKey    []byte `protobuf:"bytes,4,opt,name=private_key,json=privateKey,proto3" json:"private_key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImportKeyRequest) Reset() {
+	*x = ImportKeyRequest{}
+	mi := &file_signer_v1_key_service_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImportKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImportKeyRequest) ProtoMessage() {}
+
+func (x *ImportKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_signer_v1_key_service_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImportKeyRequest.ProtoReflect.Descriptor instead.
+func (*ImportKeyRequest) Descriptor() ([]byte, []int) {
+	return file_signer_v1_key_service_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *ImportKeyRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ImportKeyRequest) GetAlgorithm() Algorithm {
+	if x != nil {
+		return x.Algorithm
+	}
+	return Algorithm_ALGORITHM_UNSPECIFIED
+}
+
+func (x *ImportKeyRequest) GetOrg() string {
+	if x != nil {
+		return x.Org
+	}
+	return ""
+}
+
+func (x *ImportKeyRequest) GetPrivateKey() []byte {
+	if x != nil {
+		return x.PrivateKey
+	}
+	return nil
+}
+
+// ImportKeyResponse returns the imported key.
+type ImportKeyResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Key           *Key                   `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImportKeyResponse) Reset() {
+	*x = ImportKeyResponse{}
+	mi := &file_signer_v1_key_service_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImportKeyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImportKeyResponse) ProtoMessage() {}
+
+func (x *ImportKeyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_signer_v1_key_service_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImportKeyResponse.ProtoReflect.Descriptor instead.
+func (*ImportKeyResponse) Descriptor() ([]byte, []int) {
+	return file_signer_v1_key_service_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *ImportKeyResponse) GetKey() *Key {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
 var File_signer_v1_key_service_proto protoreflect.FileDescriptor
 
 const file_signer_v1_key_service_proto_rawDesc = "" +
@@ -318,12 +631,33 @@ const file_signer_v1_key_service_proto_rawDesc = "" +
 	"\rGetKeyRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"2\n" +
 	"\x0eGetKeyResponse\x12 \n" +
-	"\x03key\x18\x01 \x01(\v2\x0e.signer.v1.KeyR\x03key2\xd8\x01\n" +
+	"\x03key\x18\x01 \x01(\v2\x0e.signer.v1.KeyR\x03key\"&\n" +
+	"\x10RotateKeyRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"e\n" +
+	"\x11RotateKeyResponse\x12 \n" +
+	"\x03key\x18\x01 \x01(\v2\x0e.signer.v1.KeyR\x03key\x12.\n" +
+	"\x13trust_propagated_to\x18\x02 \x03(\tR\x11trustPropagatedTo\"[\n" +
+	"\x10RevokeKeyRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x123\n" +
+	"\x06reason\x18\x02 \x01(\x0e2\x1b.signer.v1.RevocationReasonR\x06reason\"5\n" +
+	"\x11RevokeKeyResponse\x12 \n" +
+	"\x03key\x18\x01 \x01(\v2\x0e.signer.v1.KeyR\x03key\"\x8d\x01\n" +
+	"\x10ImportKeyRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x122\n" +
+	"\talgorithm\x18\x02 \x01(\x0e2\x14.signer.v1.AlgorithmR\talgorithm\x12\x10\n" +
+	"\x03org\x18\x03 \x01(\tR\x03org\x12\x1f\n" +
+	"\vprivate_key\x18\x04 \x01(\fR\n" +
+	"privateKey\"5\n" +
+	"\x11ImportKeyResponse\x12 \n" +
+	"\x03key\x18\x01 \x01(\v2\x0e.signer.v1.KeyR\x03key2\xb0\x03\n" +
 	"\n" +
 	"KeyService\x12F\n" +
 	"\tCreateKey\x12\x1b.signer.v1.CreateKeyRequest\x1a\x1c.signer.v1.CreateKeyResponse\x12C\n" +
 	"\bListKeys\x12\x1a.signer.v1.ListKeysRequest\x1a\x1b.signer.v1.ListKeysResponse\x12=\n" +
-	"\x06GetKey\x12\x18.signer.v1.GetKeyRequest\x1a\x19.signer.v1.GetKeyResponseB3Z1github.com/signerd/signerd/gen/signer/v1;signerv1b\x06proto3"
+	"\x06GetKey\x12\x18.signer.v1.GetKeyRequest\x1a\x19.signer.v1.GetKeyResponse\x12F\n" +
+	"\tRotateKey\x12\x1b.signer.v1.RotateKeyRequest\x1a\x1c.signer.v1.RotateKeyResponse\x12F\n" +
+	"\tRevokeKey\x12\x1b.signer.v1.RevokeKeyRequest\x1a\x1c.signer.v1.RevokeKeyResponse\x12F\n" +
+	"\tImportKey\x12\x1b.signer.v1.ImportKeyRequest\x1a\x1c.signer.v1.ImportKeyResponseB3Z1github.com/signerd/signerd/gen/signer/v1;signerv1b\x06proto3"
 
 var (
 	file_signer_v1_key_service_proto_rawDescOnce sync.Once
@@ -337,7 +671,7 @@ func file_signer_v1_key_service_proto_rawDescGZIP() []byte {
 	return file_signer_v1_key_service_proto_rawDescData
 }
 
-var file_signer_v1_key_service_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_signer_v1_key_service_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_signer_v1_key_service_proto_goTypes = []any{
 	(*CreateKeyRequest)(nil),  // 0: signer.v1.CreateKeyRequest
 	(*CreateKeyResponse)(nil), // 1: signer.v1.CreateKeyResponse
@@ -345,25 +679,43 @@ var file_signer_v1_key_service_proto_goTypes = []any{
 	(*ListKeysResponse)(nil),  // 3: signer.v1.ListKeysResponse
 	(*GetKeyRequest)(nil),     // 4: signer.v1.GetKeyRequest
 	(*GetKeyResponse)(nil),    // 5: signer.v1.GetKeyResponse
-	(Algorithm)(0),            // 6: signer.v1.Algorithm
-	(*Key)(nil),               // 7: signer.v1.Key
+	(*RotateKeyRequest)(nil),  // 6: signer.v1.RotateKeyRequest
+	(*RotateKeyResponse)(nil), // 7: signer.v1.RotateKeyResponse
+	(*RevokeKeyRequest)(nil),  // 8: signer.v1.RevokeKeyRequest
+	(*RevokeKeyResponse)(nil), // 9: signer.v1.RevokeKeyResponse
+	(*ImportKeyRequest)(nil),  // 10: signer.v1.ImportKeyRequest
+	(*ImportKeyResponse)(nil), // 11: signer.v1.ImportKeyResponse
+	(Algorithm)(0),            // 12: signer.v1.Algorithm
+	(*Key)(nil),               // 13: signer.v1.Key
+	(RevocationReason)(0),     // 14: signer.v1.RevocationReason
 }
 var file_signer_v1_key_service_proto_depIdxs = []int32{
-	6, // 0: signer.v1.CreateKeyRequest.algorithm:type_name -> signer.v1.Algorithm
-	7, // 1: signer.v1.CreateKeyResponse.key:type_name -> signer.v1.Key
-	7, // 2: signer.v1.ListKeysResponse.keys:type_name -> signer.v1.Key
-	7, // 3: signer.v1.GetKeyResponse.key:type_name -> signer.v1.Key
-	0, // 4: signer.v1.KeyService.CreateKey:input_type -> signer.v1.CreateKeyRequest
-	2, // 5: signer.v1.KeyService.ListKeys:input_type -> signer.v1.ListKeysRequest
-	4, // 6: signer.v1.KeyService.GetKey:input_type -> signer.v1.GetKeyRequest
-	1, // 7: signer.v1.KeyService.CreateKey:output_type -> signer.v1.CreateKeyResponse
-	3, // 8: signer.v1.KeyService.ListKeys:output_type -> signer.v1.ListKeysResponse
-	5, // 9: signer.v1.KeyService.GetKey:output_type -> signer.v1.GetKeyResponse
-	7, // [7:10] is the sub-list for method output_type
-	4, // [4:7] is the sub-list for method input_type
-	4, // [4:4] is the sub-list for extension type_name
-	4, // [4:4] is the sub-list for extension extendee
-	0, // [0:4] is the sub-list for field type_name
+	12, // 0: signer.v1.CreateKeyRequest.algorithm:type_name -> signer.v1.Algorithm
+	13, // 1: signer.v1.CreateKeyResponse.key:type_name -> signer.v1.Key
+	13, // 2: signer.v1.ListKeysResponse.keys:type_name -> signer.v1.Key
+	13, // 3: signer.v1.GetKeyResponse.key:type_name -> signer.v1.Key
+	13, // 4: signer.v1.RotateKeyResponse.key:type_name -> signer.v1.Key
+	14, // 5: signer.v1.RevokeKeyRequest.reason:type_name -> signer.v1.RevocationReason
+	13, // 6: signer.v1.RevokeKeyResponse.key:type_name -> signer.v1.Key
+	12, // 7: signer.v1.ImportKeyRequest.algorithm:type_name -> signer.v1.Algorithm
+	13, // 8: signer.v1.ImportKeyResponse.key:type_name -> signer.v1.Key
+	0,  // 9: signer.v1.KeyService.CreateKey:input_type -> signer.v1.CreateKeyRequest
+	2,  // 10: signer.v1.KeyService.ListKeys:input_type -> signer.v1.ListKeysRequest
+	4,  // 11: signer.v1.KeyService.GetKey:input_type -> signer.v1.GetKeyRequest
+	6,  // 12: signer.v1.KeyService.RotateKey:input_type -> signer.v1.RotateKeyRequest
+	8,  // 13: signer.v1.KeyService.RevokeKey:input_type -> signer.v1.RevokeKeyRequest
+	10, // 14: signer.v1.KeyService.ImportKey:input_type -> signer.v1.ImportKeyRequest
+	1,  // 15: signer.v1.KeyService.CreateKey:output_type -> signer.v1.CreateKeyResponse
+	3,  // 16: signer.v1.KeyService.ListKeys:output_type -> signer.v1.ListKeysResponse
+	5,  // 17: signer.v1.KeyService.GetKey:output_type -> signer.v1.GetKeyResponse
+	7,  // 18: signer.v1.KeyService.RotateKey:output_type -> signer.v1.RotateKeyResponse
+	9,  // 19: signer.v1.KeyService.RevokeKey:output_type -> signer.v1.RevokeKeyResponse
+	11, // 20: signer.v1.KeyService.ImportKey:output_type -> signer.v1.ImportKeyResponse
+	15, // [15:21] is the sub-list for method output_type
+	9,  // [9:15] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_signer_v1_key_service_proto_init() }
@@ -378,7 +730,7 @@ func file_signer_v1_key_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_signer_v1_key_service_proto_rawDesc), len(file_signer_v1_key_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   6,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

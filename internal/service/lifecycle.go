@@ -1,0 +1,209 @@
+package service
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+
+	"github.com/signerd/signerd/internal/errdefs"
+	"github.com/signerd/signerd/internal/keystore"
+	"github.com/signerd/signerd/internal/skill"
+	"github.com/signerd/signerd/internal/store"
+)
+
+// RotateOutput is a rotated key and the orgs whose trust followed it.
+type RotateOutput struct {
+	Key             store.Key
+	TrustPropagated []string
+}
+
+// RotateKey generates a new version of a key in the HSM. The new version
+// signs from now on; older versions stay active for verification. Every org
+// that actively trusted the previous current version also trusts the new
+// one, so rotation does not break verification for consumers (each such
+// trust change is audited like any other).
+func (s *Service) RotateKey(ctx context.Context, name string) (RotateOutput, error) {
+	key, err := s.GetKey(ctx, name)
+	if err != nil {
+		return RotateOutput{}, err
+	}
+	prev, ok := key.Current()
+	if !ok {
+		return RotateOutput{}, errdefs.WithReason(errdefs.ReasonKeyRevoked,
+			fmt.Errorf("key %q is revoked; create a new key instead of rotating it: %w", name, errdefs.ErrFailedPrecondition))
+	}
+	next := key.Versions[len(key.Versions)-1].Version + 1
+	v, err := s.newVersion(ctx, name, next, keystore.Algorithm(key.Algorithm))
+	if err != nil {
+		return RotateOutput{}, err
+	}
+	ev := s.event(ctx, "key.rotate")
+	ev.Key, ev.Org, ev.Detail = name, key.Org, fmt.Sprintf("version=%d fingerprint=%s previous=%s", next, v.Fingerprint, prev.Fingerprint)
+	if err := s.store.AddKeyVersion(ctx, name, v, ev); err != nil {
+		s.log.WarnContext(ctx, "key pair created in the HSM but not recorded; it is unused", "key", name, "version", next, "err", err)
+		return RotateOutput{}, err
+	}
+	out := RotateOutput{}
+	orgs, err := s.store.ListOrgs(ctx)
+	if err != nil {
+		return out, err
+	}
+	for _, o := range orgs {
+		for _, tk := range o.Trusted {
+			if tk.Fingerprint != prev.Fingerprint || tk.RemovedAt != nil {
+				continue
+			}
+			ntk := store.TrustedKey{Fingerprint: v.Fingerprint, Algorithm: key.Algorithm, PublicKey: v.PublicKey, KeyName: name, TrustedAt: s.now()}
+			tev := s.event(ctx, "trust.add")
+			tev.Org, tev.Key, tev.Detail = o.ID, name, fmt.Sprintf("fingerprint=%s (rotation of %s)", v.Fingerprint, prev.Fingerprint)
+			if err := s.store.TrustKey(ctx, o.ID, ntk, tev); err != nil && !errors.Is(err, errdefs.ErrAlreadyExists) {
+				return out, fmt.Errorf("rotated, but trust for org %q was not carried over: %w", o.ID, err)
+			}
+			out.TrustPropagated = append(out.TrustPropagated, o.ID)
+		}
+	}
+	out.Key, err = s.store.GetKey(ctx, name)
+	return out, err
+}
+
+// ParseRevocationReason validates one of SchemaPin's four reasons.
+func ParseRevocationReason(r string) (store.RevocationReason, error) {
+	switch rr := store.RevocationReason(r); rr {
+	case store.ReasonKeyCompromise, store.ReasonSuperseded, store.ReasonCessationOfOperation, store.ReasonPrivilegeWithdrawn:
+		return rr, nil
+	}
+	return "", fmt.Errorf("revocation reason %q: want key_compromise, superseded, cessation_of_operation or privilege_withdrawn: %w", r, errdefs.ErrInvalidArgument)
+}
+
+// RevokeKey revokes every active version of a key with a reason. It stops
+// signing immediately: signing reads the key's state on every request.
+func (s *Service) RevokeKey(ctx context.Context, name string, reason store.RevocationReason) (store.Key, error) {
+	if _, err := ParseRevocationReason(string(reason)); err != nil {
+		return store.Key{}, err
+	}
+	key, err := s.GetKey(ctx, name)
+	if err != nil {
+		return store.Key{}, err
+	}
+	if _, ok := key.Current(); !ok {
+		return store.Key{}, errdefs.WithReason(errdefs.ReasonKeyRevoked, fmt.Errorf("key %q is already revoked: %w", name, errdefs.ErrFailedPrecondition))
+	}
+	ev := s.event(ctx, "key.revoke")
+	ev.Key, ev.Org, ev.Detail = name, key.Org, "reason="+string(reason)
+	if err := s.store.RevokeKeyVersions(ctx, name, reason, s.now(), ev); err != nil {
+		return store.Key{}, err
+	}
+	s.log.WarnContext(ctx, "key revoked", "key", name, "reason", reason)
+	return s.store.GetKey(ctx, name)
+}
+
+// ImportKeyInput carries existing private key material.
+type ImportKeyInput struct {
+	Name      string
+	Algorithm keystore.Algorithm
+	Org       string
+	// Material is an Ed25519 raw 32-byte seed or PKCS#8 PEM, or an ECDSA
+	// P-256 PKCS#8 or SEC1 PEM. The caller should zero it afterwards.
+	Material []byte
+}
+
+// ImportKey creates an existing key pair inside the HSM (sensitive,
+// non-extractable) as version 1 of a new named key. The material is parsed
+// in memory and handed to the token; it is never logged or stored.
+func (s *Service) ImportKey(ctx context.Context, in ImportKeyInput) (store.Key, error) {
+	if err := ValidateKeyName(in.Name); err != nil {
+		return store.Key{}, err
+	}
+	if in.Org != "" {
+		if err := ValidateOrg(in.Org); err != nil {
+			return store.Key{}, err
+		}
+	}
+	priv, err := parsePrivateKey(in.Algorithm, in.Material)
+	if err != nil {
+		return store.Key{}, err
+	}
+	if _, err := s.store.GetKey(ctx, in.Name); err == nil {
+		return store.Key{}, errdefs.WithReason(errdefs.ReasonKeyExists, fmt.Errorf("key %q already exists: %w", in.Name, errdefs.ErrAlreadyExists))
+	} else if !errors.Is(err, errdefs.ErrNotFound) {
+		return store.Key{}, err
+	}
+	pub := priv.(crypto.Signer).Public()
+	fp, err := Fingerprint(pub)
+	if err != nil {
+		return store.Key{}, err
+	}
+	if k, _, err := s.store.FindKeyVersion(ctx, fp); err == nil {
+		return store.Key{}, errdefs.WithReason(errdefs.ReasonKeyExists, fmt.Errorf("this key is already in signerd as %q: %w", k.Name, errdefs.ErrAlreadyExists))
+	}
+	id := make([]byte, 16)
+	if _, err := rand.Read(id); err != nil {
+		return store.Key{}, err
+	}
+	release, err := s.acquireHSM(ctx)
+	if err != nil {
+		return store.Key{}, err
+	}
+	got, err := s.keys.ImportKey(ctx, keystore.ImportKeyRequest{ID: id, Label: fmt.Sprintf("signerd/%s/v1", in.Name), Algorithm: in.Algorithm, Private: priv})
+	release()
+	if err != nil {
+		return store.Key{}, fmt.Errorf("import key into the HSM: %w", err)
+	}
+	if gotFP, err := Fingerprint(got); err != nil || gotFP != fp {
+		return store.Key{}, fmt.Errorf("the HSM reports a different public key after import: %w", errdefs.ErrInternal)
+	}
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		return store.Key{}, err
+	}
+	now := s.now()
+	k := store.Key{Name: in.Name, Org: in.Org, Algorithm: string(in.Algorithm), CreatedAt: now, Versions: []store.KeyVersion{{
+		Version: 1, CKAID: id, PublicKey: der, Fingerprint: fp, State: store.KeyActive, CreatedAt: now,
+	}}}
+	ev := s.event(ctx, "key.import")
+	ev.Key, ev.Org, ev.Detail = in.Name, in.Org, fmt.Sprintf("algorithm=%s fingerprint=%s", in.Algorithm, fp)
+	if err := s.store.CreateKey(ctx, k, ev); err != nil {
+		return store.Key{}, err
+	}
+	return k, nil
+}
+
+// parsePrivateKey reads the key forms the two formats use in the wild.
+func parsePrivateKey(alg keystore.Algorithm, material []byte) (crypto.PrivateKey, error) {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf(format+": %w", append(args, errdefs.ErrInvalidArgument)...)
+	}
+	switch alg {
+	case keystore.Ed25519:
+		if len(material) == ed25519.SeedSize && !bytes.HasPrefix(material, []byte("-----")) {
+			return ed25519.NewKeyFromSeed(material), nil
+		}
+		block, _ := pem.Decode(material)
+		if block == nil {
+			return nil, bad("ed25519 private key: want the raw 32-byte seed (Cloacina) or a PKCS#8 PEM, got %d bytes", len(material))
+		}
+		k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+		if err != nil {
+			return nil, bad("ed25519 private key: %v", err)
+		}
+		ek, ok := k.(ed25519.PrivateKey)
+		if !ok {
+			return nil, bad("private key is %T, not Ed25519", k)
+		}
+		return ek, nil
+	case keystore.ECDSAP256:
+		k, err := skill.ParsePrivateKeyPEM(material)
+		if err != nil {
+			return nil, bad("ecdsa-p256 private key: %v", err)
+		}
+		return (*ecdsa.PrivateKey)(k), nil
+	}
+	return nil, bad("algorithm %q: want ed25519 or ecdsa-p256", alg)
+}
