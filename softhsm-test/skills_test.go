@@ -142,3 +142,53 @@ func TestSkillSigningThroughHSM(t *testing.T) {
 		}
 	})
 }
+
+// TestSkillVerifyCLI: the signctl verbs on a skill signed through the HSM,
+// offline with the public key and online through the daemon.
+func TestSkillVerifyCLI(t *testing.T) {
+	d := startDaemon(t)
+	mustSignctl(t, d, "key", "create", "skills", "--algorithm", "ecdsa-p256", "--org", "example.com")
+	pubPEM := writeFile(t, t.TempDir(), "skills.pub.pem", []byte(mustSignctl(t, d, "key", "public", "skills").stdout))
+	dir := makeSkill(t)
+	mustSignctl(t, d, "skill", "sign", dir, "--key", "skills", "--domain", "example.com", "--expires-in", "1h")
+
+	off := mustSignctl(t, d, "skill", "verify", dir, "--domain", "example.com", "--public-key", pubPEM, "-o", "json").json(t)
+	if off["valid"] != true || off["digest_convention"] != "sha256" {
+		t.Fatalf("offline: %v", off)
+	}
+	on := mustSignctl(t, d, "skill", "verify", dir, "--domain", "example.com", "--online", "-o", "json").json(t)
+	if on["valid"] != true || on["key_source"] != "signerd" {
+		t.Fatalf("online: %v", on)
+	}
+	if r := signctl(t, d, "skill", "tampered", dir); r.code != 0 {
+		t.Fatalf("tampered on an intact skill: exit %d %s", r.code, r.stdout)
+	}
+
+	// Strip expires_at: upstream verifiers accept it, signerd does not.
+	sigPath := filepath.Join(dir, ".schemapin.sig")
+	raw, _ := os.ReadFile(sigPath)
+	var doc map[string]any
+	json.Unmarshal(raw, &doc)
+	delete(doc, "expires_at")
+	edited, _ := json.MarshalIndent(doc, "", "  ")
+	os.WriteFile(sigPath, edited, 0o644)
+	if r := signctl(t, d, "skill", "verify", dir, "--domain", "example.com", "--public-key", pubPEM); r.code != 0 {
+		t.Fatalf("offline verification cannot see the edit (upstream's hole), yet it failed: %d %s", r.code, r.stderr)
+	}
+	r := signctl(t, d, "skill", "verify", dir, "--domain", "example.com", "--online", "-o", "json")
+	if r.code != 1 || r.json(t)["error_code"] != "metadata_edited" {
+		t.Fatalf("online verification missed the edit: exit %d %s", r.code, r.stdout)
+	}
+	os.WriteFile(sigPath, raw, 0o644)
+
+	// Modify a file: both fail, and tampered names it.
+	writeFile(t, dir, "SKILL.md", []byte("---\nname: hello-skill\n---\n# Evil\n"))
+	for _, args := range [][]string{{"--public-key", pubPEM}, {"--online"}} {
+		if r := signctl(t, d, append([]string{"skill", "verify", dir, "--domain", "example.com"}, args...)...); r.code != 1 {
+			t.Fatalf("modified skill %v: exit %d", args, r.code)
+		}
+	}
+	if r := signctl(t, d, "skill", "tampered", dir, "-o", "json"); r.code != 1 || !strings.Contains(r.stdout, "SKILL.md") {
+		t.Fatalf("tampered: exit %d %s", r.code, r.stdout)
+	}
+}

@@ -22,6 +22,7 @@ const DefaultSocket = "/run/signerd/signerd.sock"
 // globals are the flags every command shares.
 type globals struct {
 	socket  string
+	remote  remoteFlags // --addr and its TLS flags
 	output  string
 	timeout time.Duration
 	stdout  io.Writer
@@ -30,7 +31,7 @@ type globals struct {
 
 // dial connects to the daemon.
 func (g *globals) dial() (*client.Client, error) {
-	c, err := client.DialUnix(g.socket)
+	c, err := g.remote.dial(g.socket)
 	if err != nil {
 		return nil, exitErr(ExitUsage, err)
 	}
@@ -80,9 +81,10 @@ Exit codes: 0 success/verified, 1 verification failed, 2 bad usage or input,
 	pf.StringVar(&g.socket, "socket", socket, "signerd's Unix socket (env SIGNCTL_SOCKET)")
 	pf.StringVarP(&g.output, "output", "o", "text", "output format: text or json")
 	pf.DurationVar(&g.timeout, "timeout", 30*time.Second, "give up on the daemon after this long")
+	g.remote.register(pf)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return exitErr(ExitUsage, err) })
 
-	skillCmd := &cobra.Command{Use: "skill", Short: "Sign and verify SchemaPin skill folders"}
+	skillCmd := newSkillCommand(g)
 	addSkillDaemonCommands(skillCmd, g)
 	root.AddCommand(
 		skillCmd,
@@ -91,6 +93,7 @@ Exit codes: 0 success/verified, 1 verification failed, 2 bad usage or input,
 		newPolicyCommand(g),
 		newSignCommand(g),
 		newVerifyCommand(g),
+		newAuditCommand(g),
 	)
 	return root
 }

@@ -1,14 +1,23 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"runtime"
+	"sync"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/spf13/cobra"
 
 	signerv1 "github.com/signerd/signerd/gen/signer/v1"
+	"github.com/signerd/signerd/internal/client"
 	"github.com/signerd/signerd/internal/pkgsig"
 )
 
@@ -41,34 +50,32 @@ leaves no partial .sig behind.`,
 			}
 			ctx, cancel := g.ctx(cmd.Context())
 			defer cancel()
-			// Hash everything first: a missing or unreadable file fails the
-			// command before anything is signed.
-			digests := make([][pkgsig.DigestSize]byte, len(args))
-			for i, path := range args {
-				d, err := pkgsig.HashFile(ctx, path)
-				if err != nil {
-					return exitErr(ExitUsage, err)
-				}
-				digests[i] = d
+			// Hash everything first (in parallel: hashing is CPU-bound): a
+			// missing or unreadable file fails the command before anything
+			// is signed.
+			digests, err := hashFiles(ctx, args)
+			if err != nil {
+				return exitErr(ExitUsage, err)
 			}
 			c, err := g.dial()
 			if err != nil {
 				return err
 			}
 			defer c.Close()
-			type result struct {
-				File        string `json:"file"`
-				Signature   string `json:"signature"`
-				PackageHash string `json:"package_hash"`
-				Key         string `json:"key"`
-				KeyVersion  uint32 `json:"key_version"`
-				Fingerprint string `json:"key_fingerprint"`
-			}
-			var results []result
+			reqs := make([]*signerv1.SignRequest, len(args))
 			for i, path := range args {
-				resp, err := c.Signer.Sign(ctx, &signerv1.SignRequest{KeyName: opts.key, Digest: digests[i][:], ArtifactName: filepath.Base(path)})
-				if err != nil {
-					return c.FromStatus(err)
+				reqs[i] = &signerv1.SignRequest{KeyName: opts.key, Digest: digests[i][:], ArtifactName: filepath.Base(path)}
+			}
+			var results []signResult
+			var firstErr error
+			err = signAll(ctx, c, reqs, func(i int, resp *signerv1.SignResponse, itemErr error) error {
+				path := args[i]
+				if itemErr != nil {
+					fmt.Fprintf(g.stderr, "signctl: %s: %v\n", path, itemErr)
+					if firstErr == nil {
+						firstErr = itemErr
+					}
+					return nil
 				}
 				out := opts.out
 				if out == "" {
@@ -80,17 +87,32 @@ leaves no partial .sig behind.`,
 					}
 					return exitErr(ExitDaemon, err)
 				}
-				r := result{File: path, Signature: out, PackageHash: pkgsig.HexDigest(digests[i][:]), Key: resp.GetKeyName(), KeyVersion: resp.GetKeyVersion(), Fingerprint: resp.GetKeyFingerprint()}
+				r := signResult{File: path, Signature: out, PackageHash: pkgsig.HexDigest(digests[i][:]), Key: resp.GetKeyName(), KeyVersion: resp.GetKeyVersion(), Fingerprint: resp.GetKeyFingerprint()}
 				results = append(results, r)
 				if !g.json() {
 					printf(g.stdout, "signed %s -> %s (key %s v%d, fingerprint %s)\n", path, out, r.Key, r.KeyVersion, r.Fingerprint)
 				}
+				return nil
+			})
+			if err != nil {
+				return err
 			}
 			if g.json() {
-				if len(results) == 1 {
-					return printJSON(g.stdout, results[0])
+				var perr error
+				if len(args) == 1 && len(results) == 1 {
+					perr = printJSON(g.stdout, results[0])
+				} else if len(args) > 1 {
+					perr = printJSON(g.stdout, results)
 				}
-				return printJSON(g.stdout, results)
+				if perr != nil {
+					return perr
+				}
+			}
+			if firstErr != nil {
+				if len(args) > 1 {
+					return &exitError{code: exitCode(firstErr), err: firstErr, reported: true}
+				}
+				return firstErr
 			}
 			return nil
 		},
@@ -98,4 +120,89 @@ leaves no partial .sig behind.`,
 	cmd.Flags().StringVar(&opts.key, "key", "", "the signing key's name (ed25519)")
 	cmd.Flags().StringVar(&opts.out, "out", "", "where to write the signature (default FILE.sig)")
 	return cmd
+}
+
+// signResult is the -o json shape of one signed file.
+type signResult struct {
+	File        string `json:"file"`
+	Signature   string `json:"signature"`
+	PackageHash string `json:"package_hash"`
+	Key         string `json:"key"`
+	KeyVersion  uint32 `json:"key_version"`
+	Fingerprint string `json:"key_fingerprint"`
+}
+
+// hashFiles hashes files with at most GOMAXPROCS in parallel, each streamed.
+func hashFiles(ctx context.Context, paths []string) ([][pkgsig.DigestSize]byte, error) {
+	digests := make([][pkgsig.DigestSize]byte, len(paths))
+	errs := make([]error, len(paths))
+	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
+	var wg sync.WaitGroup
+	for i, p := range paths {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			digests[i], errs[i] = pkgsig.HashFile(ctx, p)
+		}()
+	}
+	wg.Wait()
+	return digests, errors.Join(errs...)
+}
+
+// signAll signs with unary Sign for one request and over one SignBatch
+// stream for several, calling each(i, response, itemError) in request
+// order. A non-nil error from each, or a transport failure, stops it.
+func signAll(ctx context.Context, c *client.Client, reqs []*signerv1.SignRequest, each func(int, *signerv1.SignResponse, error) error) error {
+	if len(reqs) == 1 {
+		resp, err := c.Signer.Sign(ctx, reqs[0])
+		if err != nil {
+			return each(0, nil, c.FromStatus(err))
+		}
+		return each(0, resp, nil)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := c.Signer.SignBatch(ctx)
+	if err != nil {
+		return c.FromStatus(err)
+	}
+	sendErr := make(chan error, 1)
+	go func() {
+		for _, r := range reqs {
+			if err := stream.Send(&signerv1.SignBatchRequest{Request: r}); err != nil {
+				sendErr <- err
+				return
+			}
+		}
+		sendErr <- stream.CloseSend()
+	}()
+	for i := range reqs {
+		resp, err := stream.Recv()
+		if err != nil {
+			return c.FromStatus(err)
+		}
+		var itemErr error
+		if e := resp.GetError(); e != nil {
+			itemErr = c.FromStatus(batchItemStatus(e))
+		}
+		if err := each(i, resp.GetResponse(), itemErr); err != nil {
+			return err
+		}
+	}
+	if err := <-sendErr; err != nil && !errors.Is(err, io.EOF) {
+		return c.FromStatus(err)
+	}
+	return nil
+}
+
+// batchItemStatus rebuilds the status a unary Sign would have returned.
+func batchItemStatus(e *signerv1.BatchItemError) error {
+	st := status.New(codes.Code(e.GetCode()), e.GetMessage())
+	if e.GetReason() != "" {
+		if withInfo, err := st.WithDetails(&errdetails.ErrorInfo{Reason: e.GetReason(), Domain: "signerd.dev"}); err == nil {
+			st = withInfo
+		}
+	}
+	return st.Err()
 }

@@ -30,6 +30,7 @@ type Client struct {
 	Trust  signerv1.TrustServiceClient
 	Skills signerv1.SkillServiceClient
 	Health grpc_health_v1.HealthClient
+	Audit  signerv1.AuditServiceClient
 }
 
 // DialUnix connects to signerd's Unix socket. The connection is lazy: an
@@ -47,15 +48,21 @@ func DialUnix(socket string) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("socket %s: %w", socket, err)
 	}
+	return newClient(conn, socket), nil
+}
+
+// newClient wraps a connection (DialUnix, DialTLS, DialLoopback).
+func newClient(conn *grpc.ClientConn, address string) *Client {
 	return &Client{
 		conn:    conn,
-		address: socket,
+		address: address,
 		Signer:  signerv1.NewSignerServiceClient(conn),
 		Keys:    signerv1.NewKeyServiceClient(conn),
 		Trust:   signerv1.NewTrustServiceClient(conn),
 		Skills:  signerv1.NewSkillServiceClient(conn),
 		Health:  grpc_health_v1.NewHealthClient(conn),
-	}, nil
+		Audit:   signerv1.NewAuditServiceClient(conn),
+	}
 }
 
 // Close closes the connection.

@@ -26,6 +26,31 @@ type Config struct {
 	LogFormat       string
 	MaxSessions     int
 	ShutdownTimeout time.Duration
+	MetricsListen   string
+	// Listen is the optional TCP listener (HOST:PORT): mutual TLS with
+	// TLSCert, TLSKey and ClientCA, or plaintext on loopback only with
+	// InsecureLoopback.
+	Listen           string
+	TLSCert          string
+	TLSKey           string
+	ClientCA         string
+	InsecureLoopback bool
+	// Policy is the policy file; empty means server.DefaultAuthorizer.
+	Policy string
+	// AuditCheckpointInterval is how often the audit head is signed when
+	// it moved (0: only at shutdown).
+	AuditCheckpointInterval time.Duration
+	// Client limits (config_limits.go): request size, calls per
+	// connection, connections per listener, handshake and keepalive.
+	MaxRecvMsgSize       int
+	MaxConcurrentStreams int
+	MaxConnections       int
+	HandshakeTimeout     time.Duration
+	KeepaliveMinTime     time.Duration
+	MaxConnectionIdle    time.Duration
+	// HSMPingInterval is how often the token is checked while idle, so a
+	// dead one is reported (health NOT_SERVING) before a caller needs it.
+	HSMPingInterval time.Duration
 }
 
 // Defaults returns the built-in configuration.
@@ -40,6 +65,16 @@ func Defaults() Config {
 		LogFormat:       "text",
 		MaxSessions:     8,
 		ShutdownTimeout: 30 * time.Second,
+
+		AuditCheckpointInterval: time.Minute,
+
+		MaxRecvMsgSize:       DefaultMaxRecvMsgSize,
+		MaxConcurrentStreams: DefaultMaxConcurrentStreams,
+		MaxConnections:       DefaultMaxConnections,
+		HandshakeTimeout:     DefaultHandshakeTimeout,
+		KeepaliveMinTime:     DefaultKeepaliveMinTime,
+		MaxConnectionIdle:    DefaultMaxConnectionIdle,
+		HSMPingInterval:      DefaultHSMPingInterval,
 	}
 }
 
@@ -89,8 +124,47 @@ func settings() []setting {
 			c.ShutdownTimeout = d
 			return nil
 		}},
+		{"max-recv-msg-size", "SIGNERD_MAX_RECV_MSG_SIZE", "largest request accepted, in bytes (or 64KiB, 1MiB); larger ones get RESOURCE_EXHAUSTED",
+			sizeSetting("max-recv-msg-size", 4<<10, 64<<20, func(c *Config) *int { return &c.MaxRecvMsgSize })},
+		{"max-concurrent-streams", "SIGNERD_MAX_CONCURRENT_STREAMS", "calls one connection may have in flight (more wait in the client)",
+			intSetting("max-concurrent-streams", 1, 1<<16, func(c *Config) *int { return &c.MaxConcurrentStreams })},
+		{"max-connections", "SIGNERD_MAX_CONNECTIONS", "connections each listener holds open (more wait to be accepted)",
+			intSetting("max-connections", 1, 1<<20, func(c *Config) *int { return &c.MaxConnections })},
+		{"handshake-timeout", "SIGNERD_HANDSHAKE_TIMEOUT", "how long a new connection may take to complete its handshakes before it is closed",
+			durationSetting("handshake-timeout", 100*time.Millisecond, 10*time.Minute, false, func(c *Config) *time.Duration { return &c.HandshakeTimeout })},
+		{"keepalive-min-time", "SIGNERD_KEEPALIVE_MIN_TIME", "shortest keepalive ping interval allowed to clients (faster ones are disconnected)",
+			durationSetting("keepalive-min-time", time.Second, 24*time.Hour, false, func(c *Config) *time.Duration { return &c.KeepaliveMinTime })},
+		{"max-connection-idle", "SIGNERD_MAX_CONNECTION_IDLE", "close connections without calls for this long (0: never)",
+			durationSetting("max-connection-idle", time.Second, 24*time.Hour, true, func(c *Config) *time.Duration { return &c.MaxConnectionIdle })},
+		{"hsm-ping-interval", "SIGNERD_HSM_PING_INTERVAL", "how often the HSM token is checked while idle (0: only when a call fails)",
+			durationSetting("hsm-ping-interval", 100*time.Millisecond, time.Hour, true, func(c *Config) *time.Duration { return &c.HSMPingInterval })},
+		{"listen", "SIGNERD_LISTEN", "optional TCP listener HOST:PORT; mutual TLS (--tls-cert, --tls-key, --client-ca), or plaintext on loopback with --insecure-loopback", str(func(c *Config) *string { return &c.Listen })},
+		{"tls-cert", "SIGNERD_TLS_CERT", "PEM certificate the TCP listener presents", str(func(c *Config) *string { return &c.TLSCert })},
+		{"tls-key", "SIGNERD_TLS_KEY", "PEM private key of --tls-cert", str(func(c *Config) *string { return &c.TLSKey })},
+		{"client-ca", "SIGNERD_CLIENT_CA", "PEM CA certificate(s) that TCP clients' certificates must chain to", str(func(c *Config) *string { return &c.ClientCA })},
+		{"insecure-loopback", "SIGNERD_INSECURE_LOOPBACK", "allow --listen without TLS, on a loopback address only; such callers are the identity tcp-loopback", func(c *Config, v string) error {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return fmt.Errorf("insecure-loopback %q is not true or false", v)
+			}
+			c.InsecureLoopback = b
+			return nil
+		}},
+		{"metrics-listen", "SIGNERD_METRICS_LISTEN", "serve Prometheus metrics on HOST:PORT at /metrics (off by default)", str(func(c *Config) *string { return &c.MetricsListen })},
+		{"policy", "SIGNERD_POLICY", "policy file: who may do what (JSON; see README); without it, root and the daemon's uid are admins and socket peers may verify", str(func(c *Config) *string { return &c.Policy })},
+		{"audit-checkpoint-interval", "SIGNERD_AUDIT_CHECKPOINT_INTERVAL", "how often to sign an audit checkpoint when the log grew (0: only at shutdown)", func(c *Config, v string) error {
+			d, err := time.ParseDuration(v)
+			if err != nil || d < 0 || (d > 0 && d < time.Second) {
+				return fmt.Errorf("audit-checkpoint-interval %q is not a duration of at least 1s (or 0) like 1m", v)
+			}
+			c.AuditCheckpointInterval = d
+			return nil
+		}},
 	}
 }
+
+// boolSettings may be given as a bare flag (--insecure-loopback).
+var boolSettings = map[string]bool{"insecure-loopback": true}
 
 // registerFlags declares every setting as a string flag; values are applied
 // by Load so that the precedence lives in one place.
@@ -102,6 +176,9 @@ func registerFlags(fs *pflag.FlagSet) {
 			usage += " (env " + s.env + ")"
 		}
 		fs.String(s.name, "", usage)
+		if boolSettings[s.name] {
+			fs.Lookup(s.name).NoOptDefVal = "true"
+		}
 	}
 }
 
@@ -222,5 +299,9 @@ func (c Config) Redacted() string {
 		pin = "(from SIGNERD_PIN, redacted)"
 	}
 	return fmt.Sprintf("pkcs11-module = %s\ntoken-label = %s\npin-file = %s\npin = %s\nstore = %s\nsocket = %s\nsocket-mode = %04o\nlog-level = %s\nlog-format = %s\nmax-sessions = %d\nshutdown-timeout = %s\n",
-		c.PKCS11Module, c.TokenLabel, c.PINFile, pin, c.Store, c.Socket, c.SocketMode, c.LogLevel, c.LogFormat, c.MaxSessions, c.ShutdownTimeout)
+		c.PKCS11Module, c.TokenLabel, c.PINFile, pin, c.Store, c.Socket, c.SocketMode, c.LogLevel, c.LogFormat, c.MaxSessions, c.ShutdownTimeout) +
+		fmt.Sprintf("listen = %s\ntls-cert = %s\ntls-key = %s\nclient-ca = %s\ninsecure-loopback = %t\npolicy = %s\n",
+			c.Listen, c.TLSCert, c.TLSKey, c.ClientCA, c.InsecureLoopback, c.Policy) +
+		fmt.Sprintf("audit-checkpoint-interval = %s\n", c.AuditCheckpointInterval) +
+		c.reliabilityRedacted()
 }

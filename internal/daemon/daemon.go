@@ -16,7 +16,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/signerd/signerd/internal/keystore/pkcs11"
 	"github.com/signerd/signerd/internal/server"
 	"github.com/signerd/signerd/internal/service"
 	"github.com/signerd/signerd/internal/store/boltstore"
@@ -103,6 +102,13 @@ func Run(ctx context.Context, cfg Config, logOut io.Writer) error {
 	if _, err := os.Stat(cfg.PKCS11Module); err != nil {
 		return fmt.Errorf("PKCS#11 module %s: %w (install SoftHSM2 with `apt-get install softhsm2`, or set --pkcs11-module)", cfg.PKCS11Module, err)
 	}
+	if err := checkListen(cfg); err != nil {
+		return err
+	}
+	authz, policyRules, err := loadAuthorizer(cfg)
+	if err != nil {
+		return err
+	}
 
 	st, err := boltstore.Open(ctx, dbPath, boltstore.Options{Logger: log})
 	if err != nil {
@@ -114,14 +120,9 @@ func Run(ctx context.Context, cfg Config, logOut io.Writer) error {
 		}
 	}()
 
-	ks, err := pkcs11.Open(ctx, pkcs11.Config{
-		ModulePath:      cfg.PKCS11Module,
-		TokenLabel:      cfg.TokenLabel,
-		PIN:             pin,
-		MaxSessions:     cfg.MaxSessions,
-		PoolWaitTimeout: 10 * time.Second,
-		Logger:          log,
-	})
+	// The first open's errors (module, label, PIN) stop start-up; faults
+	// after it are recovered without a restart (keystore/supervised).
+	ks, err := openHSM(ctx, cfg, pin, log)
 	if err != nil {
 		return fmt.Errorf("open HSM: %w", err)
 	}
@@ -131,20 +132,65 @@ func Run(ctx context.Context, cfg Config, logOut io.Writer) error {
 		}
 	}()
 
-	svc := service.New(st, ks, service.Options{Logger: log, HSMConcurrency: cfg.MaxSessions})
-	srv := server.New(svc, server.Options{Logger: log, Denials: svc})
+	mx, err := startMetrics(ctx, cfg, log, st)
+	if err != nil {
+		return err
+	}
+	svc := service.New(st, ks, service.Options{Logger: log, HSMConcurrency: cfg.MaxSessions, Observer: mx})
+	// The audit key signs checkpoints every interval and at shutdown; the
+	// checkpointer stops (deferred, so on every return) before the HSM
+	// closes.
+	auditKey, err := svc.EnsureAuditKey(ctx)
+	if err != nil {
+		return err
+	}
+	log.Info("audit checkpoints", "audit_key", auditKey.Versions[len(auditKey.Versions)-1].Fingerprint, "interval", cfg.AuditCheckpointInterval)
+	cpCtx, stopCheckpoints := context.WithCancel(context.Background())
+	cpDone := make(chan struct{})
+	go func() { defer close(cpDone); svc.RunCheckpoints(cpCtx, cfg.AuditCheckpointInterval) }()
+	defer func() { stopCheckpoints(); <-cpDone }()
+	srv := server.New(svc, withLimits(server.Options{Logger: log, Denials: svc, Authorizer: authz, Calls: mx}, cfg))
 	l, err := server.ListenUnix(cfg.Socket, cfg.SocketMode)
 	if err != nil {
 		return err
 	}
-	srv.SetServing(true)
+	listeners := []net.Listener{l}
+	tcp, plaintext, err := listenTCP(cfg)
+	if err != nil {
+		l.Close()
+		return err
+	}
+	if tcp != nil {
+		listeners = append(listeners, tcp)
+	}
+	ks.NotifyHealth(srv.SetServing) // SERVING now; NOT_SERVING while the HSM is down
 	log.Info("signerd serving", "socket", cfg.Socket, "socket_mode", fmt.Sprintf("%04o", cfg.SocketMode),
 		"db", dbPath, "token", cfg.TokenLabel, "module", cfg.PKCS11Module, "pid", os.Getpid())
+	if policyRules > 0 {
+		log.Info("authorization by policy file", "policy", cfg.Policy, "rules", policyRules)
+	} else {
+		log.Info("authorization by the default rule (no --policy): root and the daemon's uid are admins; other callers may only verify")
+	}
+	if tcp != nil {
+		log.Info("signerd serving TCP", "tcp_addr", tcp.Addr().String(), "mutual_tls", !plaintext)
+		if plaintext {
+			log.Warn("plaintext TCP on loopback (--insecure-loopback): every local process can connect as " + server.LoopbackID)
+		}
+	}
 
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(l) }()
+	// One gRPC server serves every listener; Stop drains them all.
+	serveErr := make(chan error, len(listeners))
+	for _, l := range listeners {
+		go func() { serveErr <- srv.Serve(l) }()
+	}
 	select {
 	case err := <-serveErr:
+		stopCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+		srv.Stop(stopCtx) // the other listeners
+		cancel()
+		for range len(listeners) - 1 {
+			<-serveErr
+		}
 		if err != nil && !errors.Is(err, net.ErrClosed) {
 			return fmt.Errorf("serve: %w", err)
 		}
@@ -156,7 +202,19 @@ func Run(ctx context.Context, cfg Config, logOut io.Writer) error {
 	drainCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
 	srv.Stop(drainCtx)
-	<-serveErr
+	for range listeners {
+		<-serveErr
+	}
+	// No call is in flight now: sign the final head before the HSM closes.
+	stopCheckpoints()
+	<-cpDone
+	cpFinal, cancelFinal := context.WithTimeout(context.Background(), 10*time.Second)
+	if cp, wrote, err := svc.Checkpoint(cpFinal); err != nil {
+		log.Error("final audit checkpoint failed", "err", err)
+	} else {
+		log.Info("final audit checkpoint", "seq", cp.Seq, "written", wrote)
+	}
+	cancelFinal()
 	log.Info("signerd stopped")
 	return nil
 }

@@ -45,8 +45,9 @@ var methodRoles = map[string]Role{
 	signerv1.SkillService_GetRevocation_FullMethodName: RoleVerifier,
 	signerv1.SkillService_GetDNSTXT_FullMethodName:     RoleVerifier,
 
-	signerv1.SignerService_Sign_FullMethodName:     RoleSigner,
-	signerv1.SkillService_SignSkill_FullMethodName: RoleSigner,
+	signerv1.SignerService_Sign_FullMethodName:      RoleSigner,
+	signerv1.SignerService_SignBatch_FullMethodName: RoleSigner,
+	signerv1.SkillService_SignSkill_FullMethodName:  RoleSigner,
 
 	signerv1.KeyService_CreateKey_FullMethodName:     RoleAdmin,
 	signerv1.KeyService_RotateKey_FullMethodName:     RoleAdmin,
@@ -57,6 +58,12 @@ var methodRoles = map[string]Role{
 	signerv1.TrustService_GrantTrust_FullMethodName:  RoleAdmin,
 	signerv1.TrustService_RevokeGrant_FullMethodName: RoleAdmin,
 	signerv1.TrustService_SetPolicy_FullMethodName:   RoleAdmin,
+
+	// The audit log names every caller and digest, and verifying it reads
+	// the whole log: admins only. The audit public key is public.
+	signerv1.AuditService_ListAudit_FullMethodName:         RoleAdmin,
+	signerv1.AuditService_VerifyAudit_FullMethodName:       RoleAdmin,
+	signerv1.AuditService_GetAuditPublicKey_FullMethodName: RoleVerifier,
 }
 
 // Authorizer decides whether a caller may make a call.
@@ -66,7 +73,9 @@ type Authorizer interface {
 
 // DefaultAuthorizer applies the rule used when no policy file is given: the
 // daemon's own uid and root are admins; any other peer that can reach the
-// socket (its mode decides who can) may verify; nobody else may sign.
+// socket (its mode decides who can) may verify; nobody else may sign. On
+// TCP, a client with a certificate from --client-ca, or any plaintext
+// loopback peer (--insecure-loopback), may verify and no more.
 type DefaultAuthorizer struct {
 	// AdminUID is the daemon's own uid.
 	AdminUID uint32
@@ -82,7 +91,7 @@ func (a DefaultAuthorizer) RoleOf(id Identity) Role {
 	if id.Unix && (id.UID == 0 || id.UID == a.AdminUID) {
 		return RoleAdmin
 	}
-	if id.Unix {
+	if id.Unix || id.TLS || id.Loopback {
 		return RoleVerifier
 	}
 	return RoleNone

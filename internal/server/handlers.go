@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"log/slog"
 
 	signerv1 "github.com/signerd/signerd/gen/signer/v1"
 	"github.com/signerd/signerd/internal/service"
@@ -12,6 +13,11 @@ import (
 type signerServer struct {
 	signerv1.UnimplementedSignerServiceServer
 	svc *service.Service
+	// authz and denials authorize each SignBatch item exactly as a unary
+	// Sign call is authorized.
+	authz   Authorizer
+	denials DenialRecorder
+	log     *slog.Logger
 }
 
 // Sign implements signerv1.SignerServiceServer.
@@ -20,6 +26,10 @@ func (s *signerServer) Sign(ctx context.Context, req *signerv1.SignRequest) (*si
 	if err != nil {
 		return nil, err
 	}
+	return signResponse(out), nil
+}
+
+func signResponse(out service.SignOutput) *signerv1.SignResponse {
 	r := out.Record
 	return &signerv1.SignResponse{
 		SignatureDocument: out.Document,
@@ -29,7 +39,7 @@ func (s *signerServer) Sign(ctx context.Context, req *signerv1.SignRequest) (*si
 		KeyFingerprint:    r.Fingerprint,
 		Signature:         r.Signature,
 		SignedAt:          timeToPB(r.SignedAt),
-	}, nil
+	}
 }
 
 // Verify implements signerv1.SignerServiceServer.

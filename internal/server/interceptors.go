@@ -9,6 +9,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
@@ -18,12 +19,23 @@ import (
 
 // Identity is an authenticated caller.
 type Identity struct {
-	// ID is printable and stable: "uid:1000" for Unix peers.
+	// ID is printable and stable: "uid:1000" for Unix peers,
+	// "cert:<first name>" for TLS peers, "tcp-loopback" for plaintext
+	// loopback peers.
 	ID  string
 	UID uint32
 	GID uint32
 	// Unix is true for Unix-socket peers (UID/GID are meaningful).
 	Unix bool
+	// Names are a TLS peer's verified client-certificate names: its
+	// subject alternative names (DNS, URI, email) then its common name.
+	Names []string
+	// TLS is true for mutual-TLS peers on the TCP listener (Names are
+	// meaningful).
+	TLS bool
+	// Loopback is true for plaintext peers on a loopback TCP listener
+	// (--insecure-loopback); nothing more is known about them.
+	Loopback bool
 }
 
 // identify reads the caller's identity from the transport.
@@ -35,6 +47,10 @@ func identify(ctx context.Context) (Identity, error) {
 	switch ai := p.AuthInfo.(type) {
 	case UnixPeer:
 		return Identity{ID: fmt.Sprintf("uid:%d", ai.UID), UID: ai.UID, GID: ai.GID, Unix: true}, nil
+	case credentials.TLSInfo:
+		return tlsIdentity(ai.State)
+	case LoopbackPeer:
+		return Identity{ID: LoopbackID, Loopback: true}, nil
 	}
 	return Identity{}, fmt.Errorf("unsupported peer authentication %q: %w", p.AuthInfo.AuthType(), errdefs.ErrUnauthenticated)
 }
@@ -52,6 +68,12 @@ type interceptors struct {
 	log   *slog.Logger
 	authz Authorizer
 	audit DenialRecorder
+	calls CallObserver
+}
+
+// CallObserver is told about every finished call (for metrics).
+type CallObserver interface {
+	ObserveCall(method, code string, d time.Duration)
 }
 
 // DenialRecorder appends an audit record for a refused call.
@@ -81,7 +103,11 @@ func (ic *interceptors) unary(ctx context.Context, req any, info *grpc.UnaryServ
 	resp, err = ic.handle(ctx, req, info, handler)
 
 	code := status.Code(err)
-	attrs := []any{"method", info.FullMethod, "caller", id.ID, "code", code.String(), "duration", time.Since(start)}
+	dur := time.Since(start)
+	if ic.calls != nil {
+		ic.calls.ObserveCall(info.FullMethod, code.String(), dur)
+	}
+	attrs := []any{"method", info.FullMethod, "caller", id.ID, "code", code.String(), "duration", dur}
 	switch code {
 	case codes.OK:
 		ic.log.DebugContext(ctx, "call", attrs...)
@@ -126,5 +152,14 @@ func (ic *interceptors) stream(srv any, ss grpc.ServerStream, info *grpc.StreamS
 		}
 		return ToStatus(ctx, ic.log, err)
 	}
-	return ToStatus(ctx, ic.log, handler(srv, ss))
+	return ToStatus(ctx, ic.log, handler(srv, &identifiedStream{ServerStream: ss, ctx: ctx}))
 }
+
+// identifiedStream carries the context with the caller's identity into a
+// stream handler (grpc.ServerStream's own Context cannot be replaced).
+type identifiedStream struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (s *identifiedStream) Context() context.Context { return s.ctx }

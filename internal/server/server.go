@@ -2,6 +2,13 @@
 // generated API to internal/service, one interceptor chain (recover,
 // identity, log, authorization, error mapping), the health service and the
 // Unix-socket listener. It holds no business logic and no storage.
+//
+// Callers are identified by the transport (see Identity): SO_PEERCRED on the
+// Unix socket, a verified client certificate on the mutual-TLS listener
+// (ListenTLS), or the single identity LoopbackID on a plaintext loopback
+// listener (ListenLoopback); one grpc.Server serves them all. What an
+// identity may do is decided by DefaultAuthorizer without a policy file, or
+// by a Policy read from one; the policy file format is documented on Policy.
 package server
 
 import (
@@ -25,11 +32,24 @@ type Options struct {
 	Authorizer Authorizer
 	// Denials records refused calls in the audit log (optional).
 	Denials DenialRecorder
+	// Calls observes finished calls (metrics); optional.
+	Calls CallObserver
 	// MaxRecvMsgSize bounds request size (default 1 MiB: signing requests
 	// carry digests, not artifacts).
 	MaxRecvMsgSize int
 	// MaxConcurrentStreams bounds concurrent calls per connection.
 	MaxConcurrentStreams uint32
+	// MaxConnections bounds the connections each listener passed to Serve
+	// holds open (0: unlimited); see LimitListener.
+	MaxConnections int
+	// HandshakeTimeout closes connections that have not completed the
+	// transport and HTTP/2 handshakes in time (default 10s).
+	HandshakeTimeout time.Duration
+	// KeepaliveMinTime is the shortest keepalive ping interval clients may
+	// use (default 10s); MaxConnectionIdle closes connections without calls
+	// for that long (0: never). See limits.go.
+	KeepaliveMinTime  time.Duration
+	MaxConnectionIdle time.Duration
 }
 
 // Server serves signerd's gRPC API.
@@ -38,6 +58,8 @@ type Server struct {
 	health *health.Server
 	log    *slog.Logger
 	once   sync.Once
+	// maxConns is Options.MaxConnections, applied by Serve.
+	maxConns int
 }
 
 // New builds a server over the service.
@@ -54,22 +76,25 @@ func New(svc *service.Service, opts Options) *Server {
 	if opts.MaxConcurrentStreams == 0 {
 		opts.MaxConcurrentStreams = 256
 	}
-	ic := &interceptors{log: opts.Logger, authz: opts.Authorizer, audit: opts.Denials}
+	ic := &interceptors{log: opts.Logger, authz: opts.Authorizer, audit: opts.Denials, calls: opts.Calls}
 	gs := grpc.NewServer(
-		grpc.Creds(peerCredentials{}),
+		grpc.Creds(newTransportCredentials(opts.Logger)),
 		grpc.ChainUnaryInterceptor(ic.unary),
 		grpc.ChainStreamInterceptor(ic.stream),
 		grpc.MaxRecvMsgSize(opts.MaxRecvMsgSize),
 		grpc.MaxConcurrentStreams(opts.MaxConcurrentStreams),
-		grpc.ConnectionTimeout(10*time.Second),
+		grpc.ConnectionTimeout(orDefault(opts.HandshakeTimeout, 10*time.Second)),
+		grpc.KeepaliveEnforcementPolicy(keepalivePolicy(opts)),
+		grpc.KeepaliveParams(keepaliveParams(opts)),
 	)
-	signerv1.RegisterSignerServiceServer(gs, &signerServer{svc: svc})
+	signerv1.RegisterSignerServiceServer(gs, &signerServer{svc: svc, authz: opts.Authorizer, denials: opts.Denials, log: opts.Logger})
 	signerv1.RegisterKeyServiceServer(gs, &keyServer{svc: svc})
 	signerv1.RegisterTrustServiceServer(gs, &trustServer{svc: svc})
 	signerv1.RegisterSkillServiceServer(gs, &skillServer{svc: svc})
+	signerv1.RegisterAuditServiceServer(gs, &auditServer{svc: svc})
 	hs := health.NewServer()
 	grpc_health_v1.RegisterHealthServer(gs, hs)
-	return &Server{grpc: gs, health: hs, log: opts.Logger}
+	return &Server{grpc: gs, health: hs, log: opts.Logger, maxConns: opts.MaxConnections}
 }
 
 // SetServing reports the daemon's state through the health service, for
@@ -86,7 +111,7 @@ func (s *Server) SetServing(serving bool) {
 
 // Serve accepts connections on l until Stop.
 func (s *Server) Serve(l net.Listener) error {
-	return s.grpc.Serve(l)
+	return s.grpc.Serve(LimitListener(l, s.maxConns))
 }
 
 // Stop drains in-flight calls and stops; if ctx ends first, remaining calls

@@ -26,15 +26,41 @@ type Options struct {
 	HSMConcurrency int
 	// Now is the clock; tests may replace it.
 	Now func() time.Time
+	// Observer receives metrics events; nil discards them.
+	Observer Observer
 }
+
+// Observer is told about events worth a metric. Implementations must be
+// fast and safe for concurrent use.
+type Observer interface {
+	// HSMAcquired reports a request got an HSM slot after waiting.
+	HSMAcquired(wait time.Duration)
+	// HSMReleased reports a slot was given back.
+	HSMReleased()
+	// Signed reports a recorded signature.
+	Signed(key, algorithm, format string)
+	// Verified reports a Verify outcome: VERIFIED, UNSIGNED_ADMITTED or the
+	// refusal reason.
+	Verified(outcome string)
+}
+
+type nopObserver struct{}
+
+func (nopObserver) HSMAcquired(time.Duration)     {}
+func (nopObserver) HSMReleased()                  {}
+func (nopObserver) Signed(string, string, string) {}
+func (nopObserver) Verified(string)               {}
 
 // Service implements the use cases.
 type Service struct {
-	store store.Store
+	store store.Store // wrapped: mutations invalidate cache
+	cache *cache
 	keys  keystore.KeyStore
 	log   *slog.Logger
 	now   func() time.Time
 	hsm   chan struct{}
+	obs   Observer
+	audit auditKeyState // the audit checkpoint key (audit.go)
 }
 
 // New builds a Service over a store and a key store.
@@ -48,20 +74,28 @@ func New(st store.Store, ks keystore.KeyStore, opts Options) *Service {
 	if opts.HSMConcurrency <= 0 {
 		opts.HSMConcurrency = 8
 	}
+	if opts.Observer == nil {
+		opts.Observer = nopObserver{}
+	}
+	c := newCache()
 	return &Service{
-		store: st,
+		store: invalidatingStore{Store: st, c: c},
+		cache: c,
 		keys:  ks,
 		log:   opts.Logger,
 		now:   func() time.Time { return opts.Now().UTC() },
 		hsm:   make(chan struct{}, opts.HSMConcurrency),
+		obs:   opts.Observer,
 	}
 }
 
 // acquireHSM waits for an HSM slot or the context's end.
 func (s *Service) acquireHSM(ctx context.Context) (release func(), err error) {
+	start := time.Now()
 	select {
 	case s.hsm <- struct{}{}:
-		return func() { <-s.hsm }, nil
+		s.obs.HSMAcquired(time.Since(start))
+		return func() { <-s.hsm; s.obs.HSMReleased() }, nil
 	case <-ctx.Done():
 		return nil, fmt.Errorf("waiting for an HSM session: %w", ctx.Err())
 	}
@@ -101,6 +135,9 @@ var keyNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
 func ValidateKeyName(name string) error {
 	if !keyNameRE.MatchString(name) {
 		return fmt.Errorf("key name %q is invalid: use 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit: %w", name, errdefs.ErrInvalidArgument)
+	}
+	if name == AuditKeyName {
+		return fmt.Errorf("key name %q is reserved for signerd's audit checkpoint key: it cannot be created, imported or used to sign (signctl audit public-key prints it): %w", name, errdefs.ErrInvalidArgument)
 	}
 	return nil
 }

@@ -313,8 +313,7 @@ func TestRevokedKeySemantics(t *testing.T) {
 			f.trust(t, "acme", "release")
 			d, doc := f.sign(t, "release", "pkg")
 			now = now.Add(time.Hour)
-			ev := store.AuditEvent{Time: now, Caller: "test", Operation: "key.revoke", Outcome: "ok"}
-			if err := f.st.RevokeKeyVersions(f.ctx, "release", tt.reason, now, ev); err != nil {
+			if _, err := f.svc.RevokeKey(f.ctx, "release", tt.reason); err != nil {
 				t.Fatal(err)
 			}
 			_, err := f.svc.Verify(f.ctx, VerifyInput{Org: "acme", Digest: d})

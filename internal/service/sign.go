@@ -97,13 +97,14 @@ func (s *Service) Sign(ctx context.Context, in SignInput) (SignOutput, error) {
 	if err := s.store.PutSignature(ctx, rec, ev); err != nil {
 		return SignOutput{}, fmt.Errorf("record signature (not released): %w", err)
 	}
+	s.obs.Signed(key.Name, key.Algorithm, string(store.FormatCloacina))
 	return SignOutput{Document: doc, Record: rec}, nil
 }
 
 // currentSigner resolves a key name to its current version and a signer
 // for it. A key with no active version cannot sign.
 func (s *Service) currentSigner(ctx context.Context, name string) (store.Key, store.KeyVersion, crypto.Signer, error) {
-	key, err := s.GetKey(ctx, name)
+	key, err := s.cachedKeyByName(ctx, name)
 	if err != nil {
 		return key, store.KeyVersion{}, nil, err
 	}

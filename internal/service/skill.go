@@ -119,6 +119,7 @@ func (s *Service) SignSkill(ctx context.Context, in SignSkillInput) (SignSkillOu
 	if err := s.store.PutSignature(ctx, rec, ev); err != nil {
 		return SignSkillOutput{}, fmt.Errorf("record signature (not released): %w", err)
 	}
+	s.obs.Signed(key.Name, key.Algorithm, string(store.FormatSchemaPin))
 	return SignSkillOutput{Document: doc, Record: rec, Convention: conv}, nil
 }
 

@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"crypto"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -16,6 +17,8 @@ type TrustEntry struct {
 	store.TrustedKey
 	// ViaOrg is empty for direct trust, else the child org it comes from.
 	ViaOrg string
+	// pub is PublicKey parsed once, when the view is resolved.
+	pub crypto.PublicKey
 }
 
 // TrustView is what an org trusts.
@@ -61,8 +64,9 @@ func (s *Service) trustView(ctx context.Context, orgID string) (TrustView, error
 			return
 		}
 		delete(v.removed, tk.Fingerprint)
+		pub, _ := ParsePublicKeyDER(tk.PublicKey) // nil for a corrupt entry: it then verifies nothing
 		v.byFP[tk.Fingerprint] = len(v.Keys)
-		v.Keys = append(v.Keys, TrustEntry{TrustedKey: tk, ViaOrg: via})
+		v.Keys = append(v.Keys, TrustEntry{TrustedKey: tk, ViaOrg: via, pub: pub})
 	}
 	for _, tk := range org.Trusted {
 		add(tk, "")

@@ -3,7 +3,6 @@ package service
 import (
 	"context"
 	"crypto/ed25519"
-	"errors"
 	"fmt"
 	"time"
 
@@ -66,8 +65,15 @@ type candidate struct {
 // that passes suffices.
 func (s *Service) Verify(ctx context.Context, in VerifyInput) (VerifyResult, error) {
 	res, err := s.verify(ctx, in)
+	switch {
+	case err == nil && res.Outcome == OutcomeVerified:
+		s.obs.Verified("VERIFIED")
+	case err == nil:
+		s.obs.Verified("UNSIGNED_ADMITTED")
+	}
 	if err != nil {
 		if v, ok := errdefs.AsVerification(err); ok {
+			s.obs.Verified(string(v.Reason))
 			ev := s.event(ctx, "verify")
 			ev.Org, ev.Digest, ev.Outcome = in.Org, pkgsig.HexDigest(in.Digest), string(v.Reason)
 			ev.Detail = "fingerprint=" + v.Fingerprint
@@ -118,7 +124,7 @@ func (s *Service) verify(ctx context.Context, in VerifyInput) (VerifyResult, err
 		}
 	}
 
-	view, err := s.trustView(ctx, in.Org)
+	view, err := s.cachedTrustView(ctx, in.Org)
 	if err != nil {
 		return VerifyResult{}, err
 	}
@@ -185,19 +191,20 @@ func (s *Service) checkCandidate(ctx context.Context, org string, digest [pkgsig
 	}
 	keyName := entry.KeyName
 	// Revocation of one of signerd's own keys.
-	if k, ver, err := s.store.FindKeyVersion(ctx, c.sig.Fingerprint); err == nil {
-		keyName = k.Name
-		if ver.State == store.KeyRevoked {
-			if err := s.checkRevoked(ctx, digest, c, k, ver); err != nil {
+	ours, err := s.cachedKeyByFingerprint(ctx, c.sig.Fingerprint)
+	if err != nil {
+		return VerifyResult{}, err
+	}
+	if ours.found {
+		keyName = ours.key.Name
+		if ours.ver.State == store.KeyRevoked {
+			if err := s.checkRevoked(ctx, digest, c, ours.key, ours.ver); err != nil {
 				return VerifyResult{}, err
 			}
 		}
-	} else if !errors.Is(err, errdefs.ErrNotFound) {
-		return VerifyResult{}, err
 	}
-	pub, err := ParsePublicKeyDER(entry.PublicKey)
-	edPub, ok := pub.(ed25519.PublicKey)
-	if err != nil || !ok {
+	edPub, ok := entry.pub.(ed25519.PublicKey)
+	if !ok {
 		return VerifyResult{}, fail(errdefs.ReasonInvalidSignature, "trusted key %s is not an Ed25519 key", c.sig.Fingerprint)
 	}
 	if err := pkgsig.CheckSignature(digest, c.sig, edPub); err != nil {

@@ -93,6 +93,14 @@ const (
 	// previous record's hash (typically the previous record was edited and
 	// re-hashed).
 	ChainBrokenLink = "broken link"
+	// ChainBadCheckpoint: a signed checkpoint (store.Checkpoint) is
+	// unreadable or its signature does not verify with the audit key.
+	// ChainError.Seq is the checkpoint's seq.
+	ChainBadCheckpoint = "bad checkpoint signature"
+	// ChainWrongCheckpointKey: a checkpoint names a key other than the
+	// audit key it is checked against (a forged checkpoint, a replaced
+	// audit key, or the wrong public key given to an offline check).
+	ChainWrongCheckpointKey = "wrong checkpoint key"
 )
 
 // ChainError reports the first place where an audit chain fails

@@ -153,6 +153,22 @@ type AuditRecord struct {
 	Hash []byte `json:"hash"`
 }
 
+// Checkpoint is the audit key's signed statement that the audit log's
+// record Seq has hash Hash, and so (through the chain) that records 1..Seq
+// are exactly as they were at Time. The signature covers every field but
+// itself; internal/auditlog defines the encoding and checks it.
+type Checkpoint struct {
+	Seq  uint64    `json:"seq"`
+	Hash []byte    `json:"hash"`
+	Time time.Time `json:"time"`
+	// KeyFingerprint is the lowercase hex SHA-256 of the audit key's SPKI
+	// DER.
+	KeyFingerprint string `json:"key_fingerprint"`
+	// Signature is ECDSA P-256 over SHA-256 of the canonical encoding, in
+	// ASN.1 DER.
+	Signature []byte `json:"signature"`
+}
+
 // Store is signerd's durable state. Implementations are safe for concurrent
 // use. Errors wrap errdefs kinds: ErrNotFound, ErrAlreadyExists,
 // ErrInvalidArgument, ErrUnavailable.
@@ -204,6 +220,29 @@ type Store interface {
 	AppendAudit(ctx context.Context, ev AuditEvent) (AuditRecord, error)
 	// ListAudit returns records with Seq > since, at most limit (0: all).
 	ListAudit(ctx context.Context, since uint64, limit int) ([]AuditRecord, error)
+	// AuditHead returns the seq and hash of the last audit record as the
+	// store records it: 0 and GenesisHash() for an empty log.
+	AuditHead(ctx context.Context) (seq uint64, hash []byte, err error)
+	// VerifyAudit checks the whole audit chain and that the recorded head
+	// is its last record. It returns nil, a *ChainError naming the first
+	// bad record, or another error if the log could not be read.
+	VerifyAudit(ctx context.Context) error
+
+	// SetAuditKey records the audit checkpoint key. It is kept apart from
+	// the signing keys: GetKey, ListKeys and FindKeyVersion never return
+	// it. ErrAlreadyExists if one is recorded.
+	SetAuditKey(ctx context.Context, k Key, ev AuditEvent) error
+	// AuditKey returns the audit checkpoint key; ErrNotFound if none.
+	AuditKey(ctx context.Context) (Key, error)
+	// PutCheckpoint records a signed checkpoint of the audit log. c.Seq
+	// MUST be at most the head and greater than every recorded
+	// checkpoint's (ErrAlreadyExists if equal to the newest), and c.Hash
+	// MUST be the hash of record c.Seq; otherwise ErrFailedPrecondition.
+	// A checkpoint is a statement about the log, not an event in it: no
+	// audit record is appended (one would move the head it certifies).
+	PutCheckpoint(ctx context.Context, c Checkpoint) error
+	// ListCheckpoints returns every checkpoint in ascending Seq order.
+	ListCheckpoints(ctx context.Context) ([]Checkpoint, error)
 
 	// Close releases the database.
 	Close() error

@@ -234,6 +234,169 @@ func (x *SignResponse) GetSignedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+// SignBatchRequest is one item of a batch: the same fields as Sign.
+type SignBatchRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Request       *SignRequest           `protobuf:"bytes,1,opt,name=request,proto3" json:"request,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SignBatchRequest) Reset() {
+	*x = SignBatchRequest{}
+	mi := &file_signer_v1_signer_service_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SignBatchRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SignBatchRequest) ProtoMessage() {}
+
+func (x *SignBatchRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_signer_v1_signer_service_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SignBatchRequest.ProtoReflect.Descriptor instead.
+func (*SignBatchRequest) Descriptor() ([]byte, []int) {
+	return file_signer_v1_signer_service_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *SignBatchRequest) GetRequest() *SignRequest {
+	if x != nil {
+		return x.Request
+	}
+	return nil
+}
+
+// SignBatchResponse answers the batch item at the same position.
+type SignBatchResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Set when the item was signed.
+	Response *SignResponse `protobuf:"bytes,1,opt,name=response,proto3" json:"response,omitempty"`
+	// Set when it was not: the gRPC code, the ErrorInfo reason and the
+	// message the unary Sign would have returned.
+	Error         *BatchItemError `protobuf:"bytes,2,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SignBatchResponse) Reset() {
+	*x = SignBatchResponse{}
+	mi := &file_signer_v1_signer_service_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SignBatchResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SignBatchResponse) ProtoMessage() {}
+
+func (x *SignBatchResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_signer_v1_signer_service_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SignBatchResponse.ProtoReflect.Descriptor instead.
+func (*SignBatchResponse) Descriptor() ([]byte, []int) {
+	return file_signer_v1_signer_service_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *SignBatchResponse) GetResponse() *SignResponse {
+	if x != nil {
+		return x.Response
+	}
+	return nil
+}
+
+func (x *SignBatchResponse) GetError() *BatchItemError {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
+// BatchItemError describes a failed batch item.
+type BatchItemError struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A google.rpc.Code value.
+	Code          int32  `protobuf:"varint,1,opt,name=code,proto3" json:"code,omitempty"`
+	Reason        string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	Message       string `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BatchItemError) Reset() {
+	*x = BatchItemError{}
+	mi := &file_signer_v1_signer_service_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BatchItemError) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BatchItemError) ProtoMessage() {}
+
+func (x *BatchItemError) ProtoReflect() protoreflect.Message {
+	mi := &file_signer_v1_signer_service_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BatchItemError.ProtoReflect.Descriptor instead.
+func (*BatchItemError) Descriptor() ([]byte, []int) {
+	return file_signer_v1_signer_service_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *BatchItemError) GetCode() int32 {
+	if x != nil {
+		return x.Code
+	}
+	return 0
+}
+
+func (x *BatchItemError) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *BatchItemError) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
 // VerifyRequest asks whether an org may load an artifact.
 type VerifyRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -250,7 +413,7 @@ type VerifyRequest struct {
 
 func (x *VerifyRequest) Reset() {
 	*x = VerifyRequest{}
-	mi := &file_signer_v1_signer_service_proto_msgTypes[2]
+	mi := &file_signer_v1_signer_service_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -262,7 +425,7 @@ func (x *VerifyRequest) String() string {
 func (*VerifyRequest) ProtoMessage() {}
 
 func (x *VerifyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_signer_v1_signer_service_proto_msgTypes[2]
+	mi := &file_signer_v1_signer_service_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -275,7 +438,7 @@ func (x *VerifyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyRequest.ProtoReflect.Descriptor instead.
 func (*VerifyRequest) Descriptor() ([]byte, []int) {
-	return file_signer_v1_signer_service_proto_rawDescGZIP(), []int{2}
+	return file_signer_v1_signer_service_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *VerifyRequest) GetOrg() string {
@@ -320,7 +483,7 @@ type VerifyResponse struct {
 
 func (x *VerifyResponse) Reset() {
 	*x = VerifyResponse{}
-	mi := &file_signer_v1_signer_service_proto_msgTypes[3]
+	mi := &file_signer_v1_signer_service_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -332,7 +495,7 @@ func (x *VerifyResponse) String() string {
 func (*VerifyResponse) ProtoMessage() {}
 
 func (x *VerifyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_signer_v1_signer_service_proto_msgTypes[3]
+	mi := &file_signer_v1_signer_service_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -345,7 +508,7 @@ func (x *VerifyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyResponse.ProtoReflect.Descriptor instead.
 func (*VerifyResponse) Descriptor() ([]byte, []int) {
-	return file_signer_v1_signer_service_proto_rawDescGZIP(), []int{3}
+	return file_signer_v1_signer_service_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *VerifyResponse) GetOutcome() VerifyOutcome {
@@ -407,7 +570,7 @@ type ListTrustedRequest struct {
 
 func (x *ListTrustedRequest) Reset() {
 	*x = ListTrustedRequest{}
-	mi := &file_signer_v1_signer_service_proto_msgTypes[4]
+	mi := &file_signer_v1_signer_service_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -419,7 +582,7 @@ func (x *ListTrustedRequest) String() string {
 func (*ListTrustedRequest) ProtoMessage() {}
 
 func (x *ListTrustedRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_signer_v1_signer_service_proto_msgTypes[4]
+	mi := &file_signer_v1_signer_service_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -432,7 +595,7 @@ func (x *ListTrustedRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTrustedRequest.ProtoReflect.Descriptor instead.
 func (*ListTrustedRequest) Descriptor() ([]byte, []int) {
-	return file_signer_v1_signer_service_proto_rawDescGZIP(), []int{4}
+	return file_signer_v1_signer_service_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ListTrustedRequest) GetOrg() string {
@@ -458,7 +621,7 @@ type ListTrustedResponse struct {
 
 func (x *ListTrustedResponse) Reset() {
 	*x = ListTrustedResponse{}
-	mi := &file_signer_v1_signer_service_proto_msgTypes[5]
+	mi := &file_signer_v1_signer_service_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -470,7 +633,7 @@ func (x *ListTrustedResponse) String() string {
 func (*ListTrustedResponse) ProtoMessage() {}
 
 func (x *ListTrustedResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_signer_v1_signer_service_proto_msgTypes[5]
+	mi := &file_signer_v1_signer_service_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -483,7 +646,7 @@ func (x *ListTrustedResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTrustedResponse.ProtoReflect.Descriptor instead.
 func (*ListTrustedResponse) Descriptor() ([]byte, []int) {
-	return file_signer_v1_signer_service_proto_rawDescGZIP(), []int{5}
+	return file_signer_v1_signer_service_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ListTrustedResponse) GetOrg() string {
@@ -531,7 +694,16 @@ const file_signer_v1_signer_service_proto_rawDesc = "" +
 	"\talgorithm\x18\x04 \x01(\x0e2\x14.signer.v1.AlgorithmR\talgorithm\x12'\n" +
 	"\x0fkey_fingerprint\x18\x05 \x01(\tR\x0ekeyFingerprint\x12\x1c\n" +
 	"\tsignature\x18\x06 \x01(\fR\tsignature\x127\n" +
-	"\tsigned_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\bsignedAt\"h\n" +
+	"\tsigned_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\bsignedAt\"D\n" +
+	"\x10SignBatchRequest\x120\n" +
+	"\arequest\x18\x01 \x01(\v2\x16.signer.v1.SignRequestR\arequest\"y\n" +
+	"\x11SignBatchResponse\x123\n" +
+	"\bresponse\x18\x01 \x01(\v2\x17.signer.v1.SignResponseR\bresponse\x12/\n" +
+	"\x05error\x18\x02 \x01(\v2\x19.signer.v1.BatchItemErrorR\x05error\"V\n" +
+	"\x0eBatchItemError\x12\x12\n" +
+	"\x04code\x18\x01 \x01(\x05R\x04code\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x18\n" +
+	"\amessage\x18\x03 \x01(\tR\amessage\"h\n" +
 	"\rVerifyRequest\x12\x10\n" +
 	"\x03org\x18\x01 \x01(\tR\x03org\x12\x16\n" +
 	"\x06digest\x18\x02 \x01(\fR\x06digest\x12-\n" +
@@ -554,9 +726,10 @@ const file_signer_v1_signer_service_proto_rawDesc = "" +
 	"\rVerifyOutcome\x12\x1e\n" +
 	"\x1aVERIFY_OUTCOME_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17VERIFY_OUTCOME_VERIFIED\x10\x01\x12$\n" +
-	" VERIFY_OUTCOME_UNSIGNED_ADMITTED\x10\x022\xd5\x01\n" +
+	" VERIFY_OUTCOME_UNSIGNED_ADMITTED\x10\x022\xa1\x02\n" +
 	"\rSignerService\x127\n" +
-	"\x04Sign\x12\x16.signer.v1.SignRequest\x1a\x17.signer.v1.SignResponse\x12=\n" +
+	"\x04Sign\x12\x16.signer.v1.SignRequest\x1a\x17.signer.v1.SignResponse\x12J\n" +
+	"\tSignBatch\x12\x1b.signer.v1.SignBatchRequest\x1a\x1c.signer.v1.SignBatchResponse(\x010\x01\x12=\n" +
 	"\x06Verify\x12\x18.signer.v1.VerifyRequest\x1a\x19.signer.v1.VerifyResponse\x12L\n" +
 	"\vListTrusted\x12\x1d.signer.v1.ListTrustedRequest\x1a\x1e.signer.v1.ListTrustedResponseB3Z1github.com/signerd/signerd/gen/signer/v1;signerv1b\x06proto3"
 
@@ -573,36 +746,44 @@ func file_signer_v1_signer_service_proto_rawDescGZIP() []byte {
 }
 
 var file_signer_v1_signer_service_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_signer_v1_signer_service_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_signer_v1_signer_service_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_signer_v1_signer_service_proto_goTypes = []any{
 	(VerifyOutcome)(0),            // 0: signer.v1.VerifyOutcome
 	(*SignRequest)(nil),           // 1: signer.v1.SignRequest
 	(*SignResponse)(nil),          // 2: signer.v1.SignResponse
-	(*VerifyRequest)(nil),         // 3: signer.v1.VerifyRequest
-	(*VerifyResponse)(nil),        // 4: signer.v1.VerifyResponse
-	(*ListTrustedRequest)(nil),    // 5: signer.v1.ListTrustedRequest
-	(*ListTrustedResponse)(nil),   // 6: signer.v1.ListTrustedResponse
-	(Algorithm)(0),                // 7: signer.v1.Algorithm
-	(*timestamppb.Timestamp)(nil), // 8: google.protobuf.Timestamp
-	(*TrustedKey)(nil),            // 9: signer.v1.TrustedKey
+	(*SignBatchRequest)(nil),      // 3: signer.v1.SignBatchRequest
+	(*SignBatchResponse)(nil),     // 4: signer.v1.SignBatchResponse
+	(*BatchItemError)(nil),        // 5: signer.v1.BatchItemError
+	(*VerifyRequest)(nil),         // 6: signer.v1.VerifyRequest
+	(*VerifyResponse)(nil),        // 7: signer.v1.VerifyResponse
+	(*ListTrustedRequest)(nil),    // 8: signer.v1.ListTrustedRequest
+	(*ListTrustedResponse)(nil),   // 9: signer.v1.ListTrustedResponse
+	(Algorithm)(0),                // 10: signer.v1.Algorithm
+	(*timestamppb.Timestamp)(nil), // 11: google.protobuf.Timestamp
+	(*TrustedKey)(nil),            // 12: signer.v1.TrustedKey
 }
 var file_signer_v1_signer_service_proto_depIdxs = []int32{
-	7, // 0: signer.v1.SignResponse.algorithm:type_name -> signer.v1.Algorithm
-	8, // 1: signer.v1.SignResponse.signed_at:type_name -> google.protobuf.Timestamp
-	0, // 2: signer.v1.VerifyResponse.outcome:type_name -> signer.v1.VerifyOutcome
-	8, // 3: signer.v1.VerifyResponse.signed_at:type_name -> google.protobuf.Timestamp
-	9, // 4: signer.v1.ListTrustedResponse.keys:type_name -> signer.v1.TrustedKey
-	1, // 5: signer.v1.SignerService.Sign:input_type -> signer.v1.SignRequest
-	3, // 6: signer.v1.SignerService.Verify:input_type -> signer.v1.VerifyRequest
-	5, // 7: signer.v1.SignerService.ListTrusted:input_type -> signer.v1.ListTrustedRequest
-	2, // 8: signer.v1.SignerService.Sign:output_type -> signer.v1.SignResponse
-	4, // 9: signer.v1.SignerService.Verify:output_type -> signer.v1.VerifyResponse
-	6, // 10: signer.v1.SignerService.ListTrusted:output_type -> signer.v1.ListTrustedResponse
-	8, // [8:11] is the sub-list for method output_type
-	5, // [5:8] is the sub-list for method input_type
-	5, // [5:5] is the sub-list for extension type_name
-	5, // [5:5] is the sub-list for extension extendee
-	0, // [0:5] is the sub-list for field type_name
+	10, // 0: signer.v1.SignResponse.algorithm:type_name -> signer.v1.Algorithm
+	11, // 1: signer.v1.SignResponse.signed_at:type_name -> google.protobuf.Timestamp
+	1,  // 2: signer.v1.SignBatchRequest.request:type_name -> signer.v1.SignRequest
+	2,  // 3: signer.v1.SignBatchResponse.response:type_name -> signer.v1.SignResponse
+	5,  // 4: signer.v1.SignBatchResponse.error:type_name -> signer.v1.BatchItemError
+	0,  // 5: signer.v1.VerifyResponse.outcome:type_name -> signer.v1.VerifyOutcome
+	11, // 6: signer.v1.VerifyResponse.signed_at:type_name -> google.protobuf.Timestamp
+	12, // 7: signer.v1.ListTrustedResponse.keys:type_name -> signer.v1.TrustedKey
+	1,  // 8: signer.v1.SignerService.Sign:input_type -> signer.v1.SignRequest
+	3,  // 9: signer.v1.SignerService.SignBatch:input_type -> signer.v1.SignBatchRequest
+	6,  // 10: signer.v1.SignerService.Verify:input_type -> signer.v1.VerifyRequest
+	8,  // 11: signer.v1.SignerService.ListTrusted:input_type -> signer.v1.ListTrustedRequest
+	2,  // 12: signer.v1.SignerService.Sign:output_type -> signer.v1.SignResponse
+	4,  // 13: signer.v1.SignerService.SignBatch:output_type -> signer.v1.SignBatchResponse
+	7,  // 14: signer.v1.SignerService.Verify:output_type -> signer.v1.VerifyResponse
+	9,  // 15: signer.v1.SignerService.ListTrusted:output_type -> signer.v1.ListTrustedResponse
+	12, // [12:16] is the sub-list for method output_type
+	8,  // [8:12] is the sub-list for method input_type
+	8,  // [8:8] is the sub-list for extension type_name
+	8,  // [8:8] is the sub-list for extension extendee
+	0,  // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_signer_v1_signer_service_proto_init() }
@@ -617,7 +798,7 @@ func file_signer_v1_signer_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_signer_v1_signer_service_proto_rawDesc), len(file_signer_v1_signer_service_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   6,
+			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -20,6 +20,7 @@ const _ = grpc.SupportPackageIsVersion9
 
 const (
 	SignerService_Sign_FullMethodName        = "/signer.v1.SignerService/Sign"
+	SignerService_SignBatch_FullMethodName   = "/signer.v1.SignerService/SignBatch"
 	SignerService_Verify_FullMethodName      = "/signer.v1.SignerService/Verify"
 	SignerService_ListTrusted_FullMethodName = "/signer.v1.SignerService/ListTrusted"
 )
@@ -40,6 +41,11 @@ type SignerServiceClient interface {
 	// signature document. The signature is recorded durably before it is
 	// returned.
 	Sign(ctx context.Context, in *SignRequest, opts ...grpc.CallOption) (*SignResponse, error)
+	// SignBatch signs many digests over one stream, for build farms: one
+	// SignBatchResponse per SignBatchRequest, in the same order, each
+	// recorded and audited like a Sign call. A failed item does not end the
+	// stream; its response carries the error.
+	SignBatch(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[SignBatchRequest, SignBatchResponse], error)
 	// Verify answers OK exactly when a loader may load the artifact: its
 	// signature verified, or it is unsigned and the org's policy admits
 	// unsigned artifacts (outcome says which). Every refusal is an error
@@ -66,6 +72,19 @@ func (c *signerServiceClient) Sign(ctx context.Context, in *SignRequest, opts ..
 	}
 	return out, nil
 }
+
+func (c *signerServiceClient) SignBatch(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[SignBatchRequest, SignBatchResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &SignerService_ServiceDesc.Streams[0], SignerService_SignBatch_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[SignBatchRequest, SignBatchResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type SignerService_SignBatchClient = grpc.BidiStreamingClient[SignBatchRequest, SignBatchResponse]
 
 func (c *signerServiceClient) Verify(ctx context.Context, in *VerifyRequest, opts ...grpc.CallOption) (*VerifyResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
@@ -103,6 +122,11 @@ type SignerServiceServer interface {
 	// signature document. The signature is recorded durably before it is
 	// returned.
 	Sign(context.Context, *SignRequest) (*SignResponse, error)
+	// SignBatch signs many digests over one stream, for build farms: one
+	// SignBatchResponse per SignBatchRequest, in the same order, each
+	// recorded and audited like a Sign call. A failed item does not end the
+	// stream; its response carries the error.
+	SignBatch(grpc.BidiStreamingServer[SignBatchRequest, SignBatchResponse]) error
 	// Verify answers OK exactly when a loader may load the artifact: its
 	// signature verified, or it is unsigned and the org's policy admits
 	// unsigned artifacts (outcome says which). Every refusal is an error
@@ -122,6 +146,9 @@ type UnimplementedSignerServiceServer struct{}
 
 func (UnimplementedSignerServiceServer) Sign(context.Context, *SignRequest) (*SignResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Sign not implemented")
+}
+func (UnimplementedSignerServiceServer) SignBatch(grpc.BidiStreamingServer[SignBatchRequest, SignBatchResponse]) error {
+	return status.Error(codes.Unimplemented, "method SignBatch not implemented")
 }
 func (UnimplementedSignerServiceServer) Verify(context.Context, *VerifyRequest) (*VerifyResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Verify not implemented")
@@ -167,6 +194,13 @@ func _SignerService_Sign_Handler(srv interface{}, ctx context.Context, dec func(
 	}
 	return interceptor(ctx, in, info, handler)
 }
+
+func _SignerService_SignBatch_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(SignerServiceServer).SignBatch(&grpc.GenericServerStream[SignBatchRequest, SignBatchResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type SignerService_SignBatchServer = grpc.BidiStreamingServer[SignBatchRequest, SignBatchResponse]
 
 func _SignerService_Verify_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(VerifyRequest)
@@ -224,6 +258,13 @@ var SignerService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _SignerService_ListTrusted_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "SignBatch",
+			Handler:       _SignerService_SignBatch_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
+		},
+	},
 	Metadata: "signer/v1/signer_service.proto",
 }

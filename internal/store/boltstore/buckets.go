@@ -15,8 +15,13 @@ var (
 	bucketKeySignatures   = []byte("signatures")
 	bucketKeyAudit        = []byte("audit")
 	bucketKeyMeta         = []byte("meta")
+	// bucketKeyCheckpoints holds signed audit checkpoints (migration 2).
+	bucketKeyCheckpoints = []byte("checkpoints")
 
 	// keyAuditHead, in the meta bucket, is uint64be(seq) ‖ hash of the last
 	// audit record.
 	keyAuditHead = []byte("audit_head")
+	// keyAuditKey, in the meta bucket, is the JSON store.Key of the audit
+	// checkpoint key (migration 2 reserves it; SetAuditKey writes it).
+	keyAuditKey = []byte("audit_key")
 )

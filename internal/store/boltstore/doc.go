@@ -18,9 +18,13 @@
 //	│                                    n is the bucket's NextSequence, so a prefix
 //	│                                    scan returns a digest's records oldest first
 //	├── audit/         uint64be(seq) → JSON store.AuditRecord (append-only, hash-chained)
+//	├── checkpoints/   uint64be(seq) → JSON store.Checkpoint (migration 2): the
+//	│                                    audit key's signature over (seq, hash of
+//	│                                    record seq); append-only, ascending seq
 //	└── meta/
-//	    └── audit_head uint64be(seq) ‖ hash(32): the last audit record, so a
-//	                                     truncated tail is detectable
+//	    ├── audit_head uint64be(seq) ‖ hash(32): the last audit record, so a
+//	    │                                truncated tail is detectable
+//	    └── audit_key  JSON store.Key: the audit checkpoint key (never in keys/)
 //
 // Big-endian integers make bbolt's byte order the numeric order. Bucket and
 // key names are in buckets.go; changing any of them, or the shape of a value,

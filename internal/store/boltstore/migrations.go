@@ -24,6 +24,7 @@ type migration struct {
 // and TestMigrations fails until that entry has a test.
 var migrations = []migration{
 	{version: 1, name: "create buckets", fn: migrateCreateBuckets},
+	{version: 2, name: "audit checkpoints", fn: migrateAuditCheckpoints},
 }
 
 // schemaVersion is the version this code writes and understands.
@@ -41,6 +42,19 @@ func migrateCreateBuckets(tx *bolt.Tx) error {
 		if _, err := root.CreateBucketIfNotExists(name); err != nil {
 			return fmt.Errorf("bucket %s: %w", name, err)
 		}
+	}
+	return nil
+}
+
+// migrateAuditCheckpoints adds the bucket of signed audit checkpoints. The
+// audit key itself lives under meta/audit_key, which needs no migration.
+func migrateAuditCheckpoints(tx *bolt.Tx) error {
+	root := tx.Bucket(bucketKeyRoot)
+	if root == nil {
+		return fmt.Errorf("bucket %s missing: %w", bucketKeyRoot, errdefs.ErrInternal)
+	}
+	if _, err := root.CreateBucketIfNotExists(bucketKeyCheckpoints); err != nil {
+		return fmt.Errorf("bucket %s: %w", bucketKeyCheckpoints, err)
 	}
 	return nil
 }

@@ -39,6 +39,35 @@ var migrationTests = map[int]struct {
 			}
 		},
 	},
+	2: {
+		// A version-1 log with records and a head: the migration adds the
+		// empty checkpoint bucket and leaves the log untouched.
+		init: func(tx *bolt.Tx) error {
+			for i := 0; i < 3; i++ {
+				ev, _ := prepareEvent(store.AuditEvent{Operation: "sign", Outcome: "ok"})
+				if _, err := appendAudit(tx, ev); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+		check: func(t *testing.T, tx *bolt.Tx) {
+			cps, err := bucket(tx, bucketKeyCheckpoints)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if k, _ := cps.Cursor().First(); k != nil {
+				t.Errorf("new checkpoint bucket holds %x", k)
+			}
+			meta, _ := bucket(tx, bucketKeyMeta)
+			if seq, _, err := readHead(meta); err != nil || seq != 3 {
+				t.Errorf("audit head after migration = %d, %v; want 3", seq, err)
+			}
+			if n := auditBucket(tx).Stats().KeyN; n != 3 {
+				t.Errorf("%d audit records after migration, want 3", n)
+			}
+		},
+	},
 }
 
 func TestMigrations(t *testing.T) {

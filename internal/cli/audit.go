@@ -1,0 +1,369 @@
+package cli
+
+// Offline audit verification reads the database file itself: like offline
+// package verification (verify --trust-key), it must work with no daemon,
+// on a copy of the file taken from a host that may be compromised. So this
+// file, alone in signctl, imports the store backend. It opens the file with
+// boltstore.Options{ReadOnly: true}: a shared lock, O_RDONLY, no
+// migration, every write refused. The chain and checkpoint checks are
+// internal/auditlog's, the same code the daemon runs for the online check.
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	signerv1 "github.com/signerd/signerd/gen/signer/v1"
+	"github.com/signerd/signerd/internal/auditlog"
+	"github.com/signerd/signerd/internal/errdefs"
+	"github.com/signerd/signerd/internal/store"
+	"github.com/signerd/signerd/internal/store/boltstore"
+)
+
+func newAuditCommand(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "audit",
+		Short: "List and verify the tamper-evident audit log",
+		Long: `signerd appends every signature, failed verification, denial, key and trust
+change to an audit log in its database. Each record carries the SHA-256 of the
+previous one, and the daemon periodically and at shutdown signs a checkpoint
+(sequence number and head hash) with an audit key held in the HSM.
+
+'signctl audit verify' checks the whole chain and every checkpoint and names the
+first record that was edited, inserted, deleted or reordered. It runs online
+(through the daemon) or offline on a copy of the database and the audit public
+key ('signctl audit public-key'; keep a copy away from the signerd host).`,
+	}
+	cmd.AddCommand(newAuditListCommand(g), newAuditVerifyCommand(g), newAuditPublicKeyCommand(g))
+	return cmd
+}
+
+// auditRecordJSON is the -o json shape of one record.
+type auditRecordJSON struct {
+	Seq       uint64 `json:"seq"`
+	Time      string `json:"time"`
+	Caller    string `json:"caller"`
+	Operation string `json:"operation"`
+	Key       string `json:"key,omitempty"`
+	Org       string `json:"org,omitempty"`
+	Digest    string `json:"digest,omitempty"`
+	Outcome   string `json:"outcome"`
+	Detail    string `json:"detail,omitempty"`
+	PrevHash  string `json:"prev_hash"`
+	Hash      string `json:"hash"`
+}
+
+func newAuditListCommand(g *globals) *cobra.Command {
+	var opts struct {
+		since uint64
+		limit int
+	}
+	cmd := &cobra.Command{
+		Use:   "list [--since SEQ] [--limit N]",
+		Short: "List audit records after a sequence number",
+		Long: `List the audit log's records with a sequence number greater than --since
+(default: all), oldest first. Needs the admin role: records name every caller
+and digest. 'signctl audit verify' checks that they have not been tampered with.`,
+		Example: `  signctl audit list --since 100
+  signctl audit list -o json | jq '.[] | select(.outcome != "ok")'`,
+		Args: exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if opts.limit < 0 {
+				return exitErr(ExitUsage, fmt.Errorf("--limit must not be negative"))
+			}
+			c, err := g.dial()
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			ctx, cancel := g.ctx(cmd.Context())
+			defer cancel()
+
+			const page = 1000
+			var out []auditRecordJSON
+			var tw *tabwriter.Writer
+			if !g.json() {
+				tw = tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "SEQ\tTIME\tCALLER\tOPERATION\tOUTCOME\tKEY\tORG\tDIGEST\tDETAIL")
+			}
+			since, n := opts.since, 0
+			for {
+				resp, err := c.Audit.ListAudit(ctx, &signerv1.ListAuditRequest{Since: since, Limit: page})
+				if err != nil {
+					return c.FromStatus(err)
+				}
+				recs := resp.GetRecords()
+				for _, r := range recs {
+					if opts.limit > 0 && n == opts.limit {
+						break
+					}
+					n++
+					j := toAuditRecordJSON(r)
+					if tw != nil {
+						digest := j.Digest
+						if len(digest) > 16 {
+							digest = digest[:12] + "…"
+						}
+						fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", j.Seq, j.Time, j.Caller, j.Operation, j.Outcome, j.Key, j.Org, digest, j.Detail)
+					} else {
+						out = append(out, j)
+					}
+				}
+				if len(recs) < page || (opts.limit > 0 && n == opts.limit) {
+					break
+				}
+				last := recs[len(recs)-1].GetSeq()
+				if last <= since {
+					// Sequence numbers went backwards: the log is damaged.
+					// Stop rather than page forever; verify names the place.
+					fmt.Fprintf(g.stderr, "signctl: audit records are out of order after seq %d; run signctl audit verify\n", since)
+					break
+				}
+				since = last
+			}
+			if tw != nil {
+				return tw.Flush()
+			}
+			if out == nil {
+				out = []auditRecordJSON{}
+			}
+			return printJSON(g.stdout, out)
+		},
+	}
+	cmd.Flags().Uint64Var(&opts.since, "since", 0, "list records with a sequence number greater than SEQ")
+	cmd.Flags().IntVar(&opts.limit, "limit", 0, "list at most N records (0: all)")
+	return cmd
+}
+
+func toAuditRecordJSON(r *signerv1.AuditRecord) auditRecordJSON {
+	j := auditRecordJSON{
+		Seq: r.GetSeq(), Caller: r.GetCaller(), Operation: r.GetOperation(), Key: r.GetKey(), Org: r.GetOrg(),
+		Digest: r.GetDigest(), Outcome: r.GetOutcome(), Detail: r.GetDetail(),
+		PrevHash: hex.EncodeToString(r.GetPrevHash()), Hash: hex.EncodeToString(r.GetHash()),
+	}
+	if r.GetTime() != nil {
+		j.Time = r.GetTime().AsTime().UTC().Format(time.RFC3339Nano)
+	}
+	return j
+}
+
+// auditVerifyResult is the -o json shape of signctl audit verify.
+type auditVerifyResult struct {
+	Intact              bool            `json:"intact"`
+	Mode                string          `json:"mode"`
+	DB                  string          `json:"db,omitempty"`
+	HeadSeq             uint64          `json:"head_seq"`
+	HeadHash            string          `json:"head_hash"`
+	Checkpoints         uint64          `json:"checkpoints"`
+	LatestCheckpoint    *checkpointJSON `json:"latest_checkpoint,omitempty"`
+	AuditKeyFingerprint string          `json:"audit_key_fingerprint"`
+	Problem             *problemJSON    `json:"problem,omitempty"`
+}
+
+type checkpointJSON struct {
+	Seq            uint64 `json:"seq"`
+	Hash           string `json:"hash"`
+	Time           string `json:"time"`
+	KeyFingerprint string `json:"key_fingerprint"`
+}
+
+type problemJSON struct {
+	Seq     uint64 `json:"seq"`
+	Kind    string `json:"kind"`
+	Message string `json:"message"`
+}
+
+func newAuditVerifyCommand(g *globals) *cobra.Command {
+	var opts struct{ db, auditKey string }
+	cmd := &cobra.Command{
+		Use:   "verify [--db FILE --audit-key PUB.pem]",
+		Short: "Check the audit chain and its signed checkpoints; name the first bad record",
+		Long: `Check the whole audit log: every record's hash and its link to the previous
+record, the recorded head, every checkpoint's signature by the audit key, and
+every checkpoint against the record it covers. The first bad record is named
+with its sequence number and what happened to it: edited, inserted, deleted,
+reordered, broken link, bad checkpoint signature or wrong checkpoint key.
+
+Online (no flags): the daemon checks, with the audit key as its HSM holds it.
+Offline (--db FILE --audit-key PUB.pem): no daemon; FILE, a copy of the
+database, is opened read-only and never modified. PUB.pem is the audit key
+from 'signctl audit public-key', kept where whoever can write the database
+cannot change it. A running signerd locks its database: copy it first.
+
+Exit 0 when intact, 1 when the log is damaged, 2 for bad input, 3 when the
+daemon is unreachable.`,
+		Example: `  signctl audit verify
+  cp /var/lib/signerd/signerd.db /tmp/copy.db
+  signctl audit verify --db /tmp/copy.db --audit-key audit.pub.pem -o json`,
+		Args: exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if (opts.db == "") != (opts.auditKey == "") {
+				return exitErr(ExitUsage, fmt.Errorf("offline verification needs both --db FILE and --audit-key PUB.pem"))
+			}
+			ctx, cancel := g.ctx(cmd.Context())
+			defer cancel()
+			var (
+				res auditVerifyResult
+				err error
+			)
+			if opts.db != "" {
+				res, err = verifyAuditOffline(ctx, opts.db, opts.auditKey)
+			} else {
+				res, err = verifyAuditOnline(ctx, g)
+			}
+			if err != nil {
+				return err
+			}
+			if g.json() {
+				if err := printJSON(g.stdout, res); err != nil {
+					return err
+				}
+			} else {
+				printAuditVerdict(g, res)
+			}
+			if !res.Intact {
+				return &exitError{code: ExitVerifyFail, reported: true,
+					err: fmt.Errorf("audit log broken at seq %d (%s)", res.Problem.Seq, res.Problem.Kind)}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&opts.db, "db", "", "verify this copy of the database offline (opened read-only)")
+	cmd.Flags().StringVar(&opts.auditKey, "audit-key", "", "the audit public key (PEM) to check checkpoints with, offline")
+	return cmd
+}
+
+func verifyAuditOnline(ctx context.Context, g *globals) (auditVerifyResult, error) {
+	c, err := g.dial()
+	if err != nil {
+		return auditVerifyResult{}, err
+	}
+	defer c.Close()
+	resp, err := c.Audit.VerifyAudit(ctx, &signerv1.VerifyAuditRequest{})
+	if err != nil {
+		return auditVerifyResult{}, c.FromStatus(err)
+	}
+	res := auditVerifyResult{
+		Intact: resp.GetIntact(), Mode: "online", HeadSeq: resp.GetHeadSeq(), HeadHash: hex.EncodeToString(resp.GetHeadHash()),
+		Checkpoints: uint64(resp.GetCheckpointCount()), AuditKeyFingerprint: resp.GetAuditKeyFingerprint(),
+	}
+	if cp := resp.GetLatestCheckpoint(); cp != nil {
+		res.LatestCheckpoint = &checkpointJSON{Seq: cp.GetSeq(), Hash: hex.EncodeToString(cp.GetHash()), KeyFingerprint: cp.GetKeyFingerprint()}
+		if cp.GetTime() != nil {
+			res.LatestCheckpoint.Time = cp.GetTime().AsTime().UTC().Format(time.RFC3339Nano)
+		}
+	}
+	if p := resp.GetProblem(); p != nil {
+		res.Problem = &problemJSON{Seq: p.GetSeq(), Kind: p.GetKind(), Message: p.GetMessage()}
+	} else if !res.Intact {
+		return res, fmt.Errorf("the daemon says the audit log is damaged but names no problem: %w", errdefs.ErrInternal)
+	}
+	return res, nil
+}
+
+func verifyAuditOffline(ctx context.Context, dbPath, keyPath string) (auditVerifyResult, error) {
+	pemBytes, err := os.ReadFile(keyPath)
+	if err != nil {
+		return auditVerifyResult{}, exitErr(ExitUsage, fmt.Errorf("audit key: %w", err))
+	}
+	pub, err := auditlog.ParsePublicKeyPEM(pemBytes)
+	if err != nil {
+		return auditVerifyResult{}, exitErr(ExitUsage, fmt.Errorf("audit key %s: %w", keyPath, err))
+	}
+	if st, err := os.Stat(dbPath); err != nil || !st.Mode().IsRegular() {
+		if err == nil {
+			err = fmt.Errorf("not a regular file")
+		}
+		return auditVerifyResult{}, exitErr(ExitUsage, fmt.Errorf("database %s: %w", dbPath, err))
+	}
+	st, err := boltstore.Open(ctx, dbPath, boltstore.Options{ReadOnly: true})
+	if err != nil {
+		if errors.Is(err, errdefs.ErrUnavailable) {
+			err = fmt.Errorf("%w; copy the file and verify the copy, or run signctl audit verify without --db", err)
+		}
+		return auditVerifyResult{}, exitErr(ExitUsage, err)
+	}
+	defer st.Close()
+	rep, err := auditlog.Verify(ctx, st, pub)
+	var ce *store.ChainError
+	if err != nil && !errors.As(err, &ce) {
+		return auditVerifyResult{}, err
+	}
+	res := auditVerifyResult{
+		Intact: ce == nil, Mode: "offline", DB: dbPath, HeadSeq: rep.HeadSeq, HeadHash: hex.EncodeToString(rep.HeadHash),
+		Checkpoints: uint64(rep.Checkpoints), AuditKeyFingerprint: auditlog.Fingerprint(pub),
+	}
+	if cp := rep.Latest; cp != nil {
+		res.LatestCheckpoint = &checkpointJSON{Seq: cp.Seq, Hash: hex.EncodeToString(cp.Hash), Time: cp.Time.UTC().Format(time.RFC3339Nano), KeyFingerprint: cp.KeyFingerprint}
+	}
+	if ce != nil {
+		res.Problem = &problemJSON{Seq: ce.Seq, Kind: ce.Kind, Message: ce.Message}
+	}
+	return res, nil
+}
+
+func printAuditVerdict(g *globals, r auditVerifyResult) {
+	if !r.Intact {
+		printf(g.stdout, "BROKEN: audit log record %d: %s: %s\n", r.Problem.Seq, r.Problem.Kind, r.Problem.Message)
+		return
+	}
+	printf(g.stdout, "OK: audit log intact: %d records, head %s\n", r.HeadSeq, r.HeadHash)
+	switch cp := r.LatestCheckpoint; {
+	case cp == nil:
+		printf(g.stdout, "no signed checkpoint yet: a removed tail would not be detected\n")
+	default:
+		printf(g.stdout, "%d checkpoints by audit key %s; newest at record %d, %s\n", r.Checkpoints, r.AuditKeyFingerprint, cp.Seq, cp.Time)
+		if cp.Seq < r.HeadSeq {
+			printf(g.stdout, "records %d to %d are protected by the chain alone until the next checkpoint\n", cp.Seq+1, r.HeadSeq)
+		}
+	}
+}
+
+func newAuditPublicKeyCommand(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "public-key",
+		Short: "Print the audit checkpoint key's public key as SPKI PEM",
+		Long: `Print the public key of the audit key, which signs the audit log's checkpoints,
+as SPKI PEM. Keep a copy where whoever can write signerd's database cannot change
+it: 'signctl audit verify --db FILE --audit-key PUB.pem' checks a database with it.`,
+		Example: "  signctl audit public-key > audit.pub.pem",
+		Args:    exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := g.dial()
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			ctx, cancel := g.ctx(cmd.Context())
+			defer cancel()
+			resp, err := c.Audit.GetAuditPublicKey(ctx, &signerv1.GetAuditPublicKeyRequest{})
+			if err != nil {
+				return c.FromStatus(err)
+			}
+			if g.json() {
+				out := map[string]string{
+					"public_key_pem": resp.GetPublicKeyPem(),
+					"fingerprint":    resp.GetFingerprint(),
+					"algorithm":      algorithmName(resp.GetAlgorithm()),
+					"cka_id":         resp.GetCkaId(),
+				}
+				if resp.GetCreatedAt() != nil {
+					out["created_at"] = resp.GetCreatedAt().AsTime().UTC().Format(time.RFC3339)
+				}
+				return printJSON(g.stdout, out)
+			}
+			printf(g.stdout, "%s", resp.GetPublicKeyPem())
+			if !strings.HasSuffix(resp.GetPublicKeyPem(), "\n") {
+				printf(g.stdout, "\n")
+			}
+			return nil
+		},
+	}
+}

@@ -1,0 +1,117 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	signerv1 "github.com/signerd/signerd/gen/signer/v1"
+	"github.com/signerd/signerd/internal/errdefs"
+	"github.com/signerd/signerd/internal/skill"
+)
+
+// keySourceDaemon: the key is the one signerd signed the skill with.
+const keySourceDaemon = "signerd"
+
+// runSkillVerifyOnline verifies through the daemon (--online): the folder
+// is canonicalized here, the daemon checks the signature with the key it
+// signed with and compares the document's unauthenticated metadata with its
+// own record of what it signed.
+func runSkillVerifyOnline(cmd *cobra.Command, g *globals, opts *skillVerifyOpts, dir string) error {
+	for _, f := range []string{"public-key", "discovery", "revocation", "pin-store", "dns-txt", "dns", "tool-id"} {
+		if cmd.Flags().Changed(f) {
+			return exitErr(ExitUsage, fmt.Errorf("--online verifies with signerd's own key and records; it does not take --%s", f))
+		}
+	}
+	digest, err := skill.ParseDigestConvention(opts.digest)
+	if err != nil {
+		return exitErr(ExitUsage, fmt.Errorf("--digest: %w (want any, sha256 or go)", err))
+	}
+	if err := skillDirArg(dir); err != nil {
+		return err
+	}
+	ctx, cancel := g.ctx(cmd.Context())
+	defer cancel()
+	sigPath := opts.signature
+	if sigPath == "" {
+		sigPath = filepath.Join(dir, skill.SignatureFilename)
+	}
+	out := &skillVerifyOutput{Dir: dir, KeySource: keySourceDaemon, domain: opts.domain}
+	res := &skill.Result{}
+	out.Result = res
+	doc, err := readSmallFile(sigPath, maxSkillDocSize)
+	if err != nil {
+		if _, statErr := os.Lstat(sigPath); opts.signature == "" && errors.Is(statErr, fs.ErrNotExist) {
+			res.ErrorCode, res.ErrorMessage = skill.CodeSignatureInvalid, "no "+skill.SignatureFilename+" in "+dir
+			out.Reason = string(errdefs.ReasonSignatureNotFound)
+			return reportOnline(g, out, &errdefs.VerificationError{Reason: errdefs.ReasonSignatureNotFound, Message: res.ErrorMessage})
+		}
+		return err
+	}
+	m, err := skill.Canonicalize(ctx, dir)
+	if err != nil {
+		return exitErr(ExitUsage, err)
+	}
+	out.SkillHash = m.SkillHash()
+	req := &signerv1.VerifySkillRequest{Domain: opts.domain, Root: m.Root[:], SignatureDocument: doc}
+	switch digest {
+	case skill.DigestSHA256:
+		req.DigestConvention = signerv1.DigestConvention_DIGEST_CONVENTION_SHA256
+	case skill.DigestGo:
+		req.DigestConvention = signerv1.DigestConvention_DIGEST_CONVENTION_GO
+	}
+	c, err := g.dial()
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	resp, err := c.Skills.VerifySkill(ctx, req)
+	if err != nil {
+		err = c.FromStatus(err)
+		v, ok := errdefs.AsVerification(err)
+		if !ok {
+			return err
+		}
+		res.ErrorCode, res.ErrorMessage = skill.ErrorCode(v.Code), v.Message
+		out.Reason, out.KeyFingerprint = string(v.Reason), v.Fingerprint
+		return reportOnline(g, out, v)
+	}
+	res.Valid, res.Domain, res.Warnings, res.Expired, res.ExpiresAt = true, resp.GetDomain(), resp.GetWarnings(), resp.GetExpired(), resp.GetExpiresAt()
+	res.SchemaVersion, res.PreviousHash = resp.GetSchemaVersion(), resp.GetPreviousHash()
+	switch resp.GetDigestConvention() {
+	case signerv1.DigestConvention_DIGEST_CONVENTION_SHA256:
+		res.DigestConvention = skill.DigestSHA256
+	case signerv1.DigestConvention_DIGEST_CONVENTION_GO:
+		res.DigestConvention = skill.DigestGo
+	}
+	out.KeyFingerprint = resp.GetKeyFingerprint()
+	return reportOnline(g, out, nil)
+}
+
+func reportOnline(g *globals, out *skillVerifyOutput, verr *errdefs.VerificationError) error {
+	if g.json() {
+		if err := printJSON(g.stdout, out); err != nil {
+			return err
+		}
+	} else if verr == nil {
+		printf(g.stdout, "OK: %s verified by signerd: signed for %s by %s (%s digest convention), metadata as signed\n",
+			out.Dir, out.domain, out.KeyFingerprint, out.Result.DigestConvention)
+		for _, w := range out.Result.Warnings {
+			printf(g.stdout, "  warning: %s\n", w)
+		}
+	} else {
+		fmt.Fprintf(g.stderr, "FAILED: %s: %s: %s\n", out.Dir, out.Reason, verr.Message)
+	}
+	switch {
+	case verr == nil:
+		return nil
+	case verr.Reason == errdefs.ReasonMalformedSignature:
+		return &exitError{code: ExitUsage, err: verr, reported: true}
+	default:
+		return &exitError{code: ExitVerifyFail, err: verr, reported: true}
+	}
+}

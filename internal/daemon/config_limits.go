@@ -1,0 +1,97 @@
+package daemon
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Defaults of the client limits and the HSM health check (README,
+// "Configuration" and "Reliability").
+const (
+	// DefaultMaxRecvMsgSize bounds a request: signing requests carry
+	// digests, not artifacts, so 1 MiB is generous.
+	DefaultMaxRecvMsgSize = 1 << 20
+	// DefaultMaxConcurrentStreams bounds the calls one connection has in
+	// flight; more queue in the client.
+	DefaultMaxConcurrentStreams = 128
+	// DefaultMaxConnections bounds the connections a listener holds open;
+	// further ones wait in the kernel's accept queue until one closes.
+	DefaultMaxConnections = 1024
+	// DefaultHandshakeTimeout closes connections that have not completed
+	// the transport and HTTP/2 handshakes (silent or slow clients).
+	DefaultHandshakeTimeout = 10 * time.Second
+	// DefaultKeepaliveMinTime is the shortest keepalive ping interval a
+	// client may use; clients pinging faster are disconnected.
+	DefaultKeepaliveMinTime = 10 * time.Second
+	// DefaultMaxConnectionIdle closes connections without calls for that
+	// long (clients reconnect transparently on their next call).
+	DefaultMaxConnectionIdle = 15 * time.Minute
+	// DefaultHSMPingInterval is how often the token is checked while idle.
+	DefaultHSMPingInterval = 5 * time.Second
+)
+
+// sizeSetting applies a byte size: a plain number of bytes or one with a
+// KiB or MiB suffix, within [lo, hi].
+func sizeSetting(name string, lo, hi int, dst func(*Config) *int) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		n, err := parseSize(v)
+		if err != nil || n < lo || n > hi {
+			return fmt.Errorf("%s %q must be a size from %d to %d bytes (suffixes KiB and MiB allowed, e.g. 1MiB)", name, v, lo, hi)
+		}
+		*dst(c) = n
+		return nil
+	}
+}
+
+func parseSize(v string) (int, error) {
+	mult := 1
+	s := strings.TrimSpace(v)
+	switch {
+	case strings.HasSuffix(s, "MiB"):
+		mult, s = 1<<20, strings.TrimSuffix(s, "MiB")
+	case strings.HasSuffix(s, "KiB"):
+		mult, s = 1<<10, strings.TrimSuffix(s, "KiB")
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(s))
+	if err != nil || n < 0 || n > (1<<31-1)/mult {
+		return 0, fmt.Errorf("bad size %q", v)
+	}
+	return n * mult, nil
+}
+
+// intSetting applies an integer within [lo, hi].
+func intSetting(name string, lo, hi int, dst func(*Config) *int) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < lo || n > hi {
+			return fmt.Errorf("%s %q must be an integer from %d to %d", name, v, lo, hi)
+		}
+		*dst(c) = n
+		return nil
+	}
+}
+
+// durationSetting applies a duration within [lo, hi]; zero is allowed
+// when zeroOK (it then means "off").
+func durationSetting(name string, lo, hi time.Duration, zeroOK bool, dst func(*Config) *time.Duration) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil || (d == 0 && !zeroOK) || (d != 0 && (d < lo || d > hi)) {
+			off := ""
+			if zeroOK {
+				off = " (0 turns it off)"
+			}
+			return fmt.Errorf("%s %q must be a duration from %s to %s%s", name, v, lo, hi, off)
+		}
+		*dst(c) = d
+		return nil
+	}
+}
+
+// reliabilityRedacted renders the limits for `signerd config`.
+func (c Config) reliabilityRedacted() string {
+	return fmt.Sprintf("max-recv-msg-size = %d\nmax-concurrent-streams = %d\nmax-connections = %d\nhandshake-timeout = %s\nkeepalive-min-time = %s\nmax-connection-idle = %s\nhsm-ping-interval = %s\n",
+		c.MaxRecvMsgSize, c.MaxConcurrentStreams, c.MaxConnections, c.HandshakeTimeout, c.KeepaliveMinTime, c.MaxConnectionIdle, c.HSMPingInterval)
+}

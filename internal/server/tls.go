@@ -1,0 +1,200 @@
+package server
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc/credentials"
+
+	"github.com/signerd/signerd/internal/errdefs"
+)
+
+// LoopbackID is the identity of every plaintext peer of a loopback TCP
+// listener (--insecure-loopback): nothing tells them apart.
+const LoopbackID = "tcp-loopback"
+
+// ListenTLS listens on addr (HOST:PORT) for mutual-TLS clients: TLS 1.3
+// only, and a client certificate that verifies against clientCAFile is
+// required. The server presents certFile/keyFile. The handshake happens in
+// the gRPC server's transport credentials (see transportCredentials), so
+// the caller's identity is the verified certificate's names.
+func ListenTLS(addr, certFile, keyFile, clientCAFile string) (net.Listener, error) {
+	cfg, err := serverTLSConfig(certFile, keyFile, clientCAFile, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	return &tlsListener{Listener: l, creds: credentials.NewTLS(cfg)}, nil
+}
+
+// ListenLoopback listens on addr for plaintext clients, and only if addr is
+// a loopback address: its callers are all identified as LoopbackID.
+func ListenLoopback(addr string) (net.Listener, error) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen address %q: %w", addr, err)
+	}
+	if !IsLoopbackHost(host) {
+		return nil, fmt.Errorf("refusing plaintext TCP on %s: not a loopback address (use 127.0.0.1, ::1 or localhost, or mutual TLS)", addr)
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	// "localhost" could resolve to anything; check what was bound.
+	if ta, ok := l.Addr().(*net.TCPAddr); !ok || !ta.IP.IsLoopback() {
+		l.Close()
+		return nil, fmt.Errorf("refusing plaintext TCP on %s: it bound %s, which is not loopback", addr, l.Addr())
+	}
+	return &loopbackListener{Listener: l}, nil
+}
+
+// IsLoopbackHost reports whether host (no port) is a loopback IP literal or
+// "localhost". An empty host (every interface) is not.
+func IsLoopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(host, "["), "]"))
+	return err == nil && ip.IsLoopback()
+}
+
+// serverTLSConfig builds the TLS 1.3, client-certificate-required
+// configuration. now is when the server certificate must be valid.
+func serverTLSConfig(certFile, keyFile, clientCAFile string, now time.Time) (*tls.Config, error) {
+	if certFile == "" || keyFile == "" {
+		return nil, errors.New("a TLS listener needs --tls-cert and --tls-key")
+	}
+	if clientCAFile == "" {
+		return nil, errors.New("refusing a TLS listener without --client-ca: clients must present a certificate signed by it")
+	}
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("server certificate %s / key %s: %w", certFile, keyFile, err)
+	}
+	if leaf := cert.Leaf; leaf != nil {
+		if now.After(leaf.NotAfter) {
+			return nil, fmt.Errorf("server certificate %s expired at %s", certFile, leaf.NotAfter.UTC().Format(time.RFC3339))
+		}
+		if now.Before(leaf.NotBefore) {
+			return nil, fmt.Errorf("server certificate %s is not valid before %s", certFile, leaf.NotBefore.UTC().Format(time.RFC3339))
+		}
+	}
+	pool, err := loadCertPool(clientCAFile)
+	if err != nil {
+		return nil, fmt.Errorf("--client-ca: %w", err)
+	}
+	return &tls.Config{
+		MinVersion:   tls.VersionTLS13,
+		MaxVersion:   tls.VersionTLS13,
+		Certificates: []tls.Certificate{cert},
+		ClientAuth:   tls.RequireAndVerifyClientCert,
+		ClientCAs:    pool,
+		// Every connection presents and verifies its certificate: no
+		// resumption of a session whose certificate has since expired.
+		SessionTicketsDisabled: true,
+	}, nil
+}
+
+// loadCertPool reads a PEM file of one or more CA certificates.
+func loadCertPool(path string) (*x509.CertPool, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(b) {
+		return nil, fmt.Errorf("%s holds no PEM certificate", path)
+	}
+	return pool, nil
+}
+
+// tlsIdentity is the caller identity of a verified TLS peer.
+func tlsIdentity(st tls.ConnectionState) (Identity, error) {
+	if len(st.VerifiedChains) == 0 || len(st.VerifiedChains[0]) == 0 {
+		return Identity{}, fmt.Errorf("TLS peer presented no verified client certificate: %w", errdefs.ErrUnauthenticated)
+	}
+	names := CertNames(st.VerifiedChains[0][0])
+	if len(names) == 0 {
+		return Identity{}, fmt.Errorf("client certificate has no subject alternative name and no common name: %w", errdefs.ErrUnauthenticated)
+	}
+	return Identity{ID: "cert:" + names[0], Names: names, TLS: true}, nil
+}
+
+// CertNames returns the names a policy file's "certs" may match, in order:
+// DNS names, URIs, email addresses, then the subject common name; empty
+// names and duplicates are dropped.
+func CertNames(c *x509.Certificate) []string {
+	var names []string
+	seen := map[string]bool{}
+	add := func(n string) {
+		if n != "" && !seen[n] {
+			seen[n] = true
+			names = append(names, n)
+		}
+	}
+	for _, n := range c.DNSNames {
+		add(n)
+	}
+	for _, u := range c.URIs {
+		add(u.String())
+	}
+	for _, n := range c.EmailAddresses {
+		add(n)
+	}
+	add(c.Subject.CommonName)
+	return names
+}
+
+// tlsListener marks its connections for a TLS handshake.
+type tlsListener struct {
+	net.Listener
+	creds credentials.TransportCredentials
+}
+
+func (l *tlsListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &tlsPendingConn{Conn: c, creds: l.creds}, nil
+}
+
+// tlsPendingConn is a TCP connection whose TLS handshake is still to come.
+type tlsPendingConn struct {
+	net.Conn
+	creds credentials.TransportCredentials
+}
+
+// loopbackListener marks its connections as plaintext loopback peers.
+type loopbackListener struct{ net.Listener }
+
+func (l *loopbackListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &loopbackConn{Conn: c}, nil
+}
+
+// loopbackConn is a plaintext connection accepted on a loopback listener.
+type loopbackConn struct{ net.Conn }
+
+// LoopbackPeer is the "identity" of a plaintext loopback peer: none beyond
+// being on this host.
+type LoopbackPeer struct {
+	credentials.CommonAuthInfo
+}
+
+// AuthType implements credentials.AuthInfo.
+func (LoopbackPeer) AuthType() string { return "tcp-loopback" }

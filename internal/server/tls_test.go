@@ -1,0 +1,258 @@
+package server
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/peer"
+
+	"github.com/signerd/signerd/internal/errdefs"
+	"github.com/signerd/signerd/internal/testutil/certs"
+)
+
+// handshake accepts one connection on l, runs the server's transport
+// credentials on it while dial connects, and returns what identify makes
+// of the peer.
+func handshake(t *testing.T, l net.Listener, dial func(addr string) (net.Conn, error)) (Identity, error) {
+	t.Helper()
+	type result struct {
+		id  Identity
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			done <- result{err: err}
+			return
+		}
+		defer c.Close()
+		_, info, err := newTransportCredentials(slog.New(slog.NewTextHandler(io.Discard, nil))).ServerHandshake(c)
+		if err != nil {
+			done <- result{err: err}
+			return
+		}
+		id, err := identify(peer.NewContext(t.Context(), &peer.Peer{AuthInfo: info}))
+		done <- result{id, err}
+	}()
+	c, err := dial(l.Addr().String())
+	if err == nil {
+		defer c.Close()
+	}
+	select {
+	case r := <-done:
+		return r.id, r.err
+	case <-time.After(10 * time.Second):
+		t.Fatal("server handshake did not finish")
+	}
+	return Identity{}, nil
+}
+
+func TestTLSListenerIdentity(t *testing.T) {
+	dir := t.TempDir()
+	ca := certs.NewCA(t, "signerd clients")
+	other := certs.NewCA(t, "someone else")
+	caFile := ca.WriteFile(t, dir, "ca.pem")
+	srv := ca.Server(t).WriteFiles(t, dir, "server")
+	l, err := ListenTLS("127.0.0.1:0", srv.Cert, srv.Key, caFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	roots := x509.NewCertPool()
+	roots.AddCert(ca.Cert)
+	tlsDial := func(client *certs.Issued, maxVersion uint16) func(string) (net.Conn, error) {
+		return func(addr string) (net.Conn, error) {
+			cfg := &tls.Config{RootCAs: roots, NextProtos: []string{"h2"}, MaxVersion: maxVersion}
+			if client != nil {
+				pair, err := tls.X509KeyPair(client.CertPEM, client.KeyPEM)
+				if err != nil {
+					t.Fatal(err)
+				}
+				// Present it even when the server's list of acceptable CAs
+				// does not name its issuer, so the server has to refuse it.
+				cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &pair, nil }
+			}
+			c, err := tls.Dial("tcp", addr, cfg)
+			if err == nil {
+				// TLS 1.3 clients finish before the server checks their
+				// certificate; reading makes the client wait for that.
+				c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+				c.Read(make([]byte, 1))
+			}
+			return c, err
+		}
+	}
+	valid := ca.Issue(t, certs.Leaf{CN: "build-farm", DNS: []string{"build-farm.example.com"}, URIs: []string{"spiffe://example.com/ci"}, Emails: []string{"ci@example.com"}})
+	cnOnly := ca.Issue(t, certs.Leaf{CN: "verifier-1"})
+	foreign := other.Issue(t, certs.Leaf{CN: "build-farm", DNS: []string{"build-farm.example.com"}})
+	expired := ca.Issue(t, certs.Leaf{CN: "build-farm", NotBefore: time.Now().Add(-48 * time.Hour), NotAfter: time.Now().Add(-24 * time.Hour)})
+	serverCert := ca.Server(t) // right CA, but not a client certificate
+
+	tests := []struct {
+		name      string
+		dial      func(string) (net.Conn, error)
+		wantID    string
+		wantNames []string
+		wantErr   string
+	}{
+		{"valid certificate", tlsDial(&valid, 0), "cert:build-farm.example.com",
+			[]string{"build-farm.example.com", "spiffe://example.com/ci", "ci@example.com", "build-farm"}, ""},
+		{"common name only", tlsDial(&cnOnly, 0), "cert:verifier-1", []string{"verifier-1"}, ""},
+		{"no certificate", tlsDial(nil, 0), "", nil, "certificate"},
+		{"certificate from another CA", tlsDial(&foreign, 0), "", nil, "unknown authority"},
+		{"expired certificate", tlsDial(&expired, 0), "", nil, "expired"},
+		{"server certificate used as a client certificate", tlsDial(&serverCert, 0), "", nil, "usage"},
+		{"TLS 1.2", tlsDial(&valid, tls.VersionTLS12), "", nil, "version"},
+		{"plaintext", func(addr string) (net.Conn, error) {
+			c, err := net.Dial("tcp", addr)
+			if err == nil {
+				c.Write([]byte("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"))
+			}
+			return c, err
+		}, "", nil, "tls"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			id, err := handshake(t, l, tt.dial)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(strings.ToLower(err.Error()), tt.wantErr) {
+					t.Fatalf("handshake: identity %+v, err %v; want an error mentioning %q", id, err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if id.ID != tt.wantID || !id.TLS || id.Unix || id.Loopback || !slices.Equal(id.Names, tt.wantNames) {
+				t.Fatalf("identity %+v; want ID %q, names %q", id, tt.wantID, tt.wantNames)
+			}
+		})
+	}
+}
+
+func TestTLSIdentityNeedsVerifiedChain(t *testing.T) {
+	ca := certs.NewCA(t, "ca")
+	leaf := ca.Issue(t, certs.Leaf{CN: "x"})
+	// A peer certificate that no chain verified (as with VerifyClientCertIfGiven
+	// misconfigured, or RequestClientCert) is not an identity.
+	_, err := tlsIdentity(tls.ConnectionState{PeerCertificates: []*x509.Certificate{leaf.Cert}})
+	if !errors.Is(err, errdefs.ErrUnauthenticated) {
+		t.Fatalf("unverified peer certificate: %v", err)
+	}
+	nameless := ca.Issue(t, certs.Leaf{})
+	_, err = tlsIdentity(tls.ConnectionState{VerifiedChains: [][]*x509.Certificate{{nameless.Cert, ca.Cert}}})
+	if !errors.Is(err, errdefs.ErrUnauthenticated) {
+		t.Fatalf("certificate without names: %v", err)
+	}
+}
+
+func TestServerTLSConfigErrors(t *testing.T) {
+	dir := t.TempDir()
+	ca := certs.NewCA(t, "ca")
+	caFile := ca.WriteFile(t, dir, "ca.pem")
+	srv := ca.Server(t).WriteFiles(t, dir, "server")
+	expired := ca.Issue(t, certs.Leaf{CN: "old", Server: true, NotBefore: time.Now().Add(-48 * time.Hour), NotAfter: time.Now().Add(-time.Hour)}).WriteFiles(t, dir, "old")
+	notPEM := certs.Files{Cert: srv.Key, Key: srv.Key}
+	garbage := dir + "/garbage.pem"
+	if err := os.WriteFile(garbage, []byte("not a certificate"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name                string
+		cert, key, clientCA string
+		want                string
+	}{
+		{"no client CA", srv.Cert, srv.Key, "", "without --client-ca"},
+		{"no key", srv.Cert, "", caFile, "--tls-key"},
+		{"expired server certificate", expired.Cert, expired.Key, caFile, "expired"},
+		{"key given as certificate", notPEM.Cert, notPEM.Key, caFile, "server certificate"},
+		{"client CA without certificates", srv.Cert, srv.Key, garbage, "no PEM certificate"},
+		{"missing client CA file", srv.Cert, srv.Key, dir + "/missing.pem", "--client-ca"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := serverTLSConfig(tt.cert, tt.key, tt.clientCA, time.Now())
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("serverTLSConfig: %v; want an error mentioning %q", err, tt.want)
+			}
+			if cfg != nil {
+				t.Fatal("config returned with an error")
+			}
+		})
+	}
+	cfg, err := serverTLSConfig(srv.Cert, srv.Key, caFile, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.MinVersion != tls.VersionTLS13 || cfg.ClientAuth != tls.RequireAndVerifyClientCert || cfg.ClientCAs == nil {
+		t.Fatalf("config: min %x, client auth %v", cfg.MinVersion, cfg.ClientAuth)
+	}
+}
+
+func TestLoopbackListener(t *testing.T) {
+	for _, addr := range []string{"0.0.0.0:0", ":0", "[::]:0", "192.0.2.1:0", "example.com:0"} {
+		if l, err := ListenLoopback(addr); err == nil {
+			l.Close()
+			t.Errorf("ListenLoopback(%q) accepted a non-loopback address", addr)
+		} else if !strings.Contains(err.Error(), "loopback") && !strings.Contains(err.Error(), "address") {
+			t.Errorf("ListenLoopback(%q): %v", addr, err)
+		}
+	}
+	l, err := ListenLoopback("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	id, err := handshake(t, l, func(addr string) (net.Conn, error) { return net.Dial("tcp", addr) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id.ID != LoopbackID || !id.Loopback || id.Unix || id.TLS {
+		t.Fatalf("loopback identity: %+v", id)
+	}
+}
+
+func TestTransportRefusesUnknownConnections(t *testing.T) {
+	// A plain TCP listener handed to the server directly (not through
+	// ListenTLS or ListenLoopback) gets no identity.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if _, err := handshake(t, l, func(addr string) (net.Conn, error) { return net.Dial("tcp", addr) }); err == nil || !strings.Contains(err.Error(), "refusing") {
+		t.Fatalf("plain TCP connection: %v", err)
+	}
+}
+
+func TestIsLoopbackHost(t *testing.T) {
+	for host, want := range map[string]bool{
+		"127.0.0.1": true, "127.1.2.3": true, "::1": true, "[::1]": true, "localhost": true, "LocalHost": true,
+		"": false, "0.0.0.0": false, "::": false, "10.0.0.1": false, "example.com": false, "localhost.example.com": false,
+	} {
+		if got := IsLoopbackHost(host); got != want {
+			t.Errorf("IsLoopbackHost(%q) = %v", host, got)
+		}
+	}
+}
+
+func TestIdentifyTLSInfo(t *testing.T) {
+	ca := certs.NewCA(t, "ca")
+	leaf := ca.Issue(t, certs.Leaf{CN: "cn-name", DNS: []string{"cn-name"}})
+	info := credentials.TLSInfo{State: tls.ConnectionState{VerifiedChains: [][]*x509.Certificate{{leaf.Cert, ca.Cert}}}}
+	id, err := identify(peer.NewContext(t.Context(), &peer.Peer{AuthInfo: info}))
+	if err != nil || id.ID != "cert:cn-name" || !slices.Equal(id.Names, []string{"cn-name"}) || !id.TLS {
+		t.Fatalf("identify: %+v %v (duplicate CN and SAN should appear once)", id, err)
+	}
+}

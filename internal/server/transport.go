@@ -1,0 +1,56 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+
+	"google.golang.org/grpc/credentials"
+)
+
+// transportCredentials dispatches the server-side handshake on the kind of
+// connection, so that one grpc.Server serves every listener: Unix sockets
+// are identified by SO_PEERCRED, connections of a ListenTLS listener by a
+// verified client certificate, connections of a ListenLoopback listener
+// as LoopbackID. Any other connection is refused.
+type transportCredentials struct {
+	log *slog.Logger
+}
+
+func newTransportCredentials(log *slog.Logger) transportCredentials {
+	return transportCredentials{log: log}
+}
+
+func (t transportCredentials) ServerHandshake(c net.Conn) (net.Conn, credentials.AuthInfo, error) {
+	switch conn := c.(type) {
+	case *limitedConn: // from LimitListener: the accepted connection is inside
+		return conn.handshake(t)
+	case *net.UnixConn:
+		return peerCredentials{}.ServerHandshake(conn)
+	case *tlsPendingConn:
+		out, info, err := conn.creds.ServerHandshake(conn.Conn)
+		if err != nil {
+			t.log.Info("TLS handshake refused", "remote", conn.RemoteAddr().String(), "err", err)
+			return nil, nil, err
+		}
+		return out, info, nil
+	case *loopbackConn:
+		if ta, ok := conn.RemoteAddr().(*net.TCPAddr); !ok || !ta.IP.IsLoopback() {
+			return nil, nil, fmt.Errorf("plaintext peer %s is not on loopback", conn.RemoteAddr())
+		}
+		return conn.Conn, LoopbackPeer{CommonAuthInfo: credentials.CommonAuthInfo{SecurityLevel: credentials.NoSecurity}}, nil
+	}
+	return nil, nil, fmt.Errorf("transport: refusing a %T connection from %s: not from a signerd listener", c, c.RemoteAddr())
+}
+
+func (transportCredentials) ClientHandshake(context.Context, string, net.Conn) (net.Conn, credentials.AuthInfo, error) {
+	return nil, nil, errors.New("signerd's server credentials cannot dial")
+}
+
+func (transportCredentials) Info() credentials.ProtocolInfo {
+	return credentials.ProtocolInfo{SecurityProtocol: "signerd"}
+}
+func (t transportCredentials) Clone() credentials.TransportCredentials { return t }
+func (transportCredentials) OverrideServerName(string) error           { return nil }

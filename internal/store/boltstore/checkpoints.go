@@ -1,0 +1,166 @@
+package boltstore
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/signerd/signerd/internal/errdefs"
+	"github.com/signerd/signerd/internal/store"
+)
+
+// SetAuditKey records the audit checkpoint key under meta/audit_key, with
+// its audit event, in one transaction. ErrAlreadyExists if one is recorded:
+// replacing the key would orphan every checkpoint it signed.
+func (s *Store) SetAuditKey(ctx context.Context, k store.Key, ev store.AuditEvent) error {
+	if err := checkName("key name", k.Name); err != nil {
+		return err
+	}
+	if len(k.Versions) == 0 {
+		return invalid("audit key %q has no version", k.Name)
+	}
+	versions := make([]store.KeyVersion, len(k.Versions))
+	for i, v := range k.Versions {
+		if v.Version != uint32(i+1) {
+			return invalid("audit key %q: versions must be numbered 1, 2, …; found %d at position %d", k.Name, v.Version, i+1)
+		}
+		v, err := prepareVersion(v)
+		if err != nil {
+			return fmt.Errorf("audit key %q: %w", k.Name, err)
+		}
+		if len(v.PublicKey) == 0 {
+			return invalid("audit key %q version %d has no public key", k.Name, v.Version)
+		}
+		versions[i] = v
+	}
+	k.Versions = versions
+	ev, err := prepareEvent(ev)
+	if err != nil {
+		return err
+	}
+	return update(ctx, s.db, func(tx *bolt.Tx) error {
+		meta, err := bucket(tx, bucketKeyMeta)
+		if err != nil {
+			return err
+		}
+		if meta.Get(keyAuditKey) != nil {
+			return fmt.Errorf("an audit key is already recorded: %w", errdefs.ErrAlreadyExists)
+		}
+		if err := putJSON(meta, keyAuditKey, k); err != nil {
+			return err
+		}
+		_, err = appendAudit(tx, ev)
+		return err
+	})
+}
+
+// AuditKey returns the audit checkpoint key; ErrNotFound if none is
+// recorded.
+func (s *Store) AuditKey(ctx context.Context) (store.Key, error) {
+	var k store.Key
+	err := view(ctx, s.db, func(tx *bolt.Tx) error {
+		meta, err := bucket(tx, bucketKeyMeta)
+		if err != nil {
+			return err
+		}
+		var ok bool
+		k, ok, err = getJSON[store.Key](meta, keyAuditKey)
+		if err == nil && !ok {
+			err = fmt.Errorf("no audit key is recorded: %w", errdefs.ErrNotFound)
+		}
+		return err
+	})
+	return k, err
+}
+
+// PutCheckpoint records c under its seq after checking, in the same
+// transaction, that it certifies the log as it is: record c.Seq exists with
+// hash c.Hash, c.Seq is at most the head, and c.Seq is past the newest
+// checkpoint. It does not check the signature (the store holds no key
+// material and trusts no caller with one; internal/auditlog verifies).
+func (s *Store) PutCheckpoint(ctx context.Context, c store.Checkpoint) error {
+	switch {
+	case c.Seq == 0:
+		return invalid("checkpoint seq is 0; the first audit record is 1")
+	case len(c.Hash) != store.AuditHashSize:
+		return invalid("checkpoint hash is %d bytes, want %d", len(c.Hash), store.AuditHashSize)
+	case len(c.Signature) == 0:
+		return invalid("checkpoint at seq %d is not signed", c.Seq)
+	}
+	if err := checkName("checkpoint key fingerprint", c.KeyFingerprint); err != nil {
+		return err
+	}
+	if err := checkTime("checkpoint time", c.Time); err != nil {
+		return err
+	}
+	c.Time = c.Time.UTC()
+	return update(ctx, s.db, func(tx *bolt.Tx) error {
+		cps, err := bucket(tx, bucketKeyCheckpoints)
+		if err != nil {
+			return err
+		}
+		if last, _ := cps.Cursor().Last(); last != nil {
+			switch lastSeq := binary.BigEndian.Uint64(last); {
+			case c.Seq == lastSeq:
+				return fmt.Errorf("a checkpoint at seq %d is already recorded: %w", c.Seq, errdefs.ErrAlreadyExists)
+			case c.Seq < lastSeq:
+				return fmt.Errorf("checkpoint at seq %d is older than the newest, at %d: %w", c.Seq, lastSeq, errdefs.ErrFailedPrecondition)
+			}
+		}
+		meta, err := bucket(tx, bucketKeyMeta)
+		if err != nil {
+			return err
+		}
+		head, _, err := readHead(meta)
+		if err != nil {
+			return err
+		}
+		if c.Seq > head {
+			return fmt.Errorf("checkpoint at seq %d is past the audit head %d: %w", c.Seq, head, errdefs.ErrFailedPrecondition)
+		}
+		audit, err := bucket(tx, bucketKeyAudit)
+		if err != nil {
+			return err
+		}
+		rec, ok, err := getJSON[store.AuditRecord](audit, seqKey(c.Seq))
+		if err != nil {
+			return err
+		}
+		if !ok || rec.Seq != c.Seq || !bytes.Equal(rec.Hash, c.Hash) {
+			return fmt.Errorf("checkpoint at seq %d does not match audit record %d: %w", c.Seq, c.Seq, errdefs.ErrFailedPrecondition)
+		}
+		return putJSON(cps, seqKey(c.Seq), c)
+	})
+}
+
+// ListCheckpoints returns every checkpoint in ascending seq order. A
+// checkpoint stored under a key other than its own seq is returned as
+// stored; auditlog.Verify checks each on its own merits.
+func (s *Store) ListCheckpoints(ctx context.Context) ([]store.Checkpoint, error) {
+	var out []store.Checkpoint
+	err := view(ctx, s.db, func(tx *bolt.Tx) error {
+		cps, err := bucket(tx, bucketKeyCheckpoints)
+		if err != nil {
+			return err
+		}
+		return cps.ForEach(func(k, v []byte) error {
+			c, err := decodeJSON[store.Checkpoint](k, v)
+			if err != nil {
+				// Damage to the file, not a failure to read it: name it
+				// the way VerifyAudit names an unreadable record.
+				var seq uint64
+				if len(k) == 8 {
+					seq = binary.BigEndian.Uint64(k)
+				}
+				return &store.ChainError{Seq: seq, Kind: store.ChainBadCheckpoint,
+					Message: fmt.Sprintf("checkpoint stored under %x is not readable: %v", k, err)}
+			}
+			out = append(out, c)
+			return nil
+		})
+	})
+	return out, err
+}

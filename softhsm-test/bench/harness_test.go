@@ -1,0 +1,169 @@
+package bench
+
+// Adapted from softhsm-test/harness_test.go (another package): a real
+// signerd on a fresh SoftHSM2 token, and the real signctl.
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/signerd/signerd/internal/client"
+	"github.com/signerd/signerd/internal/testutil/softhsm"
+)
+
+// daemon is a running signerd.
+type daemon struct {
+	tok     *softhsm.Token
+	socket  string
+	db      string
+	pinFile string
+	cmd     *exec.Cmd
+	logs    *syncBuffer
+	exited  chan error
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// startDaemon starts signerd on a new token, database and socket, with its
+// default settings (log level info: nothing is logged per successful call;
+// 8 HSM sessions).
+func startDaemon(t *testing.T) *daemon {
+	t.Helper()
+	tok := softhsm.NewToken(t)
+	dir := t.TempDir()
+	d := &daemon{
+		tok:     tok,
+		socket:  filepath.Join(dir, "run", "signerd.sock"),
+		db:      filepath.Join(dir, "signerd.db"),
+		pinFile: tok.WritePINFile(t),
+		logs:    &syncBuffer{},
+		exited:  make(chan error, 1),
+	}
+	d.cmd = exec.Command(bins.signerd,
+		"--pkcs11-module", tok.ModulePath, "--token-label", tok.Label, "--pin-file", d.pinFile,
+		"--db", d.db, "--socket", d.socket, "--log-level", "info")
+	d.cmd.Env = append(os.Environ(), "SOFTHSM2_CONF="+tok.ConfPath)
+	d.cmd.Stdout, d.cmd.Stderr = d.logs, d.logs
+	if err := d.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { d.exited <- d.cmd.Wait() }()
+	t.Cleanup(func() { d.stop(t) })
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case err := <-d.exited:
+			d.exited <- err
+			t.Fatalf("signerd exited during start-up: %v\n%s", err, d.logs.String())
+		default:
+		}
+		if d.healthy() {
+			return d
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("signerd did not become healthy\n%s", d.logs.String())
+	return nil
+}
+
+func (d *daemon) healthy() bool {
+	if _, err := os.Stat(d.socket); err != nil {
+		return false
+	}
+	c, err := client.DialUnix(d.socket)
+	if err != nil {
+		return false
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	resp, err := c.Health.Check(ctx, &grpc_health_v1.HealthCheckRequest{})
+	return err == nil && resp.GetStatus() == grpc_health_v1.HealthCheckResponse_SERVING
+}
+
+// stop sends SIGTERM and waits; it is idempotent.
+func (d *daemon) stop(t *testing.T) {
+	if d.cmd == nil || d.cmd.Process == nil {
+		return
+	}
+	select {
+	case err := <-d.exited:
+		d.exited <- err
+		return
+	default:
+	}
+	_ = d.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-d.exited:
+		d.exited <- err
+		if err != nil {
+			t.Errorf("signerd exited with %v\n%s", err, d.logs.String())
+		}
+	case <-time.After(30 * time.Second):
+		_ = d.cmd.Process.Kill()
+		t.Errorf("signerd did not stop on SIGTERM\n%s", d.logs.String())
+	}
+}
+
+// run is one finished signctl or openssl process.
+type run struct {
+	stdout, stderr string
+	wall           time.Duration
+	maxRSS         int64 // bytes, from the child's rusage
+}
+
+// command runs a program to completion and measures its wall time (from
+// just before fork to just after wait) and its peak resident set size.
+func command(env []string, name string, args ...string) (run, error) {
+	cmd := exec.Command(name, args...)
+	cmd.Env = env
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	start := time.Now()
+	err := cmd.Run()
+	r := run{wall: time.Since(start), stdout: stdout.String(), stderr: stderr.String()}
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok && ru != nil {
+		r.maxRSS = ru.Maxrss * 1024 // Linux reports KiB
+	}
+	if err != nil {
+		return r, fmt.Errorf("%s %s: %v\nstdout: %s\nstderr: %s", filepath.Base(name), strings.Join(args, " "), err, r.stdout, r.stderr)
+	}
+	return r, nil
+}
+
+// signctl runs the real signctl against d and fails the test unless it
+// exits 0.
+func signctl(t *testing.T, d *daemon, args ...string) run {
+	t.Helper()
+	r, err := command(append(os.Environ(), "SIGNCTL_SOCKET="+d.socket), bins.signctl, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}

@@ -1,0 +1,257 @@
+package bench
+
+// The in-process ceilings run in a child process: this test binary
+// re-executed with SIGNERD_BENCH_CHILD set, which opens its own KeyStore on
+// the daemon's token (same SoftHSM2 library, same token directory, the very
+// keys the daemon signs with) and runs measurements on request while the
+// daemon is idle. A child rather than this process because SoftHSM2 and
+// crypto11 allow one initialisation of the library per process, and so
+// that the ceiling is a process of its own, like the daemon, not sharing a
+// Go runtime with 32 gRPC clients.
+//
+// Protocol: one JSON childRequest per line on the child's stdin, one JSON
+// childResponse per line on its stdout; EOF on stdin closes the KeyStore
+// and ends the child.
+
+import (
+	"bufio"
+	"context"
+	"crypto"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"runtime"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/signerd/signerd/internal/keystore"
+	"github.com/signerd/signerd/internal/keystore/pkcs11"
+	"github.com/signerd/signerd/internal/pkgsig"
+)
+
+// childSpec is what the child needs to open the token; it travels in the
+// environment (never argv, for the PIN).
+type childSpec struct {
+	Module string     `json:"module"`
+	Label  string     `json:"label"`
+	PIN    string     `json:"pin"`
+	Keys   []childKey `json:"keys"`
+}
+
+// childKey is a key the daemon created: its CKA_ID and SPKI DER, as
+// recorded in the daemon's database.
+type childKey struct {
+	Algorithm string `json:"algorithm"`
+	CKAID     []byte `json:"cka_id"`
+	PublicDER []byte `json:"public_der"`
+}
+
+type childRequest struct {
+	// Op is "sign" (Algorithm with Workers goroutines through the
+	// KeyStore) or "verify" (pkgsig.Parse + pkgsig.Check of Cloacina
+	// documents, Workers goroutines).
+	Op        string        `json:"op"`
+	Algorithm string        `json:"algorithm,omitempty"`
+	Workers   int           `json:"workers"`
+	Warm      time.Duration `json:"warm"`
+	Dur       time.Duration `json:"dur"`
+}
+
+type childResponse struct {
+	Rate  float64 `json:"rate"`
+	Total int64   `json:"total"`
+	Err   string  `json:"err,omitempty"`
+}
+
+func childMain() int {
+	var spec childSpec
+	if err := json.Unmarshal([]byte(os.Getenv(envChild)), &spec); err != nil {
+		fmt.Fprintln(os.Stderr, "bench child: bad spec:", err)
+		return 2
+	}
+	ctx := context.Background()
+	ks, err := pkcs11.Open(ctx, pkcs11.Config{
+		ModulePath: spec.Module, TokenLabel: spec.Label, PIN: spec.PIN,
+		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench child: open token:", err)
+		return 1
+	}
+	defer ks.Close()
+	signers := map[string]crypto.Signer{}
+	for _, k := range spec.Keys {
+		pub, err := x509.ParsePKIXPublicKey(k.PublicDER)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench child: public key:", err)
+			return 1
+		}
+		s, err := ks.Signer(ctx, keystore.KeyRef{ID: k.CKAID, Algorithm: keystore.Algorithm(k.Algorithm), Public: pub})
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench child: signer:", err)
+			return 1
+		}
+		signers[k.Algorithm] = s
+	}
+	in := bufio.NewScanner(os.Stdin)
+	out := json.NewEncoder(os.Stdout)
+	for in.Scan() {
+		var req childRequest
+		var resp childResponse
+		if err := json.Unmarshal(in.Bytes(), &req); err != nil {
+			resp.Err = err.Error()
+		} else {
+			st, err := childRun(req, signers)
+			resp.Rate, resp.Total = st.rate, st.total
+			if err != nil {
+				resp.Err = err.Error()
+			}
+		}
+		if err := out.Encode(resp); err != nil {
+			return 1
+		}
+	}
+	return 0
+}
+
+var childSeq atomic.Uint64
+
+func childRun(req childRequest, signers map[string]crypto.Signer) (loadStats, error) {
+	w := window{warm: req.Warm, dur: req.Dur}
+	switch req.Op {
+	case "sign":
+		s, ok := signers[req.Algorithm]
+		if !ok {
+			return loadStats{}, fmt.Errorf("no %s key", req.Algorithm)
+		}
+		alg := keystore.Algorithm(req.Algorithm)
+		return closedLoop(req.Workers, w, func(int) error {
+			// A fresh SHA-256 digest per signature, as the daemon gets:
+			// Ed25519 signs it as the message, ECDSA as the digest.
+			d := sha256.Sum256(binary.BigEndian.AppendUint64(nil, childSeq.Add(1)))
+			var err error
+			if alg == keystore.Ed25519 {
+				_, err = s.Sign(nil, d[:], crypto.Hash(0))
+			} else {
+				_, err = s.Sign(nil, d[:], crypto.SHA256)
+			}
+			return err
+		})
+	case "verify":
+		docs, err := verifyCorpus(256)
+		if err != nil {
+			return loadStats{}, err
+		}
+		return closedLoop(req.Workers, w, func(int) error {
+			c := docs[childSeq.Add(1)%uint64(len(docs))]
+			sig, err := pkgsig.Parse(c.doc)
+			if err != nil {
+				return err
+			}
+			return pkgsig.Check(c.digest, sig, c.pub)
+		})
+	}
+	return loadStats{}, fmt.Errorf("unknown op %q", req.Op)
+}
+
+// verifyItem is a Cloacina document with what verifies it.
+type verifyItem struct {
+	digest [pkgsig.DigestSize]byte
+	doc    []byte
+	pub    ed25519.PublicKey
+}
+
+// verifyCorpus makes n signed documents with an in-memory key: verifying
+// costs the same whatever key signed.
+func verifyCorpus(n int) ([]verifyItem, error) {
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	items := make([]verifyItem, n)
+	for i := range items {
+		d := sha256.Sum256(binary.BigEndian.AppendUint64(nil, uint64(i)))
+		sig := ed25519.Sign(priv, d[:])
+		items[i] = verifyItem{digest: d, doc: pkgsig.NewDocument(d, pub, sig, time.Now()).Encode(), pub: pub}
+	}
+	return items, nil
+}
+
+// inproc is the parent's handle on the child.
+type inproc struct {
+	cmd    *exec.Cmd
+	stdin  io.WriteCloser
+	out    *bufio.Scanner
+	stderr *syncBuffer
+}
+
+// startInproc starts the child on the daemon's token with the daemon's keys.
+func startInproc(t *testing.T, d *daemon, keys []childKey) *inproc {
+	t.Helper()
+	spec, err := json.Marshal(childSpec{Module: d.tok.ModulePath, Label: d.tok.Label, PIN: d.tok.PIN, Keys: keys})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &inproc{stderr: &syncBuffer{}}
+	p.cmd = exec.Command(os.Args[0])
+	p.cmd.Env = append(os.Environ(), envChild+"="+string(spec), "SOFTHSM2_CONF="+d.tok.ConfPath)
+	p.cmd.Stderr = p.stderr
+	if p.stdin, err = p.cmd.StdinPipe(); err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := p.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.out = bufio.NewScanner(stdout)
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		p.stdin.Close()
+		done := make(chan error, 1)
+		go func() { done <- p.cmd.Wait() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("in-process worker: %v\n%s", err, p.stderr.String())
+			}
+		case <-time.After(30 * time.Second):
+			_ = p.cmd.Process.Kill()
+			t.Errorf("in-process worker did not exit\n%s", p.stderr.String())
+		}
+	})
+	return p
+}
+
+// do runs one measurement in the child.
+func (p *inproc) do(req childRequest) (childResponse, error) {
+	b, _ := json.Marshal(req)
+	if _, err := p.stdin.Write(append(b, '\n')); err != nil {
+		return childResponse{}, fmt.Errorf("in-process worker: %v\n%s", err, p.stderr.String())
+	}
+	if !p.out.Scan() {
+		return childResponse{}, fmt.Errorf("in-process worker died: %v\n%s", p.out.Err(), p.stderr.String())
+	}
+	var resp childResponse
+	if err := json.Unmarshal(p.out.Bytes(), &resp); err != nil {
+		return resp, err
+	}
+	if resp.Err != "" {
+		return resp, errors.New("in-process worker: " + resp.Err)
+	}
+	return resp, nil
+}
+
+// verifyWorkers saturates the machine's cores with pure-Go verification.
+func verifyWorkers() int { return runtime.GOMAXPROCS(0) }

@@ -1,0 +1,551 @@
+package bench
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/health/grpc_health_v1"
+
+	signerv1 "github.com/signerd/signerd/gen/signer/v1"
+	"github.com/signerd/signerd/internal/client"
+	"github.com/signerd/signerd/internal/skill"
+	"github.com/signerd/signerd/internal/store/boltstore"
+)
+
+// config sizes a run.
+type config struct {
+	warm, dur  time.Duration // of each point
+	reps       int           // repetitions of each point
+	clients    int           // concurrent gRPC clients, one connection each
+	hsmWorkers int           // goroutines of the in-process signing ceiling
+	hashSize   int64         // the artifact hashed beside openssl
+	rssSmall   int64         // the two artifacts whose peak RSS is compared
+	rssLarge   int64
+	tinyRuns   int   // runs on a 1-byte file per repetition (their median is subtracted)
+	treeFiles  int   // files in the skill tree
+	cliFiles   int   // files in one `signctl sign` command
+	smoke      bool  // miniature: no targets are asserted anyway, names stay the same
+	maxLarge   int64 // largest file in the skill tree
+}
+
+func fullConfig() config {
+	return config{
+		warm: 500 * time.Millisecond, dur: 4 * time.Second, reps: 5,
+		clients: 32, hsmWorkers: 8,
+		hashSize: 1 << 30, rssSmall: 100 << 20, rssLarge: 2 << 30, tinyRuns: 3,
+		treeFiles: 4000, maxLarge: 1 << 20, cliFiles: 500,
+	}
+}
+
+func smokeConfig() config {
+	return config{
+		warm: 50 * time.Millisecond, dur: 150 * time.Millisecond, reps: 1,
+		clients: 8, hsmWorkers: 8,
+		hashSize: 32 << 20, rssSmall: 1 << 20, rssLarge: 16 << 20, tinyRuns: 1,
+		treeFiles: 60, maxLarge: 256 << 10, cliFiles: 4, smoke: true,
+	}
+}
+
+func (c config) window() window { return window{warm: c.warm, dur: c.dur} }
+
+const (
+	keyEd    = "bench-ed25519"
+	keyEC    = "bench-ecdsa"
+	benchOrg = "bench"
+)
+
+// expectedResults are the names every run reports (checked by the smoke
+// test against results.json).
+var expectedResults = []string{
+	"inproc-sign-ed25519", "sign-unary-ed25519", "sign-unary-ed25519-p99", "sign-unary-ed25519-fairness",
+	"sign-batch-ed25519", "group-commit-sign-unary-ed25519", "group-commit-sign-batch-ed25519",
+	"inproc-sign-ecdsa-p256", "sign-unary-ecdsa-p256", "sign-unary-ecdsa-p256-p99", "sign-unary-ecdsa-p256-fairness",
+	"group-commit-sign-unary-ecdsa-p256",
+	"inproc-sign-ed25519-cpu", "sign-unary-ed25519-cpu-daemon", "sign-unary-ed25519-cpu-clients",
+	"sign-batch-ed25519-cpu-daemon", "sign-batch-ed25519-cpu-clients",
+	"inproc-sign-ecdsa-p256-cpu", "sign-unary-ecdsa-p256-cpu-daemon", "sign-unary-ecdsa-p256-cpu-clients",
+	"grpc-health-rtt", "inproc-verify-ed25519", "verify-ceiling-ed25519", "verify-unary-ed25519",
+	"grpc-health-rtt-cpu-daemon", "inproc-verify-ed25519-cpu", "verify-unary-ed25519-cpu-daemon",
+	"sign-signctl-files-ed25519",
+	"hash-openssl-dgst-sha256", "hash-signctl-sha256",
+	"hash-signctl-maxrss-small", "hash-signctl-maxrss-large", "hash-signctl-maxrss-growth",
+	"skill-canonicalize-sequential-sha256", "skill-canonicalize-parallel-sha256",
+}
+
+// suite is one run: a daemon, its keys, the in-process worker, clients.
+type suite struct {
+	t     *testing.T
+	cfg   config
+	d     *daemon
+	child *inproc
+	conns []*client.Client
+	// signed counts every signature the daemon returned, by every path,
+	// for the final check against the database.
+	signed atomic.Int64
+	seq    atomic.Uint64
+	// ceilEd is the median in-process Ed25519 rate, for the signctl line.
+	ceilEd float64
+	start  time.Time
+}
+
+func runSuite(t *testing.T, cfg config) []result {
+	s := &suite{t: t, cfg: cfg, start: time.Now()}
+	s.setUp()
+	s.logf("daemon, keys, in-process worker and %d clients ready", cfg.clients)
+	var rs []result
+	rs = append(rs, s.signing()...)
+	rs = append(rs, s.verifying()...)
+	rs = append(rs, s.signctlMany()...)
+	rs = append(rs, s.hashing()...)
+	rs = append(rs, s.canonicalizing()...)
+	s.checkCommits()
+	return rs
+}
+
+func (s *suite) logf(format string, args ...any) {
+	s.t.Helper()
+	args = append([]any{time.Since(s.start).Seconds()}, args...)
+	if s.cfg.smoke {
+		s.t.Logf("%5.1fs "+format, args...)
+		return
+	}
+	fmt.Printf("%5.1fs  "+format+"\n", args...)
+}
+
+func (s *suite) setUp() {
+	t := s.t
+	s.d = startDaemon(t)
+	signctl(t, s.d, "key", "create", keyEd, "--algorithm", "ed25519")
+	signctl(t, s.d, "key", "create", keyEC, "--algorithm", "ecdsa-p256")
+	signctl(t, s.d, "trust", "add", "--org", benchOrg, "--key", keyEd)
+	s.child = startInproc(t, s.d, s.daemonKeys())
+	for range s.cfg.clients {
+		c, err := client.DialUnix(s.d.socket)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		if _, err := c.Health.Check(context.Background(), &grpc_health_v1.HealthCheckRequest{}); err != nil {
+			t.Fatal(err)
+		}
+		s.conns = append(s.conns, c)
+	}
+}
+
+// daemonKeys reads the CKA_ID and public key of the daemon's keys from a
+// copy of its database (the daemon holds the file's lock; it is idle, so
+// the copy is a committed state).
+func (s *suite) daemonKeys() []childKey {
+	t := s.t
+	b, err := os.ReadFile(s.d.db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp := filepath.Join(t.TempDir(), "copy.db")
+	if err := os.WriteFile(cp, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	st, err := boltstore.Open(ctx, cp, boltstore.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	var keys []childKey
+	for _, name := range []string{keyEd, keyEC} {
+		k, err := st.GetKey(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, ok := k.Current()
+		if !ok {
+			t.Fatalf("key %s has no current version", name)
+		}
+		keys = append(keys, childKey{Algorithm: k.Algorithm, CKAID: v.CKAID, PublicDER: v.PublicKey})
+	}
+	return keys
+}
+
+func (s *suite) digest() [32]byte {
+	return sha256.Sum256(binary.BigEndian.AppendUint64([]byte("bench"), s.seq.Add(1)))
+}
+
+// phase is one measured load phase on the daemon.
+type phase struct {
+	loadStats
+	sigsPerCommit float64 // successful signatures per durable commit
+	daemonCPU     float64 // µs of the daemon's CPU per operation
+	clientCPU     float64 // µs of the clients' (this process's) CPU per operation
+}
+
+// commitPhase runs one load phase and reports it with the number of
+// signatures per durable commit in it (see boltmeta_test.go) and the CPU
+// the daemon and the clients spent per signature.
+func (s *suite) commitPhase(load func() (loadStats, error)) phase {
+	s.t.Helper()
+	before, err := boltTxID(s.d.db)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	cpu, err := startCPU(s.d.cmd.Process.Pid)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	st, err := load()
+	s.signed.Add(st.total)
+	if err != nil {
+		s.t.Fatalf("%v\nsignerd log:\n%s", err, s.d.logs.String())
+	}
+	p := phase{loadStats: st}
+	if p.daemonCPU, p.clientCPU, err = cpu.perOp(st.total); err != nil {
+		s.t.Fatal(err)
+	}
+	after, err := boltTxID(s.d.db)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	if after <= before {
+		s.t.Fatalf("no commit during a phase of %d signatures (txid %d → %d)", st.total, before, after)
+	}
+	p.sigsPerCommit = float64(st.total) / float64(after-before)
+	return p
+}
+
+// inproc runs one measurement in the child and returns its rate and the
+// child's CPU per operation (µs).
+func (s *suite) inproc(op, alg string, workers int) (rate, cpuUS float64) {
+	s.t.Helper()
+	pid := s.child.cmd.Process.Pid
+	c0, err := procCPU(pid)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	resp, err := s.child.do(childRequest{Op: op, Algorithm: alg, Workers: workers, Warm: s.cfg.warm, Dur: s.cfg.dur})
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	c1, err := procCPU(pid)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return resp.Rate, float64(c1-c0) / 1e3 / float64(max(resp.Total, 1))
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// signing measures Sign (Ed25519), SignSkill (ECDSA P-256) and SignBatch
+// against in-process signing, repetition by repetition.
+func (s *suite) signing() []result {
+	ceilEd := &point{name: "inproc-sign-ed25519", unit: "sigs/s",
+		note: fmt.Sprintf("KeyStore.Signer(...).Sign in a child process on the daemon's token and key, %d goroutines (the daemon's --max-sessions)", s.cfg.hsmWorkers)}
+	ceilEC := &point{name: "inproc-sign-ecdsa-p256", unit: "sigs/s", note: ceilEd.note + "; crypto11"}
+	unaryEd := &point{name: "sign-unary-ed25519", unit: "sigs/s", baseline: ceilEd.name, target: 0.8, cmp: ">=",
+		note: fmt.Sprintf("SignerService.Sign, %d clients with a connection each, closed loop", s.cfg.clients)}
+	unaryEC := &point{name: "sign-unary-ecdsa-p256", unit: "sigs/s", baseline: ceilEC.name, target: 0.8, cmp: ">=",
+		note: fmt.Sprintf("SkillService.SignSkill (the RPC that signs with ECDSA P-256; one-file manifest), %d clients, closed loop", s.cfg.clients)}
+	batch := &point{name: "sign-batch-ed25519", unit: "sigs/s", baseline: ceilEd.name, target: 0.95, cmp: ">=",
+		note: "one SignBatch stream on one connection, requests sent as fast as flow control allows"}
+	p99Ed := &point{name: "sign-unary-ed25519-p99", unit: "ms", baseline: "sign-unary-ed25519-p50", target: 3, cmp: "<=",
+		note: "client-side latency of the calls completed in the window, all clients together"}
+	p99EC := &point{name: "sign-unary-ecdsa-p256-p99", unit: "ms", baseline: "sign-unary-ecdsa-p256-p50", target: 3, cmp: "<=", note: p99Ed.note}
+	fairEd := &point{name: "sign-unary-ed25519-fairness", unit: "min/mean", note: "calls of the least served client over the mean per client (1 = equal shares)"}
+	fairEC := &point{name: "sign-unary-ecdsa-p256-fairness", unit: "min/mean", note: fairEd.note}
+	gcNote := "successful signatures over bbolt commits (transaction id growth) during the phase, warm-up included"
+	gcEd := &point{name: "group-commit-sign-unary-ed25519", unit: "sigs/commit", baseline: "one-commit-per-signature", target: 1, cmp: ">", note: gcNote}
+	gcEC := &point{name: "group-commit-sign-unary-ecdsa-p256", unit: "sigs/commit", baseline: "one-commit-per-signature", target: 1, cmp: ">", note: gcNote}
+	gcBatch := &point{name: "group-commit-sign-batch-ed25519", unit: "sigs/commit", baseline: "one-commit-per-signature", target: 1, cmp: ">", note: gcNote}
+
+	cpuNote := "µs of CPU (user + system, all threads, from /proc/PID/stat) per signature over the phase, warm-up included"
+	cpuCeilEd := &point{name: "inproc-sign-ed25519-cpu", unit: "µs/sig", note: cpuNote + "; the in-process child"}
+	cpuCeilEC := &point{name: "inproc-sign-ecdsa-p256-cpu", unit: "µs/sig", note: cpuCeilEd.note}
+	cpuUnaryEd := &point{name: "sign-unary-ed25519-cpu-daemon", unit: "µs/sig", baseline: cpuCeilEd.name, note: cpuNote + "; signerd"}
+	cpuUnaryEC := &point{name: "sign-unary-ecdsa-p256-cpu-daemon", unit: "µs/sig", baseline: cpuCeilEC.name, note: cpuUnaryEd.note}
+	cpuBatch := &point{name: "sign-batch-ed25519-cpu-daemon", unit: "µs/sig", baseline: cpuCeilEd.name, note: cpuUnaryEd.note}
+	cliUnaryEd := &point{name: "sign-unary-ed25519-cpu-clients", unit: "µs/sig", note: cpuNote + "; the benchmark's gRPC clients (rusage)"}
+	cliUnaryEC := &point{name: "sign-unary-ecdsa-p256-cpu-clients", unit: "µs/sig", note: cliUnaryEd.note}
+	cliBatch := &point{name: "sign-batch-ed25519-cpu-clients", unit: "µs/sig", note: cliUnaryEd.note}
+
+	for rep := range s.cfg.reps {
+		ce, cpuE := s.inproc("sign", "ed25519", s.cfg.hsmWorkers)
+		ceilEd.addValue(ce)
+		cpuCeilEd.addValue(cpuE)
+		ue := s.commitPhase(s.unarySignEd)
+		unaryEd.add(ue.rate, ce, div(ue.rate, ce))
+		p50, p99 := ms(percentile(ue.latencies, 0.5)), ms(percentile(ue.latencies, 0.99))
+		p99Ed.add(p99, p50, div(p99, p50))
+		fairEd.addValue(fairness(ue.perWorker))
+		gcEd.add(ue.sigsPerCommit, 1, ue.sigsPerCommit)
+		cpuUnaryEd.add(ue.daemonCPU, cpuE, div(ue.daemonCPU, cpuE))
+		cliUnaryEd.addValue(ue.clientCPU)
+		be := s.commitPhase(s.batchSignEd)
+		batch.add(be.rate, ce, div(be.rate, ce))
+		gcBatch.add(be.sigsPerCommit, 1, be.sigsPerCommit)
+		cpuBatch.add(be.daemonCPU, cpuE, div(be.daemonCPU, cpuE))
+		cliBatch.addValue(be.clientCPU)
+
+		cc, cpuC := s.inproc("sign", "ecdsa-p256", s.cfg.hsmWorkers)
+		ceilEC.addValue(cc)
+		cpuCeilEC.addValue(cpuC)
+		uc := s.commitPhase(s.unarySignEC)
+		unaryEC.add(uc.rate, cc, div(uc.rate, cc))
+		p50, p99 = ms(percentile(uc.latencies, 0.5)), ms(percentile(uc.latencies, 0.99))
+		p99EC.add(p99, p50, div(p99, p50))
+		fairEC.addValue(fairness(uc.perWorker))
+		gcEC.add(uc.sigsPerCommit, 1, uc.sigsPerCommit)
+		cpuUnaryEC.add(uc.daemonCPU, cpuC, div(uc.daemonCPU, cpuC))
+		cliUnaryEC.addValue(uc.clientCPU)
+		s.logf("sign rep %d/%d: ed25519 in-process %.0f/s (%.0fµs CPU), unary %.0f/s = %.2f (p99/p50 %.1f, %.1f sigs/commit, %.0f+%.0fµs CPU), batch %.0f/s = %.2f (%.1f sigs/commit, %.0f+%.0fµs CPU)",
+			rep+1, s.cfg.reps, ce, cpuE, ue.rate, div(ue.rate, ce), p99Ed.ratios[rep], ue.sigsPerCommit, ue.daemonCPU, ue.clientCPU, be.rate, div(be.rate, ce), be.sigsPerCommit, be.daemonCPU, be.clientCPU)
+		s.logf("sign rep %d/%d: ecdsa in-process %.0f/s (%.0fµs CPU), unary %.0f/s = %.2f (p99/p50 %.1f, %.1f sigs/commit, %.0f+%.0fµs CPU)",
+			rep+1, s.cfg.reps, cc, cpuC, uc.rate, div(uc.rate, cc), p99EC.ratios[rep], uc.sigsPerCommit, uc.daemonCPU, uc.clientCPU)
+	}
+	s.ceilEd = median(ceilEd.values)
+	var rs []result
+	for _, p := range []*point{
+		ceilEd, unaryEd, p99Ed, fairEd, batch, gcEd, gcBatch,
+		ceilEC, unaryEC, p99EC, fairEC, gcEC,
+		cpuCeilEd, cpuUnaryEd, cliUnaryEd, cpuBatch, cliBatch, cpuCeilEC, cpuUnaryEC, cliUnaryEC,
+	} {
+		rs = append(rs, p.result())
+	}
+	return rs
+}
+
+func (s *suite) unarySignEd() (loadStats, error) {
+	return closedLoop(len(s.conns), s.cfg.window(), func(i int) error {
+		d := s.digest()
+		resp, err := s.conns[i].Signer.Sign(context.Background(), &signerv1.SignRequest{KeyName: keyEd, Digest: d[:], ArtifactName: "bench"})
+		if err == nil && len(resp.GetSignature()) != 64 {
+			err = fmt.Errorf("Sign returned a %d-byte signature", len(resp.GetSignature()))
+		}
+		return err
+	})
+}
+
+func (s *suite) unarySignEC() (loadStats, error) {
+	return closedLoop(len(s.conns), s.cfg.window(), func(i int) error {
+		d := s.digest()
+		manifest := map[string]string{"SKILL.md": skill.FingerprintPrefix + hex.EncodeToString(d[:])}
+		root, err := skill.ComputeRoot(manifest)
+		if err != nil {
+			return err
+		}
+		resp, err := s.conns[i].Skills.SignSkill(context.Background(), &signerv1.SignSkillRequest{
+			KeyName: keyEC, Root: root[:], FileManifest: manifest, Domain: "bench.example.com", SkillName: "bench-skill"})
+		if err == nil && len(resp.GetSignatureDocument()) == 0 {
+			err = errors.New("SignSkill returned no document")
+		}
+		return err
+	})
+}
+
+// batchOutstanding bounds the SignBatch items in flight: 4× the server's
+// window (64), as a client that has many files ready would keep it.
+const batchOutstanding = 256
+
+// batchSignEd streams Sign requests over one SignBatch stream until the
+// window ends and counts the answers that arrive inside it.
+func (s *suite) batchSignEd() (loadStats, error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	stream, err := s.conns[0].Signer.SignBatch(ctx)
+	if err != nil {
+		return loadStats{}, err
+	}
+	t0 := time.Now().Add(s.cfg.warm)
+	t1 := t0.Add(s.cfg.dur)
+	// At most batchOutstanding items sent and not yet answered: enough to
+	// keep the server's window full, few enough that the stream drains
+	// promptly after the window (HTTP/2 flow control alone would let
+	// megabytes of requests queue up).
+	slots := make(chan struct{}, batchOutstanding)
+	sendErr := make(chan error, 1)
+	go func() {
+		for time.Now().Before(t1) {
+			select {
+			case slots <- struct{}{}:
+			case <-ctx.Done():
+				sendErr <- ctx.Err()
+				return
+			}
+			d := s.digest()
+			if err := stream.Send(&signerv1.SignBatchRequest{Request: &signerv1.SignRequest{KeyName: keyEd, Digest: d[:], ArtifactName: "bench"}}); err != nil {
+				sendErr <- err
+				return
+			}
+		}
+		sendErr <- stream.CloseSend()
+	}()
+	var st loadStats
+	for {
+		resp, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return st, err
+		}
+		if e := resp.GetError(); e != nil {
+			return st, fmt.Errorf("SignBatch item failed: %s: %s", e.GetReason(), e.GetMessage())
+		}
+		<-slots
+		st.total++
+		if now := time.Now(); !now.Before(t0) && !now.After(t1) {
+			st.inWindow++
+		}
+	}
+	if err := <-sendErr; err != nil && !errors.Is(err, io.EOF) {
+		return st, err
+	}
+	st.rate = float64(st.inWindow) / s.cfg.dur.Seconds()
+	return st, nil
+}
+
+// verifying measures Verify (Ed25519, the signature document given)
+// against the combined ceiling of a gRPC round trip and an in-process
+// verification: with R the health-check rate of the same clients on the
+// same socket and V the in-process verification rate on all cores, a call
+// that needs both costs the machine at least 1/R + 1/V seconds, so the
+// ceiling is C = 1 / (1/R + 1/V). Per client it is the same formula with
+// R/n and V/n, scaled by n.
+func (s *suite) verifying() []result {
+	corpus := uint64(256)
+	if s.cfg.smoke {
+		corpus = 16
+	}
+	type item struct {
+		digest, doc []byte
+	}
+	items := make([]item, corpus)
+	for i := range items {
+		d := s.digest()
+		resp, err := s.conns[0].Signer.Sign(context.Background(), &signerv1.SignRequest{KeyName: keyEd, Digest: d[:], ArtifactName: "bench-verify"})
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		s.signed.Add(1)
+		items[i] = item{digest: d[:], doc: resp.GetSignatureDocument()}
+	}
+	rtt := &point{name: "grpc-health-rtt", unit: "calls/s", note: fmt.Sprintf("grpc.health.v1.Health/Check, %d clients with a connection each, same socket", s.cfg.clients)}
+	ver := &point{name: "inproc-verify-ed25519", unit: "verifies/s", note: fmt.Sprintf("pkgsig.Parse + pkgsig.Check of a Cloacina document, %d goroutines, child process", verifyWorkers())}
+	ceil := &point{name: "verify-ceiling-ed25519", unit: "calls/s", note: "1 / (1/grpc-health-rtt + 1/inproc-verify-ed25519), per repetition"}
+	verify := &point{name: "verify-unary-ed25519", unit: "calls/s", baseline: ceil.name, target: 0.85, cmp: ">=",
+		note: fmt.Sprintf("SignerService.Verify with the signature document, %d clients, closed loop", s.cfg.clients)}
+	cpuNote := "µs of CPU (user + system, all threads) per call over the phase, warm-up included"
+	cpuRTT := &point{name: "grpc-health-rtt-cpu-daemon", unit: "µs/call", note: cpuNote + "; signerd"}
+	cpuVer := &point{name: "inproc-verify-ed25519-cpu", unit: "µs/verify", note: cpuNote + "; the in-process child"}
+	cpuVerify := &point{name: "verify-unary-ed25519-cpu-daemon", unit: "µs/call", baseline: "grpc-health-rtt-cpu-daemon+inproc-verify-ed25519-cpu", note: cpuNote + "; signerd"}
+	var n atomic.Uint64
+	for rep := range s.cfg.reps {
+		meter, err := startCPU(s.d.cmd.Process.Pid)
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		r, err := closedLoop(len(s.conns), s.cfg.window(), func(i int) error {
+			_, err := s.conns[i].Health.Check(context.Background(), &grpc_health_v1.HealthCheckRequest{})
+			return err
+		})
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		rttCPU, _, err := meter.perOp(r.total)
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		v, verCPU := s.inproc("verify", "", verifyWorkers())
+		c := div(1, div(1, r.rate)+div(1, v))
+		if meter, err = startCPU(s.d.cmd.Process.Pid); err != nil {
+			s.t.Fatal(err)
+		}
+		vs, err := closedLoop(len(s.conns), s.cfg.window(), func(i int) error {
+			it := items[n.Add(1)%corpus]
+			resp, err := s.conns[i].Signer.Verify(context.Background(), &signerv1.VerifyRequest{Org: benchOrg, Digest: it.digest, SignatureDocument: it.doc})
+			if err == nil && !resp.GetVerified() {
+				err = fmt.Errorf("Verify: not verified: %v", resp)
+			}
+			return err
+		})
+		if err != nil {
+			s.t.Fatalf("%v\nsignerd log:\n%s", err, s.d.logs.String())
+		}
+		verifyCPU, _, err := meter.perOp(vs.total)
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		rtt.addValue(r.rate)
+		ver.addValue(v)
+		ceil.addValue(c)
+		verify.add(vs.rate, c, div(vs.rate, c))
+		cpuRTT.addValue(rttCPU)
+		cpuVer.addValue(verCPU)
+		cpuVerify.add(verifyCPU, rttCPU+verCPU, div(verifyCPU, rttCPU+verCPU))
+		s.logf("verify rep %d/%d: rtt %.0f/s (%.0fµs CPU), in-process %.0f/s (%.0fµs CPU), ceiling %.0f/s, Verify %.0f/s = %.2f (%.0fµs CPU)",
+			rep+1, s.cfg.reps, r.rate, rttCPU, v, verCPU, c, vs.rate, div(vs.rate, c), verifyCPU)
+	}
+	return []result{rtt.result(), ver.result(), ceil.result(), verify.result(), cpuRTT.result(), cpuVer.result(), cpuVerify.result()}
+}
+
+// signctlMany runs `signctl sign` on many files at once (it signs them
+// over one SignBatch stream): informational, a whole command's wall time.
+func (s *suite) signctlMany() []result {
+	dir := s.t.TempDir()
+	args := []string{"sign"}
+	for i := range s.cfg.cliFiles {
+		p := filepath.Join(dir, fmt.Sprintf("pkg-%04d.so", i))
+		if err := os.WriteFile(p, []byte(fmt.Sprintf("package %d\n", i)), 0o644); err != nil {
+			s.t.Fatal(err)
+		}
+		args = append(args, p)
+	}
+	args = append(args, "--key", keyEd)
+	p := &point{name: "sign-signctl-files-ed25519", unit: "files/s", baseline: "inproc-sign-ed25519",
+		note: fmt.Sprintf("one `signctl sign` of %d small files: process wall time, start-up, hashing and each .sig's fsync'd atomic write included; baseline is the median in-process rate", s.cfg.cliFiles)}
+	for range min(s.cfg.reps, 3) {
+		r := signctl(s.t, s.d, args...)
+		s.signed.Add(int64(s.cfg.cliFiles))
+		rate := float64(s.cfg.cliFiles) / r.wall.Seconds()
+		p.add(rate, s.ceilEd, div(rate, s.ceilEd))
+	}
+	for _, a := range args[1 : 1+s.cfg.cliFiles] {
+		if _, err := os.Stat(a + ".sig"); err != nil {
+			s.t.Fatal(err)
+		}
+	}
+	s.logf("signctl sign of %d files: %.0f files/s", s.cfg.cliFiles, median(p.values))
+	return []result{p.result()}
+}
+
+// checkCommits stops the daemon and checks the commit counting against
+// bbolt itself, and the signature count against the database.
+func (s *suite) checkCommits() {
+	t := s.t
+	for _, c := range s.conns {
+		c.Close()
+	}
+	s.d.stop(t)
+	ours, err := boltTxID(s.d.db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	txid, n, err := boltCheck(s.d.db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ours != txid {
+		t.Errorf("meta page reader says txid %d, bbolt says %d: the commit counts are wrong", ours, txid)
+	}
+	if int64(n) != s.signed.Load() {
+		t.Errorf("the database holds %d signature records; the suite counted %d signatures returned", n, s.signed.Load())
+	}
+	s.logf("checked: %d signatures recorded = %d returned; %d commits in all (bbolt agrees)", n, s.signed.Load(), txid)
+}
