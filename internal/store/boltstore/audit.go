@@ -25,7 +25,7 @@ func (s *Store) AppendAudit(ctx context.Context, ev store.AuditEvent) (store.Aud
 		return store.AuditRecord{}, err
 	}
 	var rec store.AuditRecord
-	err = batch(ctx, s.db, func(tx *bolt.Tx) error {
+	err = s.batch(ctx, func(tx *bolt.Tx) error {
 		// Only the run that commits returns to the caller, and it is the
 		// last run, so overwriting rec on each run is right.
 		rec, err = appendAudit(tx, ev)

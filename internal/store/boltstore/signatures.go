@@ -55,7 +55,7 @@ func (s *Store) PutSignature(ctx context.Context, rec store.SignatureRecord, ev 
 	// Idempotent as batch requires: the key's sequence and the audit
 	// record's seq and hashes all come from tx, so a re-run after a rolled
 	// back attempt writes the same thing against the state it sees.
-	return batch(ctx, s.db, func(tx *bolt.Tx) error {
+	return s.batch(ctx, func(tx *bolt.Tx) error {
 		sigs, err := bucket(tx, bucketKeySignatures)
 		if err != nil {
 			return err

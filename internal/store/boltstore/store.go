@@ -20,15 +20,8 @@ import (
 const (
 	// DefaultTimeout is how long Open waits for the file lock.
 	DefaultTimeout = time.Second
-	// DefaultMaxBatchDelay is how long a group commit waits for more callers
-	// before it starts. bbolt's own default (10ms) would cap a client that
-	// signs sequentially at ~100 signatures per second; 1ms costs little
-	// next to the two fdatasyncs of a commit (~3ms on this project's 2-core
-	// VM) and still gathers the callers that arrive meanwhile. Measured with
-	// 64 concurrent callers (BenchmarkPutSignatureParallel): 100µs ≈ 600µs/op
-	// (batches too small), 1ms ≈ 90–110µs/op (~35 signatures per commit),
-	// 10ms ≈ 270µs/op (callers idle in the window).
-	DefaultMaxBatchDelay = time.Millisecond
+	// defaultMaxBatchSize caps the records in one group commit.
+	defaultMaxBatchSize = 1000
 )
 
 // Options configure Open. The zero value is usable.
@@ -42,17 +35,15 @@ type Options struct {
 	// (errdefs.ErrFailedPrecondition). It never migrates: a file with an
 	// older schema must be opened read-write once first.
 	ReadOnly bool
-	// MaxBatchDelay is the group-commit window of PutSignature and
-	// AppendAudit; 0 means DefaultMaxBatchDelay.
-	MaxBatchDelay time.Duration
-	// MaxBatchSize caps the callers in one group commit; 0 keeps bbolt's
-	// default (1000).
+	// MaxBatchSize caps the records in one group commit (PutSignature,
+	// AppendAudit); 0 means 1000.
 	MaxBatchSize int
 }
 
 // Store is store.Store on one bbolt file. It is safe for concurrent use.
 type Store struct {
 	db   *bolt.DB
+	gc   *groupCommit
 	path string
 	log  *slog.Logger
 }
@@ -74,9 +65,6 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if opts.Timeout <= 0 {
 		opts.Timeout = DefaultTimeout
 	}
-	if opts.MaxBatchDelay <= 0 {
-		opts.MaxBatchDelay = DefaultMaxBatchDelay
-	}
 	log := opts.Logger.With("db", path)
 
 	// 0600: the file holds who may sign with which key and the audit log;
@@ -90,10 +78,6 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	}
 	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
 		log.Warn("database file is accessible to group or others; chmod 600 it", "mode", fi.Mode().Perm().String())
-	}
-	db.MaxBatchDelay = opts.MaxBatchDelay
-	if opts.MaxBatchSize > 0 {
-		db.MaxBatchSize = opts.MaxBatchSize
 	}
 
 	if opts.ReadOnly {
@@ -125,7 +109,11 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		return nil, mapBoltErr(err)
 	}
 	log.Debug("opened database", "schema", schemaVersion(), "read_only", opts.ReadOnly)
-	return &Store{db: db, path: path, log: log}, nil
+	maxBatch := opts.MaxBatchSize
+	if maxBatch <= 0 {
+		maxBatch = defaultMaxBatchSize
+	}
+	return &Store{db: db, gc: &groupCommit{db: db, max: maxBatch}, path: path, log: log}, nil
 }
 
 func openError(path string, err error) error {

@@ -35,16 +35,16 @@ func update(ctx context.Context, db *bolt.DB, fn func(*bolt.Tx) error) error {
 	return mapBoltErr(db.Update(fn))
 }
 
-// batch is update through bbolt's group commit: concurrent callers share one
-// transaction and one fsync, and each returns after that commit. fn MUST be
-// idempotent: bbolt may run it more than once (only the last run commits),
-// so it must derive everything it writes from tx, never from state left by
-// an earlier run.
-func batch(ctx context.Context, db *bolt.DB, fn func(*bolt.Tx) error) error {
+// batch is update through the store's group commit: concurrent callers
+// share one transaction and one fsync, and each returns after that commit.
+// fn MUST be idempotent: it may run more than once (only the last run
+// commits), so it must derive everything it writes from tx, never from state
+// left by an earlier run.
+func (s *Store) batch(ctx context.Context, fn func(*bolt.Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return mapBoltErr(db.Batch(fn))
+	return mapBoltErr(s.gc.do(fn))
 }
 
 // mapBoltErr gives bbolt's own errors an errdefs kind; errors that already
