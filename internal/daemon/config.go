@@ -19,7 +19,7 @@ type Config struct {
 	TokenLabel      string
 	PINFile         string
 	pin             string // never printed; see Redacted
-	Store           string // "bbolt:PATH"
+	Store           string // "bbolt:PATH" or "etcd:URL,URL,…" (store.go)
 	Socket          string
 	SocketMode      os.FileMode
 	LogLevel        string
@@ -51,6 +51,9 @@ type Config struct {
 	// HSMPingInterval is how often the token is checked while idle, so a
 	// dead one is reported (health NOT_SERVING) before a caller needs it.
 	HSMPingInterval time.Duration
+	// EtcdCert, EtcdKey and EtcdCA are the client TLS settings of an etcd
+	// store; EtcdPrefix is where its keys live (store.go).
+	EtcdCert, EtcdKey, EtcdCA, EtcdPrefix string
 }
 
 // Defaults returns the built-in configuration.
@@ -59,6 +62,7 @@ func Defaults() Config {
 		PKCS11Module:    "/usr/lib/softhsm/libsofthsm2.so",
 		TokenLabel:      "signerd",
 		Store:           "bbolt:/var/lib/signerd/signerd.db",
+		EtcdPrefix:      "/signerd/",
 		Socket:          "/run/signerd/signerd.sock",
 		SocketMode:      0o660,
 		LogLevel:        "info",
@@ -96,7 +100,11 @@ func settings() []setting {
 		{"token-label", "SIGNERD_TOKEN_LABEL", "label of the token holding the keys", str(func(c *Config) *string { return &c.TokenLabel })},
 		{"pin-file", "", "file holding the token's user PIN (or set SIGNERD_PIN; never a flag value)", str(func(c *Config) *string { return &c.PINFile })},
 		{"db", "SIGNERD_DB", "bbolt database file (shorthand for --store bbolt:FILE)", func(c *Config, v string) error { c.Store = "bbolt:" + v; return nil }},
-		{"store", "SIGNERD_STORE", "where state lives: bbolt:FILE", str(func(c *Config) *string { return &c.Store })},
+		{"store", "SIGNERD_STORE", "where state lives: bbolt:FILE, or etcd:URL,URL,… for several replicas", str(func(c *Config) *string { return &c.Store })},
+		{"etcd-cert", "SIGNERD_ETCD_CERT", "PEM client certificate for the etcd cluster (with --etcd-key)", str(func(c *Config) *string { return &c.EtcdCert })},
+		{"etcd-key", "SIGNERD_ETCD_KEY", "PEM private key of --etcd-cert", str(func(c *Config) *string { return &c.EtcdKey })},
+		{"etcd-ca", "SIGNERD_ETCD_CA", "PEM CA certificate(s) the etcd members' certificates must chain to; turns on TLS to etcd (plaintext only to loopback endpoints)", str(func(c *Config) *string { return &c.EtcdCA })},
+		{"etcd-prefix", "SIGNERD_ETCD_PREFIX", "etcd key prefix of this deployment's state", str(func(c *Config) *string { return &c.EtcdPrefix })},
 		{"socket", "SIGNERD_SOCKET", "Unix socket to listen on", str(func(c *Config) *string { return &c.Socket })},
 		{"socket-mode", "SIGNERD_SOCKET_MODE", "permission bits of the socket, octal", func(c *Config, v string) error {
 			m, err := strconv.ParseUint(v, 8, 32)
@@ -278,18 +286,20 @@ func (c Config) PIN() (string, error) {
 	return pin, nil
 }
 
-// DBPath returns the bbolt file of a bbolt: store.
+// DBPath returns the bbolt file of a bbolt: store; an etcd: store has
+// none (an error says so). The daemon opens either through parseStore and
+// openStore (store.go).
 func (c Config) DBPath() (string, error) {
 	kind, rest, ok := strings.Cut(c.Store, ":")
 	switch {
 	case !ok || rest == "":
-		return "", fmt.Errorf("store %q: want bbolt:FILE", c.Store)
+		return "", fmt.Errorf("store %q: want bbolt:FILE or etcd:URL,URL,…", c.Store)
 	case kind == "bbolt":
 		return rest, nil
 	case kind == "etcd":
-		return "", fmt.Errorf("store %q: the etcd backend is not available in this version; use bbolt:FILE", c.Store)
+		return "", fmt.Errorf("store %q is an etcd cluster, not a bbolt file", c.Store)
 	}
-	return "", fmt.Errorf("store %q: unknown backend %q (want bbolt)", c.Store, kind)
+	return "", fmt.Errorf("store %q: unknown backend %q (want bbolt or etcd)", c.Store, kind)
 }
 
 // Redacted renders the configuration for humans with the PIN hidden.
@@ -303,5 +313,5 @@ func (c Config) Redacted() string {
 		fmt.Sprintf("listen = %s\ntls-cert = %s\ntls-key = %s\nclient-ca = %s\ninsecure-loopback = %t\npolicy = %s\n",
 			c.Listen, c.TLSCert, c.TLSKey, c.ClientCA, c.InsecureLoopback, c.Policy) +
 		fmt.Sprintf("audit-checkpoint-interval = %s\n", c.AuditCheckpointInterval) +
-		c.reliabilityRedacted()
+		c.reliabilityRedacted() + c.storeRedacted()
 }

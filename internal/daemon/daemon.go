@@ -18,7 +18,6 @@ import (
 
 	"github.com/signerd/signerd/internal/server"
 	"github.com/signerd/signerd/internal/service"
-	"github.com/signerd/signerd/internal/store/boltstore"
 )
 
 // NewRootCommand builds the signerd command.
@@ -27,8 +26,9 @@ func NewRootCommand(stdout, stderr io.Writer, getenv func(string) string) *cobra
 		Use:   "signerd [flags]",
 		Short: "signerd: HSM-backed signing service for software supply chains",
 		Long: `signerd signs artifacts with keys held in an HSM (PKCS#11), records every
-signature and administrative act in bbolt, and answers loaders' Verify calls on
-a local Unix socket. It serves until SIGINT/SIGTERM, then drains in-flight calls.
+signature and administrative act in bbolt (or, for several replicas, in etcd:
+--store etcd:URL,…), and answers loaders' Verify calls on a local Unix socket.
+It serves until SIGINT/SIGTERM, then drains in-flight calls.
 
 The PIN comes from --pin-file or SIGNERD_PIN, never from a flag value.
 Precedence: flags > environment > config file > defaults.`,
@@ -46,7 +46,7 @@ Precedence: flags > environment > config file > defaults.`,
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	registerFlags(root.Flags())
-	root.AddCommand(newConfigCommand(stdout, getenv), newInitTokenCommand(stdout, getenv))
+	root.AddCommand(newConfigCommand(stdout, getenv), newInitTokenCommand(stdout, getenv), newStoreCommand(stdout, getenv))
 	return root
 }
 
@@ -91,7 +91,7 @@ func Run(ctx context.Context, cfg Config, logOut io.Writer) error {
 	if err != nil {
 		return err
 	}
-	dbPath, err := cfg.DBPath()
+	spec, err := parseStore(cfg.Store, cfg)
 	if err != nil {
 		return err
 	}
@@ -110,9 +110,9 @@ func Run(ctx context.Context, cfg Config, logOut io.Writer) error {
 		return err
 	}
 
-	st, err := boltstore.Open(ctx, dbPath, boltstore.Options{Logger: log})
+	st, err := openStore(ctx, spec, cfg, log)
 	if err != nil {
-		return fmt.Errorf("open database %s: %w", dbPath, err)
+		return fmt.Errorf("open store %s: %w", spec, err)
 	}
 	defer func() {
 		if err := st.Close(); err != nil {
@@ -137,6 +137,11 @@ func Run(ctx context.Context, cfg Config, logOut io.Writer) error {
 		return err
 	}
 	svc := service.New(st, ks, service.Options{Logger: log, HSMConcurrency: cfg.MaxSessions, Observer: mx})
+	// Other replicas' changes (etcd) drop the caches as they happen; the
+	// watch stops (deferred) before the store closes.
+	followCtx, stopFollowing := context.WithCancel(context.Background())
+	followDone := svc.FollowStoreChanges(followCtx)
+	defer func() { stopFollowing(); <-followDone }()
 	// The audit key signs checkpoints every interval and at shutdown; the
 	// checkpointer stops (deferred, so on every return) before the HSM
 	// closes.
@@ -164,8 +169,9 @@ func Run(ctx context.Context, cfg Config, logOut io.Writer) error {
 		listeners = append(listeners, tcp)
 	}
 	ks.NotifyHealth(srv.SetServing) // SERVING now; NOT_SERVING while the HSM is down
+	ks.NotifyHealth(hsmHealthMetrics(mx))
 	log.Info("signerd serving", "socket", cfg.Socket, "socket_mode", fmt.Sprintf("%04o", cfg.SocketMode),
-		"db", dbPath, "token", cfg.TokenLabel, "module", cfg.PKCS11Module, "pid", os.Getpid())
+		"store", spec.String(), "token", cfg.TokenLabel, "module", cfg.PKCS11Module, "pid", os.Getpid())
 	if policyRules > 0 {
 		log.Info("authorization by policy file", "policy", cfg.Policy, "rules", policyRules)
 	} else {

@@ -71,6 +71,11 @@ func (s *Service) EnsureAuditKey(ctx context.Context) (store.Key, error) {
 	k, err := s.store.AuditKey(ctx)
 	if errors.Is(err, errdefs.ErrNotFound) {
 		k, err = s.createAuditKey(ctx)
+		if errors.Is(err, errdefs.ErrAlreadyExists) {
+			// Another replica on the same store recorded its audit key
+			// first: that one is the audit key (ours stays unused).
+			k, err = s.store.AuditKey(ctx)
+		}
 	}
 	if err != nil {
 		return store.Key{}, fmt.Errorf("audit key: %w", err)
@@ -195,6 +200,16 @@ func (s *Service) Checkpoint(ctx context.Context) (store.Checkpoint, bool, error
 		cp, err = store.Checkpoint{Seq: seq, Hash: hash}, nil
 		s.setLast(cp)
 		return cp, false, nil
+	}
+	if errors.Is(err, errdefs.ErrFailedPrecondition) {
+		// Several replicas on one store: another one may have signed a
+		// newer head meanwhile. That one stands if it verifies.
+		if cps, lerr := s.store.ListCheckpoints(ctx); lerr == nil && len(cps) > 0 {
+			if newest := cps[len(cps)-1]; newest.Seq > seq && auditlog.VerifyCheckpoint(pub, newest) == nil {
+				s.setLast(newest)
+				return newest, false, nil
+			}
+		}
 	}
 	if err != nil {
 		return last, false, fmt.Errorf("record audit checkpoint: %w", err)

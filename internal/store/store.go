@@ -1,11 +1,13 @@
 // Package store defines signerd's durable state and the interface its
 // backends implement. The service layer sees only this package; exactly one
-// backend package (store/bbolt today, etcd later) touches a database.
+// backend package per database touches it: store/boltstore (one local file)
+// and store/etcdstore (a cluster shared by several replicas). Optional
+// interfaces a backend may add are in optional.go.
 //
 // Every method that changes state takes the audit event describing the
 // change and appends it in the same transaction: a state change without its
 // audit record, or the reverse, is never observable. A method returns only
-// after the change is durable (fsync'd).
+// after the change is durable (fsync'd; on etcd, committed by the quorum).
 package store
 
 import (

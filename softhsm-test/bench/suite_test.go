@@ -80,6 +80,7 @@ var expectedResults = []string{
 	"hash-openssl-dgst-sha256", "hash-signctl-sha256",
 	"hash-signctl-maxrss-small", "hash-signctl-maxrss-large", "hash-signctl-maxrss-growth",
 	"skill-canonicalize-sequential-sha256", "skill-canonicalize-parallel-sha256",
+	"sign-unary-ed25519-1replica", "sign-unary-ed25519-2replicas",
 }
 
 // suite is one run: a daemon, its keys, the in-process worker, clients.
@@ -109,6 +110,7 @@ func runSuite(t *testing.T, cfg config) []result {
 	rs = append(rs, s.hashing()...)
 	rs = append(rs, s.canonicalizing()...)
 	s.checkCommits()
+	rs = append(rs, s.replicas()...) // replicas_test.go: its own daemons, on etcd
 	return rs
 }
 

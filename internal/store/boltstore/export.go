@@ -1,0 +1,73 @@
+package boltstore
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/signerd/signerd/internal/errdefs"
+	"github.com/signerd/signerd/internal/store"
+)
+
+var _ store.Exporter = (*Store)(nil)
+
+// exportChunk is how many signature records ForEachSignature reads per read
+// transaction (short transactions, as VerifyAudit's).
+const exportChunk = 1024
+
+// ForEachSignature calls fn with every signature record in key order:
+// by digest, and oldest first within a digest (store.Exporter; store
+// migrate copies them). fn runs outside the read transactions.
+func (s *Store) ForEachSignature(ctx context.Context, fn func(store.SignatureRecord) error) error {
+	var after []byte
+	for {
+		var (
+			recs []store.SignatureRecord
+			last []byte
+			done = true
+		)
+		err := view(ctx, s.db, func(tx *bolt.Tx) error {
+			recs, last, done = nil, nil, true
+			sigs, err := bucket(tx, bucketKeySignatures)
+			if err != nil {
+				return err
+			}
+			c := sigs.Cursor()
+			k, v := c.First()
+			if after != nil {
+				if k, v = c.Seek(after); bytes.Equal(k, after) {
+					k, v = c.Next()
+				}
+			}
+			for ; k != nil; k, v = c.Next() {
+				if len(recs) == exportChunk {
+					done = false
+					return nil
+				}
+				var rec store.SignatureRecord
+				if err := json.Unmarshal(v, &rec); err != nil {
+					return fmt.Errorf("decode signature record %x: %w", k, errors.Join(errdefs.ErrInternal, err))
+				}
+				recs = append(recs, rec)
+				last = bytes.Clone(k)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, r := range recs {
+			if err := fn(r); err != nil {
+				return err
+			}
+		}
+		if done {
+			return nil
+		}
+		after = last
+	}
+}

@@ -1,0 +1,187 @@
+package etcdstore
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/signerd/signerd/internal/errdefs"
+	"github.com/signerd/signerd/internal/store"
+)
+
+// GetOrg returns the org; an org nobody configured is Org{ID: id}, which
+// trusts nothing.
+func (s *Store) GetOrg(ctx context.Context, id string) (store.Org, error) {
+	if err := checkName("org", id); err != nil {
+		return store.Org{}, err
+	}
+	if err := ctx.Err(); err != nil {
+		return store.Org{}, err
+	}
+	kv, err := s.get(ctx, s.l.org(id))
+	if err != nil || kv == nil {
+		return store.Org{ID: id}, err
+	}
+	return decode[store.Org](kv)
+}
+
+// ListOrgs returns every configured org ordered by ID (byte order).
+func (s *Store) ListOrgs(ctx context.Context) ([]store.Org, error) {
+	return listJSON[store.Org](ctx, s, s.l.orgsDir())
+}
+
+// TrustKey makes the org trust k (creating the org if needed). A removed
+// entry for the same fingerprint is re-activated in place with k's fields;
+// ErrAlreadyExists if the org already actively trusts the fingerprint.
+func (s *Store) TrustKey(ctx context.Context, org string, k store.TrustedKey, ev store.AuditEvent) error {
+	if err := checkName("org", org); err != nil {
+		return err
+	}
+	if err := checkName("fingerprint", k.Fingerprint); err != nil {
+		return err
+	}
+	if err := checkTime("trusted-at time", k.TrustedAt); err != nil {
+		return err
+	}
+	k.RemovedAt = nil
+	return s.changeOrg(ctx, org, ev, func(o *store.Org) error {
+		for i, t := range o.Trusted {
+			if t.Fingerprint != k.Fingerprint {
+				continue
+			}
+			if t.RemovedAt == nil {
+				return fmt.Errorf("org %q already trusts %s: %w", org, k.Fingerprint, errdefs.ErrAlreadyExists)
+			}
+			o.Trusted[i] = k
+			return nil
+		}
+		o.Trusted = append(o.Trusted, k)
+		return nil
+	})
+}
+
+// RemoveTrust marks the org's trust in fingerprint removed at at; the entry
+// stays so verification can tell a removed key from an unknown one.
+// ErrNotFound if the org does not actively trust the fingerprint.
+func (s *Store) RemoveTrust(ctx context.Context, org, fingerprint string, at time.Time, ev store.AuditEvent) error {
+	if err := checkName("org", org); err != nil {
+		return err
+	}
+	if err := checkName("fingerprint", fingerprint); err != nil {
+		return err
+	}
+	if err := checkTime("removal time", at); err != nil {
+		return err
+	}
+	return s.changeOrg(ctx, org, ev, func(o *store.Org) error {
+		for i, t := range o.Trusted {
+			if t.Fingerprint == fingerprint && t.RemovedAt == nil {
+				o.Trusted[i].RemovedAt = &at
+				return nil
+			}
+		}
+		return fmt.Errorf("org %q does not trust %s: %w", org, fingerprint, errdefs.ErrNotFound)
+	})
+}
+
+// GrantTrust records grant(parent, child) at at, re-activating a revoked
+// grant in place. ErrInvalidArgument if parent == child; ErrAlreadyExists if
+// the grant is active.
+func (s *Store) GrantTrust(ctx context.Context, parent, child string, at time.Time, ev store.AuditEvent) error {
+	if err := checkName("parent org", parent); err != nil {
+		return err
+	}
+	if err := checkName("child org", child); err != nil {
+		return err
+	}
+	if parent == child {
+		return invalid("org %q cannot grant trust to itself", parent)
+	}
+	if err := checkTime("grant time", at); err != nil {
+		return err
+	}
+	return s.changeOrg(ctx, parent, ev, func(o *store.Org) error {
+		for i, g := range o.Grants {
+			if g.Child != child {
+				continue
+			}
+			if g.RevokedAt == nil {
+				return fmt.Errorf("org %q already grants trust to %q: %w", parent, child, errdefs.ErrAlreadyExists)
+			}
+			o.Grants[i] = store.Grant{Child: child, GrantedAt: at}
+			return nil
+		}
+		o.Grants = append(o.Grants, store.Grant{Child: child, GrantedAt: at})
+		return nil
+	})
+}
+
+// RevokeGrant ends grant(parent, child) at at. ErrNotFound if no such grant
+// is active.
+func (s *Store) RevokeGrant(ctx context.Context, parent, child string, at time.Time, ev store.AuditEvent) error {
+	if err := checkName("parent org", parent); err != nil {
+		return err
+	}
+	if err := checkName("child org", child); err != nil {
+		return err
+	}
+	if err := checkTime("revocation time", at); err != nil {
+		return err
+	}
+	return s.changeOrg(ctx, parent, ev, func(o *store.Org) error {
+		for i, g := range o.Grants {
+			if g.Child == child && g.RevokedAt == nil {
+				o.Grants[i].RevokedAt = &at
+				return nil
+			}
+		}
+		return fmt.Errorf("org %q grants no trust to %q: %w", parent, child, errdefs.ErrNotFound)
+	})
+}
+
+// SetRequireSignatures sets the org's policy, creating the org if needed.
+func (s *Store) SetRequireSignatures(ctx context.Context, org string, require bool, ev store.AuditEvent) error {
+	if err := checkName("org", org); err != nil {
+		return err
+	}
+	return s.changeOrg(ctx, org, ev, func(o *store.Org) error {
+		o.RequireSignatures = require
+		return nil
+	})
+}
+
+// changeOrg is the read-modify-write of one org with its audit record:
+// change edits the org as read (or refuses with an error, writing
+// nothing); the transaction requires the org's mod revision to be the one
+// read, so a concurrent change through another replica is never lost (the
+// edit is re-applied to the newer org instead).
+func (s *Store) changeOrg(ctx context.Context, id string, ev store.AuditEvent, change func(*store.Org) error) error {
+	ev, err := prepareEvent(ev)
+	if err != nil {
+		return err
+	}
+	key := s.l.org(id)
+	return s.submit(&write{ctx: ctx, ev: ev, prepare: func(ctx context.Context) ([]clientv3.Cmp, []clientv3.Op, error) {
+		kv, err := s.get(ctx, key)
+		if err != nil {
+			return nil, nil, err
+		}
+		o := store.Org{ID: id}
+		if kv != nil {
+			if o, err = decode[store.Org](kv); err != nil {
+				return nil, nil, err
+			}
+		}
+		if err := change(&o); err != nil {
+			return nil, nil, err
+		}
+		o.UpdatedAt = ev.Time
+		raw, err := encode(o)
+		if err != nil {
+			return nil, nil, err
+		}
+		return []clientv3.Cmp{unchanged(key, kv)}, []clientv3.Op{clientv3.OpPut(key, raw)}, nil
+	}})
+}
