@@ -224,7 +224,11 @@ func Load(fs *pflag.FlagSet, getenv func(string) string) (Config, error) {
 			}
 		}
 	}
-	c.pin = getenv("SIGNERD_PIN")
+	// SIGNERD_PIN is the environment level of the pin-file setting: an
+	// explicit --pin-file flag beats it, as flags beat the environment.
+	if f := fs.Lookup("pin-file"); f == nil || !f.Changed {
+		c.pin = getenv("SIGNERD_PIN")
+	}
 	return c, nil
 }
 

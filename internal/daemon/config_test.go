@@ -119,3 +119,25 @@ func TestStoreSpec(t *testing.T) {
 		}
 	}
 }
+
+func TestPINFileFlagBeatsEnv(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "pin")
+	os.WriteFile(file, []byte("from-file\n"), 0o600)
+	fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
+	registerFlags(fs)
+	if err := fs.Parse([]string{"--pin-file", file}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(fs, func(k string) string {
+		if k == "SIGNERD_PIN" {
+			return "from-env"
+		}
+		return ""
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pin, err := c.PIN(); err != nil || pin != "from-file" {
+		t.Fatalf("PIN() = %q, %v; want the --pin-file flag to beat SIGNERD_PIN", pin, err)
+	}
+}

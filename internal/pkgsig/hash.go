@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"syscall"
 
 	"github.com/signerd/signerd/internal/errdefs"
 )
@@ -46,7 +47,10 @@ func HashReader(ctx context.Context, r io.Reader) ([DigestSize]byte, error) {
 // HashFile hashes the regular file at path. Directories and other
 // non-regular files are refused with ErrInvalidArgument.
 func HashFile(ctx context.Context, path string) ([DigestSize]byte, error) {
-	f, err := os.Open(path)
+	// O_NONBLOCK: opening a FIFO (or a device) must not block waiting for a
+	// writer; it is refused as not regular just below. Regular files ignore
+	// the flag.
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return [DigestSize]byte{}, fmt.Errorf("open %s: %w", path, wrapFS(err))
 	}

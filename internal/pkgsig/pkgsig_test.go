@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -288,4 +289,22 @@ func FuzzParsePublicKeyPEM(f *testing.F) {
 			t.Fatalf("accepted key of %d bytes", len(pub))
 		}
 	})
+}
+
+// TestHashFileFIFO: a FIFO is refused at once, never waited on.
+func TestHashFileFIFO(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "fifo")
+	if err := syscall.Mkfifo(p, 0o600); err != nil {
+		t.Skipf("mkfifo: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { _, err := HashFile(context.Background(), p); done <- err }()
+	select {
+	case err := <-done:
+		if !errors.Is(err, errdefs.ErrInvalidArgument) {
+			t.Fatalf("HashFile(fifo) = %v, want ErrInvalidArgument", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("HashFile blocked on a FIFO")
+	}
 }

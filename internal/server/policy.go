@@ -334,9 +334,20 @@ func (p *Policy) Authorize(_ context.Context, id Identity, method string, req an
 func scopeOf(req any) string {
 	switch q := req.(type) {
 	case *signerv1.SignRequest:
-		return fmt.Sprintf(" with key %q", q.GetKeyName())
+		return fmt.Sprintf(" with key %q", clipRequested(q.GetKeyName()))
 	case *signerv1.SignSkillRequest:
-		return fmt.Sprintf(" with key %q for domain %q", q.GetKeyName(), q.GetDomain())
+		return fmt.Sprintf(" with key %q for domain %q", clipRequested(q.GetKeyName()), clipRequested(q.GetDomain()))
 	}
 	return ""
+}
+
+// clipRequested bounds a caller-chosen value quoted in a denial: the
+// message is logged and audited, and a request may be up to the receive
+// limit (1 MiB) long.
+func clipRequested(v string) string {
+	const max = 128
+	if len(v) <= max {
+		return v
+	}
+	return v[:max] + "…"
 }

@@ -7,8 +7,11 @@ import (
 	"crypto/ecdsa"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/signerd/signerd/internal/auditlog"
 	"github.com/signerd/signerd/internal/errdefs"
@@ -55,9 +58,54 @@ type auditKeyState struct {
 func (s *Service) RecordDenial(ctx context.Context, operation, detail string) {
 	ev := s.event(ctx, operation)
 	ev.Outcome, ev.Detail = "denied", detail
-	if _, err := s.store.AppendAudit(ctx, ev); err != nil {
-		s.log.ErrorContext(ctx, "audit append failed for a denied call", "operation", operation, "err", err)
+	s.auditRefusal(ctx, ev)
+}
+
+// auditTimeout bounds the write of a refusal's audit record.
+const auditTimeout = 5 * time.Second
+
+// auditRefusal appends the record of a refusal (a denial, a failed
+// verification). It runs detached from the caller's context: a caller that
+// cancels, or sends a tiny deadline, must not be able to keep its refused
+// attempts out of the audit log. Failure to record is logged, not returned:
+// the refusal stands either way.
+func (s *Service) auditRefusal(ctx context.Context, ev store.AuditEvent) {
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), auditTimeout)
+	defer cancel()
+	if _, err := s.store.AppendAudit(actx, clipEvent(ev)); err != nil {
+		s.log.ErrorContext(ctx, "audit append failed for a refused call", "operation", ev.Operation, "err", err)
 	}
+}
+
+// maxAuditField bounds each free-text field of an audit record. Refusals
+// quote what the caller sent (key names, edited metadata); without a bound
+// any caller allowed to verify could write megabyte records and log lines.
+const maxAuditField = 1024
+
+// clipEvent bounds the free-text fields and makes them printable, so that
+// audit records can be shown on a terminal without carrying escape
+// sequences a caller chose.
+func clipEvent(ev store.AuditEvent) store.AuditEvent {
+	ev.Caller, ev.Key, ev.Org = clipField(ev.Caller), clipField(ev.Key), clipField(ev.Org)
+	ev.Digest, ev.Outcome, ev.Detail = clipField(ev.Digest), clipField(ev.Outcome), clipField(ev.Detail)
+	return ev
+}
+
+func clipField(s string) string {
+	clean := strings.Map(func(r rune) rune {
+		if r == utf8.RuneError || unicode.IsControl(r) {
+			return '?'
+		}
+		return r
+	}, s)
+	if len(clean) <= maxAuditField {
+		return clean
+	}
+	cut := maxAuditField
+	for cut > 0 && !utf8.RuneStart(clean[cut]) {
+		cut--
+	}
+	return clean[:cut] + fmt.Sprintf("…[%d bytes cut]", len(clean)-cut)
 }
 
 // EnsureAuditKey loads the audit checkpoint key, creating it in the HSM

@@ -125,7 +125,8 @@ func (s *Service) cachedKeyByName(ctx context.Context, name string) (store.Key, 
 }
 
 // invalidatingStore is the service's view of the store: every successful
-// state change invalidates the cache, so no mutation path can forget to.
+// state change invalidates the cache, and every audit event is bounded and
+// made printable (clipEvent), so no path can forget either.
 type invalidatingStore struct {
 	store.Store
 	c *cache
@@ -139,33 +140,41 @@ func (s invalidatingStore) done(err error) error {
 }
 
 func (s invalidatingStore) CreateKey(ctx context.Context, k store.Key, ev store.AuditEvent) error {
-	return s.done(s.Store.CreateKey(ctx, k, ev))
+	return s.done(s.Store.CreateKey(ctx, k, clipEvent(ev)))
 }
 
 func (s invalidatingStore) AddKeyVersion(ctx context.Context, name string, v store.KeyVersion, ev store.AuditEvent) error {
-	return s.done(s.Store.AddKeyVersion(ctx, name, v, ev))
+	return s.done(s.Store.AddKeyVersion(ctx, name, v, clipEvent(ev)))
 }
 
 func (s invalidatingStore) RevokeKeyVersions(ctx context.Context, name string, r store.RevocationReason, at time.Time, ev store.AuditEvent) error {
-	return s.done(s.Store.RevokeKeyVersions(ctx, name, r, at, ev))
+	return s.done(s.Store.RevokeKeyVersions(ctx, name, r, at, clipEvent(ev)))
 }
 
 func (s invalidatingStore) TrustKey(ctx context.Context, org string, k store.TrustedKey, ev store.AuditEvent) error {
-	return s.done(s.Store.TrustKey(ctx, org, k, ev))
+	return s.done(s.Store.TrustKey(ctx, org, k, clipEvent(ev)))
 }
 
 func (s invalidatingStore) RemoveTrust(ctx context.Context, org, fp string, at time.Time, ev store.AuditEvent) error {
-	return s.done(s.Store.RemoveTrust(ctx, org, fp, at, ev))
+	return s.done(s.Store.RemoveTrust(ctx, org, fp, at, clipEvent(ev)))
 }
 
 func (s invalidatingStore) GrantTrust(ctx context.Context, parent, child string, at time.Time, ev store.AuditEvent) error {
-	return s.done(s.Store.GrantTrust(ctx, parent, child, at, ev))
+	return s.done(s.Store.GrantTrust(ctx, parent, child, at, clipEvent(ev)))
 }
 
 func (s invalidatingStore) RevokeGrant(ctx context.Context, parent, child string, at time.Time, ev store.AuditEvent) error {
-	return s.done(s.Store.RevokeGrant(ctx, parent, child, at, ev))
+	return s.done(s.Store.RevokeGrant(ctx, parent, child, at, clipEvent(ev)))
 }
 
 func (s invalidatingStore) SetRequireSignatures(ctx context.Context, org string, require bool, ev store.AuditEvent) error {
-	return s.done(s.Store.SetRequireSignatures(ctx, org, require, ev))
+	return s.done(s.Store.SetRequireSignatures(ctx, org, require, clipEvent(ev)))
+}
+
+func (s invalidatingStore) PutSignature(ctx context.Context, rec store.SignatureRecord, ev store.AuditEvent) error {
+	return s.Store.PutSignature(ctx, rec, clipEvent(ev))
+}
+
+func (s invalidatingStore) AppendAudit(ctx context.Context, ev store.AuditEvent) (store.AuditRecord, error) {
+	return s.Store.AppendAudit(ctx, clipEvent(ev))
 }

@@ -9,7 +9,9 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"fmt"
+	"io"
 	"sync"
+	"sync/atomic"
 
 	"github.com/signerd/signerd/internal/errdefs"
 	"github.com/signerd/signerd/internal/keystore"
@@ -21,6 +23,19 @@ import (
 type memKeys struct {
 	mu   sync.Mutex
 	keys map[string]crypto.Signer
+	// signs counts signatures made, so tests can check that refused
+	// requests cost no HSM operation.
+	signs atomic.Int64
+}
+
+type countingSigner struct {
+	crypto.Signer
+	n *atomic.Int64
+}
+
+func (c countingSigner) Sign(r io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
+	c.n.Add(1)
+	return c.Signer.Sign(r, digest, opts)
 }
 
 func newMemKeys() *memKeys { return &memKeys{keys: map[string]crypto.Signer{}} }
@@ -65,7 +80,7 @@ func (m *memKeys) Signer(_ context.Context, ref keystore.KeyRef) (crypto.Signer,
 	if e, ok := s.Public().(equaler); !ok || !e.Equal(ref.Public) {
 		return nil, errdefs.WithReason(errdefs.ReasonKeyMismatch, errdefs.ErrFailedPrecondition)
 	}
-	return s, nil
+	return countingSigner{Signer: s, n: &m.signs}, nil
 }
 
 // swap replaces the key pair behind an ID, as a relabelled HSM object would.

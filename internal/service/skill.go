@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/signerd/signerd/internal/errdefs"
 	"github.com/signerd/signerd/internal/keystore"
@@ -83,6 +84,20 @@ func (s *Service) SignSkill(ctx context.Context, in SignSkillInput) (SignSkillOu
 	if !ok {
 		return SignSkillOutput{}, fmt.Errorf("key %q: HSM returned a %T public key: %w", key.Name, signer.Public(), errdefs.ErrInternal)
 	}
+	if err := keyServesDomain(key, in.Domain); err != nil {
+		return SignSkillOutput{}, err
+	}
+	// Everything the document needs is checked before the HSM signs: a
+	// request that would be refused never costs an HSM operation.
+	signedAt := s.now().Truncate(time.Second)
+	skillName := in.SkillName
+	input := skill.SignatureInput{
+		Root: root, Manifest: in.Manifest, Domain: in.Domain, SignerKid: in.SignerKid, SkillName: skillName,
+		SignedAt: signedAt, Options: in.Options, PublicKey: pub, Convention: conv,
+	}
+	if err := skill.CheckSignatureInput(input); err != nil {
+		return SignSkillOutput{}, err
+	}
 	release, err := s.acquireHSM(ctx)
 	if err != nil {
 		return SignSkillOutput{}, err
@@ -92,15 +107,8 @@ func (s *Service) SignSkill(ctx context.Context, in SignSkillInput) (SignSkillOu
 	if err != nil {
 		return SignSkillOutput{}, fmt.Errorf("sign with key %q v%d: %w", key.Name, ver.Version, err)
 	}
-	signedAt := s.now().Truncate(time.Second)
-	skillName := in.SkillName
-	if skillName == "" {
-		return SignSkillOutput{}, fmt.Errorf("skill name is required: %w", errdefs.ErrInvalidArgument)
-	}
-	doc, err := skill.BuildSignatureDocument(skill.SignatureInput{
-		Root: root, Manifest: in.Manifest, Domain: in.Domain, SignerKid: in.SignerKid, SkillName: skillName,
-		SignedAt: signedAt, Options: in.Options, SignatureDER: der, PublicKey: pub, Convention: conv,
-	})
+	input.SignatureDER = der
+	doc, err := skill.BuildSignatureDocument(input)
 	if err != nil {
 		if errors.Is(err, errdefs.ErrInvalidArgument) {
 			return SignSkillOutput{}, err
@@ -123,12 +131,44 @@ func (s *Service) SignSkill(ctx context.Context, in SignSkillInput) (SignSkillOu
 	return SignSkillOutput{Document: doc, Record: rec, Convention: conv}, nil
 }
 
-// validateDomain accepts a DNS name (SchemaPin domains are host names).
+// validateDomain accepts a host name: SchemaPin domains are DNS names, and
+// they end up in audit records and terminal output.
 func validateDomain(d string) error {
-	if d == "" || len(d) > 253 || strings.ContainsAny(d, "/:@ \t\r\n") {
-		return fmt.Errorf("domain %q is not a host name: %w", d, errdefs.ErrInvalidArgument)
+	if d == "" || len(d) > 253 {
+		return fmt.Errorf("domain %q is not a host name: %w", clipQuoted(d), errdefs.ErrInvalidArgument)
+	}
+	for _, r := range d {
+		if r <= ' ' || r == 0x7f || strings.ContainsRune("/:@\\", r) || !unicode.IsPrint(r) {
+			return fmt.Errorf("domain %q is not a host name: %w", clipQuoted(d), errdefs.ErrInvalidArgument)
+		}
 	}
 	return nil
+}
+
+// normalizeDomain compares host names as DNS does: case-insensitively and
+// ignoring a trailing dot.
+func normalizeDomain(d string) string { return strings.TrimSuffix(strings.ToLower(d), ".") }
+
+// keyServesDomain binds a SchemaPin key to its domain: a key created with
+// --org DOMAIN signs, and verifies, for that domain only, so that its
+// revocation is published where verifiers of that domain look (the
+// domain's revocation document lists the keys whose org it is). A key
+// without an org is not bound.
+func keyServesDomain(k store.Key, domain string) error {
+	if k.Org == "" || normalizeDomain(k.Org) == normalizeDomain(domain) {
+		return nil
+	}
+	return errdefs.WithReason("DOMAIN_MISMATCH", fmt.Errorf(
+		"key %q belongs to domain %q, not %q: %w", k.Name, k.Org, clipQuoted(domain), errdefs.ErrFailedPrecondition))
+}
+
+// clipQuoted bounds a caller-chosen value quoted in an error message.
+func clipQuoted(v string) string {
+	const max = 128
+	if len(v) <= max {
+		return v
+	}
+	return v[:max] + "…"
 }
 
 // VerifySkillInput is what a client read from a skill folder.
@@ -171,9 +211,7 @@ func (s *Service) VerifySkill(ctx context.Context, in VerifySkillInput) (VerifyS
 	if v, ok := errdefs.AsVerification(err); ok {
 		ev := s.event(ctx, "skill.verify")
 		ev.Org, ev.Digest, ev.Outcome, ev.Detail = in.Domain, hex.EncodeToString(in.Root), string(v.Reason), v.Message
-		if _, aerr := s.store.AppendAudit(ctx, ev); aerr != nil {
-			s.log.ErrorContext(ctx, "audit append failed for a skill verification failure", "err", aerr)
-		}
+		s.auditRefusal(ctx, ev)
 	}
 	return out, err
 }
@@ -239,6 +277,10 @@ func (s *Service) verifySkill(ctx context.Context, in VerifySkillInput) (VerifyS
 	if err != nil || !ok {
 		return VerifySkillOutput{}, fail(errdefs.ReasonUntrustedSigner, "key_not_found", "key %s is not an ECDSA P-256 key", key.Name)
 	}
+	if key.Org != "" && normalizeDomain(key.Org) != normalizeDomain(in.Domain) {
+		return VerifySkillOutput{}, fail(errdefs.ReasonUntrustedSigner, "domain_mismatch",
+			"the skill was signed with key %s of domain %s, not of %s", key.Name, key.Org, in.Domain)
+	}
 	if ver.State == store.KeyRevoked {
 		signedBefore := rec != nil && ver.RevokedAt != nil && rec.SignedAt.Before(*ver.RevokedAt)
 		if ver.RevocationReason == store.ReasonKeyCompromise || !signedBefore {
@@ -262,7 +304,7 @@ func (s *Service) verifySkill(ctx context.Context, in VerifySkillInput) (VerifyS
 		var edits []string
 		for _, f := range metadataFields {
 			if f.get(recorded) != f.get(sig) {
-				edits = append(edits, fmt.Sprintf("%s %q (signed as %q)", f.name, f.get(sig), f.get(recorded)))
+				edits = append(edits, fmt.Sprintf("%s %q (signed as %q)", f.name, clipQuoted(f.get(sig)), clipQuoted(f.get(recorded))))
 			}
 		}
 		sort.Strings(edits)
@@ -318,7 +360,7 @@ func (s *Service) Revocation(ctx context.Context, domain string) ([]byte, error)
 	}
 	doc := skill.NewRevocationDocument(domain, s.now())
 	for _, k := range keys {
-		if k.Org != domain || keystore.Algorithm(k.Algorithm) != keystore.ECDSAP256 {
+		if normalizeDomain(k.Org) != normalizeDomain(domain) || keystore.Algorithm(k.Algorithm) != keystore.ECDSAP256 {
 			continue
 		}
 		for _, v := range k.Versions {

@@ -77,11 +77,7 @@ func (s *Service) Verify(ctx context.Context, in VerifyInput) (VerifyResult, err
 			ev := s.event(ctx, "verify")
 			ev.Org, ev.Digest, ev.Outcome = in.Org, pkgsig.HexDigest(in.Digest), string(v.Reason)
 			ev.Detail = "fingerprint=" + v.Fingerprint
-			if _, aerr := s.store.AppendAudit(ctx, ev); aerr != nil {
-				// The refusal stands either way; the operator must know the
-				// audit trail is failing.
-				s.log.ErrorContext(ctx, "audit append failed for a verification failure", "err", aerr)
-			}
+			s.auditRefusal(ctx, ev)
 		}
 	}
 	return res, err

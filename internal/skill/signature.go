@@ -199,30 +199,8 @@ func BuildSignature(in SignatureInput) (*Signature, error) {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("build signature: "+format+": %w", append(args, errdefs.ErrInvalidArgument)...)
 	}
-	root, err := ComputeRoot(in.Manifest)
-	if err != nil {
-		return nil, fmt.Errorf("build signature: %w", err)
-	}
-	if root != in.Root {
-		return nil, bad("root %x does not match the manifest (its root is %x)", in.Root, root)
-	}
-	if strings.TrimSpace(in.Domain) == "" {
-		return nil, bad("domain is required")
-	}
-	if strings.TrimSpace(in.SkillName) == "" {
-		return nil, bad("skill name is required")
-	}
-	if in.SignedAt.IsZero() {
-		return nil, bad("signed_at is required")
-	}
-	if in.Options.ExpiresIn < 0 {
-		return nil, bad("negative expiry %s", in.Options.ExpiresIn)
-	}
-	if in.Options.PreviousHash != "" && !IsSHA256Ref(in.Options.PreviousHash) {
-		return nil, bad("previous_hash %q is not sha256:<64 lowercase hex>", in.Options.PreviousHash)
-	}
-	if c := in.Options.Canonicalization; c != "" && c != CanonicalizationV1 {
-		return nil, bad("canonicalization %q is not %q", c, CanonicalizationV1)
+	if err := CheckSignatureInput(in); err != nil {
+		return nil, err
 	}
 	if _, _, canonical, err := parseDERSignature(in.SignatureDER); err != nil {
 		return nil, fmt.Errorf("build signature: %w", err)
@@ -275,6 +253,41 @@ func BuildSignature(in SignatureInput) (*Signature, error) {
 		s.SchemapinVersion = SchemapinVersion14
 	}
 	return s, nil
+}
+
+// CheckSignatureInput checks everything BuildSignature checks except the
+// signature itself: the daemon calls it before asking the HSM to sign, so a
+// request that would be refused never costs an HSM operation.
+func CheckSignatureInput(in SignatureInput) error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("build signature: "+format+": %w", append(args, errdefs.ErrInvalidArgument)...)
+	}
+	root, err := ComputeRoot(in.Manifest)
+	if err != nil {
+		return fmt.Errorf("build signature: %w", err)
+	}
+	if root != in.Root {
+		return bad("root %x does not match the manifest (its root is %x)", in.Root, root)
+	}
+	if strings.TrimSpace(in.Domain) == "" {
+		return bad("domain is required")
+	}
+	if strings.TrimSpace(in.SkillName) == "" {
+		return bad("skill name is required")
+	}
+	if in.SignedAt.IsZero() {
+		return bad("signed_at is required")
+	}
+	if in.Options.ExpiresIn < 0 {
+		return bad("negative expiry %s", in.Options.ExpiresIn)
+	}
+	if in.Options.PreviousHash != "" && !IsSHA256Ref(in.Options.PreviousHash) {
+		return bad("previous_hash %q is not sha256:<64 lowercase hex>", in.Options.PreviousHash)
+	}
+	if c := in.Options.Canonicalization; c != "" && c != CanonicalizationV1 {
+		return bad("canonicalization %q is not %q", c, CanonicalizationV1)
+	}
+	return nil
 }
 
 // BuildSignatureDocument is BuildSignature followed by Encode: the bytes to

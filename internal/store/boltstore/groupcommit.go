@@ -1,9 +1,12 @@
 package boltstore
 
 import (
+	"fmt"
 	"sync"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/signerd/signerd/internal/errdefs"
 )
 
 // groupCommit is the store's group commit for PutSignature and AppendAudit.
@@ -70,7 +73,7 @@ func (g *groupCommit) loop() {
 func (g *groupCommit) commit(batch []*commitReq) {
 	err := g.db.Update(func(tx *bolt.Tx) error {
 		for _, r := range batch {
-			if err := r.fn(tx); err != nil {
+			if err := safely(r.fn, tx); err != nil {
 				return err
 			}
 		}
@@ -83,6 +86,18 @@ func (g *groupCommit) commit(batch []*commitReq) {
 		return
 	}
 	for _, r := range batch {
-		r.done <- g.db.Update(r.fn)
+		r.done <- g.db.Update(func(tx *bolt.Tx) error { return safely(r.fn, tx) })
 	}
+}
+
+// safely runs fn, turning a panic into an error for its caller: fn runs on
+// the committer goroutine, where a panic would otherwise take the daemon
+// down with every waiter (bbolt's Batch, which this replaces, did the same).
+func safely(fn func(*bolt.Tx) error, tx *bolt.Tx) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("database write panicked: %v: %w", r, errdefs.ErrInternal)
+		}
+	}()
+	return fn(tx)
 }
