@@ -78,6 +78,18 @@ fuzz-short: ## run each fuzz target briefly (seeds are checked in)
 		done; \
 	done
 
+# The reliability tests run in `make test` in a short form; SIGNERD_SOAK=1
+# makes them long (README, "Reliability").
+SOAK_TESTS := ^(TestHSMFault|TestCrashSafety|TestLoad|TestBadClients|TestConnectionLimit)$$
+.PHONY: soak
+soak: deps ## long reliability runs: 100 kill -9s under load, 64 clients for 60s, HSM faults, bad clients
+	CGO_ENABLED=1 SIGNERD_SOAK=1 $(GO) test -count=1 -timeout 60m -v -run '$(SOAK_TESTS)' ./softhsm-test/
+
+# `make test` runs a miniature of it (TestBenchSmoke); README, "Performance".
+.PHONY: bench
+bench: deps ## the benchmark suite: ratios to ceilings; writes var/bench/results.json
+	CGO_ENABLED=1 SIGNERD_BENCH=1 SIGNERD_BENCH_OUT=$(VAR)/bench/results.json $(GO) test -run '^TestBench$$' -count=1 -timeout 60m -v ./softhsm-test/bench/
+
 $(TOOLS)/buf:
 	GOBIN=$(TOOLS) $(GO) install github.com/bufbuild/buf/cmd/buf@$(BUF_VERSION)
 $(TOOLS)/protoc-gen-go:
