@@ -66,34 +66,60 @@ leaves no partial .sig behind.`,
 			for i, path := range args {
 				reqs[i] = &signerv1.SignRequest{KeyName: opts.key, Digest: digests[i][:], ArtifactName: filepath.Base(path)}
 			}
-			var results []signResult
-			var firstErr error
+			// Each .sig is written (atomically, fsync'd) as its response
+			// arrives, several at a time so that a large batch is not
+			// paced by one fsync after another; results print in order.
+			type outcome struct {
+				out     string
+				resp    *signerv1.SignResponse
+				itemErr error
+				wErr    error
+			}
+			outcomes := make([]outcome, len(args))
+			var wg sync.WaitGroup
+			sem := make(chan struct{}, 8)
 			err = signAll(ctx, c, reqs, func(i int, resp *signerv1.SignResponse, itemErr error) error {
-				path := args[i]
 				if itemErr != nil {
-					fmt.Fprintf(g.stderr, "signctl: %s: %v\n", path, itemErr)
-					if firstErr == nil {
-						firstErr = itemErr
-					}
+					outcomes[i].itemErr = itemErr
 					return nil
 				}
 				out := opts.out
 				if out == "" {
-					out = pkgsig.SidecarPath(path)
+					out = pkgsig.SidecarPath(args[i])
 				}
-				if err := writeFileAtomic(out, resp.GetSignatureDocument(), 0o644); err != nil {
-					if errors.Is(err, os.ErrPermission) || errors.Is(err, os.ErrNotExist) {
-						return exitErr(ExitUsage, err)
-					}
-					return exitErr(ExitDaemon, err)
-				}
-				r := signResult{File: path, Signature: out, PackageHash: pkgsig.HexDigest(digests[i][:]), Key: resp.GetKeyName(), KeyVersion: resp.GetKeyVersion(), Fingerprint: resp.GetKeyFingerprint()}
-				results = append(results, r)
-				if !g.json() {
-					printf(g.stdout, "signed %s -> %s (key %s v%d, fingerprint %s)\n", path, out, r.Key, r.KeyVersion, r.Fingerprint)
-				}
+				outcomes[i].out, outcomes[i].resp = out, resp
+				wg.Add(1)
+				sem <- struct{}{}
+				go func() {
+					defer func() { <-sem; wg.Done() }()
+					outcomes[i].wErr = writeFileAtomic(out, resp.GetSignatureDocument(), 0o644)
+				}()
 				return nil
 			})
+			wg.Wait()
+			var results []signResult
+			var firstErr error
+			for i, o := range outcomes {
+				path := args[i]
+				switch {
+				case o.itemErr != nil:
+					fmt.Fprintf(g.stderr, "signctl: %s: %v\n", path, o.itemErr)
+					if firstErr == nil {
+						firstErr = o.itemErr
+					}
+				case o.wErr != nil:
+					if errors.Is(o.wErr, os.ErrPermission) || errors.Is(o.wErr, os.ErrNotExist) {
+						return exitErr(ExitUsage, o.wErr)
+					}
+					return exitErr(ExitDaemon, o.wErr)
+				case o.resp != nil:
+					r := signResult{File: path, Signature: o.out, PackageHash: pkgsig.HexDigest(digests[i][:]), Key: o.resp.GetKeyName(), KeyVersion: o.resp.GetKeyVersion(), Fingerprint: o.resp.GetKeyFingerprint()}
+					results = append(results, r)
+					if !g.json() {
+						printf(g.stdout, "signed %s -> %s (key %s v%d, fingerprint %s)\n", path, r.Signature, r.Key, r.KeyVersion, r.Fingerprint)
+					}
+				}
+			}
 			if err != nil {
 				return err
 			}
