@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -91,10 +92,20 @@ func TestGroupCommit(t *testing.T) {
 			if got, want := count(t, db), tt.n-len(tt.bad); got != want {
 				t.Fatalf("%d keys committed, want %d", got, want)
 			}
-			g.mu.Lock()
-			defer g.mu.Unlock()
-			if g.running || len(g.pending) != 0 {
-				t.Fatal("committer still running with nothing to do")
+			// The committer delivers results before it looks for more
+			// work, so it may still be winding down: it must stop soon.
+			deadline := time.Now().Add(5 * time.Second)
+			for {
+				g.mu.Lock()
+				idle := !g.running && len(g.pending) == 0
+				g.mu.Unlock()
+				if idle {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatal("committer still running with nothing to do")
+				}
+				time.Sleep(time.Millisecond)
 			}
 		})
 	}
