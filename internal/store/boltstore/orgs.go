@@ -2,12 +2,10 @@ package boltstore
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
 
-	"github.com/signerd/signerd/internal/errdefs"
 	"github.com/signerd/signerd/internal/store"
 )
 
@@ -56,21 +54,7 @@ func (s *Store) TrustKey(ctx context.Context, org string, k store.TrustedKey, ev
 	if err := checkTime("trusted-at time", k.TrustedAt); err != nil {
 		return err
 	}
-	k.RemovedAt = nil
-	return s.changeOrg(ctx, org, ev, func(o *store.Org) error {
-		for i, t := range o.Trusted {
-			if t.Fingerprint != k.Fingerprint {
-				continue
-			}
-			if t.RemovedAt == nil {
-				return fmt.Errorf("org %q already trusts %s: %w", org, k.Fingerprint, errdefs.ErrAlreadyExists)
-			}
-			o.Trusted[i] = k
-			return nil
-		}
-		o.Trusted = append(o.Trusted, k)
-		return nil
-	})
+	return s.changeOrg(ctx, org, ev, store.EditTrustKey(org, k))
 }
 
 // RemoveTrust marks the org's trust in fingerprint removed at at; the entry
@@ -86,15 +70,7 @@ func (s *Store) RemoveTrust(ctx context.Context, org, fingerprint string, at tim
 	if err := checkTime("removal time", at); err != nil {
 		return err
 	}
-	return s.changeOrg(ctx, org, ev, func(o *store.Org) error {
-		for i, t := range o.Trusted {
-			if t.Fingerprint == fingerprint && t.RemovedAt == nil {
-				o.Trusted[i].RemovedAt = &at
-				return nil
-			}
-		}
-		return fmt.Errorf("org %q does not trust %s: %w", org, fingerprint, errdefs.ErrNotFound)
-	})
+	return s.changeOrg(ctx, org, ev, store.EditRemoveTrust(org, fingerprint, at))
 }
 
 // GrantTrust records grant(parent, child) at at, re-activating a revoked
@@ -113,20 +89,7 @@ func (s *Store) GrantTrust(ctx context.Context, parent, child string, at time.Ti
 	if err := checkTime("grant time", at); err != nil {
 		return err
 	}
-	return s.changeOrg(ctx, parent, ev, func(o *store.Org) error {
-		for i, g := range o.Grants {
-			if g.Child != child {
-				continue
-			}
-			if g.RevokedAt == nil {
-				return fmt.Errorf("org %q already grants trust to %q: %w", parent, child, errdefs.ErrAlreadyExists)
-			}
-			o.Grants[i] = store.Grant{Child: child, GrantedAt: at}
-			return nil
-		}
-		o.Grants = append(o.Grants, store.Grant{Child: child, GrantedAt: at})
-		return nil
-	})
+	return s.changeOrg(ctx, parent, ev, store.EditGrantTrust(parent, child, at))
 }
 
 // RevokeGrant ends grant(parent, child) at at. ErrNotFound if no such grant
@@ -141,15 +104,7 @@ func (s *Store) RevokeGrant(ctx context.Context, parent, child string, at time.T
 	if err := checkTime("revocation time", at); err != nil {
 		return err
 	}
-	return s.changeOrg(ctx, parent, ev, func(o *store.Org) error {
-		for i, g := range o.Grants {
-			if g.Child == child && g.RevokedAt == nil {
-				o.Grants[i].RevokedAt = &at
-				return nil
-			}
-		}
-		return fmt.Errorf("org %q grants no trust to %q: %w", parent, child, errdefs.ErrNotFound)
-	})
+	return s.changeOrg(ctx, parent, ev, store.EditRevokeGrant(parent, child, at))
 }
 
 // SetRequireSignatures sets the org's policy, creating the org if needed.
@@ -157,10 +112,7 @@ func (s *Store) SetRequireSignatures(ctx context.Context, org string, require bo
 	if err := checkName("org", org); err != nil {
 		return err
 	}
-	return s.changeOrg(ctx, org, ev, func(o *store.Org) error {
-		o.RequireSignatures = require
-		return nil
-	})
+	return s.changeOrg(ctx, org, ev, store.EditRequireSignatures(require))
 }
 
 // changeOrg is the read-modify-write of one org with its audit record:
