@@ -9,13 +9,17 @@ import (
 
 // The org edits every backend applies inside its read-modify-write of one
 // org, so that trust semantics live in one place whichever store runs.
-// Each returns the edit for Store's method of the same name; an edit that
-// refuses returns an error and the backend writes nothing.
+// Each checks its arguments (an error means bad input: nothing may be
+// written) and returns the edit for Store's method of the same name; an
+// edit that refuses returns an error and the backend writes nothing.
 
 // EditTrustKey makes org trust k: a removed entry for the same fingerprint
 // is re-activated in place with k's fields; ErrAlreadyExists if the org
 // already actively trusts it.
-func EditTrustKey(org string, k TrustedKey) func(*Org) error {
+func EditTrustKey(org string, k TrustedKey) (func(*Org) error, error) {
+	if err := checkAll(CheckName("org", org), CheckName("fingerprint", k.Fingerprint), CheckTime("trusted-at time", k.TrustedAt)); err != nil {
+		return nil, err
+	}
 	k.RemovedAt = nil
 	return func(o *Org) error {
 		for i, t := range o.Trusted {
@@ -30,13 +34,16 @@ func EditTrustKey(org string, k TrustedKey) func(*Org) error {
 		}
 		o.Trusted = append(o.Trusted, k)
 		return nil
-	}
+	}, nil
 }
 
 // EditRemoveTrust marks org's trust in fingerprint removed at at; the entry
 // stays so verification can tell a removed key from an unknown one.
 // ErrNotFound if the org does not actively trust the fingerprint.
-func EditRemoveTrust(org, fingerprint string, at time.Time) func(*Org) error {
+func EditRemoveTrust(org, fingerprint string, at time.Time) (func(*Org) error, error) {
+	if err := checkAll(CheckName("org", org), CheckName("fingerprint", fingerprint), CheckTime("removal time", at)); err != nil {
+		return nil, err
+	}
 	return func(o *Org) error {
 		for i, t := range o.Trusted {
 			if t.Fingerprint == fingerprint && t.RemovedAt == nil {
@@ -45,12 +52,19 @@ func EditRemoveTrust(org, fingerprint string, at time.Time) func(*Org) error {
 			}
 		}
 		return fmt.Errorf("org %q does not trust %s: %w", org, fingerprint, errdefs.ErrNotFound)
-	}
+	}, nil
 }
 
 // EditGrantTrust records grant(parent, child) at at, re-activating a
-// revoked grant in place; ErrAlreadyExists if the grant is active.
-func EditGrantTrust(parent, child string, at time.Time) func(*Org) error {
+// revoked grant in place; ErrAlreadyExists if the grant is active,
+// ErrInvalidArgument if parent == child.
+func EditGrantTrust(parent, child string, at time.Time) (func(*Org) error, error) {
+	if err := checkAll(CheckName("parent org", parent), CheckName("child org", child), CheckTime("grant time", at)); err != nil {
+		return nil, err
+	}
+	if parent == child {
+		return nil, Invalid("org %q cannot grant trust to itself", parent)
+	}
 	return func(o *Org) error {
 		for i, g := range o.Grants {
 			if g.Child != child {
@@ -64,12 +78,15 @@ func EditGrantTrust(parent, child string, at time.Time) func(*Org) error {
 		}
 		o.Grants = append(o.Grants, Grant{Child: child, GrantedAt: at})
 		return nil
-	}
+	}, nil
 }
 
 // EditRevokeGrant ends grant(parent, child) at at; ErrNotFound if no such
 // grant is active.
-func EditRevokeGrant(parent, child string, at time.Time) func(*Org) error {
+func EditRevokeGrant(parent, child string, at time.Time) (func(*Org) error, error) {
+	if err := checkAll(CheckName("parent org", parent), CheckName("child org", child), CheckTime("revocation time", at)); err != nil {
+		return nil, err
+	}
 	return func(o *Org) error {
 		for i, g := range o.Grants {
 			if g.Child == child && g.RevokedAt == nil {
@@ -78,13 +95,26 @@ func EditRevokeGrant(parent, child string, at time.Time) func(*Org) error {
 			}
 		}
 		return fmt.Errorf("org %q grants no trust to %q: %w", parent, child, errdefs.ErrNotFound)
-	}
+	}, nil
 }
 
-// EditRequireSignatures sets the org's policy.
-func EditRequireSignatures(require bool) func(*Org) error {
+// EditRequireSignatures sets the org's policy (creating the org if needed).
+func EditRequireSignatures(org string, require bool) (func(*Org) error, error) {
+	if err := CheckName("org", org); err != nil {
+		return nil, err
+	}
 	return func(o *Org) error {
 		o.RequireSignatures = require
 		return nil
+	}, nil
+}
+
+// checkAll returns the first error, in argument order.
+func checkAll(errs ...error) error {
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
 	}
+	return nil
 }

@@ -20,7 +20,7 @@ import (
 // frequent as signatures, and the append is idempotent in the way
 // DB.Batch requires.
 func (s *Store) AppendAudit(ctx context.Context, ev store.AuditEvent) (store.AuditRecord, error) {
-	ev, err := prepareEvent(ev)
+	ev, err := store.PrepareEvent(ev)
 	if err != nil {
 		return store.AuditRecord{}, err
 	}
@@ -89,7 +89,7 @@ func readHead(meta *bolt.Bucket) (uint64, []byte, error) {
 // limit of them (0: all).
 func (s *Store) ListAudit(ctx context.Context, since uint64, limit int) ([]store.AuditRecord, error) {
 	if limit < 0 {
-		return nil, invalid("limit %d is negative", limit)
+		return nil, store.Invalid("limit %d is negative", limit)
 	}
 	if since == math.MaxUint64 {
 		return nil, nil

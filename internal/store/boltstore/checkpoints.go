@@ -16,28 +16,28 @@ import (
 // its audit event, in one transaction. ErrAlreadyExists if one is recorded:
 // replacing the key would orphan every checkpoint it signed.
 func (s *Store) SetAuditKey(ctx context.Context, k store.Key, ev store.AuditEvent) error {
-	if err := checkName("key name", k.Name); err != nil {
+	if err := store.CheckName("key name", k.Name); err != nil {
 		return err
 	}
 	if len(k.Versions) == 0 {
-		return invalid("audit key %q has no version", k.Name)
+		return store.Invalid("audit key %q has no version", k.Name)
 	}
 	versions := make([]store.KeyVersion, len(k.Versions))
 	for i, v := range k.Versions {
 		if v.Version != uint32(i+1) {
-			return invalid("audit key %q: versions must be numbered 1, 2, …; found %d at position %d", k.Name, v.Version, i+1)
+			return store.Invalid("audit key %q: versions must be numbered 1, 2, …; found %d at position %d", k.Name, v.Version, i+1)
 		}
-		v, err := prepareVersion(v)
+		v, err := store.PrepareVersion(v)
 		if err != nil {
 			return fmt.Errorf("audit key %q: %w", k.Name, err)
 		}
 		if len(v.PublicKey) == 0 {
-			return invalid("audit key %q version %d has no public key", k.Name, v.Version)
+			return store.Invalid("audit key %q version %d has no public key", k.Name, v.Version)
 		}
 		versions[i] = v
 	}
 	k.Versions = versions
-	ev, err := prepareEvent(ev)
+	ev, err := store.PrepareEvent(ev)
 	if err != nil {
 		return err
 	}
@@ -84,16 +84,16 @@ func (s *Store) AuditKey(ctx context.Context) (store.Key, error) {
 func (s *Store) PutCheckpoint(ctx context.Context, c store.Checkpoint) error {
 	switch {
 	case c.Seq == 0:
-		return invalid("checkpoint seq is 0; the first audit record is 1")
+		return store.Invalid("checkpoint seq is 0; the first audit record is 1")
 	case len(c.Hash) != store.AuditHashSize:
-		return invalid("checkpoint hash is %d bytes, want %d", len(c.Hash), store.AuditHashSize)
+		return store.Invalid("checkpoint hash is %d bytes, want %d", len(c.Hash), store.AuditHashSize)
 	case len(c.Signature) == 0:
-		return invalid("checkpoint at seq %d is not signed", c.Seq)
+		return store.Invalid("checkpoint at seq %d is not signed", c.Seq)
 	}
-	if err := checkName("checkpoint key fingerprint", c.KeyFingerprint); err != nil {
+	if err := store.CheckName("checkpoint key fingerprint", c.KeyFingerprint); err != nil {
 		return err
 	}
-	if err := checkTime("checkpoint time", c.Time); err != nil {
+	if err := store.CheckTime("checkpoint time", c.Time); err != nil {
 		return err
 	}
 	c.Time = c.Time.UTC()

@@ -44,7 +44,7 @@ var migrationTests = map[int]struct {
 		// empty checkpoint bucket and leaves the log untouched.
 		init: func(tx *bolt.Tx) error {
 			for i := 0; i < 3; i++ {
-				ev, _ := prepareEvent(store.AuditEvent{Operation: "sign", Outcome: "ok"})
+				ev, _ := store.PrepareEvent(store.AuditEvent{Operation: "sign", Outcome: "ok"})
 				if _, err := appendAudit(tx, ev); err != nil {
 					return err
 				}

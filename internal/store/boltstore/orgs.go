@@ -12,7 +12,7 @@ import (
 // GetOrg returns the org; an org nobody configured is Org{ID: id}, which
 // trusts nothing.
 func (s *Store) GetOrg(ctx context.Context, id string) (store.Org, error) {
-	if err := checkName("org", id); err != nil {
+	if err := store.CheckName("org", id); err != nil {
 		return store.Org{}, err
 	}
 	var o store.Org
@@ -45,74 +45,52 @@ func (s *Store) ListOrgs(ctx context.Context) ([]store.Org, error) {
 // entry for the same fingerprint is re-activated in place with k's fields;
 // ErrAlreadyExists if the org already actively trusts the fingerprint.
 func (s *Store) TrustKey(ctx context.Context, org string, k store.TrustedKey, ev store.AuditEvent) error {
-	if err := checkName("org", org); err != nil {
+	edit, err := store.EditTrustKey(org, k)
+	if err != nil {
 		return err
 	}
-	if err := checkName("fingerprint", k.Fingerprint); err != nil {
-		return err
-	}
-	if err := checkTime("trusted-at time", k.TrustedAt); err != nil {
-		return err
-	}
-	return s.changeOrg(ctx, org, ev, store.EditTrustKey(org, k))
+	return s.changeOrg(ctx, org, ev, edit)
 }
 
 // RemoveTrust marks the org's trust in fingerprint removed at at; the entry
 // stays so verification can tell a removed key from an unknown one.
 // ErrNotFound if the org does not actively trust the fingerprint.
 func (s *Store) RemoveTrust(ctx context.Context, org, fingerprint string, at time.Time, ev store.AuditEvent) error {
-	if err := checkName("org", org); err != nil {
+	edit, err := store.EditRemoveTrust(org, fingerprint, at)
+	if err != nil {
 		return err
 	}
-	if err := checkName("fingerprint", fingerprint); err != nil {
-		return err
-	}
-	if err := checkTime("removal time", at); err != nil {
-		return err
-	}
-	return s.changeOrg(ctx, org, ev, store.EditRemoveTrust(org, fingerprint, at))
+	return s.changeOrg(ctx, org, ev, edit)
 }
 
 // GrantTrust records grant(parent, child) at at, re-activating a revoked
 // grant in place. ErrInvalidArgument if parent == child; ErrAlreadyExists if
 // the grant is active.
 func (s *Store) GrantTrust(ctx context.Context, parent, child string, at time.Time, ev store.AuditEvent) error {
-	if err := checkName("parent org", parent); err != nil {
+	edit, err := store.EditGrantTrust(parent, child, at)
+	if err != nil {
 		return err
 	}
-	if err := checkName("child org", child); err != nil {
-		return err
-	}
-	if parent == child {
-		return invalid("org %q cannot grant trust to itself", parent)
-	}
-	if err := checkTime("grant time", at); err != nil {
-		return err
-	}
-	return s.changeOrg(ctx, parent, ev, store.EditGrantTrust(parent, child, at))
+	return s.changeOrg(ctx, parent, ev, edit)
 }
 
 // RevokeGrant ends grant(parent, child) at at. ErrNotFound if no such grant
 // is active.
 func (s *Store) RevokeGrant(ctx context.Context, parent, child string, at time.Time, ev store.AuditEvent) error {
-	if err := checkName("parent org", parent); err != nil {
+	edit, err := store.EditRevokeGrant(parent, child, at)
+	if err != nil {
 		return err
 	}
-	if err := checkName("child org", child); err != nil {
-		return err
-	}
-	if err := checkTime("revocation time", at); err != nil {
-		return err
-	}
-	return s.changeOrg(ctx, parent, ev, store.EditRevokeGrant(parent, child, at))
+	return s.changeOrg(ctx, parent, ev, edit)
 }
 
 // SetRequireSignatures sets the org's policy, creating the org if needed.
 func (s *Store) SetRequireSignatures(ctx context.Context, org string, require bool, ev store.AuditEvent) error {
-	if err := checkName("org", org); err != nil {
+	edit, err := store.EditRequireSignatures(org, require)
+	if err != nil {
 		return err
 	}
-	return s.changeOrg(ctx, org, ev, store.EditRequireSignatures(require))
+	return s.changeOrg(ctx, org, ev, edit)
 }
 
 // changeOrg is the read-modify-write of one org with its audit record:
@@ -120,7 +98,7 @@ func (s *Store) SetRequireSignatures(ctx context.Context, org string, require bo
 // org's UpdatedAt becomes the event's time, and both are written in one
 // transaction.
 func (s *Store) changeOrg(ctx context.Context, id string, ev store.AuditEvent, change func(*store.Org) error) error {
-	ev, err := prepareEvent(ev)
+	ev, err := store.PrepareEvent(ev)
 	if err != nil {
 		return err
 	}

@@ -14,34 +14,16 @@ import (
 	"github.com/signerd/signerd/internal/store"
 )
 
-// digestSize is the length of every artifact digest (SHA-256 or a skill
-// root).
-const digestSize = 32
-
 // PutSignature records rec and its audit event in one transaction shared,
 // through group commit, with concurrent callers; it returns after that
 // transaction is fsync'd. rec is keyed by its digest and a per-database
 // sequence, so several records per digest are kept in the order they were
 // committed.
 func (s *Store) PutSignature(ctx context.Context, rec store.SignatureRecord, ev store.AuditEvent) error {
-	if err := checkDigest(rec.Digest); err != nil {
+	if err := store.CheckSignatureRecord(rec); err != nil {
 		return err
 	}
-	switch rec.Format {
-	case store.FormatCloacina, store.FormatSchemaPin:
-	default:
-		return invalid("unknown signature format %q", rec.Format)
-	}
-	if err := checkName("key name", rec.KeyName); err != nil {
-		return err
-	}
-	if err := checkName("fingerprint", rec.Fingerprint); err != nil {
-		return err
-	}
-	if len(rec.Signature) == 0 {
-		return invalid("signature is empty")
-	}
-	ev, err := prepareEvent(ev)
+	ev, err := store.PrepareEvent(ev)
 	if err != nil {
 		return err
 	}
@@ -75,7 +57,7 @@ func (s *Store) PutSignature(ctx context.Context, rec store.SignatureRecord, ev 
 // SignaturesByDigest returns every record for digest, oldest first; none is
 // an empty result, not an error.
 func (s *Store) SignaturesByDigest(ctx context.Context, digest []byte) ([]store.SignatureRecord, error) {
-	if err := checkDigest(digest); err != nil {
+	if err := store.CheckDigest(digest); err != nil {
 		return nil, err
 	}
 	var out []store.SignatureRecord

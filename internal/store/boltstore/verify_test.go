@@ -25,7 +25,7 @@ func writeLog(t *testing.T, path string, n int) {
 	}
 	err = s.db.Update(func(tx *bolt.Tx) error {
 		for i := 1; i <= n; i++ {
-			ev, _ := prepareEvent(store.AuditEvent{Caller: "uid:1000", Operation: "sign", Key: fmt.Sprintf("k%d", i), Outcome: "ok"})
+			ev, _ := store.PrepareEvent(store.AuditEvent{Caller: "uid:1000", Operation: "sign", Key: fmt.Sprintf("k%d", i), Outcome: "ok"})
 			if _, err := appendAudit(tx, ev); err != nil {
 				return err
 			}

@@ -12,7 +12,7 @@ import (
 // AppendAudit records an event that changes no other state. It shares
 // transactions with PutSignature (group commit).
 func (s *Store) AppendAudit(ctx context.Context, ev store.AuditEvent) (store.AuditRecord, error) {
-	ev, err := prepareEvent(ev)
+	ev, err := store.PrepareEvent(ev)
 	if err != nil {
 		return store.AuditRecord{}, err
 	}
@@ -27,7 +27,7 @@ func (s *Store) AppendAudit(ctx context.Context, ev store.AuditEvent) (store.Aud
 // limit of them (0: all).
 func (s *Store) ListAudit(ctx context.Context, since uint64, limit int) ([]store.AuditRecord, error) {
 	if limit < 0 {
-		return nil, invalid("limit %d is negative", limit)
+		return nil, store.Invalid("limit %d is negative", limit)
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err

@@ -85,11 +85,11 @@ func (s *Store) importTxn(ctx context.Context, what string, n int, item func(i i
 // index entries.
 func (s *Store) ImportKeys(ctx context.Context, keys []store.Key) error {
 	for _, k := range keys {
-		if err := checkName("key name", k.Name); err != nil {
+		if err := store.CheckName("key name", k.Name); err != nil {
 			return err
 		}
 		if len(k.Versions) > importChunk {
-			return invalid("key %q has %d versions; at most %d can be imported", k.Name, len(k.Versions), importChunk)
+			return store.Invalid("key %q has %d versions; at most %d can be imported", k.Name, len(k.Versions), importChunk)
 		}
 	}
 	// One key per transaction: a key brings 1 + 2×versions puts.
@@ -122,7 +122,7 @@ func (s *Store) ImportKeys(ctx context.Context, keys []store.Key) error {
 func (s *Store) ImportOrgs(ctx context.Context, orgs []store.Org) error {
 	return s.importTxn(ctx, "orgs", len(orgs), func(i int) ([]string, []clientv3.Op, error) {
 		o := orgs[i]
-		if err := checkName("org", o.ID); err != nil {
+		if err := store.CheckName("org", o.ID); err != nil {
 			return nil, nil, err
 		}
 		raw, err := encode(o)
@@ -211,7 +211,7 @@ func (s *Store) ImportSignatures(ctx context.Context, recs []store.SignatureReco
 	}
 	err = s.importTxn(ctx, "signatures", len(recs), func(i int) ([]string, []clientv3.Op, error) {
 		r := recs[i]
-		if err := checkDigest(r.Digest); err != nil {
+		if err := store.CheckDigest(r.Digest); err != nil {
 			return nil, nil, err
 		}
 		raw, err := encode(r)

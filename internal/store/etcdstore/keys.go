@@ -41,33 +41,14 @@ func unchanged(key string, kv *mvccpb.KeyValue) clientv3.Cmp {
 // the name and every index entry to be absent. ErrAlreadyExists if the
 // name, or any version's fingerprint or CKA_ID, is already used by a key.
 func (s *Store) CreateKey(ctx context.Context, k store.Key, ev store.AuditEvent) error {
-	if err := checkName("key name", k.Name); err != nil {
+	k, err := store.PrepareNewKey(k)
+	if err != nil {
 		return err
 	}
-	if len(k.Versions) == 0 {
-		return invalid("key %q has no version", k.Name)
+	if len(k.Versions) > maxBatch/2 {
+		return store.Invalid("key %q has %d versions; at most %d can be created at once", k.Name, len(k.Versions), maxBatch/2)
 	}
-	versions := make([]store.KeyVersion, len(k.Versions))
-	fps, ids := map[string]bool{}, map[string]bool{}
-	for i, v := range k.Versions {
-		if v.Version != uint32(i+1) {
-			return invalid("key %q: versions must be numbered 1, 2, …; found %d at position %d", k.Name, v.Version, i+1)
-		}
-		v, err := prepareVersion(v)
-		if err != nil {
-			return fmt.Errorf("key %q: %w", k.Name, err)
-		}
-		if fps[v.Fingerprint] || ids[string(v.CKAID)] {
-			return invalid("key %q: versions share a fingerprint or CKA_ID", k.Name)
-		}
-		fps[v.Fingerprint], ids[string(v.CKAID)] = true, true
-		versions[i] = v
-	}
-	if len(versions) > maxBatch/2 {
-		return invalid("key %q has %d versions; at most %d can be created at once", k.Name, len(versions), maxBatch/2)
-	}
-	k.Versions = versions
-	ev, err := prepareEvent(ev)
+	ev, err = store.PrepareEvent(ev)
 	if err != nil {
 		return err
 	}
@@ -124,14 +105,14 @@ func (s *Store) indexVersion(ctx context.Context, name string, v store.KeyVersio
 // rotation won), ErrInvalidArgument if it skips. ErrAlreadyExists also if
 // v's fingerprint or CKA_ID is used by any key.
 func (s *Store) AddKeyVersion(ctx context.Context, name string, v store.KeyVersion, ev store.AuditEvent) error {
-	if err := checkName("key name", name); err != nil {
+	if err := store.CheckName("key name", name); err != nil {
 		return err
 	}
-	v, err := prepareVersion(v)
+	v, err := store.PrepareVersion(v)
 	if err != nil {
 		return fmt.Errorf("key %q: %w", name, err)
 	}
-	if ev, err = prepareEvent(ev); err != nil {
+	if ev, err = store.PrepareEvent(ev); err != nil {
 		return err
 	}
 	return s.submit(&write{ctx: ctx, ev: ev, prepare: func(ctx context.Context) ([]clientv3.Cmp, []clientv3.Op, error) {
@@ -149,11 +130,11 @@ func (s *Store) AddKeyVersion(ctx context.Context, name string, v store.KeyVersi
 		last := uint32(len(k.Versions))
 		switch {
 		case v.Version == 0:
-			return nil, nil, invalid("key %q: versions are numbered from 1", name)
+			return nil, nil, store.Invalid("key %q: versions are numbered from 1", name)
 		case v.Version <= last:
 			return nil, nil, fmt.Errorf("key %q already has version %d: %w", name, v.Version, errdefs.ErrAlreadyExists)
 		case v.Version != last+1:
-			return nil, nil, invalid("key %q: next version is %d, not %d", name, last+1, v.Version)
+			return nil, nil, store.Invalid("key %q: next version is %d, not %d", name, last+1, v.Version)
 		}
 		cmps, ops, err := s.indexVersion(ctx, name, v)
 		if err != nil {
@@ -172,16 +153,16 @@ func (s *Store) AddKeyVersion(ctx context.Context, name string, v store.KeyVersi
 // reason. ErrNotFound for an unknown key; ErrFailedPrecondition if no
 // version is active.
 func (s *Store) RevokeKeyVersions(ctx context.Context, name string, reason store.RevocationReason, at time.Time, ev store.AuditEvent) error {
-	if err := checkName("key name", name); err != nil {
+	if err := store.CheckName("key name", name); err != nil {
 		return err
 	}
-	if err := checkReason(reason); err != nil {
+	if err := store.CheckReason(reason); err != nil {
 		return err
 	}
-	if err := checkTime("revocation time", at); err != nil {
+	if err := store.CheckTime("revocation time", at); err != nil {
 		return err
 	}
-	ev, err := prepareEvent(ev)
+	ev, err := store.PrepareEvent(ev)
 	if err != nil {
 		return err
 	}
@@ -220,7 +201,7 @@ func (s *Store) RevokeKeyVersions(ctx context.Context, name string, reason store
 
 // GetKey returns the named key; ErrNotFound (reason KEY_NOT_FOUND) if absent.
 func (s *Store) GetKey(ctx context.Context, name string) (store.Key, error) {
-	if err := checkName("key name", name); err != nil {
+	if err := store.CheckName("key name", name); err != nil {
 		return store.Key{}, err
 	}
 	if err := ctx.Err(); err != nil {
@@ -265,7 +246,7 @@ func listJSON[T any](ctx context.Context, s *Store, dir string) ([]T, error) {
 // match); ErrNotFound if no key of ours has it. The index entry and the key
 // are read at one revision.
 func (s *Store) FindKeyVersion(ctx context.Context, fingerprint string) (store.Key, store.KeyVersion, error) {
-	if err := checkName("fingerprint", fingerprint); err != nil {
+	if err := store.CheckName("fingerprint", fingerprint); err != nil {
 		return store.Key{}, store.KeyVersion{}, err
 	}
 	if err := ctx.Err(); err != nil {
