@@ -78,13 +78,11 @@ and digest. 'signctl audit verify' checks that they have not been tampered with.
 			if opts.limit < 0 {
 				return exitErr(ExitUsage, fmt.Errorf("--limit must not be negative"))
 			}
-			c, err := g.dial()
+			ctx, c, done, err := g.connect(cmd)
 			if err != nil {
 				return err
 			}
-			defer c.Close()
-			ctx, cancel := g.ctx(cmd.Context())
-			defer cancel()
+			defer done()
 
 			const page = 1000
 			var out []auditRecordJSON
@@ -336,13 +334,11 @@ it: 'signctl audit verify --db FILE --audit-key PUB.pem' checks a database with 
 		Example: "  signctl audit public-key > audit.pub.pem",
 		Args:    exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := g.dial()
+			ctx, c, done, err := g.connect(cmd)
 			if err != nil {
 				return err
 			}
-			defer c.Close()
-			ctx, cancel := g.ctx(cmd.Context())
-			defer cancel()
+			defer done()
 			resp, err := c.Audit.GetAuditPublicKey(ctx, &signerv1.GetAuditPublicKeyRequest{})
 			if err != nil {
 				return c.FromStatus(err)

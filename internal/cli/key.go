@@ -114,13 +114,11 @@ skills. Creating a key does not make any org trust it: see 'signctl trust add'.`
 			if err != nil {
 				return err
 			}
-			c, err := g.dial()
+			ctx, c, done, err := g.connect(cmd)
 			if err != nil {
 				return err
 			}
-			defer c.Close()
-			ctx, cancel := g.ctx(cmd.Context())
-			defer cancel()
+			defer done()
 			resp, err := c.Keys.CreateKey(ctx, &signerv1.CreateKeyRequest{Name: args[0], Algorithm: alg, Org: opts.org})
 			if err != nil {
 				return c.FromStatus(err)
@@ -144,13 +142,11 @@ func newKeyListCommand(g *globals) *cobra.Command {
 		Short: "List signing keys",
 		Args:  exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := g.dial()
+			ctx, c, done, err := g.connect(cmd)
 			if err != nil {
 				return err
 			}
-			defer c.Close()
-			ctx, cancel := g.ctx(cmd.Context())
-			defer cancel()
+			defer done()
 			resp, err := c.Keys.ListKeys(ctx, &signerv1.ListKeysRequest{})
 			if err != nil {
 				return c.FromStatus(err)
@@ -185,13 +181,11 @@ func newKeyPublicCommand(g *globals) *cobra.Command {
 		Example: "  signctl key public release > release.pub.pem",
 		Args:    exactArgs(1, "exactly one key NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.dial()
+			ctx, c, done, err := g.connect(cmd)
 			if err != nil {
 				return err
 			}
-			defer c.Close()
-			ctx, cancel := g.ctx(cmd.Context())
-			defer cancel()
+			defer done()
 			resp, err := c.Keys.GetKey(ctx, &signerv1.GetKeyRequest{Name: args[0]})
 			if err != nil {
 				return c.FromStatus(err)

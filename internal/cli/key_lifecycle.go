@@ -19,13 +19,11 @@ Every org that trusted the previous version trusts the new one too. To stop
 an old version, revoke the key or remove the org's trust in its fingerprint.`,
 		Args: exactArgs(1, "exactly one key NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.dial()
+			ctx, c, done, err := g.connect(cmd)
 			if err != nil {
 				return err
 			}
-			defer c.Close()
-			ctx, cancel := g.ctx(cmd.Context())
-			defer cancel()
+			defer done()
 			resp, err := c.Keys.RotateKey(ctx, &signerv1.RotateKeyRequest{Name: args[0]})
 			if err != nil {
 				return c.FromStatus(err)
@@ -74,13 +72,11 @@ and in 'signctl skill revocation'.`,
 			if !ok {
 				return exitErr(ExitUsage, fmt.Errorf("--reason must be key_compromise, superseded, cessation_of_operation or privilege_withdrawn, not %q", reason))
 			}
-			c, err := g.dial()
+			ctx, c, done, err := g.connect(cmd)
 			if err != nil {
 				return err
 			}
-			defer c.Close()
-			ctx, cancel := g.ctx(cmd.Context())
-			defer cancel()
+			defer done()
 			resp, err := c.Keys.RevokeKey(ctx, &signerv1.RevokeKeyRequest{Name: args[0], Reason: r})
 			if err != nil {
 				return c.FromStatus(err)
@@ -127,13 +123,11 @@ out again.`,
 				return err
 			}
 			defer clear(material)
-			c, err := g.dial()
+			ctx, c, done, err := g.connect(cmd)
 			if err != nil {
 				return err
 			}
-			defer c.Close()
-			ctx, cancel := g.ctx(cmd.Context())
-			defer cancel()
+			defer done()
 			resp, err := c.Keys.ImportKey(ctx, &signerv1.ImportKeyRequest{Name: args[0], Algorithm: alg, Org: opts.org, PrivateKey: material})
 			if err != nil {
 				return c.FromStatus(err)

@@ -33,13 +33,11 @@ signature is refused either way.`,
 			if err := required(cmd, "org", "require-signatures"); err != nil {
 				return err
 			}
-			c, err := g.dial()
+			ctx, c, done, err := g.connect(cmd)
 			if err != nil {
 				return err
 			}
-			defer c.Close()
-			ctx, cancel := g.ctx(cmd.Context())
-			defer cancel()
+			defer done()
 			resp, err := c.Trust.SetPolicy(ctx, &signerv1.SetPolicyRequest{Org: opts.org, Policy: &signerv1.Policy{RequireSignatures: opts.require}})
 			if err != nil {
 				return c.FromStatus(err)
@@ -66,13 +64,11 @@ func newPolicyGetCommand(g *globals) *cobra.Command {
 			if err := required(cmd, "org"); err != nil {
 				return err
 			}
-			c, err := g.dial()
+			ctx, c, done, err := g.connect(cmd)
 			if err != nil {
 				return err
 			}
-			defer c.Close()
-			ctx, cancel := g.ctx(cmd.Context())
-			defer cancel()
+			defer done()
 			resp, err := c.Trust.GetPolicy(ctx, &signerv1.GetPolicyRequest{Org: org})
 			if err != nil {
 				return c.FromStatus(err)

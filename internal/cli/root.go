@@ -38,6 +38,17 @@ func (g *globals) dial() (*client.Client, error) {
 	return c, nil
 }
 
+// connect dials the daemon for one command and bounds the command by
+// --timeout; done closes both.
+func (g *globals) connect(cmd *cobra.Command) (context.Context, *client.Client, func(), error) {
+	c, err := g.dial()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	ctx, cancel := g.ctx(cmd.Context())
+	return ctx, c, func() { cancel(); c.Close() }, nil
+}
+
 // ctx bounds one command by --timeout.
 func (g *globals) ctx(parent context.Context) (context.Context, context.CancelFunc) {
 	if g.timeout <= 0 {

@@ -121,13 +121,11 @@ func newSkillDiscoveryCommand(g *globals) *cobra.Command {
 			if err := required(cmd, "key"); err != nil {
 				return err
 			}
-			c, err := g.dial()
+			ctx, c, done, err := g.connect(cmd)
 			if err != nil {
 				return err
 			}
-			defer c.Close()
-			ctx, cancel := g.ctx(cmd.Context())
-			defer cancel()
+			defer done()
 			resp, err := c.Skills.GetDiscovery(ctx, &signerv1.GetDiscoveryRequest{KeyName: opts.key, DeveloperName: opts.developer, Contact: opts.contact})
 			if err != nil {
 				return c.FromStatus(err)
@@ -153,13 +151,11 @@ func newSkillRevocationCommand(g *globals) *cobra.Command {
 			if err := required(cmd, "domain"); err != nil {
 				return err
 			}
-			c, err := g.dial()
+			ctx, c, done, err := g.connect(cmd)
 			if err != nil {
 				return err
 			}
-			defer c.Close()
-			ctx, cancel := g.ctx(cmd.Context())
-			defer cancel()
+			defer done()
 			resp, err := c.Skills.GetRevocation(ctx, &signerv1.GetRevocationRequest{Domain: domain})
 			if err != nil {
 				return c.FromStatus(err)
@@ -183,13 +179,11 @@ func newSkillDNSTXTCommand(g *globals) *cobra.Command {
 			if err := required(cmd, "key"); err != nil {
 				return err
 			}
-			c, err := g.dial()
+			ctx, c, done, err := g.connect(cmd)
 			if err != nil {
 				return err
 			}
-			defer c.Close()
-			ctx, cancel := g.ctx(cmd.Context())
-			defer cancel()
+			defer done()
 			resp, err := c.Skills.GetDNSTXT(ctx, &signerv1.GetDNSTXTRequest{KeyName: key})
 			if err != nil {
 				return c.FromStatus(err)

@@ -68,13 +68,11 @@ func newTrustAddCommand(g *globals) *cobra.Command {
 			default:
 				return exitErr(ExitUsage, fmt.Errorf("trust add needs --key NAME or --public-key FILE.pem"))
 			}
-			c, err := g.dial()
+			ctx, c, done, err := g.connect(cmd)
 			if err != nil {
 				return err
 			}
-			defer c.Close()
-			ctx, cancel := g.ctx(cmd.Context())
-			defer cancel()
+			defer done()
 			resp, err := c.Trust.AddTrust(ctx, req)
 			if err != nil {
 				return c.FromStatus(err)
@@ -107,13 +105,11 @@ verification for the org with KEY_REVOKED (revocation of trust is retroactive).`
 			if err := required(cmd, "org", "fingerprint"); err != nil {
 				return err
 			}
-			c, err := g.dial()
+			ctx, c, done, err := g.connect(cmd)
 			if err != nil {
 				return err
 			}
-			defer c.Close()
-			ctx, cancel := g.ctx(cmd.Context())
-			defer cancel()
+			defer done()
 			if _, err := c.Trust.RemoveTrust(ctx, &signerv1.RemoveTrustRequest{Org: opts.org, Fingerprint: opts.fingerprint}); err != nil {
 				return c.FromStatus(err)
 			}
@@ -140,13 +136,11 @@ func newTrustGrantCommand(g *globals) *cobra.Command {
 			if err := required(cmd, "org", "child"); err != nil {
 				return err
 			}
-			c, err := g.dial()
+			ctx, c, done, err := g.connect(cmd)
 			if err != nil {
 				return err
 			}
-			defer c.Close()
-			ctx, cancel := g.ctx(cmd.Context())
-			defer cancel()
+			defer done()
 			if _, err := c.Trust.GrantTrust(ctx, &signerv1.GrantTrustRequest{Parent: opts.org, Child: opts.child}); err != nil {
 				return c.FromStatus(err)
 			}
@@ -172,13 +166,11 @@ func newTrustRevokeGrantCommand(g *globals) *cobra.Command {
 			if err := required(cmd, "org", "child"); err != nil {
 				return err
 			}
-			c, err := g.dial()
+			ctx, c, done, err := g.connect(cmd)
 			if err != nil {
 				return err
 			}
-			defer c.Close()
-			ctx, cancel := g.ctx(cmd.Context())
-			defer cancel()
+			defer done()
 			if _, err := c.Trust.RevokeGrant(ctx, &signerv1.RevokeGrantRequest{Parent: opts.org, Child: opts.child}); err != nil {
 				return c.FromStatus(err)
 			}
@@ -204,13 +196,11 @@ func newTrustListCommand(g *globals) *cobra.Command {
 			if err := required(cmd, "org"); err != nil {
 				return err
 			}
-			c, err := g.dial()
+			ctx, c, done, err := g.connect(cmd)
 			if err != nil {
 				return err
 			}
-			defer c.Close()
-			ctx, cancel := g.ctx(cmd.Context())
-			defer cancel()
+			defer done()
 			resp, err := c.Signer.ListTrusted(ctx, &signerv1.ListTrustedRequest{Org: org})
 			if err != nil {
 				return c.FromStatus(err)
