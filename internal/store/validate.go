@@ -155,3 +155,31 @@ func PrepareNewKey(k Key) (Key, error) {
 	k.Versions = versions
 	return k, nil
 }
+
+// PrepareAuditKey validates the audit checkpoint key for SetAuditKey: like
+// PrepareNewKey, and every version must carry its public key (verifiers
+// need it to check checkpoints).
+func PrepareAuditKey(k Key) (Key, error) {
+	if err := CheckName("key name", k.Name); err != nil {
+		return k, err
+	}
+	if len(k.Versions) == 0 {
+		return k, Invalid("audit key %q has no version", k.Name)
+	}
+	versions := make([]KeyVersion, len(k.Versions))
+	for i, v := range k.Versions {
+		if v.Version != uint32(i+1) {
+			return k, Invalid("audit key %q: versions must be numbered 1, 2, …; found %d at position %d", k.Name, v.Version, i+1)
+		}
+		v, err := PrepareVersion(v)
+		if err != nil {
+			return k, fmt.Errorf("audit key %q: %w", k.Name, err)
+		}
+		if len(v.PublicKey) == 0 {
+			return k, Invalid("audit key %q version %d has no public key", k.Name, v.Version)
+		}
+		versions[i] = v
+	}
+	k.Versions = versions
+	return k, nil
+}

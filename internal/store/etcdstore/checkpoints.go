@@ -16,28 +16,11 @@ import (
 // ErrAlreadyExists if one is recorded (two replicas starting on an empty
 // store race here, and exactly one wins).
 func (s *Store) SetAuditKey(ctx context.Context, k store.Key, ev store.AuditEvent) error {
-	if err := store.CheckName("key name", k.Name); err != nil {
+	k, err := store.PrepareAuditKey(k)
+	if err != nil {
 		return err
 	}
-	if len(k.Versions) == 0 {
-		return store.Invalid("audit key %q has no version", k.Name)
-	}
-	versions := make([]store.KeyVersion, len(k.Versions))
-	for i, v := range k.Versions {
-		if v.Version != uint32(i+1) {
-			return store.Invalid("audit key %q: versions must be numbered 1, 2, …; found %d at position %d", k.Name, v.Version, i+1)
-		}
-		v, err := store.PrepareVersion(v)
-		if err != nil {
-			return fmt.Errorf("audit key %q: %w", k.Name, err)
-		}
-		if len(v.PublicKey) == 0 {
-			return store.Invalid("audit key %q version %d has no public key", k.Name, v.Version)
-		}
-		versions[i] = v
-	}
-	k.Versions = versions
-	ev, err := store.PrepareEvent(ev)
+	ev, err = store.PrepareEvent(ev)
 	if err != nil {
 		return err
 	}
