@@ -3,8 +3,10 @@ package softhsmtest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -272,4 +274,66 @@ func (s *relSigner) stop() (ok, failed int64) {
 	s.cancel()
 	<-s.done
 	return s.ok.Load(), s.failed.Load()
+}
+
+// TestConnectionFloodPerPeer: one local user opening connections in a loop
+// and leaving them silent cannot lock another user out. The user holds at
+// most --max-connections-per-peer of the --max-connections; its others are
+// closed as soon as SO_PEERCRED names it, and the second user's verify goes
+// through. The handshake timeout is far longer than the test, so without
+// the per-peer bound the flood would hold every slot for its whole run.
+func TestConnectionFloodPerPeer(t *testing.T) {
+	needRoot(t)
+	const total, perPeer = 16, 8
+	d := startDaemon(t, "--log-level", "info", "--socket-mode", "0666",
+		"--max-connections", fmt.Sprint(total), "--max-connections-per-peer", fmt.Sprint(perPeer), "--handshake-timeout", "10m")
+	traversable(t, d.socket)
+	mustSignctl(t, d, "key", "create", "release", "--algorithm", "ed25519")
+	mustSignctl(t, d, "trust", "add", "--org", "acme", "--key", "release")
+	work := t.TempDir()
+	traversable(t, filepath.Join(work, "x"))
+	pkg := writeFile(t, work, "libworkflow.so", []byte("a package"))
+	mustSignctl(t, d, "sign", pkg, "--key", "release")
+
+	// The flood: 4× the total limit of dialers, each re-dialling as soon
+	// as the daemon closes its connection.
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	var dials, closed atomic.Int64
+	for range 4 * total {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				c, err := net.Dial("unix", d.socket)
+				if err != nil {
+					time.Sleep(10 * time.Millisecond)
+					continue
+				}
+				dials.Add(1)
+				stop := context.AfterFunc(ctx, func() { c.Close() })
+				_, _ = io.Copy(io.Discard, c) // until the daemon closes it
+				stop()
+				c.Close()
+				closed.Add(1)
+				time.Sleep(5 * time.Millisecond)
+			}
+		}()
+	}
+	defer func() { cancel(); wg.Wait() }()
+	// Until the flood has had connections refused: it then holds its
+	// share and keeps knocking.
+	deadline := time.Now().Add(30 * time.Second)
+	for closed.Load() < 4*total && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if closed.Load() < 4*total {
+		t.Fatalf("the daemon closed %d of %d flood connections in 30s: no per-peer limit at work", closed.Load(), dials.Load())
+	}
+
+	expectExit(t, signctlAsNobody(t, d, "verify", pkg, "--org", "acme"), 0, "nobody verifies during root's connection flood")
+	if !strings.Contains(d.logs.String(), `msg="connection refused" peer=uid:0`) {
+		t.Errorf("the daemon did not log the refusals of uid 0:\n%s", d.logs.String())
+	}
+	t.Logf("flood: %d connections opened by uid 0, %d closed by the daemon; uid 65534 verified", dials.Load(), closed.Load())
 }

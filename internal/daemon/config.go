@@ -45,9 +45,11 @@ type Config struct {
 	MaxRecvMsgSize       int
 	MaxConcurrentStreams int
 	MaxConnections       int
-	HandshakeTimeout     time.Duration
-	KeepaliveMinTime     time.Duration
-	MaxConnectionIdle    time.Duration
+	// MaxConnectionsPerPeer: 0 turns the per-peer bound off.
+	MaxConnectionsPerPeer int
+	HandshakeTimeout      time.Duration
+	KeepaliveMinTime      time.Duration
+	MaxConnectionIdle     time.Duration
 	// HSMPingInterval is how often the token is checked while idle, so a
 	// dead one is reported (health NOT_SERVING) before a caller needs it.
 	HSMPingInterval time.Duration
@@ -72,13 +74,14 @@ func Defaults() Config {
 
 		AuditCheckpointInterval: time.Minute,
 
-		MaxRecvMsgSize:       DefaultMaxRecvMsgSize,
-		MaxConcurrentStreams: DefaultMaxConcurrentStreams,
-		MaxConnections:       DefaultMaxConnections,
-		HandshakeTimeout:     DefaultHandshakeTimeout,
-		KeepaliveMinTime:     DefaultKeepaliveMinTime,
-		MaxConnectionIdle:    DefaultMaxConnectionIdle,
-		HSMPingInterval:      DefaultHSMPingInterval,
+		MaxRecvMsgSize:        DefaultMaxRecvMsgSize,
+		MaxConcurrentStreams:  DefaultMaxConcurrentStreams,
+		MaxConnections:        DefaultMaxConnections,
+		MaxConnectionsPerPeer: DefaultMaxConnectionsPerPeer,
+		HandshakeTimeout:      DefaultHandshakeTimeout,
+		KeepaliveMinTime:      DefaultKeepaliveMinTime,
+		MaxConnectionIdle:     DefaultMaxConnectionIdle,
+		HSMPingInterval:       DefaultHSMPingInterval,
 	}
 }
 
@@ -138,6 +141,8 @@ func settings() []setting {
 			intSetting("max-concurrent-streams", 1, 1<<16, func(c *Config) *int { return &c.MaxConcurrentStreams })},
 		{"max-connections", "SIGNERD_MAX_CONNECTIONS", "connections each listener holds open (more wait to be accepted)",
 			intSetting("max-connections", 1, 1<<20, func(c *Config) *int { return &c.MaxConnections })},
+		{"max-connections-per-peer", "SIGNERD_MAX_CONNECTIONS_PER_PEER", "connections one Unix user or remote host may hold open across all listeners; more are closed after the handshake (0: no bound)",
+			intSetting("max-connections-per-peer", 0, 1<<20, func(c *Config) *int { return &c.MaxConnectionsPerPeer })},
 		{"handshake-timeout", "SIGNERD_HANDSHAKE_TIMEOUT", "how long a new connection may take to complete its handshakes before it is closed",
 			durationSetting("handshake-timeout", 100*time.Millisecond, 10*time.Minute, false, func(c *Config) *time.Duration { return &c.HandshakeTimeout })},
 		{"keepalive-min-time", "SIGNERD_KEEPALIVE_MIN_TIME", "shortest keepalive ping interval allowed to clients (faster ones are disconnected)",

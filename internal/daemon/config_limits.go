@@ -19,6 +19,10 @@ const (
 	// DefaultMaxConnections bounds the connections a listener holds open;
 	// further ones wait in the kernel's accept queue until one closes.
 	DefaultMaxConnections = 1024
+	// DefaultMaxConnectionsPerPeer bounds the connections one Unix user
+	// or remote host holds open, so that one of them cannot take all of
+	// DefaultMaxConnections.
+	DefaultMaxConnectionsPerPeer = 256
 	// DefaultHandshakeTimeout closes connections that have not completed
 	// the transport and HTTP/2 handshakes (silent or slow clients).
 	DefaultHandshakeTimeout = 10 * time.Second
@@ -92,6 +96,6 @@ func durationSetting(name string, lo, hi time.Duration, zeroOK bool, dst func(*C
 
 // reliabilityRedacted renders the limits for `signerd config`.
 func (c Config) reliabilityRedacted() string {
-	return fmt.Sprintf("max-recv-msg-size = %d\nmax-concurrent-streams = %d\nmax-connections = %d\nhandshake-timeout = %s\nkeepalive-min-time = %s\nmax-connection-idle = %s\nhsm-ping-interval = %s\n",
-		c.MaxRecvMsgSize, c.MaxConcurrentStreams, c.MaxConnections, c.HandshakeTimeout, c.KeepaliveMinTime, c.MaxConnectionIdle, c.HSMPingInterval)
+	return fmt.Sprintf("max-recv-msg-size = %d\nmax-concurrent-streams = %d\nmax-connections = %d\nmax-connections-per-peer = %d\nhandshake-timeout = %s\nkeepalive-min-time = %s\nmax-connection-idle = %s\nhsm-ping-interval = %s\n",
+		c.MaxRecvMsgSize, c.MaxConcurrentStreams, c.MaxConnections, c.MaxConnectionsPerPeer, c.HandshakeTimeout, c.KeepaliveMinTime, c.MaxConnectionIdle, c.HSMPingInterval)
 }

@@ -154,7 +154,7 @@ func Run(ctx context.Context, cfg Config, logOut io.Writer) error {
 	cpDone := make(chan struct{})
 	go func() { defer close(cpDone); svc.RunCheckpoints(cpCtx, cfg.AuditCheckpointInterval) }()
 	defer func() { stopCheckpoints(); <-cpDone }()
-	srv := server.New(svc, withLimits(server.Options{Logger: log, Denials: svc, Authorizer: authz, Calls: mx}, cfg))
+	srv := server.New(svc, withLimits(server.Options{Logger: log, Denials: svc, Authorizer: authz, Calls: mx, ConnectionRefused: mx.ConnectionRefused}, cfg))
 	l, err := server.ListenUnix(cfg.Socket, cfg.SocketMode)
 	if err != nil {
 		return err

@@ -44,6 +44,7 @@ func withLimits(o server.Options, cfg Config) server.Options {
 	o.MaxRecvMsgSize = cfg.MaxRecvMsgSize
 	o.MaxConcurrentStreams = uint32(cfg.MaxConcurrentStreams)
 	o.MaxConnections = cfg.MaxConnections
+	o.MaxConnectionsPerPeer = cfg.MaxConnectionsPerPeer
 	o.HandshakeTimeout = cfg.HandshakeTimeout
 	o.KeepaliveMinTime = cfg.KeepaliveMinTime
 	o.MaxConnectionIdle = cfg.MaxConnectionIdle

@@ -28,6 +28,7 @@ type Metrics struct {
 	hsmErrors    *prometheus.CounterVec
 	hsmRecovered prometheus.Counter
 	hsmUp        prometheus.Gauge
+	refusedConns prometheus.Counter
 }
 
 // New registers signerd's collectors and the Go runtime and process ones.
@@ -64,8 +65,11 @@ func New() *Metrics {
 		hsmUp: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "signerd_hsm_up", Help: "1 when the HSM is reachable and logged in, else 0.",
 		}),
+		refusedConns: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "signerd_connections_refused_total", Help: "Connections closed after the handshake because their peer already held --max-connections-per-peer.",
+		}),
 	}
-	reg.MustRegister(m.calls, m.callLatency, m.signatures, m.verification, m.hsmWait, m.hsmInUse,
+	reg.MustRegister(m.calls, m.refusedConns, m.callLatency, m.signatures, m.verification, m.hsmWait, m.hsmInUse,
 		m.hsmErrors, m.hsmRecovered, m.hsmUp,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -79,6 +83,9 @@ func (m *Metrics) ObserveCall(method, code string, d time.Duration) {
 	m.calls.WithLabelValues(method, code).Inc()
 	m.callLatency.WithLabelValues(method).Observe(d.Seconds())
 }
+
+// ConnectionRefused counts a connection refused by the per-peer limit.
+func (m *Metrics) ConnectionRefused() { m.refusedConns.Inc() }
 
 // Signed implements service.Observer.
 func (m *Metrics) Signed(key, algorithm, format string) {

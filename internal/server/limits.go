@@ -45,32 +45,45 @@ func keepaliveParams(opts Options) keepalive.ServerParameters {
 // It is golang.org/x/net/netutil.LimitListener's idea, but its connections
 // are a type of ours that the transport credentials see through: SO_PEERCRED
 // needs the *net.UnixConn, which netutil's wrapper hides.
-func LimitListener(l net.Listener, n int) net.Listener {
-	if n <= 0 {
+func LimitListener(l net.Listener, n int) net.Listener { return limitListen(l, n, nil) }
+
+// limitListen is LimitListener plus, when peers is not nil, a bound on the
+// connections of each peer, applied once the handshake has identified it.
+func limitListen(l net.Listener, n int, peers *peerLimiter) net.Listener {
+	if n <= 0 && peers == nil {
 		return l
 	}
-	return &limitListener{Listener: l, sem: make(chan struct{}, n), done: make(chan struct{})}
+	ll := &limitListener{Listener: l, peers: peers, done: make(chan struct{})}
+	if n > 0 {
+		ll.sem = make(chan struct{}, n)
+	}
+	return ll
 }
 
 type limitListener struct {
 	net.Listener
-	sem       chan struct{}
+	sem       chan struct{} // nil: no bound on the total
+	peers     *peerLimiter  // nil: no bound per peer
 	closeOnce sync.Once
 	done      chan struct{}
 }
 
 func (l *limitListener) Accept() (net.Conn, error) {
-	select {
-	case l.sem <- struct{}{}:
-	case <-l.done:
-		return nil, net.ErrClosed
+	release := func() {}
+	if l.sem != nil {
+		select {
+		case l.sem <- struct{}{}:
+		case <-l.done:
+			return nil, net.ErrClosed
+		}
+		release = func() { <-l.sem }
 	}
 	c, err := l.Listener.Accept()
 	if err != nil {
-		<-l.sem
+		release()
 		return nil, err
 	}
-	return &limitedConn{Conn: c, slot: &connSlot{release: func() { <-l.sem }}}, nil
+	return &limitedConn{Conn: c, slot: &connSlot{release: release}, peers: l.peers}, nil
 }
 
 func (l *limitListener) Close() error {
@@ -79,7 +92,7 @@ func (l *limitListener) Close() error {
 	return err
 }
 
-// connSlot is one connection's place under the limit, freed once.
+// connSlot is one connection's place under the limits, freed once.
 type connSlot struct {
 	once    sync.Once
 	release func()
@@ -90,7 +103,8 @@ func (s *connSlot) free() { s.once.Do(s.release) }
 // limitedConn frees its slot when closed.
 type limitedConn struct {
 	net.Conn
-	slot *connSlot
+	slot  *connSlot
+	peers *peerLimiter
 }
 
 func (c *limitedConn) Close() error {
@@ -100,12 +114,24 @@ func (c *limitedConn) Close() error {
 }
 
 // handshake runs the transport credentials' handshake on the connection
-// the listener accepted and keeps the result under the limit. On failure
-// gRPC closes c, which frees the slot.
+// the listener accepted and keeps the result under the limits: the peer it
+// identified takes one of its own slots, or the connection is refused. On
+// failure gRPC closes c, which frees the listener's slot.
 func (c *limitedConn) handshake(t transportCredentials) (net.Conn, credentials.AuthInfo, error) {
 	out, info, err := t.ServerHandshake(c.Conn)
 	if err != nil {
 		return nil, nil, err
 	}
-	return &limitedConn{Conn: out, slot: c.slot}, info, nil
+	slot := c.slot
+	if c.peers != nil {
+		key := peerKey(info, c.Conn.RemoteAddr())
+		if err := c.peers.acquire(key); err != nil {
+			if c.peers.shouldLog(key) {
+				t.log.Warn("connection refused", "peer", key, "err", err)
+			}
+			return nil, nil, err
+		}
+		slot = &connSlot{release: func() { c.peers.release(key); c.slot.free() }}
+	}
+	return &limitedConn{Conn: out, slot: slot}, info, nil
 }

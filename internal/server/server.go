@@ -43,6 +43,13 @@ type Options struct {
 	// MaxConnections bounds the connections each listener passed to Serve
 	// holds open (0: unlimited); see LimitListener.
 	MaxConnections int
+	// MaxConnectionsPerPeer bounds the connections one peer (a Unix user,
+	// a remote host) holds open across all listeners (0: unlimited); more
+	// are closed after the handshake. See peerlimit.go.
+	MaxConnectionsPerPeer int
+	// ConnectionRefused is told about each connection refused by
+	// MaxConnectionsPerPeer (metrics); optional.
+	ConnectionRefused func()
 	// HandshakeTimeout closes connections that have not completed the
 	// transport and HTTP/2 handshakes in time (default 10s).
 	HandshakeTimeout time.Duration
@@ -59,8 +66,10 @@ type Server struct {
 	health *health.Server
 	log    *slog.Logger
 	once   sync.Once
-	// maxConns is Options.MaxConnections, applied by Serve.
+	// maxConns is Options.MaxConnections, applied by Serve to each
+	// listener; peers bounds each peer across all of them (nil: no bound).
 	maxConns int
+	peers    *peerLimiter
 }
 
 // New builds a server over the service.
@@ -100,7 +109,8 @@ func New(svc *service.Service, opts Options) *Server {
 	signerv1.RegisterAuditServiceServer(gs, &auditServer{svc: svc})
 	hs := health.NewServer()
 	grpc_health_v1.RegisterHealthServer(gs, hs)
-	return &Server{grpc: gs, health: hs, log: opts.Logger, maxConns: opts.MaxConnections}
+	return &Server{grpc: gs, health: hs, log: opts.Logger, maxConns: opts.MaxConnections,
+		peers: newPeerLimiter(opts.MaxConnectionsPerPeer, opts.ConnectionRefused)}
 }
 
 // SetServing reports the daemon's state through the health service, for
@@ -117,7 +127,7 @@ func (s *Server) SetServing(serving bool) {
 
 // Serve accepts connections on l until Stop.
 func (s *Server) Serve(l net.Listener) error {
-	return s.grpc.Serve(LimitListener(l, s.maxConns))
+	return s.grpc.Serve(limitListen(l, s.maxConns, s.peers))
 }
 
 // Stop drains in-flight calls and stops; if ctx ends first, remaining calls
