@@ -44,6 +44,12 @@ func DialUnix(socket string) (*Client, error) {
 		// SO_PEERCRED. There is nothing to encrypt on a local socket.
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(16<<20)),
+		// Fixed flow-control windows turn off gRPC's bandwidth-delay
+		// probing, which answers received data with PING frames: on a
+		// local socket there is no bandwidth to discover, and the pings
+		// cost both processes a write and a wake-up per call.
+		grpc.WithInitialWindowSize(1<<20),
+		grpc.WithInitialConnWindowSize(1<<20),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("socket %s: %w", socket, err)

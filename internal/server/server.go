@@ -101,6 +101,11 @@ func New(svc *service.Service, opts Options) *Server {
 		// CPU, which is what limits Sign on a small machine.
 		grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0))),
 		grpc.SharedWriteBuffer(true),
+		// Fixed flow-control windows: no bandwidth-delay probing (PING
+		// frames in answer to received data) on every call. Requests are
+		// small; 1 MiB holds the largest allowed request whole.
+		grpc.InitialWindowSize(1<<20),
+		grpc.InitialConnWindowSize(1<<20),
 	)
 	signerv1.RegisterSignerServiceServer(gs, &signerServer{svc: svc, authz: opts.Authorizer, denials: opts.Denials, log: opts.Logger})
 	signerv1.RegisterKeyServiceServer(gs, &keyServer{svc: svc})

@@ -26,6 +26,19 @@ type cache struct {
 	views map[string]cachedView
 	byFP  map[string]cachedKey
 	named map[string]cachedKey
+	// signers holds, by key name, the current version and a signer for it:
+	// Sign and SignSkill then neither parse the recorded public key nor
+	// ask the key store for the key on every call. The key store's signers
+	// outlive HSM reconnections (keystore/supervised), so only a state
+	// change (rotation, revocation) makes an entry stale.
+	signers map[string]cachedSigner
+}
+
+type cachedSigner struct {
+	gen    uint64
+	key    store.Key
+	ver    store.KeyVersion
+	signer crypto.Signer
 }
 
 type cachedView struct {
@@ -42,7 +55,7 @@ type cachedKey struct {
 }
 
 func newCache() *cache {
-	return &cache{views: map[string]cachedView{}, byFP: map[string]cachedKey{}, named: map[string]cachedKey{}}
+	return &cache{views: map[string]cachedView{}, byFP: map[string]cachedKey{}, named: map[string]cachedKey{}, signers: map[string]cachedSigner{}}
 }
 
 // invalidate drops every entry: called after any successful state change.
@@ -52,6 +65,7 @@ func (c *cache) invalidate() {
 	clear(c.views)
 	clear(c.byFP)
 	clear(c.named)
+	clear(c.signers)
 	c.mu.Unlock()
 }
 

@@ -104,6 +104,27 @@ func (s *Service) Sign(ctx context.Context, in SignInput) (SignOutput, error) {
 // currentSigner resolves a key name to its current version and a signer
 // for it. A key with no active version cannot sign.
 func (s *Service) currentSigner(ctx context.Context, name string) (store.Key, store.KeyVersion, crypto.Signer, error) {
+	gen := s.cache.gen.Load()
+	s.cache.mu.RLock()
+	e, ok := s.cache.signers[name]
+	s.cache.mu.RUnlock()
+	if ok && e.gen == gen {
+		return e.key, e.ver, e.signer, nil
+	}
+	key, ver, signer, err := s.findSigner(ctx, name)
+	if err != nil {
+		return key, ver, signer, err
+	}
+	s.cache.mu.Lock()
+	if s.cache.gen.Load() == gen {
+		s.cache.signers[name] = cachedSigner{gen: gen, key: key, ver: ver, signer: signer}
+	}
+	s.cache.mu.Unlock()
+	return key, ver, signer, nil
+}
+
+// findSigner is currentSigner without the cache.
+func (s *Service) findSigner(ctx context.Context, name string) (store.Key, store.KeyVersion, crypto.Signer, error) {
 	key, err := s.cachedKeyByName(ctx, name)
 	if err != nil {
 		return key, store.KeyVersion{}, nil, err
