@@ -21,6 +21,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -31,6 +33,7 @@ const (
 	envOut      = "SIGNERD_BENCH_OUT"      // where TestBench writes results.json
 	envDuration = "SIGNERD_BENCH_DURATION" // measurement window of each point (default 4s)
 	envRepeat   = "SIGNERD_BENCH_REPEAT"   // repetitions of each point (default 5)
+	envOnly     = "SIGNERD_BENCH_ONLY"     // comma-separated groups to run (default all)
 	envChild    = "SIGNERD_BENCH_CHILD"    // set in the in-process worker (child process)
 )
 
@@ -86,6 +89,15 @@ func TestBench(t *testing.T) {
 			t.Fatalf("%s=%q: not a positive integer", envRepeat, v)
 		}
 		cfg.reps = n
+	}
+	if v := os.Getenv(envOnly); v != "" {
+		known := []string{"sign", "verify", "signctl", "hash", "canonicalize", "replicas"}
+		for _, g := range strings.Split(v, ",") {
+			if !slices.Contains(known, g) {
+				t.Fatalf("%s=%q: %q is not one of %s", envOnly, v, g, strings.Join(known, ", "))
+			}
+			cfg.only = append(cfg.only, g)
+		}
 	}
 	out := os.Getenv(envOut)
 	if out == "" {

@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -36,6 +37,9 @@ type config struct {
 	cliFiles   int   // files in one `signctl sign` command
 	smoke      bool  // miniature: no targets are asserted anyway, names stay the same
 	maxLarge   int64 // largest file in the skill tree
+	// only, when set, limits the run to these groups: sign, verify,
+	// signctl, hash, canonicalize, replicas.
+	only []string
 }
 
 func fullConfig() config {
@@ -104,14 +108,36 @@ func runSuite(t *testing.T, cfg config) []result {
 	s.setUp()
 	s.logf("daemon, keys, in-process worker and %d clients ready", cfg.clients)
 	var rs []result
-	rs = append(rs, s.signing()...)
-	rs = append(rs, s.verifying()...)
-	rs = append(rs, s.signctlMany()...)
-	rs = append(rs, s.hashing()...)
-	rs = append(rs, s.canonicalizing()...)
+	if cfg.runs("sign") {
+		rs = append(rs, s.signing()...)
+	}
+	if cfg.runs("verify") {
+		rs = append(rs, s.verifying()...)
+	}
+	if cfg.runs("signctl") {
+		rs = append(rs, s.signctlMany()...)
+	}
+	if cfg.runs("hash") {
+		rs = append(rs, s.hashing()...)
+	}
+	if cfg.runs("canonicalize") {
+		rs = append(rs, s.canonicalizing()...)
+	}
 	s.checkCommits()
-	rs = append(rs, s.replicas()...) // replicas_test.go: its own daemons, on etcd
+	if cfg.runs("replicas") {
+		rs = append(rs, s.replicas()...) // replicas_test.go: its own daemons, on etcd
+	}
 	return rs
+}
+
+// runs reports whether the group of points named g is part of this run:
+// all of them unless SIGNERD_BENCH_ONLY names a subset (for iterating on
+// one figure; a partial run's results.json lacks the others).
+func (c config) runs(g string) bool {
+	if len(c.only) == 0 {
+		return true
+	}
+	return slices.Contains(c.only, g)
 }
 
 func (s *suite) logf(format string, args ...any) {
