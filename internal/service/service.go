@@ -28,6 +28,10 @@ type Options struct {
 	Now func() time.Time
 	// Observer receives metrics events; nil discards them.
 	Observer Observer
+	// VerifiedCacheEntries bounds the cache of signatures that verified
+	// (verifycache.go): 0 means DefaultVerifiedCacheEntries, a negative
+	// value turns it off.
+	VerifiedCacheEntries int
 }
 
 // Observer is told about events worth a metric. Implementations must be
@@ -61,6 +65,8 @@ type Service struct {
 	hsm   chan struct{}
 	obs   Observer
 	audit auditKeyState // the audit checkpoint key (audit.go)
+	// verified remembers signatures that verified (verifycache.go).
+	verified *verifiedCache
 }
 
 // New builds a Service over a store and a key store.
@@ -77,15 +83,19 @@ func New(st store.Store, ks keystore.KeyStore, opts Options) *Service {
 	if opts.Observer == nil {
 		opts.Observer = nopObserver{}
 	}
+	if opts.VerifiedCacheEntries == 0 {
+		opts.VerifiedCacheEntries = DefaultVerifiedCacheEntries
+	}
 	c := newCache()
 	return &Service{
-		store: invalidatingStore{Store: st, c: c},
-		cache: c,
-		keys:  ks,
-		log:   opts.Logger,
-		now:   func() time.Time { return opts.Now().UTC() },
-		hsm:   make(chan struct{}, opts.HSMConcurrency),
-		obs:   opts.Observer,
+		verified: newVerifiedCache(max(opts.VerifiedCacheEntries, 0)),
+		store:    invalidatingStore{Store: st, c: c},
+		cache:    c,
+		keys:     ks,
+		log:      opts.Logger,
+		now:      func() time.Time { return opts.Now().UTC() },
+		hsm:      make(chan struct{}, opts.HSMConcurrency),
+		obs:      opts.Observer,
 	}
 }
 

@@ -203,8 +203,16 @@ func (s *Service) checkCandidate(ctx context.Context, org string, digest [pkgsig
 	if !ok {
 		return VerifyResult{}, fail(errdefs.ReasonInvalidSignature, "trusted key %s is not an Ed25519 key", c.sig.Fingerprint)
 	}
-	if err := pkgsig.CheckSignature(digest, c.sig, edPub); err != nil {
-		return VerifyResult{}, err
+	// The curve arithmetic only when this very signature has not verified
+	// under this key before; trust and revocation were decided above.
+	vk, cacheable := verifiedKey(edPub, digest[:], c.sig.Sig)
+	if !cacheable || !s.verified.has(vk) {
+		if err := pkgsig.CheckSignature(digest, c.sig, edPub); err != nil {
+			return VerifyResult{}, err
+		}
+		if cacheable {
+			s.verified.add(vk)
+		}
 	}
 	res := VerifyResult{Outcome: OutcomeVerified, PackageHash: hexDigest, Fingerprint: c.sig.Fingerprint, KeyName: keyName}
 	if c.recordedAt != nil {
