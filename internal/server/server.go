@@ -87,7 +87,7 @@ func New(svc *service.Service, opts Options) *Server {
 		opts.MaxConcurrentStreams = 256
 	}
 	ic := &interceptors{log: opts.Logger, authz: opts.Authorizer, audit: opts.Denials, calls: opts.Calls}
-	gs := grpc.NewServer(
+	serverOptions := []grpc.ServerOption{
 		grpc.Creds(newTransportCredentials(opts.Logger)),
 		grpc.ChainUnaryInterceptor(ic.unary),
 		grpc.ChainStreamInterceptor(ic.stream),
@@ -96,17 +96,8 @@ func New(svc *service.Service, opts Options) *Server {
 		grpc.ConnectionTimeout(orDefault(opts.HandshakeTimeout, 10*time.Second)),
 		grpc.KeepaliveEnforcementPolicy(keepalivePolicy(opts)),
 		grpc.KeepaliveParams(keepaliveParams(opts)),
-		// A fixed pool of stream workers instead of a goroutine per call,
-		// and write buffers shared between connections: both cut per-call
-		// CPU, which is what limits Sign on a small machine.
-		grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0))),
-		grpc.SharedWriteBuffer(true),
-		// Fixed flow-control windows: no bandwidth-delay probing (PING
-		// frames in answer to received data) on every call. Requests are
-		// small; 1 MiB holds the largest allowed request whole.
-		grpc.InitialWindowSize(1<<20),
-		grpc.InitialConnWindowSize(1<<20),
-	)
+	}
+	gs := grpc.NewServer(append(serverOptions, TransportTuning()...)...)
 	signerv1.RegisterSignerServiceServer(gs, &signerServer{svc: svc, authz: opts.Authorizer, denials: opts.Denials, log: opts.Logger})
 	signerv1.RegisterKeyServiceServer(gs, &keyServer{svc: svc})
 	signerv1.RegisterTrustServiceServer(gs, &trustServer{svc: svc})
@@ -116,6 +107,24 @@ func New(svc *service.Service, opts Options) *Server {
 	grpc_health_v1.RegisterHealthServer(gs, hs)
 	return &Server{grpc: gs, health: hs, log: opts.Logger, maxConns: opts.MaxConnections,
 		peers: newPeerLimiter(opts.MaxConnectionsPerPeer, opts.ConnectionRefused)}
+}
+
+// TransportTuning is how signerd tunes gRPC's transport for many small
+// calls. The benchmark's floor server uses the same, so that it differs
+// from signerd only in doing nothing but the HSM call.
+func TransportTuning() []grpc.ServerOption {
+	return []grpc.ServerOption{
+		// A fixed pool of stream workers instead of a goroutine per call,
+		// and write buffers shared between connections: both cut per-call
+		// CPU, which is what limits Sign on a small machine.
+		grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0))),
+		grpc.SharedWriteBuffer(true),
+		// Fixed flow-control windows: no bandwidth-delay probing (PING
+		// frames in answer to received data) on every call. Requests are
+		// small; 1 MiB holds the largest allowed request whole.
+		grpc.InitialWindowSize(1 << 20),
+		grpc.InitialConnWindowSize(1 << 20),
+	}
 }
 
 // SetServing reports the daemon's state through the health service, for

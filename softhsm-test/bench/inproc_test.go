@@ -27,6 +27,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"runtime"
@@ -34,9 +35,15 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	signerv1 "github.com/signerd/signerd/gen/signer/v1"
 	"github.com/signerd/signerd/internal/keystore"
 	"github.com/signerd/signerd/internal/keystore/pkcs11"
 	"github.com/signerd/signerd/internal/pkgsig"
+	"github.com/signerd/signerd/internal/server"
 )
 
 // childSpec is what the child needs to open the token; it travels in the
@@ -46,6 +53,8 @@ type childSpec struct {
 	Label  string     `json:"label"`
 	PIN    string     `json:"pin"`
 	Keys   []childKey `json:"keys"`
+	// FloorSocket is where the child serves its floor server.
+	FloorSocket string `json:"floor_socket"`
 }
 
 // childKey is a key the daemon created: its CKA_ID and SPKI DER, as
@@ -102,6 +111,14 @@ func childMain() int {
 			return 1
 		}
 		signers[k.Algorithm] = s
+	}
+	if spec.FloorSocket != "" {
+		stop, err := serveFloor(spec.FloorSocket, signers)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench child: floor server:", err)
+			return 1
+		}
+		defer stop()
 	}
 	in := bufio.NewScanner(os.Stdin)
 	out := json.NewEncoder(os.Stdout)
@@ -164,6 +181,92 @@ func childRun(req childRequest, signers map[string]crypto.Signer) (loadStats, er
 	return loadStats{}, fmt.Errorf("unknown op %q", req.Op)
 }
 
+// floorServer is the least a gRPC signing server can do: SignerService.Sign
+// that hands the digest to the HSM and returns the signature — no checks,
+// no verification of the result, no record, no audit, no authorization,
+// on signerd's own transport tuning. Its rate, driven by the same clients
+// as the daemon, is the best any gRPC daemon could reach on this machine
+// with this HSM: the daemon's ratio to the in-process ceiling cannot
+// exceed the floor server's.
+type floorServer struct {
+	signerv1.UnimplementedSignerServiceServer
+	signers map[string]crypto.Signer
+}
+
+func (f *floorServer) Sign(_ context.Context, req *signerv1.SignRequest) (*signerv1.SignResponse, error) {
+	var (
+		sig []byte
+		err error
+	)
+	switch req.GetKeyName() {
+	case keyEd:
+		sig, err = f.signers[string(keystore.Ed25519)].Sign(nil, req.GetDigest(), crypto.Hash(0))
+	case keyEC:
+		sig, err = f.signers[string(keystore.ECDSAP256)].Sign(nil, req.GetDigest(), crypto.SHA256)
+	default:
+		return nil, status.Errorf(codes.NotFound, "no key %q", req.GetKeyName())
+	}
+	if err != nil {
+		return nil, status.Error(codes.Internal, err.Error())
+	}
+	return &signerv1.SignResponse{Signature: sig}, nil
+}
+
+// SignBatch is the floor of the streaming RPC: up to 64 items in the HSM
+// at once (signerd's window), answered in order, nothing else.
+func (f *floorServer) SignBatch(stream signerv1.SignerService_SignBatchServer) error {
+	const window = 64
+	pending := make(chan chan *signerv1.SignBatchResponse, window)
+	sendErr := make(chan error, 1)
+	go func() {
+		var err error
+		for ch := range pending {
+			r := <-ch
+			if err == nil {
+				err = stream.Send(r)
+			}
+		}
+		sendErr <- err
+	}()
+	var err error
+	for {
+		var req *signerv1.SignBatchRequest
+		if req, err = stream.Recv(); err != nil {
+			break
+		}
+		ch := make(chan *signerv1.SignBatchResponse, 1)
+		pending <- ch // blocks while window items are in flight
+		go func() {
+			resp, err := f.Sign(stream.Context(), req.GetRequest())
+			if err != nil {
+				ch <- &signerv1.SignBatchResponse{Error: &signerv1.BatchItemError{Code: int32(codes.Internal), Message: err.Error()}}
+				return
+			}
+			ch <- &signerv1.SignBatchResponse{Response: resp}
+		}()
+	}
+	close(pending)
+	if serr := <-sendErr; serr != nil {
+		return serr
+	}
+	if errors.Is(err, io.EOF) {
+		return nil
+	}
+	return err
+}
+
+// serveFloor starts the floor server on a Unix socket.
+func serveFloor(socket string, signers map[string]crypto.Signer) (stop func(), err error) {
+	l, err := net.Listen("unix", socket)
+	if err != nil {
+		return nil, err
+	}
+	gs := grpc.NewServer(server.TransportTuning()...)
+	signerv1.RegisterSignerServiceServer(gs, &floorServer{signers: signers})
+	go func() { _ = gs.Serve(l) }()
+	return gs.Stop, nil
+}
+
 // verifyItem is a Cloacina document with what verifies it.
 type verifyItem struct {
 	digest [pkgsig.DigestSize]byte
@@ -196,9 +299,9 @@ type inproc struct {
 }
 
 // startInproc starts the child on the daemon's token with the daemon's keys.
-func startInproc(t *testing.T, d *daemon, keys []childKey) *inproc {
+func startInproc(t *testing.T, d *daemon, keys []childKey, floorSocket string) *inproc {
 	t.Helper()
-	spec, err := json.Marshal(childSpec{Module: d.tok.ModulePath, Label: d.tok.Label, PIN: d.tok.PIN, Keys: keys})
+	spec, err := json.Marshal(childSpec{Module: d.tok.ModulePath, Label: d.tok.Label, PIN: d.tok.PIN, Keys: keys, FloorSocket: floorSocket})
 	if err != nil {
 		t.Fatal(err)
 	}

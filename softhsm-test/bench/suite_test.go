@@ -78,9 +78,9 @@ const (
 // expectedResults are the names every run reports (checked by the smoke
 // test against results.json).
 var expectedResults = []string{
-	"inproc-sign-ed25519", "sign-unary-ed25519", "sign-unary-ed25519-p99", "sign-unary-ed25519-fairness",
-	"sign-batch-ed25519", "group-commit-sign-unary-ed25519", "group-commit-sign-batch-ed25519",
-	"inproc-sign-ecdsa-p256", "sign-unary-ecdsa-p256", "sign-unary-ecdsa-p256-p99", "sign-unary-ecdsa-p256-fairness",
+	"inproc-sign-ed25519", "sign-unary-ed25519", "sign-unary-ed25519-floor", "sign-unary-ed25519-p99", "sign-unary-ed25519-fairness",
+	"sign-batch-ed25519", "sign-batch-ed25519-floor", "group-commit-sign-unary-ed25519", "group-commit-sign-batch-ed25519",
+	"inproc-sign-ecdsa-p256", "sign-unary-ecdsa-p256", "sign-unary-ecdsa-p256-floor", "sign-unary-ecdsa-p256-p99", "sign-unary-ecdsa-p256-fairness",
 	"group-commit-sign-unary-ecdsa-p256",
 	"inproc-sign-ed25519-cpu", "sign-unary-ed25519-cpu-daemon", "sign-unary-ed25519-cpu-clients",
 	"sign-batch-ed25519-cpu-daemon", "sign-batch-ed25519-cpu-clients",
@@ -101,6 +101,8 @@ type suite struct {
 	d     *daemon
 	child *inproc
 	conns []*client.Client
+	// floor are clients of the child's floor server (inproc_test.go).
+	floor []*client.Client
 	// signed counts every signature the daemon returned, by every path,
 	// for the final check against the database.
 	signed atomic.Int64
@@ -163,7 +165,8 @@ func (s *suite) setUp() {
 	signctl(t, s.d, "key", "create", keyEd, "--algorithm", "ed25519")
 	signctl(t, s.d, "key", "create", keyEC, "--algorithm", "ecdsa-p256")
 	signctl(t, s.d, "trust", "add", "--org", benchOrg, "--key", keyEd)
-	s.child = startInproc(t, s.d, s.daemonKeys())
+	floorSocket := filepath.Join(t.TempDir(), "floor.sock")
+	s.child = startInproc(t, s.d, s.daemonKeys(), floorSocket)
 	for range s.cfg.clients {
 		c, err := client.DialUnix(s.d.socket)
 		if err != nil {
@@ -174,6 +177,17 @@ func (s *suite) setUp() {
 			t.Fatal(err)
 		}
 		s.conns = append(s.conns, c)
+	}
+	// The floor server's clients: as many, made the same way. The child
+	// listens before it answers its first request, and every floor phase
+	// comes after one (the in-process ceiling), so no call races it.
+	for range s.cfg.clients {
+		c, err := client.DialUnix(floorSocket)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		s.floor = append(s.floor, c)
 	}
 }
 
@@ -300,6 +314,11 @@ func (s *suite) signing() []result {
 	gcEC := &point{name: "group-commit-sign-unary-ecdsa-p256", unit: "sigs/commit", baseline: "one-commit-per-signature", target: 1, cmp: ">", note: gcNote}
 	gcBatch := &point{name: "group-commit-sign-batch-ed25519", unit: "sigs/commit", baseline: "one-commit-per-signature", target: 1, cmp: ">", note: gcNote}
 
+	floorNote := "SignerService.Sign on a server in the child that only calls the HSM (no checks, verification, record or audit; signerd's transport tuning), same %d clients: the best ratio any gRPC daemon could reach here"
+	floorEd := &point{name: "sign-unary-ed25519-floor", unit: "sigs/s", baseline: ceilEd.name, note: fmt.Sprintf(floorNote, s.cfg.clients)}
+	floorBatch := &point{name: "sign-batch-ed25519-floor", unit: "sigs/s", baseline: ceilEd.name,
+		note: "SignerService.SignBatch on the floor server (64 items in the HSM at once, answered in order, nothing else), one stream as for sign-batch-ed25519"}
+	floorEC := &point{name: "sign-unary-ecdsa-p256-floor", unit: "sigs/s", baseline: ceilEC.name, note: fmt.Sprintf(floorNote, s.cfg.clients)}
 	cpuNote := "µs of CPU (user + system, all threads, from /proc/PID/stat) per signature over the phase, warm-up included"
 	cpuCeilEd := &point{name: "inproc-sign-ed25519-cpu", unit: "µs/sig", note: cpuNote + "; the in-process child"}
 	cpuCeilEC := &point{name: "inproc-sign-ecdsa-p256-cpu", unit: "µs/sig", note: cpuCeilEd.note}
@@ -327,6 +346,13 @@ func (s *suite) signing() []result {
 		gcBatch.add(be.sigsPerCommit, 1, be.sigsPerCommit)
 		cpuBatch.add(be.daemonCPU, cpuE, div(be.daemonCPU, cpuE))
 		cliBatch.addValue(be.clientCPU)
+		fe := s.floorPhase(keyEd)
+		floorEd.add(fe.rate, ce, div(fe.rate, ce))
+		fb, err := s.batchSign(s.floor[0])
+		if err != nil {
+			s.t.Fatalf("floor server SignBatch: %v", err)
+		}
+		floorBatch.add(fb.rate, ce, div(fb.rate, ce))
 
 		cc, cpuC := s.inproc("sign", "ecdsa-p256", s.cfg.hsmWorkers)
 		ceilEC.addValue(cc)
@@ -339,21 +365,41 @@ func (s *suite) signing() []result {
 		gcEC.add(uc.sigsPerCommit, 1, uc.sigsPerCommit)
 		cpuUnaryEC.add(uc.daemonCPU, cpuC, div(uc.daemonCPU, cpuC))
 		cliUnaryEC.addValue(uc.clientCPU)
-		s.logf("sign rep %d/%d: ed25519 in-process %.0f/s (%.0fµs CPU), unary %.0f/s = %.2f (p99/p50 %.1f, %.1f sigs/commit, %.0f+%.0fµs CPU), batch %.0f/s = %.2f (%.1f sigs/commit, %.0f+%.0fµs CPU)",
-			rep+1, s.cfg.reps, ce, cpuE, ue.rate, div(ue.rate, ce), p99Ed.ratios[rep], ue.sigsPerCommit, ue.daemonCPU, ue.clientCPU, be.rate, div(be.rate, ce), be.sigsPerCommit, be.daemonCPU, be.clientCPU)
-		s.logf("sign rep %d/%d: ecdsa in-process %.0f/s (%.0fµs CPU), unary %.0f/s = %.2f (p99/p50 %.1f, %.1f sigs/commit, %.0f+%.0fµs CPU)",
-			rep+1, s.cfg.reps, cc, cpuC, uc.rate, div(uc.rate, cc), p99EC.ratios[rep], uc.sigsPerCommit, uc.daemonCPU, uc.clientCPU)
+		fc := s.floorPhase(keyEC)
+		floorEC.add(fc.rate, cc, div(fc.rate, cc))
+		s.logf("sign rep %d/%d: ed25519 in-process %.0f/s (%.0fµs CPU), unary %.0f/s = %.2f (p99/p50 %.1f, %.1f sigs/commit, %.0f+%.0fµs CPU), batch %.0f/s = %.2f (%.1f sigs/commit, %.0f+%.0fµs CPU), floor server %.0f/s = %.2f, batch %.0f/s = %.2f",
+			rep+1, s.cfg.reps, ce, cpuE, ue.rate, div(ue.rate, ce), p99Ed.ratios[rep], ue.sigsPerCommit, ue.daemonCPU, ue.clientCPU, be.rate, div(be.rate, ce), be.sigsPerCommit, be.daemonCPU, be.clientCPU, fe.rate, div(fe.rate, ce), fb.rate, div(fb.rate, ce))
+		s.logf("sign rep %d/%d: ecdsa in-process %.0f/s (%.0fµs CPU), unary %.0f/s = %.2f (p99/p50 %.1f, %.1f sigs/commit, %.0f+%.0fµs CPU), floor server %.0f/s = %.2f",
+			rep+1, s.cfg.reps, cc, cpuC, uc.rate, div(uc.rate, cc), p99EC.ratios[rep], uc.sigsPerCommit, uc.daemonCPU, uc.clientCPU, fc.rate, div(fc.rate, cc))
 	}
 	s.ceilEd = median(ceilEd.values)
 	var rs []result
 	for _, p := range []*point{
-		ceilEd, unaryEd, p99Ed, fairEd, batch, gcEd, gcBatch,
-		ceilEC, unaryEC, p99EC, fairEC, gcEC,
+		ceilEd, unaryEd, floorEd, p99Ed, fairEd, batch, floorBatch, gcEd, gcBatch,
+		ceilEC, unaryEC, floorEC, p99EC, fairEC, gcEC,
 		cpuCeilEd, cpuUnaryEd, cliUnaryEd, cpuBatch, cliBatch, cpuCeilEC, cpuUnaryEC, cliUnaryEC,
 	} {
 		rs = append(rs, p.result())
 	}
 	return rs
+}
+
+// floorPhase drives the child's floor server with the clients' closed
+// loop, signing fresh digests with key (keyEd or keyEC).
+func (s *suite) floorPhase(key string) loadStats {
+	s.t.Helper()
+	st, err := closedLoop(len(s.floor), s.cfg.window(), func(i int) error {
+		d := s.digest()
+		resp, err := s.floor[i].Signer.Sign(context.Background(), &signerv1.SignRequest{KeyName: key, Digest: d[:]})
+		if err == nil && len(resp.GetSignature()) == 0 {
+			err = errors.New("floor server returned no signature")
+		}
+		return err
+	})
+	if err != nil {
+		s.t.Fatalf("floor server: %v", err)
+	}
+	return st
 }
 
 func (s *suite) unarySignEd() (loadStats, error) {
@@ -390,10 +436,13 @@ const batchOutstanding = 256
 
 // batchSignEd streams Sign requests over one SignBatch stream until the
 // window ends and counts the answers that arrive inside it.
-func (s *suite) batchSignEd() (loadStats, error) {
+func (s *suite) batchSignEd() (loadStats, error) { return s.batchSign(s.conns[0]) }
+
+// batchSign is batchSignEd on any server: the daemon's or the floor's.
+func (s *suite) batchSign(c *client.Client) (loadStats, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	stream, err := s.conns[0].Signer.SignBatch(ctx)
+	stream, err := c.Signer.SignBatch(ctx)
 	if err != nil {
 		return loadStats{}, err
 	}
