@@ -55,6 +55,9 @@ type childSpec struct {
 	Keys   []childKey `json:"keys"`
 	// FloorSocket is where the child serves its floor server.
 	FloorSocket string `json:"floor_socket"`
+	// FloorVerifyKey is the raw Ed25519 key the floor server's Verify
+	// checks documents against.
+	FloorVerifyKey []byte `json:"floor_verify_key"`
 }
 
 // childKey is a key the daemon created: its CKA_ID and SPKI DER, as
@@ -113,7 +116,7 @@ func childMain() int {
 		signers[k.Algorithm] = s
 	}
 	if spec.FloorSocket != "" {
-		stop, err := serveFloor(spec.FloorSocket, signers)
+		stop, err := serveFloor(spec.FloorSocket, &floorServer{signers: signers, verifyKey: spec.FloorVerifyKey})
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "bench child: floor server:", err)
 			return 1
@@ -190,7 +193,23 @@ func childRun(req childRequest, signers map[string]crypto.Signer) (loadStats, er
 // exceed the floor server's.
 type floorServer struct {
 	signerv1.UnimplementedSignerServiceServer
-	signers map[string]crypto.Signer
+	signers   map[string]crypto.Signer
+	verifyKey ed25519.PublicKey
+}
+
+// Verify is the floor of Verify: parse the document and check it against
+// the one key, as the in-process verification ceiling does per call.
+func (f *floorServer) Verify(_ context.Context, req *signerv1.VerifyRequest) (*signerv1.VerifyResponse, error) {
+	var digest [pkgsig.DigestSize]byte
+	copy(digest[:], req.GetDigest())
+	sig, err := pkgsig.Parse(req.GetSignatureDocument())
+	if err == nil {
+		err = pkgsig.Check(digest, sig, f.verifyKey)
+	}
+	if err != nil {
+		return nil, status.Error(codes.PermissionDenied, err.Error())
+	}
+	return &signerv1.VerifyResponse{Verified: true}, nil
 }
 
 func (f *floorServer) Sign(_ context.Context, req *signerv1.SignRequest) (*signerv1.SignResponse, error) {
@@ -256,13 +275,13 @@ func (f *floorServer) SignBatch(stream signerv1.SignerService_SignBatchServer) e
 }
 
 // serveFloor starts the floor server on a Unix socket.
-func serveFloor(socket string, signers map[string]crypto.Signer) (stop func(), err error) {
+func serveFloor(socket string, f *floorServer) (stop func(), err error) {
 	l, err := net.Listen("unix", socket)
 	if err != nil {
 		return nil, err
 	}
 	gs := grpc.NewServer(server.TransportTuning()...)
-	signerv1.RegisterSignerServiceServer(gs, &floorServer{signers: signers})
+	signerv1.RegisterSignerServiceServer(gs, f)
 	go func() { _ = gs.Serve(l) }()
 	return gs.Stop, nil
 }
@@ -299,9 +318,9 @@ type inproc struct {
 }
 
 // startInproc starts the child on the daemon's token with the daemon's keys.
-func startInproc(t *testing.T, d *daemon, keys []childKey, floorSocket string) *inproc {
+func startInproc(t *testing.T, d *daemon, keys []childKey, floorSocket string, verifyKey ed25519.PublicKey) *inproc {
 	t.Helper()
-	spec, err := json.Marshal(childSpec{Module: d.tok.ModulePath, Label: d.tok.Label, PIN: d.tok.PIN, Keys: keys, FloorSocket: floorSocket})
+	spec, err := json.Marshal(childSpec{Module: d.tok.ModulePath, Label: d.tok.Label, PIN: d.tok.PIN, Keys: keys, FloorSocket: floorSocket, FloorVerifyKey: verifyKey})
 	if err != nil {
 		t.Fatal(err)
 	}

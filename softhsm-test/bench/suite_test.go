@@ -84,8 +84,9 @@ var expectedResults = []string{
 	"group-commit-sign-unary-ecdsa-p256",
 	"inproc-sign-ed25519-cpu", "sign-unary-ed25519-cpu-daemon", "sign-unary-ed25519-cpu-clients",
 	"sign-batch-ed25519-cpu-daemon", "sign-batch-ed25519-cpu-clients",
+	"sign-unary-ed25519-floor-cpu-server", "sign-unary-ecdsa-p256-floor-cpu-server",
 	"inproc-sign-ecdsa-p256-cpu", "sign-unary-ecdsa-p256-cpu-daemon", "sign-unary-ecdsa-p256-cpu-clients",
-	"grpc-health-rtt", "inproc-verify-ed25519", "verify-ceiling-ed25519", "verify-unary-ed25519", "verify-unary-ed25519-repeat",
+	"grpc-health-rtt", "inproc-verify-ed25519", "verify-ceiling-ed25519", "verify-unary-ed25519", "verify-unary-ed25519-floor", "verify-unary-ed25519-repeat",
 	"grpc-health-rtt-cpu-daemon", "inproc-verify-ed25519-cpu", "verify-unary-ed25519-cpu-daemon",
 	"sign-signctl-files-ed25519",
 	"hash-openssl-dgst-sha256", "hash-signctl-sha256",
@@ -103,6 +104,8 @@ type suite struct {
 	conns []*client.Client
 	// floor are clients of the child's floor server (inproc_test.go).
 	floor []*client.Client
+	// ext signs the Verify measurement's documents (externalSigner).
+	ext *externalSigner
 	// signed counts every signature the daemon returned, by every path,
 	// for the final check against the database.
 	signed atomic.Int64
@@ -165,8 +168,6 @@ func (s *suite) setUp() {
 	signctl(t, s.d, "key", "create", keyEd, "--algorithm", "ed25519")
 	signctl(t, s.d, "key", "create", keyEC, "--algorithm", "ecdsa-p256")
 	signctl(t, s.d, "trust", "add", "--org", benchOrg, "--key", keyEd)
-	floorSocket := filepath.Join(t.TempDir(), "floor.sock")
-	s.child = startInproc(t, s.d, s.daemonKeys(), floorSocket)
 	for range s.cfg.clients {
 		c, err := client.DialUnix(s.d.socket)
 		if err != nil {
@@ -178,6 +179,9 @@ func (s *suite) setUp() {
 		}
 		s.conns = append(s.conns, c)
 	}
+	s.ext = s.externalSigner()
+	floorSocket := filepath.Join(t.TempDir(), "floor.sock")
+	s.child = startInproc(t, s.d, s.daemonKeys(), floorSocket, s.ext.pub)
 	// The floor server's clients: as many, made the same way. The child
 	// listens before it answers its first request, and every floor phase
 	// comes after one (the in-process ceiling), so no call races it.
@@ -327,6 +331,8 @@ func (s *suite) signing() []result {
 	cpuBatch := &point{name: "sign-batch-ed25519-cpu-daemon", unit: "µs/sig", baseline: cpuCeilEd.name, note: cpuUnaryEd.note}
 	cliUnaryEd := &point{name: "sign-unary-ed25519-cpu-clients", unit: "µs/sig", note: cpuNote + "; the benchmark's gRPC clients (rusage)"}
 	cliUnaryEC := &point{name: "sign-unary-ecdsa-p256-cpu-clients", unit: "µs/sig", note: cliUnaryEd.note}
+	cpuFloorEd := &point{name: "sign-unary-ed25519-floor-cpu-server", unit: "µs/sig", baseline: cpuCeilEd.name, note: cpuNote + "; the floor server (child process)"}
+	cpuFloorEC := &point{name: "sign-unary-ecdsa-p256-floor-cpu-server", unit: "µs/sig", baseline: cpuCeilEC.name, note: cpuFloorEd.note}
 	cliBatch := &point{name: "sign-batch-ed25519-cpu-clients", unit: "µs/sig", note: cliUnaryEd.note}
 
 	for rep := range s.cfg.reps {
@@ -346,8 +352,9 @@ func (s *suite) signing() []result {
 		gcBatch.add(be.sigsPerCommit, 1, be.sigsPerCommit)
 		cpuBatch.add(be.daemonCPU, cpuE, div(be.daemonCPU, cpuE))
 		cliBatch.addValue(be.clientCPU)
-		fe := s.floorPhase(keyEd)
+		fe, feCPU := s.floorPhase(keyEd)
 		floorEd.add(fe.rate, ce, div(fe.rate, ce))
+		cpuFloorEd.add(feCPU, cpuE, div(feCPU, cpuE))
 		fb, err := s.batchSign(s.floor[0])
 		if err != nil {
 			s.t.Fatalf("floor server SignBatch: %v", err)
@@ -365,19 +372,20 @@ func (s *suite) signing() []result {
 		gcEC.add(uc.sigsPerCommit, 1, uc.sigsPerCommit)
 		cpuUnaryEC.add(uc.daemonCPU, cpuC, div(uc.daemonCPU, cpuC))
 		cliUnaryEC.addValue(uc.clientCPU)
-		fc := s.floorPhase(keyEC)
+		fc, fcCPU := s.floorPhase(keyEC)
 		floorEC.add(fc.rate, cc, div(fc.rate, cc))
-		s.logf("sign rep %d/%d: ed25519 in-process %.0f/s (%.0fµs CPU), unary %.0f/s = %.2f (p99/p50 %.1f, %.1f sigs/commit, %.0f+%.0fµs CPU), batch %.0f/s = %.2f (%.1f sigs/commit, %.0f+%.0fµs CPU), floor server %.0f/s = %.2f, batch %.0f/s = %.2f",
-			rep+1, s.cfg.reps, ce, cpuE, ue.rate, div(ue.rate, ce), p99Ed.ratios[rep], ue.sigsPerCommit, ue.daemonCPU, ue.clientCPU, be.rate, div(be.rate, ce), be.sigsPerCommit, be.daemonCPU, be.clientCPU, fe.rate, div(fe.rate, ce), fb.rate, div(fb.rate, ce))
-		s.logf("sign rep %d/%d: ecdsa in-process %.0f/s (%.0fµs CPU), unary %.0f/s = %.2f (p99/p50 %.1f, %.1f sigs/commit, %.0f+%.0fµs CPU), floor server %.0f/s = %.2f",
-			rep+1, s.cfg.reps, cc, cpuC, uc.rate, div(uc.rate, cc), p99EC.ratios[rep], uc.sigsPerCommit, uc.daemonCPU, uc.clientCPU, fc.rate, div(fc.rate, cc))
+		cpuFloorEC.add(fcCPU, cpuC, div(fcCPU, cpuC))
+		s.logf("sign rep %d/%d: ed25519 in-process %.0f/s (%.0fµs CPU), unary %.0f/s = %.2f (p99/p50 %.1f, %.1f sigs/commit, %.0f+%.0fµs CPU), batch %.0f/s = %.2f (%.1f sigs/commit, %.0f+%.0fµs CPU), floor server %.0f/s = %.2f (%.0fµs CPU), batch %.0f/s = %.2f",
+			rep+1, s.cfg.reps, ce, cpuE, ue.rate, div(ue.rate, ce), p99Ed.ratios[rep], ue.sigsPerCommit, ue.daemonCPU, ue.clientCPU, be.rate, div(be.rate, ce), be.sigsPerCommit, be.daemonCPU, be.clientCPU, fe.rate, div(fe.rate, ce), feCPU, fb.rate, div(fb.rate, ce))
+		s.logf("sign rep %d/%d: ecdsa in-process %.0f/s (%.0fµs CPU), unary %.0f/s = %.2f (p99/p50 %.1f, %.1f sigs/commit, %.0f+%.0fµs CPU), floor server %.0f/s = %.2f (%.0fµs CPU)",
+			rep+1, s.cfg.reps, cc, cpuC, uc.rate, div(uc.rate, cc), p99EC.ratios[rep], uc.sigsPerCommit, uc.daemonCPU, uc.clientCPU, fc.rate, div(fc.rate, cc), fcCPU)
 	}
 	s.ceilEd = median(ceilEd.values)
 	var rs []result
 	for _, p := range []*point{
 		ceilEd, unaryEd, floorEd, p99Ed, fairEd, batch, floorBatch, gcEd, gcBatch,
 		ceilEC, unaryEC, floorEC, p99EC, fairEC, gcEC,
-		cpuCeilEd, cpuUnaryEd, cliUnaryEd, cpuBatch, cliBatch, cpuCeilEC, cpuUnaryEC, cliUnaryEC,
+		cpuCeilEd, cpuUnaryEd, cliUnaryEd, cpuFloorEd, cpuBatch, cliBatch, cpuCeilEC, cpuUnaryEC, cliUnaryEC, cpuFloorEC,
 	} {
 		rs = append(rs, p.result())
 	}
@@ -385,9 +393,14 @@ func (s *suite) signing() []result {
 }
 
 // floorPhase drives the child's floor server with the clients' closed
-// loop, signing fresh digests with key (keyEd or keyEC).
-func (s *suite) floorPhase(key string) loadStats {
+// loop, signing fresh digests with key (keyEd or keyEC), and returns the
+// child's CPU per signature beside the rate.
+func (s *suite) floorPhase(key string) (loadStats, float64) {
 	s.t.Helper()
+	cpu, err := startCPU(s.child.cmd.Process.Pid)
+	if err != nil {
+		s.t.Fatal(err)
+	}
 	st, err := closedLoop(len(s.floor), s.cfg.window(), func(i int) error {
 		d := s.digest()
 		resp, err := s.floor[i].Signer.Sign(context.Background(), &signerv1.SignRequest{KeyName: key, Digest: d[:]})
@@ -399,7 +412,11 @@ func (s *suite) floorPhase(key string) loadStats {
 	if err != nil {
 		s.t.Fatalf("floor server: %v", err)
 	}
-	return st
+	serverCPU, _, err := cpu.perOp(st.total)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return st, serverCPU
 }
 
 func (s *suite) unarySignEd() (loadStats, error) {
@@ -520,12 +537,14 @@ func (s *suite) verifying() []result {
 		s.signed.Add(1)
 		items[i] = item{digest: d[:], doc: resp.GetSignatureDocument()}
 	}
-	ext := s.externalSigner()
+	ext := s.ext
 	rtt := &point{name: "grpc-health-rtt", unit: "calls/s", note: fmt.Sprintf("grpc.health.v1.Health/Check, %d clients with a connection each, same socket", s.cfg.clients)}
 	ver := &point{name: "inproc-verify-ed25519", unit: "verifies/s", note: fmt.Sprintf("pkgsig.Parse + pkgsig.Check of a Cloacina document, %d goroutines, child process", verifyWorkers())}
 	ceil := &point{name: "verify-ceiling-ed25519", unit: "calls/s", note: "1 / (1/grpc-health-rtt + 1/inproc-verify-ed25519), per repetition"}
 	verify := &point{name: "verify-unary-ed25519", unit: "calls/s", baseline: ceil.name, target: 0.85, cmp: ">=",
 		note: fmt.Sprintf("SignerService.Verify with the signature document, %d clients, closed loop; every call a document never verified before (the daemon's verification cache cannot answer)", s.cfg.clients)}
+	floorVerify := &point{name: "verify-unary-ed25519-floor", unit: "calls/s", baseline: ceil.name,
+		note: "SignerService.Verify on the floor server: pkgsig.Parse + pkgsig.Check of the same fresh documents behind signerd's transport tuning, nothing else (no trust lookups, policy, authorization or metrics), same clients: the formula's ceiling measured as one process"}
 	repeat := &point{name: "verify-unary-ed25519-repeat", unit: "calls/s", baseline: rtt.name,
 		note: fmt.Sprintf("as verify-unary-ed25519, but cycling through %d documents, as loaders re-verify the same packages: the verification cache answers", corpus)}
 	cpuNote := "µs of CPU (user + system, all threads) per call over the phase, warm-up included"
@@ -571,6 +590,22 @@ func (s *suite) verifying() []result {
 		if err != nil {
 			s.t.Fatal(err)
 		}
+		next.Store(0)
+		fs, err := closedLoop(len(s.floor), s.cfg.window(), func(i int) error {
+			k := next.Add(1) - 1
+			if k >= uint64(len(fresh)) {
+				return fmt.Errorf("ran out of fresh documents after %d calls", len(fresh))
+			}
+			resp, err := s.floor[i].Signer.Verify(context.Background(), &signerv1.VerifyRequest{Org: benchOrg, Digest: fresh[k].digest, SignatureDocument: fresh[k].doc})
+			if err == nil && !resp.GetVerified() {
+				err = errors.New("floor server did not verify")
+			}
+			return err
+		})
+		if err != nil {
+			s.t.Fatalf("floor server Verify: %v", err)
+		}
+		floorVerify.add(fs.rate, c, div(fs.rate, c))
 		rs, err := closedLoop(len(s.conns), s.cfg.window(), func(i int) error {
 			it := items[n.Add(1)%corpus]
 			return s.verifyCall(i, it.digest, it.doc)
@@ -586,10 +621,10 @@ func (s *suite) verifying() []result {
 		cpuRTT.addValue(rttCPU)
 		cpuVer.addValue(verCPU)
 		cpuVerify.add(verifyCPU, rttCPU+verCPU, div(verifyCPU, rttCPU+verCPU))
-		s.logf("verify rep %d/%d: rtt %.0f/s (%.0fµs CPU), in-process %.0f/s (%.0fµs CPU), ceiling %.0f/s, Verify %.0f/s = %.2f (%.0fµs CPU), repeated documents %.0f/s = %.2f of rtt",
-			rep+1, s.cfg.reps, r.rate, rttCPU, v, verCPU, c, vs.rate, div(vs.rate, c), verifyCPU, rs.rate, div(rs.rate, r.rate))
+		s.logf("verify rep %d/%d: rtt %.0f/s (%.0fµs CPU), in-process %.0f/s (%.0fµs CPU), ceiling %.0f/s, Verify %.0f/s = %.2f (%.0fµs CPU), floor server %.0f/s = %.2f, repeated documents %.0f/s = %.2f of rtt",
+			rep+1, s.cfg.reps, r.rate, rttCPU, v, verCPU, c, vs.rate, div(vs.rate, c), verifyCPU, fs.rate, div(fs.rate, c), rs.rate, div(rs.rate, r.rate))
 	}
-	return []result{rtt.result(), ver.result(), ceil.result(), verify.result(), repeat.result(), cpuRTT.result(), cpuVer.result(), cpuVerify.result()}
+	return []result{rtt.result(), ver.result(), ceil.result(), verify.result(), floorVerify.result(), repeat.result(), cpuRTT.result(), cpuVer.result(), cpuVerify.result()}
 }
 
 // verifyCall is one Verify by client i that must admit the package.
