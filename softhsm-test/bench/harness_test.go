@@ -135,7 +135,7 @@ func (d *daemon) stop(t *testing.T) {
 type run struct {
 	stdout, stderr string
 	wall           time.Duration
-	maxRSS         int64 // bytes, from the child's rusage
+	maxRSS         int64 // bytes: the child's peak resident set (VmHWM)
 }
 
 // command runs a program to completion and measures its wall time (from
@@ -146,15 +146,50 @@ func command(env []string, name string, args ...string) (run, error) {
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	start := time.Now()
-	err := cmd.Run()
-	r := run{wall: time.Since(start), stdout: stdout.String(), stderr: stderr.String()}
-	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok && ru != nil {
-		r.maxRSS = ru.Maxrss * 1024 // Linux reports KiB
+	err := cmd.Start()
+	var peak int64
+	if err == nil {
+		stop := make(chan struct{})
+		sampled := make(chan int64, 1)
+		go func() { sampled <- sampleHWM(cmd.Process.Pid, stop) }()
+		err = cmd.Wait()
+		close(stop)
+		peak = <-sampled
 	}
+	r := run{wall: time.Since(start), stdout: stdout.String(), stderr: stderr.String(), maxRSS: peak}
 	if err != nil {
 		return r, fmt.Errorf("%s %s: %v\nstdout: %s\nstderr: %s", filepath.Base(name), strings.Join(args, " "), err, r.stdout, r.stderr)
 	}
 	return r, nil
+}
+
+// sampleHWM reads the process's VmHWM, the peak resident set of the
+// program it runs, every 2 ms until stop closes or the process is gone,
+// and returns the last value read (bytes). rusage's ru_maxrss would not
+// do: exec carries the forking process's own peak into the child's, so it
+// reports the benchmark's memory, not signctl's.
+func sampleHWM(pid int, stop <-chan struct{}) int64 {
+	var last int64
+	path := fmt.Sprintf("/proc/%d/status", pid)
+	for {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return last
+		}
+		for line := range strings.SplitSeq(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+				var kib int64
+				if _, err := fmt.Sscan(strings.TrimSuffix(strings.TrimSpace(v), " kB"), &kib); err == nil && kib > 0 {
+					last = kib * 1024
+				}
+			}
+		}
+		select {
+		case <-stop:
+			return last
+		case <-time.After(2 * time.Millisecond):
+		}
+	}
 }
 
 // signctl runs the real signctl against d and fails the test unless it
