@@ -177,6 +177,10 @@ func Run(ctx context.Context, cfg Config, logOut io.Writer) error {
 	} else {
 		log.Info("authorization by the default rule (no --policy): root and the daemon's uid are admins; other callers may only verify")
 	}
+	if cfg.MaxConnectionsPerPeer >= cfg.MaxConnections {
+		log.Warn("--max-connections-per-peer is not below --max-connections: one uid or host can hold every connection of a listener",
+			"max_connections_per_peer", cfg.MaxConnectionsPerPeer, "max_connections", cfg.MaxConnections)
+	}
 	if tcp != nil {
 		log.Info("signerd serving TCP", "tcp_addr", tcp.Addr().String(), "mutual_tls", !plaintext)
 		if plaintext {

@@ -131,7 +131,11 @@ func (c *limitedConn) handshake(t transportCredentials) (net.Conn, credentials.A
 			}
 			return nil, nil, err
 		}
-		slot = &connSlot{release: func() { c.peers.release(key); c.slot.free() }}
+		listenerSlot := c.slot
+		slot = &connSlot{release: func() { c.peers.release(key); listenerSlot.free() }}
+		// Whichever of the two connections gRPC closes — the accepted one
+		// or the one handed back here — frees both slots, once.
+		c.slot = slot
 	}
 	return &limitedConn{Conn: out, slot: slot}, info, nil
 }

@@ -64,6 +64,9 @@ func TestPerPeerLimit(t *testing.T) {
 	}
 	first.Close()
 	first.Close() // a second Close must not free a second slot
+	if got := len(l.(*limitListener).sem); got != 1 {
+		t.Fatalf("listener slots in use after closing one of two connections twice: %d, want 1", got)
+	}
 	if _, err := accept(); err != nil {
 		t.Fatalf("a connection after one closed: %v", err)
 	}
@@ -77,6 +80,39 @@ func TestPerPeerLimit(t *testing.T) {
 		if n != 2 {
 			t.Fatalf("%s holds %d connections, want 2", k, n)
 		}
+	}
+}
+
+// gRPC may close the connection it accepted rather than the one the
+// handshake handed back (when its transport fails to start): the peer's
+// slot must come back either way, once.
+func TestPerPeerSlotFreedThroughAcceptedConn(t *testing.T) {
+	raw, err := net.Listen("unix", filepath.Join(t.TempDir(), "s.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	peers := newPeerLimiter(1, nil)
+	l := limitListen(raw, 4, peers)
+	defer l.Close()
+	creds := newTransportCredentials(slog.New(slog.DiscardHandler))
+	for i := range 3 { // with one slot per peer, each round needs the last one back
+		c, err := net.Dial("unix", raw.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		a, err := l.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := creds.ServerHandshake(a); err != nil {
+			t.Fatalf("round %d: %v", i, err)
+		}
+		a.Close() // never the connection the handshake returned
+		a.Close()
+	}
+	if got := len(l.(*limitListener).sem); got != 0 {
+		t.Fatalf("listener slots in use after every connection closed: %d", got)
 	}
 }
 

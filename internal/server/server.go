@@ -97,7 +97,7 @@ func New(svc *service.Service, opts Options) *Server {
 		grpc.KeepaliveEnforcementPolicy(keepalivePolicy(opts)),
 		grpc.KeepaliveParams(keepaliveParams(opts)),
 	}
-	gs := grpc.NewServer(append(serverOptions, TransportTuning()...)...)
+	gs := grpc.NewServer(append(serverOptions, TransportTuning(opts.MaxRecvMsgSize)...)...)
 	signerv1.RegisterSignerServiceServer(gs, &signerServer{svc: svc, authz: opts.Authorizer, denials: opts.Denials, log: opts.Logger})
 	signerv1.RegisterKeyServiceServer(gs, &keyServer{svc: svc})
 	signerv1.RegisterTrustServiceServer(gs, &trustServer{svc: svc})
@@ -110,9 +110,11 @@ func New(svc *service.Service, opts Options) *Server {
 }
 
 // TransportTuning is how signerd tunes gRPC's transport for many small
-// calls. The benchmark's floor server uses the same, so that it differs
-// from signerd only in doing nothing but the HSM call.
-func TransportTuning() []grpc.ServerOption {
+// calls, given the largest request it accepts. The benchmark's floor server
+// uses the same, so that it differs from signerd only in doing nothing but
+// the HSM call.
+func TransportTuning(maxRecvMsgSize int) []grpc.ServerOption {
+	window := int32(max(1<<20, min(maxRecvMsgSize, 1<<30)))
 	return []grpc.ServerOption{
 		// A fixed pool of stream workers instead of a goroutine per call,
 		// and write buffers shared between connections: both cut per-call
@@ -120,10 +122,11 @@ func TransportTuning() []grpc.ServerOption {
 		grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0))),
 		grpc.SharedWriteBuffer(true),
 		// Fixed flow-control windows: no bandwidth-delay probing (PING
-		// frames in answer to received data) on every call. Requests are
-		// small; 1 MiB holds the largest allowed request whole.
-		grpc.InitialWindowSize(1 << 20),
-		grpc.InitialConnWindowSize(1 << 20),
+		// frames in answer to received data) on every call. They bound
+		// only what clients send, and hold the largest request allowed
+		// whole, so no request waits for a window update.
+		grpc.InitialWindowSize(window),
+		grpc.InitialConnWindowSize(window),
 	}
 }
 

@@ -280,7 +280,7 @@ func serveFloor(socket string, f *floorServer) (stop func(), err error) {
 	if err != nil {
 		return nil, err
 	}
-	gs := grpc.NewServer(server.TransportTuning()...)
+	gs := grpc.NewServer(server.TransportTuning(1 << 20)...)
 	signerv1.RegisterSignerServiceServer(gs, f)
 	go func() { _ = gs.Serve(l) }()
 	return gs.Stop, nil
