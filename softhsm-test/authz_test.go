@@ -93,6 +93,20 @@ func signctlAsNobody(t *testing.T, d *daemon, args ...string) result {
 	return result{code: code, stdout: stdout.String(), stderr: stderr.String()}
 }
 
+// packageForNobody makes d's socket and a package signed by key "release",
+// which org acme trusts, reachable by uid 65534, and returns the package.
+func packageForNobody(t *testing.T, d *daemon) string {
+	t.Helper()
+	traversable(t, d.socket)
+	mustSignctl(t, d, "key", "create", "release", "--algorithm", "ed25519")
+	mustSignctl(t, d, "trust", "add", "--org", "acme", "--key", "release")
+	work := t.TempDir()
+	traversable(t, filepath.Join(work, "x"))
+	pkg := writeFile(t, work, "libworkflow.so", []byte("a package"))
+	mustSignctl(t, d, "sign", pkg, "--key", "release")
+	return pkg
+}
+
 // expectExit fails unless r exited with code.
 func expectExit(t *testing.T, r result, code int, what string) {
 	t.Helper()
@@ -162,13 +176,8 @@ func writePolicy(t *testing.T, body string) string {
 func TestSecondUIDDefaultRule(t *testing.T) {
 	needRoot(t)
 	d := startDaemon(t, "--socket-mode", "0666")
-	traversable(t, d.socket)
-	mustSignctl(t, d, "key", "create", "release", "--algorithm", "ed25519")
-	mustSignctl(t, d, "trust", "add", "--org", "acme", "--key", "release")
-	work := t.TempDir()
-	traversable(t, filepath.Join(work, "x"))
-	pkg := writeFile(t, work, "libworkflow.so", []byte("a package"))
-	mustSignctl(t, d, "sign", pkg, "--key", "release")
+	pkg := packageForNobody(t, d)
+	work := filepath.Dir(pkg)
 
 	expectExit(t, signctlAsNobody(t, d, "verify", pkg, "--org", "acme"), 0, "nobody verifies")
 	expectExit(t, signctlAsNobody(t, d, "trust", "list", "--org", "acme"), 0, "nobody lists trust")

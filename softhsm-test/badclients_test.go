@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -287,13 +286,7 @@ func TestConnectionFloodPerPeer(t *testing.T) {
 	const total, perPeer = 16, 8
 	d := startDaemon(t, "--log-level", "info", "--socket-mode", "0666",
 		"--max-connections", fmt.Sprint(total), "--max-connections-per-peer", fmt.Sprint(perPeer), "--handshake-timeout", "10m")
-	traversable(t, d.socket)
-	mustSignctl(t, d, "key", "create", "release", "--algorithm", "ed25519")
-	mustSignctl(t, d, "trust", "add", "--org", "acme", "--key", "release")
-	work := t.TempDir()
-	traversable(t, filepath.Join(work, "x"))
-	pkg := writeFile(t, work, "libworkflow.so", []byte("a package"))
-	mustSignctl(t, d, "sign", pkg, "--key", "release")
+	pkg := packageForNobody(t, d)
 
 	// The flood: 4× the total limit of dialers, each re-dialling as soon
 	// as the daemon closes its connection.
