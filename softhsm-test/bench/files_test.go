@@ -145,7 +145,7 @@ func (s *suite) hashing() []result {
 		note: fmt.Sprintf("peak RSS(%s) - peak RSS(%s); ratio = growth / 16 MiB", sizeName(s.cfg.rssLarge), sizeName(s.cfg.rssSmall))}
 	for range s.cfg.reps {
 		rs, rl := signRun(small), signRun(large)
-		if rs.maxRSS == 0 || rl.maxRSS == 0 {
+		if rs.maxRSS <= 0 || rl.maxRSS <= 0 {
 			t.Fatal("signctl exited before its peak RSS could be read from /proc")
 		}
 		a := float64(rs.maxRSS) / mib

@@ -151,10 +151,15 @@ func command(env []string, name string, args ...string) (run, error) {
 	if err == nil {
 		stop := make(chan struct{})
 		sampled := make(chan int64, 1)
-		go func() { sampled <- sampleHWM(cmd.Process.Pid, stop) }()
+		status := fmt.Sprintf("/proc/%d/status", cmd.Process.Pid)
+		// The first reading here, not in the goroutine: on a loaded
+		// machine the goroutine may first run after a short-lived process
+		// has been reaped, while until Wait it is always there to read.
+		first := readHWM(status)
+		go func() { sampled <- sampleHWM(status, first, stop) }()
 		err = cmd.Wait()
 		close(stop)
-		peak = <-sampled
+		peak = max(first, <-sampled, 0)
 	}
 	r := run{wall: time.Since(start), stdout: stdout.String(), stderr: stderr.String(), maxRSS: peak}
 	if err != nil {
@@ -168,28 +173,37 @@ func command(env []string, name string, args ...string) (run, error) {
 // and returns the last value read (bytes). rusage's ru_maxrss would not
 // do: exec carries the forking process's own peak into the child's, so it
 // reports the benchmark's memory, not signctl's.
-func sampleHWM(pid int, stop <-chan struct{}) int64 {
-	var last int64
-	path := fmt.Sprintf("/proc/%d/status", pid)
+func sampleHWM(status string, last int64, stop <-chan struct{}) int64 {
 	for {
-		b, err := os.ReadFile(path)
-		if err != nil {
+		hwm := readHWM(status)
+		if hwm < 0 {
 			return last
 		}
-		for line := range strings.SplitSeq(string(b), "\n") {
-			if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-				var kib int64
-				if _, err := fmt.Sscan(strings.TrimSuffix(strings.TrimSpace(v), " kB"), &kib); err == nil && kib > 0 {
-					last = kib * 1024
-				}
-			}
-		}
+		last = max(last, hwm)
 		select {
 		case <-stop:
 			return last
 		case <-time.After(2 * time.Millisecond):
 		}
 	}
+}
+
+// readHWM returns the VmHWM in a /proc/PID/status file in bytes: 0 when
+// the process has no image any more (a zombie), -1 when it is gone.
+func readHWM(status string) int64 {
+	b, err := os.ReadFile(status)
+	if err != nil {
+		return -1
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			var kib int64
+			if _, err := fmt.Sscan(strings.TrimSuffix(strings.TrimSpace(v), " kB"), &kib); err == nil && kib > 0 {
+				return kib * 1024
+			}
+		}
+	}
+	return 0
 }
 
 // signctl runs the real signctl against d and fails the test unless it
