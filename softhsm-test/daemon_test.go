@@ -43,6 +43,7 @@ func TestStartupErrors(t *testing.T) {
 		{"PIN as a flag is refused", append(base(tok.ModulePath, tok.Label, pinFile), "--pin", tok.PIN), nil, "unknown flag"},
 		{"bad socket mode", append(base(tok.ModulePath, tok.Label, pinFile), "--socket-mode", "999"), nil, "octal"},
 		{"etcd store", append(base(tok.ModulePath, tok.Label, pinFile), "--store", "etcd:http://127.0.0.1:2379"), nil, "etcd"},
+		{"profiler without a metrics address", append(base(tok.ModulePath, tok.Label, pinFile), "--metrics-pprof"), nil, "--metrics-pprof needs --metrics-listen"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

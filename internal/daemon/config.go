@@ -27,6 +27,8 @@ type Config struct {
 	MaxSessions     int
 	ShutdownTimeout time.Duration
 	MetricsListen   string
+	// MetricsPprof adds Go's profiling endpoints to the metrics listener.
+	MetricsPprof bool
 	// Listen is the optional TCP listener (HOST:PORT): mutual TLS with
 	// TLSCert, TLSKey and ClientCA, or plaintext on loopback only with
 	// InsecureLoopback.
@@ -164,6 +166,14 @@ func settings() []setting {
 			return nil
 		}},
 		{"metrics-listen", "SIGNERD_METRICS_LISTEN", "serve Prometheus metrics on HOST:PORT at /metrics (off by default)", str(func(c *Config) *string { return &c.MetricsListen })},
+		{"metrics-pprof", "SIGNERD_METRICS_PPROF", "also serve Go's profiler at /debug/pprof/ on --metrics-listen (off by default; keep that address private)", func(c *Config, v string) error {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return fmt.Errorf("metrics-pprof %q is not true or false", v)
+			}
+			c.MetricsPprof = b
+			return nil
+		}},
 		{"policy", "SIGNERD_POLICY", "policy file: who may do what (JSON; see README); without it, root and the daemon's uid are admins and socket peers may verify", str(func(c *Config) *string { return &c.Policy })},
 		{"audit-checkpoint-interval", "SIGNERD_AUDIT_CHECKPOINT_INTERVAL", "how often to sign an audit checkpoint when the log grew (0: only at shutdown)", func(c *Config, v string) error {
 			d, err := time.ParseDuration(v)
@@ -177,7 +187,7 @@ func settings() []setting {
 }
 
 // boolSettings may be given as a bare flag (--insecure-loopback).
-var boolSettings = map[string]bool{"insecure-loopback": true}
+var boolSettings = map[string]bool{"insecure-loopback": true, "metrics-pprof": true}
 
 // registerFlags declares every setting as a string flag; values are applied
 // by Load so that the precedence lives in one place.

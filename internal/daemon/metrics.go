@@ -31,14 +31,20 @@ func startMetrics(ctx context.Context, cfg Config, log *slog.Logger, st store.St
 		})
 	}
 	if cfg.MetricsListen == "" {
+		if cfg.MetricsPprof {
+			return nil, fmt.Errorf("--metrics-pprof needs --metrics-listen: the profiler is served on the metrics address")
+		}
 		return m, nil
 	}
 	l, err := net.Listen("tcp", cfg.MetricsListen)
 	if err != nil {
 		return nil, fmt.Errorf("--metrics-listen %s: %w", cfg.MetricsListen, err)
 	}
-	m.Serve(ctx, l)
+	m.Serve(ctx, l, cfg.MetricsPprof)
 	log.Info("serving Prometheus metrics", "addr", l.Addr().String(), "path", "/metrics")
+	if cfg.MetricsPprof {
+		log.Warn("serving Go's profiler on the metrics address: anyone who can reach it can read goroutine stacks and profiles", "addr", l.Addr().String(), "path", "/debug/pprof/")
+	}
 	return m, nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"context"
 	"net"
 	"net/http"
+	httppprof "net/http/pprof"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -131,11 +132,22 @@ func (m *Metrics) CounterFunc(name, help string, f func() float64) {
 	m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, f))
 }
 
-// Serve serves /metrics on l until ctx ends. The listener is opened by the
-// caller so that a bad --metrics-listen address fails start-up.
-func (m *Metrics) Serve(ctx context.Context, l net.Listener) {
+// Serve serves /metrics on l until ctx ends, and Go's profiler under
+// /debug/pprof/ when pprof is set (what an operator needs to see where a
+// busy daemon's CPU goes). The listener is opened by the caller so that a
+// bad --metrics-listen address fails start-up.
+func (m *Metrics) Serve(ctx context.Context, l net.Listener, pprof bool) {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg}))
+	if pprof {
+		// Registered on this mux only: importing net/http/pprof also
+		// registers on http.DefaultServeMux, which signerd never serves.
+		mux.HandleFunc("/debug/pprof/", httppprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", httppprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", httppprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", httppprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", httppprof.Trace)
+	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = srv.Serve(l) }()
 	go func() {
