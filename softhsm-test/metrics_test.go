@@ -13,10 +13,7 @@ import (
 // happened.
 func TestMetrics(t *testing.T) {
 	d := startDaemon(t, "--metrics-listen", "127.0.0.1:0")
-	addr := regexp.MustCompile(`serving Prometheus metrics" addr=(\S+)`).FindStringSubmatch(d.logs.String())
-	if addr == nil {
-		t.Fatalf("no metrics address in the log:\n%s", d.logs.String())
-	}
+	addr := metricsAddr(t, d)
 	dir := t.TempDir()
 	mustSignctl(t, d, "key", "create", "release")
 	mustSignctl(t, d, "trust", "add", "--org", "acme", "--key", "release")
@@ -27,14 +24,7 @@ func TestMetrics(t *testing.T) {
 	writeFile(t, dir, "a.so", []byte("tampered"))
 	signctl(t, d, "verify", a, "--org", "acme")
 
-	client := http.Client{Timeout: 5 * time.Second}
-	resp, err := client.Get("http://" + addr[1] + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	text := string(body)
+	_, text := httpGet(t, "http://"+addr+"/metrics")
 	for _, want := range []string{
 		`signerd_signatures_total{algorithm="ed25519",format="cloacina",key="release"} 2`,
 		`signerd_grpc_calls_total{code="OK",method="/signer.v1.SignerService/Sign"} 2`,
@@ -54,7 +44,7 @@ func TestMetrics(t *testing.T) {
 		t.Logf("metrics:\n%s", text)
 	}
 	// The profiler is off unless asked for.
-	if code := httpStatus(t, "http://"+addr[1]+"/debug/pprof/"); code != http.StatusNotFound {
+	if code, _ := httpGet(t, "http://"+addr+"/debug/pprof/"); code != http.StatusNotFound {
 		t.Errorf("/debug/pprof/ without --metrics-pprof: HTTP %d, want 404", code)
 	}
 }
@@ -63,21 +53,11 @@ func TestMetrics(t *testing.T) {
 // Go's profiler, and says so in the log.
 func TestMetricsPprof(t *testing.T) {
 	d := startDaemon(t, "--metrics-listen", "127.0.0.1:0", "--metrics-pprof")
-	addr := regexp.MustCompile(`serving Prometheus metrics" addr=(\S+)`).FindStringSubmatch(d.logs.String())
-	if addr == nil {
-		t.Fatalf("no metrics address in the log:\n%s", d.logs.String())
+	addr := metricsAddr(t, d)
+	if code, body := httpGet(t, "http://"+addr+"/debug/pprof/goroutine?debug=1"); code != http.StatusOK || !strings.Contains(body, "goroutine profile:") {
+		t.Fatalf("goroutine profile: HTTP %d\n%.500s", code, body)
 	}
-	client := http.Client{Timeout: 10 * time.Second}
-	resp, err := client.Get("http://" + addr[1] + "/debug/pprof/goroutine?debug=1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "goroutine profile:") {
-		t.Fatalf("goroutine profile: HTTP %d\n%.500s", resp.StatusCode, body)
-	}
-	if code := httpStatus(t, "http://"+addr[1]+"/metrics"); code != http.StatusOK {
+	if code, _ := httpGet(t, "http://"+addr+"/metrics"); code != http.StatusOK {
 		t.Errorf("/metrics beside the profiler: HTTP %d", code)
 	}
 	if !strings.Contains(d.logs.String(), "serving Go's profiler") {
@@ -85,14 +65,28 @@ func TestMetricsPprof(t *testing.T) {
 	}
 }
 
-func httpStatus(t *testing.T, url string) int {
+// metricsAddr is the address d logged for its metrics listener.
+func metricsAddr(t *testing.T, d *daemon) string {
+	t.Helper()
+	m := regexp.MustCompile(`serving Prometheus metrics" addr=(\S+)`).FindStringSubmatch(d.logs.String())
+	if m == nil {
+		t.Fatalf("no metrics address in the log:\n%s", d.logs.String())
+	}
+	return m[1]
+}
+
+// httpGet fetches url and returns the status code and the body.
+func httpGet(t *testing.T, url string) (int, string) {
 	t.Helper()
 	client := http.Client{Timeout: 10 * time.Second}
 	resp, err := client.Get(url)
 	if err != nil {
 		t.Fatal(err)
 	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	return resp.StatusCode
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, string(body)
 }

@@ -157,23 +157,11 @@ func settings() []setting {
 		{"tls-cert", "SIGNERD_TLS_CERT", "PEM certificate the TCP listener presents", str(func(c *Config) *string { return &c.TLSCert })},
 		{"tls-key", "SIGNERD_TLS_KEY", "PEM private key of --tls-cert", str(func(c *Config) *string { return &c.TLSKey })},
 		{"client-ca", "SIGNERD_CLIENT_CA", "PEM CA certificate(s) that TCP clients' certificates must chain to", str(func(c *Config) *string { return &c.ClientCA })},
-		{"insecure-loopback", "SIGNERD_INSECURE_LOOPBACK", "allow --listen without TLS, on a loopback address only; such callers are the identity tcp-loopback", func(c *Config, v string) error {
-			b, err := strconv.ParseBool(v)
-			if err != nil {
-				return fmt.Errorf("insecure-loopback %q is not true or false", v)
-			}
-			c.InsecureLoopback = b
-			return nil
-		}},
+		{"insecure-loopback", "SIGNERD_INSECURE_LOOPBACK", "allow --listen without TLS, on a loopback address only; such callers are the identity tcp-loopback",
+			boolSetting("insecure-loopback", func(c *Config) *bool { return &c.InsecureLoopback })},
 		{"metrics-listen", "SIGNERD_METRICS_LISTEN", "serve Prometheus metrics on HOST:PORT at /metrics (off by default)", str(func(c *Config) *string { return &c.MetricsListen })},
-		{"metrics-pprof", "SIGNERD_METRICS_PPROF", "also serve Go's profiler at /debug/pprof/ on --metrics-listen (off by default; keep that address private)", func(c *Config, v string) error {
-			b, err := strconv.ParseBool(v)
-			if err != nil {
-				return fmt.Errorf("metrics-pprof %q is not true or false", v)
-			}
-			c.MetricsPprof = b
-			return nil
-		}},
+		{"metrics-pprof", "SIGNERD_METRICS_PPROF", "also serve Go's profiler at /debug/pprof/ on --metrics-listen (off by default; keep that address private)",
+			boolSetting("metrics-pprof", func(c *Config) *bool { return &c.MetricsPprof })},
 		{"policy", "SIGNERD_POLICY", "policy file: who may do what (JSON; see README); without it, root and the daemon's uid are admins and socket peers may verify", str(func(c *Config) *string { return &c.Policy })},
 		{"audit-checkpoint-interval", "SIGNERD_AUDIT_CHECKPOINT_INTERVAL", "how often to sign an audit checkpoint when the log grew (0: only at shutdown)", func(c *Config, v string) error {
 			d, err := time.ParseDuration(v)

@@ -77,6 +77,20 @@ func intSetting(name string, lo, hi int, dst func(*Config) *int) func(*Config, s
 	}
 }
 
+// boolSetting applies true or false (1, 0, t, f… as strconv.ParseBool).
+// The flags it backs are listed in boolSettings, so a bare --name means
+// true.
+func boolSetting(name string, dst func(*Config) *bool) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("%s %q is not true or false", name, v)
+		}
+		*dst(c) = b
+		return nil
+	}
+}
+
 // durationSetting applies a duration within [lo, hi]; zero is allowed
 // when zeroOK (it then means "off").
 func durationSetting(name string, lo, hi time.Duration, zeroOK bool, dst func(*Config) *time.Duration) func(*Config, string) error {
