@@ -168,7 +168,15 @@ func Run(ctx context.Context, cfg Config, logOut io.Writer) error {
 	if tcp != nil {
 		listeners = append(listeners, tcp)
 	}
-	ks.NotifyHealth(srv.SetServing) // SERVING now; NOT_SERVING while the HSM is down
+	// SERVING now; NOT_SERVING while the HSM is down or the store (etcd)
+	// has lost its quorum. The store watch stops (deferred) before the
+	// store closes.
+	ready := newReadiness()
+	ready.notify(srv.SetServing)
+	ks.NotifyHealth(ready.setHSM)
+	healthCtx, stopHealth := context.WithCancel(context.Background())
+	healthDone := watchStoreHealth(healthCtx, st, log, ready.setStore)
+	defer func() { stopHealth(); <-healthDone }()
 	ks.NotifyHealth(hsmHealthMetrics(mx))
 	log.Info("signerd serving", "socket", cfg.Socket, "socket_mode", fmt.Sprintf("%04o", cfg.SocketMode),
 		"store", spec.String(), "token", cfg.TokenLabel, "module", cfg.PKCS11Module, "pid", os.Getpid())
@@ -208,7 +216,7 @@ func Run(ctx context.Context, cfg Config, logOut io.Writer) error {
 	case <-ctx.Done():
 	}
 	log.Info("signerd stopping: draining in-flight calls", "timeout", cfg.ShutdownTimeout)
-	srv.SetServing(false)
+	ready.shutdown()
 	drainCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
 	srv.Stop(drainCtx)
