@@ -228,7 +228,7 @@ func writeFile(t *testing.T, dir, name string, data []byte) string {
 
 func copyFixture(t *testing.T, dir, name string) string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "..", "shared", "fixtures", "cloacina", name))
+	b, err := os.ReadFile(filepath.Join("testdata", "cloacina", name))
 	if err != nil {
 		t.Fatal(err)
 	}
