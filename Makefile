@@ -22,11 +22,12 @@ help: ## list targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
 .PHONY: deps
-deps: ## install SoftHSM2 and openssl when missing (Debian/Ubuntu)
-	@if ! command -v softhsm2-util >/dev/null || ! command -v openssl >/dev/null; then \
-		echo "installing softhsm2 and openssl (apt-get)"; \
+deps: ## install SoftHSM2, openssl, systemd's tools and lintian when missing (Debian/Ubuntu)
+	@if ! command -v softhsm2-util >/dev/null || ! command -v openssl >/dev/null || \
+		! command -v systemd-socket-activate >/dev/null || ! command -v systemd-analyze >/dev/null || ! command -v lintian >/dev/null; then \
+		echo "installing softhsm2, openssl, systemd and lintian (apt-get)"; \
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
-		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq softhsm2 openssl >/dev/null; \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq softhsm2 openssl systemd lintian >/dev/null; \
 	fi
 
 .PHONY: build

@@ -60,6 +60,8 @@ type daemon struct {
 	cmd     *exec.Cmd
 	logs    *syncBuffer
 	exited  chan error
+	// env is added to signerd's environment (NOTIFY_SOCKET, …).
+	env []string
 }
 
 type syncBuffer struct {
@@ -107,7 +109,7 @@ func (d *daemon) start(t *testing.T, extraArgs ...string) {
 	t.Helper()
 	d.logs = &syncBuffer{}
 	d.cmd = exec.Command(bins.signerd, d.args(extraArgs...)...)
-	d.cmd.Env = append(os.Environ(), "SOFTHSM2_CONF="+d.tok.ConfPath)
+	d.cmd.Env = append(append(os.Environ(), "SOFTHSM2_CONF="+d.tok.ConfPath), d.env...)
 	d.cmd.Stdout, d.cmd.Stderr = d.logs, d.logs
 	if err := d.cmd.Start(); err != nil {
 		t.Fatal(err)
