@@ -153,7 +153,12 @@ func Run(ctx context.Context, cfg Config, logOut io.Writer) error {
 	if err != nil {
 		return err
 	}
-	svc := service.New(st, ks, service.Options{Logger: log, HSMConcurrency: cfg.MaxSessions, Observer: mx})
+	refusalsInFull := cfg.AuditRefusalsPerWindow
+	if refusalsInFull == 0 {
+		refusalsInFull = -1 // count them all; the service's 0 is its default
+	}
+	svc := service.New(st, ks, service.Options{Logger: log, HSMConcurrency: cfg.MaxSessions, Observer: mx,
+		RefusalWindow: cfg.AuditRefusalWindow, RefusalFullRecords: refusalsInFull})
 	// Other replicas' changes (etcd) drop the caches as they happen; the
 	// watch stops (deferred) before the store closes.
 	followCtx, stopFollowing := context.WithCancel(context.Background())
@@ -171,6 +176,12 @@ func Run(ctx context.Context, cfg Config, logOut io.Writer) error {
 	cpDone := make(chan struct{})
 	go func() { defer close(cpDone); svc.RunCheckpoints(cpCtx, cfg.AuditCheckpointInterval) }()
 	defer func() { stopCheckpoints(); <-cpDone }()
+	// Aggregate refusal records are written as their windows end, and the
+	// last one after the last call (below), before the final checkpoint.
+	refusalCtx, stopRefusals := context.WithCancel(context.Background())
+	refusalDone := make(chan struct{})
+	go func() { defer close(refusalDone); svc.RunRefusalAggregates(refusalCtx) }()
+	defer func() { stopRefusals(); <-refusalDone }()
 	srv := server.New(svc, withLimits(server.Options{Logger: log, Denials: svc, Authorizer: authz, Calls: mx, ConnectionRefused: mx.ConnectionRefused}, cfg))
 	l := fromSystemd.unix
 	if l == nil {
@@ -261,7 +272,11 @@ func Run(ctx context.Context, cfg Config, logOut io.Writer) error {
 	for range listeners {
 		<-serveErr
 	}
-	// No call is in flight now: sign the final head before the HSM closes.
+	// No call is in flight now: count the last refusals, then sign the
+	// final head before the HSM closes.
+	stopRefusals()
+	<-refusalDone
+	svc.FlushRefusals(context.Background())
 	stopCheckpoints()
 	<-cpDone
 	cpFinal, cancelFinal := context.WithTimeout(context.Background(), 10*time.Second)
