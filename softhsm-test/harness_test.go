@@ -20,7 +20,7 @@ import (
 
 	"google.golang.org/grpc/health/grpc_health_v1"
 
-	"github.com/signerd/signerd/internal/client"
+	"github.com/signerd/signerd/client"
 	"github.com/signerd/signerd/internal/testutil/softhsm"
 )
 
@@ -60,6 +60,8 @@ type daemon struct {
 	cmd     *exec.Cmd
 	logs    *syncBuffer
 	exited  chan error
+	// env is added to signerd's environment (NOTIFY_SOCKET, …).
+	env []string
 }
 
 type syncBuffer struct {
@@ -107,7 +109,7 @@ func (d *daemon) start(t *testing.T, extraArgs ...string) {
 	t.Helper()
 	d.logs = &syncBuffer{}
 	d.cmd = exec.Command(bins.signerd, d.args(extraArgs...)...)
-	d.cmd.Env = append(os.Environ(), "SOFTHSM2_CONF="+d.tok.ConfPath)
+	d.cmd.Env = append(append(os.Environ(), "SOFTHSM2_CONF="+d.tok.ConfPath), d.env...)
 	d.cmd.Stdout, d.cmd.Stderr = d.logs, d.logs
 	if err := d.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -228,7 +230,7 @@ func writeFile(t *testing.T, dir, name string, data []byte) string {
 
 func copyFixture(t *testing.T, dir, name string) string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "..", "shared", "fixtures", "cloacina", name))
+	b, err := os.ReadFile(filepath.Join("testdata", "cloacina", name))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -110,7 +110,7 @@ func TestKeyImport(t *testing.T) {
 	mustSignctl(t, d, "trust", "add", "--org", "acme", "--key", "cloacina-release")
 	mustSignctl(t, d, "verify", pkg, "--org", "acme") // the fixture's own .sig
 
-	keysDir := filepath.Join("..", "..", "shared", "fixtures", "schemapin", "vectors", "keys")
+	keysDir := filepath.Join("testdata", "schemapin", "keys")
 	for _, form := range []string{"priv_pkcs8.pem", "priv_sec1.pem"} {
 		pemBytes, err := os.ReadFile(filepath.Join(keysDir, form))
 		if err != nil {
