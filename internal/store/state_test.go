@@ -57,14 +57,19 @@ func TestStateDigestCovers(t *testing.T) {
 			return o, k, a
 		}, true},
 		{"trust removed", func(o []Org, k []Key, a *Key) ([]Org, []Key, *Key) { o[0].Trusted[0].RemovedAt = &t1; return o, k, a }, true},
-		{"public key swapped", func(o []Org, k []Key, a *Key) ([]Org, []Key, *Key) { o[0].Trusted[0].PublicKey = []byte{5}; return o, k, a }, true},
+		{"public key swapped", func(o []Org, k []Key, a *Key) ([]Org, []Key, *Key) {
+			o[0].Trusted[0].PublicKey = []byte{5}
+			return o, k, a
+		}, true},
 		{"policy", func(o []Org, k []Key, a *Key) ([]Org, []Key, *Key) { o[1].RequireSignatures = true; return o, k, a }, true},
 		{"grant revoked", func(o []Org, k []Key, a *Key) ([]Org, []Key, *Key) { o[0].Grants[0].RevokedAt = &t1; return o, k, a }, true},
 		{"grant added", func(o []Org, k []Key, a *Key) ([]Org, []Key, *Key) {
 			o[1].Grants = append(o[1].Grants, Grant{Child: "a", GrantedAt: t1})
 			return o, k, a
 		}, true},
-		{"org added", func(o []Org, k []Key, a *Key) ([]Org, []Key, *Key) { return append(o, Org{ID: "c", UpdatedAt: t1}), k, a }, true},
+		{"org added", func(o []Org, k []Key, a *Key) ([]Org, []Key, *Key) {
+			return append(o, Org{ID: "c", UpdatedAt: t1}), k, a
+		}, true},
 		{"key revoked", func(o []Org, k []Key, a *Key) ([]Org, []Key, *Key) {
 			k[0].Versions[0].State, k[0].Versions[0].RevokedAt, k[0].Versions[0].RevocationReason = KeyRevoked, &t1, ReasonSuperseded
 			return o, k, a
@@ -73,8 +78,14 @@ func TestStateDigestCovers(t *testing.T) {
 			k[0].Versions[0].State, k[0].Versions[0].RevokedAt, k[0].Versions[0].RevocationReason = KeyRevoked, &t0, ReasonSuperseded
 			return o, k, a
 		}, true},
-		{"CKA_ID changed", func(o []Org, k []Key, a *Key) ([]Org, []Key, *Key) { k[0].Versions[0].CKAID = []byte{3}; return o, k, a }, true},
-		{"audit key replaced", func(o []Org, k []Key, a *Key) ([]Org, []Key, *Key) { a.Versions[0].PublicKey = []byte{4}; return o, k, a }, true},
+		{"CKA_ID changed", func(o []Org, k []Key, a *Key) ([]Org, []Key, *Key) {
+			k[0].Versions[0].CKAID = []byte{3}
+			return o, k, a
+		}, true},
+		{"audit key replaced", func(o []Org, k []Key, a *Key) ([]Org, []Key, *Key) {
+			a.Versions[0].PublicKey = []byte{4}
+			return o, k, a
+		}, true},
 		{"audit key gone", func(o []Org, k []Key, a *Key) ([]Org, []Key, *Key) { return o, k, nil }, true},
 		{"times that decide nothing", func(o []Org, k []Key, a *Key) ([]Org, []Key, *Key) {
 			o[0].UpdatedAt, o[0].Trusted[0].TrustedAt, o[0].Grants[0].GrantedAt, k[0].CreatedAt = t1, t1, t1, t1
