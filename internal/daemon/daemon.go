@@ -102,6 +102,9 @@ func Run(ctx context.Context, cfg Config, logOut io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if err := hardenProcess(); err != nil {
+		return err
+	}
 	spec, err := parseStore(cfg.Store, cfg)
 	if err != nil {
 		return err
