@@ -47,7 +47,7 @@ func (ks *KeyStore) CreateKey(ctx context.Context, req keystore.CreateKeyRequest
 		if req.Algorithm == keystore.Ed25519 {
 			return ks.generateEd25519(s, req.ID, req.Label)
 		}
-		return ks.generateECDSA(req.ID, req.Label)
+		return ks.generateECDSA(s, req.ID, req.Label)
 	}, &pub)
 	if err != nil {
 		return nil, toKind(op, ks.cfg.TokenLabel, err)
@@ -151,7 +151,12 @@ func (ks *KeyStore) Signer(ctx context.Context, ref keystore.KeyRef) (crypto.Sig
 			return nil, fmt.Errorf("%s: recorded public key is %T, not a P-256 key: %w", op, ref.Public, errdefs.ErrInvalidArgument)
 		}
 		err := ks.withRecovery(ctx, op, func() error {
-			_, err := ks.ecKey(ctx, id, want)
+			s, err := ks.pool.get(ctx)
+			if err != nil {
+				return err
+			}
+			_, err = ks.ecKeyWith(s.h, id, want)
+			ks.pool.release(s, err)
 			return err
 		})
 		if err != nil {

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"sync"
 
-	"github.com/ThalesGroup/crypto11"
 	p11 "github.com/miekg/pkcs11"
 
 	"github.com/signerd/signerd/internal/errdefs"
@@ -21,7 +20,7 @@ type KeyStore struct {
 	cfg  Config // holds the PIN: never log it or format it with %v
 	log  *slog.Logger
 	mod  *module
-	ctx  *p11.Ctx // our handle on the library crypto11 initialised
+	ctx  *p11.Ctx // the module's shared context (module.ctx)
 	slot uint
 	pool *sessionPool
 
@@ -30,13 +29,6 @@ type KeyStore struct {
 	// Operations MUST NOT take it twice (a waiting Close would deadlock them).
 	ops    sync.RWMutex
 	closed bool
-
-	// c11 is replaced when its sessions break (crypto11 puts broken
-	// sessions back in its pool and would fail forever); c11gen counts the
-	// replacements so that failures on an old Context are told apart.
-	c11mu  sync.RWMutex
-	c11    *crypto11.Context
-	c11gen uint64
 
 	// Keys found and checked, by CKA_ID.
 	cacheMu sync.RWMutex
@@ -78,32 +70,16 @@ func Open(ctx context.Context, cfg Config) (*KeyStore, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 
-	// crypto11 first: it initialises the library and fails if anyone else
-	// already has (see the package doc).
-	c11, err := crypto11.Configure(ks.c11Config())
+	c, err := m.loadLocked(cfg.ModulePath)
 	if err != nil {
-		return nil, m.diagnoseLocked(cfg, err)
-	}
-	ks.c11 = c11
-	c, owned, err := m.loadLocked(cfg.ModulePath)
-	if err != nil {
-		_ = c11.Close()
 		return nil, err
-	}
-	if owned {
-		// Only possible if something finalized behind crypto11's back.
-		m.release(c, owned)
-		_ = c11.Close()
-		return nil, fmt.Errorf("open PKCS#11 token %q: module %q was not initialised after crypto11 opened it: %w",
-			cfg.TokenLabel, cfg.ModulePath, errdefs.ErrInternal)
 	}
 	ks.ctx = c
 	fail := func(err error) (*KeyStore, error) {
 		if ks.pool != nil {
 			ks.pool.closeAll()
 		}
-		c.Destroy()
-		_ = c11.Close()
+		m.releaseLocked()
 		return nil, err
 	}
 	slot, ti, err := findSlot(c, cfg.ModulePath, cfg.TokenLabel)
@@ -134,33 +110,6 @@ func Open(ctx context.Context, cfg Config) (*KeyStore, error) {
 	return ks, nil
 }
 
-// c11Config configures crypto11 for our token. LoginNotSupported keeps it
-// from logging in: we do, once per process (see the package doc). It gets
-// one session more than asked because it keeps one out of its pool.
-func (ks *KeyStore) c11Config() *crypto11.Config {
-	return &crypto11.Config{
-		Path:              ks.mod.path,
-		TokenLabel:        ks.cfg.TokenLabel,
-		LoginNotSupported: true,
-		MaxSessions:       ks.cfg.MaxSessions + 1,
-		PoolWaitTimeout:   ks.cfg.PoolWaitTimeout,
-	}
-}
-
-// diagnoseLocked turns a crypto11.Configure failure into an error that says
-// what is wrong, by redoing its steps with our own context. m.mu MUST be held.
-func (m *module) diagnoseLocked(cfg Config, c11err error) error {
-	c, owned, err := m.loadLocked(cfg.ModulePath)
-	if err != nil {
-		return err
-	}
-	defer m.release(c, owned)
-	if _, _, err := findSlot(c, cfg.ModulePath, cfg.TokenLabel); err != nil {
-		return err
-	}
-	return toKind(fmt.Sprintf("open PKCS#11 token %q in module %q", cfg.TokenLabel, cfg.ModulePath), cfg.TokenLabel, c11err)
-}
-
 // begin starts an operation; end MUST follow when it returns nil.
 func (ks *KeyStore) begin() error {
 	ks.ops.RLock()
@@ -185,8 +134,6 @@ func (ks *KeyStore) Close() error {
 		return nil
 	}
 	ks.closed = true
-	c11 := ks.c11
-	ks.c11 = nil
 
 	m := ks.mod
 	m.mu.Lock()
@@ -200,17 +147,13 @@ func (ks *KeyStore) Close() error {
 		m.releaseLoginLocked(ks.ctx, p11.SessionHandle(0), ks.slot)
 	}
 	ks.pool.closeAll()
-	ks.ctx.Destroy()
-	err := c11.Close()
+	m.releaseLocked()
 
 	ks.cacheMu.Lock()
 	clear(ks.edKeys)
 	clear(ks.ecKeys)
 	ks.cacheMu.Unlock()
 	ks.log.Info("PKCS#11 token closed")
-	if err != nil {
-		return fmt.Errorf("close PKCS#11 token %q: %w", ks.cfg.TokenLabel, err)
-	}
 	return nil
 }
 
