@@ -37,11 +37,14 @@ func (ks *KeyStore) CreateKey(ctx context.Context, req keystore.CreateKeyRequest
 	if _, err := keystore.ParseAlgorithm(string(req.Algorithm)); err != nil {
 		return nil, err
 	}
+	op := fmt.Sprintf("create %s key %x", req.Algorithm, req.ID)
+	if err := ks.caps.supports(ks.cfg.TokenLabel, req.Algorithm); err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
 	if err := ks.begin(); err != nil {
 		return nil, err
 	}
 	defer ks.end()
-	op := fmt.Sprintf("create %s key %x", req.Algorithm, req.ID)
 	var pub crypto.PublicKey
 	err := ks.writeKey(ctx, op, req.ID, req.Algorithm, nil, func(s p11.SessionHandle) (crypto.PublicKey, error) {
 		if req.Algorithm == keystore.Ed25519 {
@@ -124,6 +127,9 @@ func (ks *KeyStore) Signer(ctx context.Context, ref keystore.KeyRef) (crypto.Sig
 	}
 	defer ks.end()
 	op := fmt.Sprintf("find %s key %x", ref.Algorithm, ref.ID)
+	if err := ks.caps.supports(ks.cfg.TokenLabel, ref.Algorithm); err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
 	id := append([]byte(nil), ref.ID...)
 	switch ref.Algorithm {
 	case keystore.Ed25519:

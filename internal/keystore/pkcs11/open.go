@@ -22,6 +22,7 @@ type KeyStore struct {
 	mod  *module
 	ctx  *p11.Ctx // the module's shared context (module.ctx)
 	slot uint
+	caps capabilities // read at Open
 	pool *sessionPool
 
 	// ops is held shared by every operation and exclusively by Close, so
@@ -90,7 +91,14 @@ func Open(ctx context.Context, cfg Config) (*KeyStore, error) {
 		return fail(fmt.Errorf("open PKCS#11 token: %w", err))
 	}
 	ks.slot = slot
-	ks.pool = newSessionPool(cfg.MaxSessions, cfg.PoolWaitTimeout,
+	caps, err := discover(c, slot, ti)
+	if err != nil {
+		return fail(toKind("read the token's mechanisms", cfg.TokenLabel, err))
+	}
+	ks.caps = caps
+	poolSize := caps.poolSize(cfg.MaxSessions)
+	caps.log(ks.log, cfg.MaxSessions, poolSize)
+	ks.pool = newSessionPool(poolSize, cfg.PoolWaitTimeout,
 		func() (p11.SessionHandle, error) {
 			return c.OpenSession(slot, p11.CKF_SERIAL_SESSION|p11.CKF_RW_SESSION)
 		},
@@ -106,7 +114,7 @@ func Open(ctx context.Context, cfg Config) (*KeyStore, error) {
 	}
 	ks.log.Info("PKCS#11 token opened",
 		slog.String("module", cfg.ModulePath), slog.Uint64("slot", uint64(slot)),
-		slog.Int("max_sessions", cfg.MaxSessions), slog.Duration("pool_wait_timeout", cfg.PoolWaitTimeout))
+		slog.Int("max_sessions", poolSize), slog.Duration("pool_wait_timeout", cfg.PoolWaitTimeout))
 	return ks, nil
 }
 
@@ -124,8 +132,8 @@ func (ks *KeyStore) begin() error {
 func (ks *KeyStore) end() { ks.ops.RUnlock() }
 
 // Close waits for operations in flight, logs out (if it is the process's
-// last user of the token), closes its sessions and releases crypto11, which
-// closes its own and finalizes the library if nothing else uses it. Signers
+// last user of the token), closes its sessions and releases the library,
+// which is finalized if nothing else in the process uses it. Signers
 // fail after Close. Close is idempotent.
 func (ks *KeyStore) Close() error {
 	ks.ops.Lock()

@@ -4,8 +4,11 @@ package pkcs11_test
 
 import (
 	"context"
+	"errors"
+	"strings"
 	"testing"
 
+	"github.com/signerd/signerd/internal/errdefs"
 	"github.com/signerd/signerd/internal/keystore"
 	"github.com/signerd/signerd/internal/keystore/pkcs11"
 	"github.com/signerd/signerd/internal/testutil/softhsm"
@@ -34,6 +37,14 @@ func TestOpenThroughEveryRoute(t *testing.T) {
 			first, err := pkcs11.Open(ctx, cfg)
 			if err != nil {
 				t.Fatalf("Open through %s: %v", name, err)
+			}
+			if !route.EdDSA {
+				// The route hides CKM_EDDSA: Ed25519 is refused up front,
+				// saying what to use, and ECDSA keeps working.
+				_, err := first.CreateKey(ctx, keystore.CreateKeyRequest{ID: newID(t), Label: "no eddsa", Algorithm: keystore.Ed25519})
+				if !errors.Is(err, errdefs.ErrFailedPrecondition) || !strings.Contains(err.Error(), "this HSM offers no CKM_EDDSA; use ecdsa-p256") {
+					t.Fatalf("CreateKey(ed25519) through %s: %v, want FailedPrecondition naming CKM_EDDSA", name, err)
+				}
 			}
 			var refs []keystore.KeyRef
 			for _, alg := range algs {
