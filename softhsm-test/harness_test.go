@@ -57,6 +57,8 @@ type daemon struct {
 	socket  string
 	db      string
 	pinFile string
+	module  string   // --pkcs11-module when not the token's own library
+	env     []string // extra environment the module needs
 	cmd     *exec.Cmd
 	logs    *syncBuffer
 	exited  chan error
@@ -97,8 +99,12 @@ func startDaemon(t *testing.T, extraArgs ...string) *daemon {
 }
 
 func (d *daemon) args(extra ...string) []string {
+	module := d.tok.ModulePath
+	if d.module != "" {
+		module = d.module
+	}
 	return append([]string{
-		"--pkcs11-module", d.tok.ModulePath, "--token-label", d.tok.Label, "--pin-file", d.pinFile,
+		"--pkcs11-module", module, "--token-label", d.tok.Label, "--pin-file", d.pinFile,
 		"--db", d.db, "--socket", d.socket, "--log-level", "debug",
 	}, extra...)
 }
@@ -107,7 +113,7 @@ func (d *daemon) start(t *testing.T, extraArgs ...string) {
 	t.Helper()
 	d.logs = &syncBuffer{}
 	d.cmd = exec.Command(bins.signerd, d.args(extraArgs...)...)
-	d.cmd.Env = append(os.Environ(), "SOFTHSM2_CONF="+d.tok.ConfPath)
+	d.cmd.Env = append(append(os.Environ(), "SOFTHSM2_CONF="+d.tok.ConfPath), d.env...)
 	d.cmd.Stdout, d.cmd.Stderr = d.logs, d.logs
 	if err := d.cmd.Start(); err != nil {
 		t.Fatal(err)

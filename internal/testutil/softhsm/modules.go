@@ -21,6 +21,9 @@ type Route struct {
 	Name       string   // "softhsm2", "pkcs11-spy", "p11-kit-remote"
 	ModulePath string   // the library signerd loads
 	Env        []string // entries the module needs, besides SOFTHSM2_CONF
+	// Trace is pkcs11-spy's log of every call ("" on other routes), which
+	// shows the calls went through it.
+	Trace string
 	// EdDSA says whether CKM_EDDSA reaches the token through this route:
 	// p11-kit 0.24's RPC forwards only the mechanisms it can marshal and
 	// does not know CKM_EDDSA, so signerd serves ECDSA only through it.
@@ -67,12 +70,13 @@ func (tok *Token) Route(t testing.TB, name string) Route {
 		return Route{Name: name, ModulePath: tok.ModulePath, EdDSA: true}
 	case "pkcs11-spy":
 		spy := firstExisting(t, "OpenSC's pkcs11-spy", "opensc-pkcs11", spyPaths)
-		env := []string{"PKCS11SPY=" + tok.ModulePath, "PKCS11SPY_OUTPUT=" + filepath.Join(t.TempDir(), "spy.log")}
+		trace := filepath.Join(t.TempDir(), "spy.log")
+		env := []string{"PKCS11SPY=" + tok.ModulePath, "PKCS11SPY_OUTPUT=" + trace}
 		for _, e := range env {
 			k, v, _ := strings.Cut(e, "=")
 			t.Setenv(k, v)
 		}
-		return Route{Name: name, ModulePath: spy, Env: env, EdDSA: true}
+		return Route{Name: name, ModulePath: spy, Env: env, Trace: trace, EdDSA: true}
 	case "p11-kit-remote":
 		client := firstExisting(t, "p11-kit's client module", "p11-kit-modules", p11kitClientPaths)
 		addr := tok.ServeP11Kit(t)
