@@ -102,6 +102,9 @@ func Run(ctx context.Context, cfg Config, logOut io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if err := hardenProcess(); err != nil {
+		return err
+	}
 	spec, err := parseStore(cfg.Store, cfg)
 	if err != nil {
 		return err
@@ -153,7 +156,12 @@ func Run(ctx context.Context, cfg Config, logOut io.Writer) error {
 	if err != nil {
 		return err
 	}
-	svc := service.New(st, ks, service.Options{Logger: log, HSMConcurrency: cfg.MaxSessions, Observer: mx})
+	refusalsInFull := cfg.AuditRefusalsPerWindow
+	if refusalsInFull == 0 {
+		refusalsInFull = -1 // count them all; the service's 0 is its default
+	}
+	svc := service.New(st, ks, service.Options{Logger: log, HSMConcurrency: cfg.MaxSessions, Observer: mx,
+		RefusalWindow: cfg.AuditRefusalWindow, RefusalFullRecords: refusalsInFull})
 	// Other replicas' changes (etcd) drop the caches as they happen; the
 	// watch stops (deferred) before the store closes.
 	followCtx, stopFollowing := context.WithCancel(context.Background())
@@ -171,6 +179,12 @@ func Run(ctx context.Context, cfg Config, logOut io.Writer) error {
 	cpDone := make(chan struct{})
 	go func() { defer close(cpDone); svc.RunCheckpoints(cpCtx, cfg.AuditCheckpointInterval) }()
 	defer func() { stopCheckpoints(); <-cpDone }()
+	// Aggregate refusal records are written as their windows end, and the
+	// last one after the last call (below), before the final checkpoint.
+	refusalCtx, stopRefusals := context.WithCancel(context.Background())
+	refusalDone := make(chan struct{})
+	go func() { defer close(refusalDone); svc.RunRefusalAggregates(refusalCtx) }()
+	defer func() { stopRefusals(); <-refusalDone }()
 	srv := server.New(svc, withLimits(server.Options{Logger: log, Denials: svc, Authorizer: authz, Calls: mx, ConnectionRefused: mx.ConnectionRefused}, cfg))
 	l := fromSystemd.unix
 	if l == nil {
@@ -187,7 +201,15 @@ func Run(ctx context.Context, cfg Config, logOut io.Writer) error {
 	if tcp != nil {
 		listeners = append(listeners, tcp)
 	}
-	ks.NotifyHealth(srv.SetServing) // SERVING now; NOT_SERVING while the HSM is down
+	// SERVING now; NOT_SERVING while the HSM is down or the store (etcd)
+	// has lost its quorum. The store watch stops (deferred) before the
+	// store closes.
+	ready := newReadiness()
+	ready.notify(srv.SetServing)
+	ks.NotifyHealth(ready.setHSM)
+	healthCtx, stopHealth := context.WithCancel(context.Background())
+	healthDone := watchStoreHealth(healthCtx, st, log, ready.setStore)
+	defer func() { stopHealth(); <-healthDone }()
 	ks.NotifyHealth(hsmHealthMetrics(mx))
 	log.Info("signerd serving", "socket", cfg.Socket, "socket_mode", fmt.Sprintf("%04o", cfg.SocketMode),
 		"store", spec.String(), "token", cfg.TokenLabel, "module", cfg.PKCS11Module, "pid", os.Getpid(),
@@ -246,14 +268,18 @@ func Run(ctx context.Context, cfg Config, logOut io.Writer) error {
 	}
 	sd.stopping()
 	log.Info("signerd stopping: draining in-flight calls", "timeout", cfg.ShutdownTimeout)
-	srv.SetServing(false)
+	ready.shutdown()
 	drainCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
 	srv.Stop(drainCtx)
 	for range listeners {
 		<-serveErr
 	}
-	// No call is in flight now: sign the final head before the HSM closes.
+	// No call is in flight now: count the last refusals, then sign the
+	// final head before the HSM closes.
+	stopRefusals()
+	<-refusalDone
+	svc.FlushRefusals(context.Background())
 	stopCheckpoints()
 	<-cpDone
 	cpFinal, cancelFinal := context.WithTimeout(context.Background(), 10*time.Second)
