@@ -9,8 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/signerd/signerd/client"
 	signerv1 "github.com/signerd/signerd/gen/signer/v1"
-	"github.com/signerd/signerd/internal/client"
 	"github.com/signerd/signerd/internal/errdefs"
 	"github.com/signerd/signerd/internal/skill"
 )

@@ -66,6 +66,9 @@ type Config struct {
 	// EtcdCert, EtcdKey and EtcdCA are the client TLS settings of an etcd
 	// store; EtcdPrefix is where its keys live (store.go).
 	EtcdCert, EtcdKey, EtcdCA, EtcdPrefix string
+	// reread loads the configuration again from the same sources, for a
+	// reload (reload.go); nil when it was not built by Load.
+	reread func() (Config, error)
 }
 
 // Defaults returns the built-in configuration.
@@ -246,6 +249,7 @@ func Load(fs *pflag.FlagSet, getenv func(string) string) (Config, error) {
 	if f := fs.Lookup("pin-file"); f == nil || !f.Changed {
 		c.pin = getenv("SIGNERD_PIN")
 	}
+	c.reread = func() (Config, error) { return Load(fs, getenv) }
 	return c, nil
 }
 

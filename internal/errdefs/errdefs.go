@@ -3,7 +3,7 @@
 // Lower layers wrap a kind with context (fmt.Errorf("key %q: %w", name,
 // errdefs.ErrNotFound)); upper layers test with errors.Is. Exactly one
 // function, in internal/server, turns a kind into a gRPC status, and exactly
-// one, in internal/client, turns it back.
+// one, in the public client package, turns it back.
 //
 // Verification refusals are not kinds but a typed error, *VerificationError,
 // carrying a stable Reason, because loaders and scripts switch on the reason.

@@ -350,7 +350,7 @@ func TestRevokedKeySemantics(t *testing.T) {
 
 func TestAddTrustPEM(t *testing.T) {
 	f := newFixture(t)
-	pem, err := os.ReadFile("../../../shared/fixtures/cloacina/release.pub.pem")
+	pem, err := os.ReadFile("testdata/cloacina/release.pub.pem")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -364,8 +364,8 @@ func TestAddTrustPEM(t *testing.T) {
 	if _, err := f.svc.AddTrust(f.ctx, AddTrustInput{Org: "acme", PublicKeyPEM: pem}); !errors.Is(err, errdefs.ErrAlreadyExists) {
 		t.Fatalf("duplicate AddTrust = %v", err)
 	}
-	sigDoc, _ := os.ReadFile("../../../shared/fixtures/cloacina/libworkflow.so.sig")
-	pkg, _ := os.ReadFile("../../../shared/fixtures/cloacina/libworkflow.so")
+	sigDoc, _ := os.ReadFile("testdata/cloacina/libworkflow.so.sig")
+	pkg, _ := os.ReadFile("testdata/cloacina/libworkflow.so")
 	if _, err := f.svc.Verify(f.ctx, VerifyInput{Org: "acme", Digest: digestOf(string(pkg)), Document: sigDoc}); err != nil {
 		t.Fatalf("fixture signature with trusted PEM: %v", err)
 	}
