@@ -343,11 +343,5 @@ func scopeOf(req any) string {
 
 // clipRequested bounds a caller-chosen value quoted in a denial: the
 // message is logged and audited, and a request may be up to the receive
-// limit (1 MiB) long.
-func clipRequested(v string) string {
-	const max = 128
-	if len(v) <= max {
-		return v
-	}
-	return v[:max] + "…"
-}
+// limit long.
+func clipRequested(v string) string { return errdefs.Clip(v) }
