@@ -52,6 +52,13 @@ type Config struct {
 	HandshakeTimeout      time.Duration
 	KeepaliveMinTime      time.Duration
 	MaxConnectionIdle     time.Duration
+
+	// MaxUnauthenticated* and TLSHandshakeTimeout bound TCP connections
+	// before their TLS handshake completes (0: no bound).
+	MaxUnauthenticatedConnections int
+	MaxUnauthenticatedPerPeer     int
+	TLSHandshakeTimeout           time.Duration
+
 	// HSMPingInterval is how often the token is checked while idle, so a
 	// dead one is reported (health NOT_SERVING) before a caller needs it.
 	HSMPingInterval time.Duration
@@ -84,6 +91,10 @@ func Defaults() Config {
 		KeepaliveMinTime:      DefaultKeepaliveMinTime,
 		MaxConnectionIdle:     DefaultMaxConnectionIdle,
 		HSMPingInterval:       DefaultHSMPingInterval,
+
+		MaxUnauthenticatedConnections: DefaultMaxUnauthenticatedConnections,
+		MaxUnauthenticatedPerPeer:     DefaultMaxUnauthenticatedPerPeer,
+		TLSHandshakeTimeout:           DefaultTLSHandshakeTimeout,
 	}
 }
 
@@ -143,8 +154,14 @@ func settings() []setting {
 			intSetting("max-concurrent-streams", 1, 1<<16, func(c *Config) *int { return &c.MaxConcurrentStreams })},
 		{"max-connections", "SIGNERD_MAX_CONNECTIONS", "connections each listener holds open (more wait to be accepted)",
 			intSetting("max-connections", 1, 1<<20, func(c *Config) *int { return &c.MaxConnections })},
-		{"max-connections-per-peer", "SIGNERD_MAX_CONNECTIONS_PER_PEER", "connections one Unix user or remote host may hold open across all listeners; more are closed after the handshake (0: no bound)",
+		{"max-connections-per-peer", "SIGNERD_MAX_CONNECTIONS_PER_PEER", "connections one Unix user or remote host may hold open across all listeners; more are closed at once (TCP: counted from accept, by source address) (0: no bound)",
 			intSetting("max-connections-per-peer", 0, 1<<20, func(c *Config) *int { return &c.MaxConnectionsPerPeer })},
+		{"max-unauthenticated-connections", "SIGNERD_MAX_UNAUTHENTICATED_CONNECTIONS", "TCP connections that may be in their TLS handshake at once, from all sources; more are closed at accept (0: no bound)",
+			intSetting("max-unauthenticated-connections", 0, 1<<20, func(c *Config) *int { return &c.MaxUnauthenticatedConnections })},
+		{"max-unauthenticated-connections-per-peer", "SIGNERD_MAX_UNAUTHENTICATED_CONNECTIONS_PER_PEER", "TCP connections one source address may have in their TLS handshake at once; more are closed at accept (0: no bound)",
+			intSetting("max-unauthenticated-connections-per-peer", 0, 1<<20, func(c *Config) *int { return &c.MaxUnauthenticatedPerPeer })},
+		{"tls-handshake-timeout", "SIGNERD_TLS_HANDSHAKE_TIMEOUT", "how long a TCP connection may take from accept to a completed TLS handshake (within --handshake-timeout)",
+			durationSetting("tls-handshake-timeout", 100*time.Millisecond, 10*time.Minute, false, func(c *Config) *time.Duration { return &c.TLSHandshakeTimeout })},
 		{"handshake-timeout", "SIGNERD_HANDSHAKE_TIMEOUT", "how long a new connection may take to complete its handshakes before it is closed",
 			durationSetting("handshake-timeout", 100*time.Millisecond, 10*time.Minute, false, func(c *Config) *time.Duration { return &c.HandshakeTimeout })},
 		{"keepalive-min-time", "SIGNERD_KEEPALIVE_MIN_TIME", "shortest keepalive ping interval allowed to clients (faster ones are disconnected)",

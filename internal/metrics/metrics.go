@@ -67,7 +67,7 @@ func New() *Metrics {
 			Name: "signerd_hsm_up", Help: "1 when the HSM is reachable and logged in, else 0.",
 		}),
 		refusedConns: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "signerd_connections_refused_total", Help: "Connections closed after the handshake because their peer already held --max-connections-per-peer.",
+			Name: "signerd_connections_refused_total", Help: "Connections closed because their peer already held --max-connections-per-peer, or its source its share of connections in their TLS handshake.",
 		}),
 	}
 	reg.MustRegister(m.calls, m.refusedConns, m.callLatency, m.signatures, m.verification, m.hsmWait, m.hsmInUse,
