@@ -20,7 +20,7 @@ import (
 
 	"google.golang.org/grpc/health/grpc_health_v1"
 
-	"github.com/signerd/signerd/internal/client"
+	"github.com/signerd/signerd/client"
 	"github.com/signerd/signerd/internal/testutil/softhsm"
 )
 
@@ -60,7 +60,8 @@ type daemon struct {
 	cmd     *exec.Cmd
 	logs    *syncBuffer
 	exited  chan error
-
+	// env is added to signerd's environment (NOTIFY_SOCKET, …).
+	env []string
 	// wrap runs signerd through a command (e.g. setpriv) that execs it.
 	wrap []string
 }
@@ -119,7 +120,7 @@ func (d *daemon) start(t *testing.T, extraArgs ...string) {
 	d.logs = &syncBuffer{}
 	argv := append(append(append([]string{}, d.wrap...), bins.signerd), d.args(extraArgs...)...)
 	d.cmd = exec.Command(argv[0], argv[1:]...)
-	d.cmd.Env = append(os.Environ(), "SOFTHSM2_CONF="+d.tok.ConfPath)
+	d.cmd.Env = append(append(os.Environ(), "SOFTHSM2_CONF="+d.tok.ConfPath), d.env...)
 	d.cmd.Stdout, d.cmd.Stderr = d.logs, d.logs
 	if err := d.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -240,7 +241,7 @@ func writeFile(t *testing.T, dir, name string, data []byte) string {
 
 func copyFixture(t *testing.T, dir, name string) string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "..", "shared", "fixtures", "cloacina", name))
+	b, err := os.ReadFile(filepath.Join("testdata", "cloacina", name))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -116,5 +116,5 @@ func dialTCP(addr string, creds credentials.TransportCredentials, opts []TCPOpti
 	if err != nil {
 		return nil, fmt.Errorf("address %s: %w", addr, err)
 	}
-	return newClient(conn, addr), nil
+	return (&Client{}).init(conn, addr), nil
 }
