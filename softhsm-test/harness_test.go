@@ -57,11 +57,11 @@ type daemon struct {
 	socket  string
 	db      string
 	pinFile string
+	module  string   // --pkcs11-module when not the token's own library
+	env     []string // added to signerd's environment (the module's, NOTIFY_SOCKET, …)
 	cmd     *exec.Cmd
 	logs    *syncBuffer
 	exited  chan error
-	// env is added to signerd's environment (NOTIFY_SOCKET, …).
-	env []string
 	// wrap runs signerd through a command (e.g. setpriv) that execs it.
 	wrap []string
 }
@@ -109,8 +109,12 @@ func startDaemonWrapped(t *testing.T, wrap []string, extraArgs ...string) *daemo
 }
 
 func (d *daemon) args(extra ...string) []string {
+	module := d.tok.ModulePath
+	if d.module != "" {
+		module = d.module
+	}
 	return append([]string{
-		"--pkcs11-module", d.tok.ModulePath, "--token-label", d.tok.Label, "--pin-file", d.pinFile,
+		"--pkcs11-module", module, "--token-label", d.tok.Label, "--pin-file", d.pinFile,
 		"--db", d.db, "--socket", d.socket, "--log-level", "debug",
 	}, extra...)
 }

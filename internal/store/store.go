@@ -187,7 +187,8 @@ type Store interface {
 	// AddKeyVersion appends a version to an existing key (rotation).
 	AddKeyVersion(ctx context.Context, name string, v KeyVersion, ev AuditEvent) error
 	// RevokeKeyVersions marks every active version of the key revoked with
-	// the given reason and time.
+	// the given reason and time; on a key with no active version it only
+	// escalates the revocation to key_compromise (EditRevokeKey).
 	RevokeKeyVersions(ctx context.Context, name string, reason RevocationReason, at time.Time, ev AuditEvent) error
 	// GetKey returns a key by name; ErrNotFound if absent.
 	GetKey(ctx context.Context, name string) (Key, error)
