@@ -31,6 +31,9 @@ type Config struct {
 	MetricsListen   string
 	// MetricsPprof adds Go's profiling endpoints to the metrics listener.
 	MetricsPprof bool
+	// MetricsMaxConnections bounds the metrics listener's connections, so
+	// that it can never take the descriptors the signing listeners need.
+	MetricsMaxConnections int
 	// Listen is the optional TCP listener (HOST:PORT): mutual TLS with
 	// TLSCert, TLSKey and ClientCA, or plaintext on loopback only with
 	// InsecureLoopback.
@@ -108,6 +111,7 @@ func Defaults() Config {
 		MaxUnauthenticatedConnections: DefaultMaxUnauthenticatedConnections,
 		MaxUnauthenticatedPerPeer:     DefaultMaxUnauthenticatedPerPeer,
 		TLSHandshakeTimeout:           DefaultTLSHandshakeTimeout,
+		MetricsMaxConnections:         DefaultMetricsMaxConnections,
 	}
 }
 
@@ -192,6 +196,8 @@ func settings() []setting {
 		{"metrics-listen", "SIGNERD_METRICS_LISTEN", "serve Prometheus metrics on HOST:PORT at /metrics (off by default)", str(func(c *Config) *string { return &c.MetricsListen })},
 		{"metrics-pprof", "SIGNERD_METRICS_PPROF", "also serve Go's profiler at /debug/pprof/ on --metrics-listen (off by default; keep that address private)",
 			boolSetting("metrics-pprof", func(c *Config) *bool { return &c.MetricsPprof })},
+		{"metrics-max-connections", "SIGNERD_METRICS_MAX_CONNECTIONS", "connections the metrics listener holds open (more wait to be accepted)",
+			intSetting("metrics-max-connections", 1, 1024, func(c *Config) *int { return &c.MetricsMaxConnections })},
 		{"policy", "SIGNERD_POLICY", "policy file: who may do what (JSON; see README); without it, root and the daemon's uid are admins and socket peers may verify", str(func(c *Config) *string { return &c.Policy })},
 		{"audit-checkpoint-interval", "SIGNERD_AUDIT_CHECKPOINT_INTERVAL", "how often to sign an audit checkpoint when the log grew (0: only at shutdown)", func(c *Config, v string) error {
 			d, err := time.ParseDuration(v)

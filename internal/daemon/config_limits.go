@@ -34,6 +34,9 @@ const (
 	// DefaultTLSHandshakeTimeout is the short budget of a TLS handshake:
 	// one round trip and two signatures, seconds even across the world.
 	DefaultTLSHandshakeTimeout = 3 * time.Second
+	// DefaultMetricsMaxConnections bounds the metrics listener: a scraper
+	// or two and a person with curl.
+	DefaultMetricsMaxConnections = 16
 	// DefaultHandshakeTimeout closes connections that have not completed
 	// the transport and HTTP/2 handshakes (silent or slow clients).
 	DefaultHandshakeTimeout = 10 * time.Second
@@ -123,6 +126,6 @@ func durationSetting(name string, lo, hi time.Duration, zeroOK bool, dst func(*C
 func (c Config) reliabilityRedacted() string {
 	return fmt.Sprintf("max-recv-msg-size = %d\nmax-concurrent-streams = %d\nmax-connections = %d\nmax-connections-per-peer = %d\nhandshake-timeout = %s\nkeepalive-min-time = %s\nmax-connection-idle = %s\nhsm-ping-interval = %s\n",
 		c.MaxRecvMsgSize, c.MaxConcurrentStreams, c.MaxConnections, c.MaxConnectionsPerPeer, c.HandshakeTimeout, c.KeepaliveMinTime, c.MaxConnectionIdle, c.HSMPingInterval) +
-		fmt.Sprintf("max-unauthenticated-connections = %d\nmax-unauthenticated-connections-per-peer = %d\ntls-handshake-timeout = %s\n",
-			c.MaxUnauthenticatedConnections, c.MaxUnauthenticatedPerPeer, c.TLSHandshakeTimeout)
+		fmt.Sprintf("max-unauthenticated-connections = %d\nmax-unauthenticated-connections-per-peer = %d\ntls-handshake-timeout = %s\nmetrics-max-connections = %d\n",
+			c.MaxUnauthenticatedConnections, c.MaxUnauthenticatedPerPeer, c.TLSHandshakeTimeout, c.MetricsMaxConnections)
 }

@@ -148,7 +148,18 @@ func (m *Metrics) Serve(ctx context.Context, l net.Listener, pprof bool) {
 		mux.HandleFunc("/debug/pprof/symbol", httppprof.Symbol)
 		mux.HandleFunc("/debug/pprof/trace", httppprof.Trace)
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	// Every phase of a connection is bounded, so that a slow or idle
+	// client gives its slot (of the caller's connection cap) back: a
+	// request must arrive within ReadTimeout, its answer be taken within
+	// WriteTimeout (long enough for a CPU profile when the profiler is
+	// served: /debug/pprof/profile refuses to run longer than it), and a
+	// kept-alive connection may idle for IdleTimeout.
+	write := 15 * time.Second
+	if pprof {
+		write = 2 * time.Minute
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
+		WriteTimeout: write, IdleTimeout: 30 * time.Second, MaxHeaderBytes: 16 << 10}
 	go func() { _ = srv.Serve(l) }()
 	go func() {
 		<-ctx.Done()
