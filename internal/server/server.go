@@ -50,6 +50,14 @@ type Options struct {
 	// ConnectionRefused is told about each connection refused by
 	// MaxConnectionsPerPeer (metrics); optional.
 	ConnectionRefused func()
+	// MaxUnauthenticatedConnections and MaxUnauthenticatedPerPeer bound
+	// the TCP connections still in their TLS handshake, in all and per
+	// source address (0: no bound); more are closed at accept. Each has
+	// TLSHandshakeTimeout from accept to finish it (0: HandshakeTimeout).
+	// See handshakelimit.go.
+	MaxUnauthenticatedConnections int
+	MaxUnauthenticatedPerPeer     int
+	TLSHandshakeTimeout           time.Duration
 	// HandshakeTimeout closes connections that have not completed the
 	// transport and HTTP/2 handshakes in time (default 10s).
 	HandshakeTimeout time.Duration
@@ -70,6 +78,7 @@ type Server struct {
 	// listener; peers bounds each peer across all of them (nil: no bound).
 	maxConns int
 	peers    *peerLimiter
+	pending  *handshakeLimiter
 }
 
 // New builds a server over the service.
@@ -87,13 +96,16 @@ func New(svc *service.Service, opts Options) *Server {
 		opts.MaxConcurrentStreams = 256
 	}
 	ic := &interceptors{log: opts.Logger, authz: opts.Authorizer, audit: opts.Denials, calls: opts.Calls}
+	creds := newTransportCredentials(opts.Logger)
+	creds.connTimeout = orDefault(opts.HandshakeTimeout, 10*time.Second)
+	creds.tlsTimeout = opts.TLSHandshakeTimeout
 	serverOptions := []grpc.ServerOption{
-		grpc.Creds(newTransportCredentials(opts.Logger)),
+		grpc.Creds(creds),
 		grpc.ChainUnaryInterceptor(ic.unary),
 		grpc.ChainStreamInterceptor(ic.stream),
 		grpc.MaxRecvMsgSize(opts.MaxRecvMsgSize),
 		grpc.MaxConcurrentStreams(opts.MaxConcurrentStreams),
-		grpc.ConnectionTimeout(orDefault(opts.HandshakeTimeout, 10*time.Second)),
+		grpc.ConnectionTimeout(creds.connTimeout),
 		grpc.KeepaliveEnforcementPolicy(keepalivePolicy(opts)),
 		grpc.KeepaliveParams(keepaliveParams(opts)),
 	}
@@ -106,7 +118,8 @@ func New(svc *service.Service, opts Options) *Server {
 	hs := health.NewServer()
 	grpc_health_v1.RegisterHealthServer(gs, hs)
 	return &Server{grpc: gs, health: hs, log: opts.Logger, maxConns: opts.MaxConnections,
-		peers: newPeerLimiter(opts.MaxConnectionsPerPeer, opts.ConnectionRefused)}
+		peers:   newPeerLimiter(opts.MaxConnectionsPerPeer, opts.ConnectionRefused),
+		pending: newHandshakeLimiter(opts.MaxUnauthenticatedConnections, opts.MaxUnauthenticatedPerPeer, opts.ConnectionRefused)}
 }
 
 // TransportTuning is how signerd tunes gRPC's transport for many small
@@ -144,7 +157,7 @@ func (s *Server) SetServing(serving bool) {
 
 // Serve accepts connections on l until Stop.
 func (s *Server) Serve(l net.Listener) error {
-	return s.grpc.Serve(limitListen(l, s.maxConns, s.peers))
+	return s.grpc.Serve(limitListen(l, s.maxConns, s.peers, s.pending, s.log))
 }
 
 // Stop drains in-flight calls and stops; if ctx ends first, remaining calls
