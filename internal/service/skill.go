@@ -173,8 +173,11 @@ func clipQuoted(v string) string {
 
 // VerifySkillInput is what a client read from a skill folder.
 type VerifySkillInput struct {
-	Domain     string
-	Root       []byte
+	Domain string
+	Root   []byte
+	// Files is the folder's manifest, whose root must be Root: its paths
+	// are checked against the signed ones, which the root cannot see.
+	Files      map[string]string
 	Document   []byte
 	Convention skill.DigestConvention
 }
@@ -225,6 +228,11 @@ func (s *Service) verifySkill(ctx context.Context, in VerifySkillInput) (VerifyS
 	}
 	var root [32]byte
 	copy(root[:], in.Root)
+	if got, err := skill.ComputeRoot(in.Files); err != nil {
+		return VerifySkillOutput{}, fmt.Errorf("file manifest (required, to check the folder's file names): %w", err)
+	} else if got != root {
+		return VerifySkillOutput{}, fmt.Errorf("root does not match the file manifest (computed %x): %w", got, errdefs.ErrInvalidArgument)
+	}
 	fail := func(reason errdefs.Reason, code, format string, args ...any) error {
 		return &errdefs.VerificationError{Reason: reason, Code: code, Message: code + ": " + fmt.Sprintf(format, args...), PackageHash: hex.EncodeToString(root[:])}
 	}
@@ -287,8 +295,14 @@ func (s *Service) verifySkill(ctx context.Context, in VerifySkillInput) (VerifyS
 			return VerifySkillOutput{}, fail(errdefs.ReasonKeyRevoked, "key_revoked", "key %s v%d was revoked (%s)", key.Name, ver.Version, ver.RevocationReason)
 		}
 	}
+	var signedFiles map[string]string
+	if rec != nil {
+		if recorded, err := skill.ParseSignature(rec.Document); err == nil {
+			signedFiles = recorded.FileManifest
+		}
+	}
 	res, err := skill.VerifyOffline(ctx, skill.VerifyInput{
-		Root: &root, Signature: sig, PublicKey: pub, Domain: in.Domain,
+		Root: &root, Files: in.Files, SignedFiles: signedFiles, Signature: sig, PublicKey: pub, Domain: in.Domain,
 		Options: skill.VerifyOptions{Digest: in.Convention, Now: s.now()},
 	})
 	if err != nil {
