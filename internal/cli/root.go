@@ -119,7 +119,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	code := exitCode(err)
 	if !isReported(err) {
-		fmt.Fprintf(stderr, "signctl: %v\n", err)
+		printf(stderr, "signctl: %v\n", err)
 	}
 	return code
 }

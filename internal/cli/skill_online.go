@@ -116,7 +116,7 @@ func reportOnline(g *globals, out *skillVerifyOutput, verr *errdefs.Verification
 			printf(g.stdout, "  warning: %s\n", w)
 		}
 	} else {
-		fmt.Fprintf(g.stderr, "FAILED: %s: %s: %s\n", out.Dir, out.Reason, verr.Message)
+		printf(g.stderr, "FAILED: %s: %s: %s\n", out.Dir, out.Reason, verr.Message)
 		printTamperReport(g.stderr, out.Result)
 	}
 	switch {

@@ -463,18 +463,18 @@ func printSkillVerifyOK(w io.Writer, out *skillVerifyOutput) {
 
 func printSkillVerifyFailed(w io.Writer, out *skillVerifyOutput) {
 	r := out.Result
-	fmt.Fprintf(w, "FAILED: %s: %s: %s\n", out.Dir, r.ErrorCode, r.ErrorMessage)
+	printf(w, "FAILED: %s: %s: %s\n", out.Dir, r.ErrorCode, r.ErrorMessage)
 	printTamperReport(w, r)
 	switch {
 	case r.Hint != "":
-		fmt.Fprintf(w, "  %s\n", r.Hint)
+		printf(w, "  %s\n", r.Hint)
 	case out.Reason == string(errdefs.ReasonPackageTampered):
-		fmt.Fprintf(w, "  the folder's content differs from its signed manifest; list the changes with: signctl skill tampered %s\n", out.Dir)
+		printf(w, "  the folder's content differs from its signed manifest; list the changes with: signctl skill tampered %s\n", out.Dir)
 	case r.ErrorCode == skill.CodeKeyPinMismatch:
-		fmt.Fprintf(w, "  %s@%s is pinned to another key in %s; if the publisher rotated its key on purpose, remove that entry and verify again\n",
+		printf(w, "  %s@%s is pinned to another key in %s; if the publisher rotated its key on purpose, remove that entry and verify again\n",
 			out.ToolID, out.pinDomain(), out.PinStore)
 	case r.ErrorCode == skill.CodeDiscoveryFetchFailed:
-		fmt.Fprintf(w, "  nothing was trusted; check the domain's HTTPS and DNS, or verify offline with --public-key or --discovery (and --revocation)\n")
+		printf(w, "  nothing was trusted; check the domain's HTTPS and DNS, or verify offline with --public-key or --discovery (and --revocation)\n")
 	}
 }
 
@@ -523,7 +523,7 @@ func printTamperReport(w io.Writer, r *skill.Result) {
 		paths []string
 	}{{"added", r.Tampered.Added}, {"removed", r.Tampered.Removed}, {"modified", r.Tampered.Modified}} {
 		for _, p := range l.paths {
-			fmt.Fprintf(w, "  %-9s %s\n", l.what+":", p)
+			printf(w, "  %-9s %s\n", l.what+":", p)
 		}
 	}
 }
