@@ -17,7 +17,8 @@ import (
 	"github.com/signerd/signerd/internal/errdefs"
 )
 
-const fixtures = "../../../shared/fixtures/cloacina"
+// Copied from ../shared/fixtures/cloacina (testdata/cloacina/README.md).
+const fixtures = "testdata/cloacina"
 
 func readFixture(t *testing.T, name string) []byte {
 	t.Helper()
