@@ -106,6 +106,15 @@ func loadSignature(file, explicit string) ([]byte, error) {
 }
 
 func verifyOnline(ctx context.Context, g *globals, res *verifyResult, digest [pkgsig.DigestSize]byte, doc []byte) error {
+	if doc != nil {
+		// A signature file that exists is read here with the daemon's own
+		// reader before anything is sent: an empty file would otherwise
+		// travel as "no document" (proto3 bytes cannot tell empty from
+		// absent) and the daemon would fall back to its records.
+		if _, err := pkgsig.Parse(doc); err != nil {
+			return err
+		}
+	}
 	c, err := g.dial()
 	if err != nil {
 		return err

@@ -39,6 +39,11 @@ const (
 	ReasonUntrustedSigner    Reason = "UNTRUSTED_SIGNER"
 	ReasonKeyRevoked         Reason = "KEY_REVOKED"
 	ReasonInvalidSignature   Reason = "INVALID_SIGNATURE"
+	// ReasonUnknownOrg: nobody configured the org (no trust, grant or
+	// policy was ever set for it). It is refused rather than treated as an
+	// org that trusts nothing and admits unsigned code, so that a loader
+	// with a misspelt org fails closed.
+	ReasonUnknownOrg Reason = "UNKNOWN_ORG"
 )
 
 // Other reasons attached to non-verification errors.
@@ -94,6 +99,7 @@ var (
 	ErrUntrustedSigner    = &VerificationError{Reason: ReasonUntrustedSigner}
 	ErrKeyRevoked         = &VerificationError{Reason: ReasonKeyRevoked}
 	ErrInvalidSignature   = &VerificationError{Reason: ReasonInvalidSignature}
+	ErrUnknownOrg         = &VerificationError{Reason: ReasonUnknownOrg}
 )
 
 // Verification builds a *VerificationError with a formatted message.

@@ -104,6 +104,12 @@ type Org struct {
 	UpdatedAt         time.Time    `json:"updated_at"`
 }
 
+// Configured reports whether the org was ever written: every write of an
+// org (trust, grant, policy) stamps UpdatedAt with its audit event's time,
+// which is never zero (PrepareEvent), while an org nobody configured is
+// returned by GetOrg as Org{ID: id}.
+func (o Org) Configured() bool { return !o.UpdatedAt.IsZero() }
+
 // Format names a signature document format.
 type Format string
 
@@ -192,7 +198,7 @@ type Store interface {
 	FindKeyVersion(ctx context.Context, fingerprint string) (Key, KeyVersion, error)
 
 	// GetOrg returns the org; an unknown org is returned as Org{ID: id}
-	// with no error.
+	// with no error (Org.Configured tells them apart).
 	GetOrg(ctx context.Context, id string) (Org, error)
 	// ListOrgs returns every configured org ordered by ID.
 	ListOrgs(ctx context.Context) ([]Org, error)

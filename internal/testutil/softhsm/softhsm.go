@@ -153,6 +153,17 @@ func (tok *Token) KeyAttributes(t testing.TB, ckaID []byte) pkcs11.KeyAttributes
 	return ka
 }
 
+// PublicKeyAttributes reads the usage attributes of the public key with
+// CKA_ID ckaID, through a session of its own.
+func (tok *Token) PublicKeyAttributes(t testing.TB, ckaID []byte) pkcs11.PublicKeyAttributes {
+	t.Helper()
+	pa, err := pkcs11.InspectPublicKey(tok.ModulePath, tok.Label, tok.PIN, ckaID)
+	if err != nil {
+		t.Fatalf("inspect public key %x: %v", ckaID, err)
+	}
+	return pa
+}
+
 // ReadPrivateValue asks the token for the private key's CKA_VALUE and
 // returns the token's error: for keys signerd made it wraps
 // p11.Error(CKR_ATTRIBUTE_SENSITIVE) (and errdefs.ErrPermissionDenied). nil
