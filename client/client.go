@@ -136,11 +136,6 @@ func (c *Client) FromStatus(err error) error {
 		msg = fmt.Sprintf("cannot reach signerd at %s (is it running? `make run` starts one): %s", c.address, msg)
 	}
 	e := fmt.Errorf("%s: %w", msg, kind)
-	if reason == ReasonUnknownOrg {
-		// Whatever shape the daemon gives it, an unknown org is a refusal
-		// to load, and errors.Is(err, ErrUnknownOrg) must say so.
-		return fmt.Errorf("%w (%w)", &VerificationError{Reason: reason, Message: msg}, kind)
-	}
 	if reason != "" {
 		return errdefs.WithReason(reason, e)
 	}

@@ -179,3 +179,14 @@ func TestOpenVerifiedRefusals(t *testing.T) {
 		})
 	}
 }
+// TestOpenVerifiedUnknownOrg: an org nobody configured loads nothing.
+func TestOpenVerifiedUnknownOrg(t *testing.T) {
+	vf, err := dial(t, env.socket).OpenVerified(context.Background(), "testdata/libhello.so", "no-such-org")
+	if vf != nil {
+		vf.Close()
+		t.Fatal("an unknown org loaded a file")
+	}
+	if !errors.Is(err, client.ErrUnknownOrg) {
+		t.Fatalf("err = %v; want ErrUnknownOrg", err)
+	}
+}

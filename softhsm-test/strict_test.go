@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/signerd/signerd/client"
 	signerv1 "github.com/signerd/signerd/gen/signer/v1"
-	"github.com/signerd/signerd/internal/client"
 )
 
 // cloacinaPackage, cloacinaPubPEM and cloacinaSig are Cloacina's signature
