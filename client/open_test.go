@@ -179,6 +179,7 @@ func TestOpenVerifiedRefusals(t *testing.T) {
 		})
 	}
 }
+
 // TestOpenVerifiedUnknownOrg: an org nobody configured loads nothing.
 func TestOpenVerifiedUnknownOrg(t *testing.T) {
 	vf, err := dial(t, env.socket).OpenVerified(context.Background(), "testdata/libhello.so", "no-such-org")
