@@ -31,6 +31,8 @@ type Config struct {
 	MetricsListen   string
 	// MetricsPprof adds Go's profiling endpoints to the metrics listener.
 	MetricsPprof bool
+	// Reflection serves gRPC server reflection (on by default).
+	Reflection bool
 	// Listen is the optional TCP listener (HOST:PORT): mutual TLS with
 	// TLSCert, TLSKey and ClientCA, or plaintext on loopback only with
 	// InsecureLoopback.
@@ -84,6 +86,7 @@ func Defaults() Config {
 		LogFormat:       "text",
 		MaxSessions:     8,
 		ShutdownTimeout: 30 * time.Second,
+		Reflection:      true,
 
 		AuditCheckpointInterval: time.Minute,
 		AuditRefusalWindow:      service.DefaultRefusalWindow,
@@ -175,6 +178,8 @@ func settings() []setting {
 		{"metrics-listen", "SIGNERD_METRICS_LISTEN", "serve Prometheus metrics on HOST:PORT at /metrics (off by default)", str(func(c *Config) *string { return &c.MetricsListen })},
 		{"metrics-pprof", "SIGNERD_METRICS_PPROF", "also serve Go's profiler at /debug/pprof/ on --metrics-listen (off by default; keep that address private)",
 			boolSetting("metrics-pprof", func(c *Config) *bool { return &c.MetricsPprof })},
+		{"reflection", "SIGNERD_REFLECTION", "serve gRPC server reflection, so grpcurl needs no .proto files (on by default; it shows the public API only; --reflection=false turns it off)",
+			boolSetting("reflection", func(c *Config) *bool { return &c.Reflection })},
 		{"policy", "SIGNERD_POLICY", "policy file: who may do what (JSON; see README); without it, root and the daemon's uid are admins and socket peers may verify", str(func(c *Config) *string { return &c.Policy })},
 		{"audit-checkpoint-interval", "SIGNERD_AUDIT_CHECKPOINT_INTERVAL", "how often to sign an audit checkpoint when the log grew (0: only at shutdown)", func(c *Config, v string) error {
 			d, err := time.ParseDuration(v)
@@ -192,7 +197,7 @@ func settings() []setting {
 }
 
 // boolSettings may be given as a bare flag (--insecure-loopback).
-var boolSettings = map[string]bool{"insecure-loopback": true, "metrics-pprof": true}
+var boolSettings = map[string]bool{"insecure-loopback": true, "metrics-pprof": true, "reflection": true}
 
 // registerFlags declares every setting as a string flag; values are applied
 // by Load so that the precedence lives in one place.
@@ -338,5 +343,6 @@ func (c Config) Redacted() string {
 		fmt.Sprintf("listen = %s\ntls-cert = %s\ntls-key = %s\nclient-ca = %s\ninsecure-loopback = %t\npolicy = %s\n",
 			c.Listen, c.TLSCert, c.TLSKey, c.ClientCA, c.InsecureLoopback, c.Policy) +
 		fmt.Sprintf("audit-checkpoint-interval = %s\naudit-refusal-window = %s\naudit-refusals-per-window = %d\n", c.AuditCheckpointInterval, c.AuditRefusalWindow, c.AuditRefusalsPerWindow) +
+		fmt.Sprintf("reflection = %t\n", c.Reflection) +
 		c.reliabilityRedacted() + c.storeRedacted()
 }
