@@ -22,8 +22,8 @@ help: ## list targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
 .PHONY: deps
-deps: ## install SoftHSM2, openssl, the modules of the test matrix and a C compiler when missing (Debian/Ubuntu)
-	@missing=""; for pkg in softhsm2 openssl opensc opensc-pkcs11 p11-kit p11-kit-modules gcc libc6-dev; do \
+deps: ## install SoftHSM2, openssl, the modules of the test matrix, a C compiler, systemd's tools and lintian when missing (Debian/Ubuntu)
+	@missing=""; for pkg in softhsm2 openssl opensc opensc-pkcs11 p11-kit p11-kit-modules gcc libc6-dev systemd lintian; do \
 		dpkg -s $$pkg >/dev/null 2>&1 || missing="$$missing $$pkg"; \
 	done; \
 	if [ -n "$$missing" ]; then \
@@ -58,11 +58,25 @@ test: deps proto-check vet ## every test, the SoftHSM2 end-to-end suite included
 	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 20m ./...
 	$(MAKE) fuzz-short
 
+# The tests over the third-party SchemaPin corpus (other people's files,
+# never copied into the repository) read it from ../shared or
+# SIGNERD_SHARED; without it this target fails, it never skips.
+SIGNERD_SHARED ?= $(abspath $(CURDIR)/../shared)
+.PHONY: conformance
+conformance: deps ## the SchemaPin conformance tests over ../shared (or SIGNERD_SHARED)
+	@if [ ! -d "$(SIGNERD_SHARED)/fixtures/schemapin/real-world-signed-skills" ] || \
+		[ ! -d "$(SIGNERD_SHARED)/fixtures/schemapin/upstream-repo" ]; then \
+		echo "make conformance: no third-party SchemaPin corpus at $(SIGNERD_SHARED)/fixtures/schemapin" >&2; \
+		echo "  (put shared/ beside the checkout or set SIGNERD_SHARED=/path/to/shared)" >&2; exit 1; \
+	fi
+	CGO_ENABLED=1 SIGNERD_SHARED=$(SIGNERD_SHARED) $(GO) test -race -count=1 -tags conformance -run 'Conformance|^Fuzz' ./internal/skill/ ./internal/cli/
+
 .PHONY: vet
 vet: ## gofmt and go vet
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go') | grep -v '^gen/' || true); \
 		if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) vet -tags conformance ./internal/skill/ ./internal/cli/
 
 .PHONY: fuzz-short
 fuzz-short: ## run each fuzz target briefly (seeds are checked in)
@@ -83,7 +97,7 @@ fuzz-short: ## run each fuzz target briefly (seeds are checked in)
 
 # The reliability tests run in `make test` in a short form; SIGNERD_SOAK=1
 # makes them long (README, "Reliability").
-SOAK_TESTS := ^(TestHSMFault|TestCrashSafety|TestLoad|TestBadClients|TestConnectionLimit)$$
+SOAK_TESTS := ^(TestHSMFault|TestCrashSafety|TestLoad|TestBadClients|TestConnectionLimit|TestRefusalFlood)$$
 .PHONY: soak
 soak: deps ## long reliability runs: 100 kill -9s under load, 64 clients for 60s, HSM faults, bad clients
 	CGO_ENABLED=1 SIGNERD_SOAK=1 $(GO) test -count=1 -timeout 60m -v -run '$(SOAK_TESTS)' ./softhsm-test/

@@ -259,6 +259,7 @@ type auditRecord struct {
 	Key       string `json:"key"`
 	Digest    string `json:"digest"`
 	Outcome   string `json:"outcome"`
+	Detail    string `json:"detail"`
 	PrevHash  string `json:"prev_hash"`
 	Hash      string `json:"hash"`
 }

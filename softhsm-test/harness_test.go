@@ -20,7 +20,7 @@ import (
 
 	"google.golang.org/grpc/health/grpc_health_v1"
 
-	"github.com/signerd/signerd/internal/client"
+	"github.com/signerd/signerd/client"
 	"github.com/signerd/signerd/internal/testutil/softhsm"
 )
 
@@ -58,10 +58,12 @@ type daemon struct {
 	db      string
 	pinFile string
 	module  string   // --pkcs11-module when not the token's own library
-	env     []string // extra environment the module needs
+	env     []string // added to signerd's environment (the module's, NOTIFY_SOCKET, …)
 	cmd     *exec.Cmd
 	logs    *syncBuffer
 	exited  chan error
+	// wrap runs signerd through a command (e.g. setpriv) that execs it.
+	wrap []string
 }
 
 type syncBuffer struct {
@@ -84,6 +86,13 @@ func (s *syncBuffer) String() string {
 // startDaemon starts signerd on a new token, database and socket.
 func startDaemon(t *testing.T, extraArgs ...string) *daemon {
 	t.Helper()
+	return startDaemonWrapped(t, nil, extraArgs...)
+}
+
+// startDaemonWrapped is startDaemon with signerd run through wrap, a
+// command that execs it (setpriv, prlimit): the daemon keeps wrap's PID.
+func startDaemonWrapped(t *testing.T, wrap []string, extraArgs ...string) *daemon {
+	t.Helper()
 	tok := softhsm.NewToken(t)
 	dir := t.TempDir()
 	d := &daemon{
@@ -93,6 +102,7 @@ func startDaemon(t *testing.T, extraArgs ...string) *daemon {
 		socket:  filepath.Join(dir, "run", "signerd.sock"),
 		db:      filepath.Join(dir, "signerd.db"),
 		pinFile: tok.WritePINFile(t),
+		wrap:    wrap,
 	}
 	d.start(t, extraArgs...)
 	return d
@@ -112,7 +122,8 @@ func (d *daemon) args(extra ...string) []string {
 func (d *daemon) start(t *testing.T, extraArgs ...string) {
 	t.Helper()
 	d.logs = &syncBuffer{}
-	d.cmd = exec.Command(bins.signerd, d.args(extraArgs...)...)
+	argv := append(append(append([]string{}, d.wrap...), bins.signerd), d.args(extraArgs...)...)
+	d.cmd = exec.Command(argv[0], argv[1:]...)
 	d.cmd.Env = append(append(os.Environ(), "SOFTHSM2_CONF="+d.tok.ConfPath), d.env...)
 	d.cmd.Stdout, d.cmd.Stderr = d.logs, d.logs
 	if err := d.cmd.Start(); err != nil {
@@ -234,7 +245,7 @@ func writeFile(t *testing.T, dir, name string, data []byte) string {
 
 func copyFixture(t *testing.T, dir, name string) string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "..", "shared", "fixtures", "cloacina", name))
+	b, err := os.ReadFile(filepath.Join("testdata", "cloacina", name))
 	if err != nil {
 		t.Fatal(err)
 	}

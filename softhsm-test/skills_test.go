@@ -9,8 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/signerd/signerd/client"
 	signerv1 "github.com/signerd/signerd/gen/signer/v1"
-	"github.com/signerd/signerd/internal/client"
 	"github.com/signerd/signerd/internal/errdefs"
 	"github.com/signerd/signerd/internal/skill"
 )
@@ -34,6 +34,8 @@ func TestSkillSigningThroughHSM(t *testing.T) {
 	mustSignctl(t, d, "key", "create", "skills", "--algorithm", "ecdsa-p256", "--org", "example.com")
 	mustSignctl(t, d, "key", "create", "pkgs", "--algorithm", "ed25519")
 	pubPEM := writeFile(t, t.TempDir(), "skills.pub.pem", []byte(mustSignctl(t, d, "key", "public", "skills").stdout))
+	// A configured org whose claim on example.com's skills must fail.
+	mustSignctl(t, d, "policy", "set", "--org", "evil.example", "--require-signatures=true")
 
 	for _, conv := range []string{"sha256", "go"} {
 		t.Run(conv, func(t *testing.T) {

@@ -5,7 +5,7 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/signerd/signerd/internal/client"
+	"github.com/signerd/signerd/client"
 )
 
 // remoteFlags are the global flags that point signctl at signerd's TCP

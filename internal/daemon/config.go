@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+
+	"github.com/signerd/signerd/internal/service"
 )
 
 // Config is signerd's effective configuration. Precedence is fixed and
@@ -42,6 +44,12 @@ type Config struct {
 	// AuditCheckpointInterval is how often the audit head is signed when
 	// it moved (0: only at shutdown).
 	AuditCheckpointInterval time.Duration
+	// AuditRefusalWindow and AuditRefusalsPerWindow bound the audit
+	// records of refusals: per caller and reason, the first
+	// AuditRefusalsPerWindow of each window in full, the rest counted in
+	// one aggregate record (service/refusals.go).
+	AuditRefusalWindow     time.Duration
+	AuditRefusalsPerWindow int
 	// Client limits (config_limits.go): request size, calls per
 	// connection, connections per listener, handshake and keepalive.
 	MaxRecvMsgSize       int
@@ -58,6 +66,9 @@ type Config struct {
 	// EtcdCert, EtcdKey and EtcdCA are the client TLS settings of an etcd
 	// store; EtcdPrefix is where its keys live (store.go).
 	EtcdCert, EtcdKey, EtcdCA, EtcdPrefix string
+	// reread loads the configuration again from the same sources, for a
+	// reload (reload.go); nil when it was not built by Load.
+	reread func() (Config, error)
 }
 
 // Defaults returns the built-in configuration.
@@ -75,6 +86,8 @@ func Defaults() Config {
 		ShutdownTimeout: 30 * time.Second,
 
 		AuditCheckpointInterval: time.Minute,
+		AuditRefusalWindow:      service.DefaultRefusalWindow,
+		AuditRefusalsPerWindow:  service.DefaultRefusalFullRecords,
 
 		MaxRecvMsgSize:        DefaultMaxRecvMsgSize,
 		MaxConcurrentStreams:  DefaultMaxConcurrentStreams,
@@ -171,6 +184,10 @@ func settings() []setting {
 			c.AuditCheckpointInterval = d
 			return nil
 		}},
+		{"audit-refusal-window", "SIGNERD_AUDIT_REFUSAL_WINDOW", "window of the bound on refusal audit records: beyond --audit-refusals-per-window per caller and reason, refusals are counted into one aggregate record per window",
+			durationSetting("audit-refusal-window", time.Second, 24*time.Hour, false, func(c *Config) *time.Duration { return &c.AuditRefusalWindow })},
+		{"audit-refusals-per-window", "SIGNERD_AUDIT_REFUSALS_PER_WINDOW", "refusals (failed verifications, denials) per caller and reason written in full in each window; the rest are counted (0: count all)",
+			intSetting("audit-refusals-per-window", 0, 1<<20, func(c *Config) *int { return &c.AuditRefusalsPerWindow })},
 	}
 }
 
@@ -232,6 +249,7 @@ func Load(fs *pflag.FlagSet, getenv func(string) string) (Config, error) {
 	if f := fs.Lookup("pin-file"); f == nil || !f.Changed {
 		c.pin = getenv("SIGNERD_PIN")
 	}
+	c.reread = func() (Config, error) { return Load(fs, getenv) }
 	return c, nil
 }
 
@@ -319,6 +337,6 @@ func (c Config) Redacted() string {
 		c.PKCS11Module, c.TokenLabel, c.PINFile, pin, c.Store, c.Socket, c.SocketMode, c.LogLevel, c.LogFormat, c.MaxSessions, c.ShutdownTimeout) +
 		fmt.Sprintf("listen = %s\ntls-cert = %s\ntls-key = %s\nclient-ca = %s\ninsecure-loopback = %t\npolicy = %s\n",
 			c.Listen, c.TLSCert, c.TLSKey, c.ClientCA, c.InsecureLoopback, c.Policy) +
-		fmt.Sprintf("audit-checkpoint-interval = %s\n", c.AuditCheckpointInterval) +
+		fmt.Sprintf("audit-checkpoint-interval = %s\naudit-refusal-window = %s\naudit-refusals-per-window = %d\n", c.AuditCheckpointInterval, c.AuditRefusalWindow, c.AuditRefusalsPerWindow) +
 		c.reliabilityRedacted() + c.storeRedacted()
 }

@@ -55,7 +55,7 @@ func ToStatus(ctx context.Context, log *slog.Logger, err error) error {
 func classify(err error) (codes.Code, errdefs.Reason) {
 	if v, ok := errdefs.AsVerification(err); ok {
 		switch v.Reason {
-		case errdefs.ReasonSignatureNotFound:
+		case errdefs.ReasonSignatureNotFound, errdefs.ReasonUnknownOrg:
 			return codes.NotFound, v.Reason
 		case errdefs.ReasonMalformedSignature:
 			return codes.InvalidArgument, v.Reason

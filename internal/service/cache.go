@@ -79,7 +79,9 @@ func (s *Service) cachedTrustView(ctx context.Context, org string) (TrustView, e
 		return e.view, nil
 	}
 	v, err := s.trustView(ctx, org)
-	if err != nil {
+	if err != nil || !v.Configured {
+		// Never cache what does not exist: any caller may ask about any
+		// number of made-up orgs.
 		return v, err
 	}
 	s.cache.mu.Lock()

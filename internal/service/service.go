@@ -32,6 +32,14 @@ type Options struct {
 	// (verifycache.go): 0 means DefaultVerifiedCacheEntries, a negative
 	// value turns it off.
 	VerifiedCacheEntries int
+	// RefusalWindow and RefusalFullRecords bound the audit records of
+	// refusals (refusals.go): per caller and reason, the first
+	// RefusalFullRecords of each window are written in full, the rest
+	// counted in one aggregate record. Zero means the defaults
+	// (DefaultRefusalWindow, DefaultRefusalFullRecords); a negative
+	// RefusalFullRecords writes none in full.
+	RefusalWindow      time.Duration
+	RefusalFullRecords int
 }
 
 // Observer is told about events worth a metric. Implementations must be
@@ -67,6 +75,8 @@ type Service struct {
 	audit auditKeyState // the audit checkpoint key (audit.go)
 	// verified remembers signatures that verified (verifycache.go).
 	verified *verifiedCache
+	// refusals bounds the audit records of refusals (refusals.go).
+	refusals *refusalLimiter
 }
 
 // New builds a Service over a store and a key store.
@@ -86,8 +96,12 @@ func New(st store.Store, ks keystore.KeyStore, opts Options) *Service {
 	if opts.VerifiedCacheEntries == 0 {
 		opts.VerifiedCacheEntries = DefaultVerifiedCacheEntries
 	}
+	if opts.RefusalFullRecords == 0 {
+		opts.RefusalFullRecords = DefaultRefusalFullRecords
+	}
 	c := newCache()
 	return &Service{
+		refusals: newRefusalLimiter(opts.RefusalWindow, opts.RefusalFullRecords),
 		verified: newVerifiedCache(max(opts.VerifiedCacheEntries, 0)),
 		store:    invalidatingStore{Store: st, c: c},
 		cache:    c,

@@ -172,6 +172,12 @@ func TestVerify(t *testing.T) {
 	if err := f.svc.GrantTrust(f.ctx, "acme", "deep"); err != nil {
 		t.Fatal(err)
 	}
+	if err := f.svc.GrantTrust(f.ctx, "platform", "mobile"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.svc.SetRequireSignatures(f.ctx, "bare", false); err != nil {
+		t.Fatal(err)
+	}
 	relDigest, relDoc := f.sign(t, "release", "release package")
 	venDigest, venDoc := f.sign(t, "vendor", "vendor package")
 	deepDigest, deepDoc := f.sign(t, "grandchild", "deep package")
@@ -199,7 +205,12 @@ func TestVerify(t *testing.T) {
 		{"not transitive", "platform", deepDigest, deepDoc, errdefs.ErrUntrustedSigner, 0},
 		{"child trusts grandchild via its own grant", "acme", deepDigest, deepDoc, nil, OutcomeVerified},
 		{"untrusted signer", "acme", venDigest, venDoc, errdefs.ErrUntrustedSigner, 0},
-		{"unknown org trusts nothing", "nobody", relDigest, relDoc, errdefs.ErrUntrustedSigner, 0},
+		{"configured org that trusts nothing", "bare", relDigest, relDoc, errdefs.ErrUntrustedSigner, 0},
+		{"unknown org is refused, signed", "nobody", relDigest, relDoc, errdefs.ErrUnknownOrg, 0},
+		{"unknown org is refused, recorded", "nobody", relDigest, nil, errdefs.ErrUnknownOrg, 0},
+		{"unknown org is refused, unsigned", "nobody", digestOf("unsigned"), nil, errdefs.ErrUnknownOrg, 0},
+		{"unknown org is refused, tampered", "nobody", digestOf("other bytes"), relDoc, errdefs.ErrUnknownOrg, 0},
+		{"grant child never configured itself", "mobile", relDigest, relDoc, errdefs.ErrUnknownOrg, 0},
 		{"tampered", "acme", digestOf("other bytes"), relDoc, errdefs.ErrPackageTampered, 0},
 		{"invalid signature", "acme", relDigest, badDoc, errdefs.ErrInvalidSignature, 0},
 		{"malformed", "acme", relDigest, []byte("{ invalid json }"), errdefs.ErrMalformedSignature, 0},
@@ -268,6 +279,9 @@ func TestVerifyAnyRecordedSignatureSuffices(t *testing.T) {
 		t.Fatalf("Verify = %+v, %v; want verified by b", res, err)
 	}
 	// An org trusting neither gets the most informative refusal.
+	if err := f.svc.SetRequireSignatures(f.ctx, "other", false); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := f.svc.Verify(f.ctx, VerifyInput{Org: "other", Digest: d}); !errors.Is(err, errdefs.ErrUntrustedSigner) {
 		t.Fatalf("Verify = %v, want UNTRUSTED_SIGNER", err)
 	}
@@ -336,7 +350,7 @@ func TestRevokedKeySemantics(t *testing.T) {
 
 func TestAddTrustPEM(t *testing.T) {
 	f := newFixture(t)
-	pem, err := os.ReadFile("../../../shared/fixtures/cloacina/release.pub.pem")
+	pem, err := os.ReadFile("testdata/cloacina/release.pub.pem")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -350,8 +364,8 @@ func TestAddTrustPEM(t *testing.T) {
 	if _, err := f.svc.AddTrust(f.ctx, AddTrustInput{Org: "acme", PublicKeyPEM: pem}); !errors.Is(err, errdefs.ErrAlreadyExists) {
 		t.Fatalf("duplicate AddTrust = %v", err)
 	}
-	sigDoc, _ := os.ReadFile("../../../shared/fixtures/cloacina/libworkflow.so.sig")
-	pkg, _ := os.ReadFile("../../../shared/fixtures/cloacina/libworkflow.so")
+	sigDoc, _ := os.ReadFile("testdata/cloacina/libworkflow.so.sig")
+	pkg, _ := os.ReadFile("testdata/cloacina/libworkflow.so")
 	if _, err := f.svc.Verify(f.ctx, VerifyInput{Org: "acme", Digest: digestOf(string(pkg)), Document: sigDoc}); err != nil {
 		t.Fatalf("fixture signature with trusted PEM: %v", err)
 	}
@@ -392,5 +406,9 @@ func TestListTrusted(t *testing.T) {
 	}
 	if v, _ := f.svc.ListTrusted(f.ctx, "parent"); len(v.Keys) != 1 {
 		t.Fatalf("after revoking grant: %+v", v.Keys)
+	}
+	// An org nobody configured is not an org that trusts nothing.
+	if _, err := f.svc.ListTrusted(f.ctx, "never-configured"); !errors.Is(err, errdefs.ErrNotFound) || errdefs.ReasonOf(err) != errdefs.ReasonUnknownOrg {
+		t.Fatalf("ListTrusted of an unknown org = %v (reason %q), want NOT_FOUND, UNKNOWN_ORG", err, errdefs.ReasonOf(err))
 	}
 }

@@ -171,6 +171,18 @@ func clipQuoted(v string) string {
 	return v[:max] + "…"
 }
 
+// domainConfigured reports whether a skill domain is a configured org,
+// as given or normalised (lower case, no trailing dot).
+func (s *Service) domainConfigured(ctx context.Context, domain string) (bool, error) {
+	for _, org := range []string{domain, normalizeDomain(domain)} {
+		v, err := s.cachedTrustView(ctx, org)
+		if err != nil || v.Configured {
+			return v.Configured, err
+		}
+	}
+	return false, nil
+}
+
 // VerifySkillInput is what a client read from a skill folder.
 type VerifySkillInput struct {
 	Domain     string
@@ -225,7 +237,18 @@ func (s *Service) verifySkill(ctx context.Context, in VerifySkillInput) (VerifyS
 	}
 	var root [32]byte
 	copy(root[:], in.Root)
+	// The domain must be known: configured as an org (trust, grant or
+	// policy set for it), or the domain of the signerd key that signed.
+	// Until the key is found, every refusal of an unknown domain is
+	// UNKNOWN_ORG.
+	known, err := s.domainConfigured(ctx, in.Domain)
+	if err != nil {
+		return VerifySkillOutput{}, err
+	}
 	fail := func(reason errdefs.Reason, code, format string, args ...any) error {
+		if !known {
+			return unknownOrg(in.Domain)
+		}
 		return &errdefs.VerificationError{Reason: reason, Code: code, Message: code + ": " + fmt.Sprintf(format, args...), PackageHash: hex.EncodeToString(root[:])}
 	}
 	if len(in.Document) == 0 {
@@ -272,6 +295,10 @@ func (s *Service) verifySkill(ctx context.Context, in VerifySkillInput) (VerifyS
 	} else if err != nil {
 		return VerifySkillOutput{}, err
 	}
+	if !known && (key.Org == "" || normalizeDomain(key.Org) != normalizeDomain(in.Domain)) {
+		return VerifySkillOutput{}, unknownOrg(in.Domain)
+	}
+	known = true
 	pubAny, err := ParsePublicKeyDER(ver.PublicKey)
 	pub, ok := pubAny.(*ecdsa.PublicKey)
 	if err != nil || !ok {

@@ -23,7 +23,10 @@ type TrustEntry struct {
 
 // TrustView is what an org trusts.
 type TrustView struct {
-	Org               string
+	Org string
+	// Configured is false for an org nobody configured: Verify and
+	// ListTrusted refuse it (UNKNOWN_ORG) and it is never cached.
+	Configured        bool
 	RequireSignatures bool
 	Keys              []TrustEntry
 	GrantedOrgs       []string
@@ -52,7 +55,7 @@ func (s *Service) trustView(ctx context.Context, orgID string) (TrustView, error
 	if err != nil {
 		return TrustView{}, err
 	}
-	v := TrustView{Org: orgID, RequireSignatures: org.RequireSignatures, removed: map[string]store.TrustedKey{}, byFP: map[string]int{}}
+	v := TrustView{Org: orgID, Configured: org.Configured(), RequireSignatures: org.RequireSignatures, removed: map[string]store.TrustedKey{}, byFP: map[string]int{}}
 	add := func(tk store.TrustedKey, via string) {
 		if tk.RemovedAt != nil {
 			if _, ok := v.byFP[tk.Fingerprint]; !ok {
@@ -93,7 +96,21 @@ func (s *Service) ListTrusted(ctx context.Context, org string) (TrustView, error
 	if err := ValidateOrg(org); err != nil {
 		return TrustView{}, err
 	}
-	return s.trustView(ctx, org)
+	v, err := s.cachedTrustView(ctx, org)
+	if err == nil && !v.Configured {
+		return TrustView{}, errdefs.WithReason(errdefs.ReasonUnknownOrg, fmt.Errorf(
+			"org %s is not configured: no trust, grant or policy was ever set for it: %w", errdefs.Quote(org), errdefs.ErrNotFound))
+	}
+	return v, err
+}
+
+// unknownOrg is the refusal of a verification for an org nobody
+// configured.
+func unknownOrg(org string) error {
+	return &errdefs.VerificationError{
+		Reason:  errdefs.ReasonUnknownOrg,
+		Message: fmt.Sprintf("org %s is not configured: no trust, grant or policy was ever set for it", errdefs.Quote(org)),
+	}
 }
 
 // AddTrustInput names the org and the key: a signerd key by name (its

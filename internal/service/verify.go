@@ -103,7 +103,17 @@ func (s *Service) verify(ctx context.Context, in VerifyInput) (VerifyResult, err
 			return VerifyResult{}, err
 		}
 		cands = append(cands, candidate{sig: sig})
-	} else {
+	}
+	// Whatever the artifact, an org nobody configured is refused, never
+	// treated as one that trusts nothing and admits unsigned code.
+	view, err := s.cachedTrustView(ctx, in.Org)
+	if err != nil {
+		return VerifyResult{}, err
+	}
+	if !view.Configured {
+		return VerifyResult{}, unknownOrg(in.Org)
+	}
+	if len(in.Document) == 0 {
 		recs, err := s.store.SignaturesByDigest(ctx, digest[:])
 		if err != nil {
 			return VerifyResult{}, err
@@ -120,10 +130,6 @@ func (s *Service) verify(ctx context.Context, in VerifyInput) (VerifyResult, err
 		}
 	}
 
-	view, err := s.cachedTrustView(ctx, in.Org)
-	if err != nil {
-		return VerifyResult{}, err
-	}
 	if len(cands) == 0 {
 		if view.RequireSignatures {
 			return VerifyResult{}, &errdefs.VerificationError{

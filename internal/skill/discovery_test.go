@@ -23,13 +23,6 @@ func TestDiscovery(t *testing.T) {
 	if fp, _ := Fingerprint(pub); fp != testKeyFP || d.DeveloperName != "Example Corp" || d.SchemaVersion != "1.2" {
 		t.Errorf("%+v", d)
 	}
-	// Upstream demo documents (schema 1.1, revoked_keys lists).
-	for _, p := range [][]string{{"upstream-repo", "go", "schemapin.json"}, {"upstream-repo", "python", "examples", "demo_well_known.json"}, {"upstream-repo", "javascript", "demo_well_known.json"}} {
-		d, err := ParseDiscovery(readFixture(t, p...))
-		if err != nil || d.Validate() != nil {
-			t.Errorf("%v: %v", p, err)
-		}
-	}
 	// Build, encode, parse.
 	nd, err := NewDiscovery(pub, "Example Corp")
 	if err != nil {

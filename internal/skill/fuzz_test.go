@@ -8,7 +8,7 @@ import (
 )
 
 // addFixtureSeeds adds every file matching the globs (relative to
-// shared/fixtures/schemapin) to the fuzz corpus.
+// shared/fixtures/schemapin; see fixture) to the fuzz corpus.
 func addFixtureSeeds(f *testing.F, globs ...string) {
 	f.Helper()
 	n := 0
@@ -35,7 +35,8 @@ func addFixtureSeeds(f *testing.F, globs ...string) {
 // that parses to the same encoding (Encode is a fixed point after one
 // parse), and the fixtures written by Go/Python/JS re-encode byte for byte.
 func FuzzParseSignature(f *testing.F) {
-	addFixtureSeeds(f, "vectors/*/.schemapin.sig", "real-world-signed-skills/*/.schemapin.sig", "upstream-repo/stale-root-skill/.schemapin.sig")
+	addFixtureSeeds(f, "vectors/*/.schemapin.sig")
+	addConformanceSeeds(f, "real-world-signed-skills/*/.schemapin.sig", "upstream-repo/stale-root-skill/.schemapin.sig")
 	for _, s := range []string{`{}`, `null`, `{"file_manifest":{"a":"b"},"SIGNATURE":"x"}`, `{"skill_name":"\ud800<&>"}`, `{"file_manifest":null}`} {
 		f.Add([]byte(s))
 	}
@@ -64,7 +65,8 @@ func FuzzParseSignature(f *testing.F) {
 
 // FuzzParseDiscovery: no panic; parse∘encode is stable.
 func FuzzParseDiscovery(f *testing.F) {
-	addFixtureSeeds(f, "vectors/discovery.example.com.json", "upstream-repo/go/schemapin.json",
+	addFixtureSeeds(f, "vectors/discovery.example.com.json")
+	addConformanceSeeds(f, "upstream-repo/go/schemapin.json",
 		"upstream-repo/*/examples/*/demo_well_known.json", "upstream-repo/python/examples/demo_well_known.json", "upstream-repo/javascript/demo_well_known.json")
 	f.Add([]byte(`{"revoked_keys":[],"public_key_pem":"-----BEGIN PUBLIC KEY-----"}`))
 	f.Fuzz(func(t *testing.T, data []byte) {

@@ -12,11 +12,15 @@ import (
 )
 
 // sharedDir locates the shared material that sits beside the checkout as
-// ../shared (shared/README.md). SIGNERD_SHARED overrides it. Tests only
+// ../shared (shared/README.md). SIGNERD_SHARED overrides it. Only the
+// conformance tests reach it, and they fail when it is missing. Tests only
 // read there; anything that could write works on a copy in t.TempDir().
 func sharedDir(tb testing.TB) string {
 	tb.Helper()
 	if d := os.Getenv("SIGNERD_SHARED"); d != "" {
+		if _, err := os.Stat(filepath.Join(d, "fixtures", "schemapin")); err != nil {
+			tb.Fatalf("SIGNERD_SHARED=%s holds no fixtures/schemapin: %v", d, err)
+		}
 		return d
 	}
 	wd, err := os.Getwd()
@@ -37,9 +41,15 @@ func sharedDir(tb testing.TB) string {
 	}
 }
 
-// fixture returns the path of a file under shared/fixtures/schemapin.
+// fixture returns the path of a SchemaPin fixture: "vectors/..." is the
+// copy in testdata/schemapin (made for this project), anything else is
+// the third-party corpus under shared/fixtures/schemapin, which only the
+// conformance tests read.
 func fixture(tb testing.TB, rel ...string) string {
 	tb.Helper()
+	if len(rel) > 0 && (rel[0] == "vectors" || strings.HasPrefix(rel[0], "vectors/")) {
+		return filepath.Join(append([]string{"testdata", "schemapin"}, rel...)...)
+	}
 	return filepath.Join(append([]string{sharedDir(tb), "fixtures", "schemapin"}, rel...)...)
 }
 

@@ -50,7 +50,6 @@ func TestParseSkillNameExtra(t *testing.T) {
 	tests := []struct {
 		name, content, want string
 	}{
-		{"real world", string(readFixture(t, "real-world-signed-skills", "symbiont-422944c", "SKILL.md")), "symbiont"}, // the sig says "Symbiont": a --skill-name override
 		{"blank quoted", "---\nname: '  '\n---\n", ""},
 		{"trailing spaces", "---\nname:   spaced out   \n---\n", "spaced out"},
 		{"front matter later", "x\n---\nname: a\n---\n", ""},

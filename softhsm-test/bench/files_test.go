@@ -180,8 +180,8 @@ func (s *suite) hashSeconds(big, tiny float64) float64 {
 
 // canonicalizing compares skill.Canonicalize (parallel) with
 // skill.CanonicalizeSequential (one WalkDir, hashing as it goes) on the
-// same tree: each runs repeatedly for the window, throughput = tree bytes
-// × runs / elapsed. Both must produce the same root.
+// same tree: each runs repeatedly for the window (the smoke run: twice),
+// throughput = tree bytes × runs / elapsed. Both must produce the same root.
 func (s *suite) canonicalizing() []result {
 	t := s.t
 	dir := filepath.Join(t.TempDir(), "skill")
@@ -208,7 +208,13 @@ func (s *suite) canonicalizing() []result {
 	timed := func(f func(context.Context, string) (skill.Manifest, error)) float64 {
 		start := time.Now()
 		runs := 0
-		for runs == 0 || time.Since(start) < s.cfg.dur {
+		done := func() bool {
+			if s.cfg.ops > 0 {
+				return runs == 2
+			}
+			return runs > 0 && time.Since(start) >= s.cfg.dur
+		}
+		for !done() {
 			if _, err := f(ctx, dir); err != nil {
 				t.Fatal(err)
 			}

@@ -77,6 +77,7 @@ type childRequest struct {
 	Workers   int           `json:"workers"`
 	Warm      time.Duration `json:"warm"`
 	Dur       time.Duration `json:"dur"`
+	Ops       int64         `json:"ops,omitempty"` // by count instead (window.ops)
 }
 
 type childResponse struct {
@@ -147,7 +148,7 @@ func childMain() int {
 var childSeq atomic.Uint64
 
 func childRun(req childRequest, signers map[string]crypto.Signer) (loadStats, error) {
-	w := window{warm: req.Warm, dur: req.Dur}
+	w := window{warm: req.Warm, dur: req.Dur, ops: req.Ops}
 	switch req.Op {
 	case "sign":
 		s, ok := signers[req.Algorithm]

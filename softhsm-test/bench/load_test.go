@@ -2,17 +2,22 @@ package bench
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
 // window is when a point counts: operations that complete during
 // [start+warm, start+warm+dur] are measured; the warm-up before lets
-// caches, connections and session pools fill.
+// caches, connections and session pools fill. When ops is set (the smoke
+// run), there is no clock: exactly ops operations run and every one is
+// measured, so a loaded machine makes the point slower, never empty.
 type window struct {
 	warm, dur time.Duration
+	ops       int64
 }
 
 // loadStats is one measured point of a closed-loop load.
@@ -26,9 +31,13 @@ type loadStats struct {
 
 // closedLoop runs op from `workers` goroutines, each calling it again as
 // soon as it returns (a closed loop: each worker is one client with one
-// request outstanding), until the window ends. The first error stops
-// everything and is returned.
+// request outstanding), until the window ends or, with w.ops, until w.ops
+// operations have been started. The first error stops everything and is
+// returned.
 func closedLoop(workers int, w window, op func(worker int) error) (loadStats, error) {
+	if w.ops > 0 {
+		return countedLoop(workers, w.ops, op)
+	}
 	start := time.Now()
 	t0 := start.Add(w.warm)
 	t1 := t0.Add(w.dur)
@@ -84,6 +93,59 @@ func closedLoop(workers int, w window, op func(worker int) error) (loadStats, er
 	st.rate = float64(st.inWindow) / w.dur.Seconds()
 	if firstErr == nil && st.inWindow == 0 {
 		firstErr = errors.New("no operation completed inside the measurement window")
+	}
+	return st, firstErr
+}
+
+// countedLoop is closedLoop by count: the workers share out exactly ops
+// operations, all of them measured; the rate is ops over the time they
+// took (reported, never asserted: nothing here can time out).
+func countedLoop(workers int, ops int64, op func(worker int) error) (loadStats, error) {
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		firstErr error
+		claimed  atomic.Int64
+	)
+	lat := make([][]time.Duration, workers)
+	per := make([]int64, workers)
+	start := time.Now()
+	for i := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for claimed.Add(1) <= ops {
+				mu.Lock()
+				stop := firstErr != nil
+				mu.Unlock()
+				if stop {
+					return
+				}
+				s := time.Now()
+				if err := op(i); err != nil {
+					mu.Lock()
+					if firstErr == nil {
+						firstErr = err
+					}
+					mu.Unlock()
+					return
+				}
+				per[i]++
+				lat[i] = append(lat[i], time.Since(s))
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	st := loadStats{perWorker: per}
+	for i := range workers {
+		st.inWindow += per[i]
+		st.latencies = append(st.latencies, lat[i]...)
+	}
+	st.total = st.inWindow
+	st.rate = float64(st.inWindow) / elapsed.Seconds()
+	if firstErr == nil && st.inWindow != ops {
+		firstErr = fmt.Errorf("%d of %d operations completed", st.inWindow, ops)
 	}
 	return st, firstErr
 }

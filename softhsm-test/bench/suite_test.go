@@ -23,8 +23,8 @@ import (
 
 	"google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/signerd/signerd/client"
 	signerv1 "github.com/signerd/signerd/gen/signer/v1"
-	"github.com/signerd/signerd/internal/client"
 	"github.com/signerd/signerd/internal/pkgsig"
 	"github.com/signerd/signerd/internal/skill"
 	"github.com/signerd/signerd/internal/store/boltstore"
@@ -32,7 +32,8 @@ import (
 
 // config sizes a run.
 type config struct {
-	warm, dur  time.Duration // of each point
+	warm, dur  time.Duration // of each point (the full suite)
+	ops        int64         // when set, each point is this many operations instead (the smoke run)
 	reps       int           // repetitions of each point
 	clients    int           // concurrent gRPC clients, one connection each
 	hsmWorkers int           // goroutines of the in-process signing ceiling
@@ -60,14 +61,14 @@ func fullConfig() config {
 
 func smokeConfig() config {
 	return config{
-		warm: 50 * time.Millisecond, dur: 150 * time.Millisecond, reps: 1,
+		ops: 64, reps: 1,
 		clients: 8, hsmWorkers: 8,
 		hashSize: 32 << 20, rssSmall: 1 << 20, rssLarge: 16 << 20, tinyRuns: 1,
 		treeFiles: 60, maxLarge: 256 << 10, cliFiles: 4, smoke: true,
 	}
 }
 
-func (c config) window() window { return window{warm: c.warm, dur: c.dur} }
+func (c config) window() window { return window{warm: c.warm, dur: c.dur, ops: c.ops} }
 
 const (
 	keyEd    = "bench-ed25519"
@@ -283,7 +284,7 @@ func (s *suite) inproc(op, alg string, workers int) (rate, cpuUS float64) {
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	resp, err := s.child.do(childRequest{Op: op, Algorithm: alg, Workers: workers, Warm: s.cfg.warm, Dur: s.cfg.dur})
+	resp, err := s.child.do(childRequest{Op: op, Algorithm: alg, Workers: workers, Warm: s.cfg.warm, Dur: s.cfg.dur, Ops: s.cfg.ops})
 	if err != nil {
 		s.t.Fatal(err)
 	}
@@ -452,7 +453,8 @@ func (s *suite) unarySignEC() (loadStats, error) {
 const batchOutstanding = 256
 
 // batchSignEd streams Sign requests over one SignBatch stream until the
-// window ends and counts the answers that arrive inside it.
+// window ends and counts the answers that arrive inside it (the smoke run:
+// exactly cfg.ops requests, every answer counted).
 func (s *suite) batchSignEd() (loadStats, error) { return s.batchSign(s.conns[0]) }
 
 // batchSign is batchSignEd on any server: the daemon's or the floor's.
@@ -463,8 +465,16 @@ func (s *suite) batchSign(c *client.Client) (loadStats, error) {
 	if err != nil {
 		return loadStats{}, err
 	}
-	t0 := time.Now().Add(s.cfg.warm)
+	start := time.Now()
+	t0 := start.Add(s.cfg.warm)
 	t1 := t0.Add(s.cfg.dur)
+	var sent int64
+	more := func() bool {
+		if s.cfg.ops > 0 {
+			return sent < s.cfg.ops
+		}
+		return time.Now().Before(t1)
+	}
 	// At most batchOutstanding items sent and not yet answered: enough to
 	// keep the server's window full, few enough that the stream drains
 	// promptly after the window (HTTP/2 flow control alone would let
@@ -472,7 +482,7 @@ func (s *suite) batchSign(c *client.Client) (loadStats, error) {
 	slots := make(chan struct{}, batchOutstanding)
 	sendErr := make(chan error, 1)
 	go func() {
-		for time.Now().Before(t1) {
+		for ; more(); sent++ {
 			select {
 			case slots <- struct{}{}:
 			case <-ctx.Done():
@@ -501,12 +511,19 @@ func (s *suite) batchSign(c *client.Client) (loadStats, error) {
 		}
 		<-slots
 		st.total++
-		if now := time.Now(); !now.Before(t0) && !now.After(t1) {
+		if now := time.Now(); s.cfg.ops > 0 || !now.Before(t0) && !now.After(t1) {
 			st.inWindow++
 		}
 	}
 	if err := <-sendErr; err != nil && !errors.Is(err, io.EOF) {
 		return st, err
+	}
+	if s.cfg.ops > 0 {
+		if st.total != s.cfg.ops {
+			return st, fmt.Errorf("SignBatch: %d of %d answers", st.total, s.cfg.ops)
+		}
+		st.rate = float64(st.total) / time.Since(start).Seconds()
+		return st, nil
 	}
 	st.rate = float64(st.inWindow) / s.cfg.dur.Seconds()
 	return st, nil

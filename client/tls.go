@@ -86,5 +86,5 @@ func dialTCP(addr string, creds credentials.TransportCredentials) (*Client, erro
 	if err != nil {
 		return nil, fmt.Errorf("address %s: %w", addr, err)
 	}
-	return newClient(conn, addr), nil
+	return (&Client{}).init(conn, addr), nil
 }
