@@ -243,7 +243,7 @@ func newTrustListCommand(g *globals) *cobra.Command {
 				if k.ViaOrg != "" {
 					via = "grant from " + k.ViaOrg
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", k.Fingerprint, k.Algorithm, k.KeyName, via)
+				printf(tw, "%s\t%s\t%s\t%s\n", k.Fingerprint, k.Algorithm, k.KeyName, via)
 			}
 			return tw.Flush()
 		},
