@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -76,7 +77,9 @@ func runSkillVerifyOnline(cmd *cobra.Command, g *globals, opts *skillVerifyOpts,
 		if !ok {
 			return err
 		}
-		res.ErrorCode, res.ErrorMessage = skill.ErrorCode(v.Code), v.Message
+		// The daemon's message is the offline Result's "code: message";
+		// split the same way, both modes print and report alike.
+		res.ErrorCode, res.ErrorMessage = skill.ErrorCode(v.Code), strings.TrimPrefix(v.Message, v.Code+": ")
 		out.Reason, out.KeyFingerprint = string(v.Reason), v.Fingerprint
 		return reportOnline(g, out, v)
 	}
@@ -104,7 +107,7 @@ func reportOnline(g *globals, out *skillVerifyOutput, verr *errdefs.Verification
 			printf(g.stdout, "  warning: %s\n", w)
 		}
 	} else {
-		fmt.Fprintf(g.stderr, "FAILED: %s: %s: %s\n", out.Dir, out.Reason, verr.Message)
+		printSkillVerifyFailed(g.stderr, out)
 	}
 	switch {
 	case verr == nil:

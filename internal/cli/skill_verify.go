@@ -462,7 +462,11 @@ func printSkillVerifyOK(w io.Writer, out *skillVerifyOutput) {
 
 func printSkillVerifyFailed(w io.Writer, out *skillVerifyOutput) {
 	r := out.Result
-	fmt.Fprintf(w, "FAILED: %s: %s: %s\n", out.Dir, r.ErrorCode, r.ErrorMessage)
+	code := string(r.ErrorCode)
+	if code == "" {
+		code = out.Reason
+	}
+	fmt.Fprintf(w, "FAILED: %s: %s: %s\n", out.Dir, code, r.ErrorMessage)
 	switch {
 	case out.Reason == string(errdefs.ReasonPackageTampered):
 		fmt.Fprintf(w, "  the folder's content differs from its signed manifest; list the changes with: signctl skill tampered %s\n", out.Dir)
