@@ -22,11 +22,14 @@ help: ## list targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
 .PHONY: deps
-deps: ## install SoftHSM2 and openssl when missing (Debian/Ubuntu)
-	@if ! command -v softhsm2-util >/dev/null || ! command -v openssl >/dev/null; then \
-		echo "installing softhsm2 and openssl (apt-get)"; \
+deps: ## install SoftHSM2, openssl, the modules of the test matrix, a C compiler, systemd's tools and lintian when missing (Debian/Ubuntu)
+	@missing=""; for pkg in softhsm2 openssl opensc opensc-pkcs11 p11-kit p11-kit-modules gcc libc6-dev systemd lintian; do \
+		dpkg -s $$pkg >/dev/null 2>&1 || missing="$$missing $$pkg"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing$$missing (apt-get)"; \
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
-		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq softhsm2 openssl >/dev/null; \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
 .PHONY: build
@@ -94,7 +97,7 @@ fuzz-short: ## run each fuzz target briefly (seeds are checked in)
 
 # The reliability tests run in `make test` in a short form; SIGNERD_SOAK=1
 # makes them long (README, "Reliability").
-SOAK_TESTS := ^(TestHSMFault|TestCrashSafety|TestLoad|TestBadClients|TestConnectionLimit)$$
+SOAK_TESTS := ^(TestHSMFault|TestCrashSafety|TestLoad|TestBadClients|TestConnectionLimit|TestRefusalFlood|TestMadeUpOrgsMemory|TestTLSHandshakeFlood|TestMetricsFlood)$$
 .PHONY: soak
 soak: deps ## long reliability runs: 100 kill -9s under load, 64 clients for 60s, HSM faults, bad clients
 	CGO_ENABLED=1 SIGNERD_SOAK=1 $(GO) test -count=1 -timeout 60m -v -run '$(SOAK_TESTS)' ./softhsm-test/

@@ -257,8 +257,10 @@ type auditRecord struct {
 	Caller    string `json:"caller"`
 	Operation string `json:"operation"`
 	Key       string `json:"key"`
+	Org       string `json:"org"`
 	Digest    string `json:"digest"`
 	Outcome   string `json:"outcome"`
+	Detail    string `json:"detail"`
 	PrevHash  string `json:"prev_hash"`
 	Hash      string `json:"hash"`
 }

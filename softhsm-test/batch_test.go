@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/signerd/signerd/client"
 	signerv1 "github.com/signerd/signerd/gen/signer/v1"
-	"github.com/signerd/signerd/internal/client"
 	"github.com/signerd/signerd/internal/pkgsig"
 )
 

@@ -114,6 +114,7 @@ func TestDaemonHygiene(t *testing.T) {
 		if err := d.tok.ReadPrivateValue(t, id); err == nil {
 			t.Fatalf("key %v: the token released CKA_VALUE", k["name"])
 		}
+		requireSignOnly(t, d, k)
 	}
 
 	if err := d.stop(t); err != nil {

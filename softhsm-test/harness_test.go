@@ -20,7 +20,7 @@ import (
 
 	"google.golang.org/grpc/health/grpc_health_v1"
 
-	"github.com/signerd/signerd/internal/client"
+	"github.com/signerd/signerd/client"
 	"github.com/signerd/signerd/internal/testutil/softhsm"
 )
 
@@ -57,9 +57,13 @@ type daemon struct {
 	socket  string
 	db      string
 	pinFile string
+	module  string   // --pkcs11-module when not the token's own library
+	env     []string // added to signerd's environment (the module's, NOTIFY_SOCKET, …)
 	cmd     *exec.Cmd
 	logs    *syncBuffer
 	exited  chan error
+	// wrap runs signerd through a command (e.g. setpriv) that execs it.
+	wrap []string
 }
 
 type syncBuffer struct {
@@ -82,6 +86,13 @@ func (s *syncBuffer) String() string {
 // startDaemon starts signerd on a new token, database and socket.
 func startDaemon(t *testing.T, extraArgs ...string) *daemon {
 	t.Helper()
+	return startDaemonWrapped(t, nil, extraArgs...)
+}
+
+// startDaemonWrapped is startDaemon with signerd run through wrap, a
+// command that execs it (setpriv, prlimit): the daemon keeps wrap's PID.
+func startDaemonWrapped(t *testing.T, wrap []string, extraArgs ...string) *daemon {
+	t.Helper()
 	tok := softhsm.NewToken(t)
 	dir := t.TempDir()
 	d := &daemon{
@@ -91,14 +102,19 @@ func startDaemon(t *testing.T, extraArgs ...string) *daemon {
 		socket:  filepath.Join(dir, "run", "signerd.sock"),
 		db:      filepath.Join(dir, "signerd.db"),
 		pinFile: tok.WritePINFile(t),
+		wrap:    wrap,
 	}
 	d.start(t, extraArgs...)
 	return d
 }
 
 func (d *daemon) args(extra ...string) []string {
+	module := d.tok.ModulePath
+	if d.module != "" {
+		module = d.module
+	}
 	return append([]string{
-		"--pkcs11-module", d.tok.ModulePath, "--token-label", d.tok.Label, "--pin-file", d.pinFile,
+		"--pkcs11-module", module, "--token-label", d.tok.Label, "--pin-file", d.pinFile,
 		"--db", d.db, "--socket", d.socket, "--log-level", "debug",
 	}, extra...)
 }
@@ -106,8 +122,9 @@ func (d *daemon) args(extra ...string) []string {
 func (d *daemon) start(t *testing.T, extraArgs ...string) {
 	t.Helper()
 	d.logs = &syncBuffer{}
-	d.cmd = exec.Command(bins.signerd, d.args(extraArgs...)...)
-	d.cmd.Env = append(os.Environ(), "SOFTHSM2_CONF="+d.tok.ConfPath)
+	argv := append(append(append([]string{}, d.wrap...), bins.signerd), d.args(extraArgs...)...)
+	d.cmd = exec.Command(argv[0], argv[1:]...)
+	d.cmd.Env = append(append(os.Environ(), "SOFTHSM2_CONF="+d.tok.ConfPath), d.env...)
 	d.cmd.Stdout, d.cmd.Stderr = d.logs, d.logs
 	if err := d.cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -95,6 +95,7 @@ func TestKeyImport(t *testing.T) {
 	if k["fingerprint"] != "3097e2dee2cb4a34b53840cdb705aed71067c36f68db0e0f559c3f3fa043315f" {
 		t.Fatalf("imported fingerprint %v", k["fingerprint"])
 	}
+	requireSignOnly(t, d, k)
 	// Ed25519 is deterministic: the HSM reproduces the fixture's signature.
 	pkg := filepath.Join(dir, "libworkflow.so")
 	fixture, _ := os.ReadFile(pkg + ".sig")
@@ -135,6 +136,7 @@ func TestKeyImport(t *testing.T) {
 		if !sensitive || extractable || d.tok.ReadPrivateValue(t, id) == nil {
 			t.Fatal("imported key is readable from the token")
 		}
+		requireSignOnly(t, d, k)
 	}
 
 	for name, args := range map[string][]string{

@@ -9,8 +9,8 @@ import (
 
 	"google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/signerd/signerd/client"
 	signerv1 "github.com/signerd/signerd/gen/signer/v1"
-	"github.com/signerd/signerd/internal/client"
 )
 
 // TestLoad: 64 clients, each on its own connection, mix Sign and Verify

@@ -43,6 +43,7 @@ func TestNewUserOutputs(t *testing.T) {
 	off := signctl(t, d, "skill", "verify", dir, "--domain", "example.com", "--public-key", pub)
 	on := signctl(t, d, "skill", "verify", dir, "--domain", "example.com", "--online")
 	want := "FAILED: " + dir + ": signature_invalid: Signature verification failed\n" +
+		"  modified: SKILL.md\n" +
 		"  the folder's content differs from its signed manifest; list the changes with: signctl skill tampered " + dir + "\n"
 	for name, r := range map[string]result{"offline": off, "online": on} {
 		if r.code != 1 || r.stderr != want {

@@ -159,6 +159,9 @@ func TestCloacinaFixtures(t *testing.T) {
 func TestPolicy(t *testing.T) {
 	d := startDaemon(t)
 	unsigned := writeFile(t, t.TempDir(), "unsigned.so", []byte("nobody signed me"))
+	// acme exists (it trusts a key) and has the default policy.
+	mustSignctl(t, d, "key", "create", "release", "--algorithm", "ed25519")
+	mustSignctl(t, d, "trust", "add", "--org", "acme", "--key", "release")
 
 	r := signctl(t, d, "verify", unsigned, "--org", "acme", "-o", "json")
 	v := r.json(t)

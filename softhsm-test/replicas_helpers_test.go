@@ -13,8 +13,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/signerd/signerd/client"
 	signerv1 "github.com/signerd/signerd/gen/signer/v1"
-	"github.com/signerd/signerd/internal/client"
 	"github.com/signerd/signerd/internal/testutil/etcdtest"
 	"github.com/signerd/signerd/internal/testutil/softhsm"
 )

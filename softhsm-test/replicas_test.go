@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/signerd/signerd/client"
 	signerv1 "github.com/signerd/signerd/gen/signer/v1"
-	"github.com/signerd/signerd/internal/client"
 )
 
 // Several signerd replicas (issue #6): two real signerd processes share one

@@ -109,7 +109,7 @@ and digest. 'signctl audit verify' checks that they have not been tampered with.
 						if len(digest) > 16 {
 							digest = digest[:12] + "…"
 						}
-						fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", j.Seq, j.Time, j.Caller, j.Operation, j.Outcome, j.Key, j.Org, digest, j.Detail)
+						printf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", j.Seq, j.Time, j.Caller, j.Operation, j.Outcome, j.Key, j.Org, digest, j.Detail)
 					} else {
 						out = append(out, j)
 					}
@@ -121,7 +121,7 @@ and digest. 'signctl audit verify' checks that they have not been tampered with.
 				if last <= since {
 					// Sequence numbers went backwards: the log is damaged.
 					// Stop rather than page forever; verify names the place.
-					fmt.Fprintf(g.stderr, "signctl: audit records are out of order after seq %d; run signctl audit verify\n", since)
+					printf(g.stderr, "signctl: audit records are out of order after seq %d; run signctl audit verify\n", since)
 					break
 				}
 				since = last
@@ -281,34 +281,106 @@ func verifyAuditOffline(ctx context.Context, dbPath, keyPath string) (auditVerif
 		}
 		return auditVerifyResult{}, exitErr(ExitUsage, fmt.Errorf("database %s: %w", dbPath, err))
 	}
-	st, err := boltstore.Open(ctx, dbPath, boltstore.Options{ReadOnly: true})
-	if err != nil {
+	// A damaged file is a finding (exit 1), not bad input: CheckFile reads
+	// the meta pages without bbolt, Guard keeps bbolt's panics and faults
+	// on damaged pages from killing signctl. Only a file that was never a
+	// bbolt database is bad input.
+	fileErr := boltstore.CheckFile(dbPath)
+	var damage *boltstore.DamageError
+	if fileErr != nil && !errors.As(fileErr, &damage) {
+		return auditVerifyResult{}, exitErr(ExitUsage, fileErr)
+	}
+	var (
+		rep auditlog.Report
+		ce  *store.ChainError
+	)
+	err = boltstore.Guard(dbPath, func() error {
+		st, err := boltstore.Open(ctx, dbPath, boltstore.Options{ReadOnly: true})
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		rep, err = auditlog.Verify(ctx, st, pub)
+		if err != nil && !errors.As(err, &ce) {
+			return err
+		}
+		return st.WalkPages(ctx)
+	})
+	var readErr *boltstore.DamageError
+	switch {
+	case errors.As(err, &readErr):
+		damage = mergeDamage(damage, readErr)
+	case err != nil && damage != nil:
+		// bbolt refused the file CheckFile already found damaged.
+		damage = mergeDamage(damage, &boltstore.DamageError{Path: dbPath, Problems: []string{err.Error()}})
+	case err != nil:
 		if errors.Is(err, errdefs.ErrUnavailable) {
 			err = fmt.Errorf("%w; copy the file and verify the copy, or run signctl audit verify without --db", err)
 		}
 		return auditVerifyResult{}, exitErr(ExitUsage, err)
 	}
-	defer st.Close()
-	rep, err := auditlog.Verify(ctx, st, pub)
-	var ce *store.ChainError
-	if err != nil && !errors.As(err, &ce) {
-		return auditVerifyResult{}, err
-	}
 	res := auditVerifyResult{
-		Intact: ce == nil, Mode: "offline", DB: dbPath, HeadSeq: rep.HeadSeq, HeadHash: hex.EncodeToString(rep.HeadHash),
+		Intact: ce == nil && damage == nil, Mode: "offline", DB: dbPath, HeadSeq: rep.HeadSeq, HeadHash: hex.EncodeToString(rep.HeadHash),
 		Checkpoints: uint64(rep.Checkpoints), AuditKeyFingerprint: auditlog.Fingerprint(pub),
 	}
 	if cp := rep.Latest; cp != nil {
 		res.LatestCheckpoint = &checkpointJSON{Seq: cp.Seq, Hash: hex.EncodeToString(cp.Hash), Time: cp.Time.UTC().Format(time.RFC3339Nano), KeyFingerprint: cp.KeyFingerprint}
 	}
-	if ce != nil {
+	switch {
+	case damage != nil:
+		res.Problem = damageProblem(ctx, dbPath, damage, ce)
+	case ce != nil:
 		res.Problem = &problemJSON{Seq: ce.Seq, Kind: ce.Kind, Message: ce.Message}
 	}
 	return res, nil
 }
 
+func mergeDamage(a, b *boltstore.DamageError) *boltstore.DamageError {
+	if a == nil {
+		return b
+	}
+	return &boltstore.DamageError{Path: a.Path, Problems: append(append([]string(nil), a.Problems...), b.Problems...)}
+}
+
+// damageProblem says what is damaged and what could still be read: the
+// audit records reachable in key order before the damage stopped the
+// reading (a second, guarded pass), and what the chain check found in them.
+func damageProblem(ctx context.Context, dbPath string, damage *boltstore.DamageError, ce *store.ChainError) *problemJSON {
+	var (
+		last  uint64
+		count int
+	)
+	readErr := boltstore.Guard(dbPath, func() error {
+		st, err := boltstore.Open(ctx, dbPath, boltstore.Options{ReadOnly: true})
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		return st.ReadableAudit(ctx, &last, &count)
+	})
+	p := &problemJSON{Kind: store.ChainDamagedFile, Message: damage.Error()}
+	switch {
+	case readErr == nil:
+		p.Message += fmt.Sprintf("; all %d audit records could be read (the last is %d)", count, last)
+	case count == 0:
+		p.Seq = 1
+		p.Message += "; no audit record could be read"
+	default:
+		p.Seq = last + 1
+		p.Message += fmt.Sprintf("; %d audit records could be read, up to record %d, then: %v", count, last, readErr)
+	}
+	if ce != nil {
+		p.Message += fmt.Sprintf("; in what could be read, record %d: %s: %s", ce.Seq, ce.Kind, ce.Message)
+	}
+	return p
+}
+
 func printAuditVerdict(g *globals, r auditVerifyResult) {
 	if !r.Intact {
+		if r.Problem.Kind == store.ChainDamagedFile {
+			printf(g.stdout, "BROKEN: %s: %s\n", r.Problem.Kind, r.Problem.Message)
+			return
+		}
 		printf(g.stdout, "BROKEN: audit log record %d: %s: %s\n", r.Problem.Seq, r.Problem.Kind, r.Problem.Message)
 		return
 	}
@@ -358,7 +430,7 @@ it: 'signctl audit verify --db FILE --audit-key PUB.pem' checks a database with 
 				}
 				return printJSON(g.stdout, out)
 			}
-			printf(g.stdout, "%s", resp.GetPublicKeyPem())
+			writeRaw(g.stdout, resp.GetPublicKeyPem())
 			if !strings.HasSuffix(resp.GetPublicKeyPem(), "\n") {
 				printf(g.stdout, "\n")
 			}

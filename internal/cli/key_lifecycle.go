@@ -61,6 +61,10 @@ superseded, cessation_of_operation, privilege_withdrawn: signatures signerd
 recorded before the revocation stay valid; later ones, and detached signatures
 signerd has no record of, fail with KEY_REVOKED.
 
+A revoked key can be revoked again only to escalate it to key_compromise
+(when a compromise comes to light after a routine revocation): from then on
+its earlier signatures fail too. Any other change of reason is refused.
+
 Revocations appear in the key's SchemaPin discovery document (revoked_keys)
 and in 'signctl skill revocation'.`,
 		Args: exactArgs(1, "exactly one key NAME"),

@@ -196,7 +196,7 @@ func wantsJSON(root *cobra.Command, args []string) bool {
 // printReport writes the failure: one line on stderr and, with -o json,
 // the report object on stdout.
 func printReport(stdout, stderr io.Writer, r errorReport, asJSON bool) {
-	fmt.Fprintf(stderr, "signctl: %s\n", r.Message)
+	printf(stderr, "signctl: %s\n", r.Message)
 	if asJSON {
 		_ = printJSON(stdout, r)
 	}

@@ -1,5 +1,5 @@
 // Package cli implements signctl, the operator's and developer's command
-// line. It talks to the daemon only through internal/client; offline
+// line. It talks to the daemon only through the public client package; offline
 // verification uses the same pure format packages the daemon uses.
 package cli
 
@@ -12,7 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/signerd/signerd/internal/client"
+	"github.com/signerd/signerd/client"
 )
 
 // DefaultSocket is where signctl looks for signerd when neither --socket

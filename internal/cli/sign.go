@@ -4,20 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"runtime"
 	"sync"
 
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
-
 	"github.com/spf13/cobra"
 
 	signerv1 "github.com/signerd/signerd/gen/signer/v1"
-	"github.com/signerd/signerd/internal/client"
 	"github.com/signerd/signerd/internal/pkgsig"
 )
 
@@ -78,7 +72,7 @@ leaves no partial .sig behind.`,
 			outcomes := make([]outcome, len(args))
 			var wg sync.WaitGroup
 			sem := make(chan struct{}, 8)
-			err = signAll(ctx, c, reqs, func(i int, resp *signerv1.SignResponse, itemErr error) error {
+			err = c.SignBatch(ctx, reqs, func(i int, resp *signerv1.SignResponse, itemErr error) error {
 				if itemErr != nil {
 					outcomes[i].itemErr = itemErr
 					return nil
@@ -103,7 +97,7 @@ leaves no partial .sig behind.`,
 				path := args[i]
 				switch {
 				case o.itemErr != nil:
-					fmt.Fprintf(g.stderr, "signctl: %s: %v\n", path, o.itemErr)
+					printf(g.stderr, "signctl: %s: %v\n", path, o.itemErr)
 					if firstErr == nil {
 						firstErr = o.itemErr
 					}
@@ -174,61 +168,4 @@ func hashFiles(ctx context.Context, paths []string) ([][pkgsig.DigestSize]byte, 
 	}
 	wg.Wait()
 	return digests, errors.Join(errs...)
-}
-
-// signAll signs with unary Sign for one request and over one SignBatch
-// stream for several, calling each(i, response, itemError) in request
-// order. A non-nil error from each, or a transport failure, stops it.
-func signAll(ctx context.Context, c *client.Client, reqs []*signerv1.SignRequest, each func(int, *signerv1.SignResponse, error) error) error {
-	if len(reqs) == 1 {
-		resp, err := c.Signer.Sign(ctx, reqs[0])
-		if err != nil {
-			return each(0, nil, c.FromStatus(err))
-		}
-		return each(0, resp, nil)
-	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	stream, err := c.Signer.SignBatch(ctx)
-	if err != nil {
-		return c.FromStatus(err)
-	}
-	sendErr := make(chan error, 1)
-	go func() {
-		for _, r := range reqs {
-			if err := stream.Send(&signerv1.SignBatchRequest{Request: r}); err != nil {
-				sendErr <- err
-				return
-			}
-		}
-		sendErr <- stream.CloseSend()
-	}()
-	for i := range reqs {
-		resp, err := stream.Recv()
-		if err != nil {
-			return c.FromStatus(err)
-		}
-		var itemErr error
-		if e := resp.GetError(); e != nil {
-			itemErr = c.FromStatus(batchItemStatus(e))
-		}
-		if err := each(i, resp.GetResponse(), itemErr); err != nil {
-			return err
-		}
-	}
-	if err := <-sendErr; err != nil && !errors.Is(err, io.EOF) {
-		return c.FromStatus(err)
-	}
-	return nil
-}
-
-// batchItemStatus rebuilds the status a unary Sign would have returned.
-func batchItemStatus(e *signerv1.BatchItemError) error {
-	st := status.New(codes.Code(e.GetCode()), e.GetMessage())
-	if e.GetReason() != "" {
-		if withInfo, err := st.WithDetails(&errdetails.ErrorInfo{Reason: e.GetReason(), Domain: "signerd.dev"}); err == nil {
-			st = withInfo
-		}
-	}
-	return st.Err()
 }

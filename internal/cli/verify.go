@@ -10,7 +10,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	signerv1 "github.com/signerd/signerd/gen/signer/v1"
 	"github.com/signerd/signerd/internal/errdefs"
 	"github.com/signerd/signerd/internal/pkgsig"
 )
@@ -107,20 +106,29 @@ func loadSignature(file, explicit string) ([]byte, error) {
 }
 
 func verifyOnline(ctx context.Context, g *globals, res *verifyResult, digest [pkgsig.DigestSize]byte, doc []byte) error {
+	if doc != nil {
+		// A signature file that exists is read here with the daemon's own
+		// reader before anything is sent: an empty file would otherwise
+		// travel as "no document" (proto3 bytes cannot tell empty from
+		// absent) and the daemon would fall back to its records.
+		if _, err := pkgsig.Parse(doc); err != nil {
+			return err
+		}
+	}
 	c, err := g.dial()
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	resp, err := c.Signer.Verify(ctx, &signerv1.VerifyRequest{Org: res.Org, Digest: digest[:], SignatureDocument: doc})
+	v, err := c.Verify(ctx, res.Org, digest, doc)
 	if err != nil {
-		return c.FromStatus(err)
+		return err
 	}
-	res.SignerFingerprint = resp.GetSignerFingerprint()
-	res.SignerKeyName = resp.GetSignerKeyName()
-	res.SignatureSource = resp.GetSignatureSource()
+	res.SignerFingerprint = v.SignerFingerprint
+	res.SignerKeyName = v.SignerKeyName
+	res.SignatureSource = v.SignatureSource
 	res.Admitted = true
-	if resp.GetOutcome() == signerv1.VerifyOutcome_VERIFY_OUTCOME_VERIFIED {
+	if v.Verified() {
 		res.Verified = true
 		return nil
 	}
@@ -198,7 +206,7 @@ func report(g *globals, res *verifyResult, err error) error {
 		if res.Admitted {
 			admitted = " (admitted unverified by policy)"
 		}
-		fmt.Fprintf(g.stderr, "FAILED: %s: %s: %s%s\n", res.File, res.Reason, res.Message, admitted)
+		printf(g.stderr, "FAILED: %s: %s: %s%s\n", res.File, res.Reason, res.Message, admitted)
 	}
 	switch {
 	case err == nil:

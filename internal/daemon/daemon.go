@@ -11,7 +11,9 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -68,26 +70,42 @@ func newConfigCommand(stdout io.Writer, getenv func(string) string) *cobra.Comma
 	return cmd
 }
 
-func newLogger(cfg Config, w io.Writer) (*slog.Logger, error) {
+// newLogger returns the daemon's logger and its level, which a reload
+// changes.
+func newLogger(cfg Config, w io.Writer) (*slog.Logger, *slog.LevelVar, error) {
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
-		return nil, fmt.Errorf("log-level %q: want debug, info, warn or error", cfg.LogLevel)
+		return nil, nil, fmt.Errorf("log-level %q: want debug, info, warn or error", cfg.LogLevel)
 	}
-	opts := &slog.HandlerOptions{Level: level}
+	lv := &slog.LevelVar{}
+	lv.Set(level)
+	opts := &slog.HandlerOptions{Level: lv}
 	switch strings.ToLower(cfg.LogFormat) {
 	case "text":
-		return slog.New(slog.NewTextHandler(w, opts)), nil
+		return slog.New(slog.NewTextHandler(w, opts)), lv, nil
 	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
+		return slog.New(slog.NewJSONHandler(w, opts)), lv, nil
 	}
-	return nil, fmt.Errorf("log-format %q: want text or json", cfg.LogFormat)
+	return nil, nil, fmt.Errorf("log-format %q: want text or json", cfg.LogFormat)
 }
 
 // Run starts signerd and serves until ctx ends, then drains and shuts down
 // in order: stop accepting, drain calls, close the HSM (logout), close the
 // database.
 func Run(ctx context.Context, cfg Config, logOut io.Writer) error {
-	log, err := newLogger(cfg, logOut)
+	// SIGHUP's default action kills the process: take it over before
+	// anything else, so a reload sent during start-up waits for serving.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	log, level, err := newLogger(cfg, logOut)
+	if err != nil {
+		return err
+	}
+	if err := hardenProcess(); err != nil {
+		return err
+	}
+	fileLimit, err := raiseFileLimit(cfg)
 	if err != nil {
 		return err
 	}
@@ -105,10 +123,16 @@ func Run(ctx context.Context, cfg Config, logOut io.Writer) error {
 	if err := checkListen(cfg); err != nil {
 		return err
 	}
-	authz, policyRules, err := loadAuthorizer(cfg)
+	policy, policyRules, err := loadAuthorizer(cfg)
 	if err != nil {
 		return err
 	}
+	authz := server.NewSwitchAuthorizer(policy)
+	fromSystemd, err := passedListeners(cfg)
+	if err != nil {
+		return err
+	}
+	defer fromSystemd.close() // no-op once served: Stop closes them first
 
 	st, err := openStore(ctx, spec, cfg, log)
 	if err != nil {
@@ -136,7 +160,12 @@ func Run(ctx context.Context, cfg Config, logOut io.Writer) error {
 	if err != nil {
 		return err
 	}
-	svc := service.New(st, ks, service.Options{Logger: log, HSMConcurrency: cfg.MaxSessions, Observer: mx})
+	refusalsInFull := cfg.AuditRefusalsPerWindow
+	if refusalsInFull == 0 {
+		refusalsInFull = -1 // count them all; the service's 0 is its default
+	}
+	svc := service.New(st, ks, service.Options{Logger: log, HSMConcurrency: cfg.MaxSessions, Observer: mx,
+		RefusalWindow: cfg.AuditRefusalWindow, RefusalFullRecords: refusalsInFull})
 	// Other replicas' changes (etcd) drop the caches as they happen; the
 	// watch stops (deferred) before the store closes.
 	followCtx, stopFollowing := context.WithCancel(context.Background())
@@ -154,13 +183,21 @@ func Run(ctx context.Context, cfg Config, logOut io.Writer) error {
 	cpDone := make(chan struct{})
 	go func() { defer close(cpDone); svc.RunCheckpoints(cpCtx, cfg.AuditCheckpointInterval) }()
 	defer func() { stopCheckpoints(); <-cpDone }()
-	srv := server.New(svc, withLimits(server.Options{Logger: log, Denials: svc, Authorizer: authz, Calls: mx, ConnectionRefused: mx.ConnectionRefused}, cfg))
-	l, err := server.ListenUnix(cfg.Socket, cfg.SocketMode)
-	if err != nil {
-		return err
+	// Aggregate refusal records are written as their windows end, and the
+	// last one after the last call (below), before the final checkpoint.
+	refusalCtx, stopRefusals := context.WithCancel(context.Background())
+	refusalDone := make(chan struct{})
+	go func() { defer close(refusalDone); svc.RunRefusalAggregates(refusalCtx) }()
+	defer func() { stopRefusals(); <-refusalDone }()
+	srv := server.New(svc, withLimits(server.Options{Logger: log, Denials: svc, Authorizer: authz, Calls: mx, ConnectionRefused: mx.ConnectionRefused, Reflection: cfg.Reflection}, cfg))
+	l := fromSystemd.unix
+	if l == nil {
+		if l, err = server.ListenUnix(cfg.Socket, cfg.SocketMode); err != nil {
+			return err
+		}
 	}
 	listeners := []net.Listener{l}
-	tcp, plaintext, err := listenTCP(cfg)
+	tcp, plaintext, tlsSrc, err := listenTCP(cfg, fromSystemd.tcp)
 	if err != nil {
 		l.Close()
 		return err
@@ -168,10 +205,22 @@ func Run(ctx context.Context, cfg Config, logOut io.Writer) error {
 	if tcp != nil {
 		listeners = append(listeners, tcp)
 	}
-	ks.NotifyHealth(srv.SetServing) // SERVING now; NOT_SERVING while the HSM is down
+	// SERVING now; NOT_SERVING while the HSM is down or the store (etcd)
+	// has lost its quorum. The store watch stops (deferred) before the
+	// store closes.
+	ready := newReadiness()
+	ready.notify(srv.SetServing)
+	ks.NotifyHealth(ready.setHSM)
+	healthCtx, stopHealth := context.WithCancel(context.Background())
+	healthDone := watchStoreHealth(healthCtx, st, log, ready.setStore)
+	defer func() { stopHealth(); <-healthDone }()
 	ks.NotifyHealth(hsmHealthMetrics(mx))
 	log.Info("signerd serving", "socket", cfg.Socket, "socket_mode", fmt.Sprintf("%04o", cfg.SocketMode),
-		"store", spec.String(), "token", cfg.TokenLabel, "module", cfg.PKCS11Module, "pid", os.Getpid())
+		"store", spec.String(), "token", cfg.TokenLabel, "module", cfg.PKCS11Module, "pid", os.Getpid(), "file_limit", fileLimit,
+		"socket_activated", fromSystemd.unix != nil, "tcp_socket_activated", fromSystemd.tcp != nil)
+	if fromSystemd.unix != nil {
+		log.Info("the Unix socket came from systemd: its mode and owner are the socket unit's (SocketMode=, SocketGroup=), not --socket-mode")
+	}
 	if policyRules > 0 {
 		log.Info("authorization by policy file", "policy", cfg.Policy, "rules", policyRules)
 	} else {
@@ -193,29 +242,48 @@ func Run(ctx context.Context, cfg Config, logOut io.Writer) error {
 	for _, l := range listeners {
 		go func() { serveErr <- srv.Serve(l) }()
 	}
-	select {
-	case err := <-serveErr:
-		stopCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
-		srv.Stop(stopCtx) // the other listeners
-		cancel()
-		for range len(listeners) - 1 {
-			<-serveErr
+	sd := notifier{log: log}
+	sd.ready("serving on " + cfg.Socket)
+	wdCtx, stopWatchdog := context.WithCancel(context.Background())
+	wdDone := make(chan struct{})
+	go func() { defer close(wdDone); sd.watchdog(wdCtx, ks.Serving) }()
+	defer func() { stopWatchdog(); <-wdDone }()
+	rl := &reloader{log: log, level: level, authz: authz, tls: tlsSrc, svc: svc, cfg: cfg}
+	for serving := true; serving; {
+		select {
+		case <-hup:
+			sd.reloading()
+			_ = rl.reload(ctx) // refused or not, the daemon serves on
+			sd.ready("serving on " + cfg.Socket)
+		case err := <-serveErr:
+			stopCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+			srv.Stop(stopCtx) // the other listeners
+			cancel()
+			for range len(listeners) - 1 {
+				<-serveErr
+			}
+			if err != nil && !errors.Is(err, net.ErrClosed) {
+				return fmt.Errorf("serve: %w", err)
+			}
+			return nil
+		case <-ctx.Done():
+			serving = false
 		}
-		if err != nil && !errors.Is(err, net.ErrClosed) {
-			return fmt.Errorf("serve: %w", err)
-		}
-		return nil
-	case <-ctx.Done():
 	}
+	sd.stopping()
 	log.Info("signerd stopping: draining in-flight calls", "timeout", cfg.ShutdownTimeout)
-	srv.SetServing(false)
+	ready.shutdown()
 	drainCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
 	srv.Stop(drainCtx)
 	for range listeners {
 		<-serveErr
 	}
-	// No call is in flight now: sign the final head before the HSM closes.
+	// No call is in flight now: count the last refusals, then sign the
+	// final head before the HSM closes.
+	stopRefusals()
+	<-refusalDone
+	svc.FlushRefusals(context.Background())
 	stopCheckpoints()
 	<-cpDone
 	cpFinal, cancelFinal := context.WithTimeout(context.Background(), 10*time.Second)

@@ -38,6 +38,9 @@ make run uses this to create its SoftHSM2 token under ./var/.`,
 			if cfg.PINFile == "" || opts.soPINFile == "" {
 				return fmt.Errorf("init-token needs --pin-file and --so-pin-file")
 			}
+			if err := hardenProcess(); err != nil {
+				return err
+			}
 			pin, err := ensurePINFile(cfg.PINFile)
 			if err != nil {
 				return err

@@ -54,18 +54,36 @@ func checkListen(c Config) error {
 	return nil
 }
 
-// listenTCP opens the TCP listener checkListen accepted; nil without
-// --listen. plaintext reports a loopback listener without TLS.
-func listenTCP(c Config) (l net.Listener, plaintext bool, err error) {
-	switch {
-	case c.Listen == "":
-		return nil, false, nil
-	case c.TLSCert == "" && c.InsecureLoopback:
-		l, err = server.ListenLoopback(c.Listen)
-		return l, true, err
+// listenTCP opens the TCP listener checkListen accepted, or serves the one
+// systemd passed (from); nil without --listen. plaintext reports a
+// loopback listener without TLS; src is the TLS configuration a reload
+// replaces (nil when plaintext).
+func listenTCP(c Config, from net.Listener) (l net.Listener, plaintext bool, src *server.TLSSource, err error) {
+	if c.Listen == "" {
+		return nil, false, nil, nil
 	}
-	l, err = server.ListenTLS(c.Listen, c.TLSCert, c.TLSKey, c.ClientCA)
-	return l, false, err
+	if c.TLSCert == "" && c.InsecureLoopback {
+		if from != nil {
+			l, err = server.ServeLoopback(from)
+		} else {
+			l, err = server.ListenLoopback(c.Listen)
+		}
+		return l, true, nil, err
+	}
+	src, err = server.NewTLSSource(tlsFiles(c))
+	if err != nil {
+		return nil, false, nil, err
+	}
+	if from == nil {
+		if from, err = net.Listen("tcp", c.Listen); err != nil {
+			return nil, false, nil, fmt.Errorf("listen on %s: %w", c.Listen, err)
+		}
+	}
+	return server.ServeTLS(from, src), false, src, nil
+}
+
+func tlsFiles(c Config) server.TLSFiles {
+	return server.TLSFiles{Cert: c.TLSCert, Key: c.TLSKey, ClientCA: c.ClientCA}
 }
 
 // loadAuthorizer returns the policy file's authorizer, or the default rule

@@ -3,7 +3,7 @@
 // Lower layers wrap a kind with context (fmt.Errorf("key %q: %w", name,
 // errdefs.ErrNotFound)); upper layers test with errors.Is. Exactly one
 // function, in internal/server, turns a kind into a gRPC status, and exactly
-// one, in internal/client, turns it back.
+// one, in the public client package, turns it back.
 //
 // Verification refusals are not kinds but a typed error, *VerificationError,
 // carrying a stable Reason, because loaders and scripts switch on the reason.
@@ -39,6 +39,11 @@ const (
 	ReasonUntrustedSigner    Reason = "UNTRUSTED_SIGNER"
 	ReasonKeyRevoked         Reason = "KEY_REVOKED"
 	ReasonInvalidSignature   Reason = "INVALID_SIGNATURE"
+	// ReasonUnknownOrg: nobody configured the org (no trust, grant or
+	// policy was ever set for it). It is refused rather than treated as an
+	// org that trusts nothing and admits unsigned code, so that a loader
+	// with a misspelt org fails closed.
+	ReasonUnknownOrg Reason = "UNKNOWN_ORG"
 )
 
 // Other reasons attached to non-verification errors.
@@ -94,6 +99,7 @@ var (
 	ErrUntrustedSigner    = &VerificationError{Reason: ReasonUntrustedSigner}
 	ErrKeyRevoked         = &VerificationError{Reason: ReasonKeyRevoked}
 	ErrInvalidSignature   = &VerificationError{Reason: ReasonInvalidSignature}
+	ErrUnknownOrg         = &VerificationError{Reason: ReasonUnknownOrg}
 )
 
 // Verification builds a *VerificationError with a formatted message.

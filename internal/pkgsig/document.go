@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/signerd/signerd/internal/errdefs"
@@ -85,56 +86,39 @@ func (d Document) Encode() []byte {
 // maxDocumentSize bounds what Parse accepts; a real document is ~330 bytes.
 const maxDocumentSize = 64 << 10
 
-// Parse reads a detached signature leniently (unknown fields ignored,
-// surrounding whitespace ignored) but checks every field it relies on. Any
-// problem is a *errdefs.VerificationError with reason MALFORMED_SIGNATURE.
+// Parse reads a detached signature never more loosely than Cloacina's
+// reader (see reader.go for exactly what is accepted) and checks every
+// field it relies on: version 1, algorithm ed25519, lowercase hex hash and
+// fingerprint, a 64-byte signature in standard padded base64 with no byte
+// outside the alphabet. Unknown fields and surrounding whitespace are
+// accepted, as Cloacina accepts them. Any problem is a
+// *errdefs.VerificationError with reason MALFORMED_SIGNATURE.
 func Parse(data []byte) (Signature, error) {
 	var s Signature
 	if len(data) > maxDocumentSize {
 		return s, malformed("signature document is %d bytes, more than the %d allowed", len(data), maxDocumentSize)
 	}
-	if len(bytes.TrimSpace(data)) == 0 {
-		return s, malformed("signature document is empty")
-	}
-	var raw struct {
-		Version        *int    `json:"version"`
-		Algorithm      *string `json:"algorithm"`
-		PackageHash    *string `json:"package_hash"`
-		KeyFingerprint *string `json:"key_fingerprint"`
-		Signature      *string `json:"signature"`
-		SignedAt       *string `json:"signed_at"`
-	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(&raw); err != nil {
-		return s, malformed("signature document is not valid JSON: %v", err)
-	}
-	if dec.More() {
-		return s, malformed("signature document has data after the JSON object")
-	}
-	switch {
-	case raw.Version == nil:
-		return s, malformed("signature document has no \"version\"")
-	case *raw.Version != Version:
-		return s, malformed("signature document version %d is not supported (want %d)", *raw.Version, Version)
-	case raw.Algorithm == nil:
-		return s, malformed("signature document has no \"algorithm\"")
-	case *raw.Algorithm != Algorithm:
-		return s, malformed("signature algorithm %q is not supported (want %q)", *raw.Algorithm, Algorithm)
-	case raw.PackageHash == nil:
-		return s, malformed("signature document has no \"package_hash\"")
-	case raw.KeyFingerprint == nil:
-		return s, malformed("signature document has no \"key_fingerprint\"")
-	case raw.Signature == nil:
-		return s, malformed("signature document has no \"signature\"")
-	}
-	d, err := ParseHexDigest(*raw.PackageHash)
+	raw, err := readDocument(data)
 	if err != nil {
-		return s, malformed("package_hash %q is not 64 lowercase hex characters", *raw.PackageHash)
+		return s, malformed("%v", err)
 	}
-	if len(*raw.KeyFingerprint) != 64 || !isLowerHex(*raw.KeyFingerprint) {
-		return s, malformed("key_fingerprint %q is not 64 lowercase hex characters", *raw.KeyFingerprint)
+	f := raw.fields
+	switch v := f[fieldVersion]; {
+	case !isUnsignedInteger(v):
+		return s, malformed("signature document version %s is not an unsigned integer", v)
+	case v != strconv.Itoa(Version):
+		return s, malformed("signature document version %s is not supported (want %d)", v, Version)
+	case f[fieldAlgorithm] != Algorithm:
+		return s, malformed("signature algorithm %q is not supported (want %q)", f[fieldAlgorithm], Algorithm)
 	}
-	sig, err := base64.StdEncoding.Strict().DecodeString(*raw.Signature)
+	d, err := ParseHexDigest(f[fieldPackageHash])
+	if err != nil {
+		return s, malformed("package_hash %q is not 64 lowercase hex characters", f[fieldPackageHash])
+	}
+	if fp := f[fieldKeyFingerprint]; len(fp) != 64 || !isLowerHex(fp) {
+		return s, malformed("key_fingerprint %q is not 64 lowercase hex characters", fp)
+	}
+	sig, err := decodeStandardBase64(f[fieldSignature])
 	if err != nil {
 		return s, malformed("signature is not standard base64: %v", err)
 	}
@@ -142,12 +126,39 @@ func Parse(data []byte) (Signature, error) {
 		return s, malformed("signature is %d bytes, want %d", len(sig), ed25519.SignatureSize)
 	}
 	s.Digest = d
-	s.Fingerprint = *raw.KeyFingerprint
+	s.Fingerprint = f[fieldKeyFingerprint]
 	s.Sig = sig
-	if raw.SignedAt != nil {
-		s.SignedAt = *raw.SignedAt
-	}
+	s.SignedAt = f[fieldSignedAt]
 	return s, nil
+}
+
+// decodeStandardBase64 decodes as the base64 crate's STANDARD engine does:
+// the standard alphabet, canonical padding, zero trailing bits, and no other
+// byte at all. Go's strict decoder would still skip CR and LF, which the
+// base64 crate refuses.
+func decodeStandardBase64(s string) ([]byte, error) {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '+' || c == '/' || c == '=') {
+			return nil, fmt.Errorf("byte %#02x at offset %d is not in the standard alphabet", c, i)
+		}
+	}
+	return base64.StdEncoding.Strict().DecodeString(s)
+}
+
+// isUnsignedInteger reports whether a JSON number literal is what serde
+// reads into a u32's type family: digits only, no sign, fraction or
+// exponent.
+func isUnsignedInteger(lit string) bool {
+	if lit == "" {
+		return false
+	}
+	for i := 0; i < len(lit); i++ {
+		if !isDigit(lit[i]) {
+			return false
+		}
+	}
+	return true
 }
 
 func malformed(format string, args ...any) error {

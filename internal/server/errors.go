@@ -26,9 +26,9 @@ func ToStatus(ctx context.Context, log *slog.Logger, err error) error {
 		return err // already a status (e.g. from the auth interceptor)
 	}
 	code, reason := classify(err)
-	msg := err.Error()
+	msg := errdefs.ClipMessage(err.Error())
 	if code == codes.Internal || code == codes.Unknown {
-		log.ErrorContext(ctx, "internal error", "err", err)
+		log.ErrorContext(ctx, "internal error", "err", errdefs.ClipMessage(err.Error()))
 		msg = "internal error; see the signerd log"
 	}
 	st := status.New(code, msg)
@@ -55,7 +55,7 @@ func ToStatus(ctx context.Context, log *slog.Logger, err error) error {
 func classify(err error) (codes.Code, errdefs.Reason) {
 	if v, ok := errdefs.AsVerification(err); ok {
 		switch v.Reason {
-		case errdefs.ReasonSignatureNotFound:
+		case errdefs.ReasonSignatureNotFound, errdefs.ReasonUnknownOrg:
 			return codes.NotFound, v.Reason
 		case errdefs.ReasonMalformedSignature:
 			return codes.InvalidArgument, v.Reason

@@ -12,7 +12,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/signerd/signerd/internal/client"
+	"github.com/signerd/signerd/client"
 	"github.com/signerd/signerd/internal/errdefs"
 )
 

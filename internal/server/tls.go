@@ -26,7 +26,7 @@ const LoopbackID = "tcp-loopback"
 // the gRPC server's transport credentials (see transportCredentials), so
 // the caller's identity is the verified certificate's names.
 func ListenTLS(addr, certFile, keyFile, clientCAFile string) (net.Listener, error) {
-	cfg, err := serverTLSConfig(certFile, keyFile, clientCAFile, time.Now())
+	src, err := NewTLSSource(TLSFiles{Cert: certFile, Key: keyFile, ClientCA: clientCAFile})
 	if err != nil {
 		return nil, err
 	}
@@ -34,7 +34,7 @@ func ListenTLS(addr, certFile, keyFile, clientCAFile string) (net.Listener, erro
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", addr, err)
 	}
-	return &tlsListener{Listener: l, creds: credentials.NewTLS(cfg)}, nil
+	return ServeTLS(l, src), nil
 }
 
 // ListenLoopback listens on addr for plaintext clients, and only if addr is
@@ -51,10 +51,17 @@ func ListenLoopback(addr string) (net.Listener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", addr, err)
 	}
-	// "localhost" could resolve to anything; check what was bound.
+	return ServeLoopback(l)
+}
+
+// ServeLoopback marks an open TCP listener (its own, or one passed by
+// systemd) as plaintext loopback, after checking what it is bound to:
+// "localhost" could have resolved to anything, and a passed socket's
+// address is the unit's, not ours.
+func ServeLoopback(l net.Listener) (net.Listener, error) {
 	if ta, ok := l.Addr().(*net.TCPAddr); !ok || !ta.IP.IsLoopback() {
 		l.Close()
-		return nil, fmt.Errorf("refusing plaintext TCP on %s: it bound %s, which is not loopback", addr, l.Addr())
+		return nil, fmt.Errorf("refusing plaintext TCP on %s: it is not a loopback address", l.Addr())
 	}
 	return &loopbackListener{Listener: l}, nil
 }
@@ -98,8 +105,12 @@ func serverTLSConfig(certFile, keyFile, clientCAFile string, now time.Time) (*tl
 		MinVersion:   tls.VersionTLS13,
 		MaxVersion:   tls.VersionTLS13,
 		Certificates: []tls.Certificate{cert},
-		ClientAuth:   tls.RequireAndVerifyClientCert,
-		ClientCAs:    pool,
+		// gRPC clients require ALPN h2; it is set here because the
+		// configuration is handed out per handshake (TLSSource), past
+		// credentials.NewTLS, which would otherwise add it.
+		NextProtos: []string{"h2"},
+		ClientAuth: tls.RequireAndVerifyClientCert,
+		ClientCAs:  pool,
 		// Every connection presents and verifies its certificate: no
 		// resumption of a session whose certificate has since expired.
 		SessionTicketsDisabled: true,
@@ -167,13 +178,17 @@ func (l *tlsListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &tlsPendingConn{Conn: c, creds: l.creds}, nil
+	return &tlsPendingConn{Conn: c, creds: l.creds, accepted: time.Now()}, nil
 }
 
 // tlsPendingConn is a TCP connection whose TLS handshake is still to come.
 type tlsPendingConn struct {
 	net.Conn
-	creds credentials.TransportCredentials
+	creds    credentials.TransportCredentials
+	accepted time.Time
+	// pending is its slot among the connections in their handshake (nil:
+	// not counted), freed when the handshake ends.
+	pending *connSlot
 }
 
 // loopbackListener marks its connections as plaintext loopback peers.

@@ -64,19 +64,6 @@ func (s *Service) RecordDenial(ctx context.Context, operation, detail string) {
 // auditTimeout bounds the write of a refusal's audit record.
 const auditTimeout = 5 * time.Second
 
-// auditRefusal appends the record of a refusal (a denial, a failed
-// verification). It runs detached from the caller's context: a caller that
-// cancels, or sends a tiny deadline, must not be able to keep its refused
-// attempts out of the audit log. Failure to record is logged, not returned:
-// the refusal stands either way.
-func (s *Service) auditRefusal(ctx context.Context, ev store.AuditEvent) {
-	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), auditTimeout)
-	defer cancel()
-	if _, err := s.store.AppendAudit(actx, clipEvent(ev)); err != nil {
-		s.log.ErrorContext(ctx, "audit append failed for a refused call", "operation", ev.Operation, "err", err)
-	}
-}
-
 // maxAuditField bounds each free-text field of an audit record. Refusals
 // quote what the caller sent (key names, edited metadata); without a bound
 // any caller allowed to verify could write megabyte records and log lines.

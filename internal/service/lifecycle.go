@@ -84,6 +84,12 @@ func ParseRevocationReason(r string) (store.RevocationReason, error) {
 
 // RevokeKey revokes every active version of a key with a reason. It stops
 // signing immediately: signing reads the key's state on every request.
+//
+// A key already revoked for another reason may be escalated to
+// key_compromise (audited as key.revoke with escalated_from=): compromise
+// voids every signature by the key, also those a routine revocation kept
+// valid, so it must stay possible to say so later. Every other change of a
+// revoked key's reason is refused (store.EditRevokeKey).
 func (s *Service) RevokeKey(ctx context.Context, name string, reason store.RevocationReason) (store.Key, error) {
 	if _, err := ParseRevocationReason(string(reason)); err != nil {
 		return store.Key{}, err
@@ -92,16 +98,39 @@ func (s *Service) RevokeKey(ctx context.Context, name string, reason store.Revoc
 	if err != nil {
 		return store.Key{}, err
 	}
-	if _, ok := key.Current(); !ok {
-		return store.Key{}, errdefs.WithReason(errdefs.ReasonKeyRevoked, fmt.Errorf("key %q is already revoked: %w", name, errdefs.ErrFailedPrecondition))
-	}
 	ev := s.event(ctx, "key.revoke")
 	ev.Key, ev.Org, ev.Detail = name, key.Org, "reason="+string(reason)
+	prior := store.PriorRevocation(key)
+	if prior != "" {
+		if reason != store.ReasonKeyCompromise || prior == store.ReasonKeyCompromise {
+			return store.Key{}, revokedRefusal(name, prior, reason)
+		}
+		ev.Detail += " escalated_from=" + string(prior)
+	}
 	if err := s.store.RevokeKeyVersions(ctx, name, reason, s.now(), ev); err != nil {
+		if errors.Is(err, errdefs.ErrFailedPrecondition) {
+			// Revoked meanwhile by another caller or replica.
+			err = errdefs.WithReason(errdefs.ReasonKeyRevoked, err)
+		}
 		return store.Key{}, err
 	}
-	s.log.WarnContext(ctx, "key revoked", "key", name, "reason", reason)
+	if prior != "" {
+		s.log.WarnContext(ctx, "key revocation escalated", "key", name, "reason", reason, "escalated_from", prior)
+	} else {
+		s.log.WarnContext(ctx, "key revoked", "key", name, "reason", reason)
+	}
 	return s.store.GetKey(ctx, name)
+}
+
+// revokedRefusal is the error for revoking a revoked key other than by
+// escalating it to key_compromise.
+func revokedRefusal(name string, prior, reason store.RevocationReason) error {
+	if reason == prior {
+		return errdefs.WithReason(errdefs.ReasonKeyRevoked, fmt.Errorf("key %q is already revoked (%s): %w", name, prior, errdefs.ErrFailedPrecondition))
+	}
+	return errdefs.WithReason(errdefs.ReasonKeyRevoked, fmt.Errorf(
+		"key %q is already revoked (%s); a revocation can only be escalated to %s, not changed to %s: %w",
+		name, prior, store.ReasonKeyCompromise, reason, errdefs.ErrFailedPrecondition))
 }
 
 // ImportKeyInput carries existing private key material.

@@ -172,6 +172,12 @@ func TestVerify(t *testing.T) {
 	if err := f.svc.GrantTrust(f.ctx, "acme", "deep"); err != nil {
 		t.Fatal(err)
 	}
+	if err := f.svc.GrantTrust(f.ctx, "platform", "mobile"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.svc.SetRequireSignatures(f.ctx, "bare", false); err != nil {
+		t.Fatal(err)
+	}
 	relDigest, relDoc := f.sign(t, "release", "release package")
 	venDigest, venDoc := f.sign(t, "vendor", "vendor package")
 	deepDigest, deepDoc := f.sign(t, "grandchild", "deep package")
@@ -199,7 +205,12 @@ func TestVerify(t *testing.T) {
 		{"not transitive", "platform", deepDigest, deepDoc, errdefs.ErrUntrustedSigner, 0},
 		{"child trusts grandchild via its own grant", "acme", deepDigest, deepDoc, nil, OutcomeVerified},
 		{"untrusted signer", "acme", venDigest, venDoc, errdefs.ErrUntrustedSigner, 0},
-		{"unknown org trusts nothing", "nobody", relDigest, relDoc, errdefs.ErrUntrustedSigner, 0},
+		{"configured org that trusts nothing", "bare", relDigest, relDoc, errdefs.ErrUntrustedSigner, 0},
+		{"unknown org is refused, signed", "nobody", relDigest, relDoc, errdefs.ErrUnknownOrg, 0},
+		{"unknown org is refused, recorded", "nobody", relDigest, nil, errdefs.ErrUnknownOrg, 0},
+		{"unknown org is refused, unsigned", "nobody", digestOf("unsigned"), nil, errdefs.ErrUnknownOrg, 0},
+		{"unknown org is refused, tampered", "nobody", digestOf("other bytes"), relDoc, errdefs.ErrUnknownOrg, 0},
+		{"grant child never configured itself", "mobile", relDigest, relDoc, errdefs.ErrUnknownOrg, 0},
 		{"tampered", "acme", digestOf("other bytes"), relDoc, errdefs.ErrPackageTampered, 0},
 		{"invalid signature", "acme", relDigest, badDoc, errdefs.ErrInvalidSignature, 0},
 		{"malformed", "acme", relDigest, []byte("{ invalid json }"), errdefs.ErrMalformedSignature, 0},
@@ -268,6 +279,9 @@ func TestVerifyAnyRecordedSignatureSuffices(t *testing.T) {
 		t.Fatalf("Verify = %+v, %v; want verified by b", res, err)
 	}
 	// An org trusting neither gets the most informative refusal.
+	if err := f.svc.SetRequireSignatures(f.ctx, "other", false); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := f.svc.Verify(f.ctx, VerifyInput{Org: "other", Digest: d}); !errors.Is(err, errdefs.ErrUntrustedSigner) {
 		t.Fatalf("Verify = %v, want UNTRUSTED_SIGNER", err)
 	}
@@ -278,7 +292,7 @@ func TestRemovedTrustIsKeyRevoked(t *testing.T) {
 	f.createKey(t, "release", keystore.Ed25519)
 	tk := f.trust(t, "acme", "release")
 	d, doc := f.sign(t, "release", "pkg")
-	if err := f.svc.RemoveTrust(f.ctx, "acme", tk.Fingerprint); err != nil {
+	if _, err := f.svc.RemoveTrust(f.ctx, "acme", tk.Fingerprint); err != nil {
 		t.Fatal(err)
 	}
 	for _, in := range []VerifyInput{{Org: "acme", Digest: d, Document: doc}, {Org: "acme", Digest: d}} {
@@ -286,7 +300,7 @@ func TestRemovedTrustIsKeyRevoked(t *testing.T) {
 			t.Fatalf("Verify after trust removal = %v, want KEY_REVOKED", err)
 		}
 	}
-	if err := f.svc.RemoveTrust(f.ctx, "acme", tk.Fingerprint); !errors.Is(err, errdefs.ErrNotFound) {
+	if _, err := f.svc.RemoveTrust(f.ctx, "acme", tk.Fingerprint); !errors.Is(err, errdefs.ErrNotFound) {
 		t.Fatalf("second RemoveTrust = %v, want ErrNotFound", err)
 	}
 	// Trusting again restores verification.
@@ -392,5 +406,9 @@ func TestListTrusted(t *testing.T) {
 	}
 	if v, _ := f.svc.ListTrusted(f.ctx, "parent"); len(v.Keys) != 1 {
 		t.Fatalf("after revoking grant: %+v", v.Keys)
+	}
+	// An org nobody configured is not an org that trusts nothing.
+	if _, err := f.svc.ListTrusted(f.ctx, "never-configured"); !errors.Is(err, errdefs.ErrNotFound) || errdefs.ReasonOf(err) != errdefs.ReasonUnknownOrg {
+		t.Fatalf("ListTrusted of an unknown org = %v (reason %q), want NOT_FOUND, UNKNOWN_ORG", err, errdefs.ReasonOf(err))
 	}
 }

@@ -163,18 +163,27 @@ func keyServesDomain(k store.Key, domain string) error {
 }
 
 // clipQuoted bounds a caller-chosen value quoted in an error message.
-func clipQuoted(v string) string {
-	const max = 128
-	if len(v) <= max {
-		return v
+func clipQuoted(v string) string { return errdefs.Clip(v) }
+
+// domainConfigured reports whether a skill domain is a configured org,
+// as given or normalised (lower case, no trailing dot).
+func (s *Service) domainConfigured(ctx context.Context, domain string) (bool, error) {
+	for _, org := range []string{domain, normalizeDomain(domain)} {
+		v, err := s.cachedTrustView(ctx, org)
+		if err != nil || v.Configured {
+			return v.Configured, err
+		}
 	}
-	return v[:max] + "…"
+	return false, nil
 }
 
 // VerifySkillInput is what a client read from a skill folder.
 type VerifySkillInput struct {
-	Domain     string
-	Root       []byte
+	Domain string
+	Root   []byte
+	// Files is the folder's manifest, whose root must be Root: its paths
+	// are checked against the signed ones, which the root cannot see.
+	Files      map[string]string
 	Document   []byte
 	Convention skill.DigestConvention
 }
@@ -225,7 +234,30 @@ func (s *Service) verifySkill(ctx context.Context, in VerifySkillInput) (VerifyS
 	}
 	var root [32]byte
 	copy(root[:], in.Root)
+	// The domain must be known: configured as an org (trust, grant or
+	// policy set for it), or the domain of the signerd key that signed.
+	// Until the key is found, every refusal of an unknown domain is
+	// UNKNOWN_ORG.
+	known, err := s.domainConfigured(ctx, in.Domain)
+	if err != nil {
+		return VerifySkillOutput{}, err
+	}
+	var manifestErr error
+	if got, err := skill.ComputeRoot(in.Files); err != nil {
+		manifestErr = fmt.Errorf("file manifest (required, to check the folder's file names): %w", err)
+	} else if got != root {
+		manifestErr = fmt.Errorf("root does not match the file manifest (computed %x): %w", got, errdefs.ErrInvalidArgument)
+	}
+	if manifestErr != nil {
+		if !known {
+			return VerifySkillOutput{}, unknownOrg(in.Domain)
+		}
+		return VerifySkillOutput{}, manifestErr
+	}
 	fail := func(reason errdefs.Reason, code, format string, args ...any) error {
+		if !known {
+			return unknownOrg(in.Domain)
+		}
 		return &errdefs.VerificationError{Reason: reason, Code: code, Message: code + ": " + fmt.Sprintf(format, args...), PackageHash: hex.EncodeToString(root[:])}
 	}
 	if len(in.Document) == 0 {
@@ -268,10 +300,14 @@ func (s *Service) verifySkill(ctx context.Context, in VerifySkillInput) (VerifyS
 	}
 	if errors.Is(err, errdefs.ErrNotFound) {
 		return VerifySkillOutput{}, fail(errdefs.ReasonSignatureNotFound, "signature_invalid",
-			"signerd has no record of signing this skill and holds no key named by signer_kid %q", sig.SignerKid)
+			"signerd has no record of signing this skill and holds no key named by signer_kid %s", errdefs.Quote(sig.SignerKid))
 	} else if err != nil {
 		return VerifySkillOutput{}, err
 	}
+	if !known && (key.Org == "" || normalizeDomain(key.Org) != normalizeDomain(in.Domain)) {
+		return VerifySkillOutput{}, unknownOrg(in.Domain)
+	}
+	known = true
 	pubAny, err := ParsePublicKeyDER(ver.PublicKey)
 	pub, ok := pubAny.(*ecdsa.PublicKey)
 	if err != nil || !ok {
@@ -279,7 +315,7 @@ func (s *Service) verifySkill(ctx context.Context, in VerifySkillInput) (VerifyS
 	}
 	if key.Org != "" && normalizeDomain(key.Org) != normalizeDomain(in.Domain) {
 		return VerifySkillOutput{}, fail(errdefs.ReasonUntrustedSigner, "domain_mismatch",
-			"the skill was signed with key %s of domain %s, not of %s", key.Name, key.Org, in.Domain)
+			"the skill was signed with key %s of domain %s, not of %s", key.Name, key.Org, errdefs.Quote(in.Domain))
 	}
 	if ver.State == store.KeyRevoked {
 		signedBefore := rec != nil && ver.RevokedAt != nil && rec.SignedAt.Before(*ver.RevokedAt)
@@ -287,8 +323,14 @@ func (s *Service) verifySkill(ctx context.Context, in VerifySkillInput) (VerifyS
 			return VerifySkillOutput{}, fail(errdefs.ReasonKeyRevoked, "key_revoked", "key %s v%d was revoked (%s)", key.Name, ver.Version, ver.RevocationReason)
 		}
 	}
+	var signedFiles map[string]string
+	if rec != nil {
+		if recorded, err := skill.ParseSignature(rec.Document); err == nil {
+			signedFiles = recorded.FileManifest
+		}
+	}
 	res, err := skill.VerifyOffline(ctx, skill.VerifyInput{
-		Root: &root, Signature: sig, PublicKey: pub, Domain: in.Domain,
+		Root: &root, Files: in.Files, SignedFiles: signedFiles, Signature: sig, PublicKey: pub, Domain: in.Domain,
 		Options: skill.VerifyOptions{Digest: in.Convention, Now: s.now()},
 	})
 	if err != nil {

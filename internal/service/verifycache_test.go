@@ -94,11 +94,14 @@ func TestVerifyCacheKeepsTrustDecisionsFresh(t *testing.T) {
 	if n := f.svc.verified.len(); n != 1 {
 		t.Fatalf("cache holds %d entries after verifying one signature twice, want 1", n)
 	}
-	if err := f.svc.RemoveTrust(f.ctx, "acme", tk.Fingerprint); err != nil {
+	if _, err := f.svc.RemoveTrust(f.ctx, "acme", tk.Fingerprint); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := f.svc.Verify(f.ctx, in); !errors.Is(err, errdefs.ErrKeyRevoked) {
 		t.Fatalf("Verify of a cached signature after trust removal = %v, want KEY_REVOKED", err)
+	}
+	if err := f.svc.SetRequireSignatures(f.ctx, "other", false); err != nil {
+		t.Fatal(err)
 	}
 	if _, err := f.svc.Verify(f.ctx, VerifyInput{Org: "other", Digest: d, Document: doc}); !errors.Is(err, errdefs.ErrUntrustedSigner) {
 		t.Fatalf("Verify of a cached signature for an org that never trusted the key = %v, want UNTRUSTED_SIGNER", err)

@@ -101,6 +101,10 @@ const (
 	// audit key it is checked against (a forged checkpoint, a replaced
 	// audit key, or the wrong public key given to an offline check).
 	ChainWrongCheckpointKey = "wrong checkpoint key"
+	// ChainDamagedFile: the database file itself is damaged (truncated,
+	// a damaged meta or data page) below the level of records. Seq is the
+	// first audit record that could not be read, 0 if every record could.
+	ChainDamagedFile = "damaged file"
 )
 
 // ChainError reports the first place where an audit chain fails

@@ -65,3 +65,15 @@ type Importer interface {
 	// FinishImport clears the mark BeginImport set.
 	FinishImport(ctx context.Context) error
 }
+
+// HealthChecker is implemented by backends that can become unavailable
+// while the daemon runs (etcd: a cluster that loses its quorum). The
+// daemon polls it and reports NOT_SERVING while it fails, so load
+// balancers and loaders move to a replica that can record signatures
+// instead of waiting out the write timeout on this one.
+type HealthChecker interface {
+	// CheckHealth returns nil when the store can serve reads and writes
+	// now, and an error saying why not otherwise. It returns when ctx
+	// ends at the latest.
+	CheckHealth(ctx context.Context) error
+}

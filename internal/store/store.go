@@ -104,6 +104,12 @@ type Org struct {
 	UpdatedAt         time.Time    `json:"updated_at"`
 }
 
+// Configured reports whether the org was ever written: every write of an
+// org (trust, grant, policy) stamps UpdatedAt with its audit event's time,
+// which is never zero (PrepareEvent), while an org nobody configured is
+// returned by GetOrg as Org{ID: id}.
+func (o Org) Configured() bool { return !o.UpdatedAt.IsZero() }
+
 // Format names a signature document format.
 type Format string
 
@@ -181,7 +187,8 @@ type Store interface {
 	// AddKeyVersion appends a version to an existing key (rotation).
 	AddKeyVersion(ctx context.Context, name string, v KeyVersion, ev AuditEvent) error
 	// RevokeKeyVersions marks every active version of the key revoked with
-	// the given reason and time.
+	// the given reason and time; on a key with no active version it only
+	// escalates the revocation to key_compromise (EditRevokeKey).
 	RevokeKeyVersions(ctx context.Context, name string, reason RevocationReason, at time.Time, ev AuditEvent) error
 	// GetKey returns a key by name; ErrNotFound if absent.
 	GetKey(ctx context.Context, name string) (Key, error)
@@ -192,7 +199,7 @@ type Store interface {
 	FindKeyVersion(ctx context.Context, fingerprint string) (Key, KeyVersion, error)
 
 	// GetOrg returns the org; an unknown org is returned as Org{ID: id}
-	// with no error.
+	// with no error (Org.Configured tells them apart).
 	GetOrg(ctx context.Context, id string) (Org, error)
 	// ListOrgs returns every configured org ordered by ID.
 	ListOrgs(ctx context.Context) ([]Org, error)

@@ -18,7 +18,7 @@ import (
 
 	"google.golang.org/grpc/health/grpc_health_v1"
 
-	"github.com/signerd/signerd/internal/client"
+	"github.com/signerd/signerd/client"
 	"github.com/signerd/signerd/internal/testutil/softhsm"
 )
 

@@ -12,8 +12,8 @@ import (
 
 	"google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/signerd/signerd/client"
 	signerv1 "github.com/signerd/signerd/gen/signer/v1"
-	"github.com/signerd/signerd/internal/client"
 	"github.com/signerd/signerd/internal/testutil/etcdtest"
 	"github.com/signerd/signerd/internal/testutil/softhsm"
 )

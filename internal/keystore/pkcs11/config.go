@@ -8,12 +8,11 @@ import (
 
 // Defaults applied by Open to zero Config fields.
 const (
-	// DefaultMaxSessions bounds the sessions of each pool (ours for Ed25519,
-	// crypto11's for ECDSA). SoftHSM2 serialises signing inside, so more
-	// sessions than cores buy nothing.
+	// DefaultMaxSessions bounds the session pool (both algorithms).
+	// SoftHSM2 serialises signing inside, so more sessions than cores buy
+	// nothing; a network HSM needs more to keep round trips overlapping.
 	DefaultMaxSessions = 8
-	// DefaultPoolWaitTimeout bounds the wait for a free session. crypto11
-	// waits forever on zero, so a zero here is never passed through.
+	// DefaultPoolWaitTimeout bounds the wait for a free session.
 	DefaultPoolWaitTimeout = 5 * time.Second
 )
 
@@ -25,7 +24,7 @@ type Config struct {
 	TokenLabel string
 	// PIN is the user PIN. It is never logged nor put in an error.
 	PIN string
-	// MaxSessions bounds each session pool; DefaultMaxSessions if zero.
+	// MaxSessions bounds the session pool; DefaultMaxSessions if zero.
 	MaxSessions int
 	// PoolWaitTimeout bounds the wait for a pooled session;
 	// DefaultPoolWaitTimeout if zero.

@@ -1,32 +1,42 @@
 // Package pkcs11 is signerd's only code that talks PKCS#11: it implements
 // keystore.KeyStore on a token (an HSM; SoftHSM2 in tests and `make run`).
 //
-// ECDSA P-256 goes through crypto11 (github.com/ThalesGroup/crypto11), which
-// generates, finds and signs with its own session pool. crypto11 v1 has no
-// Ed25519, so Ed25519 (CKM_EDDSA) and key import are done directly on
-// github.com/miekg/pkcs11 with a bounded session pool of our own.
+// Both algorithms are done directly on github.com/miekg/pkcs11: ECDSA P-256
+// with CKM_EC_KEY_PAIR_GEN and CKM_ECDSA, Ed25519 with CKM_EDDSA (PKCS#11
+// 3.0 identifiers defined here, since miekg's headers predate them), with
+// one bounded session pool for both. crypto11 is not used: it loads and
+// initialises the library through a context of its own, which is a second
+// library instance on modules that keep state per function list.
 //
-// # One library, two users
+// # One library, initialised once
 //
-// crypto11 and our miekg context load the same library into the process, and
-// PKCS#11 state (initialisation, login, object handles) belongs to the
-// process, not to a *pkcs11.Ctx. The rules that follow from it:
+// PKCS#11 state (initialisation, login, object handles) belongs to what
+// C_GetFunctionList returned, and modules differ in what a second
+// C_GetFunctionList or C_Initialize in one process means: SoftHSM2 shares
+// one state and answers CKR_CRYPTOKI_ALREADY_INITIALIZED; p11-kit's client
+// (p11-kit-client.so) gives each function list a state and an RPC
+// connection of its own and counts C_Initialize calls; forwarding modules
+// such as OpenSC's pkcs11-spy pass the call to the module behind them. So
+// signerd relies on none of these behaviours:
 //
-//   - crypto11 owns C_Initialize/C_Finalize: it initialises on its first
-//     Configure for a path and finalizes when its last Context closes. It
-//     treats CKR_CRYPTOKI_ALREADY_INITIALIZED as fatal, so Open configures
-//     crypto11 first and our own context then expects exactly that code and
-//     never finalizes. Module paths are canonicalised (symlinks resolved) so
-//     two spellings of one library cannot initialise it twice.
-//   - Code that needs the library without a KeyStore (InitToken, the
-//     inspection helpers) runs under a per-module mutex that Open and Close
-//     also take, so it either owns initialisation for its whole run (and
-//     finalizes) or finds crypto11 holding it (and leaves it alone).
-//   - Login is per application, so we log in once per token per process (the
-//     crypto11 Context is configured with LoginNotSupported and never logs in
-//     itself). Several KeyStores on one token share that login through a
-//     reference count; the last Close logs out, before any session closes
-//     and before crypto11 finalizes.
+//   - A process holds one miekg context per library (by canonical path,
+//     symlinks resolved): one dlopen, one C_GetFunctionList, one
+//     C_Initialize. Every KeyStore on the library and every raw use of it
+//     (InitToken, the inspection helpers) shares that context and counts
+//     itself as a user; the last user to release it calls C_Finalize, once,
+//     and unloads it. A later user loads and initialises it afresh.
+//   - C_Initialize is called with CKF_OS_LOCKING_OK and no mutex callbacks,
+//     since calls come from many goroutines at once. A module that cannot
+//     lock (CKR_CANT_LOCK) is refused with a message saying so, and one that
+//     something else in the process initialised first
+//     (CKR_CRYPTOKI_ALREADY_INITIALIZED) is refused too, since we could not
+//     know when that user finalizes it.
+//   - A per-module mutex serialises loading, initialising, finalizing,
+//     C_Login and C_Logout.
+//   - Login is per application, so we log in once per token per process.
+//     Several KeyStores on one token share that login through a reference
+//     count; the last Close logs out, before its sessions close and before
+//     the library is finalized.
 //   - CKR_USER_ALREADY_LOGGED_IN does not prove a PIN: a second Open of a
 //     token this process is already logged in to compares its PIN with a
 //     salted SHA-256 of the PIN that succeeded, and is refused on a
@@ -36,11 +46,10 @@
 //
 // Every token operation runs in a loop that repairs by error class and
 // retries, at most once per class: a closed or invalid session is discarded
-// with every idle session of its generation (and the crypto11 Context is
-// rebuilt, since crypto11 returns broken sessions to its pool), then login is
-// checked; "not logged in" logs in again; an invalid object or key handle
-// drops the cached handle and the key is looked up again, with its public key
-// checked against the expected one. Device errors, a removed token and an
+// with every idle session of its generation, then login is checked; "not
+// logged in" logs in again; an invalid object or key handle drops the cached
+// handle and the key is looked up again, with its public key checked against
+// the expected one. Device errors, a removed token and an
 // uninitialised library are reported as errdefs.ErrUnavailable with reason
 // HSM_UNAVAILABLE. A wrong PIN is never retried: when logging in again
 // after a lost login fails on the PIN (it was changed under us), the process

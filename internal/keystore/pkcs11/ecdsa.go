@@ -6,135 +6,120 @@ import (
 	"context"
 	"crypto"
 	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/asn1"
 	"fmt"
 	"io"
+	"math/big"
 
-	"github.com/ThalesGroup/crypto11"
 	p11 "github.com/miekg/pkcs11"
 
 	"github.com/signerd/signerd/internal/errdefs"
 	"github.com/signerd/signerd/internal/keystore"
 )
 
-// ecKey is a found and checked ECDSA key: a crypto11 signer from Context
-// generation gen.
+// ecKey is a found and checked ECDSA key: its private handle and the
+// public key the token holds (equal to the recorded one, and proven to
+// belong to the private key).
 type ecKey struct {
-	signer crypto11.Signer
-	pub    *ecdsa.PublicKey
-	gen    uint64
+	priv p11.ObjectHandle
+	pub  *ecdsa.PublicKey
+	auth bool // CKA_ALWAYS_AUTHENTICATE: log in for each signature
 }
 
-// generateECDSA creates a P-256 key pair through crypto11 with our
-// attributes (crypto11 only adds the ones missing).
-func (ks *KeyStore) generateECDSA(id []byte, label string) (crypto.PublicKey, error) {
-	c11, gen := ks.currentC11()
-	pub, err := crypto11.NewAttributeSetWithIDAndLabel(id, []byte(label))
-	if err != nil {
+// mechECDSA is CKM_ECDSA: the token signs a digest we computed. miekg only
+// reads it, so one value serves every goroutine.
+var mechECDSA = []*p11.Mechanism{p11.NewMechanism(p11.CKM_ECDSA, nil)}
+
+// generateECDSA creates a P-256 key pair in the token on session s.
+func (ks *KeyStore) generateECDSA(s p11.SessionHandle, id []byte, label string) (crypto.PublicKey, error) {
+	pubT := append(publicKeyTemplate(id, label, p11.CKK_EC),
+		p11.NewAttribute(p11.CKA_EC_PARAMS, ecParamsP256))
+	privT := privateKeyTemplate(id, label, p11.CKK_EC)
+	if _, _, err := ks.ctx.GenerateKeyPair(s,
+		[]*p11.Mechanism{p11.NewMechanism(p11.CKM_EC_KEY_PAIR_GEN, nil)}, pubT, privT); err != nil {
 		return nil, err
 	}
-	priv := pub.Copy()
-	for _, a := range publicKeyTemplate(id, label, p11.CKK_EC) {
-		_ = pub.Set(a.Type, a.Value)
-	}
-	for _, a := range privateKeyTemplate(id, label, p11.CKK_EC) {
-		_ = priv.Set(a.Type, a.Value)
-	}
-	sg, err := c11.GenerateECDSAKeyPairWithAttributes(pub, priv, elliptic.P256())
-	if err != nil {
-		return nil, ks.staleOr(gen, err)
-	}
-	p, ok := sg.Public().(*ecdsa.PublicKey)
-	if !ok {
-		return nil, fmt.Errorf("generated key %x has a %T public key: %w", id, sg.Public(), errdefs.ErrInternal)
-	}
-	return p, nil
+	return ks.publicFromToken(s, id, keystore.ECDSAP256)
 }
 
-// staleOr marks err as stale when the crypto11 Context of generation gen
-// has been replaced since: its failure says nothing about the new one.
-func (ks *KeyStore) staleOr(gen uint64, err error) error {
-	if ks.c11Generation() != gen {
-		return fmt.Errorf("%w: %w", errStale, err)
-	}
-	return err
-}
-
-// ecKey returns the checked key for id, from the cache or by looking it up.
-// As for Ed25519, a lookup compares the token's public key with want and
-// checks with a signature over a random digest that the private key
-// matches; nothing is cached on a mismatch.
-func (ks *KeyStore) ecKey(ctx context.Context, id []byte, want *ecdsa.PublicKey) (ecKey, error) {
-	c11, gen := ks.currentC11()
+// ecKeyWith returns the checked key for id, from the cache or by looking it
+// up on session s. As for Ed25519, a lookup compares the token's public key
+// with want and checks with a signature over a random digest that the
+// private key matches; nothing is cached on a mismatch.
+func (ks *KeyStore) ecKeyWith(s p11.SessionHandle, id []byte, want *ecdsa.PublicKey) (ecKey, error) {
 	ks.cacheMu.RLock()
 	k, ok := ks.ecKeys[string(id)]
 	ks.cacheMu.RUnlock()
-	if ok && k.gen == gen {
+	if ok {
 		if !k.pub.Equal(want) {
 			return ecKey{}, ks.mismatch(id, k.pub, want, "public key differs from the recorded one")
 		}
 		return k, nil
 	}
-
-	// Check the private object ourselves first: crypto11 cannot tell "not
-	// found" from "not logged in", and reports other key types vaguely.
-	s, err := ks.pool.get(ctx)
-	if err != nil {
-		return ecKey{}, err
-	}
-	_, kt, err := ks.lookupPrivate(s.h, id)
-	ks.pool.release(s, err)
+	priv, kt, err := ks.lookupPrivate(s, id)
 	if err != nil {
 		return ecKey{}, err
 	}
 	if kt != p11.CKK_EC {
 		return ecKey{}, ks.wrongAlgorithm(id, keystore.ECDSAP256, keyTypeName(kt))
 	}
-
-	signers, err := c11.FindKeyPairs(id, nil)
+	pubAny, err := ks.publicFromToken(s, id, keystore.ECDSAP256)
 	if err != nil {
-		return ecKey{}, ks.staleOr(gen, err)
+		return ecKey{}, err
 	}
-	switch len(signers) {
-	case 0:
-		return ecKey{}, fmt.Errorf("key %x in token %q has no usable public key object: %w", id, ks.cfg.TokenLabel, errdefs.ErrFailedPrecondition)
-	case 1:
-	default:
-		return ecKey{}, ks.ambiguous(id, "key pair", len(signers))
-	}
-	sg := signers[0]
-	pub, ok := sg.Public().(*ecdsa.PublicKey)
-	if !ok || pub.Curve != elliptic.P256() {
-		return ecKey{}, ks.wrongAlgorithm(id, keystore.ECDSAP256, fmt.Sprintf("%T", sg.Public()))
-	}
+	pub := pubAny.(*ecdsa.PublicKey)
 	if !pub.Equal(want) {
 		return ecKey{}, ks.mismatch(id, pub, want, "public key differs from the recorded one")
 	}
 	var challenge [sha256.Size]byte
 	_, _ = rand.Read(challenge[:])
-	sig, err := sg.Sign(nil, challenge[:], crypto.SHA256)
+	auth, err := ks.alwaysAuthenticate(s, priv)
 	if err != nil {
-		return ecKey{}, ks.staleOr(gen, err)
+		return ecKey{}, err
+	}
+	sig, err := ks.signECDSA(s, priv, auth, challenge[:])
+	if err != nil {
+		return ecKey{}, err
 	}
 	if !ecdsa.VerifyASN1(want, challenge[:], sig) {
 		return ecKey{}, ks.mismatch(id, pub, want, "private key does not match the public key")
 	}
-	k = ecKey{signer: sg, pub: pub, gen: gen}
+	k = ecKey{priv: priv, pub: pub, auth: auth}
 	ks.cacheMu.Lock()
 	ks.ecKeys[string(id)] = k
 	ks.cacheMu.Unlock()
 	return k, nil
 }
 
-// dropEC forgets id's signer if it is still the stale one.
-func (ks *KeyStore) dropEC(id []byte, stale crypto11.Signer) {
+// dropEC forgets id's handle if it is still the stale one.
+func (ks *KeyStore) dropEC(id []byte, stale p11.ObjectHandle) {
 	ks.cacheMu.Lock()
-	if k, ok := ks.ecKeys[string(id)]; ok && k.signer == stale {
+	if k, ok := ks.ecKeys[string(id)]; ok && k.priv == stale {
 		delete(ks.ecKeys, string(id))
 	}
 	ks.cacheMu.Unlock()
+}
+
+// signECDSA signs digest with CKM_ECDSA and returns the signature in ASN.1
+// DER, as crypto.Signer callers expect; the token returns r||s.
+func (ks *KeyStore) signECDSA(s p11.SessionHandle, key p11.ObjectHandle, auth bool, digest []byte) ([]byte, error) {
+	if err := ks.signInit(s, mechECDSA, key, auth); err != nil {
+		return nil, err
+	}
+	raw, err := ks.ctx.Sign(s, digest)
+	if err != nil {
+		return nil, err
+	}
+	if len(raw) != 64 {
+		return nil, fmt.Errorf("token %q returned a %d-byte P-256 signature: %w", ks.cfg.TokenLabel, len(raw), errdefs.ErrInternal)
+	}
+	der, err := asn1.Marshal(struct{ R, S *big.Int }{new(big.Int).SetBytes(raw[:32]), new(big.Int).SetBytes(raw[32:])})
+	if err != nil {
+		return nil, fmt.Errorf("encode ECDSA signature: %v: %w", err, errdefs.ErrInternal)
+	}
+	return der, nil
 }
 
 // ecdsaSigner signs digests with an ECDSA P-256 key in the token.
@@ -163,17 +148,18 @@ func (s *ecdsaSigner) Sign(_ io.Reader, digest []byte, opts crypto.SignerOpts) (
 	ctx := context.Background()
 	var sig []byte
 	err := ks.withRecovery(ctx, "sign", func() error {
-		k, err := ks.ecKey(ctx, s.id, s.pub)
+		ss, err := ks.pool.get(ctx)
 		if err != nil {
 			return err
 		}
-		sig, err = k.signer.Sign(nil, digest, opts)
-		if err != nil {
-			err = ks.staleOr(k.gen, err)
+		k, err := ks.ecKeyWith(ss.h, s.id, s.pub)
+		if err == nil {
+			sig, err = ks.signECDSA(ss.h, k.priv, k.auth, digest)
 			if classify(err) == classHandle {
-				ks.dropEC(s.id, k.signer)
+				ks.dropEC(s.id, k.priv)
 			}
 		}
+		ks.pool.release(ss, err)
 		return err
 	})
 	if err != nil {

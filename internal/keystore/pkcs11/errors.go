@@ -8,7 +8,6 @@ import (
 	"fmt"
 
 	p11 "github.com/miekg/pkcs11"
-	"github.com/thales-e-security/pool"
 
 	"github.com/signerd/signerd/internal/errdefs"
 )
@@ -21,32 +20,24 @@ const (
 	classSession                 // the session is gone: replace it
 	classLogin                   // the application is logged out: log in
 	classHandle                  // a cached object handle is stale: find again
-	classStale                   // the crypto11 Context was replaced under the call: retry
 	classDevice                  // the token or library is gone: report unavailable
 	classPIN                     // the PIN is wrong, locked or expired: never retry
 	numClasses
 )
 
 func (c errClass) String() string {
-	return [...]string{"other", "session", "login", "handle", "stale", "device", "pin"}[c]
+	return [...]string{"other", "session", "login", "handle", "device", "pin"}[c]
 }
 
 // repairable reports whether withRecovery may repair c and try again.
 func (c errClass) repairable() bool {
-	return c == classSession || c == classLogin || c == classHandle || c == classStale
+	return c == classSession || c == classLogin || c == classHandle
 }
-
-// errStale marks an error from a crypto11 Context that was replaced while
-// the call ran (its failure says nothing about the new one).
-var errStale = errors.New("crypto11 context replaced during the call")
 
 // errPoolTimeout is returned by our session pool when PoolWaitTimeout passes.
 var errPoolTimeout = errors.New("timed out waiting for a free PKCS#11 session")
 
 func classify(err error) errClass {
-	if errors.Is(err, errStale) {
-		return classStale
-	}
 	var rv p11.Error
 	if !errors.As(err, &rv) {
 		return classOther
@@ -119,13 +110,12 @@ func toKind(op, label string, err error) error {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("%s: %w", op, err)
 	}
-	if errors.Is(err, errPoolTimeout) || errors.Is(err, pool.ErrTimeout) {
+	if errors.Is(err, errPoolTimeout) {
 		return fmt.Errorf("%s: token %q: all sessions busy: %w: %w", op, label, err, errdefs.ErrResourceExhausted)
 	}
 	var rv p11.Error
 	if !errors.As(err, &rv) {
-		// crypto11's own errors (closed context and the like) and the stale
-		// marker after retries.
+		// Errors of our own making without a kind.
 		return fmt.Errorf("%s: token %q: %w: %w", op, label, err, errdefs.ErrInternal)
 	}
 	switch c := classify(err); c {

@@ -36,7 +36,6 @@ func TestToKind(t *testing.T) {
 		{"template", p11.Error(p11.CKR_TEMPLATE_INCONSISTENT), classOther, errdefs.ErrInvalidArgument, ""},
 		{"sensitive", p11.Error(p11.CKR_ATTRIBUTE_SENSITIVE), classOther, errdefs.ErrPermissionDenied, ""},
 		{"pool timeout", errPoolTimeout, classOther, errdefs.ErrResourceExhausted, ""},
-		{"stale", fmt.Errorf("%w: x", errStale), classStale, errdefs.ErrInternal, ""},
 		{"already a kind", fmt.Errorf("x: %w", errdefs.ErrNotFound), classOther, errdefs.ErrNotFound, ""},
 		{"other", errors.New("boom"), classOther, errdefs.ErrInternal, ""},
 	}

@@ -131,3 +131,31 @@ func opensslVerify(t *testing.T, pub crypto.PublicKey, alg keystore.Algorithm, i
 		t.Fatalf("openssl %v: %v\n%s", args, err, out)
 	}
 }
+
+// checkSignOnly reads both halves of key id through C_GetAttributeValue on
+// the token and fails unless the private half can sign and nothing else
+// (no decrypt, unwrap or derive) and the public half can verify and nothing
+// else (no encrypt, wrap or derive): SoftHSM2's defaults allow all of them.
+func checkSignOnly(t *testing.T, tok *softhsm.Token, id []byte) {
+	t.Helper()
+	ka := tok.KeyAttributes(t, id)
+	pa := tok.PublicKeyAttributes(t, id)
+	tests := []struct {
+		name      string
+		got, want bool
+	}{
+		{"private CKA_SIGN", ka.Sign, true},
+		{"private CKA_DECRYPT", ka.Decrypt, false},
+		{"private CKA_UNWRAP", ka.Unwrap, false},
+		{"private CKA_DERIVE", ka.Derive, false},
+		{"public CKA_VERIFY", pa.Verify, true},
+		{"public CKA_ENCRYPT", pa.Encrypt, false},
+		{"public CKA_WRAP", pa.Wrap, false},
+		{"public CKA_DERIVE", pa.Derive, false},
+	}
+	for _, tt := range tests {
+		if tt.got != tt.want {
+			t.Errorf("%s = %v, want %v", tt.name, tt.got, tt.want)
+		}
+	}
+}

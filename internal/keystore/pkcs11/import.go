@@ -30,6 +30,9 @@ func (ks *KeyStore) ImportKey(ctx context.Context, req keystore.ImportKeyRequest
 		return nil, err
 	}
 	op := fmt.Sprintf("import %s key %x", req.Algorithm, req.ID)
+	if err := ks.caps.supports(ks.cfg.TokenLabel, req.Algorithm); err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
 	pubT, privT, want, secret, err := importTemplates(req)
 	defer clear(secret)
 	if err != nil {

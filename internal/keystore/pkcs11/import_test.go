@@ -101,6 +101,7 @@ func checkImportedAttributes(t *testing.T, tok *softhsm.Token, id []byte) {
 	if !ka.Token || !ka.Private || !ka.Sensitive || ka.Extractable || !ka.Sign || ka.Local {
 		t.Errorf("imported key attributes %+v", ka)
 	}
+	checkSignOnly(t, tok, id)
 	if err := tok.ReadPrivateValue(t, id); !errors.Is(err, p11.Error(p11.CKR_ATTRIBUTE_SENSITIVE)) {
 		t.Errorf("reading CKA_VALUE of an imported key: %v, want CKR_ATTRIBUTE_SENSITIVE", err)
 	}

@@ -30,11 +30,11 @@ func InitToken(modulePath, label, soPIN, userPIN string) error {
 	m := moduleFor(canonical)
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	c, owned, err := m.loadLocked(modulePath)
+	c, err := m.loadLocked(modulePath)
 	if err != nil {
 		return err
 	}
-	defer m.release(c, owned)
+	defer m.releaseLocked()
 
 	slots, err := c.GetSlotList(true)
 	if err != nil {

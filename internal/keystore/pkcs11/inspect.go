@@ -20,6 +20,17 @@ type KeyAttributes struct {
 	AlwaysSensitive  bool // CKA_ALWAYS_SENSITIVE: has never been revealable
 	NeverExtractable bool // CKA_NEVER_EXTRACTABLE: has never been extractable
 	Local            bool // CKA_LOCAL: generated in the token, not imported
+	Decrypt          bool // CKA_DECRYPT: must be false, the key only signs
+	Unwrap           bool // CKA_UNWRAP: must be false
+	Derive           bool // CKA_DERIVE: must be false
+}
+
+// PublicKeyAttributes are the usage attributes of a public key in a token.
+type PublicKeyAttributes struct {
+	Verify  bool // CKA_VERIFY
+	Encrypt bool // CKA_ENCRYPT: must be false, the key only verifies
+	Wrap    bool // CKA_WRAP: must be false
+	Derive  bool // CKA_DERIVE: must be false
 }
 
 // InspectPrivateKey reads the protection attributes of the private key with
@@ -33,29 +44,56 @@ func InspectPrivateKey(modulePath, tokenLabel, pin string, id []byte) (KeyAttrib
 		if err != nil {
 			return err
 		}
-		fields := []struct {
-			typ uint
-			dst *bool
-		}{
+		return readBools(c, s, h, tokenLabel, id, []boolAttr{
 			{p11.CKA_TOKEN, &ka.Token}, {p11.CKA_PRIVATE, &ka.Private}, {p11.CKA_SENSITIVE, &ka.Sensitive},
 			{p11.CKA_EXTRACTABLE, &ka.Extractable}, {p11.CKA_SIGN, &ka.Sign},
 			{p11.CKA_ALWAYS_SENSITIVE, &ka.AlwaysSensitive}, {p11.CKA_NEVER_EXTRACTABLE, &ka.NeverExtractable},
-			{p11.CKA_LOCAL, &ka.Local},
-		}
-		tmpl := make([]*p11.Attribute, len(fields))
-		for i, f := range fields {
-			tmpl[i] = p11.NewAttribute(f.typ, nil)
-		}
-		attrs, err := c.GetAttributeValue(s, h, tmpl)
-		if err != nil {
-			return toKind(fmt.Sprintf("read attributes of key %x", id), tokenLabel, err)
-		}
-		for i, f := range fields {
-			*f.dst = attrBool(attrs[i].Value)
-		}
-		return nil
+			{p11.CKA_LOCAL, &ka.Local}, {p11.CKA_DECRYPT, &ka.Decrypt}, {p11.CKA_UNWRAP, &ka.Unwrap},
+			{p11.CKA_DERIVE, &ka.Derive},
+		})
 	})
 	return ka, err
+}
+
+// InspectPublicKey reads the usage attributes of the public key with CKA_ID
+// id, through its own session like InspectPrivateKey.
+func InspectPublicKey(modulePath, tokenLabel, pin string, id []byte) (PublicKeyAttributes, error) {
+	var pa PublicKeyAttributes
+	err := withTokenSession(modulePath, tokenLabel, pin, func(c *p11.Ctx, s p11.SessionHandle) error {
+		hs, err := findByID(c, s, p11.CKO_PUBLIC_KEY, id)
+		if err != nil {
+			return toKind(fmt.Sprintf("find public key %x", id), tokenLabel, err)
+		}
+		if len(hs) != 1 {
+			return fmt.Errorf("token %q holds %d public keys with ID %x, want 1: %w", tokenLabel, len(hs), id, errdefs.ErrNotFound)
+		}
+		return readBools(c, s, hs[0], tokenLabel, id, []boolAttr{
+			{p11.CKA_VERIFY, &pa.Verify}, {p11.CKA_ENCRYPT, &pa.Encrypt},
+			{p11.CKA_WRAP, &pa.Wrap}, {p11.CKA_DERIVE, &pa.Derive},
+		})
+	})
+	return pa, err
+}
+
+type boolAttr struct {
+	typ uint
+	dst *bool
+}
+
+// readBools fetches every attribute of fields in one C_GetAttributeValue.
+func readBools(c *p11.Ctx, s p11.SessionHandle, h p11.ObjectHandle, tokenLabel string, id []byte, fields []boolAttr) error {
+	tmpl := make([]*p11.Attribute, len(fields))
+	for i, f := range fields {
+		tmpl[i] = p11.NewAttribute(f.typ, nil)
+	}
+	attrs, err := c.GetAttributeValue(s, h, tmpl)
+	if err != nil {
+		return toKind(fmt.Sprintf("read attributes of key %x", id), tokenLabel, err)
+	}
+	for i, f := range fields {
+		*f.dst = attrBool(attrs[i].Value)
+	}
+	return nil
 }
 
 // ProbePrivateValue asks the token for CKA_VALUE of the private key with

@@ -37,17 +37,20 @@ func (ks *KeyStore) CreateKey(ctx context.Context, req keystore.CreateKeyRequest
 	if _, err := keystore.ParseAlgorithm(string(req.Algorithm)); err != nil {
 		return nil, err
 	}
+	op := fmt.Sprintf("create %s key %x", req.Algorithm, req.ID)
+	if err := ks.caps.supports(ks.cfg.TokenLabel, req.Algorithm); err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
 	if err := ks.begin(); err != nil {
 		return nil, err
 	}
 	defer ks.end()
-	op := fmt.Sprintf("create %s key %x", req.Algorithm, req.ID)
 	var pub crypto.PublicKey
 	err := ks.writeKey(ctx, op, req.ID, req.Algorithm, nil, func(s p11.SessionHandle) (crypto.PublicKey, error) {
 		if req.Algorithm == keystore.Ed25519 {
 			return ks.generateEd25519(s, req.ID, req.Label)
 		}
-		return ks.generateECDSA(req.ID, req.Label)
+		return ks.generateECDSA(s, req.ID, req.Label)
 	}, &pub)
 	if err != nil {
 		return nil, toKind(op, ks.cfg.TokenLabel, err)
@@ -124,6 +127,9 @@ func (ks *KeyStore) Signer(ctx context.Context, ref keystore.KeyRef) (crypto.Sig
 	}
 	defer ks.end()
 	op := fmt.Sprintf("find %s key %x", ref.Algorithm, ref.ID)
+	if err := ks.caps.supports(ks.cfg.TokenLabel, ref.Algorithm); err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
 	id := append([]byte(nil), ref.ID...)
 	switch ref.Algorithm {
 	case keystore.Ed25519:
@@ -151,7 +157,12 @@ func (ks *KeyStore) Signer(ctx context.Context, ref keystore.KeyRef) (crypto.Sig
 			return nil, fmt.Errorf("%s: recorded public key is %T, not a P-256 key: %w", op, ref.Public, errdefs.ErrInvalidArgument)
 		}
 		err := ks.withRecovery(ctx, op, func() error {
-			_, err := ks.ecKey(ctx, id, want)
+			s, err := ks.pool.get(ctx)
+			if err != nil {
+				return err
+			}
+			_, err = ks.ecKeyWith(s.h, id, want)
+			ks.pool.release(s, err)
 			return err
 		})
 		if err != nil {

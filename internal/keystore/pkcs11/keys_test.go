@@ -54,6 +54,7 @@ func TestCreateSignVerify(t *testing.T) {
 					t.Errorf("%s = %v, want %v", name, got[0], got[1])
 				}
 			}
+			checkSignOnly(t, tok, ref.ID)
 			sensitive, extractable, private, token := tok.PrivateKeyAttributes(t, ref.ID)
 			if !sensitive || extractable || !private || !token {
 				t.Errorf("PrivateKeyAttributes = %v %v %v %v", sensitive, extractable, private, token)

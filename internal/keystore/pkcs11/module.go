@@ -19,12 +19,16 @@ import (
 type module struct {
 	path string // canonical: symlinks resolved
 
-	// mu serialises everything that may initialise or finalize the library
-	// (crypto11.Configure and Close, our raw uses) and every C_Login and
-	// C_Logout, so that a raw use either owns initialisation for its whole run
-	// or finds crypto11 holding it, and logins are counted exactly.
+	// mu serialises loading, initialising and finalizing the library and
+	// every C_Login and C_Logout, so that logins are counted exactly.
 	mu     sync.Mutex
 	logins map[uint]*tokenLogin // by slot ID; guarded by mu
+	// ctx is the process's one handle on the library: one
+	// C_GetFunctionList, one C_Initialize, one C_Finalize. users counts
+	// the KeyStores and raw uses holding it; the last release finalizes.
+	// Both are guarded by mu.
+	ctx   *p11.Ctx
+	users int
 }
 
 var modules = struct {
@@ -75,36 +79,70 @@ func checkModuleFile(path string) (string, error) {
 	return canonical, nil
 }
 
-// loadLocked loads the library into a fresh miekg context and initialises
-// it if nobody has. owned reports whether this call initialised it, in which
-// case release finalizes it. m.mu MUST be held from load to release.
-func (m *module) loadLocked(userPath string) (c *p11.Ctx, owned bool, err error) {
-	c = p11.New(m.path)
+// loadLocked returns the library's context, loading and initialising it
+// for the first user; every call MUST be matched by one releaseLocked. m.mu
+// MUST be held.
+//
+// The context is shared rather than one per user because modules differ in
+// what a second C_GetFunctionList and C_Initialize mean: SoftHSM2 refuses a
+// second C_Initialize, p11-kit's client gives every function list a state
+// (and an RPC connection) of its own, initialised and logged in separately.
+// One function list, initialised once, means the same thing everywhere.
+func (m *module) loadLocked(userPath string) (*p11.Ctx, error) {
+	if m.users > 0 {
+		m.users++
+		return m.ctx, nil
+	}
+	c := p11.New(m.path)
 	if c == nil {
 		// miekg says nothing more: dlopen or C_GetFunctionList failed.
-		return nil, false, fmt.Errorf("PKCS#11 module %q could not be loaded (not a PKCS#11 library, or built for another architecture); %s: %w",
+		return nil, fmt.Errorf("PKCS#11 module %q could not be loaded (not a PKCS#11 library, or built for another architecture); %s: %w",
 			userPath, installHint, errdefs.ErrInvalidArgument)
 	}
-	switch err := c.Initialize(); {
-	case err == nil:
-		return c, true, nil
-	case errors.Is(err, p11.Error(p11.CKR_CRYPTOKI_ALREADY_INITIALIZED)):
-		// crypto11 (an open KeyStore) holds it; it finalizes, not us.
-		return c, false, nil
-	default:
+	if err := initialize(c, userPath); err != nil {
 		c.Destroy()
-		return nil, false, errdefs.WithReason(errdefs.ReasonHSMUnavailable, fmt.Errorf(
+		return nil, err
+	}
+	m.ctx, m.users = c, 1
+	return c, nil
+}
+
+// initialize calls C_Initialize with CKF_OS_LOCKING_OK and no mutex
+// callbacks: our calls come from many goroutines at once, so the module
+// must lock, and Go cannot hand it mutex functions that are safe to call
+// from the module's own threads.
+func initialize(c *p11.Ctx, userPath string) error {
+	switch err := c.Initialize(p11.InitializeWithFlags(p11.CKF_OS_LOCKING_OK)); {
+	case err == nil:
+		return nil
+	case errors.Is(err, p11.Error(p11.CKR_CRYPTOKI_ALREADY_INITIALIZED)):
+		// Only a user of the library outside this package can have
+		// initialised it (we initialise once, under m.mu): we cannot know
+		// when it will finalize, so refuse rather than share state we do
+		// not own.
+		return fmt.Errorf("initialise PKCS#11 module %q: it is already initialised by another user in this process: %w",
+			userPath, errdefs.ErrFailedPrecondition)
+	case errors.Is(err, p11.Error(p11.CKR_CANT_LOCK)):
+		return fmt.Errorf("initialise PKCS#11 module %q: the module cannot lock with the operating system's primitives (CKR_CANT_LOCK), which signerd needs to call it from several threads: %w",
+			userPath, errdefs.ErrInvalidArgument)
+	default:
+		return errdefs.WithReason(errdefs.ReasonHSMUnavailable, fmt.Errorf(
 			"initialise PKCS#11 module %q: %w (for SoftHSM2, check SOFTHSM2_CONF and its tokendir): %w",
 			userPath, err, errdefs.ErrUnavailable))
 	}
 }
 
-// release undoes loadLocked. m.mu MUST still be held.
-func (m *module) release(c *p11.Ctx, owned bool) {
-	if owned {
-		_ = c.Finalize()
+// releaseLocked drops one user of the library; the last one finalizes it
+// and unloads it. m.mu MUST be held.
+func (m *module) releaseLocked() {
+	if m.users--; m.users > 0 {
+		return
 	}
-	c.Destroy()
+	// An error means the library was finalized under us already (a reset
+	// module, or a test's fault injection); it is unloaded either way.
+	_ = m.ctx.Finalize()
+	m.ctx.Destroy()
+	m.ctx = nil
 }
 
 // findSlot returns the slot holding the initialised token labelled label.
@@ -159,7 +197,8 @@ func checkTokenFlags(label string, ti p11.TokenInfo) error {
 
 // withTokenSession runs fn with a logged-in R/W session on the token, outside
 // any KeyStore: for InitToken's siblings, the inspection helpers used by
-// tests and tools, in this process or another one. It holds m.mu throughout.
+// tests and tools, in this process or another one. It holds m.mu throughout
+// and shares the library (and the login) with any KeyStore open on it.
 func withTokenSession(modulePath, label, pin string, fn func(c *p11.Ctx, s p11.SessionHandle) error) error {
 	canonical, err := checkModuleFile(modulePath)
 	if err != nil {
@@ -168,11 +207,11 @@ func withTokenSession(modulePath, label, pin string, fn func(c *p11.Ctx, s p11.S
 	m := moduleFor(canonical)
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	c, owned, err := m.loadLocked(modulePath)
+	c, err := m.loadLocked(modulePath)
 	if err != nil {
 		return err
 	}
-	defer m.release(c, owned)
+	defer m.releaseLocked()
 	slot, ti, err := findSlot(c, modulePath, label)
 	if err != nil {
 		return err

@@ -31,6 +31,15 @@ func InitToken(modulePath, label, soPIN, userPIN string) error { return errNoCgo
 type KeyAttributes struct {
 	Token, Private, Sensitive, Extractable, Sign bool
 	AlwaysSensitive, NeverExtractable, Local     bool
+	Decrypt, Unwrap, Derive                      bool
+}
+
+// PublicKeyAttributes are the usage attributes of a public key in a token.
+type PublicKeyAttributes struct{ Verify, Encrypt, Wrap, Derive bool }
+
+// InspectPublicKey fails: PKCS#11 needs cgo.
+func InspectPublicKey(modulePath, tokenLabel, pin string, id []byte) (PublicKeyAttributes, error) {
+	return PublicKeyAttributes{}, errNoCgo
 }
 
 // InspectPrivateKey fails: PKCS#11 needs cgo.

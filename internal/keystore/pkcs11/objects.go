@@ -46,7 +46,11 @@ var (
 
 // privateKeyTemplate holds the attributes every private key we create
 // carries, generated or imported: a token object, usable only after login,
-// never revealed (sensitive) nor wrapped out (non-extractable), for signing.
+// never revealed (sensitive) nor wrapped out (non-extractable), for signing
+// only. CKA_DECRYPT, CKA_UNWRAP and CKA_DERIVE are set false explicitly:
+// SoftHSM2 (and PKCS#11 itself) leaves them to token defaults, and SoftHSM2
+// defaults them to true, so a caller holding the PIN could otherwise use a
+// signing key to decrypt, unwrap or derive.
 func privateKeyTemplate(id []byte, label string, keyType uint) []*p11.Attribute {
 	return []*p11.Attribute{
 		p11.NewAttribute(p11.CKA_CLASS, p11.CKO_PRIVATE_KEY),
@@ -56,18 +60,26 @@ func privateKeyTemplate(id []byte, label string, keyType uint) []*p11.Attribute 
 		p11.NewAttribute(p11.CKA_SENSITIVE, true),
 		p11.NewAttribute(p11.CKA_EXTRACTABLE, false),
 		p11.NewAttribute(p11.CKA_SIGN, true),
+		p11.NewAttribute(p11.CKA_DECRYPT, false),
+		p11.NewAttribute(p11.CKA_UNWRAP, false),
+		p11.NewAttribute(p11.CKA_DERIVE, false),
 		p11.NewAttribute(p11.CKA_ID, id),
 		p11.NewAttribute(p11.CKA_LABEL, label),
 	}
 }
 
-// publicKeyTemplate is the public half's counterpart.
+// publicKeyTemplate is the public half's counterpart: it verifies and does
+// nothing else (no encrypting, wrapping or deriving under the token's
+// defaults).
 func publicKeyTemplate(id []byte, label string, keyType uint) []*p11.Attribute {
 	return []*p11.Attribute{
 		p11.NewAttribute(p11.CKA_CLASS, p11.CKO_PUBLIC_KEY),
 		p11.NewAttribute(p11.CKA_KEY_TYPE, keyType),
 		p11.NewAttribute(p11.CKA_TOKEN, true),
 		p11.NewAttribute(p11.CKA_VERIFY, true),
+		p11.NewAttribute(p11.CKA_ENCRYPT, false),
+		p11.NewAttribute(p11.CKA_WRAP, false),
+		p11.NewAttribute(p11.CKA_DERIVE, false),
 		p11.NewAttribute(p11.CKA_ID, id),
 		p11.NewAttribute(p11.CKA_LABEL, label),
 	}

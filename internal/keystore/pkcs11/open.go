@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"sync"
 
-	"github.com/ThalesGroup/crypto11"
 	p11 "github.com/miekg/pkcs11"
 
 	"github.com/signerd/signerd/internal/errdefs"
@@ -21,8 +20,9 @@ type KeyStore struct {
 	cfg  Config // holds the PIN: never log it or format it with %v
 	log  *slog.Logger
 	mod  *module
-	ctx  *p11.Ctx // our handle on the library crypto11 initialised
+	ctx  *p11.Ctx // the module's shared context (module.ctx)
 	slot uint
+	caps capabilities // read at Open
 	pool *sessionPool
 
 	// ops is held shared by every operation and exclusively by Close, so
@@ -30,13 +30,6 @@ type KeyStore struct {
 	// Operations MUST NOT take it twice (a waiting Close would deadlock them).
 	ops    sync.RWMutex
 	closed bool
-
-	// c11 is replaced when its sessions break (crypto11 puts broken
-	// sessions back in its pool and would fail forever); c11gen counts the
-	// replacements so that failures on an old Context are told apart.
-	c11mu  sync.RWMutex
-	c11    *crypto11.Context
-	c11gen uint64
 
 	// Keys found and checked, by CKA_ID.
 	cacheMu sync.RWMutex
@@ -78,32 +71,16 @@ func Open(ctx context.Context, cfg Config) (*KeyStore, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 
-	// crypto11 first: it initialises the library and fails if anyone else
-	// already has (see the package doc).
-	c11, err := crypto11.Configure(ks.c11Config())
+	c, err := m.loadLocked(cfg.ModulePath)
 	if err != nil {
-		return nil, m.diagnoseLocked(cfg, err)
-	}
-	ks.c11 = c11
-	c, owned, err := m.loadLocked(cfg.ModulePath)
-	if err != nil {
-		_ = c11.Close()
 		return nil, err
-	}
-	if owned {
-		// Only possible if something finalized behind crypto11's back.
-		m.release(c, owned)
-		_ = c11.Close()
-		return nil, fmt.Errorf("open PKCS#11 token %q: module %q was not initialised after crypto11 opened it: %w",
-			cfg.TokenLabel, cfg.ModulePath, errdefs.ErrInternal)
 	}
 	ks.ctx = c
 	fail := func(err error) (*KeyStore, error) {
 		if ks.pool != nil {
 			ks.pool.closeAll()
 		}
-		c.Destroy()
-		_ = c11.Close()
+		m.releaseLocked()
 		return nil, err
 	}
 	slot, ti, err := findSlot(c, cfg.ModulePath, cfg.TokenLabel)
@@ -114,11 +91,21 @@ func Open(ctx context.Context, cfg Config) (*KeyStore, error) {
 		return fail(fmt.Errorf("open PKCS#11 token: %w", err))
 	}
 	ks.slot = slot
-	ks.pool = newSessionPool(cfg.MaxSessions, cfg.PoolWaitTimeout,
+	caps, err := discover(c, slot, ti)
+	if err != nil {
+		return fail(toKind("read the token's mechanisms", cfg.TokenLabel, err))
+	}
+	ks.caps = caps
+	poolSize := caps.poolSize(cfg.MaxSessions)
+	caps.log(ks.log, cfg.MaxSessions, poolSize)
+	ks.pool = newSessionPool(poolSize, cfg.PoolWaitTimeout,
 		func() (p11.SessionHandle, error) {
 			return c.OpenSession(slot, p11.CKF_SERIAL_SESSION|p11.CKF_RW_SESSION)
 		},
 		func(h p11.SessionHandle) { _ = c.CloseSession(h) })
+	ks.pool.onShrink = func(n int) {
+		ks.log.Warn("the token refused another session (CKR_SESSION_COUNT); pooling fewer", slog.Int("sessions_pooled", n))
+	}
 	s, err := ks.pool.get(ctx)
 	if err != nil {
 		return fail(toKind("open PKCS#11 session", cfg.TokenLabel, err))
@@ -130,35 +117,8 @@ func Open(ctx context.Context, cfg Config) (*KeyStore, error) {
 	}
 	ks.log.Info("PKCS#11 token opened",
 		slog.String("module", cfg.ModulePath), slog.Uint64("slot", uint64(slot)),
-		slog.Int("max_sessions", cfg.MaxSessions), slog.Duration("pool_wait_timeout", cfg.PoolWaitTimeout))
+		slog.Int("max_sessions", poolSize), slog.Duration("pool_wait_timeout", cfg.PoolWaitTimeout))
 	return ks, nil
-}
-
-// c11Config configures crypto11 for our token. LoginNotSupported keeps it
-// from logging in: we do, once per process (see the package doc). It gets
-// one session more than asked because it keeps one out of its pool.
-func (ks *KeyStore) c11Config() *crypto11.Config {
-	return &crypto11.Config{
-		Path:              ks.mod.path,
-		TokenLabel:        ks.cfg.TokenLabel,
-		LoginNotSupported: true,
-		MaxSessions:       ks.cfg.MaxSessions + 1,
-		PoolWaitTimeout:   ks.cfg.PoolWaitTimeout,
-	}
-}
-
-// diagnoseLocked turns a crypto11.Configure failure into an error that says
-// what is wrong, by redoing its steps with our own context. m.mu MUST be held.
-func (m *module) diagnoseLocked(cfg Config, c11err error) error {
-	c, owned, err := m.loadLocked(cfg.ModulePath)
-	if err != nil {
-		return err
-	}
-	defer m.release(c, owned)
-	if _, _, err := findSlot(c, cfg.ModulePath, cfg.TokenLabel); err != nil {
-		return err
-	}
-	return toKind(fmt.Sprintf("open PKCS#11 token %q in module %q", cfg.TokenLabel, cfg.ModulePath), cfg.TokenLabel, c11err)
 }
 
 // begin starts an operation; end MUST follow when it returns nil.
@@ -175,8 +135,8 @@ func (ks *KeyStore) begin() error {
 func (ks *KeyStore) end() { ks.ops.RUnlock() }
 
 // Close waits for operations in flight, logs out (if it is the process's
-// last user of the token), closes its sessions and releases crypto11, which
-// closes its own and finalizes the library if nothing else uses it. Signers
+// last user of the token), closes its sessions and releases the library,
+// which is finalized if nothing else in the process uses it. Signers
 // fail after Close. Close is idempotent.
 func (ks *KeyStore) Close() error {
 	ks.ops.Lock()
@@ -185,8 +145,6 @@ func (ks *KeyStore) Close() error {
 		return nil
 	}
 	ks.closed = true
-	c11 := ks.c11
-	ks.c11 = nil
 
 	m := ks.mod
 	m.mu.Lock()
@@ -200,17 +158,13 @@ func (ks *KeyStore) Close() error {
 		m.releaseLoginLocked(ks.ctx, p11.SessionHandle(0), ks.slot)
 	}
 	ks.pool.closeAll()
-	ks.ctx.Destroy()
-	err := c11.Close()
+	m.releaseLocked()
 
 	ks.cacheMu.Lock()
 	clear(ks.edKeys)
 	clear(ks.ecKeys)
 	ks.cacheMu.Unlock()
 	ks.log.Info("PKCS#11 token closed")
-	if err != nil {
-		return fmt.Errorf("close PKCS#11 token %q: %w", ks.cfg.TokenLabel, err)
-	}
 	return nil
 }
 

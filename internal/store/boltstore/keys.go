@@ -136,21 +136,17 @@ func decodeFingerprintRef(raw []byte) (name string, version uint32, err error) {
 	return string(raw[4:]), binary.BigEndian.Uint32(raw[:4]), nil
 }
 
-// RevokeKeyVersions marks every active version of the key revoked at at for
-// reason. ErrNotFound for an unknown key; ErrFailedPrecondition if no
-// version is active (revoking twice is a mistake worth telling the
+// RevokeKeyVersions revokes the key's active versions, or escalates a
+// revoked key to key_compromise, as store.EditRevokeKey defines.
+// ErrNotFound for an unknown key; ErrFailedPrecondition for any other
+// change to a revoked key (revoking twice is a mistake worth telling the
 // operator, not a silent success).
 func (s *Store) RevokeKeyVersions(ctx context.Context, name string, reason store.RevocationReason, at time.Time, ev store.AuditEvent) error {
-	if err := store.CheckName("key name", name); err != nil {
+	edit, err := store.EditRevokeKey(name, reason, at)
+	if err != nil {
 		return err
 	}
-	if err := store.CheckReason(reason); err != nil {
-		return err
-	}
-	if err := store.CheckTime("revocation time", at); err != nil {
-		return err
-	}
-	ev, err := store.PrepareEvent(ev)
+	ev, err = store.PrepareEvent(ev)
 	if err != nil {
 		return err
 	}
@@ -167,18 +163,8 @@ func (s *Store) RevokeKeyVersions(ctx context.Context, name string, reason store
 		if !ok {
 			return errKeyNotFound(name)
 		}
-		n := 0
-		for i := range k.Versions {
-			if k.Versions[i].State != store.KeyActive {
-				continue
-			}
-			k.Versions[i].State = store.KeyRevoked
-			k.Versions[i].RevokedAt = &at
-			k.Versions[i].RevocationReason = reason
-			n++
-		}
-		if n == 0 {
-			return fmt.Errorf("key %q has no active version: %w", name, errdefs.ErrFailedPrecondition)
+		if err := edit(&k); err != nil {
+			return err
 		}
 		if err := putJSON(keys, []byte(name), k); err != nil {
 			return err

@@ -237,22 +237,42 @@ func testRevokeKeyVersions(t *testing.T, s store.Store) {
 	if _, ok := k.Current(); ok {
 		t.Fatal("a fully revoked key still has a current version")
 	}
-	// Revoking a key with nothing active left is a mistake to report.
-	unchanged(t, s, "RevokeKeyVersions twice", errdefs.ErrFailedPrecondition, func() error {
-		return s.RevokeKeyVersions(ctx, "k", store.ReasonKeyCompromise, at(11), ev("key.revoke"))
-	})
+	// A revoked key's reason can only be escalated to key_compromise: the
+	// same reason again, or another one, is refused and changes nothing.
+	for _, r := range []store.RevocationReason{store.ReasonSuperseded, store.ReasonCessationOfOperation, store.ReasonPrivilegeWithdrawn} {
+		unchanged(t, s, "RevokeKeyVersions again as "+string(r), errdefs.ErrFailedPrecondition, func() error {
+			return s.RevokeKeyVersions(ctx, "k", r, at(11), ev("key.revoke"))
+		})
+	}
+	n = len(audit(t, s))
+	must(t, "escalate to key_compromise", s.RevokeKeyVersions(ctx, "k", store.ReasonKeyCompromise, at(11), ev("key.revoke")))
+	expectAudit(t, s, n, ev("key.revoke"))
+	k, err = s.GetKey(ctx, "k")
+	must(t, "GetKey", err)
+	for _, v := range k.Versions {
+		// The time it stopped signing stays; only the reason changes.
+		if v.State != store.KeyRevoked || v.RevocationReason != store.ReasonKeyCompromise || v.RevokedAt == nil || !v.RevokedAt.Equal(t1) {
+			t.Fatalf("version %d after escalation: state %q reason %q at %v", v.Version, v.State, v.RevocationReason, v.RevokedAt)
+		}
+	}
+	// Compromise is final: nothing changes it, not even itself again.
+	for _, r := range []store.RevocationReason{store.ReasonKeyCompromise, store.ReasonSuperseded} {
+		unchanged(t, s, "RevokeKeyVersions after compromise as "+string(r), errdefs.ErrFailedPrecondition, func() error {
+			return s.RevokeKeyVersions(ctx, "k", r, at(12), ev("key.revoke"))
+		})
+	}
 
 	// Rotation after revocation gives an active version; revoking again
 	// touches only that one.
 	must(t, "AddKeyVersion 3", s.AddKeyVersion(ctx, "k", version("k", 3), ev("key.rotate")))
 	t2 := at(20)
-	must(t, "RevokeKeyVersions again", s.RevokeKeyVersions(ctx, "k", store.ReasonKeyCompromise, t2, ev("key.revoke")))
+	must(t, "RevokeKeyVersions again", s.RevokeKeyVersions(ctx, "k", store.ReasonSuperseded, t2, ev("key.revoke")))
 	k, err = s.GetKey(ctx, "k")
 	must(t, "GetKey", err)
 	for _, v := range k.Versions {
-		wantReason, wantAt := store.ReasonSuperseded, t1
+		wantReason, wantAt := store.ReasonKeyCompromise, t1
 		if v.Version == 3 {
-			wantReason, wantAt = store.ReasonKeyCompromise, t2
+			wantReason, wantAt = store.ReasonSuperseded, t2
 		}
 		if v.State != store.KeyRevoked || v.RevocationReason != wantReason || v.RevokedAt == nil || !v.RevokedAt.Equal(wantAt) {
 			t.Fatalf("version %d: state %q reason %q at %v; want revoked %q at %v", v.Version, v.State, v.RevocationReason, v.RevokedAt, wantReason, wantAt)

@@ -45,6 +45,32 @@ func testGetOrgUnknown(t *testing.T, s store.Store) {
 	}
 }
 
+// testOrgConfigured: an org exists once a trust, a grant (for the parent)
+// or a policy was set for it, and only then; reads and failed writes do
+// not create it, and removing its last trust does not forget it.
+func testOrgConfigured(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	a := trusted("a", 1)
+	must(t, "TrustKey", s.TrustKey(ctx, "by-trust", a, evAt("trust.add", 1)))
+	must(t, "RemoveTrust", s.RemoveTrust(ctx, "by-trust", a.Fingerprint, at(2), evAt("trust.remove", 2)))
+	must(t, "GrantTrust", s.GrantTrust(ctx, "by-grant", "grant-child", at(3), evAt("trust.grant", 3)))
+	must(t, "SetRequireSignatures", s.SetRequireSignatures(ctx, "by-policy", false, evAt("policy.set", 4)))
+	if err := s.RevokeGrant(ctx, "refused", "x", at(5), evAt("trust.revoke_grant", 5)); err == nil {
+		t.Fatal("RevokeGrant of a grant that does not exist succeeded")
+	}
+	for _, tt := range []struct {
+		org  string
+		want bool
+	}{
+		{"by-trust", true}, {"by-grant", true}, {"by-policy", true},
+		{"grant-child", false}, {"refused", false}, {"never", false},
+	} {
+		if got := getOrg(t, s, tt.org).Configured(); got != tt.want {
+			t.Errorf("org %q: Configured() = %t, want %t", tt.org, got, tt.want)
+		}
+	}
+}
+
 func testTrust(t *testing.T, s store.Store) {
 	ctx := context.Background()
 	a, b := trusted("a", 1), trusted("b", 2)

@@ -33,6 +33,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"RevokeKeyVersions", testRevokeKeyVersions},
 		{"FindKeyVersion", testFindKeyVersion},
 		{"GetOrgUnknown", testGetOrgUnknown},
+		{"OrgConfigured", testOrgConfigured},
 		{"TrustKeyRemoveTrust", testTrust},
 		{"GrantTrustRevokeGrant", testGrants},
 		{"SetRequireSignatures", testRequireSignatures},

@@ -43,20 +43,28 @@ type Token struct {
 // the test if there is none.
 func ModulePath(t testing.TB) string {
 	t.Helper()
+	p, err := FindModule()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// FindModule is ModulePath for code without a testing.TB (TestMain).
+func FindModule() (string, error) {
 	if p := os.Getenv(ModuleEnv); p != "" {
 		if _, err := os.Stat(p); err != nil {
-			t.Fatalf("%s=%q: %v", ModuleEnv, p, err)
+			return "", fmt.Errorf("%s=%q: %w", ModuleEnv, p, err)
 		}
-		return p
+		return p, nil
 	}
 	for _, p := range modulePaths {
 		if _, err := os.Stat(p); err == nil {
-			return p
+			return p, nil
 		}
 	}
-	t.Fatalf("SoftHSM2 is not installed; run `make test` (it installs softhsm2) or apt-get install softhsm2 (looked for %q; set %s to use another module)",
+	return "", fmt.Errorf("SoftHSM2 is not installed; run `make test` (it installs softhsm2) or apt-get install softhsm2 (looked for %q; set %s to use another module)",
 		modulePaths, ModuleEnv)
-	return ""
 }
 
 // NewToken creates and initialises a SoftHSM2 token in t.TempDir() and points
@@ -143,6 +151,17 @@ func (tok *Token) KeyAttributes(t testing.TB, ckaID []byte) pkcs11.KeyAttributes
 		t.Fatalf("inspect key %x: %v", ckaID, err)
 	}
 	return ka
+}
+
+// PublicKeyAttributes reads the usage attributes of the public key with
+// CKA_ID ckaID, through a session of its own.
+func (tok *Token) PublicKeyAttributes(t testing.TB, ckaID []byte) pkcs11.PublicKeyAttributes {
+	t.Helper()
+	pa, err := pkcs11.InspectPublicKey(tok.ModulePath, tok.Label, tok.PIN, ckaID)
+	if err != nil {
+		t.Fatalf("inspect public key %x: %v", ckaID, err)
+	}
+	return pa
 }
 
 // ReadPrivateValue asks the token for the private key's CKA_VALUE and

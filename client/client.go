@@ -1,13 +1,13 @@
-// Package client is the typed Go client of signerd's API, used by signctl
-// and tests. It dials the Unix socket and turns gRPC statuses back into
-// errdefs errors, so callers switch on errors.Is and reasons, never on
-// message strings.
 package client
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
+	"net"
+	"sync/atomic"
+	"syscall"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
@@ -24,6 +24,11 @@ import (
 type Client struct {
 	conn    *grpc.ClientConn
 	address string
+	// lastDialErr is the latest failure to connect the Unix socket: gRPC
+	// reports it only as text in an UNAVAILABLE status, and FromStatus
+	// needs its errno to tell a daemon that is down from a socket the
+	// caller may not open.
+	lastDialErr atomic.Pointer[error]
 
 	Signer signerv1.SignerServiceClient
 	Keys   signerv1.KeyServiceClient
@@ -39,10 +44,21 @@ func DialUnix(socket string) (*Client, error) {
 	if socket == "" {
 		return nil, fmt.Errorf("no socket given: %w", errdefs.ErrInvalidArgument)
 	}
+	c := &Client{}
 	conn, err := grpc.NewClient("unix:"+socket,
 		// The kernel carries the bytes; the server authenticates us by
 		// SO_PEERCRED. There is nothing to encrypt on a local socket.
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
+			var d net.Dialer
+			conn, err := d.DialContext(ctx, "unix", socket)
+			if err != nil {
+				c.lastDialErr.Store(&err)
+				return nil, err
+			}
+			c.lastDialErr.Store(nil)
+			return conn, nil
+		}),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(16<<20)),
 		// Fixed flow-control windows turn off gRPC's bandwidth-delay
 		// probing, which answers received data with PING frames: on a
@@ -54,21 +70,20 @@ func DialUnix(socket string) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("socket %s: %w", socket, err)
 	}
-	return newClient(conn, socket), nil
+	return c.init(conn, socket), nil
 }
 
-// newClient wraps a connection (DialUnix, DialTLS, DialLoopback).
-func newClient(conn *grpc.ClientConn, address string) *Client {
-	return &Client{
-		conn:    conn,
-		address: address,
-		Signer:  signerv1.NewSignerServiceClient(conn),
-		Keys:    signerv1.NewKeyServiceClient(conn),
-		Trust:   signerv1.NewTrustServiceClient(conn),
-		Skills:  signerv1.NewSkillServiceClient(conn),
-		Health:  grpc_health_v1.NewHealthClient(conn),
-		Audit:   signerv1.NewAuditServiceClient(conn),
-	}
+// init wraps a connection (DialUnix, DialTLS, DialLoopback).
+func (c *Client) init(conn *grpc.ClientConn, address string) *Client {
+	c.conn = conn
+	c.address = address
+	c.Signer = signerv1.NewSignerServiceClient(conn)
+	c.Keys = signerv1.NewKeyServiceClient(conn)
+	c.Trust = signerv1.NewTrustServiceClient(conn)
+	c.Skills = signerv1.NewSkillServiceClient(conn)
+	c.Health = grpc_health_v1.NewHealthClient(conn)
+	c.Audit = signerv1.NewAuditServiceClient(conn)
+	return c
 }
 
 // Close closes the connection.
@@ -78,8 +93,10 @@ func (c *Client) Close() error { return c.conn.Close() }
 func (c *Client) Address() string { return c.address }
 
 // FromStatus turns an error returned by a generated client method into a
-// domain error: a *errdefs.VerificationError for verification refusals,
-// otherwise the errdefs kind of the code with the server's reason attached.
+// domain error: a *VerificationError for verification refusals, otherwise
+// the kind of the code (ErrUnavailable, ErrPermissionDenied, …) with the
+// server's reason attached. Every method of Client applies it; callers of
+// the generated stubs (c.Signer, c.Keys, …) apply it themselves.
 func (c *Client) FromStatus(err error) error {
 	if err == nil {
 		return nil
@@ -113,6 +130,9 @@ func (c *Client) FromStatus(err error) error {
 	kind := kindOf(st.Code())
 	msg := st.Message()
 	if st.Code() == codes.Unavailable && info == nil {
+		if e := c.socketError(); e != nil {
+			return e
+		}
 		msg = fmt.Sprintf("cannot reach signerd at %s (is it running? `make run` starts one): %s", c.address, msg)
 	}
 	e := fmt.Errorf("%s: %w", msg, kind)
@@ -120,6 +140,28 @@ func (c *Client) FromStatus(err error) error {
 		return errdefs.WithReason(reason, e)
 	}
 	return e
+}
+
+// socketError names why the Unix socket could not be connected, from the
+// last dial's errno; nil when there was no dial failure.
+func (c *Client) socketError() error {
+	p := c.lastDialErr.Load()
+	if p == nil {
+		return nil
+	}
+	err := *p
+	switch {
+	case errors.Is(err, fs.ErrPermission):
+		return errdefs.WithReason(errdefs.ReasonPermissionDenied, fmt.Errorf(
+			"may not open signerd's socket %s (its mode and group decide who may: signerd --socket-mode, or join the socket's group): %v: %w",
+			c.address, err, errdefs.ErrPermissionDenied))
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("cannot reach signerd at %s: no such socket (is it running? `make run` starts one; --socket or SIGNCTL_SOCKET point elsewhere): %w",
+			c.address, errdefs.ErrUnavailable)
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return fmt.Errorf("cannot reach signerd at %s: nothing listens on it (is it running? the socket file is stale): %w", c.address, errdefs.ErrUnavailable)
+	}
+	return fmt.Errorf("cannot reach signerd at %s: %v: %w", c.address, err, errdefs.ErrUnavailable)
 }
 
 func kindOf(c codes.Code) error {

@@ -1,0 +1,234 @@
+package client
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"syscall"
+
+	"github.com/signerd/signerd/internal/errdefs"
+	"github.com/signerd/signerd/internal/pkgsig"
+)
+
+// VerifiedFile is an artifact signerd let the org load, still open on the
+// descriptor that was hashed.
+type VerifiedFile struct {
+	// File is the descriptor that was hashed, rewound to offset 0. Read or
+	// mmap it; do not reopen the original path.
+	File *os.File
+	// Path is /proc/self/fd/N: it names File's descriptor, not the path
+	// on disk, for loaders that need a path (dlopen). It is valid until
+	// Close.
+	Path string
+	// Digest is the SHA-256 of the bytes that were hashed.
+	Digest [DigestSize]byte
+	// Verdict is why it may be loaded: check Verdict.Verified when only
+	// signed artifacts will do.
+	Verdict Verdict
+}
+
+// Close closes the descriptor.
+func (v *VerifiedFile) Close() error { return v.File.Close() }
+
+// VerifyOption configures OpenVerified.
+type VerifyOption func(*verifyOptions)
+
+type verifyOptions struct {
+	doc    []byte
+	hasDoc bool
+}
+
+// WithSignature sends doc as the detached signature document instead of
+// reading path+".sig".
+func WithSignature(doc []byte) VerifyOption {
+	return func(o *verifyOptions) { o.doc, o.hasDoc = doc, true }
+}
+
+// maxSignatureSize bounds a detached .sig document read from disk.
+const maxSignatureSize = 1 << 20
+
+// afterChunk, when set by tests, runs after each chunk is hashed: it
+// stands for another process writing to the file while it is hashed.
+var afterChunk func()
+
+// OpenVerified opens the regular file at path once, hashes that open
+// descriptor, asks signerd whether org may load it, and returns it rewound.
+// The detached signature is path+".sig" if that file exists (as for
+// signctl verify), else WithSignature's document, else signerd's records.
+//
+// Symbolic links are followed: the check binds the bytes of the inode that
+// was opened, not the name, so a link (libfoo.so → libfoo.so.1) is as safe
+// as the file it points to, and refusing links (O_NOFOLLOW) would refuse
+// the usual layout of shared libraries for no gain.
+//
+// It refuses, with a typed error and no open file: a path that is not a
+// regular file (ErrNotRegularFile, checked before opening so a FIFO or
+// device is never opened, and again on the descriptor); a file whose size
+// or modification time changed while it was hashed, or whose length did
+// not match its size (ErrFileChanged); and every refusal of Verify
+// (ErrTampered, ErrUnknownOrg, …), ErrUnavailable and ErrPermissionDenied.
+func (c *Client) OpenVerified(ctx context.Context, path, org string, opts ...VerifyOption) (*VerifiedFile, error) {
+	var o verifyOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if org == "" {
+		return nil, fmt.Errorf("open %s: no org given: %w", path, errdefs.ErrInvalidArgument)
+	}
+	f, digest, err := openAndHash(ctx, path)
+	if err != nil {
+		return nil, err
+	}
+	vf, err := c.verifyOpen(ctx, f, path, org, digest, o)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return vf, nil
+}
+
+func (c *Client) verifyOpen(ctx context.Context, f *os.File, path, org string, digest [DigestSize]byte, o verifyOptions) (*VerifiedFile, error) {
+	doc := o.doc
+	if !o.hasDoc {
+		var err error
+		if doc, err = readSidecar(pkgsig.SidecarPath(path)); err != nil {
+			return nil, err
+		}
+	}
+	verdict, err := c.Verify(ctx, org, digest, doc)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return nil, fmt.Errorf("rewind %s: %w", path, err)
+	}
+	return &VerifiedFile{File: f, Path: fmt.Sprintf("/proc/self/fd/%d", f.Fd()), Digest: digest, Verdict: verdict}, nil
+}
+
+// openAndHash opens path read-only and hashes the descriptor, refusing
+// anything but a regular file that stays the same while it is read.
+func openAndHash(ctx context.Context, path string) (*os.File, [DigestSize]byte, error) {
+	var digest [DigestSize]byte
+	// Stat first so that a FIFO or a device is refused without being
+	// opened: opening one can block, or act on the device.
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, digest, fmt.Errorf("open %s: %w", path, fsError(err))
+	}
+	if !st.Mode().IsRegular() {
+		return nil, digest, fmt.Errorf("%s (%s): %w", path, fileKind(st.Mode()), ErrNotRegularFile)
+	}
+	// O_NONBLOCK: if the path was swapped for a FIFO since the Stat, the
+	// open must not wait for a writer; the descriptor check refuses it.
+	// Regular files ignore the flag.
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, digest, fmt.Errorf("open %s: %w", path, fsError(err))
+	}
+	digest, err = hashOpen(ctx, f, path)
+	if err != nil {
+		f.Close()
+		return nil, digest, err
+	}
+	return f, digest, nil
+}
+
+// hashOpen hashes the regular file open on f to its end, and checks that
+// it held exactly its size and did not change meanwhile.
+func hashOpen(ctx context.Context, f *os.File, path string) ([DigestSize]byte, error) {
+	var digest [DigestSize]byte
+	before, err := f.Stat()
+	if err != nil {
+		return digest, fmt.Errorf("stat %s: %w", path, fsError(err))
+	}
+	if !before.Mode().IsRegular() {
+		return digest, fmt.Errorf("%s (%s, swapped in after it was checked): %w", path, fileKind(before.Mode()), ErrNotRegularFile)
+	}
+	h := sha256.New()
+	buf := make([]byte, 1<<20)
+	var n int64
+	// Reading one byte past the size is enough to know the file held more
+	// than it said; a file that keeps growing does not keep us reading.
+	r := io.LimitReader(f, before.Size()+1)
+	for {
+		if err := ctx.Err(); err != nil {
+			return digest, err
+		}
+		k, err := r.Read(buf)
+		h.Write(buf[:k])
+		n += int64(k)
+		if k > 0 && afterChunk != nil {
+			afterChunk()
+		}
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return digest, fmt.Errorf("read %s: %w", path, fsError(err))
+		}
+	}
+	after, err := f.Stat()
+	if err != nil {
+		return digest, fmt.Errorf("stat %s: %w", path, fsError(err))
+	}
+	switch {
+	case after.Size() != before.Size():
+		return digest, fmt.Errorf("%s: its size went from %d to %d bytes while it was hashed: %w", path, before.Size(), after.Size(), ErrFileChanged)
+	case n != before.Size():
+		return digest, fmt.Errorf("%s: read %d bytes or more from a file whose size is %d: %w", path, n, before.Size(), ErrFileChanged)
+	case !after.ModTime().Equal(before.ModTime()):
+		return digest, fmt.Errorf("%s: modified while it was hashed: %w", path, ErrFileChanged)
+	}
+	copy(digest[:], h.Sum(nil))
+	return digest, nil
+}
+
+// readSidecar returns the .sig document at path, or nil if there is none.
+func readSidecar(path string) ([]byte, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("signature %s: %w", path, fsError(err))
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("signature %s: %w", path, ErrNotRegularFile)
+	}
+	doc, err := io.ReadAll(io.LimitReader(f, maxSignatureSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("signature %s: %w", path, fsError(err))
+	}
+	if len(doc) > maxSignatureSize {
+		return nil, fmt.Errorf("signature %s is larger than %d bytes: %w", path, maxSignatureSize, errdefs.ErrInvalidArgument)
+	}
+	return doc, nil
+}
+
+// fsError classifies a file-system error: a file the caller may not read
+// is ErrPermissionDenied, anything else is bad input.
+func fsError(err error) error {
+	if errors.Is(err, fs.ErrPermission) {
+		return fmt.Errorf("%w: %w", errdefs.ErrPermissionDenied, err)
+	}
+	return fmt.Errorf("%w: %w", errdefs.ErrInvalidArgument, err)
+}
+
+func fileKind(m fs.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "a directory"
+	case m&fs.ModeNamedPipe != 0:
+		return "a FIFO"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	case m&fs.ModeDevice != 0:
+		return "a device"
+	}
+	return "not a regular file"
+}

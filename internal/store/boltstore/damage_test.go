@@ -1,0 +1,91 @@
+package boltstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/signerd/signerd/internal/errdefs"
+	"github.com/signerd/signerd/internal/store"
+)
+
+// TestCheckFile: CheckFile reads the meta pages of a real database file
+// itself and reports a damaged meta page or a truncated file; a file that
+// never was a bbolt database is not "damaged" but refused.
+func TestCheckFile(t *testing.T) {
+	s := openTemp(t)
+	ctx := context.Background()
+	for i := range 200 {
+		ev := store.AuditEvent{Time: time.Now().UTC(), Caller: "uid:0", Operation: "test", Outcome: "ok", Detail: fmt.Sprintf("record %d of a long enough detail to fill pages", i)}
+		if _, err := s.AppendAudit(ctx, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	path := s.Path()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	src, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckFile(path); err != nil {
+		t.Fatalf("an intact file: %v", err)
+	}
+	ps := os.Getpagesize()
+	flip := func(off int) []byte {
+		b := append([]byte(nil), src...)
+		b[off] ^= 1
+		return b
+	}
+	bothMeta := flip(pageHeaderSize + 48)
+	bothMeta[ps+pageHeaderSize] ^= 1
+	tests := []struct {
+		name    string
+		data    []byte
+		damaged string // a problem CheckFile must name; "" for not a database
+	}{
+		{"meta page 0", flip(pageHeaderSize + 48), "meta page 0 is damaged"},
+		{"meta page 1", flip(ps + pageHeaderSize), "meta page 1 is damaged"},
+		{"both meta pages", bothMeta, "no meta page is intact"},
+		{"truncated", src[:3*ps], "the file is truncated"},
+		{"a few bytes", src[:100], "the file is truncated"},
+		{"not a database", []byte(strings.Repeat("x", 2*ps)), ""},
+		{"empty", nil, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "x.db")
+			if err := os.WriteFile(p, tt.data, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			err := CheckFile(p)
+			var de *DamageError
+			switch {
+			case tt.damaged == "":
+				if err == nil || errors.As(err, &de) || !errors.Is(err, errdefs.ErrFailedPrecondition) {
+					t.Fatalf("CheckFile = %v, want a refusal that is not damage", err)
+				}
+			case !errors.As(err, &de) || !strings.Contains(err.Error(), tt.damaged):
+				t.Fatalf("CheckFile = %v, want damage naming %q", err, tt.damaged)
+			}
+		})
+	}
+}
+
+// TestGuard: a panic inside bbolt-reading code becomes a *DamageError.
+func TestGuard(t *testing.T) {
+	err := Guard("f.db", func() error { panic("assertion failed: page 3") })
+	var de *DamageError
+	if !errors.As(err, &de) || !strings.Contains(err.Error(), "page 3") {
+		t.Fatalf("Guard = %v", err)
+	}
+	if err := Guard("f.db", func() error { return nil }); err != nil {
+		t.Fatalf("Guard of a clean read = %v", err)
+	}
+}

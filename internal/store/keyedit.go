@@ -1,0 +1,77 @@
+package store
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/signerd/signerd/internal/errdefs"
+)
+
+// EditRevokeKey returns the edit every backend applies inside its
+// read-modify-write of key name for RevokeKeyVersions, so that revocation
+// semantics live in one place whichever store runs:
+//
+//   - a key with active versions: each is revoked at at for reason;
+//   - a key with none, and reason key_compromise: every version revoked for
+//     another reason is escalated to key_compromise, keeping the time it
+//     stopped signing. Compromise voids every signature by the key, also
+//     those made before the revocation, so learning of a compromise after
+//     a routine revocation must be recordable;
+//   - anything else (the same reason again, or any other change of reason,
+//     which would weaken or merely relabel a revocation) is refused with
+//     ErrFailedPrecondition and nothing is written.
+func EditRevokeKey(name string, reason RevocationReason, at time.Time) (func(*Key) error, error) {
+	if err := checkAll(CheckName("key name", name), CheckReason(reason), CheckTime("revocation time", at)); err != nil {
+		return nil, err
+	}
+	return func(k *Key) error {
+		n := 0
+		for i := range k.Versions {
+			if k.Versions[i].State != KeyActive {
+				continue
+			}
+			k.Versions[i].State = KeyRevoked
+			k.Versions[i].RevokedAt = &at
+			k.Versions[i].RevocationReason = reason
+			n++
+		}
+		if n > 0 {
+			return nil
+		}
+		prior := PriorRevocation(*k)
+		switch {
+		case prior == "":
+			return fmt.Errorf("key %q has no version to revoke: %w", name, errdefs.ErrFailedPrecondition)
+		case reason == ReasonKeyCompromise && prior != ReasonKeyCompromise:
+			for i := range k.Versions {
+				if v := &k.Versions[i]; v.State == KeyRevoked && v.RevocationReason != ReasonKeyCompromise {
+					v.RevocationReason = ReasonKeyCompromise
+				}
+			}
+			return nil
+		case reason == prior:
+			return fmt.Errorf("key %q is already revoked (%s): %w", name, prior, errdefs.ErrFailedPrecondition)
+		default:
+			return fmt.Errorf("key %q is already revoked (%s); a revocation's reason can only be escalated to %s, not changed to %s: %w",
+				name, prior, ReasonKeyCompromise, reason, errdefs.ErrFailedPrecondition)
+		}
+	}, nil
+}
+
+// PriorRevocation is the reason a key with no active version was revoked
+// for: the weakest reason among its versions, so that key_compromise means
+// every version is already marked compromised. "" for a key with an active
+// version or none revoked.
+func PriorRevocation(k Key) RevocationReason {
+	var r RevocationReason
+	for _, v := range k.Versions {
+		switch {
+		case v.State == KeyActive:
+			return ""
+		case v.State != KeyRevoked:
+		case r == "" || r == ReasonKeyCompromise:
+			r = v.RevocationReason
+		}
+	}
+	return r
+}
