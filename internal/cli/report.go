@@ -102,6 +102,11 @@ func oneSentence(msg string) string {
 		if isKindText(p) && len(parts) > 1 {
 			continue
 		}
+		// "…: invalid argument; what to do" keeps the advice, not the kind.
+		if k, rest, ok := strings.Cut(p, "; "); ok && isKindText(k) && len(out) > 0 {
+			out[len(out)-1] += "; " + rest
+			continue
+		}
 		if len(out) > 0 && out[len(out)-1] == p {
 			continue
 		}

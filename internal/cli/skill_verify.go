@@ -463,7 +463,11 @@ func printSkillVerifyOK(w io.Writer, out *skillVerifyOutput) {
 
 func printSkillVerifyFailed(w io.Writer, out *skillVerifyOutput) {
 	r := out.Result
-	printf(w, "FAILED: %s: %s: %s\n", out.Dir, r.ErrorCode, r.ErrorMessage)
+	code := string(r.ErrorCode)
+	if code == "" {
+		code = out.Reason
+	}
+	printf(w, "FAILED: %s: %s: %s\n", out.Dir, code, r.ErrorMessage)
 	printTamperReport(w, r)
 	switch {
 	case r.Hint != "":

@@ -357,15 +357,18 @@ func (c Config) DBPath() (string, error) {
 
 // Redacted renders the configuration for humans with the PIN hidden.
 func (c Config) Redacted() string {
-	pin := "(from pin-file)"
-	if c.pin != "" {
+	pin := "(none: give --pin-file or SIGNERD_PIN)"
+	switch {
+	case c.pin != "":
 		pin = "(from SIGNERD_PIN, redacted)"
+	case c.PINFile != "":
+		pin = "(from pin-file)"
 	}
 	return fmt.Sprintf("pkcs11-module = %s\ntoken-label = %s\npin-file = %s\npin = %s\nstore = %s\nsocket = %s\nsocket-mode = %04o\nlog-level = %s\nlog-format = %s\nmax-sessions = %d\nshutdown-timeout = %s\n",
 		c.PKCS11Module, c.TokenLabel, c.PINFile, pin, c.Store, c.Socket, c.SocketMode, c.LogLevel, c.LogFormat, c.MaxSessions, c.ShutdownTimeout) +
 		fmt.Sprintf("listen = %s\ntls-cert = %s\ntls-key = %s\nclient-ca = %s\ninsecure-loopback = %t\npolicy = %s\n",
 			c.Listen, c.TLSCert, c.TLSKey, c.ClientCA, c.InsecureLoopback, c.Policy) +
 		fmt.Sprintf("audit-checkpoint-interval = %s\naudit-refusal-window = %s\naudit-refusals-per-window = %d\n", c.AuditCheckpointInterval, c.AuditRefusalWindow, c.AuditRefusalsPerWindow) +
-		fmt.Sprintf("reflection = %t\n", c.Reflection) +
+		fmt.Sprintf("reflection = %t\nmetrics-listen = %s\nmetrics-pprof = %t\n", c.Reflection, c.MetricsListen, c.MetricsPprof) +
 		c.reliabilityRedacted() + c.storeRedacted()
 }
