@@ -14,8 +14,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	signerv1 "github.com/signerd/signerd/gen/signer/v1"
 	"github.com/signerd/signerd/client"
+	signerv1 "github.com/signerd/signerd/gen/signer/v1"
 )
 
 // peakRSSKiB is the daemon's peak resident memory so far (VmHWM).
