@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/signerd/signerd/internal/server"
 	"github.com/signerd/signerd/internal/service"
 )
 
@@ -62,9 +63,12 @@ type Config struct {
 	MaxConnections       int
 	// MaxConnectionsPerPeer: 0 turns the per-peer bound off.
 	MaxConnectionsPerPeer int
-	HandshakeTimeout      time.Duration
-	KeepaliveMinTime      time.Duration
-	MaxConnectionIdle     time.Duration
+	// MaxInflightBytesPerPeer: request bytes one peer may have in flight
+	// (0: no bound).
+	MaxInflightBytesPerPeer int
+	HandshakeTimeout        time.Duration
+	KeepaliveMinTime        time.Duration
+	MaxConnectionIdle       time.Duration
 
 	// MaxUnauthenticated* and TLSHandshakeTimeout bound TCP connections
 	// before their TLS handshake completes (0: no bound).
@@ -102,14 +106,15 @@ func Defaults() Config {
 		AuditRefusalWindow:      service.DefaultRefusalWindow,
 		AuditRefusalsPerWindow:  service.DefaultRefusalFullRecords,
 
-		MaxRecvMsgSize:        DefaultMaxRecvMsgSize,
-		MaxConcurrentStreams:  DefaultMaxConcurrentStreams,
-		MaxConnections:        DefaultMaxConnections,
-		MaxConnectionsPerPeer: DefaultMaxConnectionsPerPeer,
-		HandshakeTimeout:      DefaultHandshakeTimeout,
-		KeepaliveMinTime:      DefaultKeepaliveMinTime,
-		MaxConnectionIdle:     DefaultMaxConnectionIdle,
-		HSMPingInterval:       DefaultHSMPingInterval,
+		MaxInflightBytesPerPeer: server.DefaultInflightBytesPerPeer,
+		MaxRecvMsgSize:          DefaultMaxRecvMsgSize,
+		MaxConcurrentStreams:    DefaultMaxConcurrentStreams,
+		MaxConnections:          DefaultMaxConnections,
+		MaxConnectionsPerPeer:   DefaultMaxConnectionsPerPeer,
+		HandshakeTimeout:        DefaultHandshakeTimeout,
+		KeepaliveMinTime:        DefaultKeepaliveMinTime,
+		MaxConnectionIdle:       DefaultMaxConnectionIdle,
+		HSMPingInterval:         DefaultHSMPingInterval,
 
 		MaxUnauthenticatedConnections: DefaultMaxUnauthenticatedConnections,
 		MaxUnauthenticatedPerPeer:     DefaultMaxUnauthenticatedPerPeer,
@@ -182,6 +187,8 @@ func settings() []setting {
 			intSetting("max-unauthenticated-connections-per-peer", 0, 1<<20, func(c *Config) *int { return &c.MaxUnauthenticatedPerPeer })},
 		{"tls-handshake-timeout", "SIGNERD_TLS_HANDSHAKE_TIMEOUT", "how long a TCP connection may take from accept to a completed TLS handshake (within --handshake-timeout)",
 			durationSetting("tls-handshake-timeout", 100*time.Millisecond, 10*time.Minute, false, func(c *Config) *time.Duration { return &c.TLSHandshakeTimeout })},
+		{"max-inflight-bytes-per-peer", "SIGNERD_MAX_INFLIGHT_BYTES_PER_PEER", "request bytes one Unix user or remote host may have in flight (each call reserves --max-recv-msg-size until its request is read); more calls are refused RESOURCE_EXHAUSTED (0: no bound)",
+			sizeSetting("max-inflight-bytes-per-peer", 0, 1<<30, func(c *Config) *int { return &c.MaxInflightBytesPerPeer })},
 		{"handshake-timeout", "SIGNERD_HANDSHAKE_TIMEOUT", "how long a new connection may take to complete its handshakes before it is closed",
 			durationSetting("handshake-timeout", 100*time.Millisecond, 10*time.Minute, false, func(c *Config) *time.Duration { return &c.HandshakeTimeout })},
 		{"keepalive-min-time", "SIGNERD_KEEPALIVE_MIN_TIME", "shortest keepalive ping interval allowed to clients (faster ones are disconnected)",
