@@ -109,7 +109,7 @@ and digest. 'signctl audit verify' checks that they have not been tampered with.
 						if len(digest) > 16 {
 							digest = digest[:12] + "…"
 						}
-						fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", j.Seq, j.Time, j.Caller, j.Operation, j.Outcome, j.Key, j.Org, digest, j.Detail)
+						printf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", j.Seq, j.Time, j.Caller, j.Operation, j.Outcome, j.Key, j.Org, digest, j.Detail)
 					} else {
 						out = append(out, j)
 					}
@@ -121,7 +121,7 @@ and digest. 'signctl audit verify' checks that they have not been tampered with.
 				if last <= since {
 					// Sequence numbers went backwards: the log is damaged.
 					// Stop rather than page forever; verify names the place.
-					fmt.Fprintf(g.stderr, "signctl: audit records are out of order after seq %d; run signctl audit verify\n", since)
+					printf(g.stderr, "signctl: audit records are out of order after seq %d; run signctl audit verify\n", since)
 					break
 				}
 				since = last
@@ -427,7 +427,7 @@ it: 'signctl audit verify --db FILE --audit-key PUB.pem' checks a database with 
 				}
 				return printJSON(g.stdout, out)
 			}
-			printf(g.stdout, "%s", resp.GetPublicKeyPem())
+			writeRaw(g.stdout, resp.GetPublicKeyPem())
 			if !strings.HasSuffix(resp.GetPublicKeyPem(), "\n") {
 				printf(g.stdout, "\n")
 			}

@@ -203,7 +203,7 @@ Exit 0 when linked, 1 when not (error_code no_previous_hash or mismatch),
 			} else if out.Linked {
 				printf(g.stdout, "OK: %s follows %s (previous_hash %s)\n", args[0], args[1], cur.PreviousHash)
 			} else {
-				fmt.Fprintf(g.stderr, "FAILED: %s does not follow %s: %s: %s\n", args[0], args[1], out.ErrorCode, out.ErrorMessage)
+				printf(g.stderr, "FAILED: %s does not follow %s: %s: %s\n", args[0], args[1], out.ErrorCode, out.ErrorMessage)
 			}
 			if cerr != nil {
 				return &exitError{code: ExitVerifyFail, err: cerr, reported: true}

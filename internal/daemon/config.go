@@ -34,6 +34,8 @@ type Config struct {
 	// MetricsMaxConnections bounds the metrics listener's connections, so
 	// that it can never take the descriptors the signing listeners need.
 	MetricsMaxConnections int
+	// Reflection serves gRPC server reflection (on by default).
+	Reflection bool
 	// Listen is the optional TCP listener (HOST:PORT): mutual TLS with
 	// TLSCert, TLSKey and ClientCA, or plaintext on loopback only with
 	// InsecureLoopback.
@@ -94,6 +96,7 @@ func Defaults() Config {
 		LogFormat:       "text",
 		MaxSessions:     8,
 		ShutdownTimeout: 30 * time.Second,
+		Reflection:      true,
 
 		AuditCheckpointInterval: time.Minute,
 		AuditRefusalWindow:      service.DefaultRefusalWindow,
@@ -198,6 +201,8 @@ func settings() []setting {
 			boolSetting("metrics-pprof", func(c *Config) *bool { return &c.MetricsPprof })},
 		{"metrics-max-connections", "SIGNERD_METRICS_MAX_CONNECTIONS", "connections the metrics listener holds open (more wait to be accepted)",
 			intSetting("metrics-max-connections", 1, 1024, func(c *Config) *int { return &c.MetricsMaxConnections })},
+		{"reflection", "SIGNERD_REFLECTION", "serve gRPC server reflection, so grpcurl needs no .proto files (on by default; it shows the public API only; --reflection=false turns it off)",
+			boolSetting("reflection", func(c *Config) *bool { return &c.Reflection })},
 		{"policy", "SIGNERD_POLICY", "policy file: who may do what (JSON; see README); without it, root and the daemon's uid are admins and socket peers may verify", str(func(c *Config) *string { return &c.Policy })},
 		{"audit-checkpoint-interval", "SIGNERD_AUDIT_CHECKPOINT_INTERVAL", "how often to sign an audit checkpoint when the log grew (0: only at shutdown)", func(c *Config, v string) error {
 			d, err := time.ParseDuration(v)
@@ -215,7 +220,7 @@ func settings() []setting {
 }
 
 // boolSettings may be given as a bare flag (--insecure-loopback).
-var boolSettings = map[string]bool{"insecure-loopback": true, "metrics-pprof": true}
+var boolSettings = map[string]bool{"insecure-loopback": true, "metrics-pprof": true, "reflection": true}
 
 // registerFlags declares every setting as a string flag; values are applied
 // by Load so that the precedence lives in one place.
@@ -361,5 +366,6 @@ func (c Config) Redacted() string {
 		fmt.Sprintf("listen = %s\ntls-cert = %s\ntls-key = %s\nclient-ca = %s\ninsecure-loopback = %t\npolicy = %s\n",
 			c.Listen, c.TLSCert, c.TLSKey, c.ClientCA, c.InsecureLoopback, c.Policy) +
 		fmt.Sprintf("audit-checkpoint-interval = %s\naudit-refusal-window = %s\naudit-refusals-per-window = %d\n", c.AuditCheckpointInterval, c.AuditRefusalWindow, c.AuditRefusalsPerWindow) +
+		fmt.Sprintf("reflection = %t\n", c.Reflection) +
 		c.reliabilityRedacted() + c.storeRedacted()
 }

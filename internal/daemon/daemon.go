@@ -189,7 +189,7 @@ func Run(ctx context.Context, cfg Config, logOut io.Writer) error {
 	refusalDone := make(chan struct{})
 	go func() { defer close(refusalDone); svc.RunRefusalAggregates(refusalCtx) }()
 	defer func() { stopRefusals(); <-refusalDone }()
-	srv := server.New(svc, withLimits(server.Options{Logger: log, Denials: svc, Authorizer: authz, Calls: mx, ConnectionRefused: mx.ConnectionRefused}, cfg))
+	srv := server.New(svc, withLimits(server.Options{Logger: log, Denials: svc, Authorizer: authz, Calls: mx, ConnectionRefused: mx.ConnectionRefused, Reflection: cfg.Reflection}, cfg))
 	l := fromSystemd.unix
 	if l == nil {
 		if l, err = server.ListenUnix(cfg.Socket, cfg.SocketMode); err != nil {

@@ -66,6 +66,8 @@ type Options struct {
 	// for that long (0: never). See limits.go.
 	KeepaliveMinTime  time.Duration
 	MaxConnectionIdle time.Duration
+	// Reflection serves gRPC server reflection (reflection.go).
+	Reflection bool
 }
 
 // Server serves signerd's gRPC API.
@@ -117,6 +119,9 @@ func New(svc *service.Service, opts Options) *Server {
 	signerv1.RegisterAuditServiceServer(gs, &auditServer{svc: svc})
 	hs := health.NewServer()
 	grpc_health_v1.RegisterHealthServer(gs, hs)
+	if opts.Reflection {
+		registerReflection(gs)
+	}
 	return &Server{grpc: gs, health: hs, log: opts.Logger, maxConns: opts.MaxConnections,
 		peers:   newPeerLimiter(opts.MaxConnectionsPerPeer, opts.ConnectionRefused),
 		pending: newHandshakeLimiter(opts.MaxUnauthenticatedConnections, opts.MaxUnauthenticatedPerPeer, opts.ConnectionRefused)}
