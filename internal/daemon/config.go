@@ -183,7 +183,7 @@ func settings() []setting {
 			intSetting("max-connections-per-peer", 0, 1<<20, func(c *Config) *int { return &c.MaxConnectionsPerPeer })},
 		{"max-unauthenticated-connections", "SIGNERD_MAX_UNAUTHENTICATED_CONNECTIONS", "TCP connections that may be in their TLS handshake at once, from all sources; more are closed at accept (0: no bound)",
 			intSetting("max-unauthenticated-connections", 0, 1<<20, func(c *Config) *int { return &c.MaxUnauthenticatedConnections })},
-		{"max-unauthenticated-connections-per-peer", "SIGNERD_MAX_UNAUTHENTICATED_CONNECTIONS_PER_PEER", "TCP connections one source address may have in their TLS handshake at once; more are closed at accept (0: no bound)",
+		{"max-unauthenticated-connections-per-peer", "SIGNERD_MAX_UNAUTHENTICATED_CONNECTIONS_PER_PEER", "TCP connections one source (IPv4 address, IPv6 /64) may have in their TLS handshake at once; more are closed at accept (0: no bound)",
 			intSetting("max-unauthenticated-connections-per-peer", 0, 1<<20, func(c *Config) *int { return &c.MaxUnauthenticatedPerPeer })},
 		{"tls-handshake-timeout", "SIGNERD_TLS_HANDSHAKE_TIMEOUT", "how long a TCP connection may take from accept to a completed TLS handshake (within --handshake-timeout)",
 			durationSetting("tls-handshake-timeout", 100*time.Millisecond, 10*time.Minute, false, func(c *Config) *time.Duration { return &c.TLSHandshakeTimeout })},
