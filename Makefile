@@ -97,7 +97,7 @@ fuzz-short: ## run each fuzz target briefly (seeds are checked in)
 
 # The reliability tests run in `make test` in a short form; SIGNERD_SOAK=1
 # makes them long (README, "Reliability").
-SOAK_TESTS := ^(TestHSMFault|TestCrashSafety|TestLoad|TestBadClients|TestConnectionLimit|TestRefusalFlood)$$
+SOAK_TESTS := ^(TestHSMFault|TestCrashSafety|TestLoad|TestBadClients|TestConnectionLimit|TestRefusalFlood|TestMadeUpOrgsMemory|TestTLSHandshakeFlood|TestMetricsFlood)$$
 .PHONY: soak
 soak: deps ## long reliability runs: 100 kill -9s under load, 64 clients for 60s, HSM faults, bad clients
 	CGO_ENABLED=1 SIGNERD_SOAK=1 $(GO) test -count=1 -timeout 60m -v -run '$(SOAK_TESTS)' ./softhsm-test/

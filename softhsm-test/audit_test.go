@@ -257,6 +257,7 @@ type auditRecord struct {
 	Caller    string `json:"caller"`
 	Operation string `json:"operation"`
 	Key       string `json:"key"`
+	Org       string `json:"org"`
 	Digest    string `json:"digest"`
 	Outcome   string `json:"outcome"`
 	Detail    string `json:"detail"`

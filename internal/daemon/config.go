@@ -31,6 +31,11 @@ type Config struct {
 	MetricsListen   string
 	// MetricsPprof adds Go's profiling endpoints to the metrics listener.
 	MetricsPprof bool
+	// MetricsMaxConnections bounds the metrics listener's connections, so
+	// that it can never take the descriptors the signing listeners need.
+	MetricsMaxConnections int
+	// Reflection serves gRPC server reflection (on by default).
+	Reflection bool
 	// Listen is the optional TCP listener (HOST:PORT): mutual TLS with
 	// TLSCert, TLSKey and ClientCA, or plaintext on loopback only with
 	// InsecureLoopback.
@@ -60,6 +65,13 @@ type Config struct {
 	HandshakeTimeout      time.Duration
 	KeepaliveMinTime      time.Duration
 	MaxConnectionIdle     time.Duration
+
+	// MaxUnauthenticated* and TLSHandshakeTimeout bound TCP connections
+	// before their TLS handshake completes (0: no bound).
+	MaxUnauthenticatedConnections int
+	MaxUnauthenticatedPerPeer     int
+	TLSHandshakeTimeout           time.Duration
+
 	// HSMPingInterval is how often the token is checked while idle, so a
 	// dead one is reported (health NOT_SERVING) before a caller needs it.
 	HSMPingInterval time.Duration
@@ -84,6 +96,7 @@ func Defaults() Config {
 		LogFormat:       "text",
 		MaxSessions:     8,
 		ShutdownTimeout: 30 * time.Second,
+		Reflection:      true,
 
 		AuditCheckpointInterval: time.Minute,
 		AuditRefusalWindow:      service.DefaultRefusalWindow,
@@ -97,6 +110,11 @@ func Defaults() Config {
 		KeepaliveMinTime:      DefaultKeepaliveMinTime,
 		MaxConnectionIdle:     DefaultMaxConnectionIdle,
 		HSMPingInterval:       DefaultHSMPingInterval,
+
+		MaxUnauthenticatedConnections: DefaultMaxUnauthenticatedConnections,
+		MaxUnauthenticatedPerPeer:     DefaultMaxUnauthenticatedPerPeer,
+		TLSHandshakeTimeout:           DefaultTLSHandshakeTimeout,
+		MetricsMaxConnections:         DefaultMetricsMaxConnections,
 	}
 }
 
@@ -156,8 +174,14 @@ func settings() []setting {
 			intSetting("max-concurrent-streams", 1, 1<<16, func(c *Config) *int { return &c.MaxConcurrentStreams })},
 		{"max-connections", "SIGNERD_MAX_CONNECTIONS", "connections each listener holds open (more wait to be accepted)",
 			intSetting("max-connections", 1, 1<<20, func(c *Config) *int { return &c.MaxConnections })},
-		{"max-connections-per-peer", "SIGNERD_MAX_CONNECTIONS_PER_PEER", "connections one Unix user or remote host may hold open across all listeners; more are closed after the handshake (0: no bound)",
+		{"max-connections-per-peer", "SIGNERD_MAX_CONNECTIONS_PER_PEER", "connections one Unix user or remote host may hold open across all listeners; more are closed at once (TCP: counted from accept, by source address) (0: no bound)",
 			intSetting("max-connections-per-peer", 0, 1<<20, func(c *Config) *int { return &c.MaxConnectionsPerPeer })},
+		{"max-unauthenticated-connections", "SIGNERD_MAX_UNAUTHENTICATED_CONNECTIONS", "TCP connections that may be in their TLS handshake at once, from all sources; more are closed at accept (0: no bound)",
+			intSetting("max-unauthenticated-connections", 0, 1<<20, func(c *Config) *int { return &c.MaxUnauthenticatedConnections })},
+		{"max-unauthenticated-connections-per-peer", "SIGNERD_MAX_UNAUTHENTICATED_CONNECTIONS_PER_PEER", "TCP connections one source address may have in their TLS handshake at once; more are closed at accept (0: no bound)",
+			intSetting("max-unauthenticated-connections-per-peer", 0, 1<<20, func(c *Config) *int { return &c.MaxUnauthenticatedPerPeer })},
+		{"tls-handshake-timeout", "SIGNERD_TLS_HANDSHAKE_TIMEOUT", "how long a TCP connection may take from accept to a completed TLS handshake (within --handshake-timeout)",
+			durationSetting("tls-handshake-timeout", 100*time.Millisecond, 10*time.Minute, false, func(c *Config) *time.Duration { return &c.TLSHandshakeTimeout })},
 		{"handshake-timeout", "SIGNERD_HANDSHAKE_TIMEOUT", "how long a new connection may take to complete its handshakes before it is closed",
 			durationSetting("handshake-timeout", 100*time.Millisecond, 10*time.Minute, false, func(c *Config) *time.Duration { return &c.HandshakeTimeout })},
 		{"keepalive-min-time", "SIGNERD_KEEPALIVE_MIN_TIME", "shortest keepalive ping interval allowed to clients (faster ones are disconnected)",
@@ -175,6 +199,10 @@ func settings() []setting {
 		{"metrics-listen", "SIGNERD_METRICS_LISTEN", "serve Prometheus metrics on HOST:PORT at /metrics (off by default)", str(func(c *Config) *string { return &c.MetricsListen })},
 		{"metrics-pprof", "SIGNERD_METRICS_PPROF", "also serve Go's profiler at /debug/pprof/ on --metrics-listen (off by default; keep that address private)",
 			boolSetting("metrics-pprof", func(c *Config) *bool { return &c.MetricsPprof })},
+		{"metrics-max-connections", "SIGNERD_METRICS_MAX_CONNECTIONS", "connections the metrics listener holds open (more wait to be accepted)",
+			intSetting("metrics-max-connections", 1, 1024, func(c *Config) *int { return &c.MetricsMaxConnections })},
+		{"reflection", "SIGNERD_REFLECTION", "serve gRPC server reflection, so grpcurl needs no .proto files (on by default; it shows the public API only; --reflection=false turns it off)",
+			boolSetting("reflection", func(c *Config) *bool { return &c.Reflection })},
 		{"policy", "SIGNERD_POLICY", "policy file: who may do what (JSON; see README); without it, root and the daemon's uid are admins and socket peers may verify", str(func(c *Config) *string { return &c.Policy })},
 		{"audit-checkpoint-interval", "SIGNERD_AUDIT_CHECKPOINT_INTERVAL", "how often to sign an audit checkpoint when the log grew (0: only at shutdown)", func(c *Config, v string) error {
 			d, err := time.ParseDuration(v)
@@ -192,7 +220,7 @@ func settings() []setting {
 }
 
 // boolSettings may be given as a bare flag (--insecure-loopback).
-var boolSettings = map[string]bool{"insecure-loopback": true, "metrics-pprof": true}
+var boolSettings = map[string]bool{"insecure-loopback": true, "metrics-pprof": true, "reflection": true}
 
 // registerFlags declares every setting as a string flag; values are applied
 // by Load so that the precedence lives in one place.
@@ -338,5 +366,6 @@ func (c Config) Redacted() string {
 		fmt.Sprintf("listen = %s\ntls-cert = %s\ntls-key = %s\nclient-ca = %s\ninsecure-loopback = %t\npolicy = %s\n",
 			c.Listen, c.TLSCert, c.TLSKey, c.ClientCA, c.InsecureLoopback, c.Policy) +
 		fmt.Sprintf("audit-checkpoint-interval = %s\naudit-refusal-window = %s\naudit-refusals-per-window = %d\n", c.AuditCheckpointInterval, c.AuditRefusalWindow, c.AuditRefusalsPerWindow) +
+		fmt.Sprintf("reflection = %t\n", c.Reflection) +
 		c.reliabilityRedacted() + c.storeRedacted()
 }

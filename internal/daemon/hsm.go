@@ -46,6 +46,9 @@ func withLimits(o server.Options, cfg Config) server.Options {
 	o.MaxConnections = cfg.MaxConnections
 	o.MaxConnectionsPerPeer = cfg.MaxConnectionsPerPeer
 	o.HandshakeTimeout = cfg.HandshakeTimeout
+	o.MaxUnauthenticatedConnections = cfg.MaxUnauthenticatedConnections
+	o.MaxUnauthenticatedPerPeer = cfg.MaxUnauthenticatedPerPeer
+	o.TLSHandshakeTimeout = cfg.TLSHandshakeTimeout
 	o.KeepaliveMinTime = cfg.KeepaliveMinTime
 	o.MaxConnectionIdle = cfg.MaxConnectionIdle
 	return o

@@ -118,9 +118,9 @@ func (ic *interceptors) unary(ctx context.Context, req any, info *grpc.UnaryServ
 	attrs := []any{"method", info.FullMethod, "caller", id.ID, "code", code.String(), "duration", dur}
 	switch code {
 	case codes.Internal, codes.Unknown, codes.Unavailable:
-		ic.log.ErrorContext(ctx, "call failed", append(attrs, "err", status.Convert(err).Message())...)
+		ic.log.ErrorContext(ctx, "call failed", append(attrs, "err", errdefs.ClipMessage(status.Convert(err).Message()))...)
 	default:
-		ic.log.InfoContext(ctx, "call refused", append(attrs, "err", status.Convert(err).Message())...)
+		ic.log.InfoContext(ctx, "call refused", append(attrs, "err", errdefs.ClipMessage(status.Convert(err).Message()))...)
 	}
 	return resp, err
 }

@@ -163,13 +163,7 @@ func keyServesDomain(k store.Key, domain string) error {
 }
 
 // clipQuoted bounds a caller-chosen value quoted in an error message.
-func clipQuoted(v string) string {
-	const max = 128
-	if len(v) <= max {
-		return v
-	}
-	return v[:max] + "…"
-}
+func clipQuoted(v string) string { return errdefs.Clip(v) }
 
 // domainConfigured reports whether a skill domain is a configured org,
 // as given or normalised (lower case, no trailing dot).
@@ -306,7 +300,7 @@ func (s *Service) verifySkill(ctx context.Context, in VerifySkillInput) (VerifyS
 	}
 	if errors.Is(err, errdefs.ErrNotFound) {
 		return VerifySkillOutput{}, fail(errdefs.ReasonSignatureNotFound, "signature_invalid",
-			"signerd has no record of signing this skill and holds no key named by signer_kid %q", sig.SignerKid)
+			"signerd has no record of signing this skill and holds no key named by signer_kid %s", errdefs.Quote(sig.SignerKid))
 	} else if err != nil {
 		return VerifySkillOutput{}, err
 	}
@@ -321,7 +315,7 @@ func (s *Service) verifySkill(ctx context.Context, in VerifySkillInput) (VerifyS
 	}
 	if key.Org != "" && normalizeDomain(key.Org) != normalizeDomain(in.Domain) {
 		return VerifySkillOutput{}, fail(errdefs.ReasonUntrustedSigner, "domain_mismatch",
-			"the skill was signed with key %s of domain %s, not of %s", key.Name, key.Org, in.Domain)
+			"the skill was signed with key %s of domain %s, not of %s", key.Name, key.Org, errdefs.Quote(in.Domain))
 	}
 	if ver.State == store.KeyRevoked {
 		signedBefore := rec != nil && ver.RevokedAt != nil && rec.SignedAt.Before(*ver.RevokedAt)

@@ -103,6 +103,9 @@ func Open(ctx context.Context, cfg Config) (*KeyStore, error) {
 			return c.OpenSession(slot, p11.CKF_SERIAL_SESSION|p11.CKF_RW_SESSION)
 		},
 		func(h p11.SessionHandle) { _ = c.CloseSession(h) })
+	ks.pool.onShrink = func(n int) {
+		ks.log.Warn("the token refused another session (CKR_SESSION_COUNT); pooling fewer", slog.Int("sessions_pooled", n))
+	}
 	s, err := ks.pool.get(ctx)
 	if err != nil {
 		return fail(toKind("open PKCS#11 session", cfg.TokenLabel, err))
