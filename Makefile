@@ -22,12 +22,13 @@ help: ## list targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
 .PHONY: deps
-deps: ## install SoftHSM2, openssl, systemd's tools and lintian when missing (Debian/Ubuntu)
+deps: ## install SoftHSM2, openssl, systemd's tools, lintian and the Python loader's gRPC when missing (Debian/Ubuntu)
 	@if ! command -v softhsm2-util >/dev/null || ! command -v openssl >/dev/null || \
-		! command -v systemd-socket-activate >/dev/null || ! command -v systemd-analyze >/dev/null || ! command -v lintian >/dev/null; then \
-		echo "installing softhsm2, openssl, systemd and lintian (apt-get)"; \
+		! command -v systemd-socket-activate >/dev/null || ! command -v systemd-analyze >/dev/null || ! command -v lintian >/dev/null || \
+		! /usr/bin/python3 -c 'import grpc, grpc_tools' 2>/dev/null; then \
+		echo "installing softhsm2, openssl, systemd, lintian, python3-grpcio and python3-grpc-tools (apt-get)"; \
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
-		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq softhsm2 openssl systemd lintian >/dev/null; \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq softhsm2 openssl systemd lintian python3-grpcio python3-grpc-tools >/dev/null; \
 	fi
 
 .PHONY: build
