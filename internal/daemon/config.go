@@ -85,6 +85,12 @@ type Config struct {
 	// reread loads the configuration again from the same sources, for a
 	// reload (reload.go); nil when it was not built by Load.
 	reread func() (Config, error)
+
+	// PKCS11URI (RFC 7512) chooses module, token and PIN file in one
+	// setting; Load folds it into PKCS11Module, TokenLabel and PINFile and
+	// into the token selectors below (pkcs11uri.go).
+	PKCS11URI                                  string
+	TokenSerial, TokenModel, TokenManufacturer string
 }
 
 // Defaults returns the built-in configuration.
@@ -140,6 +146,7 @@ func settings() []setting {
 		{"pkcs11-module", "SIGNERD_PKCS11_MODULE", "path of the PKCS#11 library", str(func(c *Config) *string { return &c.PKCS11Module })},
 		{"token-label", "SIGNERD_TOKEN_LABEL", "label of the token holding the keys", str(func(c *Config) *string { return &c.TokenLabel })},
 		{"pin-file", "", "file holding the token's user PIN (or set SIGNERD_PIN; never a flag value)", str(func(c *Config) *string { return &c.PINFile })},
+		{"pkcs11-uri", "SIGNERD_PKCS11_URI", "RFC 7512 URI choosing module, token and PIN file, e.g. 'pkcs11:token=signerd;serial=…?module-path=…&pin-source=file:…'", str(func(c *Config) *string { return &c.PKCS11URI })},
 		{"db", "SIGNERD_DB", "bbolt database file (shorthand for --store bbolt:FILE)", func(c *Config, v string) error { c.Store = "bbolt:" + v; return nil }},
 		{"store", "SIGNERD_STORE", "where state lives: bbolt:FILE, or etcd:URL,URL,… for several replicas", str(func(c *Config) *string { return &c.Store })},
 		{"etcd-cert", "SIGNERD_ETCD_CERT", "PEM client certificate for the etcd cluster (with --etcd-key)", str(func(c *Config) *string { return &c.EtcdCert })},
@@ -283,6 +290,9 @@ func Load(fs *pflag.FlagSet, getenv func(string) string) (Config, error) {
 	// explicit --pin-file flag beats it, as flags beat the environment.
 	if f := fs.Lookup("pin-file"); f == nil || !f.Changed {
 		c.pin = getenv("SIGNERD_PIN")
+	}
+	if err := c.applyPKCS11URI(); err != nil {
+		return c, err
 	}
 	c.reread = func() (Config, error) { return Load(fs, getenv) }
 	return c, nil
