@@ -50,6 +50,10 @@ type Config struct {
 	// AuditCheckpointInterval is how often the audit head is signed when
 	// it moved (0: only at shutdown).
 	AuditCheckpointInterval time.Duration
+	// AcceptState is the hex digest of a security state the audit log does
+	// not vouch for that the operator accepts at start (audited); only
+	// that exact state is accepted.
+	AcceptState string
 	// AuditRefusalWindow and AuditRefusalsPerWindow bound the audit
 	// records of refusals: per caller and reason, the first
 	// AuditRefusalsPerWindow of each window in full, the rest counted in
@@ -226,6 +230,7 @@ func settings() []setting {
 			c.AuditCheckpointInterval = d
 			return nil
 		}},
+		{"accept-state", "SIGNERD_ACCEPT_STATE", "accept, once and audited, the security state with this digest (hex) although the audit log does not vouch for it; signerd names the digest when it refuses to start", str(func(c *Config) *string { return &c.AcceptState })},
 		{"audit-refusal-window", "SIGNERD_AUDIT_REFUSAL_WINDOW", "window of the bound on refusal audit records: beyond --audit-refusals-per-window per caller and reason, refusals are counted into one aggregate record per window",
 			durationSetting("audit-refusal-window", time.Second, 24*time.Hour, false, func(c *Config) *time.Duration { return &c.AuditRefusalWindow })},
 		{"audit-refusals-per-window", "SIGNERD_AUDIT_REFUSALS_PER_WINDOW", "refusals (failed verifications, denials) per caller and reason written in full in each window; the rest are counted (0: count all)",

@@ -179,6 +179,11 @@ func Run(ctx context.Context, cfg Config, logOut io.Writer) error {
 		return err
 	}
 	log.Info("audit checkpoints", "audit_key", auditKey.Versions[len(auditKey.Versions)-1].Fingerprint, "interval", cfg.AuditCheckpointInterval)
+	// The trust it enforces must be the trust its log vouches for: a state
+	// written into the database behind its back stops start-up.
+	if _, err := svc.VerifyStateAtStart(ctx, cfg.AcceptState); err != nil {
+		return err
+	}
 	cpCtx, stopCheckpoints := context.WithCancel(context.Background())
 	cpDone := make(chan struct{})
 	go func() { defer close(cpDone); svc.RunCheckpoints(cpCtx, cfg.AuditCheckpointInterval) }()
