@@ -408,13 +408,16 @@ func printAuditVerdict(g *globals, r auditVerifyResult) {
 		printf(g.stdout, "BROKEN: audit log record %d: %s: %s\n", r.Problem.Seq, r.Problem.Kind, r.Problem.Message)
 		return
 	}
-	printf(g.stdout, "OK: audit log intact: %d records, head %s\n", r.HeadSeq, r.HeadHash)
+	printf(g.stdout, "OK: audit log intact: %s, head %s\n", count(r.HeadSeq, "record"), r.HeadHash)
 	switch cp := r.LatestCheckpoint; {
 	case cp == nil:
 		printf(g.stdout, "no signed checkpoint yet: a removed tail would not be detected\n")
 	default:
-		printf(g.stdout, "%d checkpoints by audit key %s; newest at record %d, %s\n", r.Checkpoints, r.AuditKeyFingerprint, cp.Seq, cp.Time)
-		if cp.Seq < r.HeadSeq {
+		printf(g.stdout, "%s by audit key %s; newest at record %d, %s\n", count(r.Checkpoints, "checkpoint"), r.AuditKeyFingerprint, cp.Seq, cp.Time)
+		switch {
+		case cp.Seq+1 == r.HeadSeq:
+			printf(g.stdout, "record %d is protected by the chain alone until the next checkpoint\n", r.HeadSeq)
+		case cp.Seq < r.HeadSeq:
 			printf(g.stdout, "records %d to %d are protected by the chain alone until the next checkpoint\n", cp.Seq+1, r.HeadSeq)
 		}
 	}

@@ -146,7 +146,7 @@ func Run(ctx context.Context, cfg Config, logOut io.Writer) error {
 
 	// The first open's errors (module, label, PIN) stop start-up; faults
 	// after it are recovered without a restart (keystore/supervised).
-	ks, err := openHSM(ctx, cfg, pin, log)
+	ks, err := openHSM(ctx, cfg, pin, st, log)
 	if err != nil {
 		return fmt.Errorf("open HSM: %w", err)
 	}
