@@ -51,7 +51,14 @@ func withLimits(o server.Options, cfg Config) server.Options {
 	o.MaxConcurrentStreams = uint32(cfg.MaxConcurrentStreams)
 	o.MaxConnections = cfg.MaxConnections
 	o.MaxConnectionsPerPeer = cfg.MaxConnectionsPerPeer
+	o.MaxInflightBytesPerPeer = cfg.MaxInflightBytesPerPeer
+	if o.MaxInflightBytesPerPeer == 0 {
+		o.MaxInflightBytesPerPeer = -1 // the flag's 0 is "no bound"
+	}
 	o.HandshakeTimeout = cfg.HandshakeTimeout
+	o.MaxUnauthenticatedConnections = cfg.MaxUnauthenticatedConnections
+	o.MaxUnauthenticatedPerPeer = cfg.MaxUnauthenticatedPerPeer
+	o.TLSHandshakeTimeout = cfg.TLSHandshakeTimeout
 	o.KeepaliveMinTime = cfg.KeepaliveMinTime
 	o.MaxConnectionIdle = cfg.MaxConnectionIdle
 	return o
