@@ -26,3 +26,12 @@ func printf(w io.Writer, format string, args ...any) {
 func writeRaw(w io.Writer, doc string) {
 	io.WriteString(w, doc)
 }
+
+// count writes n with the noun in the right number: "1 checkpoint",
+// "2 checkpoints" (the plural is noun+"s"; every noun we count has one).
+func count[N ~int | ~int64 | ~uint64](n N, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}

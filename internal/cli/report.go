@@ -55,7 +55,13 @@ func describe(err error) errorReport {
 	if reason == "" {
 		reason = kindReason(err, code)
 	}
-	return errorReport{Code: code, Reason: reason, Message: oneSentence(msg)}
+	msg = oneSentence(msg)
+	// The daemon's refusal names the caller and the rule; the kind, which
+	// oneSentence drops as noise elsewhere, is the point of it here.
+	if code == ExitDenied && !strings.Contains(strings.ToLower(msg), "permission denied") {
+		msg = "permission denied: " + msg
+	}
+	return errorReport{Code: code, Reason: reason, Message: msg}
 }
 
 // kindReason names an error that carries no reason of its own.
@@ -94,6 +100,11 @@ func oneSentence(msg string) string {
 	out := make([]string, 0, len(parts))
 	for _, p := range parts {
 		if isKindText(p) && len(parts) > 1 {
+			continue
+		}
+		// "…: invalid argument; what to do" keeps the advice, not the kind.
+		if k, rest, ok := strings.Cut(p, "; "); ok && isKindText(k) && len(out) > 0 {
+			out[len(out)-1] += "; " + rest
 			continue
 		}
 		if len(out) > 0 && out[len(out)-1] == p {

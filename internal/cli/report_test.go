@@ -30,6 +30,9 @@ func TestOneSentence(t *testing.T) {
 			fmt.Errorf("%s: %w", "failed precondition", errdefs.ErrFailedPrecondition),
 			"failed precondition"},
 		{"only a kind", errdefs.ErrNotFound, "not found"},
+		{"kind before advice",
+			errors.New("--revocation r.json: revocation: no fingerprint: invalid argument; a revocation document that cannot be read never counts as empty"),
+			"--revocation r.json: revocation: no fingerprint; a revocation document that cannot be read never counts as empty"},
 		{"kind words inside a sentence stay", errors.New("signature not found for this file"), "signature not found for this file"},
 		{"plain", errors.New("-o must be text or json"), "-o must be text or json"},
 	}
@@ -135,5 +138,16 @@ func TestJSONErrorOffline(t *testing.T) {
 	}
 	if _, err := os.Stat(missing); !os.IsNotExist(err) {
 		t.Error("a file appeared")
+	}
+}
+
+func TestCount(t *testing.T) {
+	for _, tt := range []struct {
+		n    int
+		want string
+	}{{0, "0 checkpoints"}, {1, "1 checkpoint"}, {2, "2 checkpoints"}} {
+		if got := count(tt.n, "checkpoint"); got != tt.want {
+			t.Errorf("count(%d) = %q, want %q", tt.n, got, tt.want)
+		}
 	}
 }

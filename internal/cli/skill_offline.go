@@ -125,7 +125,7 @@ signature document cannot be read or is malformed.`,
 					return err
 				}
 			} else if out.Clean {
-				printf(g.stdout, "OK: %s matches its signed manifest (%d files)\n", dir, len(sig.FileManifest))
+				printf(g.stdout, "OK: %s matches its signed manifest (%s)\n", dir, count(len(sig.FileManifest), "file"))
 			} else {
 				printf(g.stdout, "%s differs from its signed manifest:\n", dir)
 				for _, l := range []struct {

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -76,7 +77,9 @@ func runSkillVerifyOnline(cmd *cobra.Command, g *globals, opts *skillVerifyOpts,
 		if !ok {
 			return err
 		}
-		res.ErrorCode, res.ErrorMessage = skill.ErrorCode(v.Code), v.Message
+		// The daemon's message is the offline Result's "code: message";
+		// split the same way, both modes print and report alike.
+		res.ErrorCode, res.ErrorMessage = skill.ErrorCode(v.Code), strings.TrimPrefix(v.Message, v.Code+": ")
 		out.Reason, out.KeyFingerprint = string(v.Reason), v.Fingerprint
 		if v.Reason == errdefs.ReasonPackageTampered && doc != nil {
 			// Itemize the change locally against the document's manifest,
@@ -116,8 +119,7 @@ func reportOnline(g *globals, out *skillVerifyOutput, verr *errdefs.Verification
 			printf(g.stdout, "  warning: %s\n", w)
 		}
 	} else {
-		printf(g.stderr, "FAILED: %s: %s: %s\n", out.Dir, out.Reason, verr.Message)
-		printTamperReport(g.stderr, out.Result)
+		printSkillVerifyFailed(g.stderr, out)
 	}
 	switch {
 	case verr == nil:
