@@ -23,8 +23,8 @@ help: ## list targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
 .PHONY: deps
-deps: ## install SoftHSM2, openssl, the modules of the test matrix, a C compiler, systemd's tools and lintian when missing (Debian/Ubuntu)
-	@missing=""; for pkg in softhsm2 openssl opensc opensc-pkcs11 p11-kit p11-kit-modules gcc libc6-dev systemd lintian; do \
+deps: ## install SoftHSM2, openssl, the modules of the test matrix, a C compiler, systemd's tools, lintian and the Python loader's gRPC when missing (Debian/Ubuntu)
+	@missing=""; for pkg in softhsm2 openssl opensc opensc-pkcs11 p11-kit p11-kit-modules gcc libc6-dev systemd lintian python3-grpcio python3-grpc-tools; do \
 		dpkg -s $$pkg >/dev/null 2>&1 || missing="$$missing $$pkg"; \
 	done; \
 	if [ -n "$$missing" ]; then \
@@ -98,7 +98,7 @@ fuzz-short: ## run each fuzz target briefly (seeds are checked in)
 
 # The reliability tests run in `make test` in a short form; SIGNERD_SOAK=1
 # makes them long (README, "Reliability").
-SOAK_TESTS := ^(TestHSMFault|TestCrashSafety|TestLoad|TestBadClients|TestConnectionLimit|TestRefusalFlood)$$
+SOAK_TESTS := ^(TestHSMFault|TestCrashSafety|TestLoad|TestBadClients|TestConnectionLimit|TestRefusalFlood|TestMadeUpOrgsMemory|TestTLSHandshakeFlood|TestMetricsFlood)$$
 .PHONY: soak
 soak: deps ## long reliability runs: 100 kill -9s under load, 64 clients for 60s, HSM faults, bad clients
 	CGO_ENABLED=1 SIGNERD_SOAK=1 $(GO) test -count=1 -timeout 60m -v -run '$(SOAK_TESTS)' ./softhsm-test/

@@ -37,3 +37,22 @@ func Quote(s string) string {
 	head := c[:len(c)-len("…("+strconv.Itoa(len(s))+" bytes)")]
 	return strconv.Quote(head) + "…(" + strconv.Itoa(len(s)) + " bytes)"
 }
+
+// MaxMessage bounds an error message as it leaves the daemon (a status
+// message, a log line's error): messages quote caller strings only through
+// Clip, so this bound is a second line that holds whatever a lower layer
+// (a parser quoting a document's field) put in a message.
+const MaxMessage = 2048
+
+// ClipMessage bounds an error message to MaxMessage bytes, the same way
+// Clip bounds a caller string.
+func ClipMessage(s string) string {
+	if len(s) <= MaxMessage {
+		return s
+	}
+	cut := MaxMessage
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…(" + strconv.Itoa(len(s)) + " bytes)"
+}

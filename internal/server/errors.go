@@ -26,9 +26,9 @@ func ToStatus(ctx context.Context, log *slog.Logger, err error) error {
 		return err // already a status (e.g. from the auth interceptor)
 	}
 	code, reason := classify(err)
-	msg := err.Error()
+	msg := errdefs.ClipMessage(err.Error())
 	if code == codes.Internal || code == codes.Unknown {
-		log.ErrorContext(ctx, "internal error", "err", err)
+		log.ErrorContext(ctx, "internal error", "err", errdefs.ClipMessage(err.Error()))
 		msg = "internal error; see the signerd log"
 	}
 	st := status.New(code, msg)

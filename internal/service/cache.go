@@ -23,16 +23,28 @@ import (
 type cache struct {
 	gen   atomic.Uint64
 	mu    sync.RWMutex
-	views map[string]cachedView
-	byFP  map[string]cachedKey
-	named map[string]cachedKey
+	views *boundedMap[string, cachedView]
+	byFP  *boundedMap[string, cachedKey]
+	named *boundedMap[string, cachedKey]
 	// signers holds, by key name, the current version and a signer for it:
 	// Sign and SignSkill then neither parse the recorded public key nor
 	// ask the key store for the key on every call. The key store's signers
 	// outlive HSM reconnections (keystore/supervised), so only a state
 	// change (rotation, revocation) makes an entry stale.
-	signers map[string]cachedSigner
+	signers *boundedMap[string, cachedSigner]
 }
+
+// Bounds of the caches. Entries are only ever things that exist — orgs
+// someone configured, signerd's own keys, fingerprints an org trusts — so
+// callers cannot add entries by asking about made-up names; the bounds
+// hold even so, whatever the number of orgs and keys. A view's size grows
+// with the keys an org trusts, hence the byte bound.
+const (
+	maxCachedViews     = 4096
+	maxCachedViewBytes = 16 << 20
+	maxCachedKeys      = 4096
+	maxCachedKeyBytes  = 8 << 20
+)
 
 type cachedSigner struct {
 	gen    uint64
@@ -55,17 +67,52 @@ type cachedKey struct {
 }
 
 func newCache() *cache {
-	return &cache{views: map[string]cachedView{}, byFP: map[string]cachedKey{}, named: map[string]cachedKey{}, signers: map[string]cachedSigner{}}
+	return &cache{
+		views: newBoundedMap(maxCachedViews, maxCachedViewBytes, func(org string, v cachedView) int { return len(org) + viewSize(v.view) }),
+		byFP:  newBoundedMap(maxCachedKeys, maxCachedKeyBytes, func(fp string, k cachedKey) int { return len(fp) + keySize(k.key) }),
+		named: newBoundedMap(maxCachedKeys, maxCachedKeyBytes, func(name string, k cachedKey) int { return len(name) + keySize(k.key) }),
+		signers: newBoundedMap(maxCachedKeys, maxCachedKeyBytes, func(name string, k cachedSigner) int {
+			return len(name) + keySize(k.key) + 512 // the signer and its public key
+		}),
+	}
+}
+
+// entryOverhead approximates what a map entry and a struct cost beyond
+// the bytes of their strings and slices.
+const entryOverhead = 128
+
+// viewSize approximates the bytes a resolved trust view holds.
+func viewSize(v TrustView) int {
+	n := entryOverhead + len(v.Org)
+	for _, k := range v.Keys {
+		n += entryOverhead + len(k.Fingerprint) + len(k.Algorithm) + 2*len(k.PublicKey) + len(k.KeyName) + len(k.ViaOrg)
+	}
+	for _, o := range v.GrantedOrgs {
+		n += 16 + len(o)
+	}
+	for fp, k := range v.removed {
+		n += entryOverhead + len(fp) + len(k.PublicKey) + len(k.KeyName)
+	}
+	return n
+}
+
+// keySize approximates the bytes a key record holds.
+func keySize(k store.Key) int {
+	n := entryOverhead + len(k.Name) + len(k.Org) + len(k.Algorithm)
+	for _, v := range k.Versions {
+		n += entryOverhead + len(v.Fingerprint) + len(v.CKAID) + len(v.PublicKey)
+	}
+	return n
 }
 
 // invalidate drops every entry: called after any successful state change.
 func (c *cache) invalidate() {
 	c.gen.Add(1)
 	c.mu.Lock()
-	clear(c.views)
-	clear(c.byFP)
-	clear(c.named)
-	clear(c.signers)
+	c.views.reset()
+	c.byFP.reset()
+	c.named.reset()
+	c.signers.reset()
 	c.mu.Unlock()
 }
 
@@ -73,7 +120,7 @@ func (c *cache) invalidate() {
 func (s *Service) cachedTrustView(ctx context.Context, org string) (TrustView, error) {
 	gen := s.cache.gen.Load()
 	s.cache.mu.RLock()
-	e, ok := s.cache.views[org]
+	e, ok := s.cache.views.get(org)
 	s.cache.mu.RUnlock()
 	if ok && e.gen == gen {
 		return e.view, nil
@@ -86,18 +133,20 @@ func (s *Service) cachedTrustView(ctx context.Context, org string) (TrustView, e
 	}
 	s.cache.mu.Lock()
 	if s.cache.gen.Load() == gen {
-		s.cache.views[org] = cachedView{gen: gen, view: v}
+		s.cache.views.put(org, cachedView{gen: gen, view: v})
 	}
 	s.cache.mu.Unlock()
 	return v, nil
 }
 
 // cachedKeyByFingerprint returns signerd's key version with the fingerprint;
-// found is false when no key of ours has it.
+// found is false when no key of ours has it. Verify asks only about
+// fingerprints the org trusts (an admin's choice, not a caller's), so a
+// "not ours" answer — a vendor key trusted by its PEM — is cached too.
 func (s *Service) cachedKeyByFingerprint(ctx context.Context, fp string) (cachedKey, error) {
 	gen := s.cache.gen.Load()
 	s.cache.mu.RLock()
-	e, ok := s.cache.byFP[fp]
+	e, ok := s.cache.byFP.get(fp)
 	s.cache.mu.RUnlock()
 	if ok && e.gen == gen {
 		return e, nil
@@ -113,7 +162,7 @@ func (s *Service) cachedKeyByFingerprint(ctx context.Context, fp string) (cached
 	}
 	s.cache.mu.Lock()
 	if s.cache.gen.Load() == gen {
-		s.cache.byFP[fp] = e
+		s.cache.byFP.put(fp, e)
 	}
 	s.cache.mu.Unlock()
 	return e, nil
@@ -123,7 +172,7 @@ func (s *Service) cachedKeyByFingerprint(ctx context.Context, fp string) (cached
 func (s *Service) cachedKeyByName(ctx context.Context, name string) (store.Key, error) {
 	gen := s.cache.gen.Load()
 	s.cache.mu.RLock()
-	e, ok := s.cache.named[name]
+	e, ok := s.cache.named.get(name)
 	s.cache.mu.RUnlock()
 	if ok && e.gen == gen {
 		return e.key, nil
@@ -134,7 +183,7 @@ func (s *Service) cachedKeyByName(ctx context.Context, name string) (store.Key, 
 	}
 	s.cache.mu.Lock()
 	if s.cache.gen.Load() == gen {
-		s.cache.named[name] = cachedKey{gen: gen, found: true, key: k}
+		s.cache.named.put(name, cachedKey{gen: gen, found: true, key: k})
 	}
 	s.cache.mu.Unlock()
 	return k, nil

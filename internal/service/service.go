@@ -158,7 +158,7 @@ var keyNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
 // names and shell scripts, so it is kept to a safe alphabet.
 func ValidateKeyName(name string) error {
 	if !keyNameRE.MatchString(name) {
-		return fmt.Errorf("key name %q is invalid: use 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit: %w", name, errdefs.ErrInvalidArgument)
+		return fmt.Errorf("key name %s is invalid: use 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit: %w", errdefs.Quote(name), errdefs.ErrInvalidArgument)
 	}
 	if name == AuditKeyName {
 		return fmt.Errorf("key name %q is reserved for signerd's audit checkpoint key: it cannot be created, imported or used to sign (signctl audit public-key prints it): %w", name, errdefs.ErrInvalidArgument)
@@ -173,11 +173,11 @@ func ValidateOrg(org string) error {
 		return fmt.Errorf("org is required: %w", errdefs.ErrInvalidArgument)
 	}
 	if len(org) > 256 || !utf8.ValidString(org) {
-		return fmt.Errorf("org %q is invalid: at most 256 bytes of UTF-8: %w", org, errdefs.ErrInvalidArgument)
+		return fmt.Errorf("org %s is invalid: at most 256 bytes of UTF-8: %w", errdefs.Quote(org), errdefs.ErrInvalidArgument)
 	}
 	for _, r := range org {
 		if !unicode.IsPrint(r) {
-			return fmt.Errorf("org %q contains a non-printable character: %w", org, errdefs.ErrInvalidArgument)
+			return fmt.Errorf("org %s contains a non-printable character: %w", errdefs.Quote(org), errdefs.ErrInvalidArgument)
 		}
 	}
 	return nil

@@ -106,7 +106,7 @@ func (s *Service) Sign(ctx context.Context, in SignInput) (SignOutput, error) {
 func (s *Service) currentSigner(ctx context.Context, name string) (store.Key, store.KeyVersion, crypto.Signer, error) {
 	gen := s.cache.gen.Load()
 	s.cache.mu.RLock()
-	e, ok := s.cache.signers[name]
+	e, ok := s.cache.signers.get(name)
 	s.cache.mu.RUnlock()
 	if ok && e.gen == gen {
 		return e.key, e.ver, e.signer, nil
@@ -117,7 +117,7 @@ func (s *Service) currentSigner(ctx context.Context, name string) (store.Key, st
 	}
 	s.cache.mu.Lock()
 	if s.cache.gen.Load() == gen {
-		s.cache.signers[name] = cachedSigner{gen: gen, key: key, ver: ver, signer: signer}
+		s.cache.signers.put(name, cachedSigner{gen: gen, key: key, ver: ver, signer: signer})
 	}
 	s.cache.mu.Unlock()
 	return key, ver, signer, nil

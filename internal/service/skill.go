@@ -163,13 +163,7 @@ func keyServesDomain(k store.Key, domain string) error {
 }
 
 // clipQuoted bounds a caller-chosen value quoted in an error message.
-func clipQuoted(v string) string {
-	const max = 128
-	if len(v) <= max {
-		return v
-	}
-	return v[:max] + "…"
-}
+func clipQuoted(v string) string { return errdefs.Clip(v) }
 
 // domainConfigured reports whether a skill domain is a configured org,
 // as given or normalised (lower case, no trailing dot).
@@ -185,8 +179,11 @@ func (s *Service) domainConfigured(ctx context.Context, domain string) (bool, er
 
 // VerifySkillInput is what a client read from a skill folder.
 type VerifySkillInput struct {
-	Domain     string
-	Root       []byte
+	Domain string
+	Root   []byte
+	// Files is the folder's manifest, whose root must be Root: its paths
+	// are checked against the signed ones, which the root cannot see.
+	Files      map[string]string
 	Document   []byte
 	Convention skill.DigestConvention
 }
@@ -245,6 +242,18 @@ func (s *Service) verifySkill(ctx context.Context, in VerifySkillInput) (VerifyS
 	if err != nil {
 		return VerifySkillOutput{}, err
 	}
+	var manifestErr error
+	if got, err := skill.ComputeRoot(in.Files); err != nil {
+		manifestErr = fmt.Errorf("file manifest (required, to check the folder's file names): %w", err)
+	} else if got != root {
+		manifestErr = fmt.Errorf("root does not match the file manifest (computed %x): %w", got, errdefs.ErrInvalidArgument)
+	}
+	if manifestErr != nil {
+		if !known {
+			return VerifySkillOutput{}, unknownOrg(in.Domain)
+		}
+		return VerifySkillOutput{}, manifestErr
+	}
 	fail := func(reason errdefs.Reason, code, format string, args ...any) error {
 		if !known {
 			return unknownOrg(in.Domain)
@@ -291,7 +300,7 @@ func (s *Service) verifySkill(ctx context.Context, in VerifySkillInput) (VerifyS
 	}
 	if errors.Is(err, errdefs.ErrNotFound) {
 		return VerifySkillOutput{}, fail(errdefs.ReasonSignatureNotFound, "signature_invalid",
-			"signerd has no record of signing this skill and holds no key named by signer_kid %q", sig.SignerKid)
+			"signerd has no record of signing this skill and holds no key named by signer_kid %s", errdefs.Quote(sig.SignerKid))
 	} else if err != nil {
 		return VerifySkillOutput{}, err
 	}
@@ -306,7 +315,7 @@ func (s *Service) verifySkill(ctx context.Context, in VerifySkillInput) (VerifyS
 	}
 	if key.Org != "" && normalizeDomain(key.Org) != normalizeDomain(in.Domain) {
 		return VerifySkillOutput{}, fail(errdefs.ReasonUntrustedSigner, "domain_mismatch",
-			"the skill was signed with key %s of domain %s, not of %s", key.Name, key.Org, in.Domain)
+			"the skill was signed with key %s of domain %s, not of %s", key.Name, key.Org, errdefs.Quote(in.Domain))
 	}
 	if ver.State == store.KeyRevoked {
 		signedBefore := rec != nil && ver.RevokedAt != nil && rec.SignedAt.Before(*ver.RevokedAt)
@@ -314,8 +323,14 @@ func (s *Service) verifySkill(ctx context.Context, in VerifySkillInput) (VerifyS
 			return VerifySkillOutput{}, fail(errdefs.ReasonKeyRevoked, "key_revoked", "key %s v%d was revoked (%s)", key.Name, ver.Version, ver.RevocationReason)
 		}
 	}
+	var signedFiles map[string]string
+	if rec != nil {
+		if recorded, err := skill.ParseSignature(rec.Document); err == nil {
+			signedFiles = recorded.FileManifest
+		}
+	}
 	res, err := skill.VerifyOffline(ctx, skill.VerifyInput{
-		Root: &root, Signature: sig, PublicKey: pub, Domain: in.Domain,
+		Root: &root, Files: in.Files, SignedFiles: signedFiles, Signature: sig, PublicKey: pub, Domain: in.Domain,
 		Options: skill.VerifyOptions{Digest: in.Convention, Now: s.now()},
 	})
 	if err != nil {

@@ -15,8 +15,9 @@ import (
 type VerifyInput struct {
 	Org    string
 	Digest []byte
-	// Document is the detached .sig JSON, or empty to use the recorded
-	// signatures for the digest.
+	// Document is the detached .sig JSON, or nil to use the recorded
+	// signatures for the digest. Empty but not nil (an empty .sig file) is
+	// MALFORMED_SIGNATURE, never a fallback to the records.
 	Document []byte
 }
 
@@ -96,7 +97,7 @@ func (s *Service) verify(ctx context.Context, in VerifyInput) (VerifyResult, err
 
 	var cands []candidate
 	source := SourceRecorded
-	if len(in.Document) > 0 {
+	if in.Document != nil {
 		source = SourceDetached
 		sig, err := pkgsig.Parse(in.Document)
 		if err != nil {
@@ -134,7 +135,7 @@ func (s *Service) verify(ctx context.Context, in VerifyInput) (VerifyResult, err
 		if view.RequireSignatures {
 			return VerifyResult{}, &errdefs.VerificationError{
 				Reason:      errdefs.ReasonSignatureNotFound,
-				Message:     fmt.Sprintf("no signature found for package %s, and org %q requires signatures", hexDigest, in.Org),
+				Message:     fmt.Sprintf("no signature found for package %s, and org %s requires signatures", hexDigest, errdefs.Quote(in.Org)),
 				PackageHash: hexDigest,
 			}
 		}
@@ -187,9 +188,9 @@ func (s *Service) checkCandidate(ctx context.Context, org string, digest [pkgsig
 	entry, trusted := view.lookup(c.sig.Fingerprint)
 	if !trusted {
 		if _, removed := view.removed[c.sig.Fingerprint]; removed {
-			return VerifyResult{}, fail(errdefs.ReasonKeyRevoked, "org %q no longer trusts key %s", org, c.sig.Fingerprint)
+			return VerifyResult{}, fail(errdefs.ReasonKeyRevoked, "org %s no longer trusts key %s", errdefs.Quote(org), errdefs.Clip(c.sig.Fingerprint))
 		}
-		return VerifyResult{}, fail(errdefs.ReasonUntrustedSigner, "package signed by key %s, which org %q does not trust", c.sig.Fingerprint, org)
+		return VerifyResult{}, fail(errdefs.ReasonUntrustedSigner, "package signed by key %s, which org %s does not trust", errdefs.Clip(c.sig.Fingerprint), errdefs.Quote(org))
 	}
 	keyName := entry.KeyName
 	// Revocation of one of signerd's own keys.

@@ -287,8 +287,14 @@ type VerifySkillRequest struct {
 	SignatureDocument []byte `protobuf:"bytes,3,opt,name=signature_document,json=signatureDocument,proto3" json:"signature_document,omitempty"`
 	// Require one convention; unspecified accepts either.
 	DigestConvention DigestConvention `protobuf:"varint,4,opt,name=digest_convention,json=digestConvention,proto3,enum=signer.v1.DigestConvention" json:"digest_convention,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// The folder's file manifest as the client computed it (path to
+	// "sha256:" + hex of SHA-256(path || content)); its root must be root.
+	// Required: the signature does not cover file names, so the daemon checks
+	// that they are the signed manifest's, and it lets the daemon try the
+	// JavaScript SDK's UTF-16 path order.
+	FileManifest  map[string]string `protobuf:"bytes,5,rep,name=file_manifest,json=fileManifest,proto3" json:"file_manifest,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *VerifySkillRequest) Reset() {
@@ -349,6 +355,13 @@ func (x *VerifySkillRequest) GetDigestConvention() DigestConvention {
 	return DigestConvention_DIGEST_CONVENTION_UNSPECIFIED
 }
 
+func (x *VerifySkillRequest) GetFileManifest() map[string]string {
+	if x != nil {
+		return x.FileManifest
+	}
+	return nil
+}
+
 // VerifySkillResponse is the SchemaPin result shape of a valid skill.
 type VerifySkillResponse struct {
 	state            protoimpl.MessageState `protogen:"open.v1"`
@@ -362,8 +375,12 @@ type VerifySkillResponse struct {
 	DigestConvention DigestConvention       `protobuf:"varint,8,opt,name=digest_convention,json=digestConvention,proto3,enum=signer.v1.DigestConvention" json:"digest_convention,omitempty"`
 	KeyName          string                 `protobuf:"bytes,9,opt,name=key_name,json=keyName,proto3" json:"key_name,omitempty"`
 	KeyFingerprint   string                 `protobuf:"bytes,10,opt,name=key_fingerprint,json=keyFingerprint,proto3" json:"key_fingerprint,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// The path order of the canonicalization that verified: "utf8" (bytes,
+	// as the Go, Python and Rust SDKs sort) or "utf16" (code units, as the
+	// JavaScript SDK sorts).
+	PathOrder     string `protobuf:"bytes,11,opt,name=path_order,json=pathOrder,proto3" json:"path_order,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *VerifySkillResponse) Reset() {
@@ -462,6 +479,13 @@ func (x *VerifySkillResponse) GetKeyName() string {
 func (x *VerifySkillResponse) GetKeyFingerprint() string {
 	if x != nil {
 		return x.KeyFingerprint
+	}
+	return ""
+}
+
+func (x *VerifySkillResponse) GetPathOrder() string {
+	if x != nil {
+		return x.PathOrder
 	}
 	return ""
 }
@@ -782,12 +806,16 @@ const file_signer_v1_skill_service_proto_rawDesc = "" +
 	"\vkey_version\x18\x03 \x01(\rR\n" +
 	"keyVersion\x12'\n" +
 	"\x0fkey_fingerprint\x18\x04 \x01(\tR\x0ekeyFingerprint\x12H\n" +
-	"\x11digest_convention\x18\x05 \x01(\x0e2\x1b.signer.v1.DigestConventionR\x10digestConvention\"\xb9\x01\n" +
+	"\x11digest_convention\x18\x05 \x01(\x0e2\x1b.signer.v1.DigestConventionR\x10digestConvention\"\xd0\x02\n" +
 	"\x12VerifySkillRequest\x12\x16\n" +
 	"\x06domain\x18\x01 \x01(\tR\x06domain\x12\x12\n" +
 	"\x04root\x18\x02 \x01(\fR\x04root\x12-\n" +
 	"\x12signature_document\x18\x03 \x01(\fR\x11signatureDocument\x12H\n" +
-	"\x11digest_convention\x18\x04 \x01(\x0e2\x1b.signer.v1.DigestConventionR\x10digestConvention\"\xf2\x02\n" +
+	"\x11digest_convention\x18\x04 \x01(\x0e2\x1b.signer.v1.DigestConventionR\x10digestConvention\x12T\n" +
+	"\rfile_manifest\x18\x05 \x03(\v2/.signer.v1.VerifySkillRequest.FileManifestEntryR\ffileManifest\x1a?\n" +
+	"\x11FileManifestEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x91\x03\n" +
 	"\x13VerifySkillResponse\x12\x14\n" +
 	"\x05valid\x18\x01 \x01(\bR\x05valid\x12\x16\n" +
 	"\x06domain\x18\x02 \x01(\tR\x06domain\x12\x1a\n" +
@@ -800,7 +828,9 @@ const file_signer_v1_skill_service_proto_rawDesc = "" +
 	"\x11digest_convention\x18\b \x01(\x0e2\x1b.signer.v1.DigestConventionR\x10digestConvention\x12\x19\n" +
 	"\bkey_name\x18\t \x01(\tR\akeyName\x12'\n" +
 	"\x0fkey_fingerprint\x18\n" +
-	" \x01(\tR\x0ekeyFingerprint\"q\n" +
+	" \x01(\tR\x0ekeyFingerprint\x12\x1d\n" +
+	"\n" +
+	"path_order\x18\v \x01(\tR\tpathOrder\"q\n" +
 	"\x13GetDiscoveryRequest\x12\x19\n" +
 	"\bkey_name\x18\x01 \x01(\tR\akeyName\x12%\n" +
 	"\x0edeveloper_name\x18\x02 \x01(\tR\rdeveloperName\x12\x18\n" +
@@ -839,7 +869,7 @@ func file_signer_v1_skill_service_proto_rawDescGZIP() []byte {
 }
 
 var file_signer_v1_skill_service_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_signer_v1_skill_service_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_signer_v1_skill_service_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_signer_v1_skill_service_proto_goTypes = []any{
 	(DigestConvention)(0),         // 0: signer.v1.DigestConvention
 	(*SignSkillRequest)(nil),      // 1: signer.v1.SignSkillRequest
@@ -853,30 +883,32 @@ var file_signer_v1_skill_service_proto_goTypes = []any{
 	(*GetDNSTXTRequest)(nil),      // 9: signer.v1.GetDNSTXTRequest
 	(*GetDNSTXTResponse)(nil),     // 10: signer.v1.GetDNSTXTResponse
 	nil,                           // 11: signer.v1.SignSkillRequest.FileManifestEntry
-	(*durationpb.Duration)(nil),   // 12: google.protobuf.Duration
+	nil,                           // 12: signer.v1.VerifySkillRequest.FileManifestEntry
+	(*durationpb.Duration)(nil),   // 13: google.protobuf.Duration
 }
 var file_signer_v1_skill_service_proto_depIdxs = []int32{
 	11, // 0: signer.v1.SignSkillRequest.file_manifest:type_name -> signer.v1.SignSkillRequest.FileManifestEntry
-	12, // 1: signer.v1.SignSkillRequest.expires_in:type_name -> google.protobuf.Duration
+	13, // 1: signer.v1.SignSkillRequest.expires_in:type_name -> google.protobuf.Duration
 	0,  // 2: signer.v1.SignSkillRequest.digest_convention:type_name -> signer.v1.DigestConvention
 	0,  // 3: signer.v1.SignSkillResponse.digest_convention:type_name -> signer.v1.DigestConvention
 	0,  // 4: signer.v1.VerifySkillRequest.digest_convention:type_name -> signer.v1.DigestConvention
-	0,  // 5: signer.v1.VerifySkillResponse.digest_convention:type_name -> signer.v1.DigestConvention
-	1,  // 6: signer.v1.SkillService.SignSkill:input_type -> signer.v1.SignSkillRequest
-	3,  // 7: signer.v1.SkillService.VerifySkill:input_type -> signer.v1.VerifySkillRequest
-	5,  // 8: signer.v1.SkillService.GetDiscovery:input_type -> signer.v1.GetDiscoveryRequest
-	7,  // 9: signer.v1.SkillService.GetRevocation:input_type -> signer.v1.GetRevocationRequest
-	9,  // 10: signer.v1.SkillService.GetDNSTXT:input_type -> signer.v1.GetDNSTXTRequest
-	2,  // 11: signer.v1.SkillService.SignSkill:output_type -> signer.v1.SignSkillResponse
-	4,  // 12: signer.v1.SkillService.VerifySkill:output_type -> signer.v1.VerifySkillResponse
-	6,  // 13: signer.v1.SkillService.GetDiscovery:output_type -> signer.v1.GetDiscoveryResponse
-	8,  // 14: signer.v1.SkillService.GetRevocation:output_type -> signer.v1.GetRevocationResponse
-	10, // 15: signer.v1.SkillService.GetDNSTXT:output_type -> signer.v1.GetDNSTXTResponse
-	11, // [11:16] is the sub-list for method output_type
-	6,  // [6:11] is the sub-list for method input_type
-	6,  // [6:6] is the sub-list for extension type_name
-	6,  // [6:6] is the sub-list for extension extendee
-	0,  // [0:6] is the sub-list for field type_name
+	12, // 5: signer.v1.VerifySkillRequest.file_manifest:type_name -> signer.v1.VerifySkillRequest.FileManifestEntry
+	0,  // 6: signer.v1.VerifySkillResponse.digest_convention:type_name -> signer.v1.DigestConvention
+	1,  // 7: signer.v1.SkillService.SignSkill:input_type -> signer.v1.SignSkillRequest
+	3,  // 8: signer.v1.SkillService.VerifySkill:input_type -> signer.v1.VerifySkillRequest
+	5,  // 9: signer.v1.SkillService.GetDiscovery:input_type -> signer.v1.GetDiscoveryRequest
+	7,  // 10: signer.v1.SkillService.GetRevocation:input_type -> signer.v1.GetRevocationRequest
+	9,  // 11: signer.v1.SkillService.GetDNSTXT:input_type -> signer.v1.GetDNSTXTRequest
+	2,  // 12: signer.v1.SkillService.SignSkill:output_type -> signer.v1.SignSkillResponse
+	4,  // 13: signer.v1.SkillService.VerifySkill:output_type -> signer.v1.VerifySkillResponse
+	6,  // 14: signer.v1.SkillService.GetDiscovery:output_type -> signer.v1.GetDiscoveryResponse
+	8,  // 15: signer.v1.SkillService.GetRevocation:output_type -> signer.v1.GetRevocationResponse
+	10, // 16: signer.v1.SkillService.GetDNSTXT:output_type -> signer.v1.GetDNSTXTResponse
+	12, // [12:17] is the sub-list for method output_type
+	7,  // [7:12] is the sub-list for method input_type
+	7,  // [7:7] is the sub-list for extension type_name
+	7,  // [7:7] is the sub-list for extension extendee
+	0,  // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_signer_v1_skill_service_proto_init() }
@@ -890,7 +922,7 @@ func file_signer_v1_skill_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_signer_v1_skill_service_proto_rawDesc), len(file_signer_v1_skill_service_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   11,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
