@@ -23,8 +23,8 @@ help: ## list targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
 .PHONY: deps
-deps: ## install SoftHSM2, openssl, the modules of the test matrix, a C compiler, systemd's tools, lintian and the Python loader's gRPC when missing (Debian/Ubuntu)
-	@missing=""; for pkg in softhsm2 openssl opensc opensc-pkcs11 p11-kit p11-kit-modules gcc libc6-dev systemd lintian python3-grpcio python3-grpc-tools; do \
+deps: ## install SoftHSM2, openssl, the modules of the test matrix, a C compiler, util-linux (setpriv, prlimit), systemd's tools, lintian and the Python loader's gRPC when missing (Debian/Ubuntu)
+	@missing=""; for pkg in softhsm2 openssl util-linux opensc opensc-pkcs11 p11-kit p11-kit-modules gcc libc6-dev systemd lintian python3-grpcio python3-grpc-tools; do \
 		dpkg -s $$pkg >/dev/null 2>&1 || missing="$$missing $$pkg"; \
 	done; \
 	if [ -n "$$missing" ]; then \
