@@ -24,8 +24,8 @@ help: ## list targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
 .PHONY: deps
-deps: ## install SoftHSM2, openssl, the modules of the test matrix, a C compiler, systemd's tools, lintian and the Python loader's gRPC and protoc when missing (Debian/Ubuntu)
-	@missing=""; for pkg in softhsm2 openssl opensc opensc-pkcs11 p11-kit p11-kit-modules gcc libc6-dev systemd lintian python3-grpcio protobuf-compiler protobuf-compiler-grpc; do \
+deps: ## install SoftHSM2, openssl, util-linux (setpriv, prlimit), the modules of the test matrix, a C compiler, systemd's tools, lintian and the Python loader's gRPC and protoc when missing (Debian/Ubuntu)
+	@missing=""; for pkg in softhsm2 openssl util-linux opensc opensc-pkcs11 p11-kit p11-kit-modules gcc libc6-dev systemd lintian python3-grpcio protobuf-compiler protobuf-compiler-grpc; do \
 		dpkg -s $$pkg >/dev/null 2>&1 || missing="$$missing $$pkg"; \
 	done; \
 	if [ -n "$$missing" ]; then \
