@@ -48,6 +48,9 @@ var methodRoles = map[string]Role{
 	signerv1.SignerService_Sign_FullMethodName:      RoleSigner,
 	signerv1.SignerService_SignBatch_FullMethodName: RoleSigner,
 	signerv1.SkillService_SignSkill_FullMethodName:  RoleSigner,
+	// Authorized at role level by the interceptor, then its header as a
+	// SignSkill request by the handler.
+	signerv1.SkillService_SignSkillStream_FullMethodName: RoleSigner,
 
 	signerv1.KeyService_CreateKey_FullMethodName:     RoleAdmin,
 	signerv1.KeyService_RotateKey_FullMethodName:     RoleAdmin,

@@ -45,9 +45,11 @@ const DefaultSmallRequest = 64 << 10
 const DefaultInflightBytesPerPeer = 128 << 20
 
 // largeMethods may carry a skill's file manifest: they get the server-wide
-// limit.
+// limit. SignSkillStream is not one of them: each of its messages is small.
 var largeMethods = map[string]bool{
 	signerv1.SkillService_SignSkill_FullMethodName: true,
+	// A .schemapin.sig carries the manifest too (about 90 bytes a file).
+	signerv1.SkillService_VerifySkill_FullMethodName: true,
 }
 
 // methodLimit is the largest request method accepts, given the

@@ -19,11 +19,12 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	SkillService_SignSkill_FullMethodName     = "/signer.v1.SkillService/SignSkill"
-	SkillService_VerifySkill_FullMethodName   = "/signer.v1.SkillService/VerifySkill"
-	SkillService_GetDiscovery_FullMethodName  = "/signer.v1.SkillService/GetDiscovery"
-	SkillService_GetRevocation_FullMethodName = "/signer.v1.SkillService/GetRevocation"
-	SkillService_GetDNSTXT_FullMethodName     = "/signer.v1.SkillService/GetDNSTXT"
+	SkillService_SignSkill_FullMethodName       = "/signer.v1.SkillService/SignSkill"
+	SkillService_SignSkillStream_FullMethodName = "/signer.v1.SkillService/SignSkillStream"
+	SkillService_VerifySkill_FullMethodName     = "/signer.v1.SkillService/VerifySkill"
+	SkillService_GetDiscovery_FullMethodName    = "/signer.v1.SkillService/GetDiscovery"
+	SkillService_GetRevocation_FullMethodName   = "/signer.v1.SkillService/GetRevocation"
+	SkillService_GetDNSTXT_FullMethodName       = "/signer.v1.SkillService/GetDNSTXT"
 )
 
 // SkillServiceClient is the client API for SkillService service.
@@ -37,6 +38,14 @@ type SkillServiceClient interface {
 	// canonicalizing the folder, and returns the finished .schemapin.sig. The
 	// signature and what it claims are recorded before it is returned.
 	SignSkill(ctx context.Context, in *SignSkillRequest, opts ...grpc.CallOption) (*SignSkillResponse, error)
+	// SignSkillStream is SignSkill for skills of any size: SignSkill carries
+	// the whole manifest in one message, which the server-wide request limit
+	// (1 MiB by default, about 12,000 files) bounds. The first message holds
+	// every SignSkillRequest field but file_manifest; the messages after it
+	// hold the manifest's entries in byte order of path (each message at most
+	// 64 KiB), so the daemon computes the root as they arrive and holds one
+	// message at a time, whatever the number of files.
+	SignSkillStream(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[SignSkillStreamRequest, SignSkillStreamResponse], error)
 	// VerifySkill verifies a .schemapin.sig against the root hash with the key
 	// signerd signed it with, and compares the document's unauthenticated
 	// metadata (domain, expiry, lineage, ...) with signerd's record of what it
@@ -68,6 +77,19 @@ func (c *skillServiceClient) SignSkill(ctx context.Context, in *SignSkillRequest
 	}
 	return out, nil
 }
+
+func (c *skillServiceClient) SignSkillStream(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[SignSkillStreamRequest, SignSkillStreamResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &SkillService_ServiceDesc.Streams[0], SkillService_SignSkillStream_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[SignSkillStreamRequest, SignSkillStreamResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type SkillService_SignSkillStreamClient = grpc.ClientStreamingClient[SignSkillStreamRequest, SignSkillStreamResponse]
 
 func (c *skillServiceClient) VerifySkill(ctx context.Context, in *VerifySkillRequest, opts ...grpc.CallOption) (*VerifySkillResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
@@ -120,6 +142,14 @@ type SkillServiceServer interface {
 	// canonicalizing the folder, and returns the finished .schemapin.sig. The
 	// signature and what it claims are recorded before it is returned.
 	SignSkill(context.Context, *SignSkillRequest) (*SignSkillResponse, error)
+	// SignSkillStream is SignSkill for skills of any size: SignSkill carries
+	// the whole manifest in one message, which the server-wide request limit
+	// (1 MiB by default, about 12,000 files) bounds. The first message holds
+	// every SignSkillRequest field but file_manifest; the messages after it
+	// hold the manifest's entries in byte order of path (each message at most
+	// 64 KiB), so the daemon computes the root as they arrive and holds one
+	// message at a time, whatever the number of files.
+	SignSkillStream(grpc.ClientStreamingServer[SignSkillStreamRequest, SignSkillStreamResponse]) error
 	// VerifySkill verifies a .schemapin.sig against the root hash with the key
 	// signerd signed it with, and compares the document's unauthenticated
 	// metadata (domain, expiry, lineage, ...) with signerd's record of what it
@@ -144,6 +174,9 @@ type UnimplementedSkillServiceServer struct{}
 
 func (UnimplementedSkillServiceServer) SignSkill(context.Context, *SignSkillRequest) (*SignSkillResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method SignSkill not implemented")
+}
+func (UnimplementedSkillServiceServer) SignSkillStream(grpc.ClientStreamingServer[SignSkillStreamRequest, SignSkillStreamResponse]) error {
+	return status.Error(codes.Unimplemented, "method SignSkillStream not implemented")
 }
 func (UnimplementedSkillServiceServer) VerifySkill(context.Context, *VerifySkillRequest) (*VerifySkillResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method VerifySkill not implemented")
@@ -195,6 +228,13 @@ func _SkillService_SignSkill_Handler(srv interface{}, ctx context.Context, dec f
 	}
 	return interceptor(ctx, in, info, handler)
 }
+
+func _SkillService_SignSkillStream_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(SkillServiceServer).SignSkillStream(&grpc.GenericServerStream[SignSkillStreamRequest, SignSkillStreamResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type SkillService_SignSkillStreamServer = grpc.ClientStreamingServer[SignSkillStreamRequest, SignSkillStreamResponse]
 
 func _SkillService_VerifySkill_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(VerifySkillRequest)
@@ -296,6 +336,12 @@ var SkillService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _SkillService_GetDNSTXT_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "SignSkillStream",
+			Handler:       _SkillService_SignSkillStream_Handler,
+			ClientStreams: true,
+		},
+	},
 	Metadata: "signer/v1/skill_service.proto",
 }
