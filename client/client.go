@@ -136,11 +136,6 @@ func (c *Client) FromStatus(err error) error {
 		msg = fmt.Sprintf("cannot reach signerd at %s (is it running? `make run` starts one): %s", c.address, msg)
 	}
 	e := fmt.Errorf("%s: %w", msg, kind)
-	if reason == ReasonUnknownOrg {
-		// Whatever shape the daemon gives it, an unknown org is a refusal
-		// to load, and errors.Is(err, ErrUnknownOrg) must say so.
-		return fmt.Errorf("%w (%w)", &VerificationError{Reason: reason, Message: msg}, kind)
-	}
 	if reason != "" {
 		return errdefs.WithReason(reason, e)
 	}
@@ -158,15 +153,15 @@ func (c *Client) socketError() error {
 	switch {
 	case errors.Is(err, fs.ErrPermission):
 		return errdefs.WithReason(errdefs.ReasonPermissionDenied, fmt.Errorf(
-			"may not open signerd's socket %s (its mode and group decide who may: signerd --socket-mode, or join the socket's group): %v: %w",
-			c.address, err, errdefs.ErrPermissionDenied))
+			"permission denied: you may not open signerd's socket %s (its owner, group and mode decide who may connect: signerd --socket-mode, or join the socket's group): %w",
+			c.address, errdefs.ErrPermissionDenied))
 	case errors.Is(err, fs.ErrNotExist):
-		return fmt.Errorf("no signerd socket at %s (is signerd running? `make run` starts one; --socket or SIGNCTL_SOCKET point elsewhere): %w",
+		return fmt.Errorf("cannot reach signerd at %s: no such file or directory (is it running? `make run` starts one; --socket or SIGNCTL_SOCKET chooses the socket): %w",
 			c.address, errdefs.ErrUnavailable)
 	case errors.Is(err, syscall.ECONNREFUSED):
-		return fmt.Errorf("signerd is not running: nothing listens on %s (a stale socket file): %w", c.address, errdefs.ErrUnavailable)
+		return fmt.Errorf("cannot reach signerd at %s: nothing listens on it (is it running? the socket file is stale): %w", c.address, errdefs.ErrUnavailable)
 	}
-	return fmt.Errorf("cannot connect to signerd's socket %s: %v: %w", c.address, err, errdefs.ErrUnavailable)
+	return fmt.Errorf("cannot reach signerd at %s: %v: %w", c.address, err, errdefs.ErrUnavailable)
 }
 
 func kindOf(c codes.Code) error {

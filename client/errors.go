@@ -26,7 +26,7 @@ const (
 	ReasonInvalidSignature   = errdefs.ReasonInvalidSignature
 	// ReasonUnknownOrg: nobody configured the org (no trust, grant or
 	// policy was ever set for it), so nothing it could load is known.
-	ReasonUnknownOrg Reason = "UNKNOWN_ORG"
+	ReasonUnknownOrg = errdefs.ReasonUnknownOrg
 )
 
 // Refusals, one per reason; errors.Is(err, ErrTampered) is true for any
@@ -38,7 +38,7 @@ var (
 	ErrSignatureNotFound  = errdefs.ErrSignatureNotFound
 	ErrMalformedSignature = errdefs.ErrMalformedSignature
 	ErrInvalidSignature   = errdefs.ErrInvalidSignature
-	ErrUnknownOrg         = &VerificationError{Reason: ReasonUnknownOrg}
+	ErrUnknownOrg         = errdefs.ErrUnknownOrg
 )
 
 // Error kinds of everything that is not a verdict. Every error this

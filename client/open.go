@@ -151,11 +151,14 @@ func hashOpen(ctx context.Context, f *os.File, path string) ([DigestSize]byte, e
 	h := sha256.New()
 	buf := make([]byte, 1<<20)
 	var n int64
+	// Reading one byte past the size is enough to know the file held more
+	// than it said; a file that keeps growing does not keep us reading.
+	r := io.LimitReader(f, before.Size()+1)
 	for {
 		if err := ctx.Err(); err != nil {
 			return digest, err
 		}
-		k, err := f.Read(buf)
+		k, err := r.Read(buf)
 		h.Write(buf[:k])
 		n += int64(k)
 		if k > 0 && afterChunk != nil {
@@ -176,7 +179,7 @@ func hashOpen(ctx context.Context, f *os.File, path string) ([DigestSize]byte, e
 	case after.Size() != before.Size():
 		return digest, fmt.Errorf("%s: its size went from %d to %d bytes while it was hashed: %w", path, before.Size(), after.Size(), ErrFileChanged)
 	case n != before.Size():
-		return digest, fmt.Errorf("%s: read %d bytes from a file whose size is %d: %w", path, n, before.Size(), ErrFileChanged)
+		return digest, fmt.Errorf("%s: read %d bytes or more from a file whose size is %d: %w", path, n, before.Size(), ErrFileChanged)
 	case !after.ModTime().Equal(before.ModTime()):
 		return digest, fmt.Errorf("%s: modified while it was hashed: %w", path, ErrFileChanged)
 	}

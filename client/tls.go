@@ -1,6 +1,7 @@
 package client
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
@@ -20,7 +21,7 @@ import (
 // it presents certFile/keyFile and accepts only a server certificate that
 // chains to caFile and names addr's host. The connection is lazy; a refused
 // handshake shows up on the first call.
-func DialTLS(addr, certFile, keyFile, caFile string) (*Client, error) {
+func DialTLS(addr, certFile, keyFile, caFile string, opts ...TCPOption) (*Client, error) {
 	if err := checkAddr(addr); err != nil {
 		return nil, err
 	}
@@ -44,13 +45,13 @@ func DialTLS(addr, certFile, keyFile, caFile string) (*Client, error) {
 		Certificates: []tls.Certificate{cert},
 		RootCAs:      pool,
 	}
-	return dialTCP(addr, credentials.NewTLS(cfg))
+	return dialTCP(addr, credentials.NewTLS(cfg), opts)
 }
 
 // DialLoopback connects in plaintext to a loopback listener that signerd
 // serves with --insecure-loopback. It refuses any address that is not
 // loopback: plaintext never leaves the host.
-func DialLoopback(addr string) (*Client, error) {
+func DialLoopback(addr string, opts ...TCPOption) (*Client, error) {
 	if err := checkAddr(addr); err != nil {
 		return nil, err
 	}
@@ -58,7 +59,7 @@ func DialLoopback(addr string) (*Client, error) {
 	if !IsLoopbackHost(host) {
 		return nil, fmt.Errorf("%s is not a loopback address: plaintext is refused; give --tls-cert, --tls-key and --ca for mutual TLS: %w", addr, errdefs.ErrInvalidArgument)
 	}
-	return dialTCP(addr, insecure.NewCredentials())
+	return dialTCP(addr, insecure.NewCredentials(), opts)
 }
 
 // IsLoopbackHost reports whether host (no port) is a loopback IP literal or
@@ -78,11 +79,40 @@ func checkAddr(addr string) error {
 	return nil
 }
 
-func dialTCP(addr string, creds credentials.TransportCredentials) (*Client, error) {
-	conn, err := grpc.NewClient("dns:///"+addr,
+// TCPOption configures DialTLS and DialLoopback.
+type TCPOption func(*tcpOptions)
+
+type tcpOptions struct {
+	source string
+}
+
+// WithSourceAddr makes the connection from the local IP address source
+// (empty: the kernel's choice): on a host with several addresses, the one
+// a firewall or the server's per-source limits expect.
+func WithSourceAddr(source string) TCPOption {
+	return func(o *tcpOptions) { o.source = source }
+}
+
+func dialTCP(addr string, creds credentials.TransportCredentials, opts []TCPOption) (*Client, error) {
+	var o tcpOptions
+	for _, f := range opts {
+		f(&o)
+	}
+	dialOpts := []grpc.DialOption{
 		grpc.WithTransportCredentials(creds),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(16<<20)),
-	)
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(16 << 20)),
+	}
+	if o.source != "" {
+		ip := net.ParseIP(strings.TrimSuffix(strings.TrimPrefix(o.source, "["), "]"))
+		if ip == nil {
+			return nil, fmt.Errorf("source address %q is not an IP address: %w", o.source, errdefs.ErrInvalidArgument)
+		}
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: ip}}
+		dialOpts = append(dialOpts, grpc.WithContextDialer(func(ctx context.Context, a string) (net.Conn, error) {
+			return d.DialContext(ctx, "tcp", a)
+		}))
+	}
+	conn, err := grpc.NewClient("dns:///"+addr, dialOpts...)
 	if err != nil {
 		return nil, fmt.Errorf("address %s: %w", addr, err)
 	}

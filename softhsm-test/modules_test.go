@@ -56,7 +56,7 @@ func TestModuleMatrix(t *testing.T) {
 
 			// ECDSA P-256: created and imported, signs skills.
 			mustSignctl(t, d, "key", "create", "skills", "--algorithm", "ecdsa-p256", "--org", "example.com")
-			pemKey, err := os.ReadFile(filepath.Join("..", "..", "shared", "fixtures", "schemapin", "vectors", "keys", "priv_pkcs8.pem"))
+			pemKey, err := os.ReadFile(filepath.Join("testdata", "schemapin", "keys", "priv_pkcs8.pem"))
 			if err != nil {
 				t.Fatal(err)
 			}

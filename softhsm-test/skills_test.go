@@ -4,6 +4,8 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -87,7 +89,7 @@ func TestSkillSigningThroughHSM(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer c.Close()
-			resp, err := c.Skills.VerifySkill(t.Context(), &signerv1.VerifySkillRequest{Domain: "example.com", Root: m.Root[:], SignatureDocument: raw})
+			resp, err := c.Skills.VerifySkill(t.Context(), &signerv1.VerifySkillRequest{Domain: "example.com", Root: m.Root[:], FileManifest: m.Files, SignatureDocument: raw})
 			if err != nil || !resp.GetValid() || resp.GetKeyName() != "skills" {
 				t.Fatalf("VerifySkill: %v %v", resp, err)
 			}
@@ -98,19 +100,24 @@ func TestSkillSigningThroughHSM(t *testing.T) {
 			if res, err := skill.VerifyOffline(t.Context(), skill.VerifyInput{Dir: dir, SignatureJSON: editedDoc, PublicKeyPEM: pub, Domain: "example.com"}); err != nil || !res.Valid {
 				t.Fatalf("upstream-style verification should accept the stripped expiry (that is the hole): %+v %v", res, err)
 			}
-			_, err = c.Skills.VerifySkill(t.Context(), &signerv1.VerifySkillRequest{Domain: "example.com", Root: m.Root[:], SignatureDocument: editedDoc})
+			_, err = c.Skills.VerifySkill(t.Context(), &signerv1.VerifySkillRequest{Domain: "example.com", Root: m.Root[:], FileManifest: m.Files, SignatureDocument: editedDoc})
 			v, ok := errdefs.AsVerification(c.FromStatus(err))
 			if !ok || v.Code != "metadata_edited" || !strings.Contains(v.Message, "expires_at") {
 				t.Fatalf("edited expires_at not detected: %v", err)
 			}
 			// Tampered content fails.
-			other := sha256.Sum256([]byte("other root"))
-			_, err = c.Skills.VerifySkill(t.Context(), &signerv1.VerifySkillRequest{Domain: "example.com", Root: other[:], SignatureDocument: raw})
+			otherFiles := maps.Clone(m.Files)
+			otherFiles["SKILL.md"] = fmt.Sprintf("sha256:%x", sha256.Sum256([]byte("other content")))
+			other, err := skill.ComputeRoot(otherFiles)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = c.Skills.VerifySkill(t.Context(), &signerv1.VerifySkillRequest{Domain: "example.com", Root: other[:], FileManifest: otherFiles, SignatureDocument: raw})
 			if _, ok := errdefs.AsVerification(c.FromStatus(err)); !ok {
 				t.Fatalf("other root accepted: %v", err)
 			}
 			// Another domain's claim fails (domain_mismatch).
-			_, err = c.Skills.VerifySkill(t.Context(), &signerv1.VerifySkillRequest{Domain: "evil.example", Root: m.Root[:], SignatureDocument: raw})
+			_, err = c.Skills.VerifySkill(t.Context(), &signerv1.VerifySkillRequest{Domain: "evil.example", Root: m.Root[:], FileManifest: m.Files, SignatureDocument: raw})
 			if v, ok := errdefs.AsVerification(c.FromStatus(err)); !ok || v.Code != "domain_mismatch" {
 				t.Fatalf("domain mismatch: %v", err)
 			}

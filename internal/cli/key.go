@@ -165,7 +165,7 @@ func newKeyListCommand(g *globals) *cobra.Command {
 			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "NAME\tALGORITHM\tVERSION\tSTATE\tORG\tFINGERPRINT")
 			for _, k := range keys {
-				fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", k.Name, k.Algorithm, k.Version, k.State, k.Org, k.Fingerprint)
+				printf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", k.Name, k.Algorithm, k.Version, k.State, k.Org, k.Fingerprint)
 			}
 			return tw.Flush()
 		},
@@ -200,7 +200,7 @@ func newKeyPublicCommand(g *globals) *cobra.Command {
 					if g.json() {
 						return printJSON(g.stdout, map[string]any{"name": k.Name, "version": v.Version, "fingerprint": v.Fingerprint, "public_key_pem": v.PublicKeyPEM})
 					}
-					printf(g.stdout, "%s", v.PublicKeyPEM)
+					writeRaw(g.stdout, v.PublicKeyPEM)
 					return nil
 				}
 			}

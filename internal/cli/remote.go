@@ -12,6 +12,7 @@ import (
 // listener instead of its Unix socket.
 type remoteFlags struct {
 	addr, tlsCert, tlsKey, ca string
+	source                    string
 	flags                     *pflag.FlagSet
 }
 
@@ -23,6 +24,7 @@ func (r *remoteFlags) register(pf *pflag.FlagSet) {
 	pf.StringVar(&r.addr, "addr", os.Getenv("SIGNCTL_ADDR"), "signerd's TCP listener HOST:PORT, instead of --socket (env SIGNCTL_ADDR); mutual TLS with --tls-cert/--tls-key/--ca, plaintext only to a loopback address without them")
 	pf.StringVar(&r.tlsCert, "tls-cert", os.Getenv("SIGNCTL_TLS_CERT"), "client certificate (PEM) for --addr (env SIGNCTL_TLS_CERT)")
 	pf.StringVar(&r.tlsKey, "tls-key", os.Getenv("SIGNCTL_TLS_KEY"), "private key (PEM) of --tls-cert (env SIGNCTL_TLS_KEY)")
+	pf.StringVar(&r.source, "source-addr", os.Getenv("SIGNCTL_SOURCE_ADDR"), "local IP address to connect to --addr from (env SIGNCTL_SOURCE_ADDR; default: the kernel's choice)")
 	pf.StringVar(&r.ca, "ca", os.Getenv("SIGNCTL_CA"), "CA certificate(s) (PEM) the server's certificate must chain to, for --addr (env SIGNCTL_CA)")
 }
 
@@ -45,7 +47,7 @@ func (r *remoteFlags) dial(socket string) (*client.Client, error) {
 	case !r.useAddr():
 		return client.DialUnix(socket)
 	case r.tlsCert == "" && r.tlsKey == "" && r.ca == "":
-		return client.DialLoopback(r.addr)
+		return client.DialLoopback(r.addr, client.WithSourceAddr(r.source))
 	}
-	return client.DialTLS(r.addr, r.tlsCert, r.tlsKey, r.ca)
+	return client.DialTLS(r.addr, r.tlsCert, r.tlsKey, r.ca, client.WithSourceAddr(r.source))
 }

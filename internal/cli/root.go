@@ -112,14 +112,17 @@ Exit codes: 0 success/verified, 1 verification failed, 2 bad usage or input,
 // Main runs signctl with args and returns the process exit code.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root := NewRootCommand(stdout, stderr)
+	unknownSubcommand(root)
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
 	if err == nil {
 		return ExitOK
 	}
-	code := exitCode(err)
-	if !isReported(err) {
-		fmt.Fprintf(stderr, "signctl: %v\n", err)
+	err = usageFromCobra(root, err)
+	if isReported(err) {
+		return exitCode(err)
 	}
-	return code
+	r := describe(err)
+	printReport(stdout, stderr, r, wantsJSON(root, args))
+	return r.Code
 }

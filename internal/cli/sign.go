@@ -97,7 +97,7 @@ leaves no partial .sig behind.`,
 				path := args[i]
 				switch {
 				case o.itemErr != nil:
-					fmt.Fprintf(g.stderr, "signctl: %s: %v\n", path, o.itemErr)
+					printf(g.stderr, "signctl: %s: %v\n", path, o.itemErr)
 					if firstErr == nil {
 						firstErr = o.itemErr
 					}

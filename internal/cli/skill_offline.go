@@ -125,7 +125,7 @@ signature document cannot be read or is malformed.`,
 					return err
 				}
 			} else if out.Clean {
-				printf(g.stdout, "OK: %s matches its signed manifest (%d files)\n", dir, len(sig.FileManifest))
+				printf(g.stdout, "OK: %s matches its signed manifest (%s)\n", dir, count(len(sig.FileManifest), "file"))
 			} else {
 				printf(g.stdout, "%s differs from its signed manifest:\n", dir)
 				for _, l := range []struct {
@@ -203,7 +203,7 @@ Exit 0 when linked, 1 when not (error_code no_previous_hash or mismatch),
 			} else if out.Linked {
 				printf(g.stdout, "OK: %s follows %s (previous_hash %s)\n", args[0], args[1], cur.PreviousHash)
 			} else {
-				fmt.Fprintf(g.stderr, "FAILED: %s does not follow %s: %s: %s\n", args[0], args[1], out.ErrorCode, out.ErrorMessage)
+				printf(g.stderr, "FAILED: %s does not follow %s: %s: %s\n", args[0], args[1], out.ErrorCode, out.ErrorMessage)
 			}
 			if cerr != nil {
 				return &exitError{code: ExitVerifyFail, err: cerr, reported: true}

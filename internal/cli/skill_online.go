@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -57,7 +58,7 @@ func runSkillVerifyOnline(cmd *cobra.Command, g *globals, opts *skillVerifyOpts,
 		return exitErr(ExitUsage, err)
 	}
 	out.SkillHash = m.SkillHash()
-	req := &signerv1.VerifySkillRequest{Domain: opts.domain, Root: m.Root[:], SignatureDocument: onlineDocument(doc)}
+	req := &signerv1.VerifySkillRequest{Domain: opts.domain, Root: m.Root[:], FileManifest: m.Files, SignatureDocument: onlineDocument(doc)}
 	switch digest {
 	case skill.DigestSHA256:
 		req.DigestConvention = signerv1.DigestConvention_DIGEST_CONVENTION_SHA256
@@ -69,15 +70,27 @@ func runSkillVerifyOnline(cmd *cobra.Command, g *globals, opts *skillVerifyOpts,
 		return err
 	}
 	defer c.Close()
-	resp, err := c.Skills.VerifySkill(ctx, req)
+	resp, err := verifySkill(ctx, c.Skills, req)
 	if err != nil {
 		err = c.FromStatus(err)
 		v, ok := errdefs.AsVerification(err)
 		if !ok {
 			return err
 		}
-		res.ErrorCode, res.ErrorMessage = skill.ErrorCode(v.Code), v.Message
+		// The daemon's message is the offline Result's "code: message";
+		// split the same way, both modes print and report alike.
+		res.ErrorCode, res.ErrorMessage = skill.ErrorCode(v.Code), strings.TrimPrefix(v.Message, v.Code+": ")
 		out.Reason, out.KeyFingerprint = string(v.Reason), v.Fingerprint
+		if v.Reason == errdefs.ReasonPackageTampered && doc != nil {
+			// Itemize the change locally against the document's manifest,
+			// as signctl skill tampered would.
+			if sig, err := skill.ParseSignature(doc); err == nil {
+				rep := skill.DetectTamperedFiles(m.Files, sig.FileManifest)
+				if !rep.Clean() {
+					res.Tampered = &rep
+				}
+			}
+		}
 		return reportOnline(g, out, v)
 	}
 	res.Valid, res.Domain, res.Warnings, res.Expired, res.ExpiresAt = true, resp.GetDomain(), resp.GetWarnings(), resp.GetExpired(), resp.GetExpiresAt()
@@ -89,6 +102,7 @@ func runSkillVerifyOnline(cmd *cobra.Command, g *globals, opts *skillVerifyOpts,
 		res.DigestConvention = skill.DigestGo
 	}
 	out.KeyFingerprint = resp.GetKeyFingerprint()
+	res.PathOrder = skill.PathOrder(resp.GetPathOrder())
 	return reportOnline(g, out, nil)
 }
 
@@ -100,11 +114,12 @@ func reportOnline(g *globals, out *skillVerifyOutput, verr *errdefs.Verification
 	} else if verr == nil {
 		printf(g.stdout, "OK: %s verified by signerd: signed for %s by %s (%s digest convention), metadata as signed\n",
 			out.Dir, out.domain, out.KeyFingerprint, out.Result.DigestConvention)
+		printPathOrder(g.stdout, out.Result)
 		for _, w := range out.Result.Warnings {
 			printf(g.stdout, "  warning: %s\n", w)
 		}
 	} else {
-		fmt.Fprintf(g.stderr, "FAILED: %s: %s: %s\n", out.Dir, out.Reason, verr.Message)
+		printSkillVerifyFailed(g.stderr, out)
 	}
 	switch {
 	case verr == nil:

@@ -92,8 +92,8 @@ signer_kid defaults to the key's fingerprint (sha256:<hex of SPKI DER>).`,
 			if g.json() {
 				return printJSON(g.stdout, out)
 			}
-			printf(g.stdout, "signed skill %s (%d files, %s) -> %s\nkey %s v%d %s, digest convention %s\n",
-				req.SkillName, len(m.Files), m.SkillHash(), out["signature"], resp.GetKeyName(), resp.GetKeyVersion(), resp.GetKeyFingerprint(), conv)
+			printf(g.stdout, "signed skill %s (%s, %s) -> %s\nkey %s v%d %s, digest convention %s\n",
+				req.SkillName, count(len(m.Files), "file"), m.SkillHash(), out["signature"], resp.GetKeyName(), resp.GetKeyVersion(), resp.GetKeyFingerprint(), conv)
 			return nil
 		},
 	}

@@ -31,7 +31,9 @@ func signSkill(ctx context.Context, skills signerv1.SkillServiceClient, req *sig
 	// A failed Send means the daemon ended the call: CloseAndRecv then
 	// returns its status.
 	if stream.Send(&signerv1.SignSkillStreamRequest{Header: header}) == nil {
-		sendManifest(stream, req.FileManifest)
+		sendManifest(req.FileManifest, func(entries []*signerv1.ManifestEntry) error {
+			return stream.Send(&signerv1.SignSkillStreamRequest{Entries: entries})
+		})
 	}
 	resp, err := stream.CloseAndRecv()
 	if status.Code(err) == codes.Unimplemented {
@@ -44,28 +46,53 @@ func signSkill(ctx context.Context, skills signerv1.SkillServiceClient, req *sig
 }
 
 // sendManifest sends the manifest's entries in byte order of path, in
-// messages of at most manifestChunk bytes, until done or a Send fails.
-func sendManifest(stream signerv1.SkillService_SignSkillStreamClient, manifest map[string]string) {
+// messages of at most manifestChunk bytes, until done or a send fails.
+func sendManifest(manifest map[string]string, send func([]*signerv1.ManifestEntry) error) {
 	paths := make([]string, 0, len(manifest))
 	for p := range manifest {
 		paths = append(paths, p)
 	}
 	slices.Sort(paths)
-	msg, size := &signerv1.SignSkillStreamRequest{}, 0
+	var entries []*signerv1.ManifestEntry
+	size := 0
 	for _, p := range paths {
 		n := len(p) + len(manifest[p]) + 8 // field tags and lengths
-		if size+n > manifestChunk && len(msg.Entries) > 0 {
-			if stream.Send(msg) != nil {
+		if size+n > manifestChunk && len(entries) > 0 {
+			if send(entries) != nil {
 				return
 			}
-			msg, size = &signerv1.SignSkillStreamRequest{}, 0
+			entries, size = nil, 0
 		}
-		msg.Entries = append(msg.Entries, &signerv1.ManifestEntry{Path: p, Hash: manifest[p]})
+		entries = append(entries, &signerv1.ManifestEntry{Path: p, Hash: manifest[p]})
 		size += n
 	}
-	if len(msg.Entries) > 0 {
-		_ = stream.Send(msg)
+	if len(entries) > 0 {
+		_ = send(entries)
 	}
+}
+
+// verifySkill sends the request over VerifySkillStream, the manifest in
+// pieces, so that a skill of any number of files fits the daemon's request
+// limits; a daemon without that RPC gets the unary VerifySkill.
+func verifySkill(ctx context.Context, skills signerv1.SkillServiceClient, req *signerv1.VerifySkillRequest) (*signerv1.VerifySkillResponse, error) {
+	stream, err := skills.VerifySkillStream(ctx)
+	if err != nil {
+		return nil, err
+	}
+	header := &signerv1.VerifySkillRequest{Domain: req.Domain, Root: req.Root, SignatureDocument: req.SignatureDocument, DigestConvention: req.DigestConvention}
+	if stream.Send(&signerv1.VerifySkillStreamRequest{Header: header}) == nil {
+		sendManifest(req.FileManifest, func(entries []*signerv1.ManifestEntry) error {
+			return stream.Send(&signerv1.VerifySkillStreamRequest{Entries: entries})
+		})
+	}
+	resp, err := stream.CloseAndRecv()
+	if status.Code(err) == codes.Unimplemented {
+		return skills.VerifySkill(ctx, req)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return resp.GetResponse(), nil
 }
 
 // maxOnlineDocument is the largest .schemapin.sig sent whole to the

@@ -69,6 +69,9 @@ type skillVerifyOpts struct {
 	dns        bool
 	digest     string
 	online     bool
+	// allowPrivate lets the fetches reach loopback, private and
+	// link-local addresses (resolve.AllowPrivateAddresses).
+	allowPrivate bool
 }
 
 func newSkillVerifyCommand(g *globals) *cobra.Command {
@@ -147,6 +150,7 @@ malformed .schemapin.sig, public key, discovery, revocation, pin store or
 	f.StringVar(&opts.dnsTXT, "dns-txt", "", "a _schemapin TXT value to cross-check, e.g. 'v=schemapin1; fp=sha256:...'")
 	f.BoolVar(&opts.dns, "dns", false, "look up the _schemapin.DOMAIN TXT record and cross-check it")
 	f.StringVar(&opts.digest, "digest", string(skill.DigestAny), "digest convention to accept: any, sha256 (Python/JS/Rust) or go")
+	f.BoolVar(&opts.allowPrivate, "allow-private-endpoints", false, "let the discovery and revocation fetches connect to loopback, private and link-local addresses (refused by default: a domain's documents are public)")
 	f.BoolVar(&opts.online, "online", false, "verify through signerd: with the key it signed with, and report metadata (domain, expiry, lineage) edited since it signed")
 	return cmd
 }
@@ -344,7 +348,11 @@ func resolveSkillTrust(ctx context.Context, opts *skillVerifyOpts, in *skill.Ver
 		}
 		return &skill.Result{Domain: domain, ErrorCode: skill.CodeDiscoveryFetchFailed, ErrorMessage: fmt.Sprintf(format, args...)}, nil
 	}
-	f := resolve.New(skillFetcherOptions...)
+	fopts := append([]resolve.Option(nil), skillFetcherOptions...)
+	if opts.allowPrivate {
+		fopts = append(fopts, resolve.AllowPrivateAddresses())
+	}
+	f := resolve.New(fopts...)
 	defer f.CloseIdleConnections()
 	if wellKnown {
 		res, err := f.Resolve(ctx, opts.domain)
@@ -419,6 +427,7 @@ func reportSkillVerify(g *globals, out *skillVerifyOutput, res *skill.Result) er
 func printSkillVerifyOK(w io.Writer, out *skillVerifyOutput) {
 	r := out.Result
 	printf(w, "OK: %s verified: signed for %s by %s (%s digest convention)\n", out.Dir, out.domain, out.KeyFingerprint, r.DigestConvention)
+	printPathOrder(w, r)
 	if r.DeveloperName != "" {
 		printf(w, "  developer:  %s\n", r.DeveloperName)
 	}
@@ -462,15 +471,22 @@ func printSkillVerifyOK(w io.Writer, out *skillVerifyOutput) {
 
 func printSkillVerifyFailed(w io.Writer, out *skillVerifyOutput) {
 	r := out.Result
-	fmt.Fprintf(w, "FAILED: %s: %s: %s\n", out.Dir, r.ErrorCode, r.ErrorMessage)
+	code := string(r.ErrorCode)
+	if code == "" {
+		code = out.Reason
+	}
+	printf(w, "FAILED: %s: %s: %s\n", out.Dir, code, r.ErrorMessage)
+	printTamperReport(w, r)
 	switch {
+	case r.Hint != "":
+		printf(w, "  %s\n", r.Hint)
 	case out.Reason == string(errdefs.ReasonPackageTampered):
-		fmt.Fprintf(w, "  the folder's content differs from its signed manifest; list the changes with: signctl skill tampered %s\n", out.Dir)
+		printf(w, "  the folder's content differs from its signed manifest; list the changes with: signctl skill tampered %s\n", out.Dir)
 	case r.ErrorCode == skill.CodeKeyPinMismatch:
-		fmt.Fprintf(w, "  %s@%s is pinned to another key in %s; if the publisher rotated its key on purpose, remove that entry and verify again\n",
+		printf(w, "  %s@%s is pinned to another key in %s; if the publisher rotated its key on purpose, remove that entry and verify again\n",
 			out.ToolID, out.pinDomain(), out.PinStore)
 	case r.ErrorCode == skill.CodeDiscoveryFetchFailed:
-		fmt.Fprintf(w, "  nothing was trusted; check the domain's HTTPS and DNS, or verify offline with --public-key or --discovery (and --revocation)\n")
+		printf(w, "  nothing was trusted; check the domain's HTTPS and DNS, or verify offline with --public-key or --discovery (and --revocation)\n")
 	}
 }
 
@@ -499,4 +515,27 @@ func explainSkillWarning(w string, out *skillVerifyOutput) string {
 		return fmt.Sprintf("the discovery document names revocation_endpoint %s, which verification from files does not fetch; download it and pass --revocation FILE", out.revocationEndpoint)
 	}
 	return ""
+}
+
+// printPathOrder says so when a skill verified only with the JavaScript
+// SDK's path order.
+func printPathOrder(w io.Writer, r *skill.Result) {
+	if r.PathOrder == skill.PathOrderUTF16 {
+		printf(w, "  paths:      in UTF-16 code unit order, as the JavaScript SDK sorts them (the specification's UTF-8 byte order gives another root for this folder)\n")
+	}
+}
+
+// printTamperReport lists the files that differ from the signed manifest.
+func printTamperReport(w io.Writer, r *skill.Result) {
+	if r.Tampered == nil {
+		return
+	}
+	for _, l := range []struct {
+		what  string
+		paths []string
+	}{{"added", r.Tampered.Added}, {"removed", r.Tampered.Removed}, {"modified", r.Tampered.Modified}} {
+		for _, p := range l.paths {
+			printf(w, "  %-9s %s\n", l.what+":", p)
+		}
+	}
 }

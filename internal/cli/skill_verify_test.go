@@ -346,8 +346,10 @@ func TestSkillVerifyRevocation(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			r := verify(t, "--revocation", path)
 			wantSkillExit(t, r, ExitUsage)
-			if r.stdout != "" {
-				t.Errorf("a result was printed for unusable input: %s", r.stdout)
+			// -o json: the error object (report.go), never a result.
+			var got map[string]any
+			if err := json.Unmarshal([]byte(r.stdout), &got); err != nil || got["code"] != float64(ExitUsage) || got["valid"] != nil {
+				t.Errorf("a result, not the error object, was printed for unusable input: %s", r.stdout)
 			}
 		})
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -98,8 +99,12 @@ func newTrustRemoveCommand(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "remove --org ORG --fingerprint FP",
 		Short: "Stop an org trusting a key",
-		Long: `Stop an org trusting a key. Every signature by that key then fails
-verification for the org with KEY_REVOKED (revocation of trust is retroactive).`,
+		Long: `Stop an org trusting a key directly. Every signature by that key then fails
+verification for the org with KEY_REVOKED (revocation of trust is retroactive),
+unless the org still accepts the key through a grant: an org trusts what it
+trusts directly and what every org it granted trusts directly. The answer then
+names those grants; end them with 'signctl trust revoke-grant' or remove the
+key from the granted orgs.`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := required(cmd, "org", "fingerprint"); err != nil {
@@ -110,13 +115,23 @@ verification for the org with KEY_REVOKED (revocation of trust is retroactive).`
 				return err
 			}
 			defer done()
-			if _, err := c.Trust.RemoveTrust(ctx, &signerv1.RemoveTrustRequest{Org: opts.org, Fingerprint: opts.fingerprint}); err != nil {
+			resp, err := c.Trust.RemoveTrust(ctx, &signerv1.RemoveTrustRequest{Org: opts.org, Fingerprint: opts.fingerprint})
+			if err != nil {
 				return c.FromStatus(err)
 			}
+			via := resp.GetStillTrustedViaGrants()
 			if g.json() {
-				return printJSON(g.stdout, map[string]string{"org": opts.org, "removed": opts.fingerprint})
+				return printJSON(g.stdout, map[string]any{"org": opts.org, "removed": opts.fingerprint,
+					"still_trusted": len(via) > 0, "still_trusted_via_grants": append([]string{}, via...)})
 			}
-			printf(g.stdout, "org %s no longer trusts %s\n", opts.org, opts.fingerprint)
+			switch len(via) {
+			case 0:
+				printf(g.stdout, "org %s no longer trusts %s\n", opts.org, opts.fingerprint)
+			case 1:
+				printf(g.stdout, "org %s no longer trusts %s directly, but still accepts it through its grant of org %s\n", opts.org, opts.fingerprint, via[0])
+			default:
+				printf(g.stdout, "org %s no longer trusts %s directly, but still accepts it through its grants of orgs %s\n", opts.org, opts.fingerprint, strings.Join(via, ", "))
+			}
 			return nil
 		},
 	}
@@ -228,7 +243,7 @@ func newTrustListCommand(g *globals) *cobra.Command {
 				if k.ViaOrg != "" {
 					via = "grant from " + k.ViaOrg
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", k.Fingerprint, k.Algorithm, k.KeyName, via)
+				printf(tw, "%s\t%s\t%s\t%s\n", k.Fingerprint, k.Algorithm, k.KeyName, via)
 			}
 			return tw.Flush()
 		},

@@ -206,7 +206,7 @@ func report(g *globals, res *verifyResult, err error) error {
 		if res.Admitted {
 			admitted = " (admitted unverified by policy)"
 		}
-		fmt.Fprintf(g.stderr, "FAILED: %s: %s: %s%s\n", res.File, res.Reason, res.Message, admitted)
+		printf(g.stderr, "FAILED: %s: %s: %s%s\n", res.File, res.Reason, res.Message, admitted)
 	}
 	switch {
 	case err == nil:

@@ -32,6 +32,11 @@ type Config struct {
 	MetricsListen   string
 	// MetricsPprof adds Go's profiling endpoints to the metrics listener.
 	MetricsPprof bool
+	// MetricsMaxConnections bounds the metrics listener's connections, so
+	// that it can never take the descriptors the signing listeners need.
+	MetricsMaxConnections int
+	// Reflection serves gRPC server reflection (on by default).
+	Reflection bool
 	// Listen is the optional TCP listener (HOST:PORT): mutual TLS with
 	// TLSCert, TLSKey and ClientCA, or plaintext on loopback only with
 	// InsecureLoopback.
@@ -45,6 +50,10 @@ type Config struct {
 	// AuditCheckpointInterval is how often the audit head is signed when
 	// it moved (0: only at shutdown).
 	AuditCheckpointInterval time.Duration
+	// AcceptState is the hex digest of a security state the audit log does
+	// not vouch for that the operator accepts at start (audited); only
+	// that exact state is accepted.
+	AcceptState string
 	// AuditRefusalWindow and AuditRefusalsPerWindow bound the audit
 	// records of refusals: per caller and reason, the first
 	// AuditRefusalsPerWindow of each window in full, the rest counted in
@@ -64,6 +73,13 @@ type Config struct {
 	HandshakeTimeout        time.Duration
 	KeepaliveMinTime        time.Duration
 	MaxConnectionIdle       time.Duration
+
+	// MaxUnauthenticated* and TLSHandshakeTimeout bound TCP connections
+	// before their TLS handshake completes (0: no bound).
+	MaxUnauthenticatedConnections int
+	MaxUnauthenticatedPerPeer     int
+	TLSHandshakeTimeout           time.Duration
+
 	// HSMPingInterval is how often the token is checked while idle, so a
 	// dead one is reported (health NOT_SERVING) before a caller needs it.
 	HSMPingInterval time.Duration
@@ -73,6 +89,12 @@ type Config struct {
 	// reread loads the configuration again from the same sources, for a
 	// reload (reload.go); nil when it was not built by Load.
 	reread func() (Config, error)
+
+	// PKCS11URI (RFC 7512) chooses module, token and PIN file in one
+	// setting; Load folds it into PKCS11Module, TokenLabel and PINFile and
+	// into the token selectors below (pkcs11uri.go).
+	PKCS11URI                                  string
+	TokenSerial, TokenModel, TokenManufacturer string
 }
 
 // Defaults returns the built-in configuration.
@@ -88,20 +110,26 @@ func Defaults() Config {
 		LogFormat:       "text",
 		MaxSessions:     8,
 		ShutdownTimeout: 30 * time.Second,
+		Reflection:      true,
 
 		AuditCheckpointInterval: time.Minute,
 		AuditRefusalWindow:      service.DefaultRefusalWindow,
 		AuditRefusalsPerWindow:  service.DefaultRefusalFullRecords,
 
+		MaxInflightBytesPerPeer: server.DefaultInflightBytesPerPeer,
 		MaxRecvMsgSize:          DefaultMaxRecvMsgSize,
 		MaxConcurrentStreams:    DefaultMaxConcurrentStreams,
 		MaxConnections:          DefaultMaxConnections,
 		MaxConnectionsPerPeer:   DefaultMaxConnectionsPerPeer,
-		MaxInflightBytesPerPeer: server.DefaultInflightBytesPerPeer,
 		HandshakeTimeout:        DefaultHandshakeTimeout,
 		KeepaliveMinTime:        DefaultKeepaliveMinTime,
 		MaxConnectionIdle:       DefaultMaxConnectionIdle,
 		HSMPingInterval:         DefaultHSMPingInterval,
+
+		MaxUnauthenticatedConnections: DefaultMaxUnauthenticatedConnections,
+		MaxUnauthenticatedPerPeer:     DefaultMaxUnauthenticatedPerPeer,
+		TLSHandshakeTimeout:           DefaultTLSHandshakeTimeout,
+		MetricsMaxConnections:         DefaultMetricsMaxConnections,
 	}
 }
 
@@ -122,6 +150,7 @@ func settings() []setting {
 		{"pkcs11-module", "SIGNERD_PKCS11_MODULE", "path of the PKCS#11 library", str(func(c *Config) *string { return &c.PKCS11Module })},
 		{"token-label", "SIGNERD_TOKEN_LABEL", "label of the token holding the keys", str(func(c *Config) *string { return &c.TokenLabel })},
 		{"pin-file", "", "file holding the token's user PIN (or set SIGNERD_PIN; never a flag value)", str(func(c *Config) *string { return &c.PINFile })},
+		{"pkcs11-uri", "SIGNERD_PKCS11_URI", "RFC 7512 URI choosing module, token and PIN file, e.g. 'pkcs11:token=signerd;serial=…?module-path=…&pin-source=file:…'", str(func(c *Config) *string { return &c.PKCS11URI })},
 		{"db", "SIGNERD_DB", "bbolt database file (shorthand for --store bbolt:FILE)", func(c *Config, v string) error { c.Store = "bbolt:" + v; return nil }},
 		{"store", "SIGNERD_STORE", "where state lives: bbolt:FILE, or etcd:URL,URL,… for several replicas", str(func(c *Config) *string { return &c.Store })},
 		{"etcd-cert", "SIGNERD_ETCD_CERT", "PEM client certificate for the etcd cluster (with --etcd-key)", str(func(c *Config) *string { return &c.EtcdCert })},
@@ -161,8 +190,14 @@ func settings() []setting {
 			intSetting("max-concurrent-streams", 1, 1<<16, func(c *Config) *int { return &c.MaxConcurrentStreams })},
 		{"max-connections", "SIGNERD_MAX_CONNECTIONS", "connections each listener holds open (more wait to be accepted)",
 			intSetting("max-connections", 1, 1<<20, func(c *Config) *int { return &c.MaxConnections })},
-		{"max-connections-per-peer", "SIGNERD_MAX_CONNECTIONS_PER_PEER", "connections one Unix user or remote host may hold open across all listeners; more are closed after the handshake (0: no bound)",
+		{"max-connections-per-peer", "SIGNERD_MAX_CONNECTIONS_PER_PEER", "connections one Unix user or remote host may hold open across all listeners; more are closed at once (TCP: counted from accept, by source address) (0: no bound)",
 			intSetting("max-connections-per-peer", 0, 1<<20, func(c *Config) *int { return &c.MaxConnectionsPerPeer })},
+		{"max-unauthenticated-connections", "SIGNERD_MAX_UNAUTHENTICATED_CONNECTIONS", "TCP connections that may be in their TLS handshake at once, from all sources; more are closed at accept (0: no bound)",
+			intSetting("max-unauthenticated-connections", 0, 1<<20, func(c *Config) *int { return &c.MaxUnauthenticatedConnections })},
+		{"max-unauthenticated-connections-per-peer", "SIGNERD_MAX_UNAUTHENTICATED_CONNECTIONS_PER_PEER", "TCP connections one source (IPv4 address, IPv6 /64) may have in their TLS handshake at once; more are closed at accept (0: no bound)",
+			intSetting("max-unauthenticated-connections-per-peer", 0, 1<<20, func(c *Config) *int { return &c.MaxUnauthenticatedPerPeer })},
+		{"tls-handshake-timeout", "SIGNERD_TLS_HANDSHAKE_TIMEOUT", "how long a TCP connection may take from accept to a completed TLS handshake (within --handshake-timeout)",
+			durationSetting("tls-handshake-timeout", 100*time.Millisecond, 10*time.Minute, false, func(c *Config) *time.Duration { return &c.TLSHandshakeTimeout })},
 		{"max-inflight-bytes-per-peer", "SIGNERD_MAX_INFLIGHT_BYTES_PER_PEER", "request bytes one Unix user or remote host may have in flight (each call reserves --max-recv-msg-size until its request is read); more calls are refused RESOURCE_EXHAUSTED (0: no bound)",
 			sizeSetting("max-inflight-bytes-per-peer", 0, 1<<30, func(c *Config) *int { return &c.MaxInflightBytesPerPeer })},
 		{"handshake-timeout", "SIGNERD_HANDSHAKE_TIMEOUT", "how long a new connection may take to complete its handshakes before it is closed",
@@ -182,6 +217,10 @@ func settings() []setting {
 		{"metrics-listen", "SIGNERD_METRICS_LISTEN", "serve Prometheus metrics on HOST:PORT at /metrics (off by default)", str(func(c *Config) *string { return &c.MetricsListen })},
 		{"metrics-pprof", "SIGNERD_METRICS_PPROF", "also serve Go's profiler at /debug/pprof/ on --metrics-listen (off by default; keep that address private)",
 			boolSetting("metrics-pprof", func(c *Config) *bool { return &c.MetricsPprof })},
+		{"metrics-max-connections", "SIGNERD_METRICS_MAX_CONNECTIONS", "connections the metrics listener holds open (more wait to be accepted)",
+			intSetting("metrics-max-connections", 1, 1024, func(c *Config) *int { return &c.MetricsMaxConnections })},
+		{"reflection", "SIGNERD_REFLECTION", "serve gRPC server reflection, so grpcurl needs no .proto files (on by default; it shows the public API only; --reflection=false turns it off)",
+			boolSetting("reflection", func(c *Config) *bool { return &c.Reflection })},
 		{"policy", "SIGNERD_POLICY", "policy file: who may do what (JSON; see README); without it, root and the daemon's uid are admins and socket peers may verify", str(func(c *Config) *string { return &c.Policy })},
 		{"audit-checkpoint-interval", "SIGNERD_AUDIT_CHECKPOINT_INTERVAL", "how often to sign an audit checkpoint when the log grew (0: only at shutdown)", func(c *Config, v string) error {
 			d, err := time.ParseDuration(v)
@@ -191,6 +230,7 @@ func settings() []setting {
 			c.AuditCheckpointInterval = d
 			return nil
 		}},
+		{"accept-state", "SIGNERD_ACCEPT_STATE", "accept, once and audited, the security state with this digest (hex) although the audit log does not vouch for it; signerd names the digest when it refuses to start", str(func(c *Config) *string { return &c.AcceptState })},
 		{"audit-refusal-window", "SIGNERD_AUDIT_REFUSAL_WINDOW", "window of the bound on refusal audit records: beyond --audit-refusals-per-window per caller and reason, refusals are counted into one aggregate record per window",
 			durationSetting("audit-refusal-window", time.Second, 24*time.Hour, false, func(c *Config) *time.Duration { return &c.AuditRefusalWindow })},
 		{"audit-refusals-per-window", "SIGNERD_AUDIT_REFUSALS_PER_WINDOW", "refusals (failed verifications, denials) per caller and reason written in full in each window; the rest are counted (0: count all)",
@@ -199,7 +239,7 @@ func settings() []setting {
 }
 
 // boolSettings may be given as a bare flag (--insecure-loopback).
-var boolSettings = map[string]bool{"insecure-loopback": true, "metrics-pprof": true}
+var boolSettings = map[string]bool{"insecure-loopback": true, "metrics-pprof": true, "reflection": true}
 
 // registerFlags declares every setting as a string flag; values are applied
 // by Load so that the precedence lives in one place.
@@ -255,6 +295,9 @@ func Load(fs *pflag.FlagSet, getenv func(string) string) (Config, error) {
 	// explicit --pin-file flag beats it, as flags beat the environment.
 	if f := fs.Lookup("pin-file"); f == nil || !f.Changed {
 		c.pin = getenv("SIGNERD_PIN")
+	}
+	if err := c.applyPKCS11URI(); err != nil {
+		return c, err
 	}
 	c.reread = func() (Config, error) { return Load(fs, getenv) }
 	return c, nil
@@ -336,14 +379,18 @@ func (c Config) DBPath() (string, error) {
 
 // Redacted renders the configuration for humans with the PIN hidden.
 func (c Config) Redacted() string {
-	pin := "(from pin-file)"
-	if c.pin != "" {
+	pin := "(none: give --pin-file or SIGNERD_PIN)"
+	switch {
+	case c.pin != "":
 		pin = "(from SIGNERD_PIN, redacted)"
+	case c.PINFile != "":
+		pin = "(from pin-file)"
 	}
 	return fmt.Sprintf("pkcs11-module = %s\ntoken-label = %s\npin-file = %s\npin = %s\nstore = %s\nsocket = %s\nsocket-mode = %04o\nlog-level = %s\nlog-format = %s\nmax-sessions = %d\nshutdown-timeout = %s\n",
 		c.PKCS11Module, c.TokenLabel, c.PINFile, pin, c.Store, c.Socket, c.SocketMode, c.LogLevel, c.LogFormat, c.MaxSessions, c.ShutdownTimeout) +
 		fmt.Sprintf("listen = %s\ntls-cert = %s\ntls-key = %s\nclient-ca = %s\ninsecure-loopback = %t\npolicy = %s\n",
 			c.Listen, c.TLSCert, c.TLSKey, c.ClientCA, c.InsecureLoopback, c.Policy) +
 		fmt.Sprintf("audit-checkpoint-interval = %s\naudit-refusal-window = %s\naudit-refusals-per-window = %d\n", c.AuditCheckpointInterval, c.AuditRefusalWindow, c.AuditRefusalsPerWindow) +
+		fmt.Sprintf("reflection = %t\nmetrics-listen = %s\nmetrics-pprof = %t\n", c.Reflection, c.MetricsListen, c.MetricsPprof) +
 		c.reliabilityRedacted() + c.storeRedacted()
 }

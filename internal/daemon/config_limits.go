@@ -23,6 +23,20 @@ const (
 	// or remote host holds open, so that one of them cannot take all of
 	// DefaultMaxConnections.
 	DefaultMaxConnectionsPerPeer = 256
+	// DefaultMaxUnauthenticatedConnections is the share of TCP slots
+	// given to connections before their TLS handshake completes, when
+	// nothing yet tells a client from a stranger: 1/16 of
+	// DefaultMaxConnections.
+	DefaultMaxUnauthenticatedConnections = 64
+	// DefaultMaxUnauthenticatedPerPeer is one source address's part of
+	// that share, so that a few addresses cannot take all of it.
+	DefaultMaxUnauthenticatedPerPeer = 8
+	// DefaultTLSHandshakeTimeout is the short budget of a TLS handshake:
+	// one round trip and two signatures, seconds even across the world.
+	DefaultTLSHandshakeTimeout = 3 * time.Second
+	// DefaultMetricsMaxConnections bounds the metrics listener: a scraper
+	// or two and a person with curl.
+	DefaultMetricsMaxConnections = 16
 	// DefaultHandshakeTimeout closes connections that have not completed
 	// the transport and HTTP/2 handshakes (silent or slow clients).
 	DefaultHandshakeTimeout = 10 * time.Second
@@ -111,5 +125,7 @@ func durationSetting(name string, lo, hi time.Duration, zeroOK bool, dst func(*C
 // reliabilityRedacted renders the limits for `signerd config`.
 func (c Config) reliabilityRedacted() string {
 	return fmt.Sprintf("max-recv-msg-size = %d\nmax-concurrent-streams = %d\nmax-connections = %d\nmax-connections-per-peer = %d\nhandshake-timeout = %s\nkeepalive-min-time = %s\nmax-connection-idle = %s\nhsm-ping-interval = %s\n",
-		c.MaxRecvMsgSize, c.MaxConcurrentStreams, c.MaxConnections, c.MaxConnectionsPerPeer, c.HandshakeTimeout, c.KeepaliveMinTime, c.MaxConnectionIdle, c.HSMPingInterval)
+		c.MaxRecvMsgSize, c.MaxConcurrentStreams, c.MaxConnections, c.MaxConnectionsPerPeer, c.HandshakeTimeout, c.KeepaliveMinTime, c.MaxConnectionIdle, c.HSMPingInterval) +
+		fmt.Sprintf("max-unauthenticated-connections = %d\nmax-unauthenticated-connections-per-peer = %d\ntls-handshake-timeout = %s\nmetrics-max-connections = %d\n",
+			c.MaxUnauthenticatedConnections, c.MaxUnauthenticatedPerPeer, c.TLSHandshakeTimeout, c.MetricsMaxConnections)
 }

@@ -105,6 +105,10 @@ func Run(ctx context.Context, cfg Config, logOut io.Writer) error {
 	if err := hardenProcess(); err != nil {
 		return err
 	}
+	fileLimit, err := raiseFileLimit(cfg)
+	if err != nil {
+		return err
+	}
 	spec, err := parseStore(cfg.Store, cfg)
 	if err != nil {
 		return err
@@ -142,7 +146,7 @@ func Run(ctx context.Context, cfg Config, logOut io.Writer) error {
 
 	// The first open's errors (module, label, PIN) stop start-up; faults
 	// after it are recovered without a restart (keystore/supervised).
-	ks, err := openHSM(ctx, cfg, pin, log)
+	ks, err := openHSM(ctx, cfg, pin, st, log)
 	if err != nil {
 		return fmt.Errorf("open HSM: %w", err)
 	}
@@ -175,6 +179,11 @@ func Run(ctx context.Context, cfg Config, logOut io.Writer) error {
 		return err
 	}
 	log.Info("audit checkpoints", "audit_key", auditKey.Versions[len(auditKey.Versions)-1].Fingerprint, "interval", cfg.AuditCheckpointInterval)
+	// The trust it enforces must be the trust its log vouches for: a state
+	// written into the database behind its back stops start-up.
+	if _, err := svc.VerifyStateAtStart(ctx, cfg.AcceptState); err != nil {
+		return err
+	}
 	cpCtx, stopCheckpoints := context.WithCancel(context.Background())
 	cpDone := make(chan struct{})
 	go func() { defer close(cpDone); svc.RunCheckpoints(cpCtx, cfg.AuditCheckpointInterval) }()
@@ -185,7 +194,7 @@ func Run(ctx context.Context, cfg Config, logOut io.Writer) error {
 	refusalDone := make(chan struct{})
 	go func() { defer close(refusalDone); svc.RunRefusalAggregates(refusalCtx) }()
 	defer func() { stopRefusals(); <-refusalDone }()
-	srv := server.New(svc, withLimits(server.Options{Logger: log, Denials: svc, Authorizer: authz, Calls: mx, ConnectionRefused: mx.ConnectionRefused}, cfg))
+	srv := server.New(svc, withLimits(server.Options{Logger: log, Denials: svc, Authorizer: authz, Calls: mx, ConnectionRefused: mx.ConnectionRefused, Reflection: cfg.Reflection}, cfg))
 	l := fromSystemd.unix
 	if l == nil {
 		if l, err = server.ListenUnix(cfg.Socket, cfg.SocketMode); err != nil {
@@ -212,7 +221,7 @@ func Run(ctx context.Context, cfg Config, logOut io.Writer) error {
 	defer func() { stopHealth(); <-healthDone }()
 	ks.NotifyHealth(hsmHealthMetrics(mx))
 	log.Info("signerd serving", "socket", cfg.Socket, "socket_mode", fmt.Sprintf("%04o", cfg.SocketMode),
-		"store", spec.String(), "token", cfg.TokenLabel, "module", cfg.PKCS11Module, "pid", os.Getpid(),
+		"store", spec.String(), "token", cfg.TokenLabel, "module", cfg.PKCS11Module, "pid", os.Getpid(), "file_limit", fileLimit,
 		"socket_activated", fromSystemd.unix != nil, "tcp_socket_activated", fromSystemd.tcp != nil)
 	if fromSystemd.unix != nil {
 		log.Info("the Unix socket came from systemd: its mode and owner are the socket unit's (SocketMode=, SocketGroup=), not --socket-mode")

@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/signerd/signerd/internal/metrics"
+	"github.com/signerd/signerd/internal/server"
 	"github.com/signerd/signerd/internal/store"
 )
 
@@ -40,7 +41,9 @@ func startMetrics(ctx context.Context, cfg Config, log *slog.Logger, st store.St
 	if err != nil {
 		return nil, fmt.Errorf("--metrics-listen %s: %w", cfg.MetricsListen, err)
 	}
-	m.Serve(ctx, l, cfg.MetricsPprof)
+	// Past the cap, scrapers wait in the kernel's accept queue, which
+	// costs the daemon no descriptor (see raiseFileLimit).
+	m.Serve(ctx, server.LimitListener(l, cfg.MetricsMaxConnections), cfg.MetricsPprof)
 	log.Info("serving Prometheus metrics", "addr", l.Addr().String(), "path", "/metrics")
 	if cfg.MetricsPprof {
 		log.Warn("serving Go's profiler on the metrics address: anyone who can reach it can read goroutine stacks and profiles", "addr", l.Addr().String(), "path", "/debug/pprof/")

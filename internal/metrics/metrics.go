@@ -67,7 +67,7 @@ func New() *Metrics {
 			Name: "signerd_hsm_up", Help: "1 when the HSM is reachable and logged in, else 0.",
 		}),
 		refusedConns: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "signerd_connections_refused_total", Help: "Connections closed after the handshake because their peer already held --max-connections-per-peer.",
+			Name: "signerd_connections_refused_total", Help: "Connections closed because their peer already held --max-connections-per-peer, or its source its share of connections in their TLS handshake.",
 		}),
 	}
 	reg.MustRegister(m.calls, m.refusedConns, m.callLatency, m.signatures, m.verification, m.hsmWait, m.hsmInUse,
@@ -148,7 +148,18 @@ func (m *Metrics) Serve(ctx context.Context, l net.Listener, pprof bool) {
 		mux.HandleFunc("/debug/pprof/symbol", httppprof.Symbol)
 		mux.HandleFunc("/debug/pprof/trace", httppprof.Trace)
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	// Every phase of a connection is bounded, so that a slow or idle
+	// client gives its slot (of the caller's connection cap) back: a
+	// request must arrive within ReadTimeout, its answer be taken within
+	// WriteTimeout (long enough for a CPU profile when the profiler is
+	// served: /debug/pprof/profile refuses to run longer than it), and a
+	// kept-alive connection may idle for IdleTimeout.
+	write := 15 * time.Second
+	if pprof {
+		write = 2 * time.Minute
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
+		WriteTimeout: write, IdleTimeout: 30 * time.Second, MaxHeaderBytes: 16 << 10}
 	go func() { _ = srv.Serve(l) }()
 	go func() {
 		<-ctx.Done()

@@ -8,6 +8,8 @@ import (
 	signerv1 "github.com/signerd/signerd/gen/signer/v1"
 	"github.com/signerd/signerd/internal/errdefs"
 	"google.golang.org/grpc/health/grpc_health_v1"
+	reflectionv1 "google.golang.org/grpc/reflection/grpc_reflection_v1"
+	reflectionv1alpha "google.golang.org/grpc/reflection/grpc_reflection_v1alpha"
 )
 
 // Role is what a caller may do.
@@ -39,11 +41,17 @@ var methodRoles = map[string]Role{
 	grpc_health_v1.Health_Check_FullMethodName:        RoleVerifier,
 	grpc_health_v1.Health_Watch_FullMethodName:        RoleVerifier,
 	grpc_health_v1.Health_List_FullMethodName:         RoleVerifier,
+	// Server reflection shows only the public API (reflection.go): any
+	// peer that may verify may ask what it can call; a policy file that
+	// matches no rule to a caller denies it this too.
+	reflectionv1.ServerReflection_ServerReflectionInfo_FullMethodName:      RoleVerifier,
+	reflectionv1alpha.ServerReflection_ServerReflectionInfo_FullMethodName: RoleVerifier,
 
-	signerv1.SkillService_VerifySkill_FullMethodName:   RoleVerifier,
-	signerv1.SkillService_GetDiscovery_FullMethodName:  RoleVerifier,
-	signerv1.SkillService_GetRevocation_FullMethodName: RoleVerifier,
-	signerv1.SkillService_GetDNSTXT_FullMethodName:     RoleVerifier,
+	signerv1.SkillService_VerifySkill_FullMethodName:       RoleVerifier,
+	signerv1.SkillService_VerifySkillStream_FullMethodName: RoleVerifier,
+	signerv1.SkillService_GetDiscovery_FullMethodName:      RoleVerifier,
+	signerv1.SkillService_GetRevocation_FullMethodName:     RoleVerifier,
+	signerv1.SkillService_GetDNSTXT_FullMethodName:         RoleVerifier,
 
 	signerv1.SignerService_Sign_FullMethodName:      RoleSigner,
 	signerv1.SignerService_SignBatch_FullMethodName: RoleSigner,

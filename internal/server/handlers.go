@@ -133,7 +133,11 @@ func (s *trustServer) AddTrust(ctx context.Context, req *signerv1.AddTrustReques
 
 // RemoveTrust implements signerv1.TrustServiceServer.
 func (s *trustServer) RemoveTrust(ctx context.Context, req *signerv1.RemoveTrustRequest) (*signerv1.RemoveTrustResponse, error) {
-	return &signerv1.RemoveTrustResponse{}, s.svc.RemoveTrust(ctx, req.GetOrg(), req.GetFingerprint())
+	via, err := s.svc.RemoveTrust(ctx, req.GetOrg(), req.GetFingerprint())
+	if err != nil {
+		return nil, err
+	}
+	return &signerv1.RemoveTrustResponse{StillTrustedViaGrants: via}, nil
 }
 
 // GrantTrust implements signerv1.TrustServiceServer.

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"log/slog"
 	"net"
 	"sync"
 	"time"
@@ -45,15 +46,22 @@ func keepaliveParams(opts Options) keepalive.ServerParameters {
 // It is golang.org/x/net/netutil.LimitListener's idea, but its connections
 // are a type of ours that the transport credentials see through: SO_PEERCRED
 // needs the *net.UnixConn, which netutil's wrapper hides.
-func LimitListener(l net.Listener, n int) net.Listener { return limitListen(l, n, nil) }
+func LimitListener(l net.Listener, n int) net.Listener { return limitListen(l, n, nil, nil, nil) }
 
 // limitListen is LimitListener plus, when peers is not nil, a bound on the
-// connections of each peer, applied once the handshake has identified it.
-func limitListen(l net.Listener, n int, peers *peerLimiter) net.Listener {
-	if n <= 0 && peers == nil {
+// connections of each peer, and when pending is not nil, a bound on the
+// TLS connections still in their handshake. A TCP connection counts
+// against its source address from accept; a Unix one from the handshake,
+// which is SO_PEERCRED and waits for nothing. log (optional) hears of
+// refusals.
+func limitListen(l net.Listener, n int, peers *peerLimiter, pending *handshakeLimiter, log *slog.Logger) net.Listener {
+	if n <= 0 && peers == nil && pending == nil {
 		return l
 	}
-	ll := &limitListener{Listener: l, peers: peers, done: make(chan struct{})}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	ll := &limitListener{Listener: l, peers: peers, pending: pending, log: log, done: make(chan struct{})}
 	if n > 0 {
 		ll.sem = make(chan struct{}, n)
 	}
@@ -62,28 +70,76 @@ func limitListen(l net.Listener, n int, peers *peerLimiter) net.Listener {
 
 type limitListener struct {
 	net.Listener
-	sem       chan struct{} // nil: no bound on the total
-	peers     *peerLimiter  // nil: no bound per peer
+	sem       chan struct{}     // nil: no bound on the total
+	peers     *peerLimiter      // nil: no bound per peer
+	pending   *handshakeLimiter // nil: no bound on TLS handshakes
+	log       *slog.Logger
 	closeOnce sync.Once
 	done      chan struct{}
 }
 
 func (l *limitListener) Accept() (net.Conn, error) {
-	release := func() {}
-	if l.sem != nil {
-		select {
-		case l.sem <- struct{}{}:
-		case <-l.done:
-			return nil, net.ErrClosed
+	for {
+		release := func() {}
+		if l.sem != nil {
+			select {
+			case l.sem <- struct{}{}:
+			case <-l.done:
+				return nil, net.ErrClosed
+			}
+			release = func() { <-l.sem }
 		}
-		release = func() { <-l.sem }
+		c, err := l.Listener.Accept()
+		if err != nil {
+			release()
+			return nil, err
+		}
+		lc := &limitedConn{Conn: c, slot: &connSlot{release: release}, peers: l.peers}
+		// A refused connection is closed here and the loop accepts the
+		// next: an error from Accept would stop gRPC's Serve.
+		if l.admit(lc) {
+			return lc, nil
+		}
 	}
-	c, err := l.Listener.Accept()
-	if err != nil {
-		release()
-		return nil, err
+}
+
+// admit counts a TCP connection against its source address before a byte
+// of it is read: a peer that never completes a handshake must not hold
+// more than its share of slots. It closes the connection and reports
+// false when the source is over its bound.
+func (l *limitListener) admit(c *limitedConn) bool {
+	ta, ok := c.Conn.RemoteAddr().(*net.TCPAddr)
+	if !ok {
+		return true
 	}
-	return &limitedConn{Conn: c, slot: &connSlot{release: release}, peers: l.peers}, nil
+	key := "host:" + ta.IP.String()
+	if l.peers != nil {
+		if err := l.peers.acquire(key); err != nil {
+			if l.peers.shouldLog(key) {
+				l.log.Warn("connection refused", "peer", key, "err", err)
+			}
+			c.Close()
+			return false
+		}
+		c.peerKey = key
+		listenerSlot := c.slot
+		c.slot = &connSlot{release: func() { l.peers.release(key); listenerSlot.free() }}
+	}
+	if p, ok := c.Conn.(*tlsPendingConn); ok && l.pending != nil {
+		source := handshakeSource(ta.IP)
+		if err := l.pending.acquire(source); err != nil {
+			if n, ok := l.pending.shouldLog(); ok {
+				l.log.Warn("unauthenticated connection refused", "peer", source, "refused_since_last_log", n, "err", err)
+			}
+			c.Close()
+			return false
+		}
+		// Freed when the TLS handshake ends, or with the connection.
+		p.pending = &connSlot{release: func() { l.pending.release(source) }}
+		outer := c.slot
+		c.slot = &connSlot{release: func() { p.pending.free(); outer.free() }}
+	}
+	return true
 }
 
 func (l *limitListener) Close() error {
@@ -105,6 +161,9 @@ type limitedConn struct {
 	net.Conn
 	slot  *connSlot
 	peers *peerLimiter
+	// peerKey is set when the connection was counted against its peer at
+	// accept (TCP); the handshake then does not count it again.
+	peerKey string
 }
 
 func (c *limitedConn) Close() error {
@@ -115,15 +174,16 @@ func (c *limitedConn) Close() error {
 
 // handshake runs the transport credentials' handshake on the connection
 // the listener accepted and keeps the result under the limits: the peer it
-// identified takes one of its own slots, or the connection is refused. On
-// failure gRPC closes c, which frees the listener's slot.
+// identified takes one of its own slots (unless accept already counted
+// it), or the connection is refused. On failure gRPC closes c, which frees
+// the listener's slot.
 func (c *limitedConn) handshake(t transportCredentials) (net.Conn, credentials.AuthInfo, error) {
 	out, info, err := t.ServerHandshake(c.Conn)
 	if err != nil {
 		return nil, nil, err
 	}
 	slot := c.slot
-	if c.peers != nil {
+	if c.peers != nil && c.peerKey == "" {
 		key := peerKey(info, c.Conn.RemoteAddr())
 		if err := c.peers.acquire(key); err != nil {
 			if c.peers.shouldLog(key) {

@@ -20,7 +20,7 @@ func TestPerPeerLimit(t *testing.T) {
 	}
 	refused := 0
 	peers := newPeerLimiter(2, func() { refused++ })
-	l := limitListen(raw, 10, peers)
+	l := limitListen(raw, 10, peers, nil, nil)
 	defer l.Close()
 	creds := newTransportCredentials(slog.New(slog.DiscardHandler))
 
@@ -92,7 +92,7 @@ func TestPerPeerSlotFreedThroughAcceptedConn(t *testing.T) {
 		t.Fatal(err)
 	}
 	peers := newPeerLimiter(1, nil)
-	l := limitListen(raw, 4, peers)
+	l := limitListen(raw, 4, peers, nil, nil)
 	defer l.Close()
 	creds := newTransportCredentials(slog.New(slog.DiscardHandler))
 	for i := range 3 { // with one slot per peer, each round needs the last one back

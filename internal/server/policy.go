@@ -49,8 +49,9 @@ const MaxPolicySize = 1 << 20
 //     --insecure-loopback listener (all are the one identity tcp-loopback).
 //
 // Roles are cumulative: verifier (Verify, ListTrusted, key/trust/policy
-// reads, VerifySkill, the skill public documents, health); signer (also
-// Sign and SignSkill, only with the keys the rule lists in "keys", and for
+// reads, VerifySkill, the skill public documents, health, server
+// reflection); signer (also Sign and SignSkill, only with the keys the
+// rule lists in "keys", and for
 // SignSkill only for the domains in "domains"; "*" in either means any);
 // admin (everything: keys, trust, policy, and signing with any key). keys
 // and domains are allowed on signer rules only, and a signer rule needs

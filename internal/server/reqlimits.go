@@ -45,11 +45,15 @@ const DefaultSmallRequest = 64 << 10
 const DefaultInflightBytesPerPeer = 128 << 20
 
 // largeMethods may carry a skill's file manifest: they get the server-wide
-// limit. SignSkillStream is not one of them: each of its messages is small.
+// limit.
 var largeMethods = map[string]bool{
 	signerv1.SkillService_SignSkill_FullMethodName: true,
 	// A .schemapin.sig carries the manifest too (about 90 bytes a file).
 	signerv1.SkillService_VerifySkill_FullMethodName: true,
+	// Their headers may carry a .schemapin.sig (each message of a stream
+	// is checked on its own; the manifest comes in small pieces).
+	signerv1.SkillService_SignSkillStream_FullMethodName:   true,
+	signerv1.SkillService_VerifySkillStream_FullMethodName: true,
 }
 
 // methodLimit is the largest request method accepts, given the

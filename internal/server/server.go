@@ -54,6 +54,14 @@ type Options struct {
 	// ConnectionRefused is told about each connection refused by
 	// MaxConnectionsPerPeer (metrics); optional.
 	ConnectionRefused func()
+	// MaxUnauthenticatedConnections and MaxUnauthenticatedPerPeer bound
+	// the TCP connections still in their TLS handshake, in all and per
+	// source address (0: no bound); more are closed at accept. Each has
+	// TLSHandshakeTimeout from accept to finish it (0: HandshakeTimeout).
+	// See handshakelimit.go.
+	MaxUnauthenticatedConnections int
+	MaxUnauthenticatedPerPeer     int
+	TLSHandshakeTimeout           time.Duration
 	// HandshakeTimeout closes connections that have not completed the
 	// transport and HTTP/2 handshakes in time (default 10s).
 	HandshakeTimeout time.Duration
@@ -62,6 +70,8 @@ type Options struct {
 	// for that long (0: never). See limits.go.
 	KeepaliveMinTime  time.Duration
 	MaxConnectionIdle time.Duration
+	// Reflection serves gRPC server reflection (reflection.go).
+	Reflection bool
 }
 
 // Server serves signerd's gRPC API.
@@ -74,6 +84,7 @@ type Server struct {
 	// listener; peers bounds each peer across all of them (nil: no bound).
 	maxConns int
 	peers    *peerLimiter
+	pending  *handshakeLimiter
 }
 
 // New builds a server over the service.
@@ -95,13 +106,16 @@ func New(svc *service.Service, opts Options) *Server {
 	}
 	inflight := newInflight(opts.MaxInflightBytesPerPeer, opts.MaxRecvMsgSize)
 	ic := &interceptors{log: opts.Logger, authz: opts.Authorizer, audit: opts.Denials, calls: opts.Calls, maxRecv: opts.MaxRecvMsgSize}
+	creds := newTransportCredentials(opts.Logger)
+	creds.connTimeout = orDefault(opts.HandshakeTimeout, 10*time.Second)
+	creds.tlsTimeout = opts.TLSHandshakeTimeout
 	serverOptions := []grpc.ServerOption{
-		grpc.Creds(newTransportCredentials(opts.Logger)),
+		grpc.Creds(creds),
 		grpc.ChainUnaryInterceptor(ic.unary),
 		grpc.ChainStreamInterceptor(ic.stream),
 		grpc.MaxRecvMsgSize(opts.MaxRecvMsgSize),
 		grpc.MaxConcurrentStreams(opts.MaxConcurrentStreams),
-		grpc.ConnectionTimeout(orDefault(opts.HandshakeTimeout, 10*time.Second)),
+		grpc.ConnectionTimeout(creds.connTimeout),
 		grpc.KeepaliveEnforcementPolicy(keepalivePolicy(opts)),
 		grpc.KeepaliveParams(keepaliveParams(opts)),
 	}
@@ -114,9 +128,13 @@ func New(svc *service.Service, opts Options) *Server {
 	signerv1.RegisterAuditServiceServer(gs, &auditServer{svc: svc})
 	hs := health.NewServer()
 	grpc_health_v1.RegisterHealthServer(gs, hs)
+	if opts.Reflection {
+		registerReflection(gs)
+	}
 	inflight.learnMethods(gs)
 	return &Server{grpc: gs, health: hs, log: opts.Logger, maxConns: opts.MaxConnections,
-		peers: newPeerLimiter(opts.MaxConnectionsPerPeer, opts.ConnectionRefused)}
+		peers:   newPeerLimiter(opts.MaxConnectionsPerPeer, opts.ConnectionRefused),
+		pending: newHandshakeLimiter(opts.MaxUnauthenticatedConnections, opts.MaxUnauthenticatedPerPeer, opts.ConnectionRefused)}
 }
 
 // TransportTuning is how signerd tunes gRPC's transport for many small
@@ -154,7 +172,7 @@ func (s *Server) SetServing(serving bool) {
 
 // Serve accepts connections on l until Stop.
 func (s *Server) Serve(l net.Listener) error {
-	return s.grpc.Serve(limitListen(l, s.maxConns, s.peers))
+	return s.grpc.Serve(limitListen(l, s.maxConns, s.peers, s.pending, s.log))
 }
 
 // Stop drains in-flight calls and stops; if ctx ends first, remaining calls

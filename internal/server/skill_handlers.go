@@ -70,7 +70,7 @@ func (s *skillServer) signSkill(ctx context.Context, req *signerv1.SignSkillRequ
 // VerifySkill implements signerv1.SkillServiceServer.
 func (s *skillServer) VerifySkill(ctx context.Context, req *signerv1.VerifySkillRequest) (*signerv1.VerifySkillResponse, error) {
 	out, err := s.svc.VerifySkill(ctx, service.VerifySkillInput{
-		Domain: req.GetDomain(), Root: req.GetRoot(), Document: req.GetSignatureDocument(),
+		Domain: req.GetDomain(), Root: req.GetRoot(), Files: req.GetFileManifest(), Document: req.GetSignatureDocument(),
 		Convention: conventionFromPB(req.GetDigestConvention()),
 	})
 	if err != nil {
@@ -80,7 +80,7 @@ func (s *skillServer) VerifySkill(ctx context.Context, req *signerv1.VerifySkill
 	return &signerv1.VerifySkillResponse{
 		Valid: r.Valid, Domain: r.Domain, Warnings: r.Warnings, Expired: r.Expired, ExpiresAt: r.ExpiresAt,
 		SchemaVersion: r.SchemaVersion, PreviousHash: r.PreviousHash, DigestConvention: conventionToPB(r.DigestConvention),
-		KeyName: out.KeyName, KeyFingerprint: r.KeyFingerprint,
+		KeyName: out.KeyName, KeyFingerprint: r.KeyFingerprint, PathOrder: string(r.PathOrder),
 	}, nil
 }
 

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 
+	"google.golang.org/protobuf/proto"
+
 	signerv1 "github.com/signerd/signerd/gen/signer/v1"
 	"github.com/signerd/signerd/internal/errdefs"
 	"github.com/signerd/signerd/internal/skill"
@@ -16,62 +18,114 @@ import (
 // budget of request bytes in flight.
 const manifestEntryOverhead = 64
 
-// SignSkillStream implements signerv1.SkillServiceServer: a header, then
-// the manifest in pieces, each message within the small per-method limit.
-// The manifest must be whole in the daemon (the .schemapin.sig carries
-// it), so what it keeps is charged to the peer's budget of request bytes
-// in flight as it arrives; the entries must come in byte order of path
-// (no duplicate can replace an earlier entry).
-func (s *skillServer) SignSkillStream(stream signerv1.SkillService_SignSkillStreamServer) error {
-	ctx := stream.Context()
-	const method = signerv1.SkillService_SignSkillStream_FullMethodName
-	var req *signerv1.SignSkillRequest
+// manifestMsg is one message of SignSkillStream or VerifySkillStream.
+type manifestMsg interface {
+	proto.Message
+	GetEntries() []*signerv1.ManifestEntry
+}
+
+// recvManifest reads a skill stream: a header (header reports whether the
+// message has one and takes it), then the manifest in pieces, each message
+// within the small per-method limit, the entries in byte order of path (no
+// duplicate can replace an earlier entry). What it keeps is charged to the
+// peer's budget of request bytes in flight as it arrives.
+func recvManifest(ctx context.Context, method string, maxRecv int, recv func() (manifestMsg, error), header func(manifestMsg) (bool, error)) (map[string]string, error) {
+	files := map[string]string{}
 	order := skill.NewRootBuilder()
+	first := true
 	for {
-		msg, err := stream.Recv()
+		msg, err := recv()
 		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
-			return err
+			return nil, err
 		}
-		if err := checkRequestSize(method, msg, s.maxRecv); err != nil {
-			return err
+		if err := checkRequestSize(method, msg, maxRecv); err != nil {
+			return nil, err
 		}
-		if req == nil {
-			req = msg.GetHeader()
-			if req == nil || len(req.GetFileManifest()) != 0 || len(msg.GetEntries()) != 0 {
-				return fmt.Errorf("the first message of SignSkillStream carries the header, without manifest entries: %w", errdefs.ErrInvalidArgument)
-			}
-			if err := s.authorizeHeader(ctx, req); err != nil {
-				return err
-			}
-			req.FileManifest = map[string]string{}
-			continue
+		has, err := header(msg)
+		if err != nil {
+			return nil, err
 		}
-		if msg.GetHeader() != nil {
-			return fmt.Errorf("SignSkillStream: a second header: %w", errdefs.ErrInvalidArgument)
+		if has != first || (first && len(msg.GetEntries()) != 0) {
+			return nil, fmt.Errorf("%s: the first message, and only it, carries the header, without manifest entries: %w", method, errdefs.ErrInvalidArgument)
 		}
+		first = false
 		kept := 0
 		for _, e := range msg.GetEntries() {
 			if err := order.Add(e.GetPath(), e.GetHash()); err != nil {
-				return err
+				return nil, err
 			}
-			req.FileManifest[e.GetPath()] = e.GetHash()
+			files[e.GetPath()] = e.GetHash()
 			kept += len(e.GetPath()) + len(e.GetHash()) + manifestEntryOverhead
 		}
 		if err := ChargeRequestBytes(ctx, kept); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	if req == nil {
-		return fmt.Errorf("SignSkillStream: no header: %w", errdefs.ErrInvalidArgument)
+	if first {
+		return nil, fmt.Errorf("%s: no header: %w", method, errdefs.ErrInvalidArgument)
 	}
+	return files, nil
+}
+
+// SignSkillStream implements signerv1.SkillServiceServer: SignSkill with
+// the manifest in pieces.
+func (s *skillServer) SignSkillStream(stream signerv1.SkillService_SignSkillStreamServer) error {
+	ctx := stream.Context()
+	var req *signerv1.SignSkillRequest
+	files, err := recvManifest(ctx, signerv1.SkillService_SignSkillStream_FullMethodName, s.maxRecv,
+		func() (manifestMsg, error) { return stream.Recv() },
+		func(m manifestMsg) (bool, error) {
+			h := m.(*signerv1.SignSkillStreamRequest).GetHeader()
+			if h == nil {
+				return false, nil
+			}
+			if len(h.GetFileManifest()) != 0 {
+				return true, fmt.Errorf("SignSkillStream: the header carries no manifest: %w", errdefs.ErrInvalidArgument)
+			}
+			req = h
+			return true, s.authorizeHeader(ctx, h)
+		})
+	if err != nil {
+		return err
+	}
+	req.FileManifest = files
 	resp, err := s.signSkill(ctx, req)
 	if err != nil {
 		return err
 	}
 	return stream.SendAndClose(&signerv1.SignSkillStreamResponse{Response: resp})
+}
+
+// VerifySkillStream implements signerv1.SkillServiceServer: VerifySkill
+// with the manifest in pieces.
+func (s *skillServer) VerifySkillStream(stream signerv1.SkillService_VerifySkillStreamServer) error {
+	ctx := stream.Context()
+	var req *signerv1.VerifySkillRequest
+	files, err := recvManifest(ctx, signerv1.SkillService_VerifySkillStream_FullMethodName, s.maxRecv,
+		func() (manifestMsg, error) { return stream.Recv() },
+		func(m manifestMsg) (bool, error) {
+			h := m.(*signerv1.VerifySkillStreamRequest).GetHeader()
+			if h == nil {
+				return false, nil
+			}
+			if len(h.GetFileManifest()) != 0 {
+				return true, fmt.Errorf("VerifySkillStream: the header carries no manifest: %w", errdefs.ErrInvalidArgument)
+			}
+			req = h
+			return true, nil
+		})
+	if err != nil {
+		return err
+	}
+	req.FileManifest = files
+	resp, err := s.VerifySkill(ctx, req)
+	if err != nil {
+		return err
+	}
+	return stream.SendAndClose(&signerv1.VerifySkillStreamResponse{Response: resp})
 }
 
 // authorizeHeader applies the policy to the header as to a SignSkill

@@ -178,13 +178,17 @@ func (l *tlsListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &tlsPendingConn{Conn: c, creds: l.creds}, nil
+	return &tlsPendingConn{Conn: c, creds: l.creds, accepted: time.Now()}, nil
 }
 
 // tlsPendingConn is a TCP connection whose TLS handshake is still to come.
 type tlsPendingConn struct {
 	net.Conn
-	creds credentials.TransportCredentials
+	creds    credentials.TransportCredentials
+	accepted time.Time
+	// pending is its slot among the connections in their handshake (nil:
+	// not counted), freed when the handshake ends.
+	pending *connSlot
 }
 
 // loopbackListener marks its connections as plaintext loopback peers.

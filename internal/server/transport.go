@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"time"
 
 	"google.golang.org/grpc/credentials"
 )
@@ -17,6 +18,10 @@ import (
 // as LoopbackID. Any other connection is refused.
 type transportCredentials struct {
 	log *slog.Logger
+	// tlsTimeout (0: none of its own) bounds a TLS handshake from accept,
+	// within connTimeout, gRPC's bound on all of a connection's handshakes
+	// (transport and HTTP/2 preface), which the rest of them keeps.
+	tlsTimeout, connTimeout time.Duration
 }
 
 func newTransportCredentials(log *slog.Logger) transportCredentials {
@@ -30,7 +35,16 @@ func (t transportCredentials) ServerHandshake(c net.Conn) (net.Conn, credentials
 	case *net.UnixConn:
 		return peerCredentials{}.ServerHandshake(conn)
 	case *tlsPendingConn:
+		if t.tlsTimeout > 0 && (t.connTimeout <= 0 || t.tlsTimeout < t.connTimeout) {
+			_ = conn.SetDeadline(conn.accepted.Add(t.tlsTimeout))
+		}
 		out, info, err := conn.creds.ServerHandshake(conn.Conn)
+		if conn.pending != nil {
+			conn.pending.free() // authenticated or refused: no longer pending
+		}
+		if t.tlsTimeout > 0 && t.connTimeout > 0 {
+			_ = conn.SetDeadline(conn.accepted.Add(t.connTimeout))
+		}
 		if err != nil {
 			t.log.Info("TLS handshake refused", "remote", conn.RemoteAddr().String(), "err", err)
 			return nil, nil, err

@@ -70,18 +70,18 @@ func TestSkillKeyBoundToDomain(t *testing.T) {
 		t.Fatalf("signing for the key's own domain (case, trailing dot): %v", err)
 	}
 	// b.example is nobody's org: refused as such, whatever the signature.
-	_, err = f.svc.VerifySkill(f.ctx, VerifySkillInput{Domain: "b.example", Root: root[:], Document: out.Document})
+	_, err = f.svc.VerifySkill(f.ctx, VerifySkillInput{Domain: "b.example", Root: root[:], Files: files, Document: out.Document})
 	if !errors.Is(err, errdefs.ErrUnknownOrg) {
 		t.Fatalf("verifying for an unknown domain: %v", err)
 	}
 	if err := f.svc.SetRequireSignatures(f.ctx, "b.example", true); err != nil {
 		t.Fatal(err)
 	}
-	_, err = f.svc.VerifySkill(f.ctx, VerifySkillInput{Domain: "b.example", Root: root[:], Document: out.Document})
+	_, err = f.svc.VerifySkill(f.ctx, VerifySkillInput{Domain: "b.example", Root: root[:], Files: files, Document: out.Document})
 	if v, ok := errdefs.AsVerification(err); !ok || v.Code != "domain_mismatch" {
 		t.Fatalf("verifying for another domain: %v", err)
 	}
-	if _, err := f.svc.VerifySkill(f.ctx, VerifySkillInput{Domain: "A.Example.", Root: root[:], Document: out.Document}); err != nil {
+	if _, err := f.svc.VerifySkill(f.ctx, VerifySkillInput{Domain: "A.Example.", Root: root[:], Files: files, Document: out.Document}); err != nil {
 		t.Fatalf("verify: %v", err)
 	}
 	for _, bad := range []string{"a\x1bb.example", "ex ample.com", "https://x", strings.Repeat("a", 300)} {

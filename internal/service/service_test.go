@@ -214,6 +214,7 @@ func TestVerify(t *testing.T) {
 		{"tampered", "acme", digestOf("other bytes"), relDoc, errdefs.ErrPackageTampered, 0},
 		{"invalid signature", "acme", relDigest, badDoc, errdefs.ErrInvalidSignature, 0},
 		{"malformed", "acme", relDigest, []byte("{ invalid json }"), errdefs.ErrMalformedSignature, 0},
+		{"empty document, recorded signature exists", "acme", relDigest, []byte{}, errdefs.ErrMalformedSignature, 0},
 		{"unsigned, default policy admits", "acme", digestOf("unsigned"), nil, nil, OutcomeUnsignedAdmitted},
 	}
 	for _, tt := range tests {
@@ -292,7 +293,7 @@ func TestRemovedTrustIsKeyRevoked(t *testing.T) {
 	f.createKey(t, "release", keystore.Ed25519)
 	tk := f.trust(t, "acme", "release")
 	d, doc := f.sign(t, "release", "pkg")
-	if err := f.svc.RemoveTrust(f.ctx, "acme", tk.Fingerprint); err != nil {
+	if _, err := f.svc.RemoveTrust(f.ctx, "acme", tk.Fingerprint); err != nil {
 		t.Fatal(err)
 	}
 	for _, in := range []VerifyInput{{Org: "acme", Digest: d, Document: doc}, {Org: "acme", Digest: d}} {
@@ -300,7 +301,7 @@ func TestRemovedTrustIsKeyRevoked(t *testing.T) {
 			t.Fatalf("Verify after trust removal = %v, want KEY_REVOKED", err)
 		}
 	}
-	if err := f.svc.RemoveTrust(f.ctx, "acme", tk.Fingerprint); !errors.Is(err, errdefs.ErrNotFound) {
+	if _, err := f.svc.RemoveTrust(f.ctx, "acme", tk.Fingerprint); !errors.Is(err, errdefs.ErrNotFound) {
 		t.Fatalf("second RemoveTrust = %v, want ErrNotFound", err)
 	}
 	// Trusting again restores verification.

@@ -179,8 +179,11 @@ func (s *Service) domainConfigured(ctx context.Context, domain string) (bool, er
 
 // VerifySkillInput is what a client read from a skill folder.
 type VerifySkillInput struct {
-	Domain     string
-	Root       []byte
+	Domain string
+	Root   []byte
+	// Files is the folder's manifest, whose root must be Root: its paths
+	// are checked against the signed ones, which the root cannot see.
+	Files      map[string]string
 	Document   []byte
 	Convention skill.DigestConvention
 }
@@ -238,6 +241,18 @@ func (s *Service) verifySkill(ctx context.Context, in VerifySkillInput) (VerifyS
 	known, err := s.domainConfigured(ctx, in.Domain)
 	if err != nil {
 		return VerifySkillOutput{}, err
+	}
+	var manifestErr error
+	if got, err := skill.ComputeRoot(in.Files); err != nil {
+		manifestErr = fmt.Errorf("file manifest (required, to check the folder's file names): %w", err)
+	} else if got != root {
+		manifestErr = fmt.Errorf("root does not match the file manifest (computed %x): %w", got, errdefs.ErrInvalidArgument)
+	}
+	if manifestErr != nil {
+		if !known {
+			return VerifySkillOutput{}, unknownOrg(in.Domain)
+		}
+		return VerifySkillOutput{}, manifestErr
 	}
 	fail := func(reason errdefs.Reason, code, format string, args ...any) error {
 		if !known {
@@ -308,8 +323,20 @@ func (s *Service) verifySkill(ctx context.Context, in VerifySkillInput) (VerifyS
 			return VerifySkillOutput{}, fail(errdefs.ReasonKeyRevoked, "key_revoked", "key %s v%d was revoked (%s)", key.Name, ver.Version, ver.RevocationReason)
 		}
 	}
+	var signedFiles map[string]string
+	if rec != nil {
+		if recorded, err := skill.ParseSignature(rec.Document); err == nil {
+			signedFiles = recorded.FileManifest
+		}
+	}
+	if len(sig.FileManifest) == 0 && len(signedFiles) != 0 {
+		// A document too large for one request comes without its
+		// manifest, which the signature does not cover: the folder's
+		// names are checked against signerd's record instead.
+		sig.FileManifest = signedFiles
+	}
 	res, err := skill.VerifyOffline(ctx, skill.VerifyInput{
-		Root: &root, Signature: sig, PublicKey: pub, Domain: in.Domain,
+		Root: &root, Files: in.Files, SignedFiles: signedFiles, Signature: sig, PublicKey: pub, Domain: in.Domain,
 		Options: skill.VerifyOptions{Digest: in.Convention, Now: s.now()},
 	})
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 
 	"github.com/signerd/signerd/internal/errdefs"
 	"github.com/signerd/signerd/internal/store"
@@ -177,24 +178,76 @@ func (s *Service) AddTrust(ctx context.Context, in AddTrustInput) (store.Trusted
 	return tk, nil
 }
 
-// RemoveTrust stops an org trusting a fingerprint. Signatures by that key
-// then fail verification for the org with KEY_REVOKED.
-func (s *Service) RemoveTrust(ctx context.Context, org, fingerprint string) error {
+// RemoveTrust stops an org trusting a fingerprint directly. Signatures by
+// that key then fail verification for the org with KEY_REVOKED, unless the
+// org still accepts the key through a grant: a trust view is the union of
+// the org's own keys and its granted children's (Cloacina's semantics, kept),
+// so removing the direct entry cannot take away what a grant gives. The
+// answer names those grants' children (sorted; also in the audit record) so
+// that nobody is told a key is gone while it still verifies.
+func (s *Service) RemoveTrust(ctx context.Context, org, fingerprint string) (stillVia []string, err error) {
 	if err := ValidateOrg(org); err != nil {
-		return err
+		return nil, err
 	}
 	if fingerprint == "" {
-		return fmt.Errorf("fingerprint is required: %w", errdefs.ErrInvalidArgument)
+		return nil, fmt.Errorf("fingerprint is required: %w", errdefs.ErrInvalidArgument)
+	}
+	via, err := s.grantsCarrying(ctx, org, fingerprint)
+	if err != nil {
+		return nil, err
 	}
 	ev := s.event(ctx, "trust.remove")
 	ev.Org, ev.Detail = org, "fingerprint="+fingerprint
+	if len(via) > 0 {
+		ev.Detail += " still_trusted_via=" + strings.Join(via, ",")
+	}
 	if err := s.store.RemoveTrust(ctx, org, fingerprint, s.now(), ev); err != nil {
 		if errors.Is(err, errdefs.ErrNotFound) {
-			return fmt.Errorf("org %q does not trust key %s (signctl trust list --org %s shows its keys): %w", org, fingerprint, org, err)
+			if len(via) > 0 {
+				return nil, fmt.Errorf("org %q does not trust key %s directly; it accepts it through its %s (signctl trust revoke-grant ends a grant): %w",
+					org, fingerprint, grantsPhrase(via), err)
+			}
+			return nil, fmt.Errorf("org %q does not trust key %s (signctl trust list --org %s shows its keys): %w", org, fingerprint, org, err)
 		}
-		return err
+		return nil, err
 	}
-	return nil
+	return via, nil
+}
+
+// grantsCarrying returns, sorted, the children of org's active grants that
+// actively trust fingerprint directly: through each, org accepts the key.
+func (s *Service) grantsCarrying(ctx context.Context, org, fingerprint string) ([]string, error) {
+	o, err := s.store.GetOrg(ctx, org)
+	if err != nil {
+		return nil, err
+	}
+	var via []string
+	for _, g := range o.Grants {
+		if g.RevokedAt != nil {
+			continue
+		}
+		child, err := s.store.GetOrg(ctx, g.Child)
+		if err != nil {
+			return nil, err
+		}
+		for _, tk := range child.Trusted {
+			if tk.Fingerprint == fingerprint && tk.RemovedAt == nil {
+				via = append(via, g.Child)
+				break
+			}
+		}
+	}
+	sort.Strings(via)
+	return via, nil
+}
+
+// grantsPhrase names grants for messages: "grant of org C" or "grants of
+// orgs C, D".
+func grantsPhrase(children []string) string {
+	if len(children) == 1 {
+		return "grant of org " + children[0]
+	}
+	return "grants of orgs " + strings.Join(children, ", ")
 }
 
 // GrantTrust makes parent trust what child trusts directly.

@@ -94,7 +94,7 @@ func TestVerifyCacheKeepsTrustDecisionsFresh(t *testing.T) {
 	if n := f.svc.verified.len(); n != 1 {
 		t.Fatalf("cache holds %d entries after verifying one signature twice, want 1", n)
 	}
-	if err := f.svc.RemoveTrust(f.ctx, "acme", tk.Fingerprint); err != nil {
+	if _, err := f.svc.RemoveTrust(f.ctx, "acme", tk.Fingerprint); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := f.svc.Verify(f.ctx, in); !errors.Is(err, errdefs.ErrKeyRevoked) {

@@ -378,8 +378,12 @@ func resolveSkillDir(dir string) (string, error) {
 	return base, nil
 }
 
+// ErrNonUTF8Name is wrapped by the error for a file name that is not valid
+// UTF-8, so that verifiers can say so rather than report a changed folder.
+var ErrNonUTF8Name = errors.New("file name is not valid UTF-8")
+
 func nonUTF8Error(rel string) error {
-	return fmt.Errorf("file name %q is not valid UTF-8; SchemaPin SDKs disagree on such names (spec §3.3), rename it: %w", rel, errdefs.ErrInvalidArgument)
+	return fmt.Errorf("file name %q is not valid UTF-8; SchemaPin SDKs disagree on such names (spec §3.3), rename it: %w: %w", rel, ErrNonUTF8Name, errdefs.ErrInvalidArgument)
 }
 
 // canonError prefixes walk errors with the folder and maps "does not exist"

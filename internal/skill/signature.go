@@ -110,9 +110,10 @@ func (s *Signature) Encode() ([]byte, error) {
 	return append(out, '\n'), nil
 }
 
-// WriteSignatureFile writes doc to <dir>/.schemapin.sig with mode 0600 (as
-// upstream Go), through a temporary file and a rename so a reader never sees
-// half a document.
+// WriteSignatureFile writes doc to <dir>/.schemapin.sig with mode 0644,
+// through a temporary file and a rename so a reader never sees half a
+// document. Upstream Go writes 0600, but a signature is public, and a skill
+// folder is shipped to others: 0644, as signctl writes a package's .sig.
 func WriteSignatureFile(dir string, doc []byte) error {
 	f, err := os.CreateTemp(dir, SignatureFilename+".tmp-*")
 	if err != nil {
@@ -126,7 +127,7 @@ func WriteSignatureFile(dir string, doc []byte) error {
 			os.Remove(tmp)
 		}
 	}()
-	if err := f.Chmod(0o600); err != nil {
+	if err := f.Chmod(0o644); err != nil {
 		return err
 	}
 	if _, err := f.Write(doc); err != nil {

@@ -229,7 +229,7 @@ func TestWriteSignatureFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	st, err := os.Stat(filepath.Join(dir, SignatureFilename))
-	if err != nil || st.Mode().Perm() != 0o600 {
+	if err != nil || st.Mode().Perm() != 0o644 { // public, like a .sig
 		t.Errorf("mode %v, %v", st.Mode(), err)
 	}
 	ents, _ := os.ReadDir(dir)

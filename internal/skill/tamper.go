@@ -3,6 +3,8 @@ package skill
 import (
 	"context"
 	"slices"
+	"strconv"
+	"strings"
 )
 
 // TamperReport lists how a folder differs from a signed manifest (spec
@@ -46,6 +48,50 @@ func DetectTamperedFiles(current, signed map[string]string) TamperReport {
 	slices.Sort(r.Added)
 	slices.Sort(r.Removed)
 	return r
+}
+
+// NameReport compares only the paths of two manifests. SchemaPin hashes
+// each file as SHA-256(path || content) with no separator, so a name can
+// slide into its content ("run.sh" holding "echo" hashes as "run.s"
+// holding "hecho") and the root, hence the signature, cannot see it; the
+// folder's list of files must therefore be the signed one, path for path.
+// It returns nil when the paths are the same, else the full report of
+// DetectTamperedFiles, which names the renamed files as added and removed.
+func NameReport(current, signed map[string]string) *TamperReport {
+	same := len(current) == len(signed)
+	for p := range current {
+		if _, ok := signed[p]; !ok {
+			same = false
+			break
+		}
+	}
+	if same {
+		return nil
+	}
+	r := DetectTamperedFiles(current, signed)
+	return &r
+}
+
+// Summary is a one-line account of the report, for messages.
+func (r TamperReport) Summary() string {
+	var parts []string
+	for _, l := range []struct {
+		what  string
+		paths []string
+	}{{"added", r.Added}, {"removed", r.Removed}, {"modified", r.Modified}} {
+		if len(l.paths) > 0 {
+			parts = append(parts, l.what+" "+strings.Join(quoteAll(l.paths), ", "))
+		}
+	}
+	return strings.Join(parts, "; ")
+}
+
+func quoteAll(paths []string) []string {
+	out := make([]string, len(paths))
+	for i, p := range paths {
+		out[i] = strconv.Quote(p)
+	}
+	return out
 }
 
 // CheckTampered canonicalizes dir and compares it with sig's file_manifest

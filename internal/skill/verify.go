@@ -52,6 +52,15 @@ type Result struct {
 	PreviousHash string `json:"previous_hash,omitempty"`
 	// DigestConvention is the convention that verified: "sha256" or "go".
 	DigestConvention DigestConvention `json:"digest_convention,omitempty"`
+	// PathOrder is the path order of the canonicalization that verified:
+	// "utf8" as the specification, or "utf16" as the JavaScript SDK sorts.
+	PathOrder PathOrder `json:"path_order,omitempty"`
+	// Tampered, on a PACKAGE_TAMPERED failure whose files are known, says
+	// which differ from the signed file_manifest.
+	Tampered *TamperReport `json:"tampered,omitempty"`
+	// Hint says in words what a failure or an unusual success means, when
+	// there is more to say than the error message.
+	Hint string `json:"hint,omitempty"`
 
 	// KeyFingerprint is the fingerprint of the verifying key, once known.
 	KeyFingerprint string `json:"-"`
@@ -107,6 +116,14 @@ type VerifyInput struct {
 	// Root, when set, is a root hash already computed by the caller (the
 	// daemon receives it from a client that canonicalized the folder).
 	Root *[32]byte
+	// Files, with Root, is the folder's manifest the root was computed
+	// from. When set, its paths must be the signature's file_manifest
+	// paths, and the JavaScript SDK's path order is tried too; with Dir,
+	// canonicalization provides it.
+	Files map[string]string
+	// SignedFiles, when set, is a manifest the caller knows was signed
+	// (the daemon's record); the folder's paths must be its paths too.
+	SignedFiles map[string]string
 	// Signature replaces <Dir>/.schemapin.sig.
 	Signature *Signature
 	// SignatureJSON replaces <Dir>/.schemapin.sig when Signature is nil;
@@ -261,6 +278,7 @@ func VerifyOffline(ctx context.Context, in VerifyInput) (*Result, error) {
 
 	// Step 6a: the root.
 	var root [32]byte
+	files := in.Files
 	if in.Root != nil {
 		root = *in.Root
 	} else {
@@ -269,14 +287,28 @@ func VerifyOffline(ctx context.Context, in VerifyInput) (*Result, error) {
 			if ctx.Err() != nil {
 				return nil, err
 			}
-			return r.fail(CodeSchemaCanonicalizationFailed, errdefs.ReasonPackageTampered, "Failed to canonicalize skill: %v", err), nil
+			r.fail(CodeSchemaCanonicalizationFailed, errdefs.ReasonPackageTampered, "Failed to canonicalize skill: %v", err)
+			if errors.Is(err, ErrNonUTF8Name) {
+				r.Hint = "a file name in the folder is not valid UTF-8: the SchemaPin SDKs disagree on such names, so no signature can be checked; rename the file"
+			}
+			return r, nil
 		}
-		root = m.Root
+		root, files = m.Root, m.Files
 	}
 	r.SkillHash = FingerprintPrefix + hex.EncodeToString(root[:])
 
-	// Step 6b: the signature over the root.
+	// Step 6b: the signature over the root, in the specification's path
+	// order, else in the JavaScript SDK's.
+	order := PathOrderUTF8
 	conv, noncanonical, err := VerifyRootSignature(pub, root, sig.Signature, want)
+	if err != nil && files != nil {
+		if root16, rerr := ComputeRootUTF16(files); rerr == nil && root16 != root {
+			if c, nc, err16 := VerifyRootSignature(pub, root16, sig.Signature, want); err16 == nil {
+				conv, noncanonical, err, order, root = c, nc, nil, PathOrderUTF16, root16
+				r.SkillHash = FingerprintPrefix + hex.EncodeToString(root[:])
+			}
+		}
+	}
 	if err != nil {
 		if errors.Is(err, ErrSignatureEncoding) {
 			return r.fail(CodeSignatureInvalid, errdefs.ReasonMalformedSignature, "Signature verification failed: %v", err), nil
@@ -286,6 +318,10 @@ func VerifyOffline(ctx context.Context, in VerifyInput) (*Result, error) {
 			// The folder is not what the manifest describes: report the
 			// content change, which signctl skill tampered can itemize.
 			reason = errdefs.ReasonPackageTampered
+			if files != nil {
+				rep := DetectTamperedFiles(files, sig.FileManifest)
+				r.Tampered = &rep
+			}
 		}
 		msg := "Signature verification failed"
 		if want != DigestAny {
@@ -294,6 +330,27 @@ func VerifyOffline(ctx context.Context, in VerifyInput) (*Result, error) {
 			}
 		}
 		return r.fail(CodeSignatureInvalid, reason, "%s", msg), nil
+	}
+
+	// File names: the signature cannot see a name sliding into its file's
+	// content, so the folder's paths must be the signed manifest's.
+	if files != nil {
+		if len(sig.FileManifest) == 0 {
+			return r.fail(CodeSignatureInvalid, errdefs.ReasonMalformedSignature, "The signature has no file_manifest, so the folder's file names cannot be checked"), nil
+		}
+		for _, signed := range []struct {
+			what  string
+			files map[string]string
+		}{{"the signature's file_manifest", sig.FileManifest}, {"signerd's record of what it signed", in.SignedFiles}} {
+			if len(signed.files) == 0 {
+				continue // no record
+			}
+			if rep := NameReport(files, signed.files); rep != nil {
+				r.Tampered = rep
+				r.Hint = "the signature verifies, but the folder's file names are not the signed ones: SchemaPin hashes each file as SHA-256(path || content), so a renamed file whose content absorbed the difference keeps the same root"
+				return r.fail(CodeSignatureInvalid, errdefs.ReasonPackageTampered, "File names differ from %s: %s", signed.what, rep.Summary()), nil
+			}
+		}
 	}
 
 	// Domain binding: the claim in the signature must name the key's domain.
@@ -325,6 +382,10 @@ func VerifyOffline(ctx context.Context, in VerifyInput) (*Result, error) {
 	// Step 7: success, then expiry and lineage as upstream.
 	r.Valid = true
 	r.DigestConvention = conv
+	r.PathOrder = order
+	if order == PathOrderUTF16 {
+		r.Hint = "verified with paths in UTF-16 code unit order, as the JavaScript SDK sorts them; the specification's UTF-8 byte order gives another root for this folder"
+	}
 	if disc != nil {
 		r.DeveloperName = disc.DeveloperName
 	}

@@ -431,7 +431,7 @@ func TestResultJSON(t *testing.T) {
 	got, _ := json.Marshal(r)
 	want := `{"valid":true,"domain":"example.com","developer_name":"Example Corp","key_pinning":{"status":"first_use"},` +
 		`"expires_at":"2126-10-29T01:24:21Z","schema_version":"2.1.0",` +
-		`"previous_hash":"sha256:55f3de59110768e8e8aa1f9166716549b08c8b4dfcb9ab054a6e80f7c2957e2a","digest_convention":"go"}`
+		`"previous_hash":"sha256:55f3de59110768e8e8aa1f9166716549b08c8b4dfcb9ab054a6e80f7c2957e2a","digest_convention":"go","path_order":"utf8"}`
 	if string(got) != want {
 		t.Errorf("valid:\n got %s\nwant %s", got, want)
 	}
@@ -440,7 +440,7 @@ func TestResultJSON(t *testing.T) {
 	in.Dir = copyFixtureDir(t, "vectors", "sample-skill-go-expired-signed")
 	r, _ = VerifyOffline(t.Context(), in)
 	got, _ = json.Marshal(r)
-	want = `{"valid":true,"domain":"example.com","developer_name":"Example Corp","warnings":["signature_expired"],"expired":true,"expires_at":"2026-11-22T01:24:22Z","digest_convention":"go"}`
+	want = `{"valid":true,"domain":"example.com","developer_name":"Example Corp","warnings":["signature_expired"],"expired":true,"expires_at":"2026-11-22T01:24:22Z","digest_convention":"go","path_order":"utf8"}`
 	if string(got) != want {
 		t.Errorf("expired:\n got %s\nwant %s", got, want)
 	}

@@ -4,8 +4,8 @@ package bench
 // re-executed with SIGNERD_BENCH_CHILD set, which opens its own KeyStore on
 // the daemon's token (same SoftHSM2 library, same token directory, the very
 // keys the daemon signs with) and runs measurements on request while the
-// daemon is idle. A child rather than this process because SoftHSM2 and
-// crypto11 allow one initialisation of the library per process, and so
+// daemon is idle. A child rather than this process because SoftHSM2
+// allows one initialisation of the library per process, and so
 // that the ceiling is a process of its own, like the daemon, not sharing a
 // Go runtime with 32 gRPC clients.
 //

@@ -302,7 +302,7 @@ func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond)
 func (s *suite) signing() []result {
 	ceilEd := &point{name: "inproc-sign-ed25519", unit: "sigs/s",
 		note: fmt.Sprintf("KeyStore.Signer(...).Sign in a child process on the daemon's token and key, %d goroutines (the daemon's --max-sessions)", s.cfg.hsmWorkers)}
-	ceilEC := &point{name: "inproc-sign-ecdsa-p256", unit: "sigs/s", note: ceilEd.note + "; crypto11"}
+	ceilEC := &point{name: "inproc-sign-ecdsa-p256", unit: "sigs/s", note: ceilEd.note + "; CKM_ECDSA"}
 	unaryEd := &point{name: "sign-unary-ed25519", unit: "sigs/s", baseline: ceilEd.name, target: 0.8, cmp: ">=",
 		note: fmt.Sprintf("SignerService.Sign, %d clients with a connection each, closed loop", s.cfg.clients)}
 	unaryEC := &point{name: "sign-unary-ecdsa-p256", unit: "sigs/s", baseline: ceilEC.name, target: 0.8, cmp: ">=",

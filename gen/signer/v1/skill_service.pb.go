@@ -309,6 +309,107 @@ func (x *ManifestEntry) GetHash() string {
 	return ""
 }
 
+// VerifySkillStreamRequest is one message of VerifySkillStream.
+type VerifySkillStreamRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The first message only: the request, with file_manifest empty.
+	Header *VerifySkillRequest `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
+	// The messages after it: manifest entries, paths in strictly increasing
+	// byte order across the whole stream.
+	Entries       []*ManifestEntry `protobuf:"bytes,2,rep,name=entries,proto3" json:"entries,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VerifySkillStreamRequest) Reset() {
+	*x = VerifySkillStreamRequest{}
+	mi := &file_signer_v1_skill_service_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VerifySkillStreamRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VerifySkillStreamRequest) ProtoMessage() {}
+
+func (x *VerifySkillStreamRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_signer_v1_skill_service_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VerifySkillStreamRequest.ProtoReflect.Descriptor instead.
+func (*VerifySkillStreamRequest) Descriptor() ([]byte, []int) {
+	return file_signer_v1_skill_service_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *VerifySkillStreamRequest) GetHeader() *VerifySkillRequest {
+	if x != nil {
+		return x.Header
+	}
+	return nil
+}
+
+func (x *VerifySkillStreamRequest) GetEntries() []*ManifestEntry {
+	if x != nil {
+		return x.Entries
+	}
+	return nil
+}
+
+// VerifySkillStreamResponse is VerifySkill's response.
+type VerifySkillStreamResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Response      *VerifySkillResponse   `protobuf:"bytes,1,opt,name=response,proto3" json:"response,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VerifySkillStreamResponse) Reset() {
+	*x = VerifySkillStreamResponse{}
+	mi := &file_signer_v1_skill_service_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VerifySkillStreamResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VerifySkillStreamResponse) ProtoMessage() {}
+
+func (x *VerifySkillStreamResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_signer_v1_skill_service_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VerifySkillStreamResponse.ProtoReflect.Descriptor instead.
+func (*VerifySkillStreamResponse) Descriptor() ([]byte, []int) {
+	return file_signer_v1_skill_service_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *VerifySkillStreamResponse) GetResponse() *VerifySkillResponse {
+	if x != nil {
+		return x.Response
+	}
+	return nil
+}
+
 // SignSkillStreamResponse is SignSkill's response.
 type SignSkillStreamResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -319,7 +420,7 @@ type SignSkillStreamResponse struct {
 
 func (x *SignSkillStreamResponse) Reset() {
 	*x = SignSkillStreamResponse{}
-	mi := &file_signer_v1_skill_service_proto_msgTypes[3]
+	mi := &file_signer_v1_skill_service_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -331,7 +432,7 @@ func (x *SignSkillStreamResponse) String() string {
 func (*SignSkillStreamResponse) ProtoMessage() {}
 
 func (x *SignSkillStreamResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_signer_v1_skill_service_proto_msgTypes[3]
+	mi := &file_signer_v1_skill_service_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -344,7 +445,7 @@ func (x *SignSkillStreamResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignSkillStreamResponse.ProtoReflect.Descriptor instead.
 func (*SignSkillStreamResponse) Descriptor() ([]byte, []int) {
-	return file_signer_v1_skill_service_proto_rawDescGZIP(), []int{3}
+	return file_signer_v1_skill_service_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *SignSkillStreamResponse) GetResponse() *SignSkillResponse {
@@ -369,7 +470,7 @@ type SignSkillResponse struct {
 
 func (x *SignSkillResponse) Reset() {
 	*x = SignSkillResponse{}
-	mi := &file_signer_v1_skill_service_proto_msgTypes[4]
+	mi := &file_signer_v1_skill_service_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -381,7 +482,7 @@ func (x *SignSkillResponse) String() string {
 func (*SignSkillResponse) ProtoMessage() {}
 
 func (x *SignSkillResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_signer_v1_skill_service_proto_msgTypes[4]
+	mi := &file_signer_v1_skill_service_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -394,7 +495,7 @@ func (x *SignSkillResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignSkillResponse.ProtoReflect.Descriptor instead.
 func (*SignSkillResponse) Descriptor() ([]byte, []int) {
-	return file_signer_v1_skill_service_proto_rawDescGZIP(), []int{4}
+	return file_signer_v1_skill_service_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *SignSkillResponse) GetSignatureDocument() []byte {
@@ -443,13 +544,19 @@ type VerifySkillRequest struct {
 	SignatureDocument []byte `protobuf:"bytes,3,opt,name=signature_document,json=signatureDocument,proto3" json:"signature_document,omitempty"`
 	// Require one convention; unspecified accepts either.
 	DigestConvention DigestConvention `protobuf:"varint,4,opt,name=digest_convention,json=digestConvention,proto3,enum=signer.v1.DigestConvention" json:"digest_convention,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// The folder's file manifest as the client computed it (path to
+	// "sha256:" + hex of SHA-256(path || content)); its root must be root.
+	// Required: the signature does not cover file names, so the daemon checks
+	// that they are the signed manifest's, and it lets the daemon try the
+	// JavaScript SDK's UTF-16 path order.
+	FileManifest  map[string]string `protobuf:"bytes,5,rep,name=file_manifest,json=fileManifest,proto3" json:"file_manifest,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *VerifySkillRequest) Reset() {
 	*x = VerifySkillRequest{}
-	mi := &file_signer_v1_skill_service_proto_msgTypes[5]
+	mi := &file_signer_v1_skill_service_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -461,7 +568,7 @@ func (x *VerifySkillRequest) String() string {
 func (*VerifySkillRequest) ProtoMessage() {}
 
 func (x *VerifySkillRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_signer_v1_skill_service_proto_msgTypes[5]
+	mi := &file_signer_v1_skill_service_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -474,7 +581,7 @@ func (x *VerifySkillRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifySkillRequest.ProtoReflect.Descriptor instead.
 func (*VerifySkillRequest) Descriptor() ([]byte, []int) {
-	return file_signer_v1_skill_service_proto_rawDescGZIP(), []int{5}
+	return file_signer_v1_skill_service_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *VerifySkillRequest) GetDomain() string {
@@ -505,6 +612,13 @@ func (x *VerifySkillRequest) GetDigestConvention() DigestConvention {
 	return DigestConvention_DIGEST_CONVENTION_UNSPECIFIED
 }
 
+func (x *VerifySkillRequest) GetFileManifest() map[string]string {
+	if x != nil {
+		return x.FileManifest
+	}
+	return nil
+}
+
 // VerifySkillResponse is the SchemaPin result shape of a valid skill.
 type VerifySkillResponse struct {
 	state            protoimpl.MessageState `protogen:"open.v1"`
@@ -518,13 +632,17 @@ type VerifySkillResponse struct {
 	DigestConvention DigestConvention       `protobuf:"varint,8,opt,name=digest_convention,json=digestConvention,proto3,enum=signer.v1.DigestConvention" json:"digest_convention,omitempty"`
 	KeyName          string                 `protobuf:"bytes,9,opt,name=key_name,json=keyName,proto3" json:"key_name,omitempty"`
 	KeyFingerprint   string                 `protobuf:"bytes,10,opt,name=key_fingerprint,json=keyFingerprint,proto3" json:"key_fingerprint,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// The path order of the canonicalization that verified: "utf8" (bytes,
+	// as the Go, Python and Rust SDKs sort) or "utf16" (code units, as the
+	// JavaScript SDK sorts).
+	PathOrder     string `protobuf:"bytes,11,opt,name=path_order,json=pathOrder,proto3" json:"path_order,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *VerifySkillResponse) Reset() {
 	*x = VerifySkillResponse{}
-	mi := &file_signer_v1_skill_service_proto_msgTypes[6]
+	mi := &file_signer_v1_skill_service_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -536,7 +654,7 @@ func (x *VerifySkillResponse) String() string {
 func (*VerifySkillResponse) ProtoMessage() {}
 
 func (x *VerifySkillResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_signer_v1_skill_service_proto_msgTypes[6]
+	mi := &file_signer_v1_skill_service_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -549,7 +667,7 @@ func (x *VerifySkillResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifySkillResponse.ProtoReflect.Descriptor instead.
 func (*VerifySkillResponse) Descriptor() ([]byte, []int) {
-	return file_signer_v1_skill_service_proto_rawDescGZIP(), []int{6}
+	return file_signer_v1_skill_service_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *VerifySkillResponse) GetValid() bool {
@@ -622,6 +740,13 @@ func (x *VerifySkillResponse) GetKeyFingerprint() string {
 	return ""
 }
 
+func (x *VerifySkillResponse) GetPathOrder() string {
+	if x != nil {
+		return x.PathOrder
+	}
+	return ""
+}
+
 // GetDiscoveryRequest names the key.
 type GetDiscoveryRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -634,7 +759,7 @@ type GetDiscoveryRequest struct {
 
 func (x *GetDiscoveryRequest) Reset() {
 	*x = GetDiscoveryRequest{}
-	mi := &file_signer_v1_skill_service_proto_msgTypes[7]
+	mi := &file_signer_v1_skill_service_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -646,7 +771,7 @@ func (x *GetDiscoveryRequest) String() string {
 func (*GetDiscoveryRequest) ProtoMessage() {}
 
 func (x *GetDiscoveryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_signer_v1_skill_service_proto_msgTypes[7]
+	mi := &file_signer_v1_skill_service_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -659,7 +784,7 @@ func (x *GetDiscoveryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDiscoveryRequest.ProtoReflect.Descriptor instead.
 func (*GetDiscoveryRequest) Descriptor() ([]byte, []int) {
-	return file_signer_v1_skill_service_proto_rawDescGZIP(), []int{7}
+	return file_signer_v1_skill_service_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *GetDiscoveryRequest) GetKeyName() string {
@@ -693,7 +818,7 @@ type GetDiscoveryResponse struct {
 
 func (x *GetDiscoveryResponse) Reset() {
 	*x = GetDiscoveryResponse{}
-	mi := &file_signer_v1_skill_service_proto_msgTypes[8]
+	mi := &file_signer_v1_skill_service_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -705,7 +830,7 @@ func (x *GetDiscoveryResponse) String() string {
 func (*GetDiscoveryResponse) ProtoMessage() {}
 
 func (x *GetDiscoveryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_signer_v1_skill_service_proto_msgTypes[8]
+	mi := &file_signer_v1_skill_service_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -718,7 +843,7 @@ func (x *GetDiscoveryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDiscoveryResponse.ProtoReflect.Descriptor instead.
 func (*GetDiscoveryResponse) Descriptor() ([]byte, []int) {
-	return file_signer_v1_skill_service_proto_rawDescGZIP(), []int{8}
+	return file_signer_v1_skill_service_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *GetDiscoveryResponse) GetDocument() []byte {
@@ -738,7 +863,7 @@ type GetRevocationRequest struct {
 
 func (x *GetRevocationRequest) Reset() {
 	*x = GetRevocationRequest{}
-	mi := &file_signer_v1_skill_service_proto_msgTypes[9]
+	mi := &file_signer_v1_skill_service_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -750,7 +875,7 @@ func (x *GetRevocationRequest) String() string {
 func (*GetRevocationRequest) ProtoMessage() {}
 
 func (x *GetRevocationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_signer_v1_skill_service_proto_msgTypes[9]
+	mi := &file_signer_v1_skill_service_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -763,7 +888,7 @@ func (x *GetRevocationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRevocationRequest.ProtoReflect.Descriptor instead.
 func (*GetRevocationRequest) Descriptor() ([]byte, []int) {
-	return file_signer_v1_skill_service_proto_rawDescGZIP(), []int{9}
+	return file_signer_v1_skill_service_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *GetRevocationRequest) GetDomain() string {
@@ -783,7 +908,7 @@ type GetRevocationResponse struct {
 
 func (x *GetRevocationResponse) Reset() {
 	*x = GetRevocationResponse{}
-	mi := &file_signer_v1_skill_service_proto_msgTypes[10]
+	mi := &file_signer_v1_skill_service_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -795,7 +920,7 @@ func (x *GetRevocationResponse) String() string {
 func (*GetRevocationResponse) ProtoMessage() {}
 
 func (x *GetRevocationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_signer_v1_skill_service_proto_msgTypes[10]
+	mi := &file_signer_v1_skill_service_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -808,7 +933,7 @@ func (x *GetRevocationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRevocationResponse.ProtoReflect.Descriptor instead.
 func (*GetRevocationResponse) Descriptor() ([]byte, []int) {
-	return file_signer_v1_skill_service_proto_rawDescGZIP(), []int{10}
+	return file_signer_v1_skill_service_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *GetRevocationResponse) GetDocument() []byte {
@@ -828,7 +953,7 @@ type GetDNSTXTRequest struct {
 
 func (x *GetDNSTXTRequest) Reset() {
 	*x = GetDNSTXTRequest{}
-	mi := &file_signer_v1_skill_service_proto_msgTypes[11]
+	mi := &file_signer_v1_skill_service_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -840,7 +965,7 @@ func (x *GetDNSTXTRequest) String() string {
 func (*GetDNSTXTRequest) ProtoMessage() {}
 
 func (x *GetDNSTXTRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_signer_v1_skill_service_proto_msgTypes[11]
+	mi := &file_signer_v1_skill_service_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -853,7 +978,7 @@ func (x *GetDNSTXTRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDNSTXTRequest.ProtoReflect.Descriptor instead.
 func (*GetDNSTXTRequest) Descriptor() ([]byte, []int) {
-	return file_signer_v1_skill_service_proto_rawDescGZIP(), []int{11}
+	return file_signer_v1_skill_service_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *GetDNSTXTRequest) GetKeyName() string {
@@ -874,7 +999,7 @@ type GetDNSTXTResponse struct {
 
 func (x *GetDNSTXTResponse) Reset() {
 	*x = GetDNSTXTResponse{}
-	mi := &file_signer_v1_skill_service_proto_msgTypes[12]
+	mi := &file_signer_v1_skill_service_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -886,7 +1011,7 @@ func (x *GetDNSTXTResponse) String() string {
 func (*GetDNSTXTResponse) ProtoMessage() {}
 
 func (x *GetDNSTXTResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_signer_v1_skill_service_proto_msgTypes[12]
+	mi := &file_signer_v1_skill_service_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -899,7 +1024,7 @@ func (x *GetDNSTXTResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDNSTXTResponse.ProtoReflect.Descriptor instead.
 func (*GetDNSTXTResponse) Descriptor() ([]byte, []int) {
-	return file_signer_v1_skill_service_proto_rawDescGZIP(), []int{12}
+	return file_signer_v1_skill_service_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *GetDNSTXTResponse) GetValue() string {
@@ -937,7 +1062,12 @@ const file_signer_v1_skill_service_proto_rawDesc = "" +
 	"\aentries\x18\x02 \x03(\v2\x18.signer.v1.ManifestEntryR\aentries\"7\n" +
 	"\rManifestEntry\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12\x12\n" +
-	"\x04hash\x18\x02 \x01(\tR\x04hash\"S\n" +
+	"\x04hash\x18\x02 \x01(\tR\x04hash\"\x85\x01\n" +
+	"\x18VerifySkillStreamRequest\x125\n" +
+	"\x06header\x18\x01 \x01(\v2\x1d.signer.v1.VerifySkillRequestR\x06header\x122\n" +
+	"\aentries\x18\x02 \x03(\v2\x18.signer.v1.ManifestEntryR\aentries\"W\n" +
+	"\x19VerifySkillStreamResponse\x12:\n" +
+	"\bresponse\x18\x01 \x01(\v2\x1e.signer.v1.VerifySkillResponseR\bresponse\"S\n" +
 	"\x17SignSkillStreamResponse\x128\n" +
 	"\bresponse\x18\x01 \x01(\v2\x1c.signer.v1.SignSkillResponseR\bresponse\"\xf1\x01\n" +
 	"\x11SignSkillResponse\x12-\n" +
@@ -946,12 +1076,16 @@ const file_signer_v1_skill_service_proto_rawDesc = "" +
 	"\vkey_version\x18\x03 \x01(\rR\n" +
 	"keyVersion\x12'\n" +
 	"\x0fkey_fingerprint\x18\x04 \x01(\tR\x0ekeyFingerprint\x12H\n" +
-	"\x11digest_convention\x18\x05 \x01(\x0e2\x1b.signer.v1.DigestConventionR\x10digestConvention\"\xb9\x01\n" +
+	"\x11digest_convention\x18\x05 \x01(\x0e2\x1b.signer.v1.DigestConventionR\x10digestConvention\"\xd0\x02\n" +
 	"\x12VerifySkillRequest\x12\x16\n" +
 	"\x06domain\x18\x01 \x01(\tR\x06domain\x12\x12\n" +
 	"\x04root\x18\x02 \x01(\fR\x04root\x12-\n" +
 	"\x12signature_document\x18\x03 \x01(\fR\x11signatureDocument\x12H\n" +
-	"\x11digest_convention\x18\x04 \x01(\x0e2\x1b.signer.v1.DigestConventionR\x10digestConvention\"\xf2\x02\n" +
+	"\x11digest_convention\x18\x04 \x01(\x0e2\x1b.signer.v1.DigestConventionR\x10digestConvention\x12T\n" +
+	"\rfile_manifest\x18\x05 \x03(\v2/.signer.v1.VerifySkillRequest.FileManifestEntryR\ffileManifest\x1a?\n" +
+	"\x11FileManifestEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x91\x03\n" +
 	"\x13VerifySkillResponse\x12\x14\n" +
 	"\x05valid\x18\x01 \x01(\bR\x05valid\x12\x16\n" +
 	"\x06domain\x18\x02 \x01(\tR\x06domain\x12\x1a\n" +
@@ -964,7 +1098,9 @@ const file_signer_v1_skill_service_proto_rawDesc = "" +
 	"\x11digest_convention\x18\b \x01(\x0e2\x1b.signer.v1.DigestConventionR\x10digestConvention\x12\x19\n" +
 	"\bkey_name\x18\t \x01(\tR\akeyName\x12'\n" +
 	"\x0fkey_fingerprint\x18\n" +
-	" \x01(\tR\x0ekeyFingerprint\"q\n" +
+	" \x01(\tR\x0ekeyFingerprint\x12\x1d\n" +
+	"\n" +
+	"path_order\x18\v \x01(\tR\tpathOrder\"q\n" +
 	"\x13GetDiscoveryRequest\x12\x19\n" +
 	"\bkey_name\x18\x01 \x01(\tR\akeyName\x12%\n" +
 	"\x0edeveloper_name\x18\x02 \x01(\tR\rdeveloperName\x12\x18\n" +
@@ -982,11 +1118,12 @@ const file_signer_v1_skill_service_proto_rawDesc = "" +
 	"\x10DigestConvention\x12!\n" +
 	"\x1dDIGEST_CONVENTION_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18DIGEST_CONVENTION_SHA256\x10\x01\x12\x18\n" +
-	"\x14DIGEST_CONVENTION_GO\x10\x022\xed\x03\n" +
+	"\x14DIGEST_CONVENTION_GO\x10\x022\xcf\x04\n" +
 	"\fSkillService\x12F\n" +
 	"\tSignSkill\x12\x1b.signer.v1.SignSkillRequest\x1a\x1c.signer.v1.SignSkillResponse\x12Z\n" +
 	"\x0fSignSkillStream\x12!.signer.v1.SignSkillStreamRequest\x1a\".signer.v1.SignSkillStreamResponse(\x01\x12L\n" +
-	"\vVerifySkill\x12\x1d.signer.v1.VerifySkillRequest\x1a\x1e.signer.v1.VerifySkillResponse\x12O\n" +
+	"\vVerifySkill\x12\x1d.signer.v1.VerifySkillRequest\x1a\x1e.signer.v1.VerifySkillResponse\x12`\n" +
+	"\x11VerifySkillStream\x12#.signer.v1.VerifySkillStreamRequest\x1a$.signer.v1.VerifySkillStreamResponse(\x01\x12O\n" +
 	"\fGetDiscovery\x12\x1e.signer.v1.GetDiscoveryRequest\x1a\x1f.signer.v1.GetDiscoveryResponse\x12R\n" +
 	"\rGetRevocation\x12\x1f.signer.v1.GetRevocationRequest\x1a .signer.v1.GetRevocationResponse\x12F\n" +
 	"\tGetDNSTXT\x12\x1b.signer.v1.GetDNSTXTRequest\x1a\x1c.signer.v1.GetDNSTXTResponseB3Z1github.com/signerd/signerd/gen/signer/v1;signerv1b\x06proto3"
@@ -1004,52 +1141,61 @@ func file_signer_v1_skill_service_proto_rawDescGZIP() []byte {
 }
 
 var file_signer_v1_skill_service_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_signer_v1_skill_service_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_signer_v1_skill_service_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_signer_v1_skill_service_proto_goTypes = []any{
-	(DigestConvention)(0),           // 0: signer.v1.DigestConvention
-	(*SignSkillRequest)(nil),        // 1: signer.v1.SignSkillRequest
-	(*SignSkillStreamRequest)(nil),  // 2: signer.v1.SignSkillStreamRequest
-	(*ManifestEntry)(nil),           // 3: signer.v1.ManifestEntry
-	(*SignSkillStreamResponse)(nil), // 4: signer.v1.SignSkillStreamResponse
-	(*SignSkillResponse)(nil),       // 5: signer.v1.SignSkillResponse
-	(*VerifySkillRequest)(nil),      // 6: signer.v1.VerifySkillRequest
-	(*VerifySkillResponse)(nil),     // 7: signer.v1.VerifySkillResponse
-	(*GetDiscoveryRequest)(nil),     // 8: signer.v1.GetDiscoveryRequest
-	(*GetDiscoveryResponse)(nil),    // 9: signer.v1.GetDiscoveryResponse
-	(*GetRevocationRequest)(nil),    // 10: signer.v1.GetRevocationRequest
-	(*GetRevocationResponse)(nil),   // 11: signer.v1.GetRevocationResponse
-	(*GetDNSTXTRequest)(nil),        // 12: signer.v1.GetDNSTXTRequest
-	(*GetDNSTXTResponse)(nil),       // 13: signer.v1.GetDNSTXTResponse
-	nil,                             // 14: signer.v1.SignSkillRequest.FileManifestEntry
-	(*durationpb.Duration)(nil),     // 15: google.protobuf.Duration
+	(DigestConvention)(0),             // 0: signer.v1.DigestConvention
+	(*SignSkillRequest)(nil),          // 1: signer.v1.SignSkillRequest
+	(*SignSkillStreamRequest)(nil),    // 2: signer.v1.SignSkillStreamRequest
+	(*ManifestEntry)(nil),             // 3: signer.v1.ManifestEntry
+	(*VerifySkillStreamRequest)(nil),  // 4: signer.v1.VerifySkillStreamRequest
+	(*VerifySkillStreamResponse)(nil), // 5: signer.v1.VerifySkillStreamResponse
+	(*SignSkillStreamResponse)(nil),   // 6: signer.v1.SignSkillStreamResponse
+	(*SignSkillResponse)(nil),         // 7: signer.v1.SignSkillResponse
+	(*VerifySkillRequest)(nil),        // 8: signer.v1.VerifySkillRequest
+	(*VerifySkillResponse)(nil),       // 9: signer.v1.VerifySkillResponse
+	(*GetDiscoveryRequest)(nil),       // 10: signer.v1.GetDiscoveryRequest
+	(*GetDiscoveryResponse)(nil),      // 11: signer.v1.GetDiscoveryResponse
+	(*GetRevocationRequest)(nil),      // 12: signer.v1.GetRevocationRequest
+	(*GetRevocationResponse)(nil),     // 13: signer.v1.GetRevocationResponse
+	(*GetDNSTXTRequest)(nil),          // 14: signer.v1.GetDNSTXTRequest
+	(*GetDNSTXTResponse)(nil),         // 15: signer.v1.GetDNSTXTResponse
+	nil,                               // 16: signer.v1.SignSkillRequest.FileManifestEntry
+	nil,                               // 17: signer.v1.VerifySkillRequest.FileManifestEntry
+	(*durationpb.Duration)(nil),       // 18: google.protobuf.Duration
 }
 var file_signer_v1_skill_service_proto_depIdxs = []int32{
-	14, // 0: signer.v1.SignSkillRequest.file_manifest:type_name -> signer.v1.SignSkillRequest.FileManifestEntry
-	15, // 1: signer.v1.SignSkillRequest.expires_in:type_name -> google.protobuf.Duration
+	16, // 0: signer.v1.SignSkillRequest.file_manifest:type_name -> signer.v1.SignSkillRequest.FileManifestEntry
+	18, // 1: signer.v1.SignSkillRequest.expires_in:type_name -> google.protobuf.Duration
 	0,  // 2: signer.v1.SignSkillRequest.digest_convention:type_name -> signer.v1.DigestConvention
 	1,  // 3: signer.v1.SignSkillStreamRequest.header:type_name -> signer.v1.SignSkillRequest
 	3,  // 4: signer.v1.SignSkillStreamRequest.entries:type_name -> signer.v1.ManifestEntry
-	5,  // 5: signer.v1.SignSkillStreamResponse.response:type_name -> signer.v1.SignSkillResponse
-	0,  // 6: signer.v1.SignSkillResponse.digest_convention:type_name -> signer.v1.DigestConvention
-	0,  // 7: signer.v1.VerifySkillRequest.digest_convention:type_name -> signer.v1.DigestConvention
-	0,  // 8: signer.v1.VerifySkillResponse.digest_convention:type_name -> signer.v1.DigestConvention
-	1,  // 9: signer.v1.SkillService.SignSkill:input_type -> signer.v1.SignSkillRequest
-	2,  // 10: signer.v1.SkillService.SignSkillStream:input_type -> signer.v1.SignSkillStreamRequest
-	6,  // 11: signer.v1.SkillService.VerifySkill:input_type -> signer.v1.VerifySkillRequest
-	8,  // 12: signer.v1.SkillService.GetDiscovery:input_type -> signer.v1.GetDiscoveryRequest
-	10, // 13: signer.v1.SkillService.GetRevocation:input_type -> signer.v1.GetRevocationRequest
-	12, // 14: signer.v1.SkillService.GetDNSTXT:input_type -> signer.v1.GetDNSTXTRequest
-	5,  // 15: signer.v1.SkillService.SignSkill:output_type -> signer.v1.SignSkillResponse
-	4,  // 16: signer.v1.SkillService.SignSkillStream:output_type -> signer.v1.SignSkillStreamResponse
-	7,  // 17: signer.v1.SkillService.VerifySkill:output_type -> signer.v1.VerifySkillResponse
-	9,  // 18: signer.v1.SkillService.GetDiscovery:output_type -> signer.v1.GetDiscoveryResponse
-	11, // 19: signer.v1.SkillService.GetRevocation:output_type -> signer.v1.GetRevocationResponse
-	13, // 20: signer.v1.SkillService.GetDNSTXT:output_type -> signer.v1.GetDNSTXTResponse
-	15, // [15:21] is the sub-list for method output_type
-	9,  // [9:15] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	8,  // 5: signer.v1.VerifySkillStreamRequest.header:type_name -> signer.v1.VerifySkillRequest
+	3,  // 6: signer.v1.VerifySkillStreamRequest.entries:type_name -> signer.v1.ManifestEntry
+	9,  // 7: signer.v1.VerifySkillStreamResponse.response:type_name -> signer.v1.VerifySkillResponse
+	7,  // 8: signer.v1.SignSkillStreamResponse.response:type_name -> signer.v1.SignSkillResponse
+	0,  // 9: signer.v1.SignSkillResponse.digest_convention:type_name -> signer.v1.DigestConvention
+	0,  // 10: signer.v1.VerifySkillRequest.digest_convention:type_name -> signer.v1.DigestConvention
+	17, // 11: signer.v1.VerifySkillRequest.file_manifest:type_name -> signer.v1.VerifySkillRequest.FileManifestEntry
+	0,  // 12: signer.v1.VerifySkillResponse.digest_convention:type_name -> signer.v1.DigestConvention
+	1,  // 13: signer.v1.SkillService.SignSkill:input_type -> signer.v1.SignSkillRequest
+	2,  // 14: signer.v1.SkillService.SignSkillStream:input_type -> signer.v1.SignSkillStreamRequest
+	8,  // 15: signer.v1.SkillService.VerifySkill:input_type -> signer.v1.VerifySkillRequest
+	4,  // 16: signer.v1.SkillService.VerifySkillStream:input_type -> signer.v1.VerifySkillStreamRequest
+	10, // 17: signer.v1.SkillService.GetDiscovery:input_type -> signer.v1.GetDiscoveryRequest
+	12, // 18: signer.v1.SkillService.GetRevocation:input_type -> signer.v1.GetRevocationRequest
+	14, // 19: signer.v1.SkillService.GetDNSTXT:input_type -> signer.v1.GetDNSTXTRequest
+	7,  // 20: signer.v1.SkillService.SignSkill:output_type -> signer.v1.SignSkillResponse
+	6,  // 21: signer.v1.SkillService.SignSkillStream:output_type -> signer.v1.SignSkillStreamResponse
+	9,  // 22: signer.v1.SkillService.VerifySkill:output_type -> signer.v1.VerifySkillResponse
+	5,  // 23: signer.v1.SkillService.VerifySkillStream:output_type -> signer.v1.VerifySkillStreamResponse
+	11, // 24: signer.v1.SkillService.GetDiscovery:output_type -> signer.v1.GetDiscoveryResponse
+	13, // 25: signer.v1.SkillService.GetRevocation:output_type -> signer.v1.GetRevocationResponse
+	15, // 26: signer.v1.SkillService.GetDNSTXT:output_type -> signer.v1.GetDNSTXTResponse
+	20, // [20:27] is the sub-list for method output_type
+	13, // [13:20] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_signer_v1_skill_service_proto_init() }
@@ -1063,7 +1209,7 @@ func file_signer_v1_skill_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_signer_v1_skill_service_proto_rawDesc), len(file_signer_v1_skill_service_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   14,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,12 +19,13 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	SkillService_SignSkill_FullMethodName       = "/signer.v1.SkillService/SignSkill"
-	SkillService_SignSkillStream_FullMethodName = "/signer.v1.SkillService/SignSkillStream"
-	SkillService_VerifySkill_FullMethodName     = "/signer.v1.SkillService/VerifySkill"
-	SkillService_GetDiscovery_FullMethodName    = "/signer.v1.SkillService/GetDiscovery"
-	SkillService_GetRevocation_FullMethodName   = "/signer.v1.SkillService/GetRevocation"
-	SkillService_GetDNSTXT_FullMethodName       = "/signer.v1.SkillService/GetDNSTXT"
+	SkillService_SignSkill_FullMethodName         = "/signer.v1.SkillService/SignSkill"
+	SkillService_SignSkillStream_FullMethodName   = "/signer.v1.SkillService/SignSkillStream"
+	SkillService_VerifySkill_FullMethodName       = "/signer.v1.SkillService/VerifySkill"
+	SkillService_VerifySkillStream_FullMethodName = "/signer.v1.SkillService/VerifySkillStream"
+	SkillService_GetDiscovery_FullMethodName      = "/signer.v1.SkillService/GetDiscovery"
+	SkillService_GetRevocation_FullMethodName     = "/signer.v1.SkillService/GetRevocation"
+	SkillService_GetDNSTXT_FullMethodName         = "/signer.v1.SkillService/GetDNSTXT"
 )
 
 // SkillServiceClient is the client API for SkillService service.
@@ -43,8 +44,8 @@ type SkillServiceClient interface {
 	// (1 MiB by default, about 12,000 files) bounds. The first message holds
 	// every SignSkillRequest field but file_manifest; the messages after it
 	// hold the manifest's entries in byte order of path (each message at most
-	// 64 KiB), so the daemon computes the root as they arrive and holds one
-	// message at a time, whatever the number of files.
+	// 64 KiB). The manifest the daemon keeps (the .schemapin.sig carries it)
+	// counts against the caller's budget of request bytes in flight.
 	SignSkillStream(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[SignSkillStreamRequest, SignSkillStreamResponse], error)
 	// VerifySkill verifies a .schemapin.sig against the root hash with the key
 	// signerd signed it with, and compares the document's unauthenticated
@@ -52,6 +53,11 @@ type SkillServiceClient interface {
 	// signed. OK only when valid; otherwise an error status with a reason and
 	// the SchemaPin error code in ErrorInfo metadata "error_code".
 	VerifySkill(ctx context.Context, in *VerifySkillRequest, opts ...grpc.CallOption) (*VerifySkillResponse, error)
+	// VerifySkillStream is VerifySkill for skills of any size, as
+	// SignSkillStream is for SignSkill: the first message holds every
+	// VerifySkillRequest field but file_manifest, the messages after it the
+	// manifest's entries in byte order of path (each message at most 64 KiB).
+	VerifySkillStream(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[VerifySkillStreamRequest, VerifySkillStreamResponse], error)
 	// GetDiscovery returns the .well-known/schemapin.json for a key.
 	GetDiscovery(ctx context.Context, in *GetDiscoveryRequest, opts ...grpc.CallOption) (*GetDiscoveryResponse, error)
 	// GetRevocation returns the standalone revocation document of a domain.
@@ -101,6 +107,19 @@ func (c *skillServiceClient) VerifySkill(ctx context.Context, in *VerifySkillReq
 	return out, nil
 }
 
+func (c *skillServiceClient) VerifySkillStream(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[VerifySkillStreamRequest, VerifySkillStreamResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &SkillService_ServiceDesc.Streams[1], SkillService_VerifySkillStream_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[VerifySkillStreamRequest, VerifySkillStreamResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type SkillService_VerifySkillStreamClient = grpc.ClientStreamingClient[VerifySkillStreamRequest, VerifySkillStreamResponse]
+
 func (c *skillServiceClient) GetDiscovery(ctx context.Context, in *GetDiscoveryRequest, opts ...grpc.CallOption) (*GetDiscoveryResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(GetDiscoveryResponse)
@@ -147,8 +166,8 @@ type SkillServiceServer interface {
 	// (1 MiB by default, about 12,000 files) bounds. The first message holds
 	// every SignSkillRequest field but file_manifest; the messages after it
 	// hold the manifest's entries in byte order of path (each message at most
-	// 64 KiB), so the daemon computes the root as they arrive and holds one
-	// message at a time, whatever the number of files.
+	// 64 KiB). The manifest the daemon keeps (the .schemapin.sig carries it)
+	// counts against the caller's budget of request bytes in flight.
 	SignSkillStream(grpc.ClientStreamingServer[SignSkillStreamRequest, SignSkillStreamResponse]) error
 	// VerifySkill verifies a .schemapin.sig against the root hash with the key
 	// signerd signed it with, and compares the document's unauthenticated
@@ -156,6 +175,11 @@ type SkillServiceServer interface {
 	// signed. OK only when valid; otherwise an error status with a reason and
 	// the SchemaPin error code in ErrorInfo metadata "error_code".
 	VerifySkill(context.Context, *VerifySkillRequest) (*VerifySkillResponse, error)
+	// VerifySkillStream is VerifySkill for skills of any size, as
+	// SignSkillStream is for SignSkill: the first message holds every
+	// VerifySkillRequest field but file_manifest, the messages after it the
+	// manifest's entries in byte order of path (each message at most 64 KiB).
+	VerifySkillStream(grpc.ClientStreamingServer[VerifySkillStreamRequest, VerifySkillStreamResponse]) error
 	// GetDiscovery returns the .well-known/schemapin.json for a key.
 	GetDiscovery(context.Context, *GetDiscoveryRequest) (*GetDiscoveryResponse, error)
 	// GetRevocation returns the standalone revocation document of a domain.
@@ -180,6 +204,9 @@ func (UnimplementedSkillServiceServer) SignSkillStream(grpc.ClientStreamingServe
 }
 func (UnimplementedSkillServiceServer) VerifySkill(context.Context, *VerifySkillRequest) (*VerifySkillResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method VerifySkill not implemented")
+}
+func (UnimplementedSkillServiceServer) VerifySkillStream(grpc.ClientStreamingServer[VerifySkillStreamRequest, VerifySkillStreamResponse]) error {
+	return status.Error(codes.Unimplemented, "method VerifySkillStream not implemented")
 }
 func (UnimplementedSkillServiceServer) GetDiscovery(context.Context, *GetDiscoveryRequest) (*GetDiscoveryResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetDiscovery not implemented")
@@ -253,6 +280,13 @@ func _SkillService_VerifySkill_Handler(srv interface{}, ctx context.Context, dec
 	}
 	return interceptor(ctx, in, info, handler)
 }
+
+func _SkillService_VerifySkillStream_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(SkillServiceServer).VerifySkillStream(&grpc.GenericServerStream[VerifySkillStreamRequest, VerifySkillStreamResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type SkillService_VerifySkillStreamServer = grpc.ClientStreamingServer[VerifySkillStreamRequest, VerifySkillStreamResponse]
 
 func _SkillService_GetDiscovery_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(GetDiscoveryRequest)
@@ -340,6 +374,11 @@ var SkillService_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "SignSkillStream",
 			Handler:       _SkillService_SignSkillStream_Handler,
+			ClientStreams: true,
+		},
+		{
+			StreamName:    "VerifySkillStream",
+			Handler:       _SkillService_VerifySkillStream_Handler,
 			ClientStreams: true,
 		},
 	},

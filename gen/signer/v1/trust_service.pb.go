@@ -221,11 +221,16 @@ func (x *RemoveTrustRequest) GetFingerprint() string {
 	return ""
 }
 
-// RemoveTrustResponse is empty.
+// RemoveTrustResponse says whether the org still accepts the key.
 type RemoveTrustResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The child orgs of the org's active grants that trust the key directly:
+	// through each, the org still accepts the key (Cloacina's union of direct
+	// and granted trust). Empty when the key is no longer accepted at all.
+	// Sorted.
+	StillTrustedViaGrants []string `protobuf:"bytes,1,rep,name=still_trusted_via_grants,json=stillTrustedViaGrants,proto3" json:"still_trusted_via_grants,omitempty"`
+	unknownFields         protoimpl.UnknownFields
+	sizeCache             protoimpl.SizeCache
 }
 
 func (x *RemoveTrustResponse) Reset() {
@@ -256,6 +261,13 @@ func (x *RemoveTrustResponse) ProtoReflect() protoreflect.Message {
 // Deprecated: Use RemoveTrustResponse.ProtoReflect.Descriptor instead.
 func (*RemoveTrustResponse) Descriptor() ([]byte, []int) {
 	return file_signer_v1_trust_service_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *RemoveTrustResponse) GetStillTrustedViaGrants() []string {
+	if x != nil {
+		return x.StillTrustedViaGrants
+	}
+	return nil
 }
 
 // GrantTrustRequest names parent and child orgs.
@@ -688,8 +700,9 @@ const file_signer_v1_trust_service_proto_rawDesc = "" +
 	"\x03key\x18\x01 \x01(\v2\x15.signer.v1.TrustedKeyR\x03key\"H\n" +
 	"\x12RemoveTrustRequest\x12\x10\n" +
 	"\x03org\x18\x01 \x01(\tR\x03org\x12 \n" +
-	"\vfingerprint\x18\x02 \x01(\tR\vfingerprint\"\x15\n" +
-	"\x13RemoveTrustResponse\"A\n" +
+	"\vfingerprint\x18\x02 \x01(\tR\vfingerprint\"N\n" +
+	"\x13RemoveTrustResponse\x127\n" +
+	"\x18still_trusted_via_grants\x18\x01 \x03(\tR\x15stillTrustedViaGrants\"A\n" +
 	"\x11GrantTrustRequest\x12\x16\n" +
 	"\x06parent\x18\x01 \x01(\tR\x06parent\x12\x14\n" +
 	"\x05child\x18\x02 \x01(\tR\x05child\"\x14\n" +

@@ -38,8 +38,10 @@ type TrustServiceClient interface {
 	// AddTrust makes an org trust a key: one of signerd's keys by name, or any
 	// Ed25519/ECDSA public key given as SPKI PEM.
 	AddTrust(ctx context.Context, in *AddTrustRequest, opts ...grpc.CallOption) (*AddTrustResponse, error)
-	// RemoveTrust stops an org trusting a key. Signatures by it then fail
-	// verification for that org with KEY_REVOKED.
+	// RemoveTrust stops an org trusting a key directly. Signatures by it then
+	// fail verification for that org with KEY_REVOKED, unless the org still
+	// accepts the key through a grant (a granted child org trusts it
+	// directly): the response names every such grant.
 	RemoveTrust(ctx context.Context, in *RemoveTrustRequest, opts ...grpc.CallOption) (*RemoveTrustResponse, error)
 	// GrantTrust makes parent trust what child trusts directly (one level,
 	// not transitive).
@@ -131,8 +133,10 @@ type TrustServiceServer interface {
 	// AddTrust makes an org trust a key: one of signerd's keys by name, or any
 	// Ed25519/ECDSA public key given as SPKI PEM.
 	AddTrust(context.Context, *AddTrustRequest) (*AddTrustResponse, error)
-	// RemoveTrust stops an org trusting a key. Signatures by it then fail
-	// verification for that org with KEY_REVOKED.
+	// RemoveTrust stops an org trusting a key directly. Signatures by it then
+	// fail verification for that org with KEY_REVOKED, unless the org still
+	// accepts the key through a grant (a granted child org trusts it
+	// directly): the response names every such grant.
 	RemoveTrust(context.Context, *RemoveTrustRequest) (*RemoveTrustResponse, error)
 	// GrantTrust makes parent trust what child trusts directly (one level,
 	// not transitive).

@@ -15,7 +15,7 @@ import (
 // Parallel, with the default pool of 8 sessions, as the daemon runs it.
 func BenchmarkSignEd25519(b *testing.B) { benchmarkSign(b, keystore.Ed25519) }
 
-// BenchmarkSignECDSA signs SHA-256 digests with a P-256 key through crypto11.
+// BenchmarkSignECDSA signs SHA-256 digests with a P-256 key (CKM_ECDSA).
 func BenchmarkSignECDSA(b *testing.B) { benchmarkSign(b, keystore.ECDSAP256) }
 
 func benchmarkSign(b *testing.B, alg keystore.Algorithm) {

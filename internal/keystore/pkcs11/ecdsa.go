@@ -25,6 +25,7 @@ import (
 type ecKey struct {
 	priv p11.ObjectHandle
 	pub  *ecdsa.PublicKey
+	auth bool // CKA_ALWAYS_AUTHENTICATE: log in for each signature
 }
 
 // mechECDSA is CKM_ECDSA: the token signs a digest we computed. miekg only
@@ -74,14 +75,18 @@ func (ks *KeyStore) ecKeyWith(s p11.SessionHandle, id []byte, want *ecdsa.Public
 	}
 	var challenge [sha256.Size]byte
 	_, _ = rand.Read(challenge[:])
-	sig, err := ks.signECDSA(s, priv, challenge[:])
+	auth, err := ks.alwaysAuthenticate(s, priv)
+	if err != nil {
+		return ecKey{}, err
+	}
+	sig, err := ks.signECDSA(s, priv, auth, challenge[:])
 	if err != nil {
 		return ecKey{}, err
 	}
 	if !ecdsa.VerifyASN1(want, challenge[:], sig) {
 		return ecKey{}, ks.mismatch(id, pub, want, "private key does not match the public key")
 	}
-	k = ecKey{priv: priv, pub: pub}
+	k = ecKey{priv: priv, pub: pub, auth: auth}
 	ks.cacheMu.Lock()
 	ks.ecKeys[string(id)] = k
 	ks.cacheMu.Unlock()
@@ -99,8 +104,8 @@ func (ks *KeyStore) dropEC(id []byte, stale p11.ObjectHandle) {
 
 // signECDSA signs digest with CKM_ECDSA and returns the signature in ASN.1
 // DER, as crypto.Signer callers expect; the token returns r||s.
-func (ks *KeyStore) signECDSA(s p11.SessionHandle, key p11.ObjectHandle, digest []byte) ([]byte, error) {
-	if err := ks.ctx.SignInit(s, mechECDSA, key); err != nil {
+func (ks *KeyStore) signECDSA(s p11.SessionHandle, key p11.ObjectHandle, auth bool, digest []byte) ([]byte, error) {
+	if err := ks.signInit(s, mechECDSA, key, auth); err != nil {
 		return nil, err
 	}
 	raw, err := ks.ctx.Sign(s, digest)
@@ -149,7 +154,7 @@ func (s *ecdsaSigner) Sign(_ io.Reader, digest []byte, opts crypto.SignerOpts) (
 		}
 		k, err := ks.ecKeyWith(ss.h, s.id, s.pub)
 		if err == nil {
-			sig, err = ks.signECDSA(ss.h, k.priv, digest)
+			sig, err = ks.signECDSA(ss.h, k.priv, k.auth, digest)
 			if classify(err) == classHandle {
 				ks.dropEC(s.id, k.priv)
 			}

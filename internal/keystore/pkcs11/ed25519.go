@@ -22,6 +22,7 @@ import (
 type edKey struct {
 	priv p11.ObjectHandle
 	pub  ed25519.PublicKey
+	auth bool // CKA_ALWAYS_AUTHENTICATE: log in for each signature
 }
 
 // generateEd25519 creates an Ed25519 key pair in the token on session s.
@@ -77,14 +78,18 @@ func (ks *KeyStore) edKeyWith(s p11.SessionHandle, id []byte, want ed25519.Publi
 	}
 	challenge := make([]byte, 32)
 	_, _ = rand.Read(challenge)
-	sig, err := ks.signEd25519(s, priv, challenge)
+	auth, err := ks.alwaysAuthenticate(s, priv)
+	if err != nil {
+		return edKey{}, err
+	}
+	sig, err := ks.signEd25519(s, priv, auth, challenge)
 	if err != nil {
 		return edKey{}, err
 	}
 	if !ed25519.Verify(want, challenge, sig) {
 		return edKey{}, ks.mismatch(id, pub, want, "private key does not match the public key")
 	}
-	k = edKey{priv: priv, pub: pub}
+	k = edKey{priv: priv, pub: pub, auth: auth}
 	ks.cacheMu.Lock()
 	ks.edKeys[string(id)] = k
 	ks.cacheMu.Unlock()
@@ -101,8 +106,8 @@ func (ks *KeyStore) dropEd(id []byte, stale p11.ObjectHandle) {
 	ks.cacheMu.Unlock()
 }
 
-func (ks *KeyStore) signEd25519(s p11.SessionHandle, key p11.ObjectHandle, msg []byte) ([]byte, error) {
-	if err := ks.ctx.SignInit(s, mechEdDSA, key); err != nil {
+func (ks *KeyStore) signEd25519(s p11.SessionHandle, key p11.ObjectHandle, auth bool, msg []byte) ([]byte, error) {
+	if err := ks.signInit(s, mechEdDSA, key, auth); err != nil {
 		return nil, err
 	}
 	sig, err := ks.ctx.Sign(s, msg)
@@ -148,7 +153,7 @@ func (s *ed25519Signer) Sign(_ io.Reader, msg []byte, opts crypto.SignerOpts) ([
 		}
 		k, err := ks.edKeyWith(sess.h, s.id, s.pub)
 		if err == nil {
-			sig, err = ks.signEd25519(sess.h, k.priv, msg)
+			sig, err = ks.signEd25519(sess.h, k.priv, k.auth, msg)
 			if classify(err) == classHandle {
 				ks.dropEd(s.id, k.priv)
 			}

@@ -12,7 +12,7 @@ import (
 // world can: they act on the shared library state, not on KeyStore fields.
 
 // CloseAllSessions closes every session of this process on the KeyStore's
-// slot (crypto11's included), which also logs the process out.
+// slot, which also logs the process out.
 func CloseAllSessions(ks *KeyStore) error { return ks.ctx.CloseAllSessions(ks.slot) }
 
 // FinalizeLibrary finalizes the library under the KeyStore, as a crashed

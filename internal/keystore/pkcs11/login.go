@@ -15,8 +15,8 @@ import (
 )
 
 // tokenLogin records that this process is logged in to one token. Login is
-// per application in PKCS#11: every session of the process (ours and
-// crypto11's) shares it, so it is made once and counted.
+// per application in PKCS#11: every session of the process shares it, so it
+// is made once and counted.
 type tokenLogin struct {
 	holders  int
 	salt     [16]byte

@@ -25,8 +25,8 @@ func TestRecover(t *testing.T) {
 		name    string
 		breakIt func(*pkcs11.KeyStore) error
 	}{
-		// Closes ours and crypto11's sessions, which also logs the process
-		// out and invalidates private-object handles.
+		// Closes every session of the process, which also logs it
+		// out, and invalidates private-object handles.
 		{"all sessions closed", pkcs11.CloseAllSessions},
 		{"logged out", pkcs11.LogoutProcess},
 		{"stale key handles", func(ks *pkcs11.KeyStore) error { pkcs11.PoisonHandles(ks); return nil }},

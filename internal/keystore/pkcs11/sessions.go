@@ -4,6 +4,7 @@ package pkcs11
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync/atomic"
 	"time"
@@ -34,6 +35,12 @@ type sessionPool struct {
 	sem  chan struct{}
 	idle chan session
 	gen  atomic.Uint64
+	// shrunk counts the slots given up because the token answered
+	// CKR_SESSION_COUNT: each keeps a token in sem for good, so the pool
+	// never again tries to open more sessions than the token gave it.
+	shrunk atomic.Int64
+	// onShrink, if set, is told the pool's new size.
+	onShrink func(size int)
 }
 
 func newSessionPool(size int, timeout time.Duration, open func() (p11.SessionHandle, error), close func(p11.SessionHandle)) *sessionPool {
@@ -49,20 +56,45 @@ func newSessionPool(size int, timeout time.Duration, open func() (p11.SessionHan
 // get returns a session, reusing an idle one when possible. It waits at most
 // the pool timeout for a free slot and honours ctx. The caller MUST hand the
 // session back with put or discard.
+//
+// A token that refuses another session (CKR_SESSION_COUNT: other
+// applications hold the rest, or it allows fewer than it said) shrinks the
+// pool by one and the caller waits for a session someone else returns,
+// rather than failing, as long as the pool still holds one.
 func (p *sessionPool) get(ctx context.Context) (session, error) {
-	select {
-	case p.sem <- struct{}{}:
-	default:
-		t := time.NewTimer(p.timeout)
-		defer t.Stop()
+	var deadline <-chan time.Time
+	for {
 		select {
 		case p.sem <- struct{}{}:
-		case <-ctx.Done():
-			return session{}, fmt.Errorf("waiting for a PKCS#11 session: %w", ctx.Err())
-		case <-t.C:
-			return session{}, fmt.Errorf("%w (%d in use for %s)", errPoolTimeout, cap(p.sem), p.timeout)
+		default:
+			if deadline == nil {
+				t := time.NewTimer(p.timeout)
+				defer t.Stop()
+				deadline = t.C
+			}
+			select {
+			case p.sem <- struct{}{}:
+			case <-ctx.Done():
+				return session{}, fmt.Errorf("waiting for a PKCS#11 session: %w", ctx.Err())
+			case <-deadline:
+				return session{}, fmt.Errorf("%w (%d in use for %s)", errPoolTimeout, p.size(), p.timeout)
+			}
+		}
+		s, err := p.take()
+		if err == nil || !errors.Is(err, p11.Error(p11.CKR_SESSION_COUNT)) {
+			return s, err
+		}
+		if !p.shrink() {
+			<-p.sem
+			return session{}, err
 		}
 	}
+}
+
+// take returns an idle session of the current generation or opens one. The
+// caller holds a slot of sem, which take gives back on failure unless the
+// failure is CKR_SESSION_COUNT (get then decides).
+func (p *sessionPool) take() (session, error) {
 	for {
 		select {
 		case s := <-p.idle:
@@ -78,12 +110,36 @@ func (p *sessionPool) get(ctx context.Context) (session, error) {
 		gen := p.gen.Load()
 		h, err := p.open()
 		if err != nil {
-			<-p.sem
+			if !errors.Is(err, p11.Error(p11.CKR_SESSION_COUNT)) {
+				<-p.sem
+			}
 			return session{}, err
 		}
 		return session{h: h, gen: gen}, nil
 	}
 }
+
+// shrink keeps the caller's slot of sem for good, if another slot is in
+// use (its session will come back for the caller to reuse), and reports
+// whether it did. With no other session open the token has none for us.
+func (p *sessionPool) shrink() bool {
+	for {
+		n := p.shrunk.Load()
+		// Slots held: ours, the shrunk ones, and the ones in use.
+		if len(p.sem)-1-int(n) <= 0 {
+			return false
+		}
+		if p.shrunk.CompareAndSwap(n, n+1) {
+			if p.onShrink != nil {
+				p.onShrink(p.size())
+			}
+			return true
+		}
+	}
+}
+
+// size is the number of sessions the pool may hold now.
+func (p *sessionPool) size() int { return cap(p.sem) - int(p.shrunk.Load()) }
 
 // put returns a healthy session for reuse.
 func (p *sessionPool) put(s session) {
@@ -106,6 +162,10 @@ func (p *sessionPool) discard(s session) {
 // session usually means the token closed all of ours (C_CloseAllSessions,
 // a token reset), so the whole generation is invalidated with it.
 func (p *sessionPool) release(s session, err error) {
+	if errors.Is(err, errOperationLeft) {
+		p.discard(s)
+		return
+	}
 	switch classify(err) {
 	case classSession:
 		p.invalidate(s.gen)

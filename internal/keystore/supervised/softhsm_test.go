@@ -80,7 +80,7 @@ func TestSoftHSMTokenMovesAwayAndBack(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// Each algorithm's path (crypto11 for ECDSA, our own for Ed25519) is
+	// Each algorithm's path (CKM_ECDSA, CKM_EDDSA) is
 	// the first to meet the fault once.
 	for _, first := range []int{1, 0} {
 		away := tok.MoveAway(t)
