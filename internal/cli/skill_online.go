@@ -44,7 +44,7 @@ func runSkillVerifyOnline(cmd *cobra.Command, g *globals, opts *skillVerifyOpts,
 	out := &skillVerifyOutput{Dir: dir, KeySource: keySourceDaemon, domain: opts.domain}
 	res := &skill.Result{}
 	out.Result = res
-	doc, err := readSmallFile(sigPath, maxSkillDocSize)
+	doc, err := readSmallFile(sigPath, maxSkillSignatureSize)
 	if err != nil {
 		if _, statErr := os.Lstat(sigPath); opts.signature == "" && errors.Is(statErr, fs.ErrNotExist) {
 			res.ErrorCode, res.ErrorMessage = skill.CodeSignatureInvalid, "no "+skill.SignatureFilename+" in "+dir
@@ -58,7 +58,7 @@ func runSkillVerifyOnline(cmd *cobra.Command, g *globals, opts *skillVerifyOpts,
 		return exitErr(ExitUsage, err)
 	}
 	out.SkillHash = m.SkillHash()
-	req := &signerv1.VerifySkillRequest{Domain: opts.domain, Root: m.Root[:], FileManifest: m.Files, SignatureDocument: doc}
+	req := &signerv1.VerifySkillRequest{Domain: opts.domain, Root: m.Root[:], FileManifest: m.Files, SignatureDocument: onlineDocument(doc)}
 	switch digest {
 	case skill.DigestSHA256:
 		req.DigestConvention = signerv1.DigestConvention_DIGEST_CONVENTION_SHA256
@@ -70,7 +70,7 @@ func runSkillVerifyOnline(cmd *cobra.Command, g *globals, opts *skillVerifyOpts,
 		return err
 	}
 	defer c.Close()
-	resp, err := c.Skills.VerifySkill(ctx, req)
+	resp, err := verifySkill(ctx, c.Skills, req)
 	if err != nil {
 		err = c.FromStatus(err)
 		v, ok := errdefs.AsVerification(err)

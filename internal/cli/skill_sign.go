@@ -77,7 +77,7 @@ signer_kid defaults to the key's fingerprint (sha256:<hex of SPKI DER>).`,
 				return err
 			}
 			defer c.Close()
-			resp, err := c.Skills.SignSkill(ctx, req)
+			resp, err := signSkill(ctx, c.Skills, req)
 			if err != nil {
 				return c.FromStatus(err)
 			}

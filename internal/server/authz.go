@@ -47,14 +47,18 @@ var methodRoles = map[string]Role{
 	reflectionv1.ServerReflection_ServerReflectionInfo_FullMethodName:      RoleVerifier,
 	reflectionv1alpha.ServerReflection_ServerReflectionInfo_FullMethodName: RoleVerifier,
 
-	signerv1.SkillService_VerifySkill_FullMethodName:   RoleVerifier,
-	signerv1.SkillService_GetDiscovery_FullMethodName:  RoleVerifier,
-	signerv1.SkillService_GetRevocation_FullMethodName: RoleVerifier,
-	signerv1.SkillService_GetDNSTXT_FullMethodName:     RoleVerifier,
+	signerv1.SkillService_VerifySkill_FullMethodName:       RoleVerifier,
+	signerv1.SkillService_VerifySkillStream_FullMethodName: RoleVerifier,
+	signerv1.SkillService_GetDiscovery_FullMethodName:      RoleVerifier,
+	signerv1.SkillService_GetRevocation_FullMethodName:     RoleVerifier,
+	signerv1.SkillService_GetDNSTXT_FullMethodName:         RoleVerifier,
 
 	signerv1.SignerService_Sign_FullMethodName:      RoleSigner,
 	signerv1.SignerService_SignBatch_FullMethodName: RoleSigner,
 	signerv1.SkillService_SignSkill_FullMethodName:  RoleSigner,
+	// Authorized at role level by the interceptor, then its header as a
+	// SignSkill request by the handler.
+	signerv1.SkillService_SignSkillStream_FullMethodName: RoleSigner,
 
 	signerv1.KeyService_CreateKey_FullMethodName:     RoleAdmin,
 	signerv1.KeyService_RotateKey_FullMethodName:     RoleAdmin,

@@ -48,8 +48,13 @@ const DefaultInflightBytesPerPeer = 128 << 20
 // limit. VerifySkill carries it twice, in the .schemapin.sig and as the
 // folder's own manifest whose names are checked against the signed ones.
 var largeMethods = map[string]bool{
-	signerv1.SkillService_SignSkill_FullMethodName:   true,
+	signerv1.SkillService_SignSkill_FullMethodName: true,
+	// A .schemapin.sig carries the manifest too (about 90 bytes a file).
 	signerv1.SkillService_VerifySkill_FullMethodName: true,
+	// Their headers may carry a .schemapin.sig (each message of a stream
+	// is checked on its own; the manifest comes in small pieces).
+	signerv1.SkillService_SignSkillStream_FullMethodName:   true,
+	signerv1.SkillService_VerifySkillStream_FullMethodName: true,
 }
 
 // methodLimit is the largest request method accepts, given the

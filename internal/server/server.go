@@ -124,7 +124,7 @@ func New(svc *service.Service, opts Options) *Server {
 	signerv1.RegisterSignerServiceServer(gs, &signerServer{svc: svc, authz: opts.Authorizer, denials: opts.Denials, log: opts.Logger})
 	signerv1.RegisterKeyServiceServer(gs, &keyServer{svc: svc})
 	signerv1.RegisterTrustServiceServer(gs, &trustServer{svc: svc})
-	signerv1.RegisterSkillServiceServer(gs, &skillServer{svc: svc})
+	signerv1.RegisterSkillServiceServer(gs, &skillServer{svc: svc, authz: opts.Authorizer, denials: opts.Denials, maxRecv: opts.MaxRecvMsgSize})
 	signerv1.RegisterAuditServiceServer(gs, &auditServer{svc: svc})
 	hs := health.NewServer()
 	grpc_health_v1.RegisterHealthServer(gs, hs)

@@ -13,6 +13,11 @@ import (
 type skillServer struct {
 	signerv1.UnimplementedSkillServiceServer
 	svc *service.Service
+	// authz and denials authorize SignSkillStream's header, which the
+	// interceptor cannot see; maxRecv is the server-wide request limit.
+	authz   Authorizer
+	denials DenialRecorder
+	maxRecv int
 }
 
 func conventionFromPB(c signerv1.DigestConvention) skill.DigestConvention {
@@ -37,6 +42,10 @@ func conventionToPB(c skill.DigestConvention) signerv1.DigestConvention {
 
 // SignSkill implements signerv1.SkillServiceServer.
 func (s *skillServer) SignSkill(ctx context.Context, req *signerv1.SignSkillRequest) (*signerv1.SignSkillResponse, error) {
+	return s.signSkill(ctx, req)
+}
+
+func (s *skillServer) signSkill(ctx context.Context, req *signerv1.SignSkillRequest) (*signerv1.SignSkillResponse, error) {
 	in := service.SignSkillInput{
 		KeyName: req.GetKeyName(), Root: req.GetRoot(), Manifest: req.GetFileManifest(), Domain: req.GetDomain(),
 		SkillName: req.GetSkillName(), SignerKid: req.GetSignerKid(), Convention: conventionFromPB(req.GetDigestConvention()),

@@ -198,6 +198,263 @@ func (x *SignSkillRequest) GetDigestConvention() DigestConvention {
 	return DigestConvention_DIGEST_CONVENTION_UNSPECIFIED
 }
 
+// SignSkillStreamRequest is one message of SignSkillStream.
+type SignSkillStreamRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The first message only: the request, with file_manifest empty.
+	Header *SignSkillRequest `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
+	// The messages after it: manifest entries, paths in strictly increasing
+	// byte order across the whole stream.
+	Entries       []*ManifestEntry `protobuf:"bytes,2,rep,name=entries,proto3" json:"entries,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SignSkillStreamRequest) Reset() {
+	*x = SignSkillStreamRequest{}
+	mi := &file_signer_v1_skill_service_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SignSkillStreamRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SignSkillStreamRequest) ProtoMessage() {}
+
+func (x *SignSkillStreamRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_signer_v1_skill_service_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SignSkillStreamRequest.ProtoReflect.Descriptor instead.
+func (*SignSkillStreamRequest) Descriptor() ([]byte, []int) {
+	return file_signer_v1_skill_service_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *SignSkillStreamRequest) GetHeader() *SignSkillRequest {
+	if x != nil {
+		return x.Header
+	}
+	return nil
+}
+
+func (x *SignSkillStreamRequest) GetEntries() []*ManifestEntry {
+	if x != nil {
+		return x.Entries
+	}
+	return nil
+}
+
+// ManifestEntry is one file of a skill's canonical manifest.
+type ManifestEntry struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Relative path, as canonicalization produced it.
+	Path string `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	// "sha256:<hex>" of the path and contents.
+	Hash          string `protobuf:"bytes,2,opt,name=hash,proto3" json:"hash,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ManifestEntry) Reset() {
+	*x = ManifestEntry{}
+	mi := &file_signer_v1_skill_service_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ManifestEntry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ManifestEntry) ProtoMessage() {}
+
+func (x *ManifestEntry) ProtoReflect() protoreflect.Message {
+	mi := &file_signer_v1_skill_service_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ManifestEntry.ProtoReflect.Descriptor instead.
+func (*ManifestEntry) Descriptor() ([]byte, []int) {
+	return file_signer_v1_skill_service_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *ManifestEntry) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *ManifestEntry) GetHash() string {
+	if x != nil {
+		return x.Hash
+	}
+	return ""
+}
+
+// VerifySkillStreamRequest is one message of VerifySkillStream.
+type VerifySkillStreamRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The first message only: the request, with file_manifest empty.
+	Header *VerifySkillRequest `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
+	// The messages after it: manifest entries, paths in strictly increasing
+	// byte order across the whole stream.
+	Entries       []*ManifestEntry `protobuf:"bytes,2,rep,name=entries,proto3" json:"entries,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VerifySkillStreamRequest) Reset() {
+	*x = VerifySkillStreamRequest{}
+	mi := &file_signer_v1_skill_service_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VerifySkillStreamRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VerifySkillStreamRequest) ProtoMessage() {}
+
+func (x *VerifySkillStreamRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_signer_v1_skill_service_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VerifySkillStreamRequest.ProtoReflect.Descriptor instead.
+func (*VerifySkillStreamRequest) Descriptor() ([]byte, []int) {
+	return file_signer_v1_skill_service_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *VerifySkillStreamRequest) GetHeader() *VerifySkillRequest {
+	if x != nil {
+		return x.Header
+	}
+	return nil
+}
+
+func (x *VerifySkillStreamRequest) GetEntries() []*ManifestEntry {
+	if x != nil {
+		return x.Entries
+	}
+	return nil
+}
+
+// VerifySkillStreamResponse is VerifySkill's response.
+type VerifySkillStreamResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Response      *VerifySkillResponse   `protobuf:"bytes,1,opt,name=response,proto3" json:"response,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VerifySkillStreamResponse) Reset() {
+	*x = VerifySkillStreamResponse{}
+	mi := &file_signer_v1_skill_service_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VerifySkillStreamResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VerifySkillStreamResponse) ProtoMessage() {}
+
+func (x *VerifySkillStreamResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_signer_v1_skill_service_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VerifySkillStreamResponse.ProtoReflect.Descriptor instead.
+func (*VerifySkillStreamResponse) Descriptor() ([]byte, []int) {
+	return file_signer_v1_skill_service_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *VerifySkillStreamResponse) GetResponse() *VerifySkillResponse {
+	if x != nil {
+		return x.Response
+	}
+	return nil
+}
+
+// SignSkillStreamResponse is SignSkill's response.
+type SignSkillStreamResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Response      *SignSkillResponse     `protobuf:"bytes,1,opt,name=response,proto3" json:"response,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SignSkillStreamResponse) Reset() {
+	*x = SignSkillStreamResponse{}
+	mi := &file_signer_v1_skill_service_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SignSkillStreamResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SignSkillStreamResponse) ProtoMessage() {}
+
+func (x *SignSkillStreamResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_signer_v1_skill_service_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SignSkillStreamResponse.ProtoReflect.Descriptor instead.
+func (*SignSkillStreamResponse) Descriptor() ([]byte, []int) {
+	return file_signer_v1_skill_service_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *SignSkillStreamResponse) GetResponse() *SignSkillResponse {
+	if x != nil {
+		return x.Response
+	}
+	return nil
+}
+
 // SignSkillResponse carries the .schemapin.sig document.
 type SignSkillResponse struct {
 	state             protoimpl.MessageState `protogen:"open.v1"`
@@ -213,7 +470,7 @@ type SignSkillResponse struct {
 
 func (x *SignSkillResponse) Reset() {
 	*x = SignSkillResponse{}
-	mi := &file_signer_v1_skill_service_proto_msgTypes[1]
+	mi := &file_signer_v1_skill_service_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -225,7 +482,7 @@ func (x *SignSkillResponse) String() string {
 func (*SignSkillResponse) ProtoMessage() {}
 
 func (x *SignSkillResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_signer_v1_skill_service_proto_msgTypes[1]
+	mi := &file_signer_v1_skill_service_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -238,7 +495,7 @@ func (x *SignSkillResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignSkillResponse.ProtoReflect.Descriptor instead.
 func (*SignSkillResponse) Descriptor() ([]byte, []int) {
-	return file_signer_v1_skill_service_proto_rawDescGZIP(), []int{1}
+	return file_signer_v1_skill_service_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *SignSkillResponse) GetSignatureDocument() []byte {
@@ -299,7 +556,7 @@ type VerifySkillRequest struct {
 
 func (x *VerifySkillRequest) Reset() {
 	*x = VerifySkillRequest{}
-	mi := &file_signer_v1_skill_service_proto_msgTypes[2]
+	mi := &file_signer_v1_skill_service_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -311,7 +568,7 @@ func (x *VerifySkillRequest) String() string {
 func (*VerifySkillRequest) ProtoMessage() {}
 
 func (x *VerifySkillRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_signer_v1_skill_service_proto_msgTypes[2]
+	mi := &file_signer_v1_skill_service_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -324,7 +581,7 @@ func (x *VerifySkillRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifySkillRequest.ProtoReflect.Descriptor instead.
 func (*VerifySkillRequest) Descriptor() ([]byte, []int) {
-	return file_signer_v1_skill_service_proto_rawDescGZIP(), []int{2}
+	return file_signer_v1_skill_service_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *VerifySkillRequest) GetDomain() string {
@@ -385,7 +642,7 @@ type VerifySkillResponse struct {
 
 func (x *VerifySkillResponse) Reset() {
 	*x = VerifySkillResponse{}
-	mi := &file_signer_v1_skill_service_proto_msgTypes[3]
+	mi := &file_signer_v1_skill_service_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -397,7 +654,7 @@ func (x *VerifySkillResponse) String() string {
 func (*VerifySkillResponse) ProtoMessage() {}
 
 func (x *VerifySkillResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_signer_v1_skill_service_proto_msgTypes[3]
+	mi := &file_signer_v1_skill_service_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -410,7 +667,7 @@ func (x *VerifySkillResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifySkillResponse.ProtoReflect.Descriptor instead.
 func (*VerifySkillResponse) Descriptor() ([]byte, []int) {
-	return file_signer_v1_skill_service_proto_rawDescGZIP(), []int{3}
+	return file_signer_v1_skill_service_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *VerifySkillResponse) GetValid() bool {
@@ -502,7 +759,7 @@ type GetDiscoveryRequest struct {
 
 func (x *GetDiscoveryRequest) Reset() {
 	*x = GetDiscoveryRequest{}
-	mi := &file_signer_v1_skill_service_proto_msgTypes[4]
+	mi := &file_signer_v1_skill_service_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -514,7 +771,7 @@ func (x *GetDiscoveryRequest) String() string {
 func (*GetDiscoveryRequest) ProtoMessage() {}
 
 func (x *GetDiscoveryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_signer_v1_skill_service_proto_msgTypes[4]
+	mi := &file_signer_v1_skill_service_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -527,7 +784,7 @@ func (x *GetDiscoveryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDiscoveryRequest.ProtoReflect.Descriptor instead.
 func (*GetDiscoveryRequest) Descriptor() ([]byte, []int) {
-	return file_signer_v1_skill_service_proto_rawDescGZIP(), []int{4}
+	return file_signer_v1_skill_service_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *GetDiscoveryRequest) GetKeyName() string {
@@ -561,7 +818,7 @@ type GetDiscoveryResponse struct {
 
 func (x *GetDiscoveryResponse) Reset() {
 	*x = GetDiscoveryResponse{}
-	mi := &file_signer_v1_skill_service_proto_msgTypes[5]
+	mi := &file_signer_v1_skill_service_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -573,7 +830,7 @@ func (x *GetDiscoveryResponse) String() string {
 func (*GetDiscoveryResponse) ProtoMessage() {}
 
 func (x *GetDiscoveryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_signer_v1_skill_service_proto_msgTypes[5]
+	mi := &file_signer_v1_skill_service_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -586,7 +843,7 @@ func (x *GetDiscoveryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDiscoveryResponse.ProtoReflect.Descriptor instead.
 func (*GetDiscoveryResponse) Descriptor() ([]byte, []int) {
-	return file_signer_v1_skill_service_proto_rawDescGZIP(), []int{5}
+	return file_signer_v1_skill_service_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *GetDiscoveryResponse) GetDocument() []byte {
@@ -606,7 +863,7 @@ type GetRevocationRequest struct {
 
 func (x *GetRevocationRequest) Reset() {
 	*x = GetRevocationRequest{}
-	mi := &file_signer_v1_skill_service_proto_msgTypes[6]
+	mi := &file_signer_v1_skill_service_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -618,7 +875,7 @@ func (x *GetRevocationRequest) String() string {
 func (*GetRevocationRequest) ProtoMessage() {}
 
 func (x *GetRevocationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_signer_v1_skill_service_proto_msgTypes[6]
+	mi := &file_signer_v1_skill_service_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -631,7 +888,7 @@ func (x *GetRevocationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRevocationRequest.ProtoReflect.Descriptor instead.
 func (*GetRevocationRequest) Descriptor() ([]byte, []int) {
-	return file_signer_v1_skill_service_proto_rawDescGZIP(), []int{6}
+	return file_signer_v1_skill_service_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *GetRevocationRequest) GetDomain() string {
@@ -651,7 +908,7 @@ type GetRevocationResponse struct {
 
 func (x *GetRevocationResponse) Reset() {
 	*x = GetRevocationResponse{}
-	mi := &file_signer_v1_skill_service_proto_msgTypes[7]
+	mi := &file_signer_v1_skill_service_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -663,7 +920,7 @@ func (x *GetRevocationResponse) String() string {
 func (*GetRevocationResponse) ProtoMessage() {}
 
 func (x *GetRevocationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_signer_v1_skill_service_proto_msgTypes[7]
+	mi := &file_signer_v1_skill_service_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -676,7 +933,7 @@ func (x *GetRevocationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRevocationResponse.ProtoReflect.Descriptor instead.
 func (*GetRevocationResponse) Descriptor() ([]byte, []int) {
-	return file_signer_v1_skill_service_proto_rawDescGZIP(), []int{7}
+	return file_signer_v1_skill_service_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *GetRevocationResponse) GetDocument() []byte {
@@ -696,7 +953,7 @@ type GetDNSTXTRequest struct {
 
 func (x *GetDNSTXTRequest) Reset() {
 	*x = GetDNSTXTRequest{}
-	mi := &file_signer_v1_skill_service_proto_msgTypes[8]
+	mi := &file_signer_v1_skill_service_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -708,7 +965,7 @@ func (x *GetDNSTXTRequest) String() string {
 func (*GetDNSTXTRequest) ProtoMessage() {}
 
 func (x *GetDNSTXTRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_signer_v1_skill_service_proto_msgTypes[8]
+	mi := &file_signer_v1_skill_service_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -721,7 +978,7 @@ func (x *GetDNSTXTRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDNSTXTRequest.ProtoReflect.Descriptor instead.
 func (*GetDNSTXTRequest) Descriptor() ([]byte, []int) {
-	return file_signer_v1_skill_service_proto_rawDescGZIP(), []int{8}
+	return file_signer_v1_skill_service_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *GetDNSTXTRequest) GetKeyName() string {
@@ -742,7 +999,7 @@ type GetDNSTXTResponse struct {
 
 func (x *GetDNSTXTResponse) Reset() {
 	*x = GetDNSTXTResponse{}
-	mi := &file_signer_v1_skill_service_proto_msgTypes[9]
+	mi := &file_signer_v1_skill_service_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -754,7 +1011,7 @@ func (x *GetDNSTXTResponse) String() string {
 func (*GetDNSTXTResponse) ProtoMessage() {}
 
 func (x *GetDNSTXTResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_signer_v1_skill_service_proto_msgTypes[9]
+	mi := &file_signer_v1_skill_service_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -767,7 +1024,7 @@ func (x *GetDNSTXTResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDNSTXTResponse.ProtoReflect.Descriptor instead.
 func (*GetDNSTXTResponse) Descriptor() ([]byte, []int) {
-	return file_signer_v1_skill_service_proto_rawDescGZIP(), []int{9}
+	return file_signer_v1_skill_service_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *GetDNSTXTResponse) GetValue() string {
@@ -799,7 +1056,20 @@ const file_signer_v1_skill_service_proto_rawDesc = "" +
 	" \x01(\x0e2\x1b.signer.v1.DigestConventionR\x10digestConvention\x1a?\n" +
 	"\x11FileManifestEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xf1\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x81\x01\n" +
+	"\x16SignSkillStreamRequest\x123\n" +
+	"\x06header\x18\x01 \x01(\v2\x1b.signer.v1.SignSkillRequestR\x06header\x122\n" +
+	"\aentries\x18\x02 \x03(\v2\x18.signer.v1.ManifestEntryR\aentries\"7\n" +
+	"\rManifestEntry\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\x12\x12\n" +
+	"\x04hash\x18\x02 \x01(\tR\x04hash\"\x85\x01\n" +
+	"\x18VerifySkillStreamRequest\x125\n" +
+	"\x06header\x18\x01 \x01(\v2\x1d.signer.v1.VerifySkillRequestR\x06header\x122\n" +
+	"\aentries\x18\x02 \x03(\v2\x18.signer.v1.ManifestEntryR\aentries\"W\n" +
+	"\x19VerifySkillStreamResponse\x12:\n" +
+	"\bresponse\x18\x01 \x01(\v2\x1e.signer.v1.VerifySkillResponseR\bresponse\"S\n" +
+	"\x17SignSkillStreamResponse\x128\n" +
+	"\bresponse\x18\x01 \x01(\v2\x1c.signer.v1.SignSkillResponseR\bresponse\"\xf1\x01\n" +
 	"\x11SignSkillResponse\x12-\n" +
 	"\x12signature_document\x18\x01 \x01(\fR\x11signatureDocument\x12\x19\n" +
 	"\bkey_name\x18\x02 \x01(\tR\akeyName\x12\x1f\n" +
@@ -848,10 +1118,12 @@ const file_signer_v1_skill_service_proto_rawDesc = "" +
 	"\x10DigestConvention\x12!\n" +
 	"\x1dDIGEST_CONVENTION_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18DIGEST_CONVENTION_SHA256\x10\x01\x12\x18\n" +
-	"\x14DIGEST_CONVENTION_GO\x10\x022\x91\x03\n" +
+	"\x14DIGEST_CONVENTION_GO\x10\x022\xcf\x04\n" +
 	"\fSkillService\x12F\n" +
-	"\tSignSkill\x12\x1b.signer.v1.SignSkillRequest\x1a\x1c.signer.v1.SignSkillResponse\x12L\n" +
-	"\vVerifySkill\x12\x1d.signer.v1.VerifySkillRequest\x1a\x1e.signer.v1.VerifySkillResponse\x12O\n" +
+	"\tSignSkill\x12\x1b.signer.v1.SignSkillRequest\x1a\x1c.signer.v1.SignSkillResponse\x12Z\n" +
+	"\x0fSignSkillStream\x12!.signer.v1.SignSkillStreamRequest\x1a\".signer.v1.SignSkillStreamResponse(\x01\x12L\n" +
+	"\vVerifySkill\x12\x1d.signer.v1.VerifySkillRequest\x1a\x1e.signer.v1.VerifySkillResponse\x12`\n" +
+	"\x11VerifySkillStream\x12#.signer.v1.VerifySkillStreamRequest\x1a$.signer.v1.VerifySkillStreamResponse(\x01\x12O\n" +
 	"\fGetDiscovery\x12\x1e.signer.v1.GetDiscoveryRequest\x1a\x1f.signer.v1.GetDiscoveryResponse\x12R\n" +
 	"\rGetRevocation\x12\x1f.signer.v1.GetRevocationRequest\x1a .signer.v1.GetRevocationResponse\x12F\n" +
 	"\tGetDNSTXT\x12\x1b.signer.v1.GetDNSTXTRequest\x1a\x1c.signer.v1.GetDNSTXTResponseB3Z1github.com/signerd/signerd/gen/signer/v1;signerv1b\x06proto3"
@@ -869,46 +1141,61 @@ func file_signer_v1_skill_service_proto_rawDescGZIP() []byte {
 }
 
 var file_signer_v1_skill_service_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_signer_v1_skill_service_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_signer_v1_skill_service_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_signer_v1_skill_service_proto_goTypes = []any{
-	(DigestConvention)(0),         // 0: signer.v1.DigestConvention
-	(*SignSkillRequest)(nil),      // 1: signer.v1.SignSkillRequest
-	(*SignSkillResponse)(nil),     // 2: signer.v1.SignSkillResponse
-	(*VerifySkillRequest)(nil),    // 3: signer.v1.VerifySkillRequest
-	(*VerifySkillResponse)(nil),   // 4: signer.v1.VerifySkillResponse
-	(*GetDiscoveryRequest)(nil),   // 5: signer.v1.GetDiscoveryRequest
-	(*GetDiscoveryResponse)(nil),  // 6: signer.v1.GetDiscoveryResponse
-	(*GetRevocationRequest)(nil),  // 7: signer.v1.GetRevocationRequest
-	(*GetRevocationResponse)(nil), // 8: signer.v1.GetRevocationResponse
-	(*GetDNSTXTRequest)(nil),      // 9: signer.v1.GetDNSTXTRequest
-	(*GetDNSTXTResponse)(nil),     // 10: signer.v1.GetDNSTXTResponse
-	nil,                           // 11: signer.v1.SignSkillRequest.FileManifestEntry
-	nil,                           // 12: signer.v1.VerifySkillRequest.FileManifestEntry
-	(*durationpb.Duration)(nil),   // 13: google.protobuf.Duration
+	(DigestConvention)(0),             // 0: signer.v1.DigestConvention
+	(*SignSkillRequest)(nil),          // 1: signer.v1.SignSkillRequest
+	(*SignSkillStreamRequest)(nil),    // 2: signer.v1.SignSkillStreamRequest
+	(*ManifestEntry)(nil),             // 3: signer.v1.ManifestEntry
+	(*VerifySkillStreamRequest)(nil),  // 4: signer.v1.VerifySkillStreamRequest
+	(*VerifySkillStreamResponse)(nil), // 5: signer.v1.VerifySkillStreamResponse
+	(*SignSkillStreamResponse)(nil),   // 6: signer.v1.SignSkillStreamResponse
+	(*SignSkillResponse)(nil),         // 7: signer.v1.SignSkillResponse
+	(*VerifySkillRequest)(nil),        // 8: signer.v1.VerifySkillRequest
+	(*VerifySkillResponse)(nil),       // 9: signer.v1.VerifySkillResponse
+	(*GetDiscoveryRequest)(nil),       // 10: signer.v1.GetDiscoveryRequest
+	(*GetDiscoveryResponse)(nil),      // 11: signer.v1.GetDiscoveryResponse
+	(*GetRevocationRequest)(nil),      // 12: signer.v1.GetRevocationRequest
+	(*GetRevocationResponse)(nil),     // 13: signer.v1.GetRevocationResponse
+	(*GetDNSTXTRequest)(nil),          // 14: signer.v1.GetDNSTXTRequest
+	(*GetDNSTXTResponse)(nil),         // 15: signer.v1.GetDNSTXTResponse
+	nil,                               // 16: signer.v1.SignSkillRequest.FileManifestEntry
+	nil,                               // 17: signer.v1.VerifySkillRequest.FileManifestEntry
+	(*durationpb.Duration)(nil),       // 18: google.protobuf.Duration
 }
 var file_signer_v1_skill_service_proto_depIdxs = []int32{
-	11, // 0: signer.v1.SignSkillRequest.file_manifest:type_name -> signer.v1.SignSkillRequest.FileManifestEntry
-	13, // 1: signer.v1.SignSkillRequest.expires_in:type_name -> google.protobuf.Duration
+	16, // 0: signer.v1.SignSkillRequest.file_manifest:type_name -> signer.v1.SignSkillRequest.FileManifestEntry
+	18, // 1: signer.v1.SignSkillRequest.expires_in:type_name -> google.protobuf.Duration
 	0,  // 2: signer.v1.SignSkillRequest.digest_convention:type_name -> signer.v1.DigestConvention
-	0,  // 3: signer.v1.SignSkillResponse.digest_convention:type_name -> signer.v1.DigestConvention
-	0,  // 4: signer.v1.VerifySkillRequest.digest_convention:type_name -> signer.v1.DigestConvention
-	12, // 5: signer.v1.VerifySkillRequest.file_manifest:type_name -> signer.v1.VerifySkillRequest.FileManifestEntry
-	0,  // 6: signer.v1.VerifySkillResponse.digest_convention:type_name -> signer.v1.DigestConvention
-	1,  // 7: signer.v1.SkillService.SignSkill:input_type -> signer.v1.SignSkillRequest
-	3,  // 8: signer.v1.SkillService.VerifySkill:input_type -> signer.v1.VerifySkillRequest
-	5,  // 9: signer.v1.SkillService.GetDiscovery:input_type -> signer.v1.GetDiscoveryRequest
-	7,  // 10: signer.v1.SkillService.GetRevocation:input_type -> signer.v1.GetRevocationRequest
-	9,  // 11: signer.v1.SkillService.GetDNSTXT:input_type -> signer.v1.GetDNSTXTRequest
-	2,  // 12: signer.v1.SkillService.SignSkill:output_type -> signer.v1.SignSkillResponse
-	4,  // 13: signer.v1.SkillService.VerifySkill:output_type -> signer.v1.VerifySkillResponse
-	6,  // 14: signer.v1.SkillService.GetDiscovery:output_type -> signer.v1.GetDiscoveryResponse
-	8,  // 15: signer.v1.SkillService.GetRevocation:output_type -> signer.v1.GetRevocationResponse
-	10, // 16: signer.v1.SkillService.GetDNSTXT:output_type -> signer.v1.GetDNSTXTResponse
-	12, // [12:17] is the sub-list for method output_type
-	7,  // [7:12] is the sub-list for method input_type
-	7,  // [7:7] is the sub-list for extension type_name
-	7,  // [7:7] is the sub-list for extension extendee
-	0,  // [0:7] is the sub-list for field type_name
+	1,  // 3: signer.v1.SignSkillStreamRequest.header:type_name -> signer.v1.SignSkillRequest
+	3,  // 4: signer.v1.SignSkillStreamRequest.entries:type_name -> signer.v1.ManifestEntry
+	8,  // 5: signer.v1.VerifySkillStreamRequest.header:type_name -> signer.v1.VerifySkillRequest
+	3,  // 6: signer.v1.VerifySkillStreamRequest.entries:type_name -> signer.v1.ManifestEntry
+	9,  // 7: signer.v1.VerifySkillStreamResponse.response:type_name -> signer.v1.VerifySkillResponse
+	7,  // 8: signer.v1.SignSkillStreamResponse.response:type_name -> signer.v1.SignSkillResponse
+	0,  // 9: signer.v1.SignSkillResponse.digest_convention:type_name -> signer.v1.DigestConvention
+	0,  // 10: signer.v1.VerifySkillRequest.digest_convention:type_name -> signer.v1.DigestConvention
+	17, // 11: signer.v1.VerifySkillRequest.file_manifest:type_name -> signer.v1.VerifySkillRequest.FileManifestEntry
+	0,  // 12: signer.v1.VerifySkillResponse.digest_convention:type_name -> signer.v1.DigestConvention
+	1,  // 13: signer.v1.SkillService.SignSkill:input_type -> signer.v1.SignSkillRequest
+	2,  // 14: signer.v1.SkillService.SignSkillStream:input_type -> signer.v1.SignSkillStreamRequest
+	8,  // 15: signer.v1.SkillService.VerifySkill:input_type -> signer.v1.VerifySkillRequest
+	4,  // 16: signer.v1.SkillService.VerifySkillStream:input_type -> signer.v1.VerifySkillStreamRequest
+	10, // 17: signer.v1.SkillService.GetDiscovery:input_type -> signer.v1.GetDiscoveryRequest
+	12, // 18: signer.v1.SkillService.GetRevocation:input_type -> signer.v1.GetRevocationRequest
+	14, // 19: signer.v1.SkillService.GetDNSTXT:input_type -> signer.v1.GetDNSTXTRequest
+	7,  // 20: signer.v1.SkillService.SignSkill:output_type -> signer.v1.SignSkillResponse
+	6,  // 21: signer.v1.SkillService.SignSkillStream:output_type -> signer.v1.SignSkillStreamResponse
+	9,  // 22: signer.v1.SkillService.VerifySkill:output_type -> signer.v1.VerifySkillResponse
+	5,  // 23: signer.v1.SkillService.VerifySkillStream:output_type -> signer.v1.VerifySkillStreamResponse
+	11, // 24: signer.v1.SkillService.GetDiscovery:output_type -> signer.v1.GetDiscoveryResponse
+	13, // 25: signer.v1.SkillService.GetRevocation:output_type -> signer.v1.GetRevocationResponse
+	15, // 26: signer.v1.SkillService.GetDNSTXT:output_type -> signer.v1.GetDNSTXTResponse
+	20, // [20:27] is the sub-list for method output_type
+	13, // [13:20] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_signer_v1_skill_service_proto_init() }
@@ -922,7 +1209,7 @@ func file_signer_v1_skill_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_signer_v1_skill_service_proto_rawDesc), len(file_signer_v1_skill_service_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   12,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,11 +19,13 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	SkillService_SignSkill_FullMethodName     = "/signer.v1.SkillService/SignSkill"
-	SkillService_VerifySkill_FullMethodName   = "/signer.v1.SkillService/VerifySkill"
-	SkillService_GetDiscovery_FullMethodName  = "/signer.v1.SkillService/GetDiscovery"
-	SkillService_GetRevocation_FullMethodName = "/signer.v1.SkillService/GetRevocation"
-	SkillService_GetDNSTXT_FullMethodName     = "/signer.v1.SkillService/GetDNSTXT"
+	SkillService_SignSkill_FullMethodName         = "/signer.v1.SkillService/SignSkill"
+	SkillService_SignSkillStream_FullMethodName   = "/signer.v1.SkillService/SignSkillStream"
+	SkillService_VerifySkill_FullMethodName       = "/signer.v1.SkillService/VerifySkill"
+	SkillService_VerifySkillStream_FullMethodName = "/signer.v1.SkillService/VerifySkillStream"
+	SkillService_GetDiscovery_FullMethodName      = "/signer.v1.SkillService/GetDiscovery"
+	SkillService_GetRevocation_FullMethodName     = "/signer.v1.SkillService/GetRevocation"
+	SkillService_GetDNSTXT_FullMethodName         = "/signer.v1.SkillService/GetDNSTXT"
 )
 
 // SkillServiceClient is the client API for SkillService service.
@@ -37,12 +39,25 @@ type SkillServiceClient interface {
 	// canonicalizing the folder, and returns the finished .schemapin.sig. The
 	// signature and what it claims are recorded before it is returned.
 	SignSkill(ctx context.Context, in *SignSkillRequest, opts ...grpc.CallOption) (*SignSkillResponse, error)
+	// SignSkillStream is SignSkill for skills of any size: SignSkill carries
+	// the whole manifest in one message, which the server-wide request limit
+	// (1 MiB by default, about 12,000 files) bounds. The first message holds
+	// every SignSkillRequest field but file_manifest; the messages after it
+	// hold the manifest's entries in byte order of path (each message at most
+	// 64 KiB). The manifest the daemon keeps (the .schemapin.sig carries it)
+	// counts against the caller's budget of request bytes in flight.
+	SignSkillStream(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[SignSkillStreamRequest, SignSkillStreamResponse], error)
 	// VerifySkill verifies a .schemapin.sig against the root hash with the key
 	// signerd signed it with, and compares the document's unauthenticated
 	// metadata (domain, expiry, lineage, ...) with signerd's record of what it
 	// signed. OK only when valid; otherwise an error status with a reason and
 	// the SchemaPin error code in ErrorInfo metadata "error_code".
 	VerifySkill(ctx context.Context, in *VerifySkillRequest, opts ...grpc.CallOption) (*VerifySkillResponse, error)
+	// VerifySkillStream is VerifySkill for skills of any size, as
+	// SignSkillStream is for SignSkill: the first message holds every
+	// VerifySkillRequest field but file_manifest, the messages after it the
+	// manifest's entries in byte order of path (each message at most 64 KiB).
+	VerifySkillStream(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[VerifySkillStreamRequest, VerifySkillStreamResponse], error)
 	// GetDiscovery returns the .well-known/schemapin.json for a key.
 	GetDiscovery(ctx context.Context, in *GetDiscoveryRequest, opts ...grpc.CallOption) (*GetDiscoveryResponse, error)
 	// GetRevocation returns the standalone revocation document of a domain.
@@ -69,6 +84,19 @@ func (c *skillServiceClient) SignSkill(ctx context.Context, in *SignSkillRequest
 	return out, nil
 }
 
+func (c *skillServiceClient) SignSkillStream(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[SignSkillStreamRequest, SignSkillStreamResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &SkillService_ServiceDesc.Streams[0], SkillService_SignSkillStream_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[SignSkillStreamRequest, SignSkillStreamResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type SkillService_SignSkillStreamClient = grpc.ClientStreamingClient[SignSkillStreamRequest, SignSkillStreamResponse]
+
 func (c *skillServiceClient) VerifySkill(ctx context.Context, in *VerifySkillRequest, opts ...grpc.CallOption) (*VerifySkillResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(VerifySkillResponse)
@@ -78,6 +106,19 @@ func (c *skillServiceClient) VerifySkill(ctx context.Context, in *VerifySkillReq
 	}
 	return out, nil
 }
+
+func (c *skillServiceClient) VerifySkillStream(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[VerifySkillStreamRequest, VerifySkillStreamResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &SkillService_ServiceDesc.Streams[1], SkillService_VerifySkillStream_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[VerifySkillStreamRequest, VerifySkillStreamResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type SkillService_VerifySkillStreamClient = grpc.ClientStreamingClient[VerifySkillStreamRequest, VerifySkillStreamResponse]
 
 func (c *skillServiceClient) GetDiscovery(ctx context.Context, in *GetDiscoveryRequest, opts ...grpc.CallOption) (*GetDiscoveryResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
@@ -120,12 +161,25 @@ type SkillServiceServer interface {
 	// canonicalizing the folder, and returns the finished .schemapin.sig. The
 	// signature and what it claims are recorded before it is returned.
 	SignSkill(context.Context, *SignSkillRequest) (*SignSkillResponse, error)
+	// SignSkillStream is SignSkill for skills of any size: SignSkill carries
+	// the whole manifest in one message, which the server-wide request limit
+	// (1 MiB by default, about 12,000 files) bounds. The first message holds
+	// every SignSkillRequest field but file_manifest; the messages after it
+	// hold the manifest's entries in byte order of path (each message at most
+	// 64 KiB). The manifest the daemon keeps (the .schemapin.sig carries it)
+	// counts against the caller's budget of request bytes in flight.
+	SignSkillStream(grpc.ClientStreamingServer[SignSkillStreamRequest, SignSkillStreamResponse]) error
 	// VerifySkill verifies a .schemapin.sig against the root hash with the key
 	// signerd signed it with, and compares the document's unauthenticated
 	// metadata (domain, expiry, lineage, ...) with signerd's record of what it
 	// signed. OK only when valid; otherwise an error status with a reason and
 	// the SchemaPin error code in ErrorInfo metadata "error_code".
 	VerifySkill(context.Context, *VerifySkillRequest) (*VerifySkillResponse, error)
+	// VerifySkillStream is VerifySkill for skills of any size, as
+	// SignSkillStream is for SignSkill: the first message holds every
+	// VerifySkillRequest field but file_manifest, the messages after it the
+	// manifest's entries in byte order of path (each message at most 64 KiB).
+	VerifySkillStream(grpc.ClientStreamingServer[VerifySkillStreamRequest, VerifySkillStreamResponse]) error
 	// GetDiscovery returns the .well-known/schemapin.json for a key.
 	GetDiscovery(context.Context, *GetDiscoveryRequest) (*GetDiscoveryResponse, error)
 	// GetRevocation returns the standalone revocation document of a domain.
@@ -145,8 +199,14 @@ type UnimplementedSkillServiceServer struct{}
 func (UnimplementedSkillServiceServer) SignSkill(context.Context, *SignSkillRequest) (*SignSkillResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method SignSkill not implemented")
 }
+func (UnimplementedSkillServiceServer) SignSkillStream(grpc.ClientStreamingServer[SignSkillStreamRequest, SignSkillStreamResponse]) error {
+	return status.Error(codes.Unimplemented, "method SignSkillStream not implemented")
+}
 func (UnimplementedSkillServiceServer) VerifySkill(context.Context, *VerifySkillRequest) (*VerifySkillResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method VerifySkill not implemented")
+}
+func (UnimplementedSkillServiceServer) VerifySkillStream(grpc.ClientStreamingServer[VerifySkillStreamRequest, VerifySkillStreamResponse]) error {
+	return status.Error(codes.Unimplemented, "method VerifySkillStream not implemented")
 }
 func (UnimplementedSkillServiceServer) GetDiscovery(context.Context, *GetDiscoveryRequest) (*GetDiscoveryResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetDiscovery not implemented")
@@ -196,6 +256,13 @@ func _SkillService_SignSkill_Handler(srv interface{}, ctx context.Context, dec f
 	return interceptor(ctx, in, info, handler)
 }
 
+func _SkillService_SignSkillStream_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(SkillServiceServer).SignSkillStream(&grpc.GenericServerStream[SignSkillStreamRequest, SignSkillStreamResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type SkillService_SignSkillStreamServer = grpc.ClientStreamingServer[SignSkillStreamRequest, SignSkillStreamResponse]
+
 func _SkillService_VerifySkill_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(VerifySkillRequest)
 	if err := dec(in); err != nil {
@@ -213,6 +280,13 @@ func _SkillService_VerifySkill_Handler(srv interface{}, ctx context.Context, dec
 	}
 	return interceptor(ctx, in, info, handler)
 }
+
+func _SkillService_VerifySkillStream_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(SkillServiceServer).VerifySkillStream(&grpc.GenericServerStream[VerifySkillStreamRequest, VerifySkillStreamResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type SkillService_VerifySkillStreamServer = grpc.ClientStreamingServer[VerifySkillStreamRequest, VerifySkillStreamResponse]
 
 func _SkillService_GetDiscovery_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(GetDiscoveryRequest)
@@ -296,6 +370,17 @@ var SkillService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _SkillService_GetDNSTXT_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "SignSkillStream",
+			Handler:       _SkillService_SignSkillStream_Handler,
+			ClientStreams: true,
+		},
+		{
+			StreamName:    "VerifySkillStream",
+			Handler:       _SkillService_VerifySkillStream_Handler,
+			ClientStreams: true,
+		},
+	},
 	Metadata: "signer/v1/skill_service.proto",
 }
