@@ -9,6 +9,7 @@ TOOLS     := $(BIN)/tools
 BUF_VERSION            := v1.75.0
 PROTOC_GEN_GO_VERSION  := v1.36.12
 PROTOC_GEN_GRPC_VERSION := v1.6.2
+NFPM_VERSION           := v2.48.0
 # Where signctl finds the daemon `make run` starts.
 SOCKET    := $(VAR)/signerd.sock
 TOKEN     := signerd
@@ -22,8 +23,8 @@ help: ## list targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
 .PHONY: deps
-deps: ## install SoftHSM2, openssl, the modules of the test matrix, a C compiler, systemd's tools and lintian when missing (Debian/Ubuntu)
-	@missing=""; for pkg in softhsm2 openssl opensc opensc-pkcs11 p11-kit p11-kit-modules gcc libc6-dev systemd lintian; do \
+deps: ## install SoftHSM2, openssl, the modules of the test matrix, a C compiler, systemd's tools, lintian and the Python loader's gRPC when missing (Debian/Ubuntu)
+	@missing=""; for pkg in softhsm2 openssl opensc opensc-pkcs11 p11-kit p11-kit-modules gcc libc6-dev systemd lintian python3-grpcio python3-grpc-tools; do \
 		dpkg -s $$pkg >/dev/null 2>&1 || missing="$$missing $$pkg"; \
 	done; \
 	if [ -n "$$missing" ]; then \
@@ -137,6 +138,28 @@ proto-check: $(PROTO_TOOLS) ## fail if gen/ is stale against proto/
 		if ! diff -r $$tmp/gen gen >/dev/null; then \
 			diff -r $$tmp/gen gen | head -20; echo "gen/ is stale: run make proto and commit"; exit 1; \
 		fi && echo "gen/ is up to date"
+
+# The package's version: the newest v* tag (v1.2.0-3-gabc1234 becomes
+# 1.2.0+3.gabc1234), or 0.0.0~git<date>.<commit> before the first tag.
+DEB_VERSION ?= $(shell v=$$(git describe --tags --match 'v[0-9]*' 2>/dev/null | sed 's/^v//; s/-\([0-9]*\)-g/+\1.g/'); \
+	[ -n "$$v" ] || v=0.0.0~git$$(git log -1 --format=%cd --date=format:%Y%m%d).$$(git rev-parse --short HEAD); echo $$v)
+DEB_ARCH    ?= $(shell dpkg --print-architecture 2>/dev/null || $(GO) env GOARCH)
+DEB_STAGE   := $(VAR)/deb
+$(TOOLS)/nfpm:
+	GOBIN=$(TOOLS) $(GO) install github.com/goreleaser/nfpm/v2/cmd/nfpm@$(NFPM_VERSION)
+
+.PHONY: deb
+deb: $(TOOLS)/nfpm ## bin/signerd_VERSION-1_ARCH.deb: binaries, systemd units, config, man pages, completions
+	rm -rf $(DEB_STAGE) && mkdir -p $(DEB_STAGE) $(BIN)
+	@# make build as it is, as position-independent executables, stripped
+	$(MAKE) build BIN=$(DEB_STAGE) GOFLAGS='$(GOFLAGS) -buildmode=pie -trimpath'
+	strip --strip-unneeded $(DEB_STAGE)/signerd $(DEB_STAGE)/signctl
+	$(GO) run ./deploy/gendocs -out $(DEB_STAGE)
+	gzip -9n $(DEB_STAGE)/man/*.1
+	printf 'signerd (%s-1) unstable; urgency=medium\n\n  * Built from %s.\n\n -- signerd maintainers <signerd@example.org>  %s\n' \
+		'$(DEB_VERSION)' "$$(git rev-parse HEAD)" "$$(git log -1 --format=%cD)" | gzip -9n > $(DEB_STAGE)/changelog.Debian.gz
+	DEB_VERSION='$(DEB_VERSION)' DEB_ARCH=$(DEB_ARCH) DEB_STAGE=$(DEB_STAGE) $(TOOLS)/nfpm package -f deploy/deb/nfpm.yaml -p deb -t $(BIN)/
+	@ls $(BIN)/signerd_$(DEB_VERSION)-1_$(DEB_ARCH).deb
 
 .PHONY: clean
 clean: ## remove bin/ (var/ holds your token and database: remove it by hand)

@@ -153,10 +153,10 @@ func (c *Client) socketError() error {
 	switch {
 	case errors.Is(err, fs.ErrPermission):
 		return errdefs.WithReason(errdefs.ReasonPermissionDenied, fmt.Errorf(
-			"may not open signerd's socket %s (its mode and group decide who may: signerd --socket-mode, or join the socket's group): %v: %w",
-			c.address, err, errdefs.ErrPermissionDenied))
+			"permission denied: you may not open signerd's socket %s (its owner, group and mode decide who may connect: signerd --socket-mode, or join the socket's group): %w",
+			c.address, errdefs.ErrPermissionDenied))
 	case errors.Is(err, fs.ErrNotExist):
-		return fmt.Errorf("cannot reach signerd at %s: no such socket (is it running? `make run` starts one; --socket or SIGNCTL_SOCKET point elsewhere): %w",
+		return fmt.Errorf("cannot reach signerd at %s: no such file or directory (is it running? `make run` starts one; --socket or SIGNCTL_SOCKET chooses the socket): %w",
 			c.address, errdefs.ErrUnavailable)
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return fmt.Errorf("cannot reach signerd at %s: nothing listens on it (is it running? the socket file is stale): %w", c.address, errdefs.ErrUnavailable)

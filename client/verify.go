@@ -68,6 +68,12 @@ func (c *Client) Verify(ctx context.Context, org string, digest [DigestSize]byte
 	if org == "" {
 		return Verdict{}, fmt.Errorf("verify: no org given: %w", errdefs.ErrInvalidArgument)
 	}
+	if signatureDocument != nil && len(signatureDocument) == 0 {
+		// An empty document (an empty .sig file) is a malformed signature,
+		// not "no signature": on the wire empty bytes and none are the
+		// same, and signerd would fall back to its records.
+		return Verdict{}, errdefs.Verification(errdefs.ReasonMalformedSignature, "signature document is empty")
+	}
 	resp, err := c.Signer.Verify(ctx, &signerv1.VerifyRequest{Org: org, Digest: digest[:], SignatureDocument: signatureDocument})
 	if err != nil {
 		return Verdict{}, c.FromStatus(err)

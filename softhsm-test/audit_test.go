@@ -85,15 +85,17 @@ func TestAuditEndToEnd(t *testing.T) {
 		}
 		ops = append(ops, r.Operation+"/"+r.Outcome)
 	}
-	want := []string{"audit.key.create/ok", "key.create/ok", "trust.add/ok", "sign/ok", "verify/ok", "verify/UNTRUSTED_SIGNER"}
+	// At its first start signerd records the state its first checkpoint
+	// vouches for (audit.state.baseline).
+	want := []string{"audit.key.create/ok", "audit.state.baseline/ok", "key.create/ok", "trust.add/ok", "sign/ok", "verify/ok", "verify/UNTRUSTED_SIGNER"}
 	if strings.Join(ops, " ") != strings.Join(want, " ") {
 		// A verify that passes may not be audited; require the rest in order.
-		want = []string{"audit.key.create/ok", "key.create/ok", "trust.add/ok", "sign/ok"}
+		want = []string{"audit.key.create/ok", "audit.state.baseline/ok", "key.create/ok", "trust.add/ok", "sign/ok"}
 		if len(ops) < len(want) || strings.Join(ops[:len(want)], " ") != strings.Join(want, " ") {
 			t.Fatalf("audit operations %v", ops)
 		}
 	}
-	sign := recs[3]
+	sign := recs[4]
 	content, _ := os.ReadFile(pkg)
 	sum := sha256.Sum256(content)
 	if sign.Caller != "uid:0" || sign.Digest != hex.EncodeToString(sum[:]) || !strings.HasPrefix(sign.Key, "release") || sign.Time == "" {

@@ -54,9 +54,9 @@ func TestBadInput(t *testing.T) {
 		{"wrong length sig", true, []string{"verify", pkg, "--trust-key", goodPub, "--signature", sigOf(`{"version":1,"algorithm":"ed25519","package_hash":"` + strings.Repeat("a", 64) + `","key_fingerprint":"` + strings.Repeat("b", 64) + `","signature":"AAAA","signed_at":"2026-01-28T12:00:00+00:00"}`)}, 2, "bytes"},
 		{"bad output format", true, []string{"key", "list", "-o", "yaml"}, 2, "text or json"},
 		{"unknown flag", true, []string{"key", "list", "--bogus"}, 2, "bogus"},
-		{"daemon not running", false, []string{"key", "list"}, 3, "is signerd running?"},
-		{"daemon not running, sign", false, []string{"sign", pkg, "--key", "release"}, 3, "is signerd running?"},
-		{"daemon not running, online verify", false, []string{"verify", pkg, "--org", "acme"}, 3, "is signerd running?"},
+		{"daemon not running", false, []string{"key", "list"}, 3, "cannot reach signerd"},
+		{"daemon not running, sign", false, []string{"sign", pkg, "--key", "release"}, 3, "cannot reach signerd"},
+		{"daemon not running, online verify", false, []string{"verify", pkg, "--org", "acme"}, 3, "cannot reach signerd"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

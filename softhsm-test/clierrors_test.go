@@ -28,7 +28,7 @@ func TestCLIErrors(t *testing.T) {
 		{"missing file", []string{"sign", missing, "--key", "release"}, 2, "open " + missing + ": no such file or directory"},
 		{"missing file offline", []string{"verify", missing, "--trust-key", missing}, 2, "open " + missing + ": no such file or directory"},
 		{"no daemon", []string{"--socket", filepath.Join(dir, "none.sock"), "key", "list"}, 3,
-			"cannot reach signerd at " + filepath.Join(dir, "none.sock") + ": no such socket (is it running? `make run` starts one; --socket or SIGNCTL_SOCKET point elsewhere)"},
+			"cannot reach signerd at " + filepath.Join(dir, "none.sock") + ": no such file or directory (is it running? `make run` starts one; --socket or SIGNCTL_SOCKET chooses the socket)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -56,8 +56,8 @@ func TestCLIErrors(t *testing.T) {
 		traversable(t, d.socket) // the directories, not the 0660 root-owned socket
 		r := signctlAsNobody(t, d, "key", "list")
 		expectExit(t, r, 4, "nobody on a socket it may not open")
-		want := "signctl: may not open signerd's socket " + d.socket
-		if !strings.HasPrefix(r.stderr, want) || !strings.HasSuffix(r.stderr, "connect: permission denied\n") ||
+		want := "signctl: permission denied: you may not open signerd's socket " + d.socket
+		if !strings.HasPrefix(r.stderr, want) || strings.Count(r.stderr, "\n") != 1 ||
 			strings.Count(r.stderr, "permission denied") != 1 || strings.Contains(r.stderr, "is it running") {
 			t.Errorf("stderr %q, want one line starting %q and saying permission denied once", r.stderr, want)
 		}

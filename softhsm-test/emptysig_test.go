@@ -1,9 +1,14 @@
 package softhsmtest
 
 import (
+	"crypto/sha256"
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/signerd/signerd/client"
+	signerv1 "github.com/signerd/signerd/gen/signer/v1"
 )
 
 // TestEmptySignatureFile: a zero-byte signature file is MALFORMED_SIGNATURE
@@ -32,6 +37,29 @@ func TestEmptySignatureFile(t *testing.T) {
 			t.Errorf("verify %v: exit %d\n%s%s", args, r.code, r.stdout, r.stderr)
 		}
 	}
+	// A loader using the public client: OpenVerified reads the empty
+	// sidecar, Verify is handed an empty document; both refuse.
+	c := relDial(t, d)
+	if vf, err := c.OpenVerified(t.Context(), pkg, "acme"); !errors.Is(err, client.ErrMalformedSignature) {
+		if vf != nil {
+			vf.Close()
+		}
+		t.Errorf("OpenVerified with an empty sidecar: %v", err)
+	}
+	digest := sha256.Sum256([]byte("recorded package"))
+	if _, err := c.Verify(t.Context(), "acme", digest, []byte{}); !errors.Is(err, client.ErrMalformedSignature) {
+		t.Errorf("Verify with an empty document: %v", err)
+	}
+
+	// The RPC itself, as a client generated from proto/ calls it: a present
+	// but empty document is malformed; an absent one uses the records.
+	if _, err := c.Signer.Verify(t.Context(), &signerv1.VerifyRequest{Org: "acme", Digest: digest[:], SignatureDocument: []byte{}}); relReason(err) != "MALFORMED_SIGNATURE" {
+		t.Errorf("Verify RPC with an empty document: %v", err)
+	}
+	if _, err := c.Signer.Verify(t.Context(), &signerv1.VerifyRequest{Org: "acme", Digest: digest[:]}); err != nil {
+		t.Errorf("Verify RPC with no document: %v", err)
+	}
+
 	// Without the sidecar the records still decide.
 	if err := os.Remove(pkg + ".sig"); err != nil {
 		t.Fatal(err)

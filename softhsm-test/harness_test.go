@@ -58,6 +58,7 @@ type daemon struct {
 	db      string
 	pinFile string
 	module  string   // --pkcs11-module when not the token's own library
+	uri     string   // --pkcs11-uri instead of module, label and PIN file
 	env     []string // added to signerd's environment (the module's, NOTIFY_SOCKET, …)
 	cmd     *exec.Cmd
 	logs    *syncBuffer
@@ -113,10 +114,13 @@ func (d *daemon) args(extra ...string) []string {
 	if d.module != "" {
 		module = d.module
 	}
-	return append([]string{
-		"--pkcs11-module", module, "--token-label", d.tok.Label, "--pin-file", d.pinFile,
+	choose := []string{"--pkcs11-module", module, "--token-label", d.tok.Label, "--pin-file", d.pinFile}
+	if d.uri != "" {
+		choose = []string{"--pkcs11-uri", d.uri}
+	}
+	return append(append(choose,
 		"--db", d.db, "--socket", d.socket, "--log-level", "debug",
-	}, extra...)
+	), extra...)
 }
 
 func (d *daemon) start(t *testing.T, extraArgs ...string) {

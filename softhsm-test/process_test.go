@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 )
 
 // noPtrace runs a command as this uid with every capability but
@@ -36,6 +37,15 @@ func TestProcessHygiene(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = sibling.Process.Kill(); _ = sibling.Wait() }()
+	// Until setpriv has exec'd sleep: before, it still holds every
+	// capability, and no reader without CAP_SYS_PTRACE may look.
+	exe := fmt.Sprintf("/proc/%d/exe", sibling.Process.Pid)
+	for i := 0; i < 500; i++ {
+		if target, _ := os.Readlink(exe); strings.HasSuffix(target, "sleep") {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	if out, err := peek(sibling.Process.Pid); err != nil || !strings.HasSuffix(out, "sleep") {
 		t.Fatalf("control: reading an ordinary process's /proc/PID/exe: %v %q; the check cannot work here", err, out)
 	}

@@ -34,8 +34,12 @@ import (
 )
 
 // checkpointTag is the first field of the checkpoint encoding; a change of
-// encoding is a new tag, never a reinterpretation of old signatures.
-const checkpointTag = "signerd-audit-checkpoint-v1"
+// encoding is a new tag, never a reinterpretation of old signatures. v2 adds
+// the state digest; checkpoints without one are v1, as they were signed.
+const (
+	checkpointTag   = "signerd-audit-checkpoint-v1"
+	checkpointTagV2 = "signerd-audit-checkpoint-v2"
+)
 
 // CheckpointMessage returns the canonical encoding of c that the audit key
 // signs. c.Signature is not part of it.
@@ -49,7 +53,12 @@ const checkpointTag = "signerd-audit-checkpoint-v1"
 //	field(KeyFingerprint)
 //
 // with uint64be and field exactly as in store.HashAuditRecord (field(b) is
-// uint32be(len(b)) ‖ b). The signature is ECDSA P-256 over
+// uint32be(len(b)) ‖ b). A checkpoint with a state digest (every one
+// signerd signs now) is version 2, the same with the tag
+// "signerd-audit-checkpoint-v2" and field(StateDigest) appended: the state
+// stays a separate, last field, so a later encoding can carry it over as is.
+// Stripping the digest from a v2 checkpoint makes it a v1 message its
+// signature does not match. The signature is ECDSA P-256 over
 // SHA-256(message), ASN.1 DER, so it verifies with
 //
 //	openssl dgst -sha256 -verify audit.pub.pem -signature sig.der message.bin
@@ -65,11 +74,18 @@ func CheckpointMessage(c store.Checkpoint) []byte {
 		b = binary.BigEndian.AppendUint32(b, uint32(len(f)))
 		b = append(b, f...)
 	}
-	field([]byte(checkpointTag))
+	tag := checkpointTag
+	if len(c.StateDigest) > 0 {
+		tag = checkpointTagV2
+	}
+	field([]byte(tag))
 	b = binary.BigEndian.AppendUint64(b, c.Seq)
 	field(c.Hash)
 	field([]byte(c.Time.UTC().Format(time.RFC3339Nano)))
 	field([]byte(c.KeyFingerprint))
+	if len(c.StateDigest) > 0 {
+		field(c.StateDigest)
+	}
 	return b
 }
 

@@ -48,6 +48,38 @@ func TestCheckpointMessageKnownAnswer(t *testing.T) {
 	}
 }
 
+// Version 2 (with a state digest) pins its own value, computed with
+// Python's hashlib; stripping the digest from a signed v2 checkpoint makes
+// the signature fail.
+func TestCheckpointMessageV2(t *testing.T) {
+	c := store.Checkpoint{
+		Seq: 7, Hash: bytes.Repeat([]byte{0x11}, 32), Time: time.Date(2025, 1, 2, 3, 4, 5, 6, time.UTC),
+		KeyFingerprint: "ab", StateDigest: bytes.Repeat([]byte{0x22}, 32),
+	}
+	if got := hex.EncodeToString(CheckpointDigest(c)); got != "73f8e2bfe9048538ca61c5f44dd639c656e3542d5811695840983aeb8b72890d" {
+		t.Fatalf("CheckpointDigest v2 = %s", got)
+	}
+	k := newKey(t)
+	c.KeyFingerprint = Fingerprint(&k.PublicKey)
+	signed, err := SignCheckpoint(k, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := VerifyCheckpoint(&k.PublicKey, signed); err != nil {
+		t.Fatalf("v2 checkpoint: %v", err)
+	}
+	for name, edit := range map[string]func(*store.Checkpoint){
+		"digest stripped": func(c *store.Checkpoint) { c.StateDigest = nil },
+		"digest changed":  func(c *store.Checkpoint) { c.StateDigest = bytes.Repeat([]byte{0x23}, 32) },
+	} {
+		forged := signed
+		edit(&forged)
+		if err := VerifyCheckpoint(&k.PublicKey, forged); err == nil {
+			t.Errorf("%s: the checkpoint still verifies", name)
+		}
+	}
+}
+
 func newKey(t *testing.T) *ecdsa.PrivateKey {
 	t.Helper()
 	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)

@@ -38,6 +38,9 @@ type Report struct {
 	// nil if none did. Records after Latest.Seq are protected by the chain
 	// alone until the next checkpoint.
 	Latest *store.Checkpoint
+	// State is the security state's comparison with Latest (CheckState);
+	// nil when the log cannot read the state or the chain is damaged.
+	State *StateReport
 }
 
 // Verify checks the whole audit log against the audit key pub:
@@ -56,7 +59,11 @@ type Report struct {
 //     checkpoints are consecutive);
 //  4. no checkpoint beyond the log's head: a log cut below a checkpoint is
 //     store.ChainDeleted at head + 1, even when the head was moved back to
-//     hide the cut.
+//     hide the cut;
+//  5. when the log can read the security state (a StateLog) and 1–4 found
+//     nothing: the state against the newest good checkpoint's state digest
+//     (CheckState): store.ChainStateUnexplained for a state no checkpoint
+//     and no record explains.
 //
 // It returns the report and nil, a *store.ChainError for the damage with
 // the lowest seq (the first bad record), or another error if the log could
@@ -135,6 +142,13 @@ func Verify(ctx context.Context, log Log, pub *ecdsa.PublicKey) (Report, error) 
 	}
 	if e := earliest(chainErr, cpErr); e != nil {
 		return rep, e
+	}
+	if sl, ok := log.(StateLog); ok {
+		st, err := CheckState(ctx, sl, rep.Latest)
+		rep.State = &st
+		if err != nil {
+			return rep, err
+		}
 	}
 	return rep, nil
 }

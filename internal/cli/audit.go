@@ -162,7 +162,20 @@ type auditVerifyResult struct {
 	Checkpoints         uint64          `json:"checkpoints"`
 	LatestCheckpoint    *checkpointJSON `json:"latest_checkpoint,omitempty"`
 	AuditKeyFingerprint string          `json:"audit_key_fingerprint"`
+	State               *stateJSON      `json:"state,omitempty"`
 	Problem             *problemJSON    `json:"problem,omitempty"`
+}
+
+// stateJSON is the security state's standing in the log: its digest, the
+// checkpoint it was compared with, and whether that one vouches for it.
+type stateJSON struct {
+	Digest string `json:"digest"`
+	// Vouched: the checkpoint at VouchedAt signed exactly this state.
+	Vouched   bool   `json:"vouched"`
+	VouchedAt uint64 `json:"vouched_at"`
+	// ChangesAfterCheckpoint: recorded state changes after that
+	// checkpoint, vouched for by the chain alone until the next one.
+	ChangesAfterCheckpoint int `json:"changes_after_checkpoint"`
 }
 
 type checkpointJSON struct {
@@ -170,6 +183,7 @@ type checkpointJSON struct {
 	Hash           string `json:"hash"`
 	Time           string `json:"time"`
 	KeyFingerprint string `json:"key_fingerprint"`
+	StateDigest    string `json:"state_digest,omitempty"`
 }
 
 type problemJSON struct {
@@ -253,10 +267,16 @@ func verifyAuditOnline(ctx context.Context, g *globals) (auditVerifyResult, erro
 		Checkpoints: uint64(resp.GetCheckpointCount()), AuditKeyFingerprint: resp.GetAuditKeyFingerprint(),
 	}
 	if cp := resp.GetLatestCheckpoint(); cp != nil {
-		res.LatestCheckpoint = &checkpointJSON{Seq: cp.GetSeq(), Hash: hex.EncodeToString(cp.GetHash()), KeyFingerprint: cp.GetKeyFingerprint()}
+		res.LatestCheckpoint = &checkpointJSON{Seq: cp.GetSeq(), Hash: hex.EncodeToString(cp.GetHash()), KeyFingerprint: cp.GetKeyFingerprint(),
+			StateDigest: hex.EncodeToString(cp.GetStateDigest())}
 		if cp.GetTime() != nil {
 			res.LatestCheckpoint.Time = cp.GetTime().AsTime().UTC().Format(time.RFC3339Nano)
 		}
+	}
+	if d := resp.GetStateDigest(); len(d) > 0 {
+		res.State = &stateJSON{Digest: hex.EncodeToString(d), VouchedAt: resp.GetStateVouchedAt(), ChangesAfterCheckpoint: int(resp.GetStateChangesAfterCheckpoint())}
+		res.State.Vouched = res.State.VouchedAt > 0 && res.LatestCheckpoint != nil &&
+			res.LatestCheckpoint.Seq == res.State.VouchedAt && res.LatestCheckpoint.StateDigest == res.State.Digest
 	}
 	if p := resp.GetProblem(); p != nil {
 		res.Problem = &problemJSON{Seq: p.GetSeq(), Kind: p.GetKind(), Message: p.GetMessage()}
@@ -324,7 +344,11 @@ func verifyAuditOffline(ctx context.Context, dbPath, keyPath string) (auditVerif
 		Checkpoints: uint64(rep.Checkpoints), AuditKeyFingerprint: auditlog.Fingerprint(pub),
 	}
 	if cp := rep.Latest; cp != nil {
-		res.LatestCheckpoint = &checkpointJSON{Seq: cp.Seq, Hash: hex.EncodeToString(cp.Hash), Time: cp.Time.UTC().Format(time.RFC3339Nano), KeyFingerprint: cp.KeyFingerprint}
+		res.LatestCheckpoint = &checkpointJSON{Seq: cp.Seq, Hash: hex.EncodeToString(cp.Hash), Time: cp.Time.UTC().Format(time.RFC3339Nano), KeyFingerprint: cp.KeyFingerprint,
+			StateDigest: hex.EncodeToString(cp.StateDigest)}
+	}
+	if st := rep.State; st != nil {
+		res.State = &stateJSON{Digest: hex.EncodeToString(st.Digest), Vouched: st.Matches(), VouchedAt: st.VouchedAt, ChangesAfterCheckpoint: st.ChangesAfter}
 	}
 	switch {
 	case damage != nil:
@@ -377,7 +401,7 @@ func damageProblem(ctx context.Context, dbPath string, damage *boltstore.DamageE
 
 func printAuditVerdict(g *globals, r auditVerifyResult) {
 	if !r.Intact {
-		if r.Problem.Kind == store.ChainDamagedFile {
+		if r.Problem.Kind == store.ChainDamagedFile || r.Problem.Kind == store.ChainStateUnexplained {
 			printf(g.stdout, "BROKEN: %s: %s\n", r.Problem.Kind, r.Problem.Message)
 			return
 		}
@@ -396,6 +420,16 @@ func printAuditVerdict(g *globals, r auditVerifyResult) {
 		case cp.Seq < r.HeadSeq:
 			printf(g.stdout, "records %d to %d are protected by the chain alone until the next checkpoint\n", cp.Seq+1, r.HeadSeq)
 		}
+	}
+	switch st := r.State; {
+	case st == nil:
+	case st.Vouched:
+		printf(g.stdout, "security state %s vouched for by the checkpoint at record %d\n", st.Digest, st.VouchedAt)
+	case st.VouchedAt > 0:
+		printf(g.stdout, "security state %s: changed by %d recorded operations after the checkpoint at record %d; vouched for by the chain alone until the next checkpoint\n",
+			st.Digest, st.ChangesAfterCheckpoint, st.VouchedAt)
+	default:
+		printf(g.stdout, "security state %s: no checkpoint vouches for it yet (a database from before state digests; signerd vouches for it when it next starts)\n", st.Digest)
 	}
 }
 

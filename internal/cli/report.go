@@ -38,7 +38,13 @@ func describe(err error) errorReport {
 	if reason == "" {
 		reason = kindReason(err, code)
 	}
-	return errorReport{Code: code, Reason: reason, Message: oneSentence(err.Error())}
+	msg := oneSentence(err.Error())
+	// The daemon's refusal names the caller and the rule; the kind, which
+	// oneSentence drops as noise elsewhere, is the point of it here.
+	if code == ExitDenied && !strings.Contains(strings.ToLower(msg), "permission denied") {
+		msg = "permission denied: " + msg
+	}
+	return errorReport{Code: code, Reason: reason, Message: msg}
 }
 
 // kindReason names an error that carries no reason of its own.

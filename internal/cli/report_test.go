@@ -53,12 +53,15 @@ func TestDescribe(t *testing.T) {
 		code         int
 		reason, want string
 	}{
-		{"socket permission denied (client's error)",
-			errdefs.WithReason(errdefs.ReasonPermissionDenied, fmt.Errorf("may not open signerd's socket /run/s.sock (ask): dial unix /run/s.sock: connect: permission denied: %w", errdefs.ErrPermissionDenied)),
-			ExitDenied, "PERMISSION_DENIED", "may not open signerd's socket /run/s.sock (ask): dial unix /run/s.sock: connect: permission denied"},
-		{"no socket (client's error)",
-			fmt.Errorf("cannot reach signerd at /tmp/x.sock: no such socket (is it running?): %w", errdefs.ErrUnavailable),
-			ExitDaemon, "UNAVAILABLE", "cannot reach signerd at /tmp/x.sock: no such socket (is it running?)"},
+		{"socket permission denied (the client's error)",
+			errdefs.WithReason(errdefs.ReasonPermissionDenied, fmt.Errorf("permission denied: you may not open signerd's socket /run/s.sock (ask): %w", errdefs.ErrPermissionDenied)),
+			ExitDenied, "PERMISSION_DENIED", "permission denied: you may not open signerd's socket /run/s.sock (ask)"},
+		{"a refusal by the daemon says what it is",
+			errdefs.WithReason(errdefs.ReasonPermissionDenied, fmt.Errorf("uid:65534 may not call Sign (needs role signer): %w", errdefs.ErrPermissionDenied)),
+			ExitDenied, "PERMISSION_DENIED", "permission denied: uid:65534 may not call Sign (needs role signer)"},
+		{"no socket (the client's error)",
+			fmt.Errorf("cannot reach signerd at /tmp/x.sock: no such file or directory (is it running?): %w", errdefs.ErrUnavailable),
+			ExitDaemon, "UNAVAILABLE", "cannot reach signerd at /tmp/x.sock: no such file or directory (is it running?)"},
 		{"reason kept", errdefs.WithReason(errdefs.ReasonKeyNotFound, fmt.Errorf("key: %w", errdefs.ErrNotFound)),
 			ExitUsage, "KEY_NOT_FOUND", "key"},
 		{"kind named", fmt.Errorf("bad: %w", errdefs.ErrInvalidArgument), ExitUsage, "INVALID_ARGUMENT", "bad"},

@@ -103,7 +103,7 @@ func TestSkillVerifyWellKnown(t *testing.T) {
 		t.Fatal(err)
 	}
 	verify := func(t *testing.T, dir string, extra ...string) skillCLIResult {
-		return runSignctl(t, append([]string{"skill", "verify", dir, "--domain", "example.test", "-o", "json"}, extra...)...)
+		return runSignctl(t, append([]string{"skill", "verify", dir, "--domain", "example.test", "-o", "json", "--allow-private-endpoints"}, extra...)...)
 	}
 
 	t.Run("valid", func(t *testing.T) {
@@ -163,6 +163,36 @@ func TestSkillVerifyWellKnown(t *testing.T) {
 		wantSkillExit(t, r, ExitVerifyFail)
 		wantSkillField(t, r.decode(t), "error_code", "discovery_fetch_failed")
 	})
+	t.Run("revocation endpoint on another host fails closed", func(t *testing.T) {
+		s := newWellKnownSite(t)
+		s.serve(skill.WellKnownPath, skillTestDiscovery(t, func(d *skill.Discovery) {
+			d.RevocationEndpoint = "https://127.0.0.1:9/revoked.json"
+		}), http.StatusOK)
+		r := verify(t, exampleTestSkill(t))
+		wantSkillExit(t, r, ExitVerifyFail)
+		m := r.decode(t)
+		wantSkillField(t, m, "error_code", "discovery_fetch_failed")
+		if msg, _ := m["error_message"].(string); !strings.Contains(msg, "discovery document's host example.test") {
+			t.Errorf("error_message = %q", msg)
+		}
+		if n := s.requests(); n != 1 {
+			t.Errorf("%d requests, want the discovery document's only", n)
+		}
+	})
+	t.Run("loopback refused without --allow-private-endpoints", func(t *testing.T) {
+		s := newWellKnownSite(t)
+		s.serve(skill.WellKnownPath, skillTestDiscovery(t, nil), http.StatusOK)
+		r := runSignctl(t, "skill", "verify", exampleTestSkill(t), "--domain", "example.test", "-o", "json")
+		wantSkillExit(t, r, ExitVerifyFail)
+		m := r.decode(t)
+		wantSkillField(t, m, "error_code", "discovery_fetch_failed")
+		if msg, _ := m["error_message"].(string); !strings.Contains(msg, "127.0.0.1 is a loopback address") || !strings.Contains(msg, "--allow-private-endpoints") {
+			t.Errorf("error_message = %q", msg)
+		}
+		if n := s.requests(); n != 0 {
+			t.Errorf("%d requests reached the loopback server", n)
+		}
+	})
 	t.Run("no discovery document", func(t *testing.T) {
 		newWellKnownSite(t) // serves 404
 		r := verify(t, exampleTestSkill(t))
@@ -170,7 +200,7 @@ func TestSkillVerifyWellKnown(t *testing.T) {
 		m := r.decode(t)
 		wantSkillField(t, m, "error_code", "discovery_fetch_failed")
 		wantSkillField(t, m, "reason", "UNTRUSTED_SIGNER")
-		r = runSignctl(t, "skill", "verify", exampleTestSkill(t), "--domain", "example.test")
+		r = runSignctl(t, "skill", "verify", exampleTestSkill(t), "--domain", "example.test", "--allow-private-endpoints")
 		wantSkillExit(t, r, ExitVerifyFail)
 		if !strings.Contains(r.stderr, "Could not resolve discovery for domain: example.test") || !strings.Contains(r.stderr, "404") {
 			t.Errorf("text failure:\n%s", r.stderr)
@@ -221,7 +251,7 @@ func TestSkillVerifyWellKnown(t *testing.T) {
 		wantSkillField(t, r.decode(t), "error_code", "discovery_fetch_failed")
 
 		// --dns with a key from disk still looks the record up.
-		r = runSignctl(t, "skill", "verify", dir, "--domain", "example.test", "--dns",
+		r = runSignctl(t, "skill", "verify", dir, "--domain", "example.test", "--dns", "--allow-private-endpoints",
 			"--public-key", skillFixture(t, "vectors", "keys", "pub.pem"), "-o", "json")
 		wantSkillExit(t, r, ExitVerifyFail)
 		wantSkillField(t, r.decode(t), "error_code", "discovery_fetch_failed")

@@ -69,6 +69,9 @@ type skillVerifyOpts struct {
 	dns        bool
 	digest     string
 	online     bool
+	// allowPrivate lets the fetches reach loopback, private and
+	// link-local addresses (resolve.AllowPrivateAddresses).
+	allowPrivate bool
 }
 
 func newSkillVerifyCommand(g *globals) *cobra.Command {
@@ -147,6 +150,7 @@ malformed .schemapin.sig, public key, discovery, revocation, pin store or
 	f.StringVar(&opts.dnsTXT, "dns-txt", "", "a _schemapin TXT value to cross-check, e.g. 'v=schemapin1; fp=sha256:...'")
 	f.BoolVar(&opts.dns, "dns", false, "look up the _schemapin.DOMAIN TXT record and cross-check it")
 	f.StringVar(&opts.digest, "digest", string(skill.DigestAny), "digest convention to accept: any, sha256 (Python/JS/Rust) or go")
+	f.BoolVar(&opts.allowPrivate, "allow-private-endpoints", false, "let the discovery and revocation fetches connect to loopback, private and link-local addresses (refused by default: a domain's documents are public)")
 	f.BoolVar(&opts.online, "online", false, "verify through signerd: with the key it signed with, and report metadata (domain, expiry, lineage) edited since it signed")
 	return cmd
 }
@@ -344,7 +348,11 @@ func resolveSkillTrust(ctx context.Context, opts *skillVerifyOpts, in *skill.Ver
 		}
 		return &skill.Result{Domain: domain, ErrorCode: skill.CodeDiscoveryFetchFailed, ErrorMessage: fmt.Sprintf(format, args...)}, nil
 	}
-	f := resolve.New(skillFetcherOptions...)
+	fopts := append([]resolve.Option(nil), skillFetcherOptions...)
+	if opts.allowPrivate {
+		fopts = append(fopts, resolve.AllowPrivateAddresses())
+	}
+	f := resolve.New(fopts...)
 	defer f.CloseIdleConnections()
 	if wellKnown {
 		res, err := f.Resolve(ctx, opts.domain)

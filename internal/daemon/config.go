@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/signerd/signerd/internal/server"
 	"github.com/signerd/signerd/internal/service"
 )
 
@@ -49,6 +50,10 @@ type Config struct {
 	// AuditCheckpointInterval is how often the audit head is signed when
 	// it moved (0: only at shutdown).
 	AuditCheckpointInterval time.Duration
+	// AcceptState is the hex digest of a security state the audit log does
+	// not vouch for that the operator accepts at start (audited); only
+	// that exact state is accepted.
+	AcceptState string
 	// AuditRefusalWindow and AuditRefusalsPerWindow bound the audit
 	// records of refusals: per caller and reason, the first
 	// AuditRefusalsPerWindow of each window in full, the rest counted in
@@ -62,9 +67,12 @@ type Config struct {
 	MaxConnections       int
 	// MaxConnectionsPerPeer: 0 turns the per-peer bound off.
 	MaxConnectionsPerPeer int
-	HandshakeTimeout      time.Duration
-	KeepaliveMinTime      time.Duration
-	MaxConnectionIdle     time.Duration
+	// MaxInflightBytesPerPeer: request bytes one peer may have in flight
+	// (0: no bound).
+	MaxInflightBytesPerPeer int
+	HandshakeTimeout        time.Duration
+	KeepaliveMinTime        time.Duration
+	MaxConnectionIdle       time.Duration
 
 	// MaxUnauthenticated* and TLSHandshakeTimeout bound TCP connections
 	// before their TLS handshake completes (0: no bound).
@@ -81,6 +89,12 @@ type Config struct {
 	// reread loads the configuration again from the same sources, for a
 	// reload (reload.go); nil when it was not built by Load.
 	reread func() (Config, error)
+
+	// PKCS11URI (RFC 7512) chooses module, token and PIN file in one
+	// setting; Load folds it into PKCS11Module, TokenLabel and PINFile and
+	// into the token selectors below (pkcs11uri.go).
+	PKCS11URI                                  string
+	TokenSerial, TokenModel, TokenManufacturer string
 }
 
 // Defaults returns the built-in configuration.
@@ -102,14 +116,15 @@ func Defaults() Config {
 		AuditRefusalWindow:      service.DefaultRefusalWindow,
 		AuditRefusalsPerWindow:  service.DefaultRefusalFullRecords,
 
-		MaxRecvMsgSize:        DefaultMaxRecvMsgSize,
-		MaxConcurrentStreams:  DefaultMaxConcurrentStreams,
-		MaxConnections:        DefaultMaxConnections,
-		MaxConnectionsPerPeer: DefaultMaxConnectionsPerPeer,
-		HandshakeTimeout:      DefaultHandshakeTimeout,
-		KeepaliveMinTime:      DefaultKeepaliveMinTime,
-		MaxConnectionIdle:     DefaultMaxConnectionIdle,
-		HSMPingInterval:       DefaultHSMPingInterval,
+		MaxInflightBytesPerPeer: server.DefaultInflightBytesPerPeer,
+		MaxRecvMsgSize:          DefaultMaxRecvMsgSize,
+		MaxConcurrentStreams:    DefaultMaxConcurrentStreams,
+		MaxConnections:          DefaultMaxConnections,
+		MaxConnectionsPerPeer:   DefaultMaxConnectionsPerPeer,
+		HandshakeTimeout:        DefaultHandshakeTimeout,
+		KeepaliveMinTime:        DefaultKeepaliveMinTime,
+		MaxConnectionIdle:       DefaultMaxConnectionIdle,
+		HSMPingInterval:         DefaultHSMPingInterval,
 
 		MaxUnauthenticatedConnections: DefaultMaxUnauthenticatedConnections,
 		MaxUnauthenticatedPerPeer:     DefaultMaxUnauthenticatedPerPeer,
@@ -135,6 +150,7 @@ func settings() []setting {
 		{"pkcs11-module", "SIGNERD_PKCS11_MODULE", "path of the PKCS#11 library", str(func(c *Config) *string { return &c.PKCS11Module })},
 		{"token-label", "SIGNERD_TOKEN_LABEL", "label of the token holding the keys", str(func(c *Config) *string { return &c.TokenLabel })},
 		{"pin-file", "", "file holding the token's user PIN (or set SIGNERD_PIN; never a flag value)", str(func(c *Config) *string { return &c.PINFile })},
+		{"pkcs11-uri", "SIGNERD_PKCS11_URI", "RFC 7512 URI choosing module, token and PIN file, e.g. 'pkcs11:token=signerd;serial=…?module-path=…&pin-source=file:…'", str(func(c *Config) *string { return &c.PKCS11URI })},
 		{"db", "SIGNERD_DB", "bbolt database file (shorthand for --store bbolt:FILE)", func(c *Config, v string) error { c.Store = "bbolt:" + v; return nil }},
 		{"store", "SIGNERD_STORE", "where state lives: bbolt:FILE, or etcd:URL,URL,… for several replicas", str(func(c *Config) *string { return &c.Store })},
 		{"etcd-cert", "SIGNERD_ETCD_CERT", "PEM client certificate for the etcd cluster (with --etcd-key)", str(func(c *Config) *string { return &c.EtcdCert })},
@@ -178,10 +194,12 @@ func settings() []setting {
 			intSetting("max-connections-per-peer", 0, 1<<20, func(c *Config) *int { return &c.MaxConnectionsPerPeer })},
 		{"max-unauthenticated-connections", "SIGNERD_MAX_UNAUTHENTICATED_CONNECTIONS", "TCP connections that may be in their TLS handshake at once, from all sources; more are closed at accept (0: no bound)",
 			intSetting("max-unauthenticated-connections", 0, 1<<20, func(c *Config) *int { return &c.MaxUnauthenticatedConnections })},
-		{"max-unauthenticated-connections-per-peer", "SIGNERD_MAX_UNAUTHENTICATED_CONNECTIONS_PER_PEER", "TCP connections one source address may have in their TLS handshake at once; more are closed at accept (0: no bound)",
+		{"max-unauthenticated-connections-per-peer", "SIGNERD_MAX_UNAUTHENTICATED_CONNECTIONS_PER_PEER", "TCP connections one source (IPv4 address, IPv6 /64) may have in their TLS handshake at once; more are closed at accept (0: no bound)",
 			intSetting("max-unauthenticated-connections-per-peer", 0, 1<<20, func(c *Config) *int { return &c.MaxUnauthenticatedPerPeer })},
 		{"tls-handshake-timeout", "SIGNERD_TLS_HANDSHAKE_TIMEOUT", "how long a TCP connection may take from accept to a completed TLS handshake (within --handshake-timeout)",
 			durationSetting("tls-handshake-timeout", 100*time.Millisecond, 10*time.Minute, false, func(c *Config) *time.Duration { return &c.TLSHandshakeTimeout })},
+		{"max-inflight-bytes-per-peer", "SIGNERD_MAX_INFLIGHT_BYTES_PER_PEER", "request bytes one Unix user or remote host may have in flight (each call reserves --max-recv-msg-size until its request is read); more calls are refused RESOURCE_EXHAUSTED (0: no bound)",
+			sizeSetting("max-inflight-bytes-per-peer", 0, 1<<30, func(c *Config) *int { return &c.MaxInflightBytesPerPeer })},
 		{"handshake-timeout", "SIGNERD_HANDSHAKE_TIMEOUT", "how long a new connection may take to complete its handshakes before it is closed",
 			durationSetting("handshake-timeout", 100*time.Millisecond, 10*time.Minute, false, func(c *Config) *time.Duration { return &c.HandshakeTimeout })},
 		{"keepalive-min-time", "SIGNERD_KEEPALIVE_MIN_TIME", "shortest keepalive ping interval allowed to clients (faster ones are disconnected)",
@@ -212,6 +230,7 @@ func settings() []setting {
 			c.AuditCheckpointInterval = d
 			return nil
 		}},
+		{"accept-state", "SIGNERD_ACCEPT_STATE", "accept, once and audited, the security state with this digest (hex) although the audit log does not vouch for it; signerd names the digest when it refuses to start", str(func(c *Config) *string { return &c.AcceptState })},
 		{"audit-refusal-window", "SIGNERD_AUDIT_REFUSAL_WINDOW", "window of the bound on refusal audit records: beyond --audit-refusals-per-window per caller and reason, refusals are counted into one aggregate record per window",
 			durationSetting("audit-refusal-window", time.Second, 24*time.Hour, false, func(c *Config) *time.Duration { return &c.AuditRefusalWindow })},
 		{"audit-refusals-per-window", "SIGNERD_AUDIT_REFUSALS_PER_WINDOW", "refusals (failed verifications, denials) per caller and reason written in full in each window; the rest are counted (0: count all)",
@@ -276,6 +295,9 @@ func Load(fs *pflag.FlagSet, getenv func(string) string) (Config, error) {
 	// explicit --pin-file flag beats it, as flags beat the environment.
 	if f := fs.Lookup("pin-file"); f == nil || !f.Changed {
 		c.pin = getenv("SIGNERD_PIN")
+	}
+	if err := c.applyPKCS11URI(); err != nil {
+		return c, err
 	}
 	c.reread = func() (Config, error) { return Load(fs, getenv) }
 	return c, nil

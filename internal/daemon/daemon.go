@@ -150,7 +150,7 @@ func Run(ctx context.Context, cfg Config, logOut io.Writer) error {
 
 	// The first open's errors (module, label, PIN) stop start-up; faults
 	// after it are recovered without a restart (keystore/supervised).
-	ks, err := openHSM(ctx, cfg, pin, log)
+	ks, err := openHSM(ctx, cfg, pin, st, log)
 	if err != nil {
 		return fmt.Errorf("open HSM: %w", err)
 	}
@@ -183,6 +183,11 @@ func Run(ctx context.Context, cfg Config, logOut io.Writer) error {
 		return err
 	}
 	log.Info("audit checkpoints", "audit_key", auditKey.Versions[len(auditKey.Versions)-1].Fingerprint, "interval", cfg.AuditCheckpointInterval)
+	// The trust it enforces must be the trust its log vouches for: a state
+	// written into the database behind its back stops start-up.
+	if _, err := svc.VerifyStateAtStart(ctx, cfg.AcceptState); err != nil {
+		return err
+	}
 	cpCtx, stopCheckpoints := context.WithCancel(context.Background())
 	cpDone := make(chan struct{})
 	go func() { defer close(cpDone); svc.RunCheckpoints(cpCtx, cfg.AuditCheckpointInterval) }()

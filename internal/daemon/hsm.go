@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"cmp"
 	"context"
 	"log/slog"
 	"time"
@@ -9,6 +10,7 @@ import (
 	"github.com/signerd/signerd/internal/keystore/pkcs11"
 	"github.com/signerd/signerd/internal/keystore/supervised"
 	"github.com/signerd/signerd/internal/server"
+	"github.com/signerd/signerd/internal/store"
 )
 
 // openHSM opens the token through the supervisor: the first open's errors
@@ -16,14 +18,18 @@ import (
 // after that, a token that becomes unavailable makes calls fail fast with
 // HSM_UNAVAILABLE and is opened again in the background (re-initialise,
 // log in, find keys again and re-check them), except after a refused PIN.
-func openHSM(ctx context.Context, cfg Config, pin string, log *slog.Logger) (*supervised.KeyStore, error) {
+func openHSM(ctx context.Context, cfg Config, pin string, st store.Store, log *slog.Logger) (*supervised.KeyStore, error) {
 	p11 := pkcs11.Config{
-		ModulePath:      cfg.PKCS11Module,
-		TokenLabel:      cfg.TokenLabel,
-		PIN:             pin,
-		MaxSessions:     cfg.MaxSessions,
-		PoolWaitTimeout: 10 * time.Second,
-		Logger:          log,
+		ModulePath:        cfg.PKCS11Module,
+		TokenLabel:        cfg.TokenLabel,
+		TokenSerial:       cfg.TokenSerial,
+		TokenModel:        cfg.TokenModel,
+		TokenManufacturer: cfg.TokenManufacturer,
+		CheckToken:        pinToken(st, log),
+		PIN:               pin,
+		MaxSessions:       cfg.MaxSessions,
+		PoolWaitTimeout:   10 * time.Second,
+		Logger:            log,
 	}
 	ping := cfg.HSMPingInterval
 	if ping == 0 {
@@ -33,7 +39,7 @@ func openHSM(ctx context.Context, cfg Config, pin string, log *slog.Logger) (*su
 		Open: func(ctx context.Context) (keystore.KeyStore, error) {
 			return pkcs11.Open(ctx, p11)
 		},
-		Name:         cfg.TokenLabel,
+		Name:         cmp.Or(cfg.TokenLabel, "serial "+cfg.TokenSerial),
 		Logger:       log,
 		PingInterval: ping,
 	})
@@ -45,6 +51,10 @@ func withLimits(o server.Options, cfg Config) server.Options {
 	o.MaxConcurrentStreams = uint32(cfg.MaxConcurrentStreams)
 	o.MaxConnections = cfg.MaxConnections
 	o.MaxConnectionsPerPeer = cfg.MaxConnectionsPerPeer
+	o.MaxInflightBytesPerPeer = cfg.MaxInflightBytesPerPeer
+	if o.MaxInflightBytesPerPeer == 0 {
+		o.MaxInflightBytesPerPeer = -1 // the flag's 0 is "no bound"
+	}
 	o.HandshakeTimeout = cfg.HandshakeTimeout
 	o.MaxUnauthenticatedConnections = cfg.MaxUnauthenticatedConnections
 	o.MaxUnauthenticatedPerPeer = cfg.MaxUnauthenticatedPerPeer

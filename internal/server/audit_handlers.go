@@ -53,7 +53,10 @@ func (s *auditServer) VerifyAudit(ctx context.Context, _ *signerv1.VerifyAuditRe
 		AuditKeyFingerprint: ver.Fingerprint,
 	}
 	if c := rep.Latest; c != nil {
-		out.LatestCheckpoint = &signerv1.AuditCheckpoint{Seq: c.Seq, Hash: c.Hash, Time: timeToPB(c.Time), KeyFingerprint: c.KeyFingerprint, Signature: c.Signature}
+		out.LatestCheckpoint = &signerv1.AuditCheckpoint{Seq: c.Seq, Hash: c.Hash, Time: timeToPB(c.Time), KeyFingerprint: c.KeyFingerprint, Signature: c.Signature, StateDigest: c.StateDigest}
+	}
+	if st := rep.State; st != nil {
+		out.StateDigest, out.StateVouchedAt, out.StateChangesAfterCheckpoint = st.Digest, st.VouchedAt, uint32(st.ChangesAfter)
 	}
 	if ce != nil {
 		out.Problem = &signerv1.AuditProblem{Seq: ce.Seq, Damage: damageToPB(ce.Kind), Kind: ce.Kind, Message: ce.Message}
@@ -92,6 +95,8 @@ func damageToPB(kind string) signerv1.AuditDamage {
 		return signerv1.AuditDamage_AUDIT_DAMAGE_BAD_CHECKPOINT_SIGNATURE
 	case store.ChainWrongCheckpointKey:
 		return signerv1.AuditDamage_AUDIT_DAMAGE_WRONG_CHECKPOINT_KEY
+	case store.ChainStateUnexplained:
+		return signerv1.AuditDamage_AUDIT_DAMAGE_STATE_UNEXPLAINED
 	}
 	return signerv1.AuditDamage_AUDIT_DAMAGE_UNSPECIFIED
 }

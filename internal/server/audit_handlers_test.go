@@ -22,7 +22,7 @@ func TestAuditMethodRoles(t *testing.T) {
 func TestDamageToPB(t *testing.T) {
 	seen := map[signerv1.AuditDamage]bool{}
 	for _, kind := range []string{store.ChainEdited, store.ChainInserted, store.ChainDeleted, store.ChainReordered,
-		store.ChainBrokenLink, store.ChainBadCheckpoint, store.ChainWrongCheckpointKey} {
+		store.ChainBrokenLink, store.ChainBadCheckpoint, store.ChainWrongCheckpointKey, store.ChainStateUnexplained} {
 		d := damageToPB(kind)
 		if d == signerv1.AuditDamage_AUDIT_DAMAGE_UNSPECIFIED || seen[d] {
 			t.Errorf("kind %q maps to %v", kind, d)

@@ -2,6 +2,7 @@ package server
 
 import (
 	"fmt"
+	"net"
 	"sync"
 	"time"
 
@@ -84,4 +85,14 @@ func (h *handshakeLimiter) shouldLog() (int, bool) {
 	n := h.refused
 	h.refused, h.lastLog = 0, now
 	return n, true
+}
+
+// handshakeSource is what a connection in its TLS handshake counts
+// against: its IPv4 address, or the /64 of its IPv6 address — one host
+// is routinely given a whole /64, and must not get a share per address.
+func handshakeSource(ip net.IP) string {
+	if v4 := ip.To4(); v4 != nil {
+		return "host:" + v4.String()
+	}
+	return "net:" + (&net.IPNet{IP: ip.Mask(net.CIDRMask(64, 128)), Mask: net.CIDRMask(64, 128)}).String()
 }

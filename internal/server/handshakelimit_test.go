@@ -102,3 +102,21 @@ func TestUnauthenticatedShare(t *testing.T) {
 		t.Fatalf("pending handshakes: %d from %d sources, want 3 from 3", total, bySource)
 	}
 }
+
+// IPv4 sources count one by one; IPv6 ones by /64, the block one host
+// routinely holds.
+func TestHandshakeSource(t *testing.T) {
+	for _, tc := range []struct{ ip, want string }{
+		{"127.0.0.1", "host:127.0.0.1"},
+		{"192.0.2.7", "host:192.0.2.7"},
+		{"::ffff:192.0.2.7", "host:192.0.2.7"},
+		{"2001:db8:1:2:3:4:5:6", "net:2001:db8:1:2::/64"},
+		{"2001:db8:1:2:ffff::1", "net:2001:db8:1:2::/64"},
+		{"2001:db8:1:3::1", "net:2001:db8:1:3::/64"},
+		{"::1", "net:::/64"},
+	} {
+		if got := handshakeSource(net.ParseIP(tc.ip)); got != tc.want {
+			t.Errorf("%s: %q, want %q", tc.ip, got, tc.want)
+		}
+	}
+}

@@ -69,6 +69,8 @@ type interceptors struct {
 	authz Authorizer
 	audit DenialRecorder
 	calls CallObserver
+	// maxRecv is the server-wide request limit (reqlimits.go).
+	maxRecv int
 }
 
 // CallObserver is told about every finished call (for metrics).
@@ -100,7 +102,10 @@ func (ic *interceptors) unary(ctx context.Context, req any, info *grpc.UnaryServ
 	ctx = context.WithValue(ctx, identityKey{}, id)
 	ctx = service.WithCaller(ctx, service.Caller{ID: id.ID})
 
-	resp, err = ic.handle(ctx, req, info, handler)
+	decoded(ctx, req)
+	if err = checkRequestSize(info.FullMethod, req, ic.maxRecv); err == nil {
+		resp, err = ic.handle(ctx, req, info, handler)
+	}
 
 	code := status.Code(err)
 	dur := time.Since(start)
@@ -158,7 +163,7 @@ func (ic *interceptors) stream(srv any, ss grpc.ServerStream, info *grpc.StreamS
 		}
 		return ToStatus(ctx, ic.log, err)
 	}
-	return ToStatus(ctx, ic.log, handler(srv, &identifiedStream{ServerStream: ss, ctx: ctx}))
+	return ToStatus(ctx, ic.log, handler(srv, &identifiedStream{ServerStream: ss, ctx: ctx, clientStream: info.IsClientStream}))
 }
 
 // identifiedStream carries the context with the caller's identity into a
@@ -166,6 +171,18 @@ func (ic *interceptors) stream(srv any, ss grpc.ServerStream, info *grpc.StreamS
 type identifiedStream struct {
 	grpc.ServerStream
 	ctx context.Context
+	// clientStream: the handler receives many messages and charges what
+	// it keeps (ChargeRequestBytes); otherwise the one request received
+	// shrinks the call's reservation, as for unary calls.
+	clientStream bool
 }
 
 func (s *identifiedStream) Context() context.Context { return s.ctx }
+
+func (s *identifiedStream) RecvMsg(m any) error {
+	err := s.ServerStream.RecvMsg(m)
+	if err == nil && !s.clientStream {
+		decoded(s.ctx, m)
+	}
+	return err
+}

@@ -126,15 +126,16 @@ func (l *limitListener) admit(c *limitedConn) bool {
 		c.slot = &connSlot{release: func() { l.peers.release(key); listenerSlot.free() }}
 	}
 	if p, ok := c.Conn.(*tlsPendingConn); ok && l.pending != nil {
-		if err := l.pending.acquire(key); err != nil {
+		source := handshakeSource(ta.IP)
+		if err := l.pending.acquire(source); err != nil {
 			if n, ok := l.pending.shouldLog(); ok {
-				l.log.Warn("unauthenticated connection refused", "peer", key, "refused_since_last_log", n, "err", err)
+				l.log.Warn("unauthenticated connection refused", "peer", source, "refused_since_last_log", n, "err", err)
 			}
 			c.Close()
 			return false
 		}
 		// Freed when the TLS handshake ends, or with the connection.
-		p.pending = &connSlot{release: func() { l.pending.release(key) }}
+		p.pending = &connSlot{release: func() { l.pending.release(source) }}
 		outer := c.slot
 		c.slot = &connSlot{release: func() { p.pending.free(); outer.free() }}
 	}

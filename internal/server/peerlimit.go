@@ -14,8 +14,10 @@ import (
 // peerLimiter bounds the connections each peer holds open, across every
 // listener of the server, so that one local user (or one remote host)
 // opening connections in a loop cannot take all of --max-connections from
-// the others: its extra connections are closed right after the handshake
-// that identifies it, and everyone else keeps being accepted.
+// the others: its extra connections are closed at once — a TCP peer's at
+// accept, by source address, before any handshake; a Unix peer's at the
+// SO_PEERCRED handshake, which waits for nothing — and everyone else keeps
+// being accepted.
 type peerLimiter struct {
 	max int
 	// onRefuse is told about each refused connection (metrics); optional.

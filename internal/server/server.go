@@ -38,6 +38,10 @@ type Options struct {
 	// MaxRecvMsgSize bounds request size (default 1 MiB: signing requests
 	// carry digests, not artifacts).
 	MaxRecvMsgSize int
+	// MaxInflightBytesPerPeer bounds the request bytes one peer has in
+	// flight (reqlimits.go); 0 means DefaultInflightBytesPerPeer, a
+	// negative value no bound.
+	MaxInflightBytesPerPeer int
 	// MaxConcurrentStreams bounds concurrent calls per connection.
 	MaxConcurrentStreams uint32
 	// MaxConnections bounds the connections each listener passed to Serve
@@ -97,7 +101,11 @@ func New(svc *service.Service, opts Options) *Server {
 	if opts.MaxConcurrentStreams == 0 {
 		opts.MaxConcurrentStreams = 256
 	}
-	ic := &interceptors{log: opts.Logger, authz: opts.Authorizer, audit: opts.Denials, calls: opts.Calls}
+	if opts.MaxInflightBytesPerPeer == 0 {
+		opts.MaxInflightBytesPerPeer = DefaultInflightBytesPerPeer
+	}
+	inflight := newInflight(opts.MaxInflightBytesPerPeer, opts.MaxRecvMsgSize)
+	ic := &interceptors{log: opts.Logger, authz: opts.Authorizer, audit: opts.Denials, calls: opts.Calls, maxRecv: opts.MaxRecvMsgSize}
 	creds := newTransportCredentials(opts.Logger)
 	creds.connTimeout = orDefault(opts.HandshakeTimeout, 10*time.Second)
 	creds.tlsTimeout = opts.TLSHandshakeTimeout
@@ -111,6 +119,7 @@ func New(svc *service.Service, opts Options) *Server {
 		grpc.KeepaliveEnforcementPolicy(keepalivePolicy(opts)),
 		grpc.KeepaliveParams(keepaliveParams(opts)),
 	}
+	serverOptions = append(serverOptions, inflightOptions(inflight)...)
 	gs := grpc.NewServer(append(serverOptions, TransportTuning(opts.MaxRecvMsgSize)...)...)
 	signerv1.RegisterSignerServiceServer(gs, &signerServer{svc: svc, authz: opts.Authorizer, denials: opts.Denials, log: opts.Logger})
 	signerv1.RegisterKeyServiceServer(gs, &keyServer{svc: svc})
@@ -122,6 +131,7 @@ func New(svc *service.Service, opts Options) *Server {
 	if opts.Reflection {
 		registerReflection(gs)
 	}
+	inflight.learnMethods(gs)
 	return &Server{grpc: gs, health: hs, log: opts.Logger, maxConns: opts.MaxConnections,
 		peers:   newPeerLimiter(opts.MaxConnectionsPerPeer, opts.ConnectionRefused),
 		pending: newHandshakeLimiter(opts.MaxUnauthenticatedConnections, opts.MaxUnauthenticatedPerPeer, opts.ConnectionRefused)}

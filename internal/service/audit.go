@@ -204,15 +204,27 @@ func (s *Service) Checkpoint(ctx context.Context) (store.Checkpoint, bool, error
 	last := a.last
 	a.mu.RUnlock()
 
-	seq, hash, err := s.store.AuditHead(ctx)
+	seq, hash, state, err := s.headAndState(ctx)
 	if err != nil {
 		return last, false, err
 	}
 	if seq == 0 || (seq == last.Seq && bytes.Equal(hash, last.Hash)) {
+		if seq > 0 && len(last.StateDigest) > 0 && !bytes.Equal(state, last.StateDigest) {
+			return last, false, s.damaged(ctx, &store.ChainError{Seq: seq, Kind: store.ChainStateUnexplained,
+				Message: "the security state changed without an audit record since the newest checkpoint"})
+		}
 		return last, false, nil
 	}
-	if err := s.checkExtends(ctx, last, seq, hash); err != nil {
+	changes, err := s.checkExtends(ctx, last, seq, hash)
+	if err != nil {
 		return last, false, err
+	}
+	// A checkpoint never vouches for a state change its log does not
+	// record: one written into the store behind the daemon's back (on
+	// etcd, while it runs) stops checkpoints until it is resolved.
+	if len(last.StateDigest) > 0 && !bytes.Equal(state, last.StateDigest) && changes == 0 {
+		return last, false, s.damaged(ctx, &store.ChainError{Seq: last.Seq, Kind: store.ChainStateUnexplained,
+			Message: fmt.Sprintf("the security state changed after the checkpoint at record %d, but no audit record since changes it", last.Seq)})
 	}
 	cp, err := func() (store.Checkpoint, error) {
 		release, err := s.acquireHSM(ctx)
@@ -220,7 +232,7 @@ func (s *Service) Checkpoint(ctx context.Context) (store.Checkpoint, bool, error
 			return store.Checkpoint{}, err
 		}
 		defer release()
-		return auditlog.SignCheckpoint(signer, store.Checkpoint{Seq: seq, Hash: hash, Time: s.now(), KeyFingerprint: ver.Fingerprint})
+		return auditlog.SignCheckpoint(signer, store.Checkpoint{Seq: seq, Hash: hash, Time: s.now(), KeyFingerprint: ver.Fingerprint, StateDigest: state})
 	}()
 	if err != nil {
 		return last, false, err
@@ -232,7 +244,7 @@ func (s *Service) Checkpoint(ctx context.Context) (store.Checkpoint, bool, error
 	err = s.store.PutCheckpoint(ctx, cp)
 	if errors.Is(err, errdefs.ErrAlreadyExists) {
 		// Written before a restart: that one stands.
-		cp, err = store.Checkpoint{Seq: seq, Hash: hash}, nil
+		cp, err = store.Checkpoint{Seq: seq, Hash: hash, StateDigest: state}, nil
 		s.setLast(cp)
 		return cp, false, nil
 	}
@@ -261,17 +273,18 @@ func (s *Service) setLast(c store.Checkpoint) {
 }
 
 // checkExtends checks that the records after last (from the start of the
-// log if last.Seq is 0) form a chain ending at head seq with hash head.
-func (s *Service) checkExtends(ctx context.Context, last store.Checkpoint, seq uint64, head []byte) error {
+// log if last.Seq is 0) form a chain ending at head seq with hash head, and
+// counts those that change the security state.
+func (s *Service) checkExtends(ctx context.Context, last store.Checkpoint, seq uint64, head []byte) (stateChanges int, err error) {
 	const chunk = 1024
 	prevSeq, prevHash := uint64(0), store.GenesisHash()
 	if last.Seq > 0 {
 		recs, err := s.store.ListAudit(ctx, last.Seq-1, 1)
 		if err != nil {
-			return err
+			return 0, err
 		}
 		if len(recs) != 1 || recs[0].Seq != last.Seq || !bytes.Equal(recs[0].Hash, last.Hash) {
-			return s.damaged(ctx, &store.ChainError{Seq: last.Seq, Kind: store.ChainEdited,
+			return 0, s.damaged(ctx, &store.ChainError{Seq: last.Seq, Kind: store.ChainEdited,
 				Message: "the record at the newest checkpoint no longer matches it"})
 		}
 		prevSeq, prevHash = last.Seq, last.Hash
@@ -279,24 +292,53 @@ func (s *Service) checkExtends(ctx context.Context, last store.Checkpoint, seq u
 	for prevSeq < seq {
 		recs, err := s.store.ListAudit(ctx, prevSeq, chunk)
 		if err != nil {
-			return err
+			return 0, err
 		}
 		if n := seq - prevSeq; uint64(len(recs)) > n {
 			recs = recs[:n]
 		}
 		if len(recs) == 0 {
-			return s.damaged(ctx, &store.ChainError{Seq: prevSeq + 1, Kind: store.ChainDeleted,
+			return 0, s.damaged(ctx, &store.ChainError{Seq: prevSeq + 1, Kind: store.ChainDeleted,
 				Message: fmt.Sprintf("the log ends at %d but its head records %d", prevSeq, seq)})
 		}
 		if err := store.VerifyAuditChain(recs, prevHash, prevSeq); err != nil {
-			return s.damaged(ctx, err)
+			return 0, s.damaged(ctx, err)
+		}
+		for _, r := range recs {
+			if store.ChangesState(r) {
+				stateChanges++
+			}
 		}
 		prevSeq, prevHash = recs[len(recs)-1].Seq, recs[len(recs)-1].Hash
 	}
 	if !bytes.Equal(prevHash, head) {
-		return s.damaged(ctx, &store.ChainError{Seq: seq, Kind: store.ChainEdited, Message: "the last record's hash differs from the recorded head"})
+		return 0, s.damaged(ctx, &store.ChainError{Seq: seq, Kind: store.ChainEdited, Message: "the last record's hash differs from the recorded head"})
 	}
-	return nil
+	return stateChanges, nil
+}
+
+// headAndState reads the audit head and the digest of the security state
+// as of that head. Every state change appends an audit record in the same
+// transaction, so a head that did not move while the state was read means
+// the state is the one after record seq.
+func (s *Service) headAndState(ctx context.Context) (seq uint64, hash, state []byte, err error) {
+	for range 5 {
+		seq, hash, err = s.store.AuditHead(ctx)
+		if err != nil {
+			return 0, nil, nil, err
+		}
+		if state, err = store.StateDigest(ctx, s.store); err != nil {
+			return 0, nil, nil, err
+		}
+		seq2, hash2, err := s.store.AuditHead(ctx)
+		if err != nil {
+			return 0, nil, nil, err
+		}
+		if seq2 == seq && bytes.Equal(hash2, hash) {
+			return seq, hash, state, nil
+		}
+	}
+	return 0, nil, nil, fmt.Errorf("the audit head kept moving while the security state was read; the next checkpoint will try again: %w", errdefs.ErrUnavailable)
 }
 
 func (s *Service) damaged(ctx context.Context, err error) error {

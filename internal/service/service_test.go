@@ -214,6 +214,7 @@ func TestVerify(t *testing.T) {
 		{"tampered", "acme", digestOf("other bytes"), relDoc, errdefs.ErrPackageTampered, 0},
 		{"invalid signature", "acme", relDigest, badDoc, errdefs.ErrInvalidSignature, 0},
 		{"malformed", "acme", relDigest, []byte("{ invalid json }"), errdefs.ErrMalformedSignature, 0},
+		{"empty document, recorded signature exists", "acme", relDigest, []byte{}, errdefs.ErrMalformedSignature, 0},
 		{"unsigned, default policy admits", "acme", digestOf("unsigned"), nil, nil, OutcomeUnsignedAdmitted},
 	}
 	for _, tt := range tests {

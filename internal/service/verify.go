@@ -15,8 +15,9 @@ import (
 type VerifyInput struct {
 	Org    string
 	Digest []byte
-	// Document is the detached .sig JSON, or empty to use the recorded
-	// signatures for the digest.
+	// Document is the detached .sig JSON, or nil to use the recorded
+	// signatures for the digest. Empty but not nil (an empty .sig file) is
+	// MALFORMED_SIGNATURE, never a fallback to the records.
 	Document []byte
 }
 
@@ -96,7 +97,7 @@ func (s *Service) verify(ctx context.Context, in VerifyInput) (VerifyResult, err
 
 	var cands []candidate
 	source := SourceRecorded
-	if len(in.Document) > 0 {
+	if in.Document != nil {
 		source = SourceDetached
 		sig, err := pkgsig.Parse(in.Document)
 		if err != nil {

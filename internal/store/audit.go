@@ -105,6 +105,12 @@ const (
 	// a damaged meta or data page) below the level of records. Seq is the
 	// first audit record that could not be read, 0 if every record could.
 	ChainDamagedFile = "damaged file"
+	// ChainStateUnexplained: the security state (trust, grants, policy,
+	// key states) is not the one the newest checkpoint vouches for, and no
+	// audit record since changes it: it was written behind the daemon's
+	// back. Seq is that checkpoint's seq (or the record that began vouching
+	// for the state, if the checkpoints after it are gone).
+	ChainStateUnexplained = "state unexplained"
 )
 
 // ChainError reports the first place where an audit chain fails

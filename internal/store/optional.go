@@ -77,3 +77,23 @@ type HealthChecker interface {
 	// ends at the latest.
 	CheckHealth(ctx context.Context) error
 }
+
+// HSMToken identifies the PKCS#11 token that holds a deployment's keys, as
+// the token reports itself (C_GetTokenInfo).
+type HSMToken struct {
+	Label        string `json:"label"`
+	Serial       string `json:"serial"`
+	Model        string `json:"model"`
+	Manufacturer string `json:"manufacturer"`
+}
+
+// TokenPinner is implemented by backends that record which token the
+// deployment's keys were made in, so that a later start against another
+// token carrying the same label is refused rather than served.
+type TokenPinner interface {
+	// PinToken records t, with audit event ev in the same transaction, if
+	// no token is recorded yet, and returns the recorded token (t itself
+	// the first time; then created is true). Replicas racing on an empty
+	// store record exactly one.
+	PinToken(ctx context.Context, t HSMToken, ev AuditEvent) (recorded HSMToken, created bool, err error)
+}

@@ -172,6 +172,11 @@ type Checkpoint struct {
 	// KeyFingerprint is the lowercase hex SHA-256 of the audit key's SPKI
 	// DER.
 	KeyFingerprint string `json:"key_fingerprint"`
+	// StateDigest is StateDigest of the security state as it was after
+	// record Seq (state.go). Empty in checkpoints signed before state
+	// digests existed, which keep their original (v1) encoding and still
+	// verify; they vouch for no state.
+	StateDigest []byte `json:"state_digest,omitempty"`
 	// Signature is ECDSA P-256 over SHA-256 of the canonical encoding, in
 	// ASN.1 DER.
 	Signature []byte `json:"signature"`

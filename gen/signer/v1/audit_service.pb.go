@@ -42,6 +42,9 @@ const (
 	AuditDamage_AUDIT_DAMAGE_BAD_CHECKPOINT_SIGNATURE AuditDamage = 6
 	// A checkpoint names a key other than the audit key.
 	AuditDamage_AUDIT_DAMAGE_WRONG_CHECKPOINT_KEY AuditDamage = 7
+	// The security state (trust, grants, policy, key states) is not the one
+	// the newest checkpoint vouches for and no audit record since changes it.
+	AuditDamage_AUDIT_DAMAGE_STATE_UNEXPLAINED AuditDamage = 8
 )
 
 // Enum value maps for AuditDamage.
@@ -55,6 +58,7 @@ var (
 		5: "AUDIT_DAMAGE_BROKEN_LINK",
 		6: "AUDIT_DAMAGE_BAD_CHECKPOINT_SIGNATURE",
 		7: "AUDIT_DAMAGE_WRONG_CHECKPOINT_KEY",
+		8: "AUDIT_DAMAGE_STATE_UNEXPLAINED",
 	}
 	AuditDamage_value = map[string]int32{
 		"AUDIT_DAMAGE_UNSPECIFIED":              0,
@@ -65,6 +69,7 @@ var (
 		"AUDIT_DAMAGE_BROKEN_LINK":              5,
 		"AUDIT_DAMAGE_BAD_CHECKPOINT_SIGNATURE": 6,
 		"AUDIT_DAMAGE_WRONG_CHECKPOINT_KEY":     7,
+		"AUDIT_DAMAGE_STATE_UNEXPLAINED":        8,
 	}
 )
 
@@ -236,7 +241,10 @@ type AuditCheckpoint struct {
 	Time           *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=time,proto3" json:"time,omitempty"`
 	KeyFingerprint string                 `protobuf:"bytes,4,opt,name=key_fingerprint,json=keyFingerprint,proto3" json:"key_fingerprint,omitempty"`
 	// ECDSA P-256 over SHA-256 of the encoding, ASN.1 DER.
-	Signature     []byte `protobuf:"bytes,5,opt,name=signature,proto3" json:"signature,omitempty"`
+	Signature []byte `protobuf:"bytes,5,opt,name=signature,proto3" json:"signature,omitempty"`
+	// The security state's digest the checkpoint vouches for; empty in
+	// checkpoints signed before state digests.
+	StateDigest   []byte `protobuf:"bytes,6,opt,name=state_digest,json=stateDigest,proto3" json:"state_digest,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -306,6 +314,13 @@ func (x *AuditCheckpoint) GetSignature() []byte {
 	return nil
 }
 
+func (x *AuditCheckpoint) GetStateDigest() []byte {
+	if x != nil {
+		return x.StateDigest
+	}
+	return nil
+}
+
 // AuditProblem names the first bad record of a damaged log.
 type AuditProblem struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
@@ -313,7 +328,7 @@ type AuditProblem struct {
 	Damage AuditDamage            `protobuf:"varint,2,opt,name=damage,proto3,enum=signer.v1.AuditDamage" json:"damage,omitempty"`
 	// The damage as signctl prints it: "edited", "inserted", "deleted",
 	// "reordered", "broken link", "bad checkpoint signature",
-	// "wrong checkpoint key".
+	// "wrong checkpoint key", "state unexplained".
 	Kind          string `protobuf:"bytes,3,opt,name=kind,proto3" json:"kind,omitempty"`
 	Message       string `protobuf:"bytes,4,opt,name=message,proto3" json:"message,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -542,8 +557,17 @@ type VerifyAuditResponse struct {
 	// Lowercase hex SHA-256 of the SPKI DER of the key checkpoints were
 	// checked with.
 	AuditKeyFingerprint string `protobuf:"bytes,7,opt,name=audit_key_fingerprint,json=auditKeyFingerprint,proto3" json:"audit_key_fingerprint,omitempty"`
-	unknownFields       protoimpl.UnknownFields
-	sizeCache           protoimpl.SizeCache
+	// The digest of the security state as it is (README "Audit": its
+	// encoding), when the chain is intact.
+	StateDigest []byte `protobuf:"bytes,8,opt,name=state_digest,json=stateDigest,proto3" json:"state_digest,omitempty"`
+	// The seq of the checkpoint whose state digest the state was compared
+	// with; 0 if no checkpoint carries one yet.
+	StateVouchedAt uint64 `protobuf:"varint,9,opt,name=state_vouched_at,json=stateVouchedAt,proto3" json:"state_vouched_at,omitempty"`
+	// Audit records after that checkpoint that change the state: until the
+	// next checkpoint they are vouched for by the chain alone.
+	StateChangesAfterCheckpoint uint32 `protobuf:"varint,10,opt,name=state_changes_after_checkpoint,json=stateChangesAfterCheckpoint,proto3" json:"state_changes_after_checkpoint,omitempty"`
+	unknownFields               protoimpl.UnknownFields
+	sizeCache                   protoimpl.SizeCache
 }
 
 func (x *VerifyAuditResponse) Reset() {
@@ -623,6 +647,27 @@ func (x *VerifyAuditResponse) GetAuditKeyFingerprint() string {
 		return x.AuditKeyFingerprint
 	}
 	return ""
+}
+
+func (x *VerifyAuditResponse) GetStateDigest() []byte {
+	if x != nil {
+		return x.StateDigest
+	}
+	return nil
+}
+
+func (x *VerifyAuditResponse) GetStateVouchedAt() uint64 {
+	if x != nil {
+		return x.StateVouchedAt
+	}
+	return 0
+}
+
+func (x *VerifyAuditResponse) GetStateChangesAfterCheckpoint() uint32 {
+	if x != nil {
+		return x.StateChangesAfterCheckpoint
+	}
+	return 0
 }
 
 // GetAuditPublicKeyRequest has no fields.
@@ -759,13 +804,14 @@ const file_signer_v1_audit_service_proto_rawDesc = "" +
 	"\x06digest\x18\t \x01(\tR\x06digest\x12\x18\n" +
 	"\aoutcome\x18\n" +
 	" \x01(\tR\aoutcome\x12\x16\n" +
-	"\x06detail\x18\v \x01(\tR\x06detail\"\xae\x01\n" +
+	"\x06detail\x18\v \x01(\tR\x06detail\"\xd1\x01\n" +
 	"\x0fAuditCheckpoint\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x12\n" +
 	"\x04hash\x18\x02 \x01(\fR\x04hash\x12.\n" +
 	"\x04time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12'\n" +
 	"\x0fkey_fingerprint\x18\x04 \x01(\tR\x0ekeyFingerprint\x12\x1c\n" +
-	"\tsignature\x18\x05 \x01(\fR\tsignature\"~\n" +
+	"\tsignature\x18\x05 \x01(\fR\tsignature\x12!\n" +
+	"\fstate_digest\x18\x06 \x01(\fR\vstateDigest\"~\n" +
 	"\fAuditProblem\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12.\n" +
 	"\x06damage\x18\x02 \x01(\x0e2\x16.signer.v1.AuditDamageR\x06damage\x12\x12\n" +
@@ -777,7 +823,7 @@ const file_signer_v1_audit_service_proto_rawDesc = "" +
 	"\x11ListAuditResponse\x120\n" +
 	"\arecords\x18\x01 \x03(\v2\x16.signer.v1.AuditRecordR\arecords\x12\x19\n" +
 	"\bhead_seq\x18\x02 \x01(\x04R\aheadSeq\"\x14\n" +
-	"\x12VerifyAuditRequest\"\xc0\x02\n" +
+	"\x12VerifyAuditRequest\"\xd2\x03\n" +
 	"\x13VerifyAuditResponse\x12\x16\n" +
 	"\x06intact\x18\x01 \x01(\bR\x06intact\x12\x19\n" +
 	"\bhead_seq\x18\x02 \x01(\x04R\aheadSeq\x12\x1b\n" +
@@ -785,7 +831,11 @@ const file_signer_v1_audit_service_proto_rawDesc = "" +
 	"\x10checkpoint_count\x18\x04 \x01(\rR\x0fcheckpointCount\x12G\n" +
 	"\x11latest_checkpoint\x18\x05 \x01(\v2\x1a.signer.v1.AuditCheckpointR\x10latestCheckpoint\x121\n" +
 	"\aproblem\x18\x06 \x01(\v2\x17.signer.v1.AuditProblemR\aproblem\x122\n" +
-	"\x15audit_key_fingerprint\x18\a \x01(\tR\x13auditKeyFingerprint\"\x1a\n" +
+	"\x15audit_key_fingerprint\x18\a \x01(\tR\x13auditKeyFingerprint\x12!\n" +
+	"\fstate_digest\x18\b \x01(\fR\vstateDigest\x12(\n" +
+	"\x10state_vouched_at\x18\t \x01(\x04R\x0estateVouchedAt\x12C\n" +
+	"\x1estate_changes_after_checkpoint\x18\n" +
+	" \x01(\rR\x1bstateChangesAfterCheckpoint\"\x1a\n" +
 	"\x18GetAuditPublicKeyRequest\"\xe9\x01\n" +
 	"\x19GetAuditPublicKeyResponse\x12$\n" +
 	"\x0epublic_key_pem\x18\x01 \x01(\tR\fpublicKeyPem\x12 \n" +
@@ -793,7 +843,7 @@ const file_signer_v1_audit_service_proto_rawDesc = "" +
 	"\talgorithm\x18\x03 \x01(\x0e2\x14.signer.v1.AlgorithmR\talgorithm\x12\x15\n" +
 	"\x06cka_id\x18\x04 \x01(\tR\x05ckaId\x129\n" +
 	"\n" +
-	"created_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt*\x85\x02\n" +
+	"created_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt*\xa9\x02\n" +
 	"\vAuditDamage\x12\x1c\n" +
 	"\x18AUDIT_DAMAGE_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13AUDIT_DAMAGE_EDITED\x10\x01\x12\x19\n" +
@@ -802,7 +852,8 @@ const file_signer_v1_audit_service_proto_rawDesc = "" +
 	"\x16AUDIT_DAMAGE_REORDERED\x10\x04\x12\x1c\n" +
 	"\x18AUDIT_DAMAGE_BROKEN_LINK\x10\x05\x12)\n" +
 	"%AUDIT_DAMAGE_BAD_CHECKPOINT_SIGNATURE\x10\x06\x12%\n" +
-	"!AUDIT_DAMAGE_WRONG_CHECKPOINT_KEY\x10\a2\x84\x02\n" +
+	"!AUDIT_DAMAGE_WRONG_CHECKPOINT_KEY\x10\a\x12\"\n" +
+	"\x1eAUDIT_DAMAGE_STATE_UNEXPLAINED\x10\b2\x84\x02\n" +
 	"\fAuditService\x12F\n" +
 	"\tListAudit\x12\x1b.signer.v1.ListAuditRequest\x1a\x1c.signer.v1.ListAuditResponse\x12L\n" +
 	"\vVerifyAudit\x12\x1d.signer.v1.VerifyAuditRequest\x1a\x1e.signer.v1.VerifyAuditResponse\x12^\n" +

@@ -1,6 +1,8 @@
 package pkcs11
 
 import (
+	"context"
+	"fmt"
 	"log/slog"
 	"strconv"
 	"time"
@@ -22,6 +24,15 @@ type Config struct {
 	ModulePath string
 	// TokenLabel selects the token (CKA_LABEL of the token, not of a key).
 	TokenLabel string
+	// TokenSerial, TokenModel and TokenManufacturer also select the token
+	// when set (from a pkcs11: URI): every one given must match. A label or
+	// a serial is required.
+	TokenSerial, TokenModel, TokenManufacturer string
+	// CheckToken, if set, is called with the identity of the token found,
+	// before the PIN is offered to it; an error refuses the token (Open
+	// returns it). The daemon uses it to refuse a token other than the one
+	// its keys were made in.
+	CheckToken func(ctx context.Context, id TokenIdentity) error
 	// PIN is the user PIN. It is never logged nor put in an error.
 	PIN string
 	// MaxSessions bounds the session pool; DefaultMaxSessions if zero.
@@ -40,7 +51,7 @@ func (c Config) String() string {
 	if c.PIN != "" {
 		pin = "[redacted]"
 	}
-	return "pkcs11.Config{ModulePath:" + c.ModulePath + " TokenLabel:" + c.TokenLabel +
+	return "pkcs11.Config{ModulePath:" + c.ModulePath + " TokenLabel:" + c.TokenLabel + " TokenSerial:" + c.TokenSerial +
 		" PIN:" + pin + " MaxSessions:" + strconv.Itoa(c.MaxSessions) + " PoolWaitTimeout:" + c.PoolWaitTimeout.String() + "}"
 }
 
@@ -68,4 +79,14 @@ func (c Config) withDefaults() Config {
 		c.Logger = slog.Default()
 	}
 	return c
+}
+
+// TokenIdentity is what a token says it is (C_GetTokenInfo), padding
+// removed.
+type TokenIdentity struct {
+	Label, Serial, Model, Manufacturer string
+}
+
+func (id TokenIdentity) String() string {
+	return fmt.Sprintf("%q (serial %q, model %q, manufacturer %q)", id.Label, id.Serial, id.Model, id.Manufacturer)
 }

@@ -42,6 +42,21 @@
 //     salted SHA-256 of the PIN that succeeded, and is refused on a
 //     difference without asking the token.
 //
+// # Capabilities
+//
+// Open reads the token's mechanisms and limits once and logs them
+// (capabilities.go). An algorithm whose mechanisms the token does not list
+// is refused up front with a message naming the missing mechanism and the
+// algorithm to use instead; a module without the listing functions
+// (CKR_FUNCTION_NOT_SUPPORTED) is assumed to offer everything. The session
+// pool is capped at the token's ulMaxSessionCount and ulMaxRwSessionCount,
+// and shrinks by one whenever the token answers CKR_SESSION_COUNT while
+// other sessions of ours are open (a caller then waits for one of them).
+// Keys with CKA_ALWAYS_AUTHENTICATE get a CKU_CONTEXT_SPECIFIC login after
+// each C_SignInit (signinit.go). The token found is identified by label,
+// serial, model and manufacturer (any of them may select it) and shown to
+// Config.CheckToken before the PIN is offered.
+//
 // # Recovery
 //
 // Every token operation runs in a loop that repairs by error class and

@@ -126,3 +126,25 @@ func onePrivateKey(c *p11.Ctx, s p11.SessionHandle, label string, id []byte) (p1
 	}
 	return hs[0], nil
 }
+
+// FindToken reports the identity of the initialised token labelled label,
+// without logging in: for tests and tools that need its serial number.
+func FindToken(modulePath, label string) (TokenIdentity, error) {
+	canonical, err := checkModuleFile(modulePath)
+	if err != nil {
+		return TokenIdentity{}, err
+	}
+	m := moduleFor(canonical)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c, err := m.loadLocked(modulePath)
+	if err != nil {
+		return TokenIdentity{}, err
+	}
+	defer m.releaseLocked()
+	_, ti, err := findSlot(c, modulePath, label)
+	if err != nil {
+		return TokenIdentity{}, err
+	}
+	return identityOf(ti), nil
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 
 	p11 "github.com/miekg/pkcs11"
@@ -145,42 +146,75 @@ func (m *module) releaseLocked() {
 	m.ctx = nil
 }
 
+func identityOf(ti p11.TokenInfo) TokenIdentity {
+	trim := func(s string) string { return strings.TrimRight(s, " \x00") }
+	return TokenIdentity{Label: trim(ti.Label), Serial: trim(ti.SerialNumber), Model: trim(ti.Model), Manufacturer: trim(ti.ManufacturerID)}
+}
+
+// tokenSelector chooses a token: every field that is set must match.
+type tokenSelector TokenIdentity
+
+func (sel tokenSelector) matches(id TokenIdentity) bool {
+	for _, f := range [][2]string{{sel.Label, id.Label}, {sel.Serial, id.Serial}, {sel.Model, id.Model}, {sel.Manufacturer, id.Manufacturer}} {
+		if f[0] != "" && f[0] != f[1] {
+			return false
+		}
+	}
+	return true
+}
+
+func (sel tokenSelector) String() string {
+	var parts []string
+	for _, f := range [][2]string{{"label", sel.Label}, {"serial", sel.Serial}, {"model", sel.Model}, {"manufacturer", sel.Manufacturer}} {
+		if f[1] != "" {
+			parts = append(parts, fmt.Sprintf("%s %q", f[0], f[1]))
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
 // findSlot returns the slot holding the initialised token labelled label.
-// A missing label is ErrNotFound naming the labels that exist; a label
-// carried by two tokens is refused, since either could be picked.
 func findSlot(c *p11.Ctx, modulePath, label string) (uint, p11.TokenInfo, error) {
+	return selectSlot(c, modulePath, tokenSelector{Label: label})
+}
+
+// selectSlot returns the slot holding the one initialised token sel
+// matches. None is ErrNotFound naming the tokens that exist; several are
+// refused, since either could be picked.
+func selectSlot(c *p11.Ctx, modulePath string, sel tokenSelector) (uint, p11.TokenInfo, error) {
 	slots, err := c.GetSlotList(true)
 	if err != nil {
-		return 0, p11.TokenInfo{}, unavailable("list slots", label, err)
+		return 0, p11.TokenInfo{}, unavailable("list slots", sel.Label, err)
 	}
 	var (
-		found  []uint
-		info   p11.TokenInfo
-		labels []string
+		found   []uint
+		info    p11.TokenInfo
+		present []string
 	)
 	for _, s := range slots {
 		ti, err := c.GetTokenInfo(s)
 		if err != nil {
-			return 0, p11.TokenInfo{}, unavailable(fmt.Sprintf("read token in slot %d", s), label, err)
+			return 0, p11.TokenInfo{}, unavailable(fmt.Sprintf("read token in slot %d", s), sel.Label, err)
 		}
 		if ti.Flags&p11.CKF_TOKEN_INITIALIZED == 0 {
 			continue
 		}
-		labels = append(labels, ti.Label)
-		if ti.Label == label {
+		id := identityOf(ti)
+		present = append(present, fmt.Sprintf("%q serial %q", id.Label, id.Serial))
+		if sel.matches(id) {
 			found = append(found, s)
 			info = ti
 		}
 	}
 	switch len(found) {
 	case 0:
-		return 0, p11.TokenInfo{}, fmt.Errorf("no PKCS#11 token labelled %q in module %q (tokens present: %q): %w",
-			label, modulePath, labels, errdefs.ErrNotFound)
+		return 0, p11.TokenInfo{}, fmt.Errorf("no PKCS#11 token with %s in module %q (tokens present: %s): %w",
+			sel, modulePath, strings.Join(present, ", "), errdefs.ErrNotFound)
 	case 1:
 		return found[0], info, nil
 	}
-	return 0, p11.TokenInfo{}, fmt.Errorf("%d PKCS#11 tokens labelled %q in module %q (slots %v); labels must be unique: %w",
-		len(found), label, modulePath, found, errdefs.ErrFailedPrecondition)
+	return 0, p11.TokenInfo{}, fmt.Errorf("%d PKCS#11 tokens with %s in module %q (slots %v); choose one by serial (--pkcs11-uri 'pkcs11:serial=…'): %w",
+		len(found), sel, modulePath, found, errdefs.ErrFailedPrecondition)
 }
 
 // checkTokenFlags refuses tokens whose user PIN cannot be used, before a

@@ -70,3 +70,6 @@ func (*KeyStore) Ping(context.Context) error { return errNoCgo }
 
 // Close does nothing.
 func (*KeyStore) Close() error { return nil }
+
+// FindToken fails: PKCS#11 needs cgo.
+func FindToken(modulePath, label string) (TokenIdentity, error) { return TokenIdentity{}, errNoCgo }

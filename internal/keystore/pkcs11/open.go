@@ -46,7 +46,7 @@ var _ keystore.KeyStore = (*KeyStore)(nil)
 // ErrPermissionDenied. A wrong PIN is tried exactly once.
 func Open(ctx context.Context, cfg Config) (*KeyStore, error) {
 	cfg = cfg.withDefaults()
-	if cfg.TokenLabel == "" {
+	if cfg.TokenLabel == "" && cfg.TokenSerial == "" {
 		return nil, fmt.Errorf("open PKCS#11 token: no token label given: %w", errdefs.ErrInvalidArgument)
 	}
 	if cfg.PIN == "" {
@@ -83,9 +83,19 @@ func Open(ctx context.Context, cfg Config) (*KeyStore, error) {
 		m.releaseLocked()
 		return nil, err
 	}
-	slot, ti, err := findSlot(c, cfg.ModulePath, cfg.TokenLabel)
+	sel := tokenSelector{Label: cfg.TokenLabel, Serial: cfg.TokenSerial, Model: cfg.TokenModel, Manufacturer: cfg.TokenManufacturer}
+	slot, ti, err := selectSlot(c, cfg.ModulePath, sel)
 	if err != nil {
 		return fail(err)
+	}
+	id := identityOf(ti)
+	// Chosen by serial alone: messages and logs name the token by label.
+	ks.cfg.TokenLabel, cfg.TokenLabel = id.Label, id.Label
+	ks.log = cfg.Logger.With(slog.String("pkcs11_token", id.Label))
+	if cfg.CheckToken != nil {
+		if err := cfg.CheckToken(ctx, id); err != nil {
+			return fail(fmt.Errorf("open PKCS#11 token %s: %w", id, err))
+		}
 	}
 	if err := checkTokenFlags(cfg.TokenLabel, ti); err != nil {
 		return fail(fmt.Errorf("open PKCS#11 token: %w", err))
@@ -117,6 +127,7 @@ func Open(ctx context.Context, cfg Config) (*KeyStore, error) {
 	}
 	ks.log.Info("PKCS#11 token opened",
 		slog.String("module", cfg.ModulePath), slog.Uint64("slot", uint64(slot)),
+		slog.String("serial", id.Serial), slog.String("model", id.Model), slog.String("manufacturer", id.Manufacturer),
 		slog.Int("max_sessions", poolSize), slog.Duration("pool_wait_timeout", cfg.PoolWaitTimeout))
 	return ks, nil
 }

@@ -67,16 +67,28 @@ func TestSessionPoolReusesAndBounds(t *testing.T) {
 	if _, err := p.get(cctx); !errors.Is(err, context.Canceled) {
 		t.Fatalf("get with a cancelled ctx: %v", err)
 	}
-	// A session handed back wakes a waiter.
-	done := make(chan session)
-	go func() { d, _ := p.get(context.Background()); done <- d }()
-	time.Sleep(5 * time.Millisecond)
-	p.put(c)
-	if d := <-done; d.h != c.h {
-		t.Fatalf("waiter got %d, want the returned %d", d.h, c.h)
-	}
 	if open, _ := f.counts(); open != 2 {
 		t.Fatalf("%d sessions open, want 2", open)
+	}
+	p.put(c)
+
+	// A session handed back wakes a waiter. A pool whose timeout no loaded
+	// machine reaches: whether the waiter blocks before the put or comes
+	// after it, it gets the returned session and no new one is opened.
+	wp, wf := newFakePool(1, time.Minute)
+	held, err := wp.get(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan session)
+	go func() { d, _ := wp.get(context.Background()); done <- d }()
+	time.Sleep(5 * time.Millisecond)
+	wp.put(held)
+	if d := <-done; d.h != held.h {
+		t.Fatalf("waiter got %d, want the returned %d", d.h, held.h)
+	}
+	if open, _ := wf.counts(); open != 1 {
+		t.Fatalf("%d sessions open, want 1", open)
 	}
 }
 

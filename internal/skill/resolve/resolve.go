@@ -14,11 +14,20 @@
 //   - every fetch is bounded in time (default 10 s, as upstream Go) and size
 //     (default 256 KiB: the documents are a few hundred bytes);
 //   - a revocation_endpoint that is named but cannot be fetched or parsed is
-//     an error (fail closed, as Rust; upstream Go ignores it).
+//     an error (fail closed, as Rust; upstream Go ignores it);
+//   - the revocation_endpoint must be on the discovery document's host and
+//     port, as redirects must: a document naming another host would make
+//     the verifier fetch from wherever its author chose (a request forgery,
+//     and a port probe of the verifier's network);
+//   - loopback, private, link-local and unspecified addresses are refused
+//     when connecting, on the address DNS gave (a net.Dialer Control
+//     function), so a name that resolves, or is rebound, to an internal
+//     address does not reach it; AllowPrivateAddresses lifts this.
 //
 // Documents are parsed with the pure internal/skill package; the verdict is
 // still skill.VerifyOffline's. Tests point a Fetcher at loopback servers with
-// WithRootCAs, WithHostAddr and WithResolver (see package resolvetest).
+// WithRootCAs, WithHostAddr, WithResolver and AllowPrivateAddresses (see
+// package resolvetest).
 package resolve
 
 import (
@@ -30,8 +39,11 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
+	"sync"
+	"syscall"
 	"time"
 
 	"github.com/signerd/signerd/internal/skill"
@@ -62,6 +74,13 @@ var (
 	ErrBodyTooLarge = errors.New("response body too large")
 	// ErrHTTPStatus: the response status is not 200 OK.
 	ErrHTTPStatus = errors.New("unexpected HTTP status")
+	// ErrEndpointRefused: the revocation_endpoint names another host (or
+	// port) than the discovery document's. Nothing was fetched.
+	ErrEndpointRefused = errors.New("revocation endpoint refused")
+	// ErrPrivateAddress: the host resolved to a loopback, private,
+	// link-local or unspecified address and AllowPrivateAddresses was not
+	// given. No connection was made.
+	ErrPrivateAddress = errors.New("refusing to connect to a non-public address")
 )
 
 // Document names used in FetchError.
@@ -104,11 +123,12 @@ type Fetcher struct {
 }
 
 type config struct {
-	timeout   time.Duration
-	maxBody   int64
-	roots     *x509.CertPool
-	hostAddrs map[string]string
-	resolver  *net.Resolver
+	timeout      time.Duration
+	maxBody      int64
+	roots        *x509.CertPool
+	hostAddrs    map[string]string
+	resolver     *net.Resolver
+	allowPrivate bool
 }
 
 // Option configures New.
@@ -164,6 +184,14 @@ func WithResolver(r *net.Resolver) Option {
 	return func(c *config) { c.resolver = r }
 }
 
+// AllowPrivateAddresses lets the Fetcher connect to loopback, private
+// and link-local addresses, which it refuses by default (see
+// ErrPrivateAddress): for trust documents served inside a private network,
+// and for tests' loopback servers. signctl's --allow-private-endpoints.
+func AllowPrivateAddresses() Option {
+	return func(c *config) { c.allowPrivate = true }
+}
+
 // New returns a Fetcher.
 func New(opts ...Option) *Fetcher {
 	cfg := config{timeout: DefaultTimeout, maxBody: DefaultMaxBodySize, resolver: net.DefaultResolver}
@@ -172,18 +200,39 @@ func New(opts ...Option) *Fetcher {
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = &tls.Config{RootCAs: cfg.roots, MinVersion: tls.VersionTLS12}
-	if len(cfg.hostAddrs) > 0 {
-		dialer := &net.Dialer{Timeout: cfg.timeout}
-		addrs := cfg.hostAddrs
-		tr.Proxy = nil
-		tr.DialContext = func(ctx context.Context, network, address string) (net.Conn, error) {
-			if host, _, err := net.SplitHostPort(address); err == nil {
-				if a, ok := addrs[strings.ToLower(strings.TrimSuffix(host, "."))]; ok {
-					address = a
-				}
+	dialer := &net.Dialer{Timeout: cfg.timeout, KeepAlive: 30 * time.Second}
+	if !cfg.allowPrivate {
+		dialer.Control = refusePrivate
+	}
+	// A proxy from the environment is the operator's choice, and may well
+	// be on a private address: it is dialled without the check, and it
+	// then decides where the request goes.
+	proxies := &sync.Map{}
+	if tr.Proxy != nil {
+		fromEnv := tr.Proxy
+		tr.Proxy = func(r *http.Request) (*url.URL, error) {
+			u, err := fromEnv(r)
+			if u != nil {
+				proxies.Store(proxyAddr(u), true)
 			}
-			return dialer.DialContext(ctx, network, address)
+			return u, err
 		}
+	}
+	proxyDialer := &net.Dialer{Timeout: cfg.timeout, KeepAlive: 30 * time.Second}
+	addrs := cfg.hostAddrs
+	if len(addrs) > 0 {
+		tr.Proxy = nil // the mapping cannot be bypassed
+	}
+	tr.DialContext = func(ctx context.Context, network, address string) (net.Conn, error) {
+		if _, ok := proxies.Load(address); ok {
+			return proxyDialer.DialContext(ctx, network, address)
+		}
+		if host, _, err := net.SplitHostPort(address); err == nil {
+			if a, ok := addrs[strings.ToLower(strings.TrimSuffix(host, "."))]; ok {
+				address = a
+			}
+		}
+		return dialer.DialContext(ctx, network, address)
 	}
 	f := &Fetcher{resolver: cfg.resolver, timeout: cfg.timeout, maxBody: cfg.maxBody}
 	f.client = &http.Client{Transport: tr, CheckRedirect: checkRedirect}
@@ -252,14 +301,23 @@ func (f *Fetcher) Discovery(ctx context.Context, domain string) (*skill.Discover
 // Revocation fetches and parses the revocation document at endpoint.
 // A relative endpoint is resolved against base (the discovery URL), so
 // "/.well-known/schemapin-revocations.json" means the discovery host; the
-// result must be https. It returns the parsed document, its bytes (for
-// skill.VerifyInput.RevocationJSON) and the absolute URL. Every failure is
-// a *FetchError: callers must treat it as a failed verification, never as
-// "no revocations" (fail closed).
+// result must be https and, when base is given, on base's host and port
+// (ErrEndpointRefused, before any connection). It returns the parsed
+// document, its bytes (for skill.VerifyInput.RevocationJSON) and the
+// absolute URL. Every failure is a *FetchError: callers must treat it as a
+// failed verification, never as "no revocations" (fail closed).
 func (f *Fetcher) Revocation(ctx context.Context, endpoint, base string) (*skill.RevocationDocument, []byte, string, error) {
 	u, err := resolveRef(endpoint, base)
 	if err != nil {
 		return nil, nil, endpoint, &FetchError{Document: DocRevocation, URL: endpoint, Err: err}
+	}
+	if base != "" {
+		b, berr := url.Parse(base)
+		r, rerr := url.Parse(u)
+		if berr != nil || rerr != nil || !sameHost(b, r) {
+			return nil, nil, u, &FetchError{Document: DocRevocation, URL: u, Err: fmt.Errorf(
+				"%w: it must be served by the discovery document's host %s, as redirects must", ErrEndpointRefused, hostOf(b))}
+		}
 	}
 	data, err := f.get(ctx, DocRevocation, u)
 	if err != nil {
@@ -384,3 +442,56 @@ func (f *Fetcher) cause(parent, ctx context.Context, err error) error {
 	}
 	return err
 }
+
+// hostOf is u's host for messages ("" for nil).
+func hostOf(u *url.URL) string {
+	if u == nil {
+		return ""
+	}
+	return u.Host
+}
+
+// proxyAddr is the host:port the transport dials for proxy u.
+func proxyAddr(u *url.URL) string {
+	port := u.Port()
+	if port == "" {
+		port = map[string]string{"http": "80", "https": "443", "socks5": "1080", "socks5h": "1080"}[u.Scheme]
+	}
+	return net.JoinHostPort(u.Hostname(), port)
+}
+
+// refusePrivate is a net.Dialer Control function: it runs on the address
+// DNS answered, right before connect(2), so neither a name that resolves
+// to an internal address nor one rebound to it between lookups gets
+// through. The error is the same whether anything listens there or not.
+func refusePrivate(_, address string, _ syscall.RawConn) error {
+	ap, err := netip.ParseAddrPort(address)
+	if err != nil {
+		return fmt.Errorf("%w: cannot tell what %s is", ErrPrivateAddress, address)
+	}
+	if kind := nonPublic(ap.Addr().Unmap()); kind != "" {
+		return fmt.Errorf("%w: %s is a %s address (signctl skill verify --allow-private-endpoints allows it)", ErrPrivateAddress, ap.Addr().Unmap(), kind)
+	}
+	return nil
+}
+
+// nonPublic names the kind of a loopback, private, link-local, shared
+// (carrier-grade NAT) or unspecified address; "" for any other.
+func nonPublic(a netip.Addr) string {
+	switch {
+	case a.IsLoopback():
+		return "loopback"
+	case a.IsPrivate():
+		return "private"
+	case a.IsLinkLocalUnicast(), a.IsLinkLocalMulticast():
+		return "link-local"
+	case a.IsUnspecified():
+		return "unspecified"
+	case sharedSpace.Contains(a):
+		return "shared (carrier-grade NAT)"
+	}
+	return ""
+}
+
+// sharedSpace is RFC 6598's 100.64.0.0/10.
+var sharedSpace = netip.MustParsePrefix("100.64.0.0/10")

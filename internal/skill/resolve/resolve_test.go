@@ -72,6 +72,7 @@ func newSite(t *testing.T, opts ...resolve.Option) (*site, *resolvetest.Server, 
 		resolve.WithHostAddr("example.test", srv.Addr()),
 		resolve.WithHostAddr("other.test", srv.Addr()),
 		resolve.WithTimeout(5 * time.Second),
+		resolve.AllowPrivateAddresses(), // the server is on loopback
 	}
 	return s, srv, resolve.New(append(base, opts...)...)
 }
@@ -173,7 +174,8 @@ func TestResolveWithoutRevocationEndpoint(t *testing.T) {
 
 func TestResolveFetchesRevocation(t *testing.T) {
 	for _, tc := range []struct{ name, endpoint, served, wantURL string }{
-		{"absolute", "https://other.test/revoked.json", "other.test/revoked.json", "https://other.test/revoked.json"},
+		{"absolute", "https://example.test/revoked.json", "example.test/revoked.json", "https://example.test/revoked.json"},
+		{"absolute, host spelt otherwise", "https://EXAMPLE.test.:443/revoked.json", "example.test.:443/revoked.json", "https://EXAMPLE.test.:443/revoked.json"},
 		{"relative to the discovery URL", "/.well-known/schemapin-revocations.json",
 			"example.test/.well-known/schemapin-revocations.json", "https://example.test/.well-known/schemapin-revocations.json"},
 	} {
@@ -364,7 +366,7 @@ func TestRevocationFailsClosed(t *testing.T) {
 		serve    func(s *site)
 		want     error
 	}{
-		{name: "unreachable", endpoint: "https://down.test/revoked.json"},
+		{name: "on another host", endpoint: "https://down.test/revoked.json", want: resolve.ErrEndpointRefused},
 		{name: "404", endpoint: "https://example.test/missing.json", want: resolve.ErrHTTPStatus},
 		{name: "500", endpoint: "https://example.test/revoked.json", serve: func(s *site) {
 			s.handle("example.test/revoked.json", func(w http.ResponseWriter, _ *http.Request) {
@@ -422,7 +424,7 @@ func TestServerCertificateIsVerified(t *testing.T) {
 	s.json(wellKnown, body)
 	t.Run("unknown CA", func(t *testing.T) {
 		// Same server, but the system roots: the test CA is unknown.
-		f := resolve.New(resolve.WithHostAddr("example.test", srv.Addr()))
+		f := resolve.New(resolve.WithHostAddr("example.test", srv.Addr()), resolve.AllowPrivateAddresses())
 		_, _, err := f.Discovery(context.Background(), "example.test")
 		var cv *tls.CertificateVerificationError
 		if !errors.As(err, &cv) {
@@ -430,7 +432,7 @@ func TestServerCertificateIsVerified(t *testing.T) {
 		}
 	})
 	t.Run("name not in the certificate", func(t *testing.T) {
-		f := resolve.New(resolve.WithRootCAs(srv.Roots), resolve.WithHostAddr("evil.test", srv.Addr()))
+		f := resolve.New(resolve.WithRootCAs(srv.Roots), resolve.WithHostAddr("evil.test", srv.Addr()), resolve.AllowPrivateAddresses())
 		_, _, err := f.Discovery(context.Background(), "evil.test")
 		var cv *tls.CertificateVerificationError
 		if !errors.As(err, &cv) {

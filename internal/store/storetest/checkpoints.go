@@ -114,7 +114,10 @@ func testCheckpoints(t *testing.T, s store.Store) {
 	} {
 		checkErr(t, "PutCheckpoint "+c.name, s.PutCheckpoint(ctx, c.cp), c.want)
 	}
+	// A checkpoint with a state digest next to one from before them: both
+	// come back as written.
 	c4 := cp(4)
+	c4.StateDigest = []byte("0123456789abcdef0123456789abcdef")
 	must(t, "PutCheckpoint 4", s.PutCheckpoint(ctx, c4))
 	cps, err = s.ListCheckpoints(ctx)
 	must(t, "ListCheckpoints", err)

@@ -76,6 +76,14 @@ func FindModule() (string, error) {
 // last one closes: close every KeyStore on one token before making another.
 func NewToken(t testing.TB) *Token {
 	t.Helper()
+	return NewTokenLabelled(t, "signerd-test-"+randomHex(t, 4))
+}
+
+// NewTokenLabelled is NewToken with the token's label chosen by the caller:
+// two tokens of one label (in two token directories) stand for two HSMs
+// an operator could confuse.
+func NewTokenLabelled(t testing.TB, label string) *Token {
+	t.Helper()
 	module := ModulePath(t)
 	dir := t.TempDir()
 	tokens := filepath.Join(dir, "tokens")
@@ -90,7 +98,7 @@ func NewToken(t testing.TB) *Token {
 	t.Setenv("SOFTHSM2_CONF", conf)
 	tok := &Token{
 		ModulePath: module,
-		Label:      "signerd-test-" + randomHex(t, 4),
+		Label:      label,
 		PIN:        randomHex(t, 8),
 		ConfPath:   conf,
 		Dir:        dir,
@@ -120,6 +128,17 @@ func (tok *Token) Config() pkcs11.Config {
 // with WritePINFile.
 func (tok *Token) Env() []string {
 	return []string{"SOFTHSM2_CONF=" + tok.ConfPath}
+}
+
+// Identity returns what the token reports about itself (serial number,
+// model, manufacturer).
+func (tok *Token) Identity(t testing.TB) pkcs11.TokenIdentity {
+	t.Helper()
+	id, err := pkcs11.FindToken(tok.ModulePath, tok.Label)
+	if err != nil {
+		t.Fatalf("find token %q: %v", tok.Label, err)
+	}
+	return id
 }
 
 // WritePINFile writes the user PIN to a 0600 file in a fresh temp dir and

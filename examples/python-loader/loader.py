@@ -1,0 +1,175 @@
+#!/usr/bin/python3
+"""A package loader in Python that asks signerd before it loads anything.
+
+The safe-load pattern: open the file once, hash what that descriptor reads,
+ask signerd's Verify, and load from the same descriptor (here it is read
+back; a native loader would dlopen("/proc/self/fd/N")). A file renamed over
+the original after the check is never what gets loaded.
+
+Needs Debian's python3-grpcio and python3-grpc-tools, and stubs generated
+from signerd's proto/ plus this directory's proto/ (see README.md, "Loading
+packages safely"), on PYTHONPATH.
+
+    loader.py --socket /run/signerd/signerd.sock --org acme libfoo.so
+
+Prints one JSON object. Exit codes are signctl's: 0 loaded, 1 refused
+(the reason is signerd's ErrorInfo reason), 2 bad input, 3 signerd
+unreachable or failing, 4 permission denied.
+"""
+
+import argparse
+import errno
+import hashlib
+import json
+import os
+import stat
+import sys
+
+import grpc
+
+from google.rpc import error_details_pb2, status_pb2
+from signer.v1 import signer_service_pb2, signer_service_pb2_grpc
+
+CHUNK = 1 << 20
+MAX_SIGNATURE = 1 << 20
+
+
+class LoadError(Exception):
+    """A reason not to load, with the exit code signctl would use."""
+
+    def __init__(self, exit_code, reason, message):
+        super().__init__(message)
+        self.exit_code = exit_code
+        self.reason = reason
+
+
+def refusal_reason(err):
+    """The ErrorInfo reason in a gRPC error's grpc-status-details-bin
+    trailer (a serialized google.rpc.Status), or "" if there is none."""
+    for key, value in err.trailing_metadata() or ():
+        if key != "grpc-status-details-bin":
+            continue
+        st = status_pb2.Status.FromString(value)
+        for detail in st.details:
+            if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+                info = error_details_pb2.ErrorInfo()
+                detail.Unpack(info)
+                return info.reason
+    return ""
+
+
+def hash_descriptor(fd, path):
+    """SHA-256 of the regular file open on fd, refusing one that changes
+    size or modification time while it is read, or holds more or fewer
+    bytes than its size says."""
+    before = os.fstat(fd)
+    if not stat.S_ISREG(before.st_mode):
+        raise LoadError(2, "NOT_REGULAR_FILE", f"{path} is not a regular file")
+    h = hashlib.sha256()
+    n = 0
+    # One byte past the size is enough to know the file lied about it.
+    while n <= before.st_size:
+        chunk = os.read(fd, min(CHUNK, before.st_size + 1 - n))
+        if not chunk:
+            break
+        h.update(chunk)
+        n += len(chunk)
+    after = os.fstat(fd)
+    if n != before.st_size or after.st_size != before.st_size or after.st_mtime_ns != before.st_mtime_ns:
+        raise LoadError(2, "FILE_CHANGED", f"{path} changed while it was hashed")
+    return h.digest()
+
+
+def read_sidecar(path):
+    """The detached signature path + ".sig", or b"" to let signerd use the
+    signatures it recorded."""
+    try:
+        with open(path + ".sig", "rb") as f:
+            doc = f.read(MAX_SIGNATURE + 1)
+    except FileNotFoundError:
+        return b""
+    if len(doc) > MAX_SIGNATURE:
+        raise LoadError(2, "MALFORMED_SIGNATURE", f"{path}.sig is larger than {MAX_SIGNATURE} bytes")
+    return doc
+
+
+def open_verified(stub, path, org, timeout=30):
+    """Open path once, verify what that descriptor holds, and return
+    (fd rewound to 0, VerifyResponse). The caller loads from fd and closes
+    it. Raises LoadError for every reason not to load."""
+    try:
+        # Refuse FIFOs and devices before opening them: opening one can
+        # block, or act on the device.
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            raise LoadError(2, "NOT_REGULAR_FILE", f"{path} is not a regular file")
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as e:
+        code = 4 if e.errno in (errno.EACCES, errno.EPERM) else 2
+        raise LoadError(code, "UNREADABLE", f"{path}: {e.strerror}") from e
+    try:
+        digest = hash_descriptor(fd, path)
+        request = signer_service_pb2.VerifyRequest(org=org, digest=digest, signature_document=read_sidecar(path))
+        try:
+            response = stub.Verify(request, timeout=timeout)
+        except grpc.RpcError as e:
+            raise rpc_error(e) from e
+        os.lseek(fd, 0, os.SEEK_SET)
+        return fd, response
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def rpc_error(err):
+    """A LoadError for a failed Verify: a refusal carries its reason."""
+    reason = refusal_reason(err)
+    code = err.code()
+    if code == grpc.StatusCode.UNAVAILABLE and not reason:
+        denied = "Permission denied" in (err.details() or "")
+        return LoadError(4 if denied else 3, "PERMISSION_DENIED" if denied else "UNAVAILABLE",
+                         f"cannot reach signerd: {err.details()}")
+    if code == grpc.StatusCode.PERMISSION_DENIED:
+        return LoadError(4, reason or "PERMISSION_DENIED", err.details())
+    if reason:
+        return LoadError(1, reason, err.details())
+    return LoadError(3, code.name, err.details())
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description="Verify a package with signerd, then load it from the verified descriptor.")
+    p.add_argument("--socket", default=os.environ.get("SIGNCTL_SOCKET", "/run/signerd/signerd.sock"))
+    p.add_argument("--org", required=True)
+    p.add_argument("path")
+    args = p.parse_args(argv)
+
+    # An absolute path: gRPC reads "unix:relative" and "unix:/abs" alike,
+    # but an absolute one does not depend on the working directory.
+    channel = grpc.insecure_channel("unix:" + os.path.abspath(args.socket))
+    stub = signer_service_pb2_grpc.SignerServiceStub(channel)
+    try:
+        fd, response = open_verified(stub, args.path, args.org)
+    except LoadError as e:
+        print(json.dumps({"loaded": False, "reason": e.reason, "message": str(e)}))
+        return e.exit_code
+    finally:
+        channel.close()
+    try:
+        # "Load": read the verified descriptor through the path that names
+        # it, as dlopen would.
+        with open(f"/proc/self/fd/{fd}", "rb") as f:
+            code = f.read()
+    finally:
+        os.close(fd)
+    print(json.dumps({
+        "loaded": True,
+        "outcome": signer_service_pb2.VerifyOutcome.Name(response.outcome),
+        "verified": response.verified,
+        "signer_key_name": response.signer_key_name,
+        "sha256": hashlib.sha256(code).hexdigest(),
+        "bytes": len(code),
+    }))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,63 @@
+package server
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	signerv1 "github.com/signerd/signerd/gen/signer/v1"
+	"github.com/signerd/signerd/internal/errdefs"
+)
+
+func TestMethodLimits(t *testing.T) {
+	const serverLimit = 1 << 20
+	tests := []struct {
+		method string
+		req    any
+		ok     bool
+	}{
+		{signerv1.SignerService_Verify_FullMethodName, &signerv1.VerifyRequest{Org: "acme", SignatureDocument: make([]byte, 60<<10)}, true},
+		{signerv1.SignerService_Verify_FullMethodName, &signerv1.VerifyRequest{Org: "acme", SignatureDocument: make([]byte, 65<<10)}, false},
+		{signerv1.SkillService_VerifySkill_FullMethodName, &signerv1.VerifySkillRequest{SignatureDocument: make([]byte, 65<<10)}, false},
+		{signerv1.SkillService_SignSkill_FullMethodName, &signerv1.SignSkillRequest{Domain: strings.Repeat("d", 900<<10)}, true},
+		{signerv1.SignerService_Sign_FullMethodName, &signerv1.SignRequest{ArtifactName: strings.Repeat("a", 65<<10)}, false},
+	}
+	for _, tt := range tests {
+		if err := checkRequestSize(tt.method, tt.req, serverLimit); (err == nil) != tt.ok {
+			t.Errorf("%s: %v, want ok=%t", tt.method, err, tt.ok)
+		}
+	}
+}
+
+// TestInflightBudget: reservations add up per peer, fail beyond the
+// budget, shrink, and are given back in full.
+func TestInflightBudget(t *testing.T) {
+	in := newInflight(3<<20+4<<10, 1<<20)
+	var rs []*reservation
+	for i := range 3 {
+		r := &reservation{in: in, key: "uid:1"}
+		if err := r.resize(in.reserve); err != nil {
+			t.Fatalf("reservation %d: %v", i, err)
+		}
+		rs = append(rs, r)
+	}
+	fourth := &reservation{in: in, key: "uid:1"}
+	if err := fourth.resize(in.reserve); !errors.Is(err, errdefs.ErrResourceExhausted) {
+		t.Fatalf("fourth reservation: %v, want ErrResourceExhausted", err)
+	}
+	if err := (&reservation{in: in, key: "uid:2"}).resize(in.reserve); err != nil {
+		t.Fatalf("another peer: %v", err)
+	}
+	if err := rs[0].resize(100); err != nil {
+		t.Fatal(err)
+	}
+	if err := fourth.resize(in.reserve); err != nil {
+		t.Fatalf("after a request was decoded: %v", err)
+	}
+	for _, r := range append(rs, fourth) {
+		_ = r.resize(0)
+	}
+	if in.used["uid:1"] != 0 || len(in.used) != 1 {
+		t.Fatalf("budget not given back: %v", in.used)
+	}
+}

@@ -1,0 +1,143 @@
+package softhsmtest
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+)
+
+// debianPython is the interpreter with Debian's python3-grpcio and
+// python3-grpc-tools (make deps installs them); a python3 earlier on PATH
+// (pyenv's, say) lacks them.
+const debianPython = "/usr/bin/python3"
+
+// pythonStubs generates the Python stubs of proto/ and of the loader's two
+// google.rpc messages into a temp dir, as the loader's README says.
+func pythonStubs(t *testing.T) string {
+	t.Helper()
+	if out, err := exec.Command(debianPython, "-c", "import grpc, grpc_tools").CombinedOutput(); err != nil {
+		t.Fatalf("the Python loader needs Debian's python3-grpcio and python3-grpc-tools (make deps installs them): %v\n%s", err, out)
+	}
+	dir := t.TempDir()
+	protos, _ := filepath.Glob("../proto/signer/v1/*.proto")
+	rpc, _ := filepath.Glob("../examples/python-loader/proto/google/rpc/*.proto")
+	args := append([]string{"-m", "grpc_tools.protoc", "-I../proto", "-I../examples/python-loader/proto",
+		"--python_out=" + dir, "--grpc_python_out=" + dir}, append(protos, rpc...)...)
+	if out, err := exec.Command(debianPython, args...).CombinedOutput(); err != nil {
+		t.Fatalf("grpc_tools.protoc: %v\n%s", err, out)
+	}
+	return dir
+}
+
+// pyLoad runs examples/python-loader/loader.py and returns its exit code
+// and JSON result; cred, if set, runs it as another user.
+func pyLoad(t *testing.T, stubs, socket, org, path string, cred *syscall.Credential) (int, map[string]any) {
+	t.Helper()
+	loader, err := filepath.Abs("../examples/python-loader/loader.py")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(debianPython, loader, "--socket", socket, "--org", org, path)
+	cmd.Env = append(os.Environ(), "PYTHONPATH="+stubs, "PYTHONDONTWRITEBYTECODE=1")
+	if cred != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+		cmd.Dir = "/"
+	}
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err = cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	var res map[string]any
+	if err := json.Unmarshal(stdout.Bytes(), &res); err != nil {
+		t.Fatalf("loader.py printed no JSON object (exit %d): %v\nstdout: %s\nstderr: %s", code, err, stdout.String(), stderr.String())
+	}
+	return code, res
+}
+
+// TestPythonLoader runs the Python loader against the real daemon: it
+// loads verified and policy-admitted packages (the bytes it loaded are the
+// file's) and refuses tampered, untrusted, unsigned-but-required and
+// unknown-org ones with signerd's reason, and bad input with signctl's
+// exit codes.
+func TestPythonLoader(t *testing.T) {
+	stubs := pythonStubs(t)
+	d := startDaemon(t)
+	dir := t.TempDir()
+	mustSignctl(t, d, "key", "create", "release")
+	mustSignctl(t, d, "key", "create", "stranger")
+	mustSignctl(t, d, "trust", "add", "--org", "acme", "--key", "release")
+	mustSignctl(t, d, "policy", "set", "--org", "acme", "--require-signatures=true")
+	mustSignctl(t, d, "trust", "add", "--org", "dev", "--key", "release")
+	mustSignctl(t, d, "policy", "set", "--org", "dev", "--require-signatures=false")
+	good := writeFile(t, dir, "good.so", []byte("good library"))
+	mustSignctl(t, d, "sign", good, "--key", "release")
+	strange := writeFile(t, dir, "strange.so", []byte("stranger's library"))
+	mustSignctl(t, d, "sign", strange, "--key", "stranger")
+	tampered := writeFile(t, dir, "tampered.so", []byte("good library, patched"))
+	goodSig, err := os.ReadFile(good + ".sig")
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, dir, "tampered.so.sig", goodSig)
+	unsigned := writeFile(t, dir, "unsigned.so", []byte("unsigned library"))
+
+	cases := []struct {
+		name, org, path string
+		socket          string
+		code            int
+		reason, outcome string
+	}{
+		{"verified", "acme", good, d.socket, 0, "", "VERIFY_OUTCOME_VERIFIED"},
+		{"unsigned, admitted by policy", "dev", unsigned, d.socket, 0, "", "VERIFY_OUTCOME_UNSIGNED_ADMITTED"},
+		{"tampered", "acme", tampered, d.socket, 1, "PACKAGE_TAMPERED", ""},
+		{"untrusted signer", "acme", strange, d.socket, 1, "UNTRUSTED_SIGNER", ""},
+		{"unsigned, signatures required", "acme", unsigned, d.socket, 1, "SIGNATURE_NOT_FOUND", ""},
+		{"unknown org", "no-such-org", good, d.socket, 1, "UNKNOWN_ORG", ""},
+		{"not a regular file", "acme", dir, d.socket, 2, "NOT_REGULAR_FILE", ""},
+		{"size differs from content", "acme", "/proc/self/status", d.socket, 2, "FILE_CHANGED", ""},
+		{"daemon down", "acme", good, filepath.Join(dir, "no-daemon.sock"), 3, "UNAVAILABLE", ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			code, res := pyLoad(t, stubs, tc.socket, tc.org, tc.path, nil)
+			if code != tc.code {
+				t.Fatalf("exit %d, want %d: %v", code, tc.code, res)
+			}
+			if tc.code != 0 {
+				if res["loaded"] != false || res["reason"] != tc.reason {
+					t.Fatalf("result %v, want loaded false, reason %s", res, tc.reason)
+				}
+				return
+			}
+			want, err := os.ReadFile(tc.path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sum := sha256.Sum256(want)
+			if res["loaded"] != true || res["outcome"] != tc.outcome || res["sha256"] != hex.EncodeToString(sum[:]) {
+				t.Fatalf("result %v, want loaded %s with sha256 %x", res, tc.outcome, sum)
+			}
+		})
+	}
+
+	t.Run("socket it may not open", func(t *testing.T) {
+		needRoot(t)
+		traversable(t, d.socket) // the directories, not the 0660 root-owned socket
+		traversable(t, filepath.Join(stubs, "x"))
+		code, res := pyLoad(t, stubs, d.socket, "acme", "/etc/hostname", &syscall.Credential{Uid: nobodyUID, Gid: nobodyGID})
+		if code != 4 || res["reason"] != "PERMISSION_DENIED" {
+			t.Fatalf("exit %d %v, want 4 PERMISSION_DENIED", code, res)
+		}
+	})
+}
