@@ -34,10 +34,19 @@ deps: ## install SoftHSM2, openssl, util-linux (setpriv, prlimit), the modules o
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
+# What the binaries cannot read from runtime/debug.ReadBuildInfo (the
+# build time always; version and revision under -buildvcs=false or outside
+# Git) is stamped into internal/version. SOURCE_DATE_EPOCH fixes the time.
+VERSION_PKG := github.com/signerd/signerd/internal/version
+BUILD_TIME   = $(shell date -u -d @$${SOURCE_DATE_EPOCH:-$$(date +%s)} +%Y-%m-%dT%H:%M:%SZ)
+GIT_REV      = $(shell git rev-parse HEAD 2>/dev/null)$(shell git diff --quiet HEAD 2>/dev/null || echo -dirty)
+GIT_TAG      = $(shell git describe --tags --dirty 2>/dev/null)
+LDFLAGS      = -X $(VERSION_PKG).stampedVersion=$(GIT_TAG) -X $(VERSION_PKG).stampedRevision=$(GIT_REV) -X $(VERSION_PKG).stampedBuildTime=$(BUILD_TIME)
+
 .PHONY: build
-build: ## build bin/signerd and bin/signctl
-	CGO_ENABLED=1 $(GO) build -o $(BIN)/signerd ./cmd/signerd
-	CGO_ENABLED=1 $(GO) build -o $(BIN)/signctl ./cmd/signctl
+build: ## build bin/signerd and bin/signctl (version, revision and build time stamped)
+	CGO_ENABLED=1 $(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/signerd ./cmd/signerd
+	CGO_ENABLED=1 $(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/signctl ./cmd/signctl
 
 .PHONY: run
 run: deps build ## run signerd on ./var/signerd.sock with a SoftHSM2 token under ./var/
