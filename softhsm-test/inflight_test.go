@@ -36,13 +36,14 @@ func (d *daemon) peakRSSKiB(t *testing.T) int {
 }
 
 // TestConcurrentMaximalRequests: 1,024 concurrent requests of the largest
-// size the daemon accepts (1 MiB: a VerifySkill whose document fills it,
-// a SignSkill whose manifest does), from one uid over 16 connections,
+// size the daemon accepts (1 MiB: a SignSkill whose manifest fills it) or
+// of that size for a method that takes less (a Verify whose document is
+// that large), from one uid over 16 connections,
 // keep the daemon's peak resident memory under 512 MiB: each call
 // reserves the largest request size from its peer's budget of request
 // bytes in flight (128 MiB) before its body is read, and calls beyond the
 // budget are refused RESOURCE_EXHAUSTED at once. Methods that need
-// kilobytes refuse larger requests (VerifySkill: 64 KiB). Afterwards the
+// kilobytes refuse larger requests (Verify: 64 KiB). Afterwards the
 // budget is whole again and the daemon serves as before.
 func TestConcurrentMaximalRequests(t *testing.T) {
 	d := startDaemon(t)
@@ -70,7 +71,7 @@ func TestConcurrentMaximalRequests(t *testing.T) {
 			<-start
 			var err error
 			if i%2 == 0 {
-				_, err = c.Skills.VerifySkill(ctx, &signerv1.VerifySkillRequest{Domain: "example.com", Root: relDigest(), SignatureDocument: payload})
+				_, err = c.Signer.Verify(ctx, &signerv1.VerifyRequest{Org: "acme", Digest: relDigest(), SignatureDocument: payload})
 			} else {
 				_, err = c.Skills.SignSkill(ctx, &signerv1.SignSkillRequest{KeyName: "no-such-key", Root: relDigest(), Domain: "example.com", FileManifest: manifest})
 			}
@@ -93,11 +94,11 @@ func TestConcurrentMaximalRequests(t *testing.T) {
 		t.Fatalf("peak resident memory %d MiB, want under 512 MiB", peak>>10)
 	}
 	if refusedSize.Load() == 0 {
-		t.Error("no VerifySkill was refused for its size")
+		t.Error("no Verify was refused for its size")
 	}
 	// The daemon still serves: the budget was given back.
 	mustSignctl(t, d, "key", "list")
-	if _, err := conns[0].Skills.VerifySkill(ctx, &signerv1.VerifySkillRequest{Domain: "example.com", Root: relDigest(), SignatureDocument: payload}); !strings.Contains(status.Convert(err).Message(), "accepts at most") {
-		t.Fatalf("a lone oversized VerifySkill: %v", err)
+	if _, err := conns[0].Signer.Verify(ctx, &signerv1.VerifyRequest{Org: "acme", Digest: relDigest(), SignatureDocument: payload}); !strings.Contains(status.Convert(err).Message(), "accepts at most") {
+		t.Fatalf("a lone oversized Verify: %v", err)
 	}
 }

@@ -148,7 +148,7 @@ func Run(ctx context.Context, cfg Config, logOut io.Writer) error {
 	// after it are recovered without a restart (keystore/supervised).
 	ks, err := openHSM(ctx, cfg, pin, st, log)
 	if err != nil {
-		return fmt.Errorf("open HSM: %w", err)
+		return pinRefused(fmt.Errorf("open HSM: %w", err))
 	}
 	defer func() {
 		if err := ks.Close(); err != nil {

@@ -405,10 +405,11 @@ type VerifyRequest struct {
 	// SHA-256 of the artifact as the loader read it, 32 raw bytes.
 	Digest []byte `protobuf:"bytes,2,opt,name=digest,proto3" json:"digest,omitempty"`
 	// The detached signature document (.sig JSON) if the loader has one;
-	// absent to look the digest up among the signatures signerd recorded.
-	// Present but empty (an empty .sig file) is MALFORMED_SIGNATURE, never a
-	// fallback to the records: hence explicit presence.
-	SignatureDocument []byte `protobuf:"bytes,3,opt,name=signature_document,json=signatureDocument,proto3,oneof" json:"signature_document,omitempty"`
+	// empty to look the digest up among the signatures signerd recorded.
+	// On the wire an empty document and none are the same, so a loader that
+	// found an empty .sig file must refuse it itself (MALFORMED_SIGNATURE),
+	// as signctl and the Go client do, rather than send it.
+	SignatureDocument []byte `protobuf:"bytes,3,opt,name=signature_document,json=signatureDocument,proto3" json:"signature_document,omitempty"`
 	unknownFields     protoimpl.UnknownFields
 	sizeCache         protoimpl.SizeCache
 }
@@ -705,12 +706,11 @@ const file_signer_v1_signer_service_proto_rawDesc = "" +
 	"\x0eBatchItemError\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\x05R\x04code\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x18\n" +
-	"\amessage\x18\x03 \x01(\tR\amessage\"\x84\x01\n" +
+	"\amessage\x18\x03 \x01(\tR\amessage\"h\n" +
 	"\rVerifyRequest\x12\x10\n" +
 	"\x03org\x18\x01 \x01(\tR\x03org\x12\x16\n" +
-	"\x06digest\x18\x02 \x01(\fR\x06digest\x122\n" +
-	"\x12signature_document\x18\x03 \x01(\fH\x00R\x11signatureDocument\x88\x01\x01B\x15\n" +
-	"\x13_signature_document\"\xbe\x02\n" +
+	"\x06digest\x18\x02 \x01(\fR\x06digest\x12-\n" +
+	"\x12signature_document\x18\x03 \x01(\fR\x11signatureDocument\"\xbe\x02\n" +
 	"\x0eVerifyResponse\x122\n" +
 	"\aoutcome\x18\x01 \x01(\x0e2\x18.signer.v1.VerifyOutcomeR\aoutcome\x12\x1a\n" +
 	"\bverified\x18\x02 \x01(\bR\bverified\x12!\n" +
@@ -795,7 +795,6 @@ func file_signer_v1_signer_service_proto_init() {
 		return
 	}
 	file_signer_v1_types_proto_init()
-	file_signer_v1_signer_service_proto_msgTypes[5].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
