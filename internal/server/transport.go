@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc/credentials"
@@ -22,10 +23,14 @@ type transportCredentials struct {
 	// within connTimeout, gRPC's bound on all of a connection's handshakes
 	// (transport and HTTP/2 preface), which the rest of them keeps.
 	tlsTimeout, connTimeout time.Duration
+	// refusedLog bounds the log lines about failed TLS handshakes (10 a
+	// second): a peer needs no certificate to fail one, and may do so in
+	// a loop.
+	refusedLog *logGate
 }
 
 func newTransportCredentials(log *slog.Logger) transportCredentials {
-	return transportCredentials{log: log}
+	return transportCredentials{log: log, refusedLog: &logGate{every: time.Second, burst: 10}}
 }
 
 func (t transportCredentials) ServerHandshake(c net.Conn) (net.Conn, credentials.AuthInfo, error) {
@@ -46,7 +51,9 @@ func (t transportCredentials) ServerHandshake(c net.Conn) (net.Conn, credentials
 			_ = conn.SetDeadline(conn.accepted.Add(t.connTimeout))
 		}
 		if err != nil {
-			t.log.Info("TLS handshake refused", "remote", conn.RemoteAddr().String(), "err", err)
+			if n, ok := t.refusedLog.allow(); ok {
+				t.log.Info("TLS handshake refused", "remote", conn.RemoteAddr().String(), "err", err, "refused_unlogged_before", n)
+			}
 			return nil, nil, err
 		}
 		return out, info, nil
@@ -68,3 +75,36 @@ func (transportCredentials) Info() credentials.ProtocolInfo {
 }
 func (t transportCredentials) Clone() credentials.TransportCredentials { return t }
 func (transportCredentials) OverrideServerName(string) error           { return nil }
+
+// logGate lets up to burst log lines through per interval and counts the
+// ones it holds back, which the next line let through reports. A nil gate
+// lets everything through.
+type logGate struct {
+	every time.Duration
+	burst int
+
+	mu      sync.Mutex
+	start   time.Time // of the current interval
+	logged  int       // lines let through in it
+	skipped int
+}
+
+// allow reports whether to log now, and how many lines were held back
+// before this one.
+func (g *logGate) allow() (skipped int, ok bool) {
+	if g == nil {
+		return 0, true
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if now := time.Now(); g.start.IsZero() || now.Sub(g.start) >= g.every {
+		g.start, g.logged = now, 0
+	}
+	if g.logged >= g.burst {
+		g.skipped++
+		return 0, false
+	}
+	g.logged++
+	skipped, g.skipped = g.skipped, 0
+	return skipped, true
+}
