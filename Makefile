@@ -10,6 +10,7 @@ BUF_VERSION            := v1.75.0
 PROTOC_GEN_GO_VERSION  := v1.36.12
 PROTOC_GEN_GRPC_VERSION := v1.6.2
 NFPM_VERSION           := v2.48.0
+GRPCURL_VERSION        := v1.9.4
 # Where signctl finds the daemon `make run` starts.
 SOCKET    := $(VAR)/signerd.sock
 TOKEN     := signerd
@@ -23,8 +24,8 @@ help: ## list targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
 .PHONY: deps
-deps: ## install SoftHSM2, openssl, the modules of the test matrix, a C compiler, systemd's tools, lintian and the Python loader's gRPC when missing (Debian/Ubuntu)
-	@missing=""; for pkg in softhsm2 openssl opensc opensc-pkcs11 p11-kit p11-kit-modules gcc libc6-dev systemd lintian python3-grpcio python3-grpc-tools; do \
+deps: ## install SoftHSM2, openssl, util-linux (setpriv, prlimit), the modules of the test matrix, a C compiler, systemd's tools, lintian and the Python loader's gRPC and protoc when missing (Debian/Ubuntu)
+	@missing=""; for pkg in softhsm2 openssl util-linux opensc opensc-pkcs11 p11-kit p11-kit-modules gcc libc6-dev systemd lintian python3-grpcio protobuf-compiler protobuf-compiler-grpc; do \
 		dpkg -s $$pkg >/dev/null 2>&1 || missing="$$missing $$pkg"; \
 	done; \
 	if [ -n "$$missing" ]; then \
@@ -33,10 +34,19 @@ deps: ## install SoftHSM2, openssl, the modules of the test matrix, a C compiler
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
+# What the binaries cannot read from runtime/debug.ReadBuildInfo (the
+# build time always; version and revision under -buildvcs=false or outside
+# Git) is stamped into internal/version. SOURCE_DATE_EPOCH fixes the time.
+VERSION_PKG := github.com/signerd/signerd/internal/version
+BUILD_TIME   = $(shell date -u -d @$${SOURCE_DATE_EPOCH:-$$(date +%s)} +%Y-%m-%dT%H:%M:%SZ)
+GIT_REV      = $(shell git rev-parse HEAD 2>/dev/null)$(shell git diff --quiet HEAD 2>/dev/null || echo -dirty)
+GIT_TAG      = $(shell git describe --tags --dirty 2>/dev/null)
+LDFLAGS      = -X $(VERSION_PKG).stampedVersion=$(GIT_TAG) -X $(VERSION_PKG).stampedRevision=$(GIT_REV) -X $(VERSION_PKG).stampedBuildTime=$(BUILD_TIME)
+
 .PHONY: build
-build: ## build bin/signerd and bin/signctl
-	CGO_ENABLED=1 $(GO) build -o $(BIN)/signerd ./cmd/signerd
-	CGO_ENABLED=1 $(GO) build -o $(BIN)/signctl ./cmd/signctl
+build: ## build bin/signerd and bin/signctl (version, revision and build time stamped)
+	CGO_ENABLED=1 $(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/signerd ./cmd/signerd
+	CGO_ENABLED=1 $(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/signctl ./cmd/signctl
 
 .PHONY: run
 run: deps build ## run signerd on ./var/signerd.sock with a SoftHSM2 token under ./var/
@@ -55,8 +65,8 @@ run: deps build ## run signerd on ./var/signerd.sock with a SoftHSM2 token under
 		--pin-file $(VAR)/pin --db $(VAR)/signerd.db --socket $(SOCKET)
 
 .PHONY: test
-test: deps proto-check vet ## every test, the SoftHSM2 end-to-end suite included
-	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 20m ./...
+test: deps proto-check vet $(TOOLS)/grpcurl ## every test, the SoftHSM2 end-to-end suite included
+	CGO_ENABLED=1 SIGNERD_GRPCURL=$(TOOLS)/grpcurl $(GO) test -race -count=1 -timeout 20m ./...
 	$(MAKE) fuzz-short
 
 # The tests over the third-party SchemaPin corpus (other people's files,
@@ -114,6 +124,9 @@ $(TOOLS)/protoc-gen-go:
 	GOBIN=$(TOOLS) $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
 $(TOOLS)/protoc-gen-go-grpc:
 	GOBIN=$(TOOLS) $(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GRPC_VERSION)
+# The README's "From another language" commands; softhsm-test runs them.
+$(TOOLS)/grpcurl:
+	GOBIN=$(TOOLS) $(GO) install github.com/fullstorydev/grpcurl/cmd/grpcurl@$(GRPCURL_VERSION)
 PROTO_TOOLS := $(TOOLS)/buf $(TOOLS)/protoc-gen-go $(TOOLS)/protoc-gen-go-grpc
 
 .PHONY: proto

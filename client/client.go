@@ -20,7 +20,8 @@ import (
 	"github.com/signerd/signerd/internal/errdefs"
 )
 
-// Client talks to one signerd.
+// Client talks to one signerd. It is safe for concurrent use; make one and
+// share it.
 type Client struct {
 	conn    *grpc.ClientConn
 	address string
@@ -30,6 +31,8 @@ type Client struct {
 	// caller may not open.
 	lastDialErr atomic.Pointer[error]
 
+	// The generated stubs, for the RPCs this package does not wrap; pass
+	// their errors through FromStatus.
 	Signer signerv1.SignerServiceClient
 	Keys   signerv1.KeyServiceClient
 	Trust  signerv1.TrustServiceClient

@@ -11,8 +11,8 @@
 // than the file on disk. Load from that (read it, mmap it, or dlopen the
 // path): a file renamed over the original after the check is never what
 // gets loaded. Whoever may write to the file itself can still change it in
-// place after the check, as with any loader; keep artifacts in directories
-// only their publisher can write.
+// place after the check, as with any loader; keep artifacts writable by
+// their publisher only.
 //
 // # Errors
 //

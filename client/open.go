@@ -57,8 +57,9 @@ var afterChunk func()
 
 // OpenVerified opens the regular file at path once, hashes that open
 // descriptor, asks signerd whether org may load it, and returns it rewound.
-// The detached signature is path+".sig" if that file exists (as for
-// signctl verify), else WithSignature's document, else signerd's records.
+// The detached signature is WithSignature's document if given, else
+// path+".sig" if that file exists (as for signctl verify), else signerd's
+// records.
 //
 // Symbolic links are followed: the check binds the bytes of the inode that
 // was opened, not the name, so a link (libfoo.so → libfoo.so.1) is as safe

@@ -191,3 +191,36 @@ func TestOpenVerifiedUnknownOrg(t *testing.T) {
 		t.Fatalf("err = %v; want ErrUnknownOrg", err)
 	}
 }
+
+// TestOpenVerifiedWithSignature: WithSignature's document is the one
+// checked, over the file's .sig and signerd's records.
+func TestOpenVerifiedWithSignature(t *testing.T) {
+	c := dial(t, env.socket)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "libhello.so")
+	copyFile(t, "testdata/libhello.so", path)
+	// A .sig beside it that is not even a signature: WithSignature wins.
+	if err := os.WriteFile(path+".sig", []byte("{not a signature"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	helloSig, err := os.ReadFile(filepath.Join(env.dir, "libhello.so.sig"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	strangerSig, err := os.ReadFile(filepath.Join(env.dir, "libstranger.so.sig"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	vf, err := c.OpenVerified(context.Background(), path, "acme", client.WithSignature(helloSig))
+	if err != nil {
+		t.Fatal(err)
+	}
+	vf.Close()
+	if !vf.Verdict.Verified() || vf.Verdict.SignatureSource != "detached" {
+		t.Fatalf("verdict %+v, want verified from the detached document", vf.Verdict)
+	}
+	vf, err = c.OpenVerified(context.Background(), path, "acme", client.WithSignature(strangerSig))
+	if vf != nil || !errors.Is(err, client.ErrTampered) {
+		t.Fatalf("another file's signature: %v, want ErrTampered and no file", err)
+	}
+}

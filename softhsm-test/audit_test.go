@@ -85,17 +85,18 @@ func TestAuditEndToEnd(t *testing.T) {
 		}
 		ops = append(ops, r.Operation+"/"+r.Outcome)
 	}
-	// At its first start signerd records the state its first checkpoint
-	// vouches for (audit.state.baseline).
-	want := []string{"audit.key.create/ok", "audit.state.baseline/ok", "key.create/ok", "trust.add/ok", "sign/ok", "verify/ok", "verify/UNKNOWN_ORG"}
+	// At its first start signerd records the token it uses, its audit key
+	// and the state its first checkpoint vouches for.
+	start := []string{"hsm.token.record/ok", "audit.key.create/ok", "audit.state.baseline/ok"}
+	want := append(start, "key.create/ok", "trust.add/ok", "sign/ok", "verify/ok", "verify/UNKNOWN_ORG")
 	if strings.Join(ops, " ") != strings.Join(want, " ") {
 		// A verify that passes may not be audited; require the rest in order.
-		want = []string{"audit.key.create/ok", "audit.state.baseline/ok", "key.create/ok", "trust.add/ok", "sign/ok"}
+		want = append(start, "key.create/ok", "trust.add/ok", "sign/ok")
 		if len(ops) < len(want) || strings.Join(ops[:len(want)], " ") != strings.Join(want, " ") {
 			t.Fatalf("audit operations %v", ops)
 		}
 	}
-	sign := recs[4]
+	sign := recs[len(start)+2]
 	content, _ := os.ReadFile(pkg)
 	sum := sha256.Sum256(content)
 	if sign.Caller != "uid:0" || sign.Digest != hex.EncodeToString(sum[:]) || !strings.HasPrefix(sign.Key, "release") || sign.Time == "" {

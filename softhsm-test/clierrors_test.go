@@ -57,8 +57,9 @@ func TestCLIErrors(t *testing.T) {
 		r := signctlAsNobody(t, d, "key", "list")
 		expectExit(t, r, 4, "nobody on a socket it may not open")
 		want := "signctl: permission denied: you may not open signerd's socket " + d.socket
-		if !strings.HasPrefix(r.stderr, want) || strings.Contains(r.stderr, "is it running") {
-			t.Errorf("stderr %q, want it to start %q", r.stderr, want)
+		if !strings.HasPrefix(r.stderr, want) || strings.Count(r.stderr, "\n") != 1 ||
+			strings.Count(r.stderr, "permission denied") != 1 || strings.Contains(r.stderr, "is it running") {
+			t.Errorf("stderr %q, want one line starting %q and saying permission denied once", r.stderr, want)
 		}
 		j := signctlAsNobody(t, d, "key", "list", "-o", "json")
 		var rep map[string]any

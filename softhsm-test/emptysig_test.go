@@ -8,7 +8,6 @@ import (
 	"testing"
 
 	"github.com/signerd/signerd/client"
-	signerv1 "github.com/signerd/signerd/gen/signer/v1"
 )
 
 // TestEmptySignatureFile: a zero-byte signature file is MALFORMED_SIGNATURE
@@ -49,15 +48,6 @@ func TestEmptySignatureFile(t *testing.T) {
 	digest := sha256.Sum256([]byte("recorded package"))
 	if _, err := c.Verify(t.Context(), "acme", digest, []byte{}); !errors.Is(err, client.ErrMalformedSignature) {
 		t.Errorf("Verify with an empty document: %v", err)
-	}
-
-	// The RPC itself, as a client generated from proto/ calls it: a present
-	// but empty document is malformed; an absent one uses the records.
-	if _, err := c.Signer.Verify(t.Context(), &signerv1.VerifyRequest{Org: "acme", Digest: digest[:], SignatureDocument: []byte{}}); relReason(err) != "MALFORMED_SIGNATURE" {
-		t.Errorf("Verify RPC with an empty document: %v", err)
-	}
-	if _, err := c.Signer.Verify(t.Context(), &signerv1.VerifyRequest{Org: "acme", Digest: digest[:]}); err != nil {
-		t.Errorf("Verify RPC with no document: %v", err)
 	}
 
 	// Without the sidecar the records still decide.

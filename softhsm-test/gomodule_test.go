@@ -128,3 +128,16 @@ func TestGoLoaderSeparateModule(t *testing.T) {
 		}
 	})
 }
+
+// TestSignctlSocketPermissionDenied: signctl dials through the client
+// package, so a socket the caller may not open is exit 4, named as such,
+// not "daemon unreachable".
+func TestSignctlSocketPermissionDenied(t *testing.T) {
+	needRoot(t)
+	d := startDaemon(t)
+	traversable(t, d.socket) // the directories, not the 0660 root-owned socket
+	r := signctlAsNobody(t, d, "verify", "/etc/hostname", "--org", "acme")
+	if r.code != 4 || !strings.Contains(r.stderr, "may not open signerd's socket") {
+		t.Fatalf("exit %d, want 4 naming the socket:\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}

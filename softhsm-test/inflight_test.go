@@ -36,8 +36,9 @@ func (d *daemon) peakRSSKiB(t *testing.T) int {
 }
 
 // TestConcurrentMaximalRequests: 1,024 concurrent requests of the largest
-// size the daemon accepts (1 MiB: a Verify whose document fills it, a
-// SignSkill whose manifest does), from one uid over 16 connections,
+// size the daemon accepts (1 MiB: a SignSkill whose manifest fills it) or
+// of that size for a method that takes less (a Verify whose document is
+// that large), from one uid over 16 connections,
 // keep the daemon's peak resident memory under 512 MiB: each call
 // reserves the largest request size from its peer's budget of request
 // bytes in flight (128 MiB) before its body is read, and calls beyond the

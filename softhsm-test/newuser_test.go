@@ -1,6 +1,7 @@
 package softhsmtest
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -30,19 +31,25 @@ func TestNewUserOutputs(t *testing.T) {
 		}
 	}
 
-	// signerd signs a checkpoint when it stops: one, after a restart.
-	d.stop(t)
-	d.start(t)
+	// However many checkpoints signerd has signed so far (one at start-up
+	// and at each stop), the count is in the right number; with exactly
+	// one, "1 checkpoint".
 	r := mustSignctl(t, d, "audit", "verify")
-	if !strings.Contains(r.stdout, "\n1 checkpoint by audit key ") {
-		t.Errorf("audit verify:\n%s", r.stdout)
+	n := mustSignctl(t, d, "audit", "verify", "-o", "json").json(t)["checkpoints"]
+	want := fmt.Sprintf("\n%v checkpoints by audit key ", n)
+	if n == float64(1) {
+		want = "\n1 checkpoint by audit key "
 	}
+	if !strings.Contains(r.stdout, want) {
+		t.Errorf("audit verify (%v checkpoints):\n%s", n, r.stdout)
+	}
+	t.Logf("audit verify, checkpoints=%v: %q", n, want)
 
 	writeFile(t, dir, "SKILL.md", []byte("---\nname: hello-skill\n---\n# Edited\n"))
 	pub := writeFile(t, t.TempDir(), "skills.pub.pem", []byte(mustSignctl(t, d, "key", "public", "skills").stdout))
 	off := signctl(t, d, "skill", "verify", dir, "--domain", "example.com", "--public-key", pub)
 	on := signctl(t, d, "skill", "verify", dir, "--domain", "example.com", "--online")
-	want := "FAILED: " + dir + ": signature_invalid: Signature verification failed\n" +
+	want = "FAILED: " + dir + ": signature_invalid: Signature verification failed\n" +
 		"  modified: SKILL.md\n" +
 		"  the folder's content differs from its signed manifest; list the changes with: signctl skill tampered " + dir + "\n"
 	for name, r := range map[string]result{"offline": off, "online": on} {

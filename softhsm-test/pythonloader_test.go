@@ -12,25 +12,32 @@ import (
 	"testing"
 )
 
-// debianPython is the interpreter with Debian's python3-grpcio and
-// python3-grpc-tools (make deps installs them); a python3 earlier on PATH
-// (pyenv's, say) lacks them.
+// debianPython is the interpreter with Debian's python3-grpcio (make deps
+// installs it); a python3 earlier on PATH (pyenv's, say) lacks it.
 const debianPython = "/usr/bin/python3"
 
 // pythonStubs generates the Python stubs of proto/ and of the loader's two
-// google.rpc messages into a temp dir, as the loader's README says.
+// google.rpc messages into a temp dir, as the README says: with Debian's
+// protoc and grpc_python_plugin (python3-grpc-tools bundles protoc 3.5,
+// which predates proto3 optional fields).
 func pythonStubs(t *testing.T) string {
 	t.Helper()
-	if out, err := exec.Command(debianPython, "-c", "import grpc, grpc_tools").CombinedOutput(); err != nil {
-		t.Fatalf("the Python loader needs Debian's python3-grpcio and python3-grpc-tools (make deps installs them): %v\n%s", err, out)
+	if out, err := exec.Command(debianPython, "-c", "import grpc").CombinedOutput(); err != nil {
+		t.Fatalf("the Python loader needs Debian's python3-grpcio (make deps installs it): %v\n%s", err, out)
+	}
+	for _, tool := range []string{"protoc", "grpc_python_plugin"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("generating the Python loader's stubs needs %s: make deps installs protobuf-compiler and protobuf-compiler-grpc", tool)
+		}
 	}
 	dir := t.TempDir()
 	protos, _ := filepath.Glob("../proto/signer/v1/*.proto")
 	rpc, _ := filepath.Glob("../examples/python-loader/proto/google/rpc/*.proto")
-	args := append([]string{"-m", "grpc_tools.protoc", "-I../proto", "-I../examples/python-loader/proto",
-		"--python_out=" + dir, "--grpc_python_out=" + dir}, append(protos, rpc...)...)
-	if out, err := exec.Command(debianPython, args...).CombinedOutput(); err != nil {
-		t.Fatalf("grpc_tools.protoc: %v\n%s", err, out)
+	args := append([]string{"-I../proto", "-I../examples/python-loader/proto", "-I/usr/include",
+		"--python_out=" + dir, "--grpc_python_out=" + dir, "--plugin=protoc-gen-grpc_python=/usr/bin/grpc_python_plugin"},
+		append(protos, rpc...)...)
+	if out, err := exec.Command("protoc", args...).CombinedOutput(); err != nil {
+		t.Fatalf("protoc: %v\n%s", err, out)
 	}
 	return dir
 }

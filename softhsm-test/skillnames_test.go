@@ -163,3 +163,27 @@ func TestSkillSignedByJavaScriptSDK(t *testing.T) {
 		}
 	}
 }
+
+// TestSkillManyFilesOnline: online verification sends the folder's
+// manifest beside the document that holds the signed one; a skill of
+// 1,500 files (a 160 KiB .schemapin.sig) still fits the request limit.
+func TestSkillManyFilesOnline(t *testing.T) {
+	d := startDaemon(t)
+	mustSignctl(t, d, "key", "create", "skills", "--algorithm", "ecdsa-p256", "--org", "example.com")
+	dir := filepath.Join(t.TempDir(), "big")
+	if err := os.MkdirAll(filepath.Join(dir, "files"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, dir, "SKILL.md", []byte("---\nname: big\n---\n"))
+	for i := range 1500 {
+		writeFile(t, filepath.Join(dir, "files"), fmt.Sprintf("file-%04d.txt", i), []byte(fmt.Sprint(i)))
+	}
+	mustSignctl(t, d, "skill", "sign", dir, "--key", "skills", "--domain", "example.com")
+	if st, err := os.Stat(filepath.Join(dir, skill.SignatureFilename)); err != nil || st.Size() < 128<<10 {
+		t.Fatalf("the document is not as large as the test needs: %v %v", st, err)
+	}
+	r := mustSignctl(t, d, "skill", "verify", dir, "--domain", "example.com", "--online", "-o", "json")
+	if r.json(t)["valid"] != true {
+		t.Fatalf("verify --online: %s", r.stdout)
+	}
+}

@@ -354,3 +354,46 @@ func TestSystemdUnits(t *testing.T) {
 }
 
 var exposureRE = regexp.MustCompile(`Overall exposure level for signerd\.service: ([0-9.]+)`)
+
+// TestPINRefusedExitStatus: a PIN the token refuses at start-up exits 77,
+// which signerd.service's RestartPreventExitStatus= names, so systemd does
+// not offer the wrong PIN again and again (each refusal counts towards
+// locking the token); other start-up errors exit 1.
+func TestPINRefusedExitStatus(t *testing.T) {
+	unit, err := os.ReadFile(filepath.Join("..", "deploy", "systemd", "signerd.service"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !regexp.MustCompile(`(?m)^RestartPreventExitStatus=77$`).Match(unit) {
+		t.Fatal("signerd.service does not keep systemd from restarting after a refused PIN")
+	}
+	for _, tt := range []struct {
+		name string
+		pin  string
+		code int
+	}{
+		{"wrong PIN", "0000wrong9999", 77},
+		{"wrong token label", "", 1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			d := newDaemon(t)
+			args := d.args()
+			if tt.pin != "" {
+				d.pinFile = writeFile(t, t.TempDir(), "wrong-pin", []byte(tt.pin+"\n"))
+				if err := os.Chmod(d.pinFile, 0o600); err != nil {
+					t.Fatal(err)
+				}
+				args = d.args()
+			} else {
+				args = append(args, "--token-label", "no-such-token")
+			}
+			cmd := exec.Command(bins.signerd, args...)
+			cmd.Env = append(os.Environ(), "SOFTHSM2_CONF="+d.tok.ConfPath)
+			out, err := cmd.CombinedOutput()
+			ee, ok := err.(*exec.ExitError)
+			if !ok || ee.ExitCode() != tt.code {
+				t.Fatalf("exit %v, want status %d:\n%s", err, tt.code, out)
+			}
+		})
+	}
+}

@@ -17,6 +17,6 @@ func main() {
 	stop()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "signerd: %v\n", err)
-		os.Exit(1)
+		os.Exit(daemon.ExitCode(err))
 	}
 }

@@ -6,9 +6,9 @@ ask signerd's Verify, and load from the same descriptor (here it is read
 back; a native loader would dlopen("/proc/self/fd/N")). A file renamed over
 the original after the check is never what gets loaded.
 
-Needs Debian's python3-grpcio and python3-grpc-tools, and stubs generated
-from signerd's proto/ plus this directory's proto/ (see README.md, "Loading
-packages safely"), on PYTHONPATH.
+Needs Debian's python3-grpcio, and stubs generated from signerd's proto/
+plus this directory's proto/ (see README.md, "Loading packages safely") on
+PYTHONPATH.
 
     loader.py --socket /run/signerd/signerd.sock --org acme libfoo.so
 
@@ -81,13 +81,13 @@ def hash_descriptor(fd, path):
 
 
 def read_sidecar(path):
-    """The detached signature path + ".sig", or b"" to let signerd use the
+    """The detached signature path + ".sig", or None to let signerd use the
     signatures it recorded."""
     try:
         with open(path + ".sig", "rb") as f:
             doc = f.read(MAX_SIGNATURE + 1)
     except FileNotFoundError:
-        return b""
+        return None
     if len(doc) > MAX_SIGNATURE:
         raise LoadError(2, "MALFORMED_SIGNATURE", f"{path}.sig is larger than {MAX_SIGNATURE} bytes")
     return doc
@@ -108,7 +108,10 @@ def open_verified(stub, path, org, timeout=30):
         raise LoadError(code, "UNREADABLE", f"{path}: {e.strerror}") from e
     try:
         digest = hash_descriptor(fd, path)
-        request = signer_service_pb2.VerifyRequest(org=org, digest=digest, signature_document=read_sidecar(path))
+        request = signer_service_pb2.VerifyRequest(org=org, digest=digest)
+        signature = read_sidecar(path)
+        if signature is not None:  # absent, not empty: signerd's records decide
+            request.signature_document = signature
         try:
             response = stub.Verify(request, timeout=timeout)
         except grpc.RpcError as e:

@@ -31,31 +31,14 @@ var kinds = []error{
 	errdefs.ErrUnavailable, errdefs.ErrResourceExhausted, errdefs.ErrInternal,
 }
 
-// socketDenied matches the dial error of a Unix socket the caller may not
-// open. gRPC hands it back as a status message (UNAVAILABLE), the wrapped
-// syscall error gone, so the text is all there is to go on.
-var socketDenied = regexp.MustCompile(`dial unix ([^:"]+): connect: permission denied`)
-
-// socketMissing matches the dial error of a socket path with nothing there.
-var socketMissing = regexp.MustCompile(`dial unix ([^:"]+): connect: (no such file or directory|connection refused)`)
-
 // describe classifies err for the user: exit code, reason and message.
 func describe(err error) errorReport {
 	code := exitCode(err)
-	msg := err.Error()
 	reason := string(errdefs.ReasonOf(err))
-	if m := socketDenied.FindStringSubmatch(msg); m != nil && errors.Is(err, errdefs.ErrUnavailable) {
-		return errorReport{Code: ExitDenied, Reason: string(errdefs.ReasonPermissionDenied), Message: fmt.Sprintf(
-			"permission denied: you may not open signerd's socket %s (its owner, group and mode decide who may connect; README, \"Who may do what\")", m[1])}
-	}
-	if m := socketMissing.FindStringSubmatch(msg); m != nil && errors.Is(err, errdefs.ErrUnavailable) {
-		return errorReport{Code: ExitDaemon, Reason: "UNAVAILABLE", Message: fmt.Sprintf(
-			"cannot reach signerd at %s: %s (is it running? `make run` starts one; --socket or SIGNCTL_SOCKET chooses the socket)", m[1], m[2])}
-	}
 	if reason == "" {
 		reason = kindReason(err, code)
 	}
-	msg = oneSentence(msg)
+	msg := oneSentence(err.Error())
 	// The daemon's refusal names the caller and the rule; the kind, which
 	// oneSentence drops as noise elsewhere, is the point of it here.
 	if code == ExitDenied && !strings.Contains(strings.ToLower(msg), "permission denied") {
@@ -92,14 +75,21 @@ func kindReason(err error, code int) string {
 }
 
 // oneSentence turns a wrapped error's text into one readable sentence:
-// the kind names that each layer appended are dropped, and so is a part
-// repeated by two layers ("open x: invalid argument: open x: no such file
-// or directory" reads "open x: no such file or directory").
+// a part repeated by two layers is said once ("not found: not found",
+// "open x: invalid argument: open x: no such file or directory"), and the
+// kind names that layers append with %w are dropped — except at the end
+// right after an operating-system operation ("connect: permission
+// denied"), where the words are the system's own error.
 func oneSentence(msg string) string {
 	parts := strings.Split(strings.TrimSpace(msg), ": ")
 	out := make([]string, 0, len(parts))
-	for _, p := range parts {
-		if isKindText(p) && len(parts) > 1 {
+	push := func(p string) {
+		if len(out) == 0 || out[len(out)-1] != p {
+			out = append(out, p)
+		}
+	}
+	for i, p := range parts {
+		if isKindText(p) && len(out) > 0 && !(isOSOperation(out[len(out)-1]) && onlyRepeats(parts[i+1:], p)) {
 			continue
 		}
 		// "…: invalid argument; what to do" keeps the advice, not the kind.
@@ -107,15 +97,35 @@ func oneSentence(msg string) string {
 			out[len(out)-1] += "; " + rest
 			continue
 		}
-		if len(out) > 0 && out[len(out)-1] == p {
-			continue
-		}
-		out = append(out, p)
+		push(p)
 	}
-	if len(out) == 0 { // nothing but kind names: say the kind once
-		return parts[0]
+	if len(out) == 0 {
+		return strings.TrimSpace(msg)
 	}
 	return strings.Join(out, ": ")
+}
+
+// osOperations start the text of *fs.PathError, *os.SyscallError and
+// *net.OpError: what follows them is the system's error message.
+var osOperations = []string{"open ", "stat ", "lstat ", "read ", "write ", "mkdir ", "remove ", "rename ", "dial ", "connect", "chmod "}
+
+// onlyRepeats reports whether every one of rest is p: p ends the message.
+func onlyRepeats(rest []string, p string) bool {
+	for _, r := range rest {
+		if r != p {
+			return false
+		}
+	}
+	return true
+}
+
+func isOSOperation(s string) bool {
+	for _, op := range osOperations {
+		if s == strings.TrimSpace(op) || strings.HasPrefix(s, op) {
+			return true
+		}
+	}
+	return false
 }
 
 func isKindText(s string) bool {

@@ -30,6 +30,7 @@ func TestOneSentence(t *testing.T) {
 			fmt.Errorf("%s: %w", "failed precondition", errdefs.ErrFailedPrecondition),
 			"failed precondition"},
 		{"only a kind", errdefs.ErrNotFound, "not found"},
+		{"the system's own words stay", errors.New("dial unix /s: connect: permission denied: permission denied"), "dial unix /s: connect: permission denied"},
 		{"kind before advice",
 			errors.New("--revocation r.json: revocation: no fingerprint: invalid argument; a revocation document that cannot be read never counts as empty"),
 			"--revocation r.json: revocation: no fingerprint; a revocation document that cannot be read never counts as empty"},
@@ -52,12 +53,15 @@ func TestDescribe(t *testing.T) {
 		code         int
 		reason, want string
 	}{
-		{"socket permission denied",
-			fmt.Errorf("cannot reach signerd at /run/s.sock (is it running?): connection error: desc = \"transport: Error while dialing: dial unix /run/s.sock: connect: permission denied\": %w", errdefs.ErrUnavailable),
-			ExitDenied, "PERMISSION_DENIED", "permission denied: you may not open signerd's socket /run/s.sock"},
-		{"no socket",
-			fmt.Errorf("cannot reach signerd at /tmp/x.sock (is it running?): connection error: desc = \"transport: Error while dialing: dial unix /tmp/x.sock: connect: no such file or directory\": %w", errdefs.ErrUnavailable),
-			ExitDaemon, "UNAVAILABLE", "cannot reach signerd at /tmp/x.sock: no such file or directory (is it running?"},
+		{"socket permission denied (the client's error)",
+			errdefs.WithReason(errdefs.ReasonPermissionDenied, fmt.Errorf("permission denied: you may not open signerd's socket /run/s.sock (ask): %w", errdefs.ErrPermissionDenied)),
+			ExitDenied, "PERMISSION_DENIED", "permission denied: you may not open signerd's socket /run/s.sock (ask)"},
+		{"a refusal by the daemon says what it is",
+			errdefs.WithReason(errdefs.ReasonPermissionDenied, fmt.Errorf("uid:65534 may not call Sign (needs role signer): %w", errdefs.ErrPermissionDenied)),
+			ExitDenied, "PERMISSION_DENIED", "permission denied: uid:65534 may not call Sign (needs role signer)"},
+		{"no socket (the client's error)",
+			fmt.Errorf("cannot reach signerd at /tmp/x.sock: no such file or directory (is it running?): %w", errdefs.ErrUnavailable),
+			ExitDaemon, "UNAVAILABLE", "cannot reach signerd at /tmp/x.sock: no such file or directory (is it running?)"},
 		{"reason kept", errdefs.WithReason(errdefs.ReasonKeyNotFound, fmt.Errorf("key: %w", errdefs.ErrNotFound)),
 			ExitUsage, "KEY_NOT_FOUND", "key"},
 		{"kind named", fmt.Errorf("bad: %w", errdefs.ErrInvalidArgument), ExitUsage, "INVALID_ARGUMENT", "bad"},
@@ -66,8 +70,8 @@ func TestDescribe(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := describe(tt.err)
-			if r.Code != tt.code || r.Reason != tt.reason || !strings.HasPrefix(r.Message, tt.want) {
-				t.Errorf("describe = %+v, want code %d reason %s message starting %q", r, tt.code, tt.reason, tt.want)
+			if r.Code != tt.code || r.Reason != tt.reason || r.Message != tt.want {
+				t.Errorf("describe = %+v, want code %d reason %s message %q", r, tt.code, tt.reason, tt.want)
 			}
 		})
 	}

@@ -170,8 +170,8 @@ func settings() []setting {
 		{"log-format", "SIGNERD_LOG_FORMAT", "text or json", str(func(c *Config) *string { return &c.LogFormat })},
 		{"max-sessions", "SIGNERD_MAX_SESSIONS", "PKCS#11 sessions to keep open (bounds concurrent HSM calls)", func(c *Config, v string) error {
 			n, err := strconv.Atoi(v)
-			if err != nil || n < 2 || n > 1024 {
-				return fmt.Errorf("max-sessions %q must be an integer from 2 to 1024", v)
+			if err != nil || n < 1 || n > 1024 {
+				return fmt.Errorf("max-sessions %q must be an integer from 1 to 1024", v)
 			}
 			c.MaxSessions = n
 			return nil

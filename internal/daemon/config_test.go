@@ -57,7 +57,7 @@ func TestConfigFileErrors(t *testing.T) {
 		"pin in file":  "pin = 1234\n",
 		"bad mode":     "socket-mode = rwx\n",
 		"bad duration": "shutdown-timeout = soon\n",
-		"bad sessions": "max-sessions = 1\n",
+		"bad sessions": "max-sessions = 0\n",
 	} {
 		t.Run(name, func(t *testing.T) {
 			file := filepath.Join(t.TempDir(), "c")

@@ -20,6 +20,7 @@ import (
 
 	"github.com/signerd/signerd/internal/server"
 	"github.com/signerd/signerd/internal/service"
+	"github.com/signerd/signerd/internal/version"
 )
 
 // NewRootCommand builds the signerd command.
@@ -37,6 +38,8 @@ Precedence: flags > environment > config file > defaults.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Args:          cobra.NoArgs,
+		// --version: module version, VCS revision, build time (internal/version).
+		Version: version.Get().String(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := Load(cmd.Flags(), getenv)
 			if err != nil {
@@ -47,6 +50,7 @@ Precedence: flags > environment > config file > defaults.`,
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
+	root.SetVersionTemplate("signerd {{.Version}}\n")
 	registerFlags(root.Flags())
 	root.AddCommand(newConfigCommand(stdout, getenv), newInitTokenCommand(stdout, getenv), newStoreCommand(stdout, getenv))
 	return root
@@ -148,7 +152,7 @@ func Run(ctx context.Context, cfg Config, logOut io.Writer) error {
 	// after it are recovered without a restart (keystore/supervised).
 	ks, err := openHSM(ctx, cfg, pin, st, log)
 	if err != nil {
-		return fmt.Errorf("open HSM: %w", err)
+		return pinRefused(fmt.Errorf("open HSM: %w", err))
 	}
 	defer func() {
 		if err := ks.Close(); err != nil {

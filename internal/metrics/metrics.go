@@ -6,6 +6,7 @@ package metrics
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/http"
 	httppprof "net/http/pprof"
@@ -14,6 +15,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/signerd/signerd/internal/version"
 )
 
 // Metrics holds every collector.
@@ -70,6 +73,14 @@ func New() *Metrics {
 			Name: "signerd_connections_refused_total", Help: "Connections closed because their peer already held --max-connections-per-peer, or its source its share of connections in their TLS handshake.",
 		}),
 	}
+	// The Prometheus convention for "which build is this": a gauge of 1
+	// whose labels say it, joinable onto any other series.
+	v := version.Get()
+	buildInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "signerd_build_info", Help: "Always 1; the labels say which build of signerd this is (as signerd --version).",
+	}, []string{"version", "revision", "modified", "build_time", "goversion"})
+	buildInfo.WithLabelValues(v.Version, v.Revision, fmt.Sprint(v.Modified), v.BuildTime, v.GoVersion).Set(1)
+	reg.MustRegister(buildInfo)
 	reg.MustRegister(m.calls, m.refusedConns, m.callLatency, m.signatures, m.verification, m.hsmWait, m.hsmInUse,
 		m.hsmErrors, m.hsmRecovered, m.hsmUp,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

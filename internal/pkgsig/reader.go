@@ -219,6 +219,16 @@ func (r *reader) readField(name string) (string, error) {
 // escapes and lone surrogate escapes are errors, as in serde_json.
 func (r *reader) readString() (string, error) {
 	r.pos++ // opening quote
+	// Fast path: most strings have no escape and end at the next quote.
+	for i := r.pos; i < len(r.data); i++ {
+		if c := r.data[i]; c == '"' {
+			v := string(r.data[r.pos:i])
+			r.pos = i + 1
+			return v, nil
+		} else if c == '\\' || c < 0x20 {
+			break
+		}
+	}
 	var b strings.Builder
 	for {
 		if r.eof() {

@@ -289,3 +289,14 @@ func FuzzParseStrict(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkParse reads the document a loader sends with every Verify.
+func BenchmarkParse(b *testing.B) {
+	doc := []byte(strictGood)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Parse(doc); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -47,6 +47,9 @@ var methodRoles = map[string]Role{
 	reflectionv1.ServerReflection_ServerReflectionInfo_FullMethodName:      RoleVerifier,
 	reflectionv1alpha.ServerReflection_ServerReflectionInfo_FullMethodName: RoleVerifier,
 
+	// The least role there is: whoever may call at all may ask which build answers.
+	signerv1.SignerService_GetServerInfo_FullMethodName: RoleVerifier,
+
 	signerv1.SkillService_VerifySkill_FullMethodName:       RoleVerifier,
 	signerv1.SkillService_VerifySkillStream_FullMethodName: RoleVerifier,
 	signerv1.SkillService_GetDiscovery_FullMethodName:      RoleVerifier,

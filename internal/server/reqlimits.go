@@ -37,7 +37,7 @@ import (
 
 // DefaultSmallRequest is the limit of every method but those that carry a
 // skill's file manifest: a Sign, Verify or admin request is a digest, a
-// few names and at most a signature document or a PEM key.
+// few names and at most a Cloacina signature document or a PEM key.
 const DefaultSmallRequest = 64 << 10
 
 // DefaultInflightBytesPerPeer is the default budget of request bytes one
@@ -45,7 +45,8 @@ const DefaultSmallRequest = 64 << 10
 const DefaultInflightBytesPerPeer = 128 << 20
 
 // largeMethods may carry a skill's file manifest: they get the server-wide
-// limit.
+// limit. VerifySkill carries it twice, in the .schemapin.sig and as the
+// folder's own manifest whose names are checked against the signed ones.
 var largeMethods = map[string]bool{
 	signerv1.SkillService_SignSkill_FullMethodName: true,
 	// A .schemapin.sig carries the manifest too (about 90 bytes a file).

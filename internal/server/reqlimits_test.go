@@ -18,6 +18,8 @@ func TestMethodLimits(t *testing.T) {
 	}{
 		{signerv1.SignerService_Verify_FullMethodName, &signerv1.VerifyRequest{Org: "acme", SignatureDocument: make([]byte, 60<<10)}, true},
 		{signerv1.SignerService_Verify_FullMethodName, &signerv1.VerifyRequest{Org: "acme", SignatureDocument: make([]byte, 65<<10)}, false},
+		{signerv1.SkillService_VerifySkill_FullMethodName, &signerv1.VerifySkillRequest{SignatureDocument: make([]byte, 400<<10), FileManifest: map[string]string{"f": strings.Repeat("m", 400<<10)}}, true},
+		{signerv1.SkillService_VerifySkill_FullMethodName, &signerv1.VerifySkillRequest{SignatureDocument: make([]byte, 1<<20)}, false},
 		{signerv1.SkillService_VerifySkill_FullMethodName, &signerv1.VerifySkillRequest{SignatureDocument: make([]byte, 900<<10)}, true},
 		{signerv1.SkillService_SignSkillStream_FullMethodName, &signerv1.SignSkillStreamRequest{Entries: []*signerv1.ManifestEntry{{Path: strings.Repeat("p", 900<<10)}}}, true},
 		{signerv1.SignerService_ListTrusted_FullMethodName, &signerv1.ListTrustedRequest{Org: strings.Repeat("o", 65<<10)}, false},

@@ -140,6 +140,9 @@ func runSuite(t *testing.T, cfg config) []result {
 	if cfg.runs("replicas") {
 		rs = append(rs, s.replicas()...) // replicas_test.go: its own daemons, on etcd
 	}
+	if cfg.runs("network") {
+		rs = append(rs, s.networkHSM()...) // networkhsm_test.go: p11-kit remoting, delayed
+	}
 	return rs
 }
 

@@ -74,6 +74,135 @@ func (VerifyOutcome) EnumDescriptor() ([]byte, []int) {
 	return file_signer_v1_signer_service_proto_rawDescGZIP(), []int{0}
 }
 
+// GetServerInfoRequest is empty.
+type GetServerInfoRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetServerInfoRequest) Reset() {
+	*x = GetServerInfoRequest{}
+	mi := &file_signer_v1_signer_service_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetServerInfoRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetServerInfoRequest) ProtoMessage() {}
+
+func (x *GetServerInfoRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_signer_v1_signer_service_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetServerInfoRequest.ProtoReflect.Descriptor instead.
+func (*GetServerInfoRequest) Descriptor() ([]byte, []int) {
+	return file_signer_v1_signer_service_proto_rawDescGZIP(), []int{0}
+}
+
+// GetServerInfoResponse identifies the running build. Empty fields are
+// unknown (e.g. build_time of a binary not built by `make build`).
+type GetServerInfoResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Go module path, e.g. "github.com/signerd/signerd".
+	Module string `protobuf:"bytes,1,opt,name=module,proto3" json:"module,omitempty"`
+	// Module version ("(devel)" when built from a checkout without a tag).
+	Version string `protobuf:"bytes,2,opt,name=version,proto3" json:"version,omitempty"`
+	// VCS revision (full commit hash).
+	Revision string `protobuf:"bytes,3,opt,name=revision,proto3" json:"revision,omitempty"`
+	// True when built from a tree with uncommitted changes.
+	Modified bool `protobuf:"varint,4,opt,name=modified,proto3" json:"modified,omitempty"`
+	// Build time, RFC 3339 UTC.
+	BuildTime string `protobuf:"bytes,5,opt,name=build_time,json=buildTime,proto3" json:"build_time,omitempty"`
+	// Go toolchain that built it, e.g. "go1.26.8".
+	GoVersion     string `protobuf:"bytes,6,opt,name=go_version,json=goVersion,proto3" json:"go_version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetServerInfoResponse) Reset() {
+	*x = GetServerInfoResponse{}
+	mi := &file_signer_v1_signer_service_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetServerInfoResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetServerInfoResponse) ProtoMessage() {}
+
+func (x *GetServerInfoResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_signer_v1_signer_service_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetServerInfoResponse.ProtoReflect.Descriptor instead.
+func (*GetServerInfoResponse) Descriptor() ([]byte, []int) {
+	return file_signer_v1_signer_service_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *GetServerInfoResponse) GetModule() string {
+	if x != nil {
+		return x.Module
+	}
+	return ""
+}
+
+func (x *GetServerInfoResponse) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
+func (x *GetServerInfoResponse) GetRevision() string {
+	if x != nil {
+		return x.Revision
+	}
+	return ""
+}
+
+func (x *GetServerInfoResponse) GetModified() bool {
+	if x != nil {
+		return x.Modified
+	}
+	return false
+}
+
+func (x *GetServerInfoResponse) GetBuildTime() string {
+	if x != nil {
+		return x.BuildTime
+	}
+	return ""
+}
+
+func (x *GetServerInfoResponse) GetGoVersion() string {
+	if x != nil {
+		return x.GoVersion
+	}
+	return ""
+}
+
 // SignRequest asks for a Cloacina package signature.
 type SignRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -89,7 +218,7 @@ type SignRequest struct {
 
 func (x *SignRequest) Reset() {
 	*x = SignRequest{}
-	mi := &file_signer_v1_signer_service_proto_msgTypes[0]
+	mi := &file_signer_v1_signer_service_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -101,7 +230,7 @@ func (x *SignRequest) String() string {
 func (*SignRequest) ProtoMessage() {}
 
 func (x *SignRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_signer_v1_signer_service_proto_msgTypes[0]
+	mi := &file_signer_v1_signer_service_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -114,7 +243,7 @@ func (x *SignRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignRequest.ProtoReflect.Descriptor instead.
 func (*SignRequest) Descriptor() ([]byte, []int) {
-	return file_signer_v1_signer_service_proto_rawDescGZIP(), []int{0}
+	return file_signer_v1_signer_service_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *SignRequest) GetKeyName() string {
@@ -157,7 +286,7 @@ type SignResponse struct {
 
 func (x *SignResponse) Reset() {
 	*x = SignResponse{}
-	mi := &file_signer_v1_signer_service_proto_msgTypes[1]
+	mi := &file_signer_v1_signer_service_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -169,7 +298,7 @@ func (x *SignResponse) String() string {
 func (*SignResponse) ProtoMessage() {}
 
 func (x *SignResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_signer_v1_signer_service_proto_msgTypes[1]
+	mi := &file_signer_v1_signer_service_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -182,7 +311,7 @@ func (x *SignResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignResponse.ProtoReflect.Descriptor instead.
 func (*SignResponse) Descriptor() ([]byte, []int) {
-	return file_signer_v1_signer_service_proto_rawDescGZIP(), []int{1}
+	return file_signer_v1_signer_service_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *SignResponse) GetSignatureDocument() []byte {
@@ -244,7 +373,7 @@ type SignBatchRequest struct {
 
 func (x *SignBatchRequest) Reset() {
 	*x = SignBatchRequest{}
-	mi := &file_signer_v1_signer_service_proto_msgTypes[2]
+	mi := &file_signer_v1_signer_service_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -256,7 +385,7 @@ func (x *SignBatchRequest) String() string {
 func (*SignBatchRequest) ProtoMessage() {}
 
 func (x *SignBatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_signer_v1_signer_service_proto_msgTypes[2]
+	mi := &file_signer_v1_signer_service_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -269,7 +398,7 @@ func (x *SignBatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignBatchRequest.ProtoReflect.Descriptor instead.
 func (*SignBatchRequest) Descriptor() ([]byte, []int) {
-	return file_signer_v1_signer_service_proto_rawDescGZIP(), []int{2}
+	return file_signer_v1_signer_service_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *SignBatchRequest) GetRequest() *SignRequest {
@@ -293,7 +422,7 @@ type SignBatchResponse struct {
 
 func (x *SignBatchResponse) Reset() {
 	*x = SignBatchResponse{}
-	mi := &file_signer_v1_signer_service_proto_msgTypes[3]
+	mi := &file_signer_v1_signer_service_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -305,7 +434,7 @@ func (x *SignBatchResponse) String() string {
 func (*SignBatchResponse) ProtoMessage() {}
 
 func (x *SignBatchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_signer_v1_signer_service_proto_msgTypes[3]
+	mi := &file_signer_v1_signer_service_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -318,7 +447,7 @@ func (x *SignBatchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignBatchResponse.ProtoReflect.Descriptor instead.
 func (*SignBatchResponse) Descriptor() ([]byte, []int) {
-	return file_signer_v1_signer_service_proto_rawDescGZIP(), []int{3}
+	return file_signer_v1_signer_service_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *SignBatchResponse) GetResponse() *SignResponse {
@@ -348,7 +477,7 @@ type BatchItemError struct {
 
 func (x *BatchItemError) Reset() {
 	*x = BatchItemError{}
-	mi := &file_signer_v1_signer_service_proto_msgTypes[4]
+	mi := &file_signer_v1_signer_service_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -360,7 +489,7 @@ func (x *BatchItemError) String() string {
 func (*BatchItemError) ProtoMessage() {}
 
 func (x *BatchItemError) ProtoReflect() protoreflect.Message {
-	mi := &file_signer_v1_signer_service_proto_msgTypes[4]
+	mi := &file_signer_v1_signer_service_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -373,7 +502,7 @@ func (x *BatchItemError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchItemError.ProtoReflect.Descriptor instead.
 func (*BatchItemError) Descriptor() ([]byte, []int) {
-	return file_signer_v1_signer_service_proto_rawDescGZIP(), []int{4}
+	return file_signer_v1_signer_service_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *BatchItemError) GetCode() int32 {
@@ -405,17 +534,18 @@ type VerifyRequest struct {
 	// SHA-256 of the artifact as the loader read it, 32 raw bytes.
 	Digest []byte `protobuf:"bytes,2,opt,name=digest,proto3" json:"digest,omitempty"`
 	// The detached signature document (.sig JSON) if the loader has one;
-	// absent to look the digest up among the signatures signerd recorded.
-	// Present but empty (an empty .sig file) is MALFORMED_SIGNATURE, never a
-	// fallback to the records: hence explicit presence.
-	SignatureDocument []byte `protobuf:"bytes,3,opt,name=signature_document,json=signatureDocument,proto3,oneof" json:"signature_document,omitempty"`
+	// empty to look the digest up among the signatures signerd recorded.
+	// On the wire an empty document and none are the same, so a loader that
+	// found an empty .sig file must refuse it itself (MALFORMED_SIGNATURE),
+	// as signctl and the Go client do, rather than send it.
+	SignatureDocument []byte `protobuf:"bytes,3,opt,name=signature_document,json=signatureDocument,proto3" json:"signature_document,omitempty"`
 	unknownFields     protoimpl.UnknownFields
 	sizeCache         protoimpl.SizeCache
 }
 
 func (x *VerifyRequest) Reset() {
 	*x = VerifyRequest{}
-	mi := &file_signer_v1_signer_service_proto_msgTypes[5]
+	mi := &file_signer_v1_signer_service_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -427,7 +557,7 @@ func (x *VerifyRequest) String() string {
 func (*VerifyRequest) ProtoMessage() {}
 
 func (x *VerifyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_signer_v1_signer_service_proto_msgTypes[5]
+	mi := &file_signer_v1_signer_service_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -440,7 +570,7 @@ func (x *VerifyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyRequest.ProtoReflect.Descriptor instead.
 func (*VerifyRequest) Descriptor() ([]byte, []int) {
-	return file_signer_v1_signer_service_proto_rawDescGZIP(), []int{5}
+	return file_signer_v1_signer_service_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *VerifyRequest) GetOrg() string {
@@ -485,7 +615,7 @@ type VerifyResponse struct {
 
 func (x *VerifyResponse) Reset() {
 	*x = VerifyResponse{}
-	mi := &file_signer_v1_signer_service_proto_msgTypes[6]
+	mi := &file_signer_v1_signer_service_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -497,7 +627,7 @@ func (x *VerifyResponse) String() string {
 func (*VerifyResponse) ProtoMessage() {}
 
 func (x *VerifyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_signer_v1_signer_service_proto_msgTypes[6]
+	mi := &file_signer_v1_signer_service_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -510,7 +640,7 @@ func (x *VerifyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyResponse.ProtoReflect.Descriptor instead.
 func (*VerifyResponse) Descriptor() ([]byte, []int) {
-	return file_signer_v1_signer_service_proto_rawDescGZIP(), []int{6}
+	return file_signer_v1_signer_service_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *VerifyResponse) GetOutcome() VerifyOutcome {
@@ -572,7 +702,7 @@ type ListTrustedRequest struct {
 
 func (x *ListTrustedRequest) Reset() {
 	*x = ListTrustedRequest{}
-	mi := &file_signer_v1_signer_service_proto_msgTypes[7]
+	mi := &file_signer_v1_signer_service_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -584,7 +714,7 @@ func (x *ListTrustedRequest) String() string {
 func (*ListTrustedRequest) ProtoMessage() {}
 
 func (x *ListTrustedRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_signer_v1_signer_service_proto_msgTypes[7]
+	mi := &file_signer_v1_signer_service_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -597,7 +727,7 @@ func (x *ListTrustedRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTrustedRequest.ProtoReflect.Descriptor instead.
 func (*ListTrustedRequest) Descriptor() ([]byte, []int) {
-	return file_signer_v1_signer_service_proto_rawDescGZIP(), []int{7}
+	return file_signer_v1_signer_service_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ListTrustedRequest) GetOrg() string {
@@ -623,7 +753,7 @@ type ListTrustedResponse struct {
 
 func (x *ListTrustedResponse) Reset() {
 	*x = ListTrustedResponse{}
-	mi := &file_signer_v1_signer_service_proto_msgTypes[8]
+	mi := &file_signer_v1_signer_service_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -635,7 +765,7 @@ func (x *ListTrustedResponse) String() string {
 func (*ListTrustedResponse) ProtoMessage() {}
 
 func (x *ListTrustedResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_signer_v1_signer_service_proto_msgTypes[8]
+	mi := &file_signer_v1_signer_service_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -648,7 +778,7 @@ func (x *ListTrustedResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTrustedResponse.ProtoReflect.Descriptor instead.
 func (*ListTrustedResponse) Descriptor() ([]byte, []int) {
-	return file_signer_v1_signer_service_proto_rawDescGZIP(), []int{8}
+	return file_signer_v1_signer_service_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ListTrustedResponse) GetOrg() string {
@@ -683,7 +813,17 @@ var File_signer_v1_signer_service_proto protoreflect.FileDescriptor
 
 const file_signer_v1_signer_service_proto_rawDesc = "" +
 	"\n" +
-	"\x1esigner/v1/signer_service.proto\x12\tsigner.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15signer/v1/types.proto\"e\n" +
+	"\x1esigner/v1/signer_service.proto\x12\tsigner.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15signer/v1/types.proto\"\x16\n" +
+	"\x14GetServerInfoRequest\"\xbf\x01\n" +
+	"\x15GetServerInfoResponse\x12\x16\n" +
+	"\x06module\x18\x01 \x01(\tR\x06module\x12\x18\n" +
+	"\aversion\x18\x02 \x01(\tR\aversion\x12\x1a\n" +
+	"\brevision\x18\x03 \x01(\tR\brevision\x12\x1a\n" +
+	"\bmodified\x18\x04 \x01(\bR\bmodified\x12\x1d\n" +
+	"\n" +
+	"build_time\x18\x05 \x01(\tR\tbuildTime\x12\x1d\n" +
+	"\n" +
+	"go_version\x18\x06 \x01(\tR\tgoVersion\"e\n" +
 	"\vSignRequest\x12\x19\n" +
 	"\bkey_name\x18\x01 \x01(\tR\akeyName\x12\x16\n" +
 	"\x06digest\x18\x02 \x01(\fR\x06digest\x12#\n" +
@@ -705,12 +845,11 @@ const file_signer_v1_signer_service_proto_rawDesc = "" +
 	"\x0eBatchItemError\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\x05R\x04code\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x18\n" +
-	"\amessage\x18\x03 \x01(\tR\amessage\"\x84\x01\n" +
+	"\amessage\x18\x03 \x01(\tR\amessage\"h\n" +
 	"\rVerifyRequest\x12\x10\n" +
 	"\x03org\x18\x01 \x01(\tR\x03org\x12\x16\n" +
-	"\x06digest\x18\x02 \x01(\fR\x06digest\x122\n" +
-	"\x12signature_document\x18\x03 \x01(\fH\x00R\x11signatureDocument\x88\x01\x01B\x15\n" +
-	"\x13_signature_document\"\xbe\x02\n" +
+	"\x06digest\x18\x02 \x01(\fR\x06digest\x12-\n" +
+	"\x12signature_document\x18\x03 \x01(\fR\x11signatureDocument\"\xbe\x02\n" +
 	"\x0eVerifyResponse\x122\n" +
 	"\aoutcome\x18\x01 \x01(\x0e2\x18.signer.v1.VerifyOutcomeR\aoutcome\x12\x1a\n" +
 	"\bverified\x18\x02 \x01(\bR\bverified\x12!\n" +
@@ -729,12 +868,13 @@ const file_signer_v1_signer_service_proto_rawDesc = "" +
 	"\rVerifyOutcome\x12\x1e\n" +
 	"\x1aVERIFY_OUTCOME_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17VERIFY_OUTCOME_VERIFIED\x10\x01\x12$\n" +
-	" VERIFY_OUTCOME_UNSIGNED_ADMITTED\x10\x022\xa1\x02\n" +
+	" VERIFY_OUTCOME_UNSIGNED_ADMITTED\x10\x022\xf5\x02\n" +
 	"\rSignerService\x127\n" +
 	"\x04Sign\x12\x16.signer.v1.SignRequest\x1a\x17.signer.v1.SignResponse\x12J\n" +
 	"\tSignBatch\x12\x1b.signer.v1.SignBatchRequest\x1a\x1c.signer.v1.SignBatchResponse(\x010\x01\x12=\n" +
 	"\x06Verify\x12\x18.signer.v1.VerifyRequest\x1a\x19.signer.v1.VerifyResponse\x12L\n" +
-	"\vListTrusted\x12\x1d.signer.v1.ListTrustedRequest\x1a\x1e.signer.v1.ListTrustedResponseB3Z1github.com/signerd/signerd/gen/signer/v1;signerv1b\x06proto3"
+	"\vListTrusted\x12\x1d.signer.v1.ListTrustedRequest\x1a\x1e.signer.v1.ListTrustedResponse\x12R\n" +
+	"\rGetServerInfo\x12\x1f.signer.v1.GetServerInfoRequest\x1a .signer.v1.GetServerInfoResponseB3Z1github.com/signerd/signerd/gen/signer/v1;signerv1b\x06proto3"
 
 var (
 	file_signer_v1_signer_service_proto_rawDescOnce sync.Once
@@ -749,41 +889,45 @@ func file_signer_v1_signer_service_proto_rawDescGZIP() []byte {
 }
 
 var file_signer_v1_signer_service_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_signer_v1_signer_service_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_signer_v1_signer_service_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_signer_v1_signer_service_proto_goTypes = []any{
 	(VerifyOutcome)(0),            // 0: signer.v1.VerifyOutcome
-	(*SignRequest)(nil),           // 1: signer.v1.SignRequest
-	(*SignResponse)(nil),          // 2: signer.v1.SignResponse
-	(*SignBatchRequest)(nil),      // 3: signer.v1.SignBatchRequest
-	(*SignBatchResponse)(nil),     // 4: signer.v1.SignBatchResponse
-	(*BatchItemError)(nil),        // 5: signer.v1.BatchItemError
-	(*VerifyRequest)(nil),         // 6: signer.v1.VerifyRequest
-	(*VerifyResponse)(nil),        // 7: signer.v1.VerifyResponse
-	(*ListTrustedRequest)(nil),    // 8: signer.v1.ListTrustedRequest
-	(*ListTrustedResponse)(nil),   // 9: signer.v1.ListTrustedResponse
-	(Algorithm)(0),                // 10: signer.v1.Algorithm
-	(*timestamppb.Timestamp)(nil), // 11: google.protobuf.Timestamp
-	(*TrustedKey)(nil),            // 12: signer.v1.TrustedKey
+	(*GetServerInfoRequest)(nil),  // 1: signer.v1.GetServerInfoRequest
+	(*GetServerInfoResponse)(nil), // 2: signer.v1.GetServerInfoResponse
+	(*SignRequest)(nil),           // 3: signer.v1.SignRequest
+	(*SignResponse)(nil),          // 4: signer.v1.SignResponse
+	(*SignBatchRequest)(nil),      // 5: signer.v1.SignBatchRequest
+	(*SignBatchResponse)(nil),     // 6: signer.v1.SignBatchResponse
+	(*BatchItemError)(nil),        // 7: signer.v1.BatchItemError
+	(*VerifyRequest)(nil),         // 8: signer.v1.VerifyRequest
+	(*VerifyResponse)(nil),        // 9: signer.v1.VerifyResponse
+	(*ListTrustedRequest)(nil),    // 10: signer.v1.ListTrustedRequest
+	(*ListTrustedResponse)(nil),   // 11: signer.v1.ListTrustedResponse
+	(Algorithm)(0),                // 12: signer.v1.Algorithm
+	(*timestamppb.Timestamp)(nil), // 13: google.protobuf.Timestamp
+	(*TrustedKey)(nil),            // 14: signer.v1.TrustedKey
 }
 var file_signer_v1_signer_service_proto_depIdxs = []int32{
-	10, // 0: signer.v1.SignResponse.algorithm:type_name -> signer.v1.Algorithm
-	11, // 1: signer.v1.SignResponse.signed_at:type_name -> google.protobuf.Timestamp
-	1,  // 2: signer.v1.SignBatchRequest.request:type_name -> signer.v1.SignRequest
-	2,  // 3: signer.v1.SignBatchResponse.response:type_name -> signer.v1.SignResponse
-	5,  // 4: signer.v1.SignBatchResponse.error:type_name -> signer.v1.BatchItemError
+	12, // 0: signer.v1.SignResponse.algorithm:type_name -> signer.v1.Algorithm
+	13, // 1: signer.v1.SignResponse.signed_at:type_name -> google.protobuf.Timestamp
+	3,  // 2: signer.v1.SignBatchRequest.request:type_name -> signer.v1.SignRequest
+	4,  // 3: signer.v1.SignBatchResponse.response:type_name -> signer.v1.SignResponse
+	7,  // 4: signer.v1.SignBatchResponse.error:type_name -> signer.v1.BatchItemError
 	0,  // 5: signer.v1.VerifyResponse.outcome:type_name -> signer.v1.VerifyOutcome
-	11, // 6: signer.v1.VerifyResponse.signed_at:type_name -> google.protobuf.Timestamp
-	12, // 7: signer.v1.ListTrustedResponse.keys:type_name -> signer.v1.TrustedKey
-	1,  // 8: signer.v1.SignerService.Sign:input_type -> signer.v1.SignRequest
-	3,  // 9: signer.v1.SignerService.SignBatch:input_type -> signer.v1.SignBatchRequest
-	6,  // 10: signer.v1.SignerService.Verify:input_type -> signer.v1.VerifyRequest
-	8,  // 11: signer.v1.SignerService.ListTrusted:input_type -> signer.v1.ListTrustedRequest
-	2,  // 12: signer.v1.SignerService.Sign:output_type -> signer.v1.SignResponse
-	4,  // 13: signer.v1.SignerService.SignBatch:output_type -> signer.v1.SignBatchResponse
-	7,  // 14: signer.v1.SignerService.Verify:output_type -> signer.v1.VerifyResponse
-	9,  // 15: signer.v1.SignerService.ListTrusted:output_type -> signer.v1.ListTrustedResponse
-	12, // [12:16] is the sub-list for method output_type
-	8,  // [8:12] is the sub-list for method input_type
+	13, // 6: signer.v1.VerifyResponse.signed_at:type_name -> google.protobuf.Timestamp
+	14, // 7: signer.v1.ListTrustedResponse.keys:type_name -> signer.v1.TrustedKey
+	3,  // 8: signer.v1.SignerService.Sign:input_type -> signer.v1.SignRequest
+	5,  // 9: signer.v1.SignerService.SignBatch:input_type -> signer.v1.SignBatchRequest
+	8,  // 10: signer.v1.SignerService.Verify:input_type -> signer.v1.VerifyRequest
+	10, // 11: signer.v1.SignerService.ListTrusted:input_type -> signer.v1.ListTrustedRequest
+	1,  // 12: signer.v1.SignerService.GetServerInfo:input_type -> signer.v1.GetServerInfoRequest
+	4,  // 13: signer.v1.SignerService.Sign:output_type -> signer.v1.SignResponse
+	6,  // 14: signer.v1.SignerService.SignBatch:output_type -> signer.v1.SignBatchResponse
+	9,  // 15: signer.v1.SignerService.Verify:output_type -> signer.v1.VerifyResponse
+	11, // 16: signer.v1.SignerService.ListTrusted:output_type -> signer.v1.ListTrustedResponse
+	2,  // 17: signer.v1.SignerService.GetServerInfo:output_type -> signer.v1.GetServerInfoResponse
+	13, // [13:18] is the sub-list for method output_type
+	8,  // [8:13] is the sub-list for method input_type
 	8,  // [8:8] is the sub-list for extension type_name
 	8,  // [8:8] is the sub-list for extension extendee
 	0,  // [0:8] is the sub-list for field type_name
@@ -795,14 +939,13 @@ func file_signer_v1_signer_service_proto_init() {
 		return
 	}
 	file_signer_v1_types_proto_init()
-	file_signer_v1_signer_service_proto_msgTypes[5].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_signer_v1_signer_service_proto_rawDesc), len(file_signer_v1_signer_service_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   9,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

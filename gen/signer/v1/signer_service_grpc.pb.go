@@ -19,10 +19,11 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	SignerService_Sign_FullMethodName        = "/signer.v1.SignerService/Sign"
-	SignerService_SignBatch_FullMethodName   = "/signer.v1.SignerService/SignBatch"
-	SignerService_Verify_FullMethodName      = "/signer.v1.SignerService/Verify"
-	SignerService_ListTrusted_FullMethodName = "/signer.v1.SignerService/ListTrusted"
+	SignerService_Sign_FullMethodName          = "/signer.v1.SignerService/Sign"
+	SignerService_SignBatch_FullMethodName     = "/signer.v1.SignerService/SignBatch"
+	SignerService_Verify_FullMethodName        = "/signer.v1.SignerService/Verify"
+	SignerService_ListTrusted_FullMethodName   = "/signer.v1.SignerService/ListTrusted"
+	SignerService_GetServerInfo_FullMethodName = "/signer.v1.SignerService/GetServerInfo"
 )
 
 // SignerServiceClient is the client API for SignerService service.
@@ -53,6 +54,10 @@ type SignerServiceClient interface {
 	Verify(ctx context.Context, in *VerifyRequest, opts ...grpc.CallOption) (*VerifyResponse, error)
 	// ListTrusted lists the keys an org trusts, directly and through grants.
 	ListTrusted(ctx context.Context, in *ListTrustedRequest, opts ...grpc.CallOption) (*ListTrustedResponse, error)
+	// GetServerInfo says which build of signerd answers: module version,
+	// VCS revision and build time (what `signerd --version` prints). Any
+	// caller that may verify may ask.
+	GetServerInfo(ctx context.Context, in *GetServerInfoRequest, opts ...grpc.CallOption) (*GetServerInfoResponse, error)
 }
 
 type signerServiceClient struct {
@@ -106,6 +111,16 @@ func (c *signerServiceClient) ListTrusted(ctx context.Context, in *ListTrustedRe
 	return out, nil
 }
 
+func (c *signerServiceClient) GetServerInfo(ctx context.Context, in *GetServerInfoRequest, opts ...grpc.CallOption) (*GetServerInfoResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetServerInfoResponse)
+	err := c.cc.Invoke(ctx, SignerService_GetServerInfo_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // SignerServiceServer is the server API for SignerService service.
 // All implementations must embed UnimplementedSignerServiceServer
 // for forward compatibility.
@@ -134,6 +149,10 @@ type SignerServiceServer interface {
 	Verify(context.Context, *VerifyRequest) (*VerifyResponse, error)
 	// ListTrusted lists the keys an org trusts, directly and through grants.
 	ListTrusted(context.Context, *ListTrustedRequest) (*ListTrustedResponse, error)
+	// GetServerInfo says which build of signerd answers: module version,
+	// VCS revision and build time (what `signerd --version` prints). Any
+	// caller that may verify may ask.
+	GetServerInfo(context.Context, *GetServerInfoRequest) (*GetServerInfoResponse, error)
 	mustEmbedUnimplementedSignerServiceServer()
 }
 
@@ -155,6 +174,9 @@ func (UnimplementedSignerServiceServer) Verify(context.Context, *VerifyRequest) 
 }
 func (UnimplementedSignerServiceServer) ListTrusted(context.Context, *ListTrustedRequest) (*ListTrustedResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListTrusted not implemented")
+}
+func (UnimplementedSignerServiceServer) GetServerInfo(context.Context, *GetServerInfoRequest) (*GetServerInfoResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetServerInfo not implemented")
 }
 func (UnimplementedSignerServiceServer) mustEmbedUnimplementedSignerServiceServer() {}
 func (UnimplementedSignerServiceServer) testEmbeddedByValue()                       {}
@@ -238,6 +260,24 @@ func _SignerService_ListTrusted_Handler(srv interface{}, ctx context.Context, de
 	return interceptor(ctx, in, info, handler)
 }
 
+func _SignerService_GetServerInfo_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetServerInfoRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SignerServiceServer).GetServerInfo(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SignerService_GetServerInfo_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SignerServiceServer).GetServerInfo(ctx, req.(*GetServerInfoRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // SignerService_ServiceDesc is the grpc.ServiceDesc for SignerService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -256,6 +296,10 @@ var SignerService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListTrusted",
 			Handler:    _SignerService_ListTrusted_Handler,
+		},
+		{
+			MethodName: "GetServerInfo",
+			Handler:    _SignerService_GetServerInfo_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
