@@ -28,10 +28,10 @@ import (
 const nobodyID, nobodyUID, nobodyGID = "uid:65534", 65534, 65534
 
 // needRoot skips a test that must run signctl under another uid.
-func needRoot(t *testing.T) {
+func needRoot(t *testing.T, guarantee string) {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("running signctl as a second uid (nobody) needs root: run the suite as root (as `make test` in CI does)")
+		t.Skipf("UNTESTED without root: %s. The check acts as a second uid (nobody) or drops a capability, which needs root: run the suite as root (as `make test` in CI does)", guarantee)
 	}
 }
 
@@ -174,7 +174,7 @@ func writePolicy(t *testing.T, body string) string {
 // reach the socket may verify and read, but not sign or administer; each
 // refusal exits 4 and is audited.
 func TestSecondUIDDefaultRule(t *testing.T) {
-	needRoot(t)
+	needRoot(t, "without a policy file, a second uid may verify and read but not sign or administer, and each refusal is audited")
 	d := startDaemon(t, "--socket-mode", "0666")
 	pkg := packageForNobody(t, d)
 	work := filepath.Dir(pkg)
@@ -207,7 +207,7 @@ func TestSecondUIDDefaultRule(t *testing.T) {
 // TestPolicyFileUIDSigner: a policy file makes the second uid a signer
 // limited to named keys and, for skills, a named domain.
 func TestPolicyFileUIDSigner(t *testing.T) {
-	needRoot(t)
+	needRoot(t, "a policy file limits a second uid's signing to named keys and domains")
 	policy := writePolicy(t, `{
   "version": 1,
   "rules": [

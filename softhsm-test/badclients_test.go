@@ -282,7 +282,7 @@ func (s *relSigner) stop() (ok, failed int64) {
 // through. The handshake timeout is far longer than the test, so without
 // the per-peer bound the flood would hold every slot for its whole run.
 func TestConnectionFloodPerPeer(t *testing.T) {
-	needRoot(t)
+	needRoot(t, "one local user flooding the socket with silent connections cannot lock another user out (--max-connections-per-peer)")
 	const total, perPeer = 16, 8
 	d := startDaemon(t, "--log-level", "info", "--socket-mode", "0666",
 		"--max-connections", fmt.Sprint(total), "--max-connections-per-peer", fmt.Sprint(perPeer), "--handshake-timeout", "10m")

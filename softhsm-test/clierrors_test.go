@@ -52,7 +52,7 @@ func TestCLIErrors(t *testing.T) {
 	}
 
 	t.Run("socket permission denied", func(t *testing.T) {
-		needRoot(t)
+		needRoot(t, "signctl reports a socket it may not open as exit 4 (permission denied), not as an unreachable daemon")
 		traversable(t, d.socket) // the directories, not the 0660 root-owned socket
 		r := signctlAsNobody(t, d, "key", "list")
 		expectExit(t, r, 4, "nobody on a socket it may not open")

@@ -119,7 +119,7 @@ func TestGoLoaderSeparateModule(t *testing.T) {
 	}
 
 	t.Run("socket it may not open", func(t *testing.T) {
-		needRoot(t)
+		needRoot(t, "the Go loader reports a socket it may not open as permission denied, not as an unreachable daemon")
 		traversable(t, d.socket) // the directories, not the 0660 root-owned socket
 		traversable(t, filepath.Join(filepath.Dir(bin), "x"))
 		code, out := runGoLoader(t, bin, d.socket, "acme", "/etc/hostname", &syscall.Credential{Uid: nobodyUID, Gid: nobodyGID})
@@ -133,7 +133,7 @@ func TestGoLoaderSeparateModule(t *testing.T) {
 // package, so a socket the caller may not open is exit 4, named as such,
 // not "daemon unreachable".
 func TestSignctlSocketPermissionDenied(t *testing.T) {
-	needRoot(t)
+	needRoot(t, "signctl reports a socket it may not open as exit 4, not as \"daemon unreachable\"")
 	d := startDaemon(t)
 	traversable(t, d.socket) // the directories, not the 0660 root-owned socket
 	r := signctlAsNobody(t, d, "verify", "/etc/hostname", "--org", "acme")

@@ -21,9 +21,9 @@ var noPtrace = []string{"setpriv", "--bounding-set=-sys_ptrace", "--inh-caps=-sy
 // limit included). The same look into an ordinary process of the same uid
 // and capabilities succeeds, so the check can tell the two apart.
 func TestProcessHygiene(t *testing.T) {
-	needRoot(t)
+	needRoot(t, "signerd is not dumpable by its own uid without CAP_SYS_PTRACE and writes no core file")
 	if _, err := exec.LookPath("setpriv"); err != nil {
-		t.Skip("setpriv (util-linux) is not installed")
+		t.Fatalf("setpriv not found (%v): `make deps` installs it (util-linux)", err)
 	}
 	d := startDaemonWrapped(t, noPtrace)
 	pid := d.cmd.Process.Pid

@@ -139,7 +139,7 @@ func TestPythonLoader(t *testing.T) {
 	}
 
 	t.Run("socket it may not open", func(t *testing.T) {
-		needRoot(t)
+		needRoot(t, "the Python loader reports a socket it may not open as permission denied, not as an unreachable daemon")
 		traversable(t, d.socket) // the directories, not the 0660 root-owned socket
 		traversable(t, filepath.Join(stubs, "x"))
 		code, res := pyLoad(t, stubs, d.socket, "acme", "/etc/hostname", &syscall.Credential{Uid: nobodyUID, Gid: nobodyGID})

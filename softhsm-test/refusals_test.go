@@ -2,6 +2,7 @@ package softhsmtest
 
 import (
 	"context"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -49,12 +50,29 @@ func TestRefusalFlood(t *testing.T) {
 		deadline = time.Now().Add(60 * time.Second)
 	}
 	var unknown, untrustedN atomic.Int64
+	refused := func() int64 { return unknown.Load() + untrustedN.Load() }
+	// The Sign must happen during the flood, which is proved by counts,
+	// not times: it starts only after refusalsBefore refusals while the
+	// workers run, and the workers do not stop (even with their share
+	// done) until refusalsAfter more refusals follow its return. keepUntil
+	// is that total, unknown (max) until the Sign has returned.
+	const refusalsBefore, refusalsAfter = 200, 200
+	var keepUntil, running atomic.Int64
+	keepUntil.Store(math.MaxInt64)
 	var wg sync.WaitGroup
 	for w := range workers {
 		wg.Add(1)
+		running.Add(1)
 		go func() {
 			defer wg.Done()
-			for i := 0; deadline.IsZero() && i < perWorker || !deadline.IsZero() && time.Now().Before(deadline); i++ {
+			defer running.Add(-1)
+			more := func(i int) bool {
+				if deadline.IsZero() && i < perWorker || !deadline.IsZero() && time.Now().Before(deadline) {
+					return true
+				}
+				return refused() < keepUntil.Load()
+			}
+			for i := 0; more(i); i++ {
 				var err error
 				if (w+i)%2 == 0 {
 					_, err = c.Signer.Verify(ctx, &signerv1.VerifyRequest{Org: "made-up-" + strconv.Itoa(w) + "-" + strconv.Itoa(i), Digest: relDigest()})
@@ -76,7 +94,17 @@ func TestRefusalFlood(t *testing.T) {
 	}
 	// A Sign during the flood is recorded as usual.
 	signed := writeFile(t, t.TempDir(), "during-flood.so", []byte("signed during the flood"))
+	for refused() < refusalsBefore && running.Load() > 0 {
+		time.Sleep(time.Millisecond) // a poll of the count, not a deadline
+	}
+	beforeSign := refused()
+	if beforeSign < refusalsBefore {
+		wg.Wait()
+		t.Fatalf("the flood stopped after %d refusals, before the Sign", beforeSign)
+	}
 	mustSignctl(t, d, "sign", signed, "--key", key)
+	afterSign := refused()
+	keepUntil.Store(afterSign + refusalsAfter)
 	denials := 0
 	if os.Geteuid() == 0 {
 		traversable(t, d.socket)
@@ -89,6 +117,11 @@ func TestRefusalFlood(t *testing.T) {
 	if t.Failed() {
 		return
 	}
+	if end := refused(); beforeSign < refusalsBefore || end < afterSign+refusalsAfter {
+		t.Fatalf("the Sign was not made during the flood: %d refusals before it started, %d when it returned, %d in all; want %d before and %d more after",
+			beforeSign, afterSign, end, refusalsBefore, refusalsAfter)
+	}
+	t.Logf("the Sign started after %d refusals and returned after %d; the flood went on to %d", beforeSign, afterSign, refused())
 	recs := auditLog(t, d) // stops the daemon: the last window is flushed
 	st, err = os.Stat(d.db)
 	if err != nil {

@@ -201,7 +201,7 @@ func TestReload(t *testing.T) {
 		d.waitForLog(t, `log-level \"loud\"`)
 		before := calls()
 		mustSignctl(t, d, "key", "list")
-		relWaitFor(t, "a debug line for the call after a refused log level (debug stays in force)", 5*time.Second, func() bool {
+		relWaitFor(t, "a debug line for the call after a refused log level (debug stays in force)", 30*time.Second, func() bool {
 			return calls() > before
 		})
 		r.writeConf(t, "info")

@@ -117,27 +117,24 @@ func repVerify(c *client.Client, org string, dg []byte) (*signerv1.VerifyRespons
 	return c.Signer.Verify(ctx, &signerv1.VerifyRequest{Org: org, Digest: dg})
 }
 
-// repRefusedWithin polls call until it fails with reason, and fails the
-// test unless that happens within limit of since (the acknowledgement of
-// the change that must cause it). The poll is as fast as the calls go; the
-// deadline is the requirement, not a guess at the typical delay.
-func repRefusedWithin(t *testing.T, what string, since time.Time, limit time.Duration, reason string, call func() error) time.Duration {
+// repRefusedEventually polls call until it fails with reason and returns
+// how long after since (the acknowledgement of the change that must cause
+// it) that happened, for the test to log. It fails the test only when the
+// refusal never comes: bound is a generous "never" (no loaded machine
+// takes it), not a latency requirement — `make test` asserts no timings.
+func repRefusedEventually(t *testing.T, what string, since time.Time, bound time.Duration, reason string, call func() error) time.Duration {
 	t.Helper()
 	var last error
 	for {
 		err := call()
 		if err != nil && relReason(err) == reason {
-			took := time.Since(since)
-			if took > limit {
-				t.Fatalf("%s: refused with %s only after %s, want within %s", what, reason, took, limit)
-			}
-			return took
+			return time.Since(since)
 		}
 		if err != nil && status.Code(err) != codes.FailedPrecondition && status.Code(err) != codes.PermissionDenied {
 			last = err
 		}
-		if time.Since(since) > limit {
-			t.Fatalf("%s: not refused with %s within %s of the change (last error: %v)", what, reason, limit, last)
+		if time.Since(since) > bound {
+			t.Fatalf("%s: never refused with %s (gave up after %s; last error: %v)", what, reason, bound, last)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}

@@ -72,7 +72,7 @@ func TestVersion(t *testing.T) {
 		}
 
 		// Any caller that may verify may ask: uid nobody, default policy.
-		needRoot(t)
+		needRoot(t, "any caller that may verify (uid nobody, default policy) may ask the daemon's version")
 		traversable(t, d.socket)
 		expectExit(t, signctlAsNobody(t, d, "version"), 0, "nobody asks the server's version")
 		if n := signctlAsNobody(t, d, "version"); !strings.Contains(n.stdout, "\nserver: signerd ") {

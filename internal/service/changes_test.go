@@ -83,7 +83,7 @@ func TestFollowStoreChanges(t *testing.T) {
 	stop()
 	select {
 	case <-done:
-	case <-time.After(5 * time.Second):
+	case <-time.After(30 * time.Second):
 		t.Fatal("FollowStoreChanges did not stop with its context")
 	}
 }

@@ -28,7 +28,7 @@ func TestCanonicalizeFIFO(t *testing.T) {
 	}
 	for _, c := range canonicalizers {
 		t.Run(c.name, func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+			ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 			defer cancel()
 			done := make(chan struct{})
 			var m Manifest
@@ -38,7 +38,7 @@ func TestCanonicalizeFIFO(t *testing.T) {
 			}()
 			select {
 			case <-done:
-			case <-time.After(5 * time.Second):
+			case <-time.After(30 * time.Second):
 				t.Fatal("canonicalization hangs on a FIFO")
 			}
 			if err != nil {
@@ -76,7 +76,7 @@ func TestOpenRegularRefusesFIFO(t *testing.T) {
 		if err == nil {
 			t.Error("a FIFO was accepted as a regular file")
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(30 * time.Second):
 		t.Fatal("openRegular blocks on a FIFO")
 	}
 
@@ -101,7 +101,7 @@ func TestOpenRegularRefusesFIFO(t *testing.T) {
 	}()
 	select {
 	case <-finished:
-	case <-time.After(5 * time.Second):
+	case <-time.After(30 * time.Second):
 		t.Fatal("reading a FIFO named .schemapin.sig or SKILL.md hangs")
 	}
 }

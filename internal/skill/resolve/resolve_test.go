@@ -310,15 +310,19 @@ func TestTimeout(t *testing.T) {
 		// can race the client's deadline.
 		panic(http.ErrAbortHandler)
 	})
+	// The outcome is asserted (a deadline, naming the 200ms limit), not
+	// the elapsed time, which is only logged. The server never answers:
+	// without the timeout the fetch would end only at the caller's own
+	// generous 60s deadline, whose error does not name 200ms.
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
 	start := time.Now()
-	_, _, err := f.Discovery(context.Background(), "example.test")
+	_, _, err := f.Discovery(ctx, "example.test")
+	t.Logf("the fetch gave up after %v with a 200ms timeout", time.Since(start))
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("err = %v, want a deadline", err)
 	}
 	asFetchError(t, err, resolve.DocDiscovery)
-	if d := time.Since(start); d > 3*time.Second {
-		t.Errorf("the fetch took %v despite a 200ms timeout", d)
-	}
 	if !strings.Contains(err.Error(), "200ms") {
 		t.Errorf("the message does not say which limit was hit: %v", err)
 	}
