@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -17,8 +18,9 @@ import (
 )
 
 // startDaemonVia starts signerd on a new token reached through the named
-// route (softhsm.RouteNames): SoftHSM2's library, OpenSC's pkcs11-spy in
-// front of it, or p11-kit's client talking to a p11-kit server.
+// route (softhsm.RouteNames, softhsm.DelayedForwarder): SoftHSM2's library,
+// OpenSC's pkcs11-spy in front of it, p11-kit's client talking to a p11-kit
+// server, or the test-only forwarding module delaying each signing call.
 func startDaemonVia(t *testing.T, routeName string, extraArgs ...string) (*daemon, softhsm.Route) {
 	t.Helper()
 	tok := softhsm.NewToken(t)
@@ -44,9 +46,12 @@ func startDaemonVia(t *testing.T, routeName string, extraArgs ...string) (*daemo
 // rotation, the audit log and its checkpoints, and recovery after the
 // token disappears and comes back. p11-kit 0.24's RPC does not carry
 // CKM_EDDSA, so through it Ed25519 is refused with a message saying so
-// and everything ECDSA is served.
+// and everything ECDSA is served. The delayed forwarder (SoftHSM2 behind
+// the test-only forwarding module, each signing call held 2 ms) runs the
+// Ed25519 package path (Sign, SignBatch) through a module other than
+// SoftHSM2's own library, as p11-kit's route cannot.
 func TestModuleMatrix(t *testing.T) {
-	for _, name := range softhsm.RouteNames {
+	for _, name := range append(slices.Clone(softhsm.RouteNames), softhsm.DelayedForwarder) {
 		t.Run(name, func(t *testing.T) {
 			d, route := startDaemonVia(t, name, "--audit-checkpoint-interval", "1s", "--hsm-ping-interval", "300ms")
 			dir := t.TempDir()

@@ -9,6 +9,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,21 +20,34 @@ import (
 	"github.com/signerd/signerd/internal/testutil/softhsm"
 )
 
-// A network HSM (issue #14): the token behind p11-kit's remoting
-// (p11-kit-client.so in signerd, `p11-kit server` in front of SoftHSM2)
-// with a relay on the way that holds every message 5 ms in each direction,
-// so each PKCS#11 call costs a round trip of at least 10 ms. signerd's
-// throughput must then grow with --max-sessions: no lock may be held
-// across a round trip. Only ECDSA P-256 is measured: p11-kit 0.24's RPC
-// does not carry CKM_EDDSA (README, "PKCS#11 modules and HSMs").
+// A network HSM (issue #14), reached two ways, each paying a round trip
+// of at least 10 ms per PKCS#11 call that crosses the network:
+//
+//   - ECDSA P-256: the token behind p11-kit's remoting (p11-kit-client.so
+//     in signerd, `p11-kit server` in front of SoftHSM2) with a relay on
+//     the way that holds every message 5 ms in each direction. p11-kit
+//     0.24's RPC does not carry CKM_EDDSA (README, "PKCS#11 modules and
+//     HSMs"), so Ed25519 cannot take this route.
+//   - Ed25519: the token behind the test-only forwarding module
+//     (softhsm.Forwarder) with SIGNERD_FWD_DELAY_MS=10: each signing call
+//     (C_SignInit, C_Sign) sleeps 10 ms, holding no lock, before SoftHSM2
+//     serves it. Other calls are not delayed.
+//
+// signerd's throughput must then grow with --max-sessions: no lock may be
+// held across a round trip.
 
 const (
 	keyNetwork   = "bench-network"
+	keyNetworkEd = "bench-network-ed25519"
 	networkDelay = 5 * time.Millisecond
 )
 
-// networkHSM measures network-hsm-sign-ecdsa-sessions-1, -8 and -32, and
-// network-hsm-sessions-32-vs-1, repetition by repetition.
+var networkSessions = []int{1, 8, 32}
+
+// networkHSM measures network-hsm-sign-ecdsa-sessions-1, -8 and -32,
+// network-hsm-sessions-32-vs-1, and the same for Ed25519
+// (network-hsm-sign-ed25519-sessions-N, network-hsm-ed25519-sessions-32-vs-1),
+// repetition by repetition.
 func (s *suite) networkHSM() []result {
 	t := s.t
 	tok := softhsm.NewToken(t)
@@ -40,34 +55,95 @@ func (s *suite) networkHSM() []result {
 	server := route.Env[0][len("P11_KIT_SERVER_ADDRESS=unix:path="):]
 	relay := softhsm.DelayRelay(t, server, networkDelay)
 	pinFile := tok.WritePINFile(t)
-	db := filepath.Join(t.TempDir(), "signerd.db")
+	dbEC := filepath.Join(t.TempDir(), "signerd.db")
 
-	sessions := []int{1, 8, 32}
-	note := fmt.Sprintf("SkillService.SignSkill (ECDSA P-256), %d clients, closed loop; signerd --pkcs11-module p11-kit-client.so to a p11-kit server in front of SoftHSM2, through a relay adding %s each way",
+	// The forwarder also reads its settings from this process's
+	// environment (t.Setenv); the daemons get them explicitly.
+	fwdDelay := 2 * networkDelay
+	fwdMS := strconv.Itoa(int(fwdDelay / time.Millisecond))
+	fwd := tok.Forwarder(t, map[string]string{"DELAY_MS": fwdMS})
+	fwdEnv := []string{"SIGNERD_FWD_MODULE=" + tok.ModulePath, "SIGNERD_FWD_DELAY_MS=" + fwdMS}
+	dbEd := filepath.Join(t.TempDir(), "signerd-ed25519.db")
+
+	noteEC := fmt.Sprintf("SkillService.SignSkill (ECDSA P-256), %d clients, closed loop; signerd --pkcs11-module p11-kit-client.so to a p11-kit server in front of SoftHSM2, through a relay adding %s each way",
 		s.cfg.clients, networkDelay)
-	points := map[int]*point{}
-	for _, n := range sessions {
-		points[n] = &point{name: fmt.Sprintf("network-hsm-sign-ecdsa-sessions-%d", n), unit: "sigs/s", note: note + fmt.Sprintf("; --max-sessions %d", n)}
+	noteEd := fmt.Sprintf("SignerService.Sign (Ed25519), %d clients, closed loop; signerd --pkcs11-module the test-only forwarder in front of SoftHSM2, sleeping %s in each C_SignInit and C_Sign",
+		s.cfg.clients, fwdDelay)
+	ec, ed := map[int]*point{}, map[int]*point{}
+	for _, n := range networkSessions {
+		ec[n] = &point{name: fmt.Sprintf("network-hsm-sign-ecdsa-sessions-%d", n), unit: "sigs/s", note: noteEC + fmt.Sprintf("; --max-sessions %d", n)}
+		ed[n] = &point{name: fmt.Sprintf("network-hsm-sign-ed25519-sessions-%d", n), unit: "sigs/s", note: noteEd + fmt.Sprintf("; --max-sessions %d", n)}
 	}
-	ratio := &point{name: "network-hsm-sessions-32-vs-1", unit: "sigs/s", baseline: points[1].name, target: 8, cmp: ">=",
+	ratioEC := &point{name: "network-hsm-sessions-32-vs-1", unit: "sigs/s", baseline: ec[1].name, target: 8, cmp: ">=",
 		note: "network-hsm-sign-ecdsa-sessions-32 over -sessions-1, same repetition"}
+	ratioEd := &point{name: "network-hsm-ed25519-sessions-32-vs-1", unit: "sigs/s", baseline: ed[1].name, target: 8, cmp: ">=",
+		note: "network-hsm-sign-ed25519-sessions-32 over -sessions-1, same repetition"}
 	for rep := range s.cfg.reps {
-		rates := map[int]float64{}
-		for _, n := range sessions {
-			d := startNetworkDaemon(t, tok, route.ModulePath, "unix:path="+relay, pinFile, db, n)
-			if rep == 0 && n == sessions[0] {
+		rEC, rEd := map[int]float64{}, map[int]float64{}
+		for _, n := range networkSessions {
+			d := startNetworkDaemon(t, tok, route.ModulePath, []string{"P11_KIT_SERVER_ADDRESS=unix:path=" + relay}, pinFile, dbEC, n)
+			if rep == 0 && n == networkSessions[0] {
 				signctl(t, d, "key", "create", keyNetwork, "--algorithm", "ecdsa-p256", "--org", "bench.example.com")
 			}
 			st := s.networkLoad(d)
 			d.stop(t)
-			rates[n] = st.rate
-			points[n].addValue(st.rate)
+			rEC[n] = st.rate
+			ec[n].addValue(st.rate)
+
+			d = startNetworkDaemon(t, tok, fwd, fwdEnv, pinFile, dbEd, n)
+			if !strings.Contains(d.logs.String(), "module="+fwd) {
+				t.Fatalf("signerd did not load the forwarding module %s:\n%s", fwd, d.logs.String())
+			}
+			if rep == 0 && n == networkSessions[0] {
+				signctl(t, d, "key", "create", keyNetworkEd, "--algorithm", "ed25519")
+			}
+			st = s.networkLoadEd(d)
+			d.stop(t)
+			rEd[n] = st.rate
+			ed[n].addValue(st.rate)
 		}
-		ratio.add(rates[32], rates[1], rates[32]/rates[1])
-		s.logf("network HSM rep %d/%d: 1 session %.0f/s, 8 sessions %.0f/s, 32 sessions %.0f/s (32 vs 1: %.1f)",
-			rep+1, s.cfg.reps, rates[1], rates[8], rates[32], rates[32]/rates[1])
+		ratioEC.add(rEC[32], rEC[1], rEC[32]/rEC[1])
+		ratioEd.add(rEd[32], rEd[1], rEd[32]/rEd[1])
+		s.logf("network HSM rep %d/%d: ECDSA 1 session %.0f/s, 8 sessions %.0f/s, 32 sessions %.0f/s (32 vs 1: %.1f); Ed25519 %.0f/s, %.0f/s, %.0f/s (32 vs 1: %.1f)",
+			rep+1, s.cfg.reps, rEC[1], rEC[8], rEC[32], rEC[32]/rEC[1], rEd[1], rEd[8], rEd[32], rEd[32]/rEd[1])
 	}
-	return []result{points[1].result(), points[8].result(), points[32].result(), ratio.result()}
+	return []result{ec[1].result(), ec[8].result(), ec[32].result(), ratioEC.result(),
+		ed[1].result(), ed[8].result(), ed[32].result(), ratioEd.result()}
+}
+
+// networkLoadEd drives Sign (Ed25519) from s.cfg.clients connections to d.
+// In the smoke run it also checks that every one of the s.cfg.ops
+// operations returned a signature.
+func (s *suite) networkLoadEd(d *daemon) loadStats {
+	t := s.t
+	conns := make([]*client.Client, s.cfg.clients)
+	for i := range conns {
+		c, err := client.DialUnix(d.socket)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		conns[i] = c
+	}
+	var signed atomic.Int64
+	st, err := closedLoop(len(conns), s.cfg.window(), func(i int) error {
+		dg := s.digest()
+		resp, err := conns[i].Signer.Sign(context.Background(), &signerv1.SignRequest{KeyName: keyNetworkEd, Digest: dg[:], ArtifactName: "bench"})
+		if err == nil && len(resp.GetSignature()) != 64 {
+			err = fmt.Errorf("Sign returned a %d-byte signature", len(resp.GetSignature()))
+		}
+		if err == nil {
+			signed.Add(1)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, d.logs.String())
+	}
+	if s.cfg.ops > 0 && signed.Load() != s.cfg.ops {
+		t.Fatalf("Ed25519 through the delaying forwarder: %d signatures, want %d", signed.Load(), s.cfg.ops)
+	}
+	return st
 }
 
 // networkLoad drives SignSkill from s.cfg.clients connections to d.
@@ -102,9 +178,9 @@ func (s *suite) networkLoad(d *daemon) loadStats {
 	return st
 }
 
-// startNetworkDaemon starts signerd on the token through p11-kit's client
-// at addr with --max-sessions n and waits until it serves.
-func startNetworkDaemon(t *testing.T, tok *softhsm.Token, module, addr, pinFile, db string, n int) *daemon {
+// startNetworkDaemon starts signerd on the token through module (with env,
+// besides SOFTHSM2_CONF) with --max-sessions n and waits until it serves.
+func startNetworkDaemon(t *testing.T, tok *softhsm.Token, module string, env []string, pinFile, db string, n int) *daemon {
 	t.Helper()
 	d := &daemon{
 		tok:     tok,
@@ -117,7 +193,7 @@ func startNetworkDaemon(t *testing.T, tok *softhsm.Token, module, addr, pinFile,
 	d.cmd = exec.Command(bins.signerd,
 		"--pkcs11-module", module, "--token-label", tok.Label, "--pin-file", pinFile,
 		"--db", db, "--socket", d.socket, "--log-level", "info", "--max-sessions", strconv.Itoa(n))
-	d.cmd.Env = append(os.Environ(), "SOFTHSM2_CONF="+tok.ConfPath, "P11_KIT_SERVER_ADDRESS="+addr)
+	d.cmd.Env = append(append(os.Environ(), "SOFTHSM2_CONF="+tok.ConfPath), env...)
 	d.cmd.Stdout, d.cmd.Stderr = d.logs, d.logs
 	if err := d.cmd.Start(); err != nil {
 		t.Fatal(err)

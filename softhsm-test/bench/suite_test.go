@@ -94,6 +94,8 @@ var expectedResults = []string{
 	"hash-signctl-maxrss-small", "hash-signctl-maxrss-large", "hash-signctl-maxrss-growth",
 	"skill-canonicalize-sequential-sha256", "skill-canonicalize-parallel-sha256",
 	"sign-unary-ed25519-1replica", "sign-unary-ed25519-2replicas",
+	"network-hsm-sign-ecdsa-sessions-1", "network-hsm-sign-ecdsa-sessions-8", "network-hsm-sign-ecdsa-sessions-32", "network-hsm-sessions-32-vs-1",
+	"network-hsm-sign-ed25519-sessions-1", "network-hsm-sign-ed25519-sessions-8", "network-hsm-sign-ed25519-sessions-32", "network-hsm-ed25519-sessions-32-vs-1",
 }
 
 // suite is one run: a daemon, its keys, the in-process worker, clients.
@@ -141,7 +143,7 @@ func runSuite(t *testing.T, cfg config) []result {
 		rs = append(rs, s.replicas()...) // replicas_test.go: its own daemons, on etcd
 	}
 	if cfg.runs("network") {
-		rs = append(rs, s.networkHSM()...) // networkhsm_test.go: p11-kit remoting, delayed
+		rs = append(rs, s.networkHSM()...) // networkhsm_test.go: p11-kit remoting and the forwarder, delayed
 	}
 	return rs
 }

@@ -18,7 +18,7 @@ import (
 // route, since real modules differ from SoftHSM2's library (how they count
 // C_Initialize, which mechanisms they pass on, how slots are numbered).
 type Route struct {
-	Name       string   // "softhsm2", "pkcs11-spy", "p11-kit-remote"
+	Name       string   // "softhsm2", "pkcs11-spy", "p11-kit-remote", "delayed-forwarder"
 	ModulePath string   // the library signerd loads
 	Env        []string // entries the module needs, besides SOFTHSM2_CONF
 	// Trace is pkcs11-spy's log of every call ("" on other routes), which
@@ -32,6 +32,12 @@ type Route struct {
 
 // RouteNames lists the routes Routes builds, in order.
 var RouteNames = []string{"softhsm2", "pkcs11-spy", "p11-kit-remote"}
+
+// DelayedForwarder is a further route, not in RouteNames: SoftHSM2 behind
+// the test-only forwarding module (Forwarder) with SIGNERD_FWD_DELAY_MS=2,
+// a module other than SoftHSM2's own library that carries CKM_EDDSA, each
+// signing call delayed as by a network round trip.
+const DelayedForwarder = "delayed-forwarder"
 
 // Where Debian and Ubuntu install the forwarding modules (packages
 // opensc-pkcs11 and p11-kit-modules).
@@ -82,8 +88,12 @@ func (tok *Token) Route(t testing.TB, name string) Route {
 		addr := tok.ServeP11Kit(t)
 		t.Setenv("P11_KIT_SERVER_ADDRESS", addr)
 		return Route{Name: name, ModulePath: client, Env: []string{"P11_KIT_SERVER_ADDRESS=" + addr}}
+	case DelayedForwarder:
+		lib := tok.Forwarder(t, map[string]string{"DELAY_MS": "2"})
+		env := []string{"SIGNERD_FWD_MODULE=" + tok.ModulePath, "SIGNERD_FWD_DELAY_MS=2"}
+		return Route{Name: name, ModulePath: lib, Env: env, EdDSA: true}
 	}
-	t.Fatalf("unknown route %q (want one of %q)", name, RouteNames)
+	t.Fatalf("unknown route %q (want one of %q or %q)", name, RouteNames, DelayedForwarder)
 	return Route{}
 }
 

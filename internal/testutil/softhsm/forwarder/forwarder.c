@@ -22,6 +22,11 @@
  *   SIGNERD_FWD_ALWAYS_AUTH=1  private keys made through it carry
  *                              CKA_ALWAYS_AUTHENTICATE = TRUE (enforced by
  *                              the module behind)
+ *   SIGNERD_FWD_DELAY_MS=N     sleep N ms before forwarding each signing call
+ *                              (C_SignInit, C_Sign, C_SignUpdate, C_SignFinal):
+ *                              one network round trip per call, as a network
+ *                              HSM's client pays. No lock is held while
+ *                              sleeping, so concurrent sessions overlap
  *
  * The environment is read at each C_GetFunctionList and C_Initialize that
  * reaches the module behind.
@@ -40,6 +45,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define CKM_EC_EDWARDS_KEY_PAIR_GEN_ 0x1055UL
 #define CKM_EDDSA_ 0x1057UL
@@ -247,10 +253,36 @@ static CK_RV fwd_CreateObject(CK_SESSION_HANDLE h, CK_ATTRIBUTE_PTR tmpl, CK_ULO
 	return rv;
 }
 
+/* roundTrip sleeps SIGNERD_FWD_DELAY_MS, holding no lock. */
+static void roundTrip(void) {
+	long ms = env_long("SIGNERD_FWD_DELAY_MS");
+	if (ms <= 0)
+		return;
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+	while (nanosleep(&ts, &ts) != 0)
+		;
+}
+
 static CK_RV fwd_SignInit(CK_SESSION_HANDLE h, CK_MECHANISM_PTR m, CK_OBJECT_HANDLE key) {
 	if (m && hidden(m->mechanism))
 		return CKR_MECHANISM_INVALID;
+	roundTrip();
 	return real->C_SignInit(h, m, key);
+}
+
+static CK_RV fwd_Sign(CK_SESSION_HANDLE h, CK_BYTE_PTR data, CK_ULONG n, CK_BYTE_PTR sig, CK_ULONG_PTR sigLen) {
+	roundTrip();
+	return real->C_Sign(h, data, n, sig, sigLen);
+}
+
+static CK_RV fwd_SignUpdate(CK_SESSION_HANDLE h, CK_BYTE_PTR part, CK_ULONG n) {
+	roundTrip();
+	return real->C_SignUpdate(h, part, n);
+}
+
+static CK_RV fwd_SignFinal(CK_SESSION_HANDLE h, CK_BYTE_PTR sig, CK_ULONG_PTR sigLen) {
+	roundTrip();
+	return real->C_SignFinal(h, sig, sigLen);
 }
 
 CK_RV C_GetFunctionList(CK_FUNCTION_LIST_PTR_PTR out) {
@@ -279,6 +311,9 @@ CK_RV C_GetFunctionList(CK_FUNCTION_LIST_PTR_PTR out) {
 		fwd.C_GenerateKeyPair = fwd_GenerateKeyPair;
 		fwd.C_CreateObject = fwd_CreateObject;
 		fwd.C_SignInit = fwd_SignInit;
+		fwd.C_Sign = fwd_Sign;
+		fwd.C_SignUpdate = fwd_SignUpdate;
+		fwd.C_SignFinal = fwd_SignFinal;
 	}
 	pthread_mutex_unlock(&mu);
 	*out = &fwd;
