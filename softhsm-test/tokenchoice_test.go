@@ -90,6 +90,11 @@ func TestPKCS11URI(t *testing.T) {
 			if !strings.Contains(out, tt.want) {
 				t.Fatalf("error does not say %q:\n%s", tt.want, out)
 			}
+			for _, kind := range []string{": invalid argument", ": not found"} {
+				if strings.Contains(out, kind+"\n") {
+					t.Errorf("error ends with the kind %q after a complete sentence:\n%s", kind, out)
+				}
+			}
 		})
 	}
 }
