@@ -68,6 +68,9 @@ func TestPKCS11URI(t *testing.T) {
 
 	base := []string{"--db", filepath.Join(t.TempDir(), "db"), "--socket", filepath.Join(t.TempDir(), "s.sock")}
 	good := d.uri
+	// A SoftHSM2 configuration whose token directory holds no token.
+	emptyDir := t.TempDir()
+	emptyConf := writeFile(t, emptyDir, "softhsm2.conf", []byte("directories.tokendir = "+emptyDir+"\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n"))
 	for _, tt := range []struct {
 		name string
 		args []string
@@ -84,6 +87,7 @@ func TestPKCS11URI(t *testing.T) {
 		{"PIN also in the environment", []string{"--pkcs11-uri", good}, []string{"SIGNERD_PIN=" + tok.PIN}, "SIGNERD_PIN is set too"},
 		{"serial of no token", []string{"--pkcs11-uri", fmt.Sprintf("pkcs11:token=%s;serial=0000000000000000?module-path=%s&pin-source=file:%s", tok.Label, tok.ModulePath, d.pinFile)}, nil,
 			fmt.Sprintf(`no PKCS#11 token with label %q, serial "0000000000000000"`, tok.Label)},
+		{"module with no token", []string{"--pkcs11-uri", good}, []string{"SOFTHSM2_CONF=" + emptyConf}, "(no tokens present)"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			out := runSignerdExpectingFailure(t, tok, tt.env, append(tt.args, base...)...)
