@@ -52,7 +52,7 @@ func TestAuditVerifyDamagedFile(t *testing.T) {
 	wantBroken := func(t *testing.T, data []byte, what string) {
 		t.Helper()
 		r := verify(t, data)
-		if r.code != 1 || !strings.Contains(r.stdout, "BROKEN: damaged file:") || !strings.Contains(r.stdout, what) ||
+		if r.code != 1 || !strings.HasPrefix(r.stdout, "BROKEN: database file ") || strings.Contains(r.stdout, "damaged file") || !strings.Contains(r.stdout, what) ||
 			!strings.Contains(r.stdout, "audit record") {
 			t.Fatalf("exit %d, want 1, BROKEN naming %q and what could be read\nstdout: %s\nstderr: %s", r.code, what, r.stdout, r.stderr)
 		}

@@ -46,6 +46,8 @@ func TestBadInput(t *testing.T) {
 		{"missing PEM file", true, []string{"trust", "add", "--org", "acme", "--public-key", filepath.Join(dir, "nope.pem")}, 2, "nope.pem"},
 		{"ecdsa PEM offline", true, []string{"verify", pkg, "--trust-key", ecPEM}, 2, "Ed25519"},
 		{"remove untrusted", true, []string{"trust", "remove", "--org", "acme", "--fingerprint", strings.Repeat("0", 64)}, 2, "does not trust"},
+		{"remove from unknown org", true, []string{"trust", "remove", "--org", "nobody", "--fingerprint", strings.Repeat("0", 64)}, 2, "not configured"},
+		{"revoke grant of unknown org", true, []string{"trust", "revoke-grant", "--org", "nobody", "--child", "acme"}, 2, "not configured"},
 		{"verify needs a mode", true, []string{"verify", pkg}, 2, "--org"},
 		{"verify both modes", true, []string{"verify", pkg, "--org", "acme", "--trust-key", goodPub}, 2, "exactly one"},
 		{"missing signature file", true, []string{"verify", pkg, "--org", "acme", "--signature", filepath.Join(dir, "none.sig")}, 2, "none.sig"},
@@ -72,6 +74,12 @@ func TestBadInput(t *testing.T) {
 				t.Fatalf("output does not mention %q:\n%s%s", tt.contains, r.stdout, r.stderr)
 			}
 		})
+	}
+	// A refused trust removal names the org and the key once.
+	fp := strings.Repeat("0", 64)
+	r := signctl(t, d, "trust", "remove", "--org", "acme", "--fingerprint", fp)
+	if out := r.stdout + r.stderr; strings.Count(out, `"acme"`) != 1 || strings.Count(out, fp) != 1 {
+		t.Errorf("trust remove of an untrusted key should name the org and key once:\n%s", out)
 	}
 	// Nothing was signed: no .sig files, no leftover temporaries.
 	entries, _ := os.ReadDir(dir)

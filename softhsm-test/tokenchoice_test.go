@@ -68,6 +68,9 @@ func TestPKCS11URI(t *testing.T) {
 
 	base := []string{"--db", filepath.Join(t.TempDir(), "db"), "--socket", filepath.Join(t.TempDir(), "s.sock")}
 	good := d.uri
+	// A SoftHSM2 configuration whose token directory holds no token.
+	emptyDir := t.TempDir()
+	emptyConf := writeFile(t, emptyDir, "softhsm2.conf", []byte("directories.tokendir = "+emptyDir+"\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n"))
 	for _, tt := range []struct {
 		name string
 		args []string
@@ -84,11 +87,17 @@ func TestPKCS11URI(t *testing.T) {
 		{"PIN also in the environment", []string{"--pkcs11-uri", good}, []string{"SIGNERD_PIN=" + tok.PIN}, "SIGNERD_PIN is set too"},
 		{"serial of no token", []string{"--pkcs11-uri", fmt.Sprintf("pkcs11:token=%s;serial=0000000000000000?module-path=%s&pin-source=file:%s", tok.Label, tok.ModulePath, d.pinFile)}, nil,
 			fmt.Sprintf(`no PKCS#11 token with label %q, serial "0000000000000000"`, tok.Label)},
+		{"module with no token", []string{"--pkcs11-uri", good}, []string{"SOFTHSM2_CONF=" + emptyConf}, "(no tokens present)"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			out := runSignerdExpectingFailure(t, tok, tt.env, append(tt.args, base...)...)
 			if !strings.Contains(out, tt.want) {
 				t.Fatalf("error does not say %q:\n%s", tt.want, out)
+			}
+			for _, kind := range []string{": invalid argument", ": not found"} {
+				if strings.Contains(out, kind+"\n") {
+					t.Errorf("error ends with the kind %q after a complete sentence:\n%s", kind, out)
+				}
 			}
 		})
 	}

@@ -9,6 +9,7 @@ import (
 	"syscall"
 
 	"github.com/signerd/signerd/internal/daemon"
+	"github.com/signerd/signerd/internal/errdefs"
 )
 
 func main() {
@@ -16,7 +17,8 @@ func main() {
 	err := daemon.NewRootCommand(os.Stdout, os.Stderr, os.Getenv).ExecuteContext(ctx)
 	stop()
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "signerd: %v\n", err)
+		// The kind (": invalid argument") is for programs, not people.
+		fmt.Fprintf(os.Stderr, "signerd: %s\n", errdefs.TrimKind(err.Error()))
 		os.Exit(daemon.ExitCode(err))
 	}
 }

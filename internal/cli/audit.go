@@ -401,7 +401,12 @@ func damageProblem(ctx context.Context, dbPath string, damage *boltstore.DamageE
 
 func printAuditVerdict(g *globals, r auditVerifyResult) {
 	if !r.Intact {
-		if r.Problem.Kind == store.ChainDamagedFile || r.Problem.Kind == store.ChainStateUnexplained {
+		switch r.Problem.Kind {
+		case store.ChainDamagedFile:
+			// The message says the file is damaged; the kind would repeat it.
+			printf(g.stdout, "BROKEN: %s\n", r.Problem.Message)
+			return
+		case store.ChainStateUnexplained:
 			printf(g.stdout, "BROKEN: %s: %s\n", r.Problem.Kind, r.Problem.Message)
 			return
 		}

@@ -377,7 +377,14 @@ func (c Config) DBPath() (string, error) {
 	return "", fmt.Errorf("store %q: unknown backend %q (want bbolt or etcd)", c.Store, kind)
 }
 
-// Redacted renders the configuration for humans with the PIN hidden.
+// redactedAliases are the settings that set another setting rather than a
+// value of their own, so `signerd config` shows them under that setting:
+// --db FILE is --store bbolt:FILE.
+var redactedAliases = map[string]string{"db": "store"}
+
+// Redacted renders the configuration for humans with the PIN hidden: one
+// `key = value` line for every setting in settings() (but redactedAliases),
+// which TestRedactedShowsEverySetting checks.
 func (c Config) Redacted() string {
 	pin := "(none: give --pin-file or SIGNERD_PIN)"
 	switch {
@@ -386,11 +393,12 @@ func (c Config) Redacted() string {
 	case c.PINFile != "":
 		pin = "(from pin-file)"
 	}
-	return fmt.Sprintf("pkcs11-module = %s\ntoken-label = %s\npin-file = %s\npin = %s\nstore = %s\nsocket = %s\nsocket-mode = %04o\nlog-level = %s\nlog-format = %s\nmax-sessions = %d\nshutdown-timeout = %s\n",
-		c.PKCS11Module, c.TokenLabel, c.PINFile, pin, c.Store, c.Socket, c.SocketMode, c.LogLevel, c.LogFormat, c.MaxSessions, c.ShutdownTimeout) +
+	return fmt.Sprintf("pkcs11-module = %s\ntoken-label = %s\npin-file = %s\npin = %s\npkcs11-uri = %s\nstore = %s\nsocket = %s\nsocket-mode = %04o\nlog-level = %s\nlog-format = %s\nmax-sessions = %d\nshutdown-timeout = %s\n",
+		c.PKCS11Module, c.TokenLabel, c.PINFile, pin, c.PKCS11URI, c.Store, c.Socket, c.SocketMode, c.LogLevel, c.LogFormat, c.MaxSessions, c.ShutdownTimeout) +
 		fmt.Sprintf("listen = %s\ntls-cert = %s\ntls-key = %s\nclient-ca = %s\ninsecure-loopback = %t\npolicy = %s\n",
 			c.Listen, c.TLSCert, c.TLSKey, c.ClientCA, c.InsecureLoopback, c.Policy) +
-		fmt.Sprintf("audit-checkpoint-interval = %s\naudit-refusal-window = %s\naudit-refusals-per-window = %d\n", c.AuditCheckpointInterval, c.AuditRefusalWindow, c.AuditRefusalsPerWindow) +
+		fmt.Sprintf("audit-checkpoint-interval = %s\naudit-refusal-window = %s\naudit-refusals-per-window = %d\naccept-state = %s\n",
+			c.AuditCheckpointInterval, c.AuditRefusalWindow, c.AuditRefusalsPerWindow, c.AcceptState) +
 		fmt.Sprintf("reflection = %t\nmetrics-listen = %s\nmetrics-pprof = %t\n", c.Reflection, c.MetricsListen, c.MetricsPprof) +
 		c.reliabilityRedacted() + c.storeRedacted()
 }

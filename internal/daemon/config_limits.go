@@ -126,6 +126,6 @@ func durationSetting(name string, lo, hi time.Duration, zeroOK bool, dst func(*C
 func (c Config) reliabilityRedacted() string {
 	return fmt.Sprintf("max-recv-msg-size = %d\nmax-concurrent-streams = %d\nmax-connections = %d\nmax-connections-per-peer = %d\nhandshake-timeout = %s\nkeepalive-min-time = %s\nmax-connection-idle = %s\nhsm-ping-interval = %s\n",
 		c.MaxRecvMsgSize, c.MaxConcurrentStreams, c.MaxConnections, c.MaxConnectionsPerPeer, c.HandshakeTimeout, c.KeepaliveMinTime, c.MaxConnectionIdle, c.HSMPingInterval) +
-		fmt.Sprintf("max-unauthenticated-connections = %d\nmax-unauthenticated-connections-per-peer = %d\ntls-handshake-timeout = %s\nmetrics-max-connections = %d\n",
-			c.MaxUnauthenticatedConnections, c.MaxUnauthenticatedPerPeer, c.TLSHandshakeTimeout, c.MetricsMaxConnections)
+		fmt.Sprintf("max-unauthenticated-connections = %d\nmax-unauthenticated-connections-per-peer = %d\ntls-handshake-timeout = %s\nmetrics-max-connections = %d\nmax-inflight-bytes-per-peer = %d\n",
+			c.MaxUnauthenticatedConnections, c.MaxUnauthenticatedPerPeer, c.TLSHandshakeTimeout, c.MetricsMaxConnections, c.MaxInflightBytesPerPeer)
 }

@@ -12,6 +12,7 @@ package errdefs
 import (
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // Error kinds. Each maps to one gRPC code.
@@ -144,4 +145,37 @@ func ReasonOf(err error) Reason {
 		return r.Reason
 	}
 	return ""
+}
+
+// sentenceError is a complete sentence of a given kind: its text does not
+// end with the kind's own text, which would only repeat what it says.
+type sentenceError struct {
+	msg  string
+	kind error
+}
+
+func (e *sentenceError) Error() string { return e.msg }
+func (e *sentenceError) Unwrap() error { return e.kind }
+
+// Sentence returns an error of kind (errors.Is(err, kind) holds) whose text
+// is the formatted sentence alone, without ": <kind>" appended. Use it when
+// the sentence already says what went wrong and what to do.
+func Sentence(kind error, format string, args ...any) error {
+	return &sentenceError{msg: fmt.Sprintf(format, args...), kind: kind}
+}
+
+// kinds are the error kinds whose text TrimKind removes.
+var kinds = []error{ErrInvalidArgument, ErrNotFound, ErrAlreadyExists, ErrFailedPrecondition, ErrPermissionDenied,
+	ErrUnauthenticated, ErrUnavailable, ErrResourceExhausted, ErrInternal}
+
+// TrimKind removes a trailing ": <kind>" from an error's text for a person
+// to read: the sentence before it already says what went wrong, and the
+// kind, which programs test with errors.Is, would only repeat it.
+func TrimKind(msg string) string {
+	for _, k := range kinds {
+		if t, ok := strings.CutSuffix(msg, ": "+k.Error()); ok && t != "" {
+			return t
+		}
+	}
+	return msg
 }

@@ -99,8 +99,7 @@ func (s *Service) ListTrusted(ctx context.Context, org string) (TrustView, error
 	}
 	v, err := s.cachedTrustView(ctx, org)
 	if err == nil && !v.Configured {
-		return TrustView{}, errdefs.WithReason(errdefs.ReasonUnknownOrg, fmt.Errorf(
-			"org %s is not configured: no trust, grant or policy was ever set for it: %w", errdefs.Quote(org), errdefs.ErrNotFound))
+		return TrustView{}, orgNotConfigured(org)
 	}
 	return v, err
 }
@@ -192,6 +191,9 @@ func (s *Service) RemoveTrust(ctx context.Context, org, fingerprint string) (sti
 	if fingerprint == "" {
 		return nil, fmt.Errorf("fingerprint is required: %w", errdefs.ErrInvalidArgument)
 	}
+	if err := s.requireConfigured(ctx, org); err != nil {
+		return nil, err
+	}
 	via, err := s.grantsCarrying(ctx, org, fingerprint)
 	if err != nil {
 		return nil, err
@@ -204,14 +206,46 @@ func (s *Service) RemoveTrust(ctx context.Context, org, fingerprint string) (sti
 	if err := s.store.RemoveTrust(ctx, org, fingerprint, s.now(), ev); err != nil {
 		if errors.Is(err, errdefs.ErrNotFound) {
 			if len(via) > 0 {
-				return nil, fmt.Errorf("org %q does not trust key %s directly; it accepts it through its %s (signctl trust revoke-grant ends a grant): %w",
-					org, fingerprint, grantsPhrase(via), err)
+				return nil, kindOf(err, fmt.Errorf("org %q does not trust key %s directly; it accepts it through its %s (signctl trust revoke-grant ends a grant): %w",
+					org, fingerprint, grantsPhrase(via), errdefs.ErrNotFound))
 			}
-			return nil, fmt.Errorf("org %q does not trust key %s (signctl trust list --org %s shows its keys): %w", org, fingerprint, org, err)
+			return nil, kindOf(err, fmt.Errorf("org %q does not trust key %s (signctl trust list --org %s shows its keys): %w",
+				org, fingerprint, org, errdefs.ErrNotFound))
 		}
 		return nil, err
 	}
 	return via, nil
+}
+
+// kindOf returns msg carrying the reason of the store error it replaces,
+// if that error had one: msg already says everything the store's sentence
+// said, so only the error kind (wrapped in msg) and the reason survive.
+func kindOf(storeErr, msg error) error {
+	if r := errdefs.ReasonOf(storeErr); r != "" {
+		return errdefs.WithReason(r, msg)
+	}
+	return msg
+}
+
+// requireConfigured refuses an edit of an org nobody configured with
+// NOT_FOUND and reason UNKNOWN_ORG, as ListTrusted does, rather than
+// letting the edit report that the org lacks one particular key or grant.
+func (s *Service) requireConfigured(ctx context.Context, org string) error {
+	o, err := s.store.GetOrg(ctx, org)
+	if err != nil {
+		return err
+	}
+	if !o.Configured() {
+		return orgNotConfigured(org)
+	}
+	return nil
+}
+
+// orgNotConfigured is the NOT_FOUND error, with reason UNKNOWN_ORG, for a
+// read or an edit of an org nobody configured.
+func orgNotConfigured(org string) error {
+	return errdefs.WithReason(errdefs.ReasonUnknownOrg, fmt.Errorf(
+		"org %s is not configured: no trust, grant or policy was ever set for it: %w", errdefs.Quote(org), errdefs.ErrNotFound))
 }
 
 // grantsCarrying returns, sorted, the children of org's active grants that
@@ -272,6 +306,9 @@ func (s *Service) RevokeGrant(ctx context.Context, parent, child string) error {
 		return err
 	}
 	if err := ValidateOrg(child); err != nil {
+		return err
+	}
+	if err := s.requireConfigured(ctx, parent); err != nil {
 		return err
 	}
 	ev := s.event(ctx, "trust.revoke_grant")

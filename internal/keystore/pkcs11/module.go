@@ -208,8 +208,11 @@ func selectSlot(c *p11.Ctx, modulePath string, sel tokenSelector) (uint, p11.Tok
 	}
 	switch len(found) {
 	case 0:
-		return 0, p11.TokenInfo{}, fmt.Errorf("no PKCS#11 token with %s in module %q (tokens present: %s): %w",
-			sel, modulePath, strings.Join(present, ", "), errdefs.ErrNotFound)
+		tokens := "no tokens present"
+		if len(present) > 0 {
+			tokens = "tokens present: " + strings.Join(present, ", ")
+		}
+		return 0, p11.TokenInfo{}, errdefs.Sentence(errdefs.ErrNotFound, "no PKCS#11 token with %s in module %q (%s)", sel, modulePath, tokens)
 	case 1:
 		return found[0], info, nil
 	}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -37,7 +38,7 @@ func TestOpenErrors(t *testing.T) {
 		{"module is a directory", func(c *pkcs11.Config) { c.ModulePath = t.TempDir() },
 			errdefs.ErrInvalidArgument, []string{"not a regular file"}},
 		{"no such token", func(c *pkcs11.Config) { c.TokenLabel = "no-such-token" },
-			errdefs.ErrNotFound, []string{`"no-such-token"`, tok.Label}},
+			errdefs.ErrNotFound, []string{`"no-such-token"`, "(tokens present: " + strconv.Quote(tok.Label)}},
 		{"wrong PIN", func(c *pkcs11.Config) { c.PIN = wrongPIN },
 			errdefs.ErrPermissionDenied, []string{"PIN incorrect for token", tok.Label}},
 		{"no PIN", func(c *pkcs11.Config) { c.PIN = "" },
@@ -62,6 +63,9 @@ func TestOpenErrors(t *testing.T) {
 				if !strings.Contains(err.Error(), s) {
 					t.Errorf("error %q does not mention %q", err, s)
 				}
+			}
+			if tt.wantErr == errdefs.ErrNotFound && strings.HasSuffix(err.Error(), ": not found") {
+				t.Errorf("error %q ends with its kind after a complete sentence", err)
 			}
 			for _, pin := range []string{tok.PIN, wrongPIN} {
 				if strings.Contains(err.Error(), pin) {

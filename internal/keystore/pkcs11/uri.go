@@ -67,7 +67,7 @@ func ParseURI(s string) (URI, error) {
 	seen := map[string]bool{}
 	set := func(part, attr, raw string) error {
 		if reason, ok := refusedAttrs[attr]; ok {
-			return fmt.Errorf("PKCS#11 URI: attribute %q %s: %w", attr, reason, errdefs.ErrInvalidArgument)
+			return errdefs.Sentence(errdefs.ErrInvalidArgument, "PKCS#11 URI: attribute %q %s", attr, reason)
 		}
 		if seen[attr] {
 			return fmt.Errorf("PKCS#11 URI: attribute %q given twice: %w", truncate(attr), errdefs.ErrInvalidArgument)
