@@ -20,41 +20,13 @@ import (
 
 // The tests below drive signctl in-process through Main, against copies
 // of the SchemaPin vectors in testdata/schemapin (copied from
-// ../shared/fixtures/schemapin/vectors) and, under `make conformance`
-// (skill_conformance_test.go), of the third-party corpus in ../shared.
+// shared/fixtures/schemapin/vectors) and, under `make conformance`
+// (skill_conformance_test.go), of the third-party corpus in shared/.
 
 const skillTestKeyFP = "sha256:45892e73606fae4e54ac9ef9cba48aef747ac4af2f712fd13abb7c721f5a44cd"
 
-// skillSharedDir finds ../shared beside the checkout (SIGNERD_SHARED
-// overrides it); only the conformance tests reach it, and fail without it.
-func skillSharedDir(tb testing.TB) string {
-	tb.Helper()
-	if d := os.Getenv("SIGNERD_SHARED"); d != "" {
-		if _, err := os.Stat(filepath.Join(d, "fixtures", "schemapin")); err != nil {
-			tb.Fatalf("SIGNERD_SHARED=%s holds no fixtures/schemapin: %v", d, err)
-		}
-		return d
-	}
-	wd, err := os.Getwd()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	for d := wd; ; d = filepath.Dir(d) {
-		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-			s := filepath.Join(d, "..", "shared")
-			if _, err := os.Stat(filepath.Join(s, "fixtures", "schemapin")); err != nil {
-				tb.Fatalf("shared fixtures not found at %s (set SIGNERD_SHARED): %v", s, err)
-			}
-			return s
-		}
-		if filepath.Dir(d) == d {
-			tb.Fatalf("go.mod not found above %s", wd)
-		}
-	}
-}
-
 // skillFixture: "vectors/..." is the copy in testdata/schemapin; anything
-// else is the third-party corpus in ../shared/fixtures/schemapin.
+// else is the third-party corpus in shared/fixtures/schemapin.
 func skillFixture(tb testing.TB, rel ...string) string {
 	tb.Helper()
 	if len(rel) > 0 && (rel[0] == "vectors" || strings.HasPrefix(rel[0], "vectors/")) {

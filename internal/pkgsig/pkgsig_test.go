@@ -17,7 +17,7 @@ import (
 	"github.com/signerd/signerd/internal/errdefs"
 )
 
-// Copied from ../shared/fixtures/cloacina (testdata/cloacina/README.md).
+// Copied from shared/fixtures/cloacina (testdata/cloacina/README.md).
 const fixtures = "testdata/cloacina"
 
 func readFixture(t *testing.T, name string) []byte {

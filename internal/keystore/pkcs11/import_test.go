@@ -33,7 +33,7 @@ func mustHex(t testing.TB, s string) []byte {
 	return b
 }
 
-// The Cloacina vector (../shared/fixtures/cloacina/vectors.json): Ed25519 is
+// The Cloacina vector (shared/fixtures/cloacina/vectors.json): Ed25519 is
 // deterministic, so the token must reproduce the signature byte for byte.
 func TestImportEd25519Vector(t *testing.T) {
 	tok := softhsm.NewToken(t)
@@ -67,7 +67,7 @@ func TestImportEd25519Vector(t *testing.T) {
 }
 
 // The SchemaPin test key (copied from
-// ../shared/fixtures/schemapin/vectors/keys into testdata/).
+// shared/fixtures/schemapin/vectors/keys into testdata/).
 func TestImportECDSAFixture(t *testing.T) {
 	tok := softhsm.NewToken(t)
 	ks := open(t, tok)
