@@ -80,24 +80,7 @@ func pyLoad(t *testing.T, stubs, socket, org, path string, cred *syscall.Credent
 func TestPythonLoader(t *testing.T) {
 	stubs := pythonStubs(t)
 	d := startDaemon(t)
-	dir := t.TempDir()
-	mustSignctl(t, d, "key", "create", "release")
-	mustSignctl(t, d, "key", "create", "stranger")
-	mustSignctl(t, d, "trust", "add", "--org", "acme", "--key", "release")
-	mustSignctl(t, d, "policy", "set", "--org", "acme", "--require-signatures=true")
-	mustSignctl(t, d, "trust", "add", "--org", "dev", "--key", "release")
-	mustSignctl(t, d, "policy", "set", "--org", "dev", "--require-signatures=false")
-	good := writeFile(t, dir, "good.so", []byte("good library"))
-	mustSignctl(t, d, "sign", good, "--key", "release")
-	strange := writeFile(t, dir, "strange.so", []byte("stranger's library"))
-	mustSignctl(t, d, "sign", strange, "--key", "stranger")
-	tampered := writeFile(t, dir, "tampered.so", []byte("good library, patched"))
-	goodSig, err := os.ReadFile(good + ".sig")
-	if err != nil {
-		t.Fatal(err)
-	}
-	writeFile(t, dir, "tampered.so.sig", goodSig)
-	unsigned := writeFile(t, dir, "unsigned.so", []byte("unsigned library"))
+	dir, good, strange, tampered, unsigned := loaderPackages(t, d)
 
 	cases := []struct {
 		name, org, path string
