@@ -65,17 +65,26 @@ func startDaemon(t *testing.T) *daemon {
 		logs:    &syncBuffer{},
 		exited:  make(chan error, 1),
 	}
-	d.cmd = exec.Command(bins.signerd,
+	d.run(t, nil, 15*time.Second,
 		"--pkcs11-module", tok.ModulePath, "--token-label", tok.Label, "--pin-file", d.pinFile,
 		"--db", d.db, "--socket", d.socket, "--log-level", "info")
-	d.cmd.Env = append(os.Environ(), "SOFTHSM2_CONF="+tok.ConfPath)
+	return d
+}
+
+// run starts signerd with args (and env besides SOFTHSM2_CONF), stops it
+// when the test ends, and waits up to limit until it serves; it fails the
+// test if signerd exits or never serves.
+func (d *daemon) run(t *testing.T, env []string, limit time.Duration, args ...string) {
+	t.Helper()
+	d.cmd = exec.Command(bins.signerd, args...)
+	d.cmd.Env = append(append(os.Environ(), "SOFTHSM2_CONF="+d.tok.ConfPath), env...)
 	d.cmd.Stdout, d.cmd.Stderr = d.logs, d.logs
 	if err := d.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	go func() { d.exited <- d.cmd.Wait() }()
 	t.Cleanup(func() { d.stop(t) })
-	deadline := time.Now().Add(15 * time.Second)
+	deadline := time.Now().Add(limit)
 	for time.Now().Before(deadline) {
 		select {
 		case err := <-d.exited:
@@ -84,12 +93,11 @@ func startDaemon(t *testing.T) *daemon {
 		default:
 		}
 		if d.healthy() {
-			return d
+			return
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 	t.Fatalf("signerd did not become healthy\n%s", d.logs.String())
-	return nil
 }
 
 func (d *daemon) healthy() bool {

@@ -5,8 +5,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -190,29 +188,8 @@ func startNetworkDaemon(t *testing.T, tok *softhsm.Token, module string, env []s
 		logs:    &syncBuffer{},
 		exited:  make(chan error, 1),
 	}
-	d.cmd = exec.Command(bins.signerd,
+	d.run(t, env, 60*time.Second,
 		"--pkcs11-module", module, "--token-label", tok.Label, "--pin-file", pinFile,
 		"--db", db, "--socket", d.socket, "--log-level", "info", "--max-sessions", strconv.Itoa(n))
-	d.cmd.Env = append(append(os.Environ(), "SOFTHSM2_CONF="+tok.ConfPath), env...)
-	d.cmd.Stdout, d.cmd.Stderr = d.logs, d.logs
-	if err := d.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { d.exited <- d.cmd.Wait() }()
-	t.Cleanup(func() { d.stop(t) })
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case err := <-d.exited:
-			d.exited <- err
-			t.Fatalf("signerd exited during start-up: %v\n%s", err, d.logs.String())
-		default:
-		}
-		if d.healthy() {
-			return d
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("signerd did not become healthy\n%s", d.logs.String())
-	return nil
+	return d
 }

@@ -3,8 +3,6 @@ package bench
 import (
 	"context"
 	"fmt"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -106,29 +104,8 @@ func startReplica(t *testing.T, tok *softhsm.Token, pinFile, store string) *daem
 		logs:    &syncBuffer{},
 		exited:  make(chan error, 1),
 	}
-	d.cmd = exec.Command(bins.signerd,
+	d.run(t, nil, 30*time.Second,
 		"--pkcs11-module", tok.ModulePath, "--token-label", tok.Label, "--pin-file", pinFile,
 		"--store", store, "--socket", d.socket, "--log-level", "info")
-	d.cmd.Env = append(os.Environ(), "SOFTHSM2_CONF="+tok.ConfPath)
-	d.cmd.Stdout, d.cmd.Stderr = d.logs, d.logs
-	if err := d.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { d.exited <- d.cmd.Wait() }()
-	t.Cleanup(func() { d.stop(t) })
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case err := <-d.exited:
-			d.exited <- err
-			t.Fatalf("signerd exited during start-up: %v\n%s", err, d.logs.String())
-		default:
-		}
-		if d.healthy() {
-			return d
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("signerd did not become healthy\n%s", d.logs.String())
-	return nil
+	return d
 }
