@@ -260,9 +260,12 @@ func TestPolicyFileUIDSigner(t *testing.T) {
 
 var tcpAddrRE = regexp.MustCompile(`tcp_addr=(\S+)`)
 
-// tcpAddr is the address the daemon's TCP listener bound.
+// tcpAddr is the address the daemon's TCP listener bound. It waits for
+// the log line: stderr reaches d.logs through a pipe copier, so a READY=1
+// datagram can arrive before the lines the daemon logged ahead of it.
 func (d *daemon) tcpAddr(t *testing.T) string {
 	t.Helper()
+	d.waitForLog(t, "tcp_addr=")
 	m := tcpAddrRE.FindStringSubmatch(d.logs.String())
 	if m == nil {
 		t.Fatalf("no tcp_addr in the daemon's log:\n%s", d.logs.String())
@@ -273,7 +276,8 @@ func (d *daemon) tcpAddr(t *testing.T) string {
 // waitForLog waits until the daemon's log contains s.
 func (d *daemon) waitForLog(t *testing.T, s string) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	// Generous: this bounds a wait on a loaded machine, it times nothing.
+	deadline := time.Now().Add(30 * time.Second)
 	for !strings.Contains(d.logs.String(), s) {
 		if time.Now().After(deadline) {
 			t.Fatalf("the daemon's log never said %q:\n%s", s, d.logs.String())

@@ -136,20 +136,7 @@ func (d *daemon) start(t *testing.T, extraArgs ...string) {
 	d.exited = make(chan error, 1)
 	go func() { d.exited <- d.cmd.Wait() }()
 	t.Cleanup(func() { d.stop(t) })
-	deadline := time.Now().Add(15 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case err := <-d.exited:
-			d.exited <- err
-			t.Fatalf("signerd exited during start-up: %v\n%s", err, d.logs.String())
-		default:
-		}
-		if d.healthy() {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("signerd did not become healthy\n%s", d.logs.String())
+	d.waitServing(t)
 }
 
 func (d *daemon) healthy() bool {

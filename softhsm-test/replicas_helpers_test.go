@@ -73,7 +73,9 @@ func (rs *replicaSet) launch(t *testing.T, extra ...string) *daemon {
 	return d
 }
 
-// waitServing waits until d answers health checks with SERVING.
+// waitServing waits until d answers health checks with SERVING and its
+// log holds the start-up summary, the last line it writes before serving:
+// stderr reaches d.logs through a pipe copier that can lag the socket.
 func (d *daemon) waitServing(t *testing.T) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
@@ -85,6 +87,7 @@ func (d *daemon) waitServing(t *testing.T) {
 		default:
 		}
 		if d.healthy() {
+			d.waitForLog(t, `msg="signerd serving" `)
 			return
 		}
 		time.Sleep(20 * time.Millisecond)

@@ -224,9 +224,6 @@ func Run(ctx context.Context, cfg Config, logOut io.Writer) error {
 	healthDone := watchStoreHealth(healthCtx, st, log, ready.setStore)
 	defer func() { stopHealth(); <-healthDone }()
 	ks.NotifyHealth(hsmHealthMetrics(mx))
-	log.Info("signerd serving", "socket", cfg.Socket, "socket_mode", fmt.Sprintf("%04o", cfg.SocketMode),
-		"store", spec.String(), "token", cfg.TokenLabel, "module", cfg.PKCS11Module, "pid", os.Getpid(), "file_limit", fileLimit,
-		"socket_activated", fromSystemd.unix != nil, "tcp_socket_activated", fromSystemd.tcp != nil)
 	if fromSystemd.unix != nil {
 		log.Info("the Unix socket came from systemd: its mode and owner are the socket unit's (SocketMode=, SocketGroup=), not --socket-mode")
 	}
@@ -245,6 +242,11 @@ func Run(ctx context.Context, cfg Config, logOut io.Writer) error {
 			log.Warn("plaintext TCP on loopback (--insecure-loopback): every local process can connect as " + server.LoopbackID)
 		}
 	}
+	// The summary line comes last: a reader of the log (an operator, a
+	// test) that sees it has seen every start-up line before it.
+	log.Info("signerd serving", "socket", cfg.Socket, "socket_mode", fmt.Sprintf("%04o", cfg.SocketMode),
+		"store", spec.String(), "token", cfg.TokenLabel, "module", cfg.PKCS11Module, "pid", os.Getpid(), "file_limit", fileLimit,
+		"socket_activated", fromSystemd.unix != nil, "tcp_socket_activated", fromSystemd.tcp != nil)
 
 	// One gRPC server serves every listener; Stop drains them all.
 	serveErr := make(chan error, len(listeners))
