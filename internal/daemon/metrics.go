@@ -10,6 +10,7 @@ import (
 	"github.com/signerd/signerd/internal/metrics"
 	"github.com/signerd/signerd/internal/server"
 	"github.com/signerd/signerd/internal/store"
+	"github.com/signerd/signerd/internal/store/etcdstore"
 )
 
 // startMetrics builds the Prometheus metrics and, when --metrics-listen is
@@ -29,6 +30,22 @@ func startMetrics(ctx context.Context, cfg Config, log *slog.Logger, st store.St
 	if c, ok := st.(interface{ Commits() uint64 }); ok {
 		m.CounterFunc("signerd_db_commits_total", "Durable (fsync'd) database commits; with signatures_total it shows group commit at work.", func() float64 {
 			return float64(c.Commits())
+		})
+	}
+	// On etcd, replicas advance one shared audit head by compare-and-swap:
+	// these show how often they collide on it, and what a commit costs.
+	if c, ok := st.(interface{ Contention() etcdstore.Contention }); ok {
+		m.CounterFunc("signerd_etcd_txns_total", "Write transactions sent to etcd, committed or not (a retry counts again).", func() float64 {
+			return float64(c.Contention().Txns)
+		})
+		m.CounterFunc("signerd_etcd_cas_conflicts_total", "Transactions refused because another replica moved the shared audit head first; each is retried on the new head.", func() float64 {
+			return float64(c.Contention().Conflicts)
+		})
+		m.CounterFunc("signerd_etcd_audit_records_total", "Audit records this replica appended to the shared log.", func() float64 {
+			return float64(c.Contention().Records)
+		})
+		m.CounterFunc("signerd_etcd_commit_seconds_total", "Time from each transaction's first try to its commit, retries included; over signerd_db_commits_total, the mean commit latency.", func() float64 {
+			return c.Contention().CommitTime.Seconds()
 		})
 	}
 	if cfg.MetricsListen == "" {

@@ -75,17 +75,23 @@ func (s *suite) replicas() []result {
 	one := &point{name: "sign-unary-ed25519-1replica", unit: "sigs/s", note: note + "; every client on replica A"}
 	two := &point{name: "sign-unary-ed25519-2replicas", unit: "sigs/s", baseline: one.name,
 		note: note + "; half the clients on replica A, half on B (no target: the replicas share one audit chain)"}
+	mA, mB := metricsAddr(t, a), metricsAddr(t, b)
+	both := func() counters { return scrape(t, mA).add(scrape(t, mB)) }
 	for rep := range s.cfg.reps {
+		c0 := both()
 		r1 := load(func(i int) *client.Client { return toA[i] })
+		c1 := both()
 		r2 := load(func(i int) *client.Client {
 			if i%2 == 0 {
 				return toA[i]
 			}
 			return toB[i]
 		})
+		c2 := both()
 		one.addValue(r1.rate)
 		two.add(r2.rate, r1.rate, r2.rate/r1.rate)
-		s.logf("replicas rep %d/%d: one replica %.0f/s, two replicas %.0f/s (%.2f)", rep+1, s.cfg.reps, r1.rate, r2.rate, r2.rate/r1.rate)
+		s.logf("replicas rep %d/%d: one replica %.0f/s, two replicas %.0f/s (%.2f); one: %s; two: %s",
+			rep+1, s.cfg.reps, r1.rate, r2.rate, r2.rate/r1.rate, c1.sub(c0), c2.sub(c1))
 	}
 	a.stop(t)
 	b.stop(t)
@@ -106,6 +112,6 @@ func startReplica(t *testing.T, tok *softhsm.Token, pinFile, store string) *daem
 	}
 	d.run(t, nil, 30*time.Second,
 		"--pkcs11-module", tok.ModulePath, "--token-label", tok.Label, "--pin-file", pinFile,
-		"--store", store, "--socket", d.socket, "--log-level", "info")
+		"--store", store, "--socket", d.socket, "--log-level", "info", "--metrics-listen", "127.0.0.1:0")
 	return d
 }

@@ -157,6 +157,7 @@ type attempt struct {
 // commit commits ws in one transaction (see doc.go), retrying on a moved
 // head, and answers every write.
 func (s *Store) commit(ws []*write) {
+	start := time.Now()
 	ctx, cancel := s.commitContext(ws)
 	defer cancel()
 	answer := func(recs []store.AuditRecord, err error) {
@@ -276,6 +277,7 @@ func (s *Store) commit(ws []*write) {
 		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(s.l.head()), "=", s.head.rev))
 		ops = append(ops, clientv3.OpPut(s.l.head(), hv))
 
+		s.cont.txns.Add(1)
 		resp, err := s.cli.Txn(attemptCtx()).If(cmps...).Then(ops...).Else(clientv3.OpGet(s.l.head())).Commit()
 		if err != nil {
 			// It may have committed: find out before chaining anything
@@ -289,6 +291,8 @@ func (s *Store) commit(ws []*write) {
 		if resp.Succeeded {
 			s.head = head{known: true, seq: seq, hash: prev, rev: resp.Header.Revision}
 			s.commits.Add(1)
+			s.cont.records.Add(uint64(len(recs)))
+			s.cont.commitNS.Add(uint64(time.Since(start)))
 			answer(recs, nil)
 			return
 		}
@@ -298,6 +302,9 @@ func (s *Store) commit(ws []*write) {
 		if err := s.setHead(resp.Responses[0].GetResponseRange().GetKvs()); err != nil {
 			answer(nil, err)
 			return
+		}
+		if s.head.rev != before.rev {
+			s.cont.conflicts.Add(1)
 		}
 		if s.head.rev == before.rev {
 			kv, err := s.get(attemptCtx(), s.l.record(s.head.seq+1))

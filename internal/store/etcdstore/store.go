@@ -67,6 +67,7 @@ type Store struct {
 	log       *slog.Logger
 	writeTO   time.Duration
 	commits   atomic.Uint64
+	cont      contention
 
 	// The committer (commit.go).
 	mu      sync.Mutex
