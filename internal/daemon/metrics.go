@@ -41,6 +41,9 @@ func startMetrics(ctx context.Context, cfg Config, log *slog.Logger, st store.St
 		m.CounterFunc("signerd_etcd_cas_conflicts_total", "Transactions refused because another replica moved the shared audit head first; each is retried on the new head.", func() float64 {
 			return float64(c.Contention().Conflicts)
 		})
+		m.CounterFunc("signerd_etcd_turn_timeouts_total", "Waits for another busy replica to append that ended by their grace period instead (the other had nothing to commit, or is gone).", func() float64 {
+			return float64(c.Contention().TurnTimeouts)
+		})
 		m.CounterFunc("signerd_etcd_audit_records_total", "Audit records this replica appended to the shared log.", func() float64 {
 			return float64(c.Contention().Records)
 		})

@@ -107,6 +107,7 @@ func (s *Store) run() {
 			return
 		}
 		for {
+			s.awaitTurn()
 			ws := s.take()
 			if len(ws) == 0 {
 				break
@@ -278,6 +279,7 @@ func (s *Store) commit(ws []*write) {
 		ops = append(ops, clientv3.OpPut(s.l.head(), hv))
 
 		s.cont.txns.Add(1)
+		sent := time.Now()
 		resp, err := s.cli.Txn(attemptCtx()).If(cmps...).Then(ops...).Else(clientv3.OpGet(s.l.head())).Commit()
 		if err != nil {
 			// It may have committed: find out before chaining anything
@@ -289,6 +291,7 @@ func (s *Store) commit(ws []*write) {
 			continue
 		}
 		if resp.Succeeded {
+			s.turn.committed(s.head.rev, resp.Header.Revision, time.Since(sent))
 			s.head = head{known: true, seq: seq, hash: prev, rev: resp.Header.Revision}
 			s.commits.Add(1)
 			s.cont.records.Add(uint64(len(recs)))

@@ -15,6 +15,9 @@ type contention struct {
 	conflicts atomic.Uint64 // of those, refused because the head had moved
 	records   atomic.Uint64 // audit records committed
 	commitNS  atomic.Uint64 // wall time from a batch's first try to its commit
+	// turnTimeouts counts turns (turns.go) that ended by their grace
+	// period, no other replica having appended meanwhile.
+	turnTimeouts atomic.Uint64
 }
 
 // Contention is a snapshot of the committer's counters since Open.
@@ -33,15 +36,19 @@ type Contention struct {
 	// CommitTime is the total time from a transaction's first try to its
 	// commit, retries included; over Commits, the mean commit latency.
 	CommitTime time.Duration
+	// TurnTimeouts counts waits for another replica's turn (turns.go)
+	// that ended by their grace period instead of its append.
+	TurnTimeouts uint64
 }
 
 // Contention returns the committer's counters.
 func (s *Store) Contention() Contention {
 	return Contention{
-		Txns:       s.cont.txns.Load(),
-		Conflicts:  s.cont.conflicts.Load(),
-		Commits:    s.commits.Load(),
-		Records:    s.cont.records.Load(),
-		CommitTime: time.Duration(s.cont.commitNS.Load()),
+		Txns:         s.cont.txns.Load(),
+		Conflicts:    s.cont.conflicts.Load(),
+		Commits:      s.commits.Load(),
+		Records:      s.cont.records.Load(),
+		CommitTime:   time.Duration(s.cont.commitNS.Load()),
+		TurnTimeouts: s.cont.turnTimeouts.Load(),
 	}
 }

@@ -77,6 +77,12 @@ type Store struct {
 	stop    chan struct{}
 	stopped chan struct{}
 	head    head // owned by the committer goroutine
+	turn    turn // owned by the committer goroutine (turns.go)
+
+	// The head as the watch last saw it (turns.go); headWatched is closed
+	// when the watch has stopped.
+	seen        headSeen
+	headWatched chan struct{}
 
 	// importSeq numbers imported signature records (import.go).
 	importSeq atomic.Uint64
@@ -137,7 +143,9 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	s := &Store{
 		cli: cli, ownClient: own, l: l, log: log, writeTO: opts.WriteTimeout,
 		kick: make(chan struct{}, 1), stop: make(chan struct{}), stopped: make(chan struct{}),
+		headWatched: make(chan struct{}),
 	}
+	s.seen.signal = make(chan struct{}, 1)
 	octx, cancel := context.WithTimeout(ctx, opts.DialTimeout)
 	err = s.checkSchema(octx, opts.ForImport)
 	cancel()
@@ -151,6 +159,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		return nil, err
 	}
 	go s.run()
+	go s.watchHead()
 	log.Debug("opened etcd store", "endpoints", strings.Join(cli.Endpoints(), ","), "schema", schemaVersion)
 	return s, nil
 }
@@ -215,6 +224,7 @@ func (s *Store) Close() error {
 		s.mu.Unlock()
 		close(s.stop)
 		<-s.stopped
+		<-s.headWatched
 		if s.ownClient {
 			s.closeErr = s.cli.Close()
 		}
