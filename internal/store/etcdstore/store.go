@@ -56,6 +56,10 @@ type Options struct {
 	// ForImport opens a store to copy another one into (store.Importer):
 	// a store whose import did not finish is then accepted.
 	ForImport bool
+
+	// noHeadWatch leaves the committer without the head watch (turns.go),
+	// so that a test can make it chain a batch to a stale head.
+	noHeadWatch bool
 }
 
 // Store is store.Store on an etcd cluster. It is safe for concurrent use,
@@ -159,7 +163,11 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		return nil, err
 	}
 	go s.run()
-	go s.watchHead()
+	if opts.noHeadWatch {
+		close(s.headWatched)
+	} else {
+		go s.watchHead()
+	}
 	log.Debug("opened etcd store", "endpoints", strings.Join(cli.Endpoints(), ","), "schema", schemaVersion)
 	return s, nil
 }
