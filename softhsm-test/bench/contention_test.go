@@ -20,7 +20,7 @@ import (
 // contentionCounters are the counters each replica's /metrics is read for.
 var contentionCounters = []string{
 	"signerd_etcd_txns_total", "signerd_etcd_cas_conflicts_total", "signerd_db_commits_total",
-	"signerd_etcd_audit_records_total", "signerd_etcd_commit_seconds_total",
+	"signerd_etcd_audit_records_total", "signerd_etcd_commit_seconds_total", "signerd_etcd_turn_timeouts_total",
 }
 
 // counters is one scrape of contentionCounters, by name.
@@ -102,7 +102,8 @@ func (c counters) String() string {
 	if commits == 0 {
 		return "no commits"
 	}
-	return fmt.Sprintf("%.0f commits, %.0f txns, %.2f conflicts/commit, %.1f records/commit, %.1f ms/commit",
+	return fmt.Sprintf("%.0f commits, %.0f txns, %.2f conflicts/commit, %.1f records/commit, %.1f ms/commit, %.0f turn timeouts",
 		commits, c["signerd_etcd_txns_total"], c["signerd_etcd_cas_conflicts_total"]/commits,
-		c["signerd_etcd_audit_records_total"]/commits, 1000*c["signerd_etcd_commit_seconds_total"]/commits)
+		c["signerd_etcd_audit_records_total"]/commits, 1000*c["signerd_etcd_commit_seconds_total"]/commits,
+		c["signerd_etcd_turn_timeouts_total"])
 }

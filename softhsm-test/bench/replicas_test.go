@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -16,17 +17,32 @@ import (
 	"github.com/signerd/signerd/internal/testutil/softhsm"
 )
 
-// Signing throughput with two replicas against one (issue #6): both on the
-// same etcd cluster (3 members in the test process; 1 in the smoke run)
-// and the same SoftHSM2 token. One point drives all the clients against
-// replica A; the other splits the same clients between A and B. The ratio
-// is informational: replicas buy availability, and they share one audit
-// chain (README, "Running several replicas (etcd)").
+// Signing throughput with two replicas against one (issues #6, #15): both
+// on the same etcd cluster (3 members in the test process, with fsync; 1
+// in the smoke run) and the same SoftHSM2 token, sharing one audit log.
+// One point drives all the clients against replica A; the other splits
+// the same clients between A and B, repetition by repetition. Two setups:
+//
+//   - CPU-bound: the token's library directly, signerd's default
+//     sessions. Everything shares the machine's two cores, so two
+//     replicas can at best match one; replicas-2-vs-1 (target ≥ 0.9) says
+//     what sharing one log costs them.
+//   - Network HSM: each replica reaches the token through the test-only
+//     forwarder sleeping SIGNERD_FWD_DELAY_MS=10 in each C_SignInit and
+//     C_Sign, with --max-sessions 4, so each replica can sign at most
+//     4 / 20 ms = 200 times a second however idle the cores: the HSM's
+//     round trips bound it, as for a network HSM whose client library
+//     offers a replica a few sessions. replicas-2-vs-1-network-hsm
+//     (target ≥ 1.7) says whether a second replica adds its sessions'
+//     worth, or whether the shared log serialises them.
 
-const keyReplicas = "bench-replicas"
+const (
+	keyReplicas    = "bench-replicas"
+	replicaFwdMS   = 10
+	replicaNetSess = 4
+)
 
-// replicas measures sign-unary-ed25519-1replica and -2replicas,
-// repetition by repetition.
+// replicas measures both setups.
 func (s *suite) replicas() []result {
 	t := s.t
 	members := 3
@@ -34,13 +50,72 @@ func (s *suite) replicas() []result {
 		members = 1
 	}
 	cluster := etcdtest.Start(t, members, etcdtest.Options{Fsync: !s.cfg.smoke})
-	tok := softhsm.NewToken(t)
-	pinFile := tok.WritePINFile(t)
-	store := "etcd:" + strings.Join(cluster.Endpoints(), ",")
-	a := startReplica(t, tok, pinFile, store)
-	signctl(t, a, "key", "create", keyReplicas, "--algorithm", "ed25519")
-	b := startReplica(t, tok, pinFile, store)
+	endpoints := strings.Join(cluster.Endpoints(), ",")
+	note := fmt.Sprintf("SignerService.Sign (Ed25519), %d clients, closed loop; signerd on a %d-member etcd cluster in the benchmark process, one SoftHSM2 token", s.cfg.clients, members)
 
+	cpu := s.replicaPair(replicaSetup{store: "etcd:" + endpoints, prefix: "/bench-cpu/"})
+	one := &point{name: "sign-unary-ed25519-1replica", unit: "sigs/s", note: note + "; every client on replica A"}
+	two := &point{name: "sign-unary-ed25519-2replicas", unit: "sigs/s", note: note + "; half the clients on replica A, half on B"}
+	ratio := &point{name: "replicas-2-vs-1", unit: "sigs/s", baseline: one.name, target: 0.9, cmp: ">=",
+		note: "sign-unary-ed25519-2replicas over -1replica, same repetition: CPU-bound, both replicas and etcd on the same two cores"}
+	s.replicaReps("replicas (CPU-bound)", cpu, one, two, ratio)
+
+	tok := softhsm.NewToken(t)
+	fwdMS := strconv.Itoa(replicaFwdMS)
+	fwd := tok.Forwarder(t, map[string]string{"DELAY_MS": fwdMS})
+	net := s.replicaPair(replicaSetup{
+		store: "etcd:" + endpoints, prefix: "/bench-network/", tok: tok, module: fwd,
+		env:   []string{"SIGNERD_FWD_MODULE=" + tok.ModulePath, "SIGNERD_FWD_DELAY_MS=" + fwdMS},
+		extra: []string{"--max-sessions", strconv.Itoa(replicaNetSess)},
+	})
+	noteNet := fmt.Sprintf("%s, each replica through the test-only forwarder sleeping %d ms in each C_SignInit and C_Sign, --max-sessions %d (at most %d sigs/s per replica)",
+		note, replicaFwdMS, replicaNetSess, replicaNetSess*1000/(2*replicaFwdMS))
+	oneNet := &point{name: "sign-unary-ed25519-1replica-network-hsm", unit: "sigs/s", note: noteNet + "; every client on replica A"}
+	twoNet := &point{name: "sign-unary-ed25519-2replicas-network-hsm", unit: "sigs/s", note: noteNet + "; half the clients on replica A, half on B"}
+	ratioNet := &point{name: "replicas-2-vs-1-network-hsm", unit: "sigs/s", baseline: oneNet.name, target: 1.7, cmp: ">=",
+		note: "sign-unary-ed25519-2replicas-network-hsm over -1replica-network-hsm, same repetition: the HSM's round trips bound each replica"}
+	s.replicaReps("replicas (network HSM)", net, oneNet, twoNet, ratioNet)
+
+	for _, d := range []*daemon{cpu.a, cpu.b, net.a, net.b} {
+		d.stop(t)
+	}
+	return []result{one.result(), two.result(), ratio.result(), oneNet.result(), twoNet.result(), ratioNet.result()}
+}
+
+// replicaSetup is how a pair of replicas reaches its token and store.
+type replicaSetup struct {
+	store, prefix string
+	tok           *softhsm.Token // nil: a new token, its library loaded directly
+	module        string         // "": the token's library
+	env, extra    []string
+}
+
+// pair is two replicas, a key on them, and each client's connection to
+// each; mA and mB are their metrics addresses.
+type pair struct {
+	a, b     *daemon
+	toA, toB []*client.Client
+	mA, mB   string
+}
+
+// replicaPair starts replica A, creates keyReplicas through it, starts B,
+// and connects s.cfg.clients clients to each.
+func (s *suite) replicaPair(cfg replicaSetup) *pair {
+	t := s.t
+	if cfg.tok == nil {
+		cfg.tok = softhsm.NewToken(t)
+	}
+	if cfg.module == "" {
+		cfg.module = cfg.tok.ModulePath
+	}
+	pinFile := cfg.tok.WritePINFile(t)
+	p := &pair{}
+	p.a = startReplica(t, cfg, pinFile)
+	signctl(t, p.a, "key", "create", keyReplicas, "--algorithm", "ed25519")
+	p.b = startReplica(t, cfg, pinFile)
+	if !strings.Contains(p.b.logs.String(), "module="+cfg.module) {
+		t.Fatalf("signerd did not load the module %s:\n%s", cfg.module, p.b.logs.String())
+	}
 	dial := func(d *daemon) *client.Client {
 		c, err := client.DialUnix(d.socket)
 		if err != nil {
@@ -52,11 +127,19 @@ func (s *suite) replicas() []result {
 		}
 		return c
 	}
-	// Each client has a connection to A and one to B.
-	toA, toB := make([]*client.Client, s.cfg.clients), make([]*client.Client, s.cfg.clients)
+	p.toA, p.toB = make([]*client.Client, s.cfg.clients), make([]*client.Client, s.cfg.clients)
 	for i := range s.cfg.clients {
-		toA[i], toB[i] = dial(a), dial(b)
+		p.toA[i], p.toB[i] = dial(p.a), dial(p.b)
 	}
+	p.mA, p.mB = metricsAddr(t, p.a), metricsAddr(t, p.b)
+	return p
+}
+
+// replicaReps measures one replica and two, repetition by repetition,
+// into one, two and ratio, and logs the replicas' contention counters of
+// each phase.
+func (s *suite) replicaReps(what string, p *pair, one, two, ratio *point) {
+	t := s.t
 	load := func(conns func(i int) *client.Client) loadStats {
 		st, err := closedLoop(s.cfg.clients, s.cfg.window(), func(i int) error {
 			d := s.digest()
@@ -67,51 +150,45 @@ func (s *suite) replicas() []result {
 			return err
 		})
 		if err != nil {
-			t.Fatalf("%v\nreplica A:\n%s\nreplica B:\n%s", err, a.logs.String(), b.logs.String())
+			t.Fatalf("%v\nreplica A:\n%s\nreplica B:\n%s", err, p.a.logs.String(), p.b.logs.String())
 		}
 		return st
 	}
-	note := fmt.Sprintf("SignerService.Sign, %d clients, closed loop; signerd on a %d-member etcd cluster in the benchmark process, one SoftHSM2 token", s.cfg.clients, members)
-	one := &point{name: "sign-unary-ed25519-1replica", unit: "sigs/s", note: note + "; every client on replica A"}
-	two := &point{name: "sign-unary-ed25519-2replicas", unit: "sigs/s", baseline: one.name,
-		note: note + "; half the clients on replica A, half on B (no target: the replicas share one audit chain)"}
-	mA, mB := metricsAddr(t, a), metricsAddr(t, b)
-	both := func() counters { return scrape(t, mA).add(scrape(t, mB)) }
+	both := func() counters { return scrape(t, p.mA).add(scrape(t, p.mB)) }
 	for rep := range s.cfg.reps {
 		c0 := both()
-		r1 := load(func(i int) *client.Client { return toA[i] })
+		r1 := load(func(i int) *client.Client { return p.toA[i] })
 		c1 := both()
 		r2 := load(func(i int) *client.Client {
 			if i%2 == 0 {
-				return toA[i]
+				return p.toA[i]
 			}
-			return toB[i]
+			return p.toB[i]
 		})
 		c2 := both()
 		one.addValue(r1.rate)
-		two.add(r2.rate, r1.rate, r2.rate/r1.rate)
-		s.logf("replicas rep %d/%d: one replica %.0f/s, two replicas %.0f/s (%.2f); one: %s; two: %s",
-			rep+1, s.cfg.reps, r1.rate, r2.rate, r2.rate/r1.rate, c1.sub(c0), c2.sub(c1))
+		two.addValue(r2.rate)
+		ratio.add(r2.rate, r1.rate, r2.rate/r1.rate)
+		s.logf("%s rep %d/%d: one replica %.0f/s, two replicas %.0f/s (%.2f); one: %s; two: %s",
+			what, rep+1, s.cfg.reps, r1.rate, r2.rate, r2.rate/r1.rate, c1.sub(c0), c2.sub(c1))
 	}
-	a.stop(t)
-	b.stop(t)
-	return []result{one.result(), two.result()}
 }
 
-// startReplica starts signerd on an etcd store with the given token and
-// waits until it serves.
-func startReplica(t *testing.T, tok *softhsm.Token, pinFile, store string) *daemon {
+// startReplica starts signerd on an etcd store as cfg says, serving
+// metrics on a free loopback port, and waits until it serves.
+func startReplica(t *testing.T, cfg replicaSetup, pinFile string) *daemon {
 	t.Helper()
 	dir := t.TempDir()
 	d := &daemon{
-		tok:     tok,
+		tok:     cfg.tok,
 		socket:  filepath.Join(dir, "run", "signerd.sock"),
 		pinFile: pinFile,
 		logs:    &syncBuffer{},
 		exited:  make(chan error, 1),
 	}
-	d.run(t, nil, 30*time.Second,
-		"--pkcs11-module", tok.ModulePath, "--token-label", tok.Label, "--pin-file", pinFile,
-		"--store", store, "--socket", d.socket, "--log-level", "info", "--metrics-listen", "127.0.0.1:0")
+	args := []string{"--pkcs11-module", cfg.module, "--token-label", cfg.tok.Label, "--pin-file", pinFile,
+		"--store", cfg.store, "--etcd-prefix", cfg.prefix, "--socket", d.socket, "--log-level", "info",
+		"--metrics-listen", "127.0.0.1:0"}
+	d.run(t, cfg.env, 30*time.Second, append(args, cfg.extra...)...)
 	return d
 }

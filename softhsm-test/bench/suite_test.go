@@ -93,7 +93,8 @@ var expectedResults = []string{
 	"hash-openssl-dgst-sha256", "hash-signctl-sha256",
 	"hash-signctl-maxrss-small", "hash-signctl-maxrss-large", "hash-signctl-maxrss-growth",
 	"skill-canonicalize-sequential-sha256", "skill-canonicalize-parallel-sha256",
-	"sign-unary-ed25519-1replica", "sign-unary-ed25519-2replicas",
+	"sign-unary-ed25519-1replica", "sign-unary-ed25519-2replicas", "replicas-2-vs-1",
+	"sign-unary-ed25519-1replica-network-hsm", "sign-unary-ed25519-2replicas-network-hsm", "replicas-2-vs-1-network-hsm",
 	"network-hsm-sign-ecdsa-sessions-1", "network-hsm-sign-ecdsa-sessions-8", "network-hsm-sign-ecdsa-sessions-32", "network-hsm-sessions-32-vs-1",
 	"network-hsm-sign-ed25519-sessions-1", "network-hsm-sign-ed25519-sessions-8", "network-hsm-sign-ed25519-sessions-32", "network-hsm-ed25519-sessions-32-vs-1",
 }
