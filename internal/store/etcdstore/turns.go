@@ -36,11 +36,11 @@ import (
 // Neither is needed for correctness: the compare on the head decides, and
 // a stale head or a lost turn costs a retry, no more.
 
-// headSeen is the newest head the watch delivered.
+// headSeen is the newest head key the watch delivered, kept as read so
+// that the committer decodes it as it decodes any head (setHead).
 type headSeen struct {
 	mu     sync.Mutex
-	h      headValue
-	rev    int64
+	kv     *mvccpb.KeyValue
 	signal chan struct{} // capacity 1: a newer head arrived
 }
 
@@ -94,16 +94,20 @@ func (t *turn) committed(prevRev, rev int64, rtt time.Duration) {
 }
 
 // adoptSeenHead takes the newest head the watch saw if it is newer than
-// the committer's.
+// the committer's. One that does not decode makes the committer read the
+// head afresh, and report it.
 func (s *Store) adoptSeenHead() {
 	if !s.head.known {
 		return // read afresh (and pending attempts resolved) by commit
 	}
 	s.seen.mu.Lock()
-	h, rev := s.seen.h, s.seen.rev
+	kv := s.seen.kv
 	s.seen.mu.Unlock()
-	if rev > s.head.rev {
-		s.head = head{known: true, seq: h.Seq, hash: h.Hash, rev: rev}
+	if kv == nil || kv.ModRevision <= s.head.rev {
+		return
+	}
+	if err := s.setHead([]*mvccpb.KeyValue{kv}); err != nil {
+		s.head.known = false
 	}
 }
 
@@ -141,14 +145,10 @@ func (s *Store) awaitTurn() {
 
 // observeHead records the head as a watch event carried it.
 func (s *Store) observeHead(kv *mvccpb.KeyValue) {
-	h, err := decodeHead(kv.Value)
-	if err != nil {
-		return // the committer reads and reports it
-	}
 	s.seen.mu.Lock()
-	newer := kv.ModRevision > s.seen.rev
+	newer := s.seen.kv == nil || kv.ModRevision > s.seen.kv.ModRevision
 	if newer {
-		s.seen.h, s.seen.rev = h, kv.ModRevision
+		s.seen.kv = kv
 	}
 	s.seen.mu.Unlock()
 	if newer {
