@@ -45,6 +45,15 @@
 // DB.Batch), so a replica contends for the head once per batch, not once
 // per signature.
 //
+// Replicas take turns at the head (turns.go): each store watches the head
+// key and chains its next batch to the newest head it has seen, and a
+// replica that has just appended after another one waits (a bounded
+// time, while its next batch grows) for the other's append before sending
+// again. Two busy replicas then alternate instead of sending together and
+// losing every other compare-and-swap, each loss a full quorum round trip
+// carrying a whole batch. Metrics count transactions, conflicts and turns
+// (Contention).
+//
 // A transaction whose outcome is unknown (the etcd member answering it
 // died, a timeout) is resolved, not guessed: the committer looks for the
 // first audit record it wrote, at its seq and with its hash, whenever it
