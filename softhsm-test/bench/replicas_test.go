@@ -155,9 +155,25 @@ func (s *suite) replicaReps(what string, p *pair, one, two, ratio *point) {
 		return st
 	}
 	both := func() counters { return scrape(t, p.mA).add(scrape(t, p.mB)) }
+	// CPU of both replicas, and of this process (etcd's members and the
+	// clients), per signature of a phase (warm-up and tail included).
+	cpu := func() (replicas, self time.Duration) {
+		a, errA := procCPU(p.a.cmd.Process.Pid)
+		b, errB := procCPU(p.b.cmd.Process.Pid)
+		if errA != nil || errB != nil {
+			t.Fatalf("replicas' CPU time: %v %v", errA, errB)
+		}
+		return a + b, selfCPU()
+	}
+	perSig := func(st loadStats, r0, s0, r1, s1 time.Duration) string {
+		n := float64(max(st.total, 1))
+		return fmt.Sprintf("CPU %.0f µs/sig in the replicas, %.0f in etcd and the clients", float64(r1-r0)/1e3/n, float64(s1-s0)/1e3/n)
+	}
 	for rep := range s.cfg.reps {
 		c0 := both()
+		r0, s0 := cpu()
 		r1 := load(func(i int) *client.Client { return p.toA[i] })
+		rc1, sc1 := cpu()
 		c1 := both()
 		r2 := load(func(i int) *client.Client {
 			if i%2 == 0 {
@@ -165,12 +181,14 @@ func (s *suite) replicaReps(what string, p *pair, one, two, ratio *point) {
 			}
 			return p.toB[i]
 		})
+		rc2, sc2 := cpu()
 		c2 := both()
 		one.addValue(r1.rate)
 		two.addValue(r2.rate)
 		ratio.add(r2.rate, r1.rate, r2.rate/r1.rate)
-		s.logf("%s rep %d/%d: one replica %.0f/s, two replicas %.0f/s (%.2f); one: %s; two: %s",
-			what, rep+1, s.cfg.reps, r1.rate, r2.rate, r2.rate/r1.rate, c1.sub(c0), c2.sub(c1))
+		s.logf("%s rep %d/%d: one replica %.0f/s, two replicas %.0f/s (%.2f); one: %s, %s; two: %s, %s",
+			what, rep+1, s.cfg.reps, r1.rate, r2.rate, r2.rate/r1.rate,
+			c1.sub(c0), perSig(r1, r0, s0, rc1, sc1), c2.sub(c1), perSig(r2, rc1, sc1, rc2, sc2))
 	}
 }
 
