@@ -41,13 +41,22 @@ func startMetrics(ctx context.Context, cfg Config, log *slog.Logger, st store.St
 		m.CounterFunc("signerd_etcd_cas_conflicts_total", "Transactions refused because another replica moved the shared audit head first; each is retried on the new head.", func() float64 {
 			return float64(c.Contention().Conflicts)
 		})
+		m.CounterFunc("signerd_etcd_txn_commits_total", "Write transactions etcd reported committed (as signerd_db_commits_total, less checkpoints and imports).", func() float64 {
+			return float64(c.Contention().Commits)
+		})
+		m.CounterFunc("signerd_etcd_txn_unknown_total", "Write transactions etcd did not answer (a timeout, a member lost); each is resolved from the log before anything else is appended.", func() float64 {
+			return float64(c.Contention().Unknown)
+		})
+		m.CounterFunc("signerd_etcd_txn_refused_total", "Write transactions refused with the audit head unmoved: what an exclusive change read had changed (it is prepared again), or a damaged log.", func() float64 {
+			return float64(c.Contention().Refused)
+		})
 		m.CounterFunc("signerd_etcd_turn_timeouts_total", "Waits for another busy replica to append that ended by their grace period instead (the other had nothing to commit, or is gone).", func() float64 {
 			return float64(c.Contention().TurnTimeouts)
 		})
 		m.CounterFunc("signerd_etcd_audit_records_total", "Audit records this replica appended to the shared log.", func() float64 {
 			return float64(c.Contention().Records)
 		})
-		m.CounterFunc("signerd_etcd_commit_seconds_total", "Time from each transaction's first try to its commit, retries included; over signerd_db_commits_total, the mean commit latency.", func() float64 {
+		m.CounterFunc("signerd_etcd_commit_seconds_total", "Time from each batch's first try to its commit, retries included; over signerd_etcd_txn_commits_total, the mean commit latency.", func() float64 {
 			return c.Contention().CommitTime.Seconds()
 		})
 	}

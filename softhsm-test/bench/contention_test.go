@@ -19,7 +19,7 @@ import (
 
 // contentionCounters are the counters each replica's /metrics is read for.
 var contentionCounters = []string{
-	"signerd_etcd_txns_total", "signerd_etcd_cas_conflicts_total", "signerd_db_commits_total",
+	"signerd_etcd_txns_total", "signerd_etcd_cas_conflicts_total", "signerd_etcd_txn_commits_total",
 	"signerd_etcd_audit_records_total", "signerd_etcd_commit_seconds_total", "signerd_etcd_turn_timeouts_total",
 }
 
@@ -98,7 +98,7 @@ func (c counters) add(o counters) counters {
 // String says what the counters of a phase mean: conflicts per committed
 // transaction, records per commit, mean commit latency.
 func (c counters) String() string {
-	commits := c["signerd_db_commits_total"]
+	commits := c["signerd_etcd_txn_commits_total"]
 	if commits == 0 {
 		return "no commits"
 	}

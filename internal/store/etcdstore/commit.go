@@ -285,6 +285,7 @@ func (s *Store) commit(ws []*write) {
 			// It may have committed: find out before chaining anything
 			// else to the head (resolve).
 			s.log.Warn("etcd transaction failed; finding out whether it committed", "first_seq", recs[0].Seq, "err", err)
+			s.cont.unknown.Add(1)
 			pending = append(pending, attempt{recs: recs})
 			s.head.known = false
 			wait(mapErr("write", err))
@@ -294,6 +295,7 @@ func (s *Store) commit(ws []*write) {
 			s.turn.committed(s.head.rev, resp.Header.Revision, time.Since(sent))
 			s.head = head{known: true, seq: seq, hash: prev, rev: resp.Header.Revision}
 			s.commits.Add(1)
+			s.cont.committed.Add(1)
 			s.cont.records.Add(uint64(len(recs)))
 			s.cont.commitNS.Add(uint64(time.Since(start)))
 			answer(recs, nil)
@@ -310,6 +312,7 @@ func (s *Store) commit(ws []*write) {
 			s.cont.conflicts.Add(1)
 		}
 		if s.head.rev == before.rev {
+			s.cont.refused.Add(1)
 			kv, err := s.get(attemptCtx(), s.l.record(s.head.seq+1))
 			if err != nil {
 				s.head.known = false
