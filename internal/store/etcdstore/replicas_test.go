@@ -16,6 +16,7 @@ import (
 
 	"github.com/signerd/signerd/internal/errdefs"
 	"github.com/signerd/signerd/internal/store"
+	"github.com/signerd/signerd/internal/store/storetest"
 	"github.com/signerd/signerd/internal/testutil/etcdtest"
 )
 
@@ -109,6 +110,10 @@ func TestReplicasShareOneChain(t *testing.T) {
 			t.Fatalf("digest %d: %d records (%v), want 2", i, len(got), err)
 		}
 	}
+	// One tree: both replicas serve the same roots and proofs, each the
+	// tree of the one chain.
+	storetest.CheckLog(t, a)
+	storetest.CheckLog(t, b)
 	t.Logf("%d writes in %d + %d transactions", 2*sigs+2*names, a.Commits(), b.Commits())
 }
 
