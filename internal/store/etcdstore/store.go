@@ -2,6 +2,7 @@ package etcdstore
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"encoding/json"
 	"errors"
@@ -78,8 +79,12 @@ type Store struct {
 	stopped chan struct{}
 	head    head // owned by the committer goroutine
 
-	// importSeq numbers imported signature records (import.go).
-	importSeq atomic.Uint64
+	// importSeq numbers imported signature records (import.go);
+	// importSigs maps the signatures imported audit records carry to
+	// their seqs.
+	importSeq  atomic.Uint64
+	importMu   sync.Mutex
+	importSigs map[[2 * sha256.Size]byte]uint64
 
 	closeOnce sync.Once
 	closeErr  error
