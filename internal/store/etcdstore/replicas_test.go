@@ -268,6 +268,22 @@ func TestDamage(t *testing.T) {
 				t.Fatal(err)
 			}
 		}, 3, store.ChainTreeMismatch},
+		{"tail cut, head moved back", func(t *testing.T, s *Store) {
+			r := record(t, s, 4)
+			if _, err := cli.Delete(ctx, s.l.record(5)); err != nil {
+				t.Fatal(err)
+			}
+			kv, err := s.get(ctx, s.l.head())
+			if err != nil {
+				t.Fatal(err)
+			}
+			h, err := decodeHead(kv.Value)
+			if err != nil {
+				t.Fatal(err)
+			}
+			h.Seq, h.Hash = 4, r.Hash
+			put(t, s.l.head(), h)
+		}, 5, store.ChainDeleted},
 		{"tree head edited", func(t *testing.T, s *Store) {
 			kv, err := s.get(ctx, s.l.head())
 			if err != nil {
