@@ -55,6 +55,10 @@ type logKeyState struct {
 	vkey   string
 	// note is the newest checkpoint note known (nil: none yet).
 	note []byte
+	// off says why there is no log key on this token (it offers no
+	// CKM_EDDSA): checkpoints are then written without a note and the
+	// log's checkpoint and key answer FAILED_PRECONDITION with it.
+	off error
 }
 
 // EnsureLogKey loads the log key, creating it in the HSM (audited as
@@ -132,6 +136,9 @@ func (s *Service) logSigner() (note.Signer, error) {
 	a := &s.audit
 	a.mu.RLock()
 	defer a.mu.RUnlock()
+	if a.log.off != nil {
+		return nil, a.log.off
+	}
 	if a.log.signer == nil {
 		return nil, fmt.Errorf("the log key is not loaded: %w", errdefs.ErrFailedPrecondition)
 	}
@@ -148,6 +155,9 @@ func (s *Service) LogVerifierKey(ctx context.Context) (string, error) {
 	a := &s.audit
 	a.mu.RLock()
 	defer a.mu.RUnlock()
+	if a.log.off != nil {
+		return "", a.log.off
+	}
 	if a.log.vkey == "" {
 		return "", fmt.Errorf("the log key is not loaded: %w", errdefs.ErrFailedPrecondition)
 	}
@@ -163,8 +173,11 @@ func (s *Service) LogCheckpoint(ctx context.Context) ([]byte, error) {
 	}
 	a := &s.audit
 	a.mu.RLock()
-	n := a.log.note
+	n, off := a.log.note, a.log.off
 	a.mu.RUnlock()
+	if off != nil {
+		return nil, off
+	}
 	if n != nil {
 		return n, nil
 	}
@@ -186,6 +199,9 @@ func (s *Service) LogCheckpoint(ctx context.Context) ([]byte, error) {
 // for state, signed in the HSM by the log key.
 func (s *Service) signNote(ctx context.Context, seq uint64, state []byte) ([]byte, error) {
 	signer, err := s.logSigner()
+	if errors.Is(err, keystore.ErrMechanismMissing) {
+		return nil, nil // no log key on this token: the ECDSA checkpoint alone
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -199,4 +215,17 @@ func (s *Service) signNote(ctx context.Context, seq uint64, state []byte) ([]byt
 	}
 	defer release()
 	return auditlog.SignCheckpointNote(signer, seq, root, state)
+}
+
+// logUnavailable records that this token cannot hold the log key (it
+// offers no CKM_EDDSA, as p11-kit 0.24's remoting does not carry it): the
+// daemon serves, its audit chain and ECDSA checkpoints are whole, and
+// only the signed notes are missing, which the log's RPCs say.
+func (s *Service) logUnavailable(ctx context.Context, cause error) {
+	a := &s.audit
+	a.mu.Lock()
+	a.log.off = fmt.Errorf("no transparency-log checkpoints on this HSM: its log key is Ed25519 (C2SP signed notes) and %w", cause)
+	a.mu.Unlock()
+	s.log.WarnContext(ctx, "transparency-log checkpoints are off: this HSM cannot hold the Ed25519 log key; the audit chain, its ECDSA checkpoints and the Merkle tree are kept, but no signed note is written and `signctl log checkpoint` is refused",
+		"err", cause)
 }
