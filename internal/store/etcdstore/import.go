@@ -155,13 +155,18 @@ func (s *Store) ImportAudit(ctx context.Context, recs []store.AuditRecord) error
 			return err
 		}
 		var headSeq uint64
+		var tree store.TreeHead
 		if kv != nil {
 			h, err := decodeHead(kv.Value)
 			if err != nil {
 				return err
 			}
 			headSeq = h.Seq
+			if tree, err = h.treeHead(); err != nil {
+				return err
+			}
 		}
+		leaves := make([][]byte, len(chunk))
 		cmps := []clientv3.Cmp{unchanged(s.l.head(), kv)}
 		var ops []clientv3.Op
 		for i, r := range chunk {
@@ -174,9 +179,17 @@ func (s *Store) ImportAudit(ctx context.Context, recs []store.AuditRecord) error
 			}
 			cmps = append(cmps, absent(s.l.record(r.Seq)))
 			ops = append(ops, clientv3.OpPut(s.l.record(r.Seq), raw))
+			leaves[i] = store.LeafHash(r)
 		}
 		last := chunk[len(chunk)-1]
-		hv, err := encode(headValue{Seq: last.Seq, Hash: last.Hash})
+		// The copy gets the tree the source has: the same leaves give the
+		// same tree, so its roots and old notes still verify.
+		tree, nodes, err := store.AppendLeaves(tree, leaves)
+		if err != nil {
+			return err
+		}
+		ops = append(ops, clientv3.OpPut(s.l.tree(last.Seq), encodeNodes(nodes)))
+		hv, err := encode(headValue{Seq: last.Seq, Hash: last.Hash, Tree: tree.Hashes})
 		if err != nil {
 			return err
 		}

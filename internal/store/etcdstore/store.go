@@ -67,6 +67,7 @@ type Store struct {
 	log       *slog.Logger
 	writeTO   time.Duration
 	commits   atomic.Uint64
+	treeOps   treeCounter
 
 	// The committer (commit.go).
 	mu      sync.Mutex
@@ -167,6 +168,9 @@ func (s *Store) checkSchema(ctx context.Context, forImport bool) error {
 			s.l.prefix, s.l.prefix, errdefs.ErrFailedPrecondition)
 	}
 	if kvs[0] != nil {
+		if string(kvs[0].Value) == "1" {
+			return s.migrateTree(ctx)
+		}
 		if v := string(kvs[0].Value); v != schemaVersion {
 			return fmt.Errorf("etcd prefix %s has layout version %q; this signerd knows %q: %w", s.l.prefix, v, schemaVersion, errdefs.ErrFailedPrecondition)
 		}

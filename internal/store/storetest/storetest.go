@@ -47,6 +47,9 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"CanceledContext", testCanceledContext},
 		{"ConcurrentPutSignature", testConcurrentPutSignature},
 		{"ConcurrentMixedWriters", testConcurrentMixed},
+		{"LogTree", testLogTree},
+		{"SignatureLeaf", testSignatureLeaf},
+		{"TreeOps", testTreeOps},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
