@@ -50,6 +50,8 @@ type auditKeyState struct {
 	pub    *ecdsa.PublicKey
 	// last is the newest checkpoint known to be good (Seq 0: none).
 	last store.Checkpoint
+	// log is the transparency log's note key (logkey.go).
+	log logKeyState
 }
 
 // RecordDenial appends an audit record for a call that was refused
@@ -151,6 +153,11 @@ func (s *Service) EnsureAuditKey(ctx context.Context) (store.Key, error) {
 	a.mu.Lock()
 	a.key, a.ver, a.signer, a.pub, a.last = k, ver, signer, ecPub, last
 	a.mu.Unlock()
+	// Checkpoints are written with both keys (auditlog/note.go), so the
+	// log key is loaded (or created) with the audit key.
+	if _, err := s.EnsureLogKey(ctx); err != nil {
+		return store.Key{}, err
+	}
 	return k, nil
 }
 
@@ -241,6 +248,11 @@ func (s *Service) Checkpoint(ctx context.Context) (store.Checkpoint, bool, error
 		// The recorded fingerprint and the token's key disagree.
 		return last, false, fmt.Errorf("audit checkpoint: %v: %w", err, errdefs.ErrInternal)
 	}
+	// The same checkpoint as a signed note over the tree, for note
+	// verifiers and witnesses; it vouches for the same state.
+	if cp.Note, err = s.signNote(ctx, seq, state); err != nil {
+		return last, false, fmt.Errorf("checkpoint note: %w", err)
+	}
 	err = s.store.PutCheckpoint(ctx, cp)
 	if errors.Is(err, errdefs.ErrAlreadyExists) {
 		// Written before a restart: that one stands.
@@ -269,6 +281,9 @@ func (s *Service) Checkpoint(ctx context.Context) (store.Checkpoint, bool, error
 func (s *Service) setLast(c store.Checkpoint) {
 	s.audit.mu.Lock()
 	s.audit.last = c
+	if len(c.Note) > 0 {
+		s.audit.log.note = c.Note
+	}
 	s.audit.mu.Unlock()
 }
 

@@ -261,6 +261,13 @@ type Store interface {
 	SetAuditKey(ctx context.Context, k Key, ev AuditEvent) error
 	// AuditKey returns the audit checkpoint key; ErrNotFound if none.
 	AuditKey(ctx context.Context) (Key, error)
+	// SetLogKey records the transparency log's note key (an Ed25519 key
+	// in the HSM that signs checkpoints as C2SP signed notes), kept apart
+	// from the signing keys like the audit key. ErrAlreadyExists if one is
+	// recorded.
+	SetLogKey(ctx context.Context, k Key, ev AuditEvent) error
+	// LogKey returns the log's note key; ErrNotFound if none.
+	LogKey(ctx context.Context) (Key, error)
 	// PutCheckpoint records a signed checkpoint of the audit log. c.Seq
 	// MUST be at most the head and greater than every recorded
 	// checkpoint's (ErrAlreadyExists if equal to the newest), and c.Hash

@@ -34,4 +34,7 @@ var (
 	// tree (store.TreeHead.Hashes, 32 bytes each, left to right); its size
 	// is the audit head's seq, written in the same transaction (migration 3).
 	keyTreeHead = []byte("tree_head")
+	// keyLogKey, in the meta bucket, is the JSON store.Key of the
+	// transparency log's Ed25519 note key (never in keys/).
+	keyLogKey = []byte("log_key")
 )

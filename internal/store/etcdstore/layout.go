@@ -59,6 +59,7 @@ func (l layout) recordsDir() string           { return l.prefix + "audit/records
 func (l layout) record(seq uint64) string     { return l.recordsDir() + seqHex(seq) }
 func (l layout) head() string                 { return l.prefix + "audit/head" }
 func (l layout) auditKey() string             { return l.prefix + "audit/key" }
+func (l layout) logKey() string               { return l.prefix + "audit/logkey" }
 func (l layout) checkpointsDir() string       { return l.prefix + "audit/checkpoints/" }
 func (l layout) checkpoint(seq uint64) string { return l.checkpointsDir() + seqHex(seq) }
 

@@ -336,7 +336,7 @@ func TestOpenChecks(t *testing.T) {
 		t.Fatalf("Open on a foreign prefix: %v", err)
 	}
 	newer := newPrefix()
-	if _, err := cli.Put(ctx, newer+"meta/schema", "2"); err != nil {
+	if _, err := cli.Put(ctx, newer+"meta/schema", "3"); err != nil {
 		t.Fatal(err)
 	}
 	if err := open(newer, false); !errors.Is(err, errdefs.ErrFailedPrecondition) {

@@ -44,6 +44,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"AuditHeadVerifyAudit", testAuditHeadVerifyAudit},
 		{"AuditKey", testAuditKey},
 		{"Checkpoints", testCheckpoints},
+		{"LogKey", testLogKey},
 		{"CanceledContext", testCanceledContext},
 		{"ConcurrentPutSignature", testConcurrentPutSignature},
 		{"ConcurrentMixedWriters", testConcurrentMixed},
