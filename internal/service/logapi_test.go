@@ -162,3 +162,39 @@ func TestLogSignatureProof(t *testing.T) {
 		}
 	}
 }
+
+// TestLogCheckpointsOnDemandBounded shows the bound on what a verifier can
+// make the daemon sign and store by asking for proofs: a checkpoint on
+// demand is signed only when the latest does not cover the leaves asked
+// for, so however many calls, at most one checkpoint per growth of the log.
+func TestLogCheckpointsOnDemandBounded(t *testing.T) {
+	f := logFixture(t, 5)
+	count := func() int {
+		cps, err := f.st.ListCheckpoints(f.ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(cps)
+	}
+	for round := range 3 {
+		size, err := f.st.LogSize(f.ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		before := count()
+		for range 50 {
+			if _, err := f.svc.LogCheckpointAtLeast(f.ctx, size); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := f.svc.LogInclusionProof(f.ctx, size-1, 0); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got := count() - before; got != 1 {
+			t.Fatalf("round %d: 100 calls at log size %d signed %d checkpoints, want 1", round, size, got)
+		}
+		if _, err := f.st.AppendAudit(f.ctx, store.AuditEvent{Time: time.Now(), Caller: "uid:test", Operation: "denied", Outcome: "denied"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
