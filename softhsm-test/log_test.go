@@ -240,6 +240,17 @@ func TestLogEndToEnd(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	mustSignctl(t, d, "trust", "add", "--org", "acme", "--key", "release")
+	// Online verification takes the proof requirement too (checked here,
+	// offline, after the daemon's verdict).
+	if r := signctl(t, d, "verify", a, "--org", "acme", "--require-proof", a+".proof", "--log-key", vkeyFile, "-o", "json"); r.code != 0 || r.json(t)["log_origin"] != cp.origin {
+		t.Fatalf("online verify --require-proof: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if r := signctl(t, d, "verify", b, "--org", "acme", "--require-proof", a+".proof", "--log-key", vkeyFile, "-o", "json"); r.code != 1 || r.json(t)["reason"] != "LOG_LEAF_MISMATCH" {
+		t.Fatalf("online verify of b with a's proof: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if r := signctl(t, nil, "verify", a, "--trust-key", pubFile, "--require-proof", a+".proof"); r.code != 2 || !strings.Contains(r.stderr, "--log-key") {
+		t.Fatalf("--require-proof without --log-key: exit %d %s", r.code, r.stderr)
+	}
 	digest := sha256File(t, a)
 	vr, err := c.Signer.Verify(ctx, &signerv1.VerifyRequest{Org: "acme", Digest: digest, SignatureDocument: mustRead(t, a+".sig"), IncludeLogProof: true})
 	if err != nil {

@@ -157,7 +157,7 @@ checks it offline.`,
 				writeRaw(g.stdout, string(data))
 				return nil
 			}
-			printf(g.stdout, "wrote %s: leaf %d of the log of %s (%s)\n", out, b.LeafIndex, count(b.TreeSize, "leaf"), b.Origin)
+			printf(g.stdout, "wrote %s: leaf %d of the log of %d leaves (%s)\n", out, b.LeafIndex, b.TreeSize, b.Origin)
 			return nil
 		},
 	}

@@ -226,9 +226,9 @@ func reportMonitor(g *globals, res *monitorResult, err error) error {
 	} else if res.Accepted {
 		switch {
 		case res.FirstRun:
-			printf(g.stdout, "OK: first checkpoint of %s accepted: %s\n", res.Origin, count(res.TreeSize, "leaf"))
+			printf(g.stdout, "OK: first checkpoint of %s accepted: %d leaves\n", res.Origin, res.TreeSize)
 		case res.PreviousTreeSize == res.TreeSize:
-			printf(g.stdout, "OK: %s unchanged at %s\n", res.Origin, count(res.TreeSize, "leaf"))
+			printf(g.stdout, "OK: %s unchanged at %d leaves\n", res.Origin, res.TreeSize)
 		default:
 			printf(g.stdout, "OK: %s grew from %d to %d leaves; consistency proof verified\n", res.Origin, res.PreviousTreeSize, res.TreeSize)
 		}
