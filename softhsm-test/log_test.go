@@ -152,6 +152,9 @@ func TestLogEndToEnd(t *testing.T) {
 		t.Fatalf("log public-key %q: %v", vkey, err)
 	}
 	cp := openCheckpoint(t, vkey, mustSignctl(t, d, "log", "checkpoint").stdout)
+	if j := mustSignctl(t, d, "log", "public-key", "-o", "json").json(t); j["origin"] != cp.origin || j["verifier_key"] != vkey {
+		t.Fatalf("log public-key -o json %v, checkpoint origin %q", j, cp.origin)
+	}
 
 	// A proof bundle, its exact -o json shape, checked independently.
 	out := mustSignctl(t, d, "log", "proof", a, "-o", "json").stdout

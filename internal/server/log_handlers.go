@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"strings"
 
 	signerv1 "github.com/signerd/signerd/gen/signer/v1"
 	"github.com/signerd/signerd/internal/service"
@@ -28,11 +29,9 @@ func (s *logServer) GetLogPublicKey(ctx context.Context, _ *signerv1.GetLogPubli
 	if err != nil {
 		return nil, err
 	}
-	out := &signerv1.GetLogPublicKeyResponse{VerifierKey: vkey}
-	if cp, err := s.svc.LogCheckpointAtLeast(ctx, 0); err == nil {
-		out.Origin = cp.Origin
-	}
-	return out, nil
+	// The key's name is the log's origin (--log-origin names both).
+	origin, _, _ := strings.Cut(vkey, "+")
+	return &signerv1.GetLogPublicKeyResponse{VerifierKey: vkey, Origin: origin}, nil
 }
 
 // GetSignatureProof implements signerv1.LogServiceServer.
