@@ -2,6 +2,7 @@ package auditlog
 
 import (
 	"bytes"
+	"context"
 	"crypto"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -224,4 +225,93 @@ func OpenCheckpointNote(msg []byte, vkey string) (CheckpointNote, error) {
 		return c, fmt.Errorf("the checkpoint note's origin %q is not its key's name %q: %w", c.Origin, v.Name(), errdefs.ErrFailedPrecondition)
 	}
 	return c, nil
+}
+
+// noteText returns the text of a signed note without checking its
+// signatures: what the ECDSA checkpoint beside it is compared with when no
+// verifier key is at hand (offline verification with the audit key only).
+func noteText(msg []byte) (string, error) {
+	i := bytes.LastIndex(msg, []byte("\n\n"))
+	if i < 0 {
+		return "", fmt.Errorf("not a signed note: no blank line before the signatures: %w", errdefs.ErrInvalidArgument)
+	}
+	return string(msg[:i+1]), nil
+}
+
+// checkNoteRoot checks c's note (if any) against c and against the log's
+// tree: a *store.ChainError if it does not match, another error if the
+// log could not be read.
+func checkNoteRoot(ctx context.Context, log Log, c store.Checkpoint) error {
+	if len(c.Note) == 0 {
+		return nil
+	}
+	bad := func(kind, msg string) error {
+		return &store.ChainError{Seq: c.Seq, Kind: kind, Message: msg}
+	}
+	text, err := noteText(c.Note)
+	if err != nil {
+		return bad(store.ChainBadCheckpoint, fmt.Sprintf("the note of the checkpoint at %d is unreadable: %v", c.Seq, err))
+	}
+	n, err := ParseCheckpointText(text)
+	if err != nil {
+		return bad(store.ChainBadCheckpoint, fmt.Sprintf("the note of the checkpoint at %d is unreadable: %v", c.Seq, err))
+	}
+	if n.Size != c.Seq || !bytes.Equal(n.State, c.StateDigest) {
+		return bad(store.ChainBadCheckpoint, fmt.Sprintf("the note of the checkpoint at %d names tree size %d and another state: it is not this checkpoint's", c.Seq, n.Size))
+	}
+	tl, ok := log.(TreeLog)
+	if !ok {
+		return nil
+	}
+	return checkRoot(ctx, tl, n)
+}
+
+// checkRoot compares a note's root with the log's root of the same size.
+func checkRoot(ctx context.Context, tl TreeLog, n CheckpointNote) error {
+	root, err := tl.LogRoot(ctx, n.Size)
+	if errors.Is(err, errdefs.ErrInvalidArgument) {
+		return &store.ChainError{Seq: n.Size, Kind: store.ChainDeleted,
+			Message: fmt.Sprintf("a checkpoint note covers %d leaves, more than the log holds: leaves were removed", n.Size)}
+	}
+	if err != nil {
+		return err
+	}
+	if !bytes.Equal(root, n.Root) {
+		return &store.ChainError{Seq: n.Size, Kind: store.ChainTreeRewritten,
+			Message: fmt.Sprintf("a checkpoint note signed root %s for %d leaves, but the log's root of %d leaves is %s: two checkpoints of one size with different roots, so the log was rewritten",
+				base64.StdEncoding.EncodeToString(n.Root), n.Size, n.Size, base64.StdEncoding.EncodeToString(root))}
+	}
+	return nil
+}
+
+// CheckNote verifies a checkpoint note someone kept (a client, a witness)
+// with the log's verifier key and checks that the log still has that tree:
+// its root of the note's size must be the note's root. It returns the
+// parsed note and nil, a *store.ChainError (store.ChainTreeRewritten: the
+// log now has another tree of that size; store.ChainDeleted: the log is
+// shorter than the note), or another error for a note that does not verify.
+func CheckNote(ctx context.Context, log TreeLog, vkey string, msg []byte) (CheckpointNote, error) {
+	n, err := OpenCheckpointNote(msg, vkey)
+	if err != nil {
+		return n, err
+	}
+	return n, checkRoot(ctx, log, n)
+}
+
+// VerifyCheckpointNote checks that c's note (if any) is signed by the log
+// key vkey: store.ChainBadCheckpoint at c.Seq if not.
+func VerifyCheckpointNote(vkey string, c store.Checkpoint) error {
+	if len(c.Note) == 0 {
+		return nil
+	}
+	n, err := OpenCheckpointNote(c.Note, vkey)
+	if err != nil {
+		return &store.ChainError{Seq: c.Seq, Kind: store.ChainBadCheckpoint,
+			Message: fmt.Sprintf("the note of the checkpoint at %d does not verify with the log key: %v", c.Seq, err)}
+	}
+	if n.Size != c.Seq {
+		return &store.ChainError{Seq: c.Seq, Kind: store.ChainBadCheckpoint,
+			Message: fmt.Sprintf("the note of the checkpoint at %d is of tree size %d", c.Seq, n.Size)}
+	}
+	return nil
 }

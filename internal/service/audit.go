@@ -418,11 +418,34 @@ func (s *Service) VerifyAudit(ctx context.Context) (auditlog.Report, error) {
 		return auditlog.Report{}, err
 	}
 	rep, err := auditlog.Verify(ctx, s.store, pub)
+	if err == nil {
+		// Online the log key is at hand too: every note must be its.
+		err = s.verifyNotes(ctx)
+	}
 	var ce *store.ChainError
 	if errors.As(err, &ce) {
 		s.log.ErrorContext(ctx, "audit log verification failed", "seq", ce.Seq, "kind", ce.Kind, "err", err)
 	}
 	return rep, err
+}
+
+// verifyNotes checks every checkpoint note's signature with the log key
+// (auditlog.Verify, which also runs offline, checks their roots).
+func (s *Service) verifyNotes(ctx context.Context) error {
+	vkey, err := s.LogVerifierKey(ctx)
+	if err != nil {
+		return err
+	}
+	cps, err := s.store.ListCheckpoints(ctx)
+	if err != nil {
+		return err
+	}
+	for _, c := range cps {
+		if err := auditlog.VerifyCheckpointNote(vkey, c); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // AuditPublicKey returns the audit key and its current version (whose

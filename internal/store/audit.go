@@ -137,6 +137,17 @@ const (
 	// back. Seq is that checkpoint's seq (or the record that began vouching
 	// for the state, if the checkpoints after it are gone).
 	ChainStateUnexplained = "state unexplained"
+	// ChainTreeMismatch: the Merkle tree the store keeps (tree.go) is not
+	// the tree of its records, so the roots and proofs it serves would be
+	// wrong (a node or the tree head was edited, or records were rewritten
+	// without the tree). Seq is the first record under the first node that
+	// differs.
+	ChainTreeMismatch = "tree mismatch"
+	// ChainTreeRewritten: a signed checkpoint note names a root for its
+	// tree size that is not the log's root of that size: two checkpoints
+	// of one size with different roots, so the log was rewritten after
+	// the note was signed (or the note was forged). Seq is the note's size.
+	ChainTreeRewritten = "rewritten tree"
 )
 
 // ChainError reports the first place where an audit chain fails

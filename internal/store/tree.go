@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto"
+	"errors"
 	"fmt"
 	"math/bits"
 
@@ -222,3 +223,68 @@ func cloneHashes(hs [][]byte) [][]byte {
 }
 
 func joinInternal(err error) error { return fmt.Errorf("%w: %w", errdefs.ErrInternal, err) }
+
+// TreeVerifier rebuilds the tree of the records a verifier walks, in
+// order, and compares every node and the final compact range with what
+// the backend stored: a verify that reads the log once also proves the
+// tree it serves proofs from.
+type TreeVerifier struct {
+	head TreeHead
+}
+
+// Add appends recs (the records after the ones added so far) and checks
+// each node they complete against read. A node read cannot supply or that
+// differs is a *ChainError of kind ChainTreeMismatch.
+func (v *TreeVerifier) Add(ctx context.Context, recs []AuditRecord, read TreeNodeReader) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	leaves := make([][]byte, len(recs))
+	for i, r := range recs {
+		leaves[i] = LeafHash(r)
+	}
+	head, nodes, err := AppendLeaves(v.head, leaves)
+	if err != nil {
+		return err
+	}
+	ids := make([]NodeID, len(nodes))
+	for i, n := range nodes {
+		ids[i] = n.ID
+	}
+	stored, err := read(ctx, ids)
+	if err != nil {
+		if errors.Is(err, errdefs.ErrInternal) {
+			return &ChainError{Seq: recs[0].Seq, Kind: ChainTreeMismatch,
+				Message: fmt.Sprintf("the stored tree is incomplete for records %d to %d: %v", recs[0].Seq, recs[len(recs)-1].Seq, err)}
+		}
+		return err
+	}
+	for i, n := range nodes {
+		if i >= len(stored) || !bytes.Equal(stored[i], n.Hash) {
+			begin, end := n.ID.Coverage()
+			return &ChainError{Seq: begin + 1, Kind: ChainTreeMismatch,
+				Message: fmt.Sprintf("the stored tree node over records %d to %d is not the hash of those records (a node was edited, or records were rewritten without it)", begin+1, end)}
+		}
+	}
+	v.head = head
+	return nil
+}
+
+// Size is the number of leaves added.
+func (v *TreeVerifier) Size() uint64 { return v.head.Size }
+
+// Check compares the rebuilt compact range with the one stored beside the
+// head (the next append builds on it).
+func (v *TreeVerifier) Check(stored TreeHead) error {
+	if stored.Size != v.head.Size || len(stored.Hashes) != len(v.head.Hashes) {
+		return &ChainError{Seq: v.head.Size, Kind: ChainTreeMismatch,
+			Message: fmt.Sprintf("the stored tree head is of %d leaves with %d hashes; the records make %d with %d", stored.Size, len(stored.Hashes), v.head.Size, len(v.head.Hashes))}
+	}
+	for i := range stored.Hashes {
+		if !bytes.Equal(stored.Hashes[i], v.head.Hashes[i]) {
+			return &ChainError{Seq: v.head.Size, Kind: ChainTreeMismatch,
+				Message: "the stored tree head is not the tree of the records (the next append would build on a wrong tree)"}
+		}
+	}
+	return nil
+}
