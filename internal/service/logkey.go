@@ -22,6 +22,12 @@ import (
 // (auditlog/note.go). Like the audit key, no user can create, import or
 // sign with a key of this name: a signature by it over chosen bytes would
 // be a forged checkpoint.
+//
+// Unlike the audit key, the log key is not part of the state digest
+// (store.StateDigest keeps its version 1 encoding, so every checkpoint
+// signed so far still vouches for the state): a log key record replaced
+// behind the daemon's back changes the verifier key, which every note
+// verifier holding the old one notices at the next checkpoint.
 const LogKeyName = "signerd-log"
 
 // DefaultLogOrigin is the origin (and note key name) a deployment uses

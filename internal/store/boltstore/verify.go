@@ -89,6 +89,9 @@ func (s *Store) VerifyAudit(ctx context.Context) error {
 				Message: "the last record's hash differs from the recorded head"}
 		case treeErr != nil:
 			return treeErr
+		case c.treePastHead:
+			return &store.ChainError{Seq: lastSeq + 1, Kind: store.ChainDeleted,
+				Message: fmt.Sprintf("the tree holds leaves past the head %d: records were removed and the head moved back", lastSeq)}
 		case c.treeErr != nil:
 			return &store.ChainError{Seq: lastSeq, Kind: store.ChainTreeMismatch, Message: c.treeErr.Error()}
 		}
@@ -112,6 +115,8 @@ type auditChunk struct {
 	// is unreadable).
 	treeHead store.TreeHead
 	treeErr  error
+	// treePastHead: the tree has a leaf after the head's seq.
+	treePastHead bool
 }
 
 // readAuditChunk reads up to max entries (0: all) after the key after (nil:
@@ -163,6 +168,11 @@ func (s *Store) readAuditChunk(ctx context.Context, after []byte, prevSeq uint64
 			return err
 		}
 		c.treeHead, c.treeErr = readTreeHead(meta, c.headSeq)
+		tree, err := bucket(tx, bucketKeyTree)
+		if err != nil {
+			return err
+		}
+		c.treePastHead = tree.Get(nodeKey(store.NodeID{Level: 0, Index: c.headSeq})) != nil
 		return nil
 	})
 	return c, err

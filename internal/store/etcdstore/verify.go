@@ -110,7 +110,20 @@ func (s *Store) verifyAt(ctx context.Context) error {
 				Message: "the last record's hash differs from the recorded head"}
 		case treeErr != nil:
 			return treeErr
-		case storedTreeErr != nil:
+		case storedTreeErr != nil || !tree.Matches(storedTree):
+			// A tree key past the head means records were cut and
+			// the head moved back; name that rather than the tree.
+			past, err := s.cli.Get(ctx, s.l.tree(headSeq+1), clientv3.WithRange(rangeEnd(s.l.treeDir())), clientv3.WithLimit(1), clientv3.WithRev(rev))
+			if err != nil {
+				return mapErr("read tree", err)
+			}
+			if len(past.Kvs) > 0 {
+				return &store.ChainError{Seq: lastSeq + 1, Kind: store.ChainDeleted,
+					Message: fmt.Sprintf("the tree holds leaves past the head %d: records were removed and the head moved back", lastSeq)}
+			}
+			if storedTreeErr == nil {
+				return tree.Check(storedTree)
+			}
 			return &store.ChainError{Seq: lastSeq, Kind: store.ChainTreeMismatch, Message: storedTreeErr.Error()}
 		}
 		return tree.Check(storedTree)
