@@ -3,10 +3,13 @@ package softhsmtest
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"os"
 	"os/exec"
@@ -19,9 +22,12 @@ import (
 	"time"
 
 	"golang.org/x/mod/sumdb/note"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/signerd/signerd/client"
 	signerv1 "github.com/signerd/signerd/gen/signer/v1"
+	"github.com/signerd/signerd/internal/pkgsig"
 	"github.com/signerd/signerd/internal/testutil/rfc9162"
 )
 
@@ -267,6 +273,26 @@ func TestLogEndToEnd(t *testing.T) {
 		TreeSize: lp.GetTreeSize(), InclusionProof: lp.GetInclusionProof(), Checkpoint: string(lp.GetCheckpoint())})
 	if vr, err := c.Signer.Verify(ctx, &signerv1.VerifyRequest{Org: "acme", Digest: digest, SignatureDocument: mustRead(t, a+".sig")}); err != nil || vr.GetLogProof() != nil {
 		t.Fatalf("Verify without the flag: %v, proof %v", err, vr.GetLogProof())
+	}
+
+	// A signature the org trusts but signerd never made is not in the log:
+	// asked for a proof, Verify refuses rather than answer without one.
+	extPub, extPriv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKIXPublicKey(extPub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	extPEM := writeFile(t, dir, "ext.pub.pem", pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
+	mustSignctl(t, d, "trust", "add", "--org", "acme", "--public-key", extPEM)
+	extDoc := pkgsig.NewDocument([32]byte(digest), extPub, ed25519.Sign(extPriv, digest), time.Now()).Encode()
+	if _, err := c.Signer.Verify(ctx, &signerv1.VerifyRequest{Org: "acme", Digest: digest, SignatureDocument: extDoc}); err != nil {
+		t.Fatalf("Verify of the external signature: %v", err)
+	}
+	if _, err := c.Signer.Verify(ctx, &signerv1.VerifyRequest{Org: "acme", Digest: digest, SignatureDocument: extDoc, IncludeLogProof: true}); status.Code(err) != codes.NotFound {
+		t.Fatalf("Verify with include_log_proof of a signature never logged: %v, want NOT_FOUND", err)
 	}
 
 	first := cp

@@ -541,7 +541,9 @@ type VerifyRequest struct {
 	SignatureDocument []byte `protobuf:"bytes,3,opt,name=signature_document,json=signatureDocument,proto3" json:"signature_document,omitempty"`
 	// Also return the verifiable log's proof that the accepted signature was
 	// logged (log_proof in the response), for a loader to keep. Ignored when
-	// the outcome is UNSIGNED_ADMITTED.
+	// the outcome is UNSIGNED_ADMITTED. A signature that verifies but is not
+	// in the log (one signerd did not make) is then NOT_FOUND: asked for a
+	// proof, the caller never gets a verdict without one.
 	IncludeLogProof bool `protobuf:"varint,4,opt,name=include_log_proof,json=includeLogProof,proto3" json:"include_log_proof,omitempty"`
 	unknownFields   protoimpl.UnknownFields
 	sizeCache       protoimpl.SizeCache
