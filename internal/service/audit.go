@@ -434,6 +434,12 @@ func (s *Service) VerifyAudit(ctx context.Context) (auditlog.Report, error) {
 func (s *Service) verifyNotes(ctx context.Context) error {
 	vkey, err := s.LogVerifierKey(ctx)
 	if err != nil {
+		s.audit.mu.RLock()
+		off := s.audit.log.off
+		s.audit.mu.RUnlock()
+		if off != nil {
+			return nil // no log key here: the notes' roots were checked, their signatures cannot be
+		}
 		return err
 	}
 	cps, err := s.store.ListCheckpoints(ctx)

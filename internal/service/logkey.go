@@ -55,6 +55,9 @@ type logKeyState struct {
 	vkey   string
 	// note is the newest checkpoint note known (nil: none yet).
 	note []byte
+	// off says why there is no log key (a token without Ed25519):
+	// checkpoints are then written without their note.
+	off error
 }
 
 // EnsureLogKey loads the log key, creating it in the HSM (audited as
@@ -70,6 +73,15 @@ func (s *Service) EnsureLogKey(ctx context.Context) (store.Key, error) {
 			// Another replica recorded its log key first: that one is
 			// the log key (ours stays unused).
 			k, err = s.store.LogKey(ctx)
+		} else if errors.Is(err, errdefs.ErrFailedPrecondition) {
+			// The token cannot make an Ed25519 key (no CKM_EDDSA): the
+			// daemon still serves, its checkpoints (ECDSA) and the tree's
+			// roots and proofs too; only the signed notes are missing.
+			s.log.WarnContext(ctx, "no transparency log key: checkpoints are written without their signed note", "err", err)
+			s.audit.mu.Lock()
+			s.audit.log.off = err
+			s.audit.mu.Unlock()
+			return store.Key{}, nil
 		}
 	}
 	if err != nil {
@@ -133,9 +145,17 @@ func (s *Service) logSigner() (note.Signer, error) {
 	a.mu.RLock()
 	defer a.mu.RUnlock()
 	if a.log.signer == nil {
-		return nil, fmt.Errorf("the log key is not loaded: %w", errdefs.ErrFailedPrecondition)
+		return nil, a.logKeyMissing()
 	}
 	return a.log.signer, nil
+}
+
+// logKeyMissing explains the missing log key; a.mu is held.
+func (a *auditKeyState) logKeyMissing() error {
+	if a.log.off != nil {
+		return fmt.Errorf("this signerd has no transparency log key (%v): %w", a.log.off, errdefs.ErrFailedPrecondition)
+	}
+	return fmt.Errorf("the log key is not loaded: %w", errdefs.ErrFailedPrecondition)
 }
 
 // LogVerifierKey returns the note verifier key of the log
@@ -149,7 +169,7 @@ func (s *Service) LogVerifierKey(ctx context.Context) (string, error) {
 	a.mu.RLock()
 	defer a.mu.RUnlock()
 	if a.log.vkey == "" {
-		return "", fmt.Errorf("the log key is not loaded: %w", errdefs.ErrFailedPrecondition)
+		return "", a.logKeyMissing()
 	}
 	return a.log.vkey, nil
 }
@@ -183,8 +203,15 @@ func (s *Service) LogCheckpoint(ctx context.Context) ([]byte, error) {
 }
 
 // signNote returns the checkpoint note of the first seq leaves vouching
-// for state, signed in the HSM by the log key.
+// for state, signed in the HSM by the log key; nil without error when the
+// token has no log key (EnsureLogKey).
 func (s *Service) signNote(ctx context.Context, seq uint64, state []byte) ([]byte, error) {
+	s.audit.mu.RLock()
+	off := s.audit.log.off
+	s.audit.mu.RUnlock()
+	if off != nil {
+		return nil, nil
+	}
 	signer, err := s.logSigner()
 	if err != nil {
 		return nil, err
