@@ -55,8 +55,9 @@ type logKeyState struct {
 	vkey   string
 	// note is the newest checkpoint note known (nil: none yet).
 	note []byte
-	// off says why there is no log key (a token without Ed25519):
-	// checkpoints are then written without their note.
+	// off says why there is no log key on this token (it offers no
+	// CKM_EDDSA): checkpoints are then written without a note and the
+	// log's checkpoint and key answer FAILED_PRECONDITION with it.
 	off error
 }
 
@@ -73,15 +74,6 @@ func (s *Service) EnsureLogKey(ctx context.Context) (store.Key, error) {
 			// Another replica recorded its log key first: that one is
 			// the log key (ours stays unused).
 			k, err = s.store.LogKey(ctx)
-		} else if errors.Is(err, errdefs.ErrFailedPrecondition) {
-			// The token cannot make an Ed25519 key (no CKM_EDDSA): the
-			// daemon still serves, its checkpoints (ECDSA) and the tree's
-			// roots and proofs too; only the signed notes are missing.
-			s.log.WarnContext(ctx, "no transparency log key: checkpoints are written without their signed note", "err", err)
-			s.audit.mu.Lock()
-			s.audit.log.off = err
-			s.audit.mu.Unlock()
-			return store.Key{}, nil
 		}
 	}
 	if err != nil {
@@ -144,18 +136,13 @@ func (s *Service) logSigner() (note.Signer, error) {
 	a := &s.audit
 	a.mu.RLock()
 	defer a.mu.RUnlock()
+	if a.log.off != nil {
+		return nil, a.log.off
+	}
 	if a.log.signer == nil {
-		return nil, a.logKeyMissing()
+		return nil, fmt.Errorf("the log key is not loaded: %w", errdefs.ErrFailedPrecondition)
 	}
 	return a.log.signer, nil
-}
-
-// logKeyMissing explains the missing log key; a.mu is held.
-func (a *auditKeyState) logKeyMissing() error {
-	if a.log.off != nil {
-		return fmt.Errorf("this signerd has no transparency log key (%v): %w", a.log.off, errdefs.ErrFailedPrecondition)
-	}
-	return fmt.Errorf("the log key is not loaded: %w", errdefs.ErrFailedPrecondition)
 }
 
 // LogVerifierKey returns the note verifier key of the log
@@ -168,8 +155,11 @@ func (s *Service) LogVerifierKey(ctx context.Context) (string, error) {
 	a := &s.audit
 	a.mu.RLock()
 	defer a.mu.RUnlock()
+	if a.log.off != nil {
+		return "", a.log.off
+	}
 	if a.log.vkey == "" {
-		return "", a.logKeyMissing()
+		return "", fmt.Errorf("the log key is not loaded: %w", errdefs.ErrFailedPrecondition)
 	}
 	return a.log.vkey, nil
 }
@@ -183,8 +173,11 @@ func (s *Service) LogCheckpoint(ctx context.Context) ([]byte, error) {
 	}
 	a := &s.audit
 	a.mu.RLock()
-	n := a.log.note
+	n, off := a.log.note, a.log.off
 	a.mu.RUnlock()
+	if off != nil {
+		return nil, off
+	}
 	if n != nil {
 		return n, nil
 	}
@@ -203,16 +196,12 @@ func (s *Service) LogCheckpoint(ctx context.Context) ([]byte, error) {
 }
 
 // signNote returns the checkpoint note of the first seq leaves vouching
-// for state, signed in the HSM by the log key; nil without error when the
-// token has no log key (EnsureLogKey).
+// for state, signed in the HSM by the log key.
 func (s *Service) signNote(ctx context.Context, seq uint64, state []byte) ([]byte, error) {
-	s.audit.mu.RLock()
-	off := s.audit.log.off
-	s.audit.mu.RUnlock()
-	if off != nil {
-		return nil, nil
-	}
 	signer, err := s.logSigner()
+	if errors.Is(err, keystore.ErrMechanismMissing) {
+		return nil, nil // no log key on this token: the ECDSA checkpoint alone
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -226,4 +215,17 @@ func (s *Service) signNote(ctx context.Context, seq uint64, state []byte) ([]byt
 	}
 	defer release()
 	return auditlog.SignCheckpointNote(signer, seq, root, state)
+}
+
+// logUnavailable records that this token cannot hold the log key (it
+// offers no CKM_EDDSA, as p11-kit 0.24's remoting does not carry it): the
+// daemon serves, its audit chain and ECDSA checkpoints are whole, and
+// only the signed notes are missing, which the log's RPCs say.
+func (s *Service) logUnavailable(ctx context.Context, cause error) {
+	a := &s.audit
+	a.mu.Lock()
+	a.log.off = fmt.Errorf("no transparency-log checkpoints on this HSM: its log key is Ed25519 (C2SP signed notes) and %w", cause)
+	a.mu.Unlock()
+	s.log.WarnContext(ctx, "transparency-log checkpoints are off: this HSM cannot hold the Ed25519 log key; the audit chain, its ECDSA checkpoints and the Merkle tree are kept, but no signed note is written and `signctl log checkpoint` is refused",
+		"err", cause)
 }
