@@ -39,6 +39,8 @@ type Client struct {
 	Skills signerv1.SkillServiceClient
 	Health grpc_health_v1.HealthClient
 	Audit  signerv1.AuditServiceClient
+	// Log reads the verifiable log: checkpoints and proofs.
+	Log signerv1.LogServiceClient
 }
 
 // DialUnix connects to signerd's Unix socket. The connection is lazy: an
@@ -86,6 +88,7 @@ func (c *Client) init(conn *grpc.ClientConn, address string) *Client {
 	c.Skills = signerv1.NewSkillServiceClient(conn)
 	c.Health = grpc_health_v1.NewHealthClient(conn)
 	c.Audit = signerv1.NewAuditServiceClient(conn)
+	c.Log = signerv1.NewLogServiceClient(conn)
 	return c
 }
 

@@ -81,7 +81,7 @@ func TestGrpcurlWithReflection(t *testing.T) {
 
 	code, out := runShell(t, grpcurl, dir, grpcurlCommands.list)
 	for _, svc := range []string{"signer.v1.SignerService", "signer.v1.KeyService", "signer.v1.TrustService",
-		"signer.v1.SkillService", "signer.v1.AuditService", "grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection"} {
+		"signer.v1.SkillService", "signer.v1.AuditService", "signer.v1.LogService", "grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection"} {
 		if code != 0 || !strings.Contains(out, svc+"\n") {
 			t.Fatalf("list: exit %d, want %s listed:\n%s", code, svc, out)
 		}

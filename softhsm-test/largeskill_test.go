@@ -33,11 +33,15 @@ func TestLargeSkill(t *testing.T) {
 	}
 	writeFile(t, dir, "SKILL.md", []byte("---\nname: big-skill\ndescription: many files\n---\n"))
 
-	r := mustSignctl(t, d, "skill", "sign", dir, "--key", "skills", "--domain", "example.com", "-o", "json").json(t)
+	// signctl's default 30 s deadline is for one call of normal size; this
+	// one streams a 9 MB manifest, on a machine that may be loaded: give it
+	// a bound on a hang, not a speed to meet.
+	const hang = "10m"
+	r := mustSignctl(t, d, "skill", "sign", dir, "--key", "skills", "--domain", "example.com", "-o", "json", "--timeout", hang).json(t)
 	if r["files"] != float64(files+1) {
 		t.Fatalf("skill sign: %v", r)
 	}
-	if on := mustSignctl(t, d, "skill", "verify", dir, "--domain", "example.com", "--online", "-o", "json").json(t); on["valid"] != true {
+	if on := mustSignctl(t, d, "skill", "verify", dir, "--domain", "example.com", "--online", "-o", "json", "--timeout", hang).json(t); on["valid"] != true {
 		t.Fatalf("online verify: %v", on)
 	}
 	if off := mustSignctl(t, nil, "skill", "verify", dir, "--domain", "example.com", "--public-key", pubPEM, "-o", "json").json(t); off["valid"] != true {
@@ -45,7 +49,7 @@ func TestLargeSkill(t *testing.T) {
 	}
 	// A file changed after signing is caught.
 	writeFile(t, filepath.Join(dir, "d042"), "f0042.txt", []byte("changed"))
-	if r := signctl(t, d, "skill", "verify", dir, "--domain", "example.com", "--online"); r.code != 1 {
+	if r := signctl(t, d, "skill", "verify", dir, "--domain", "example.com", "--online", "--timeout", hang); r.code != 1 {
 		t.Fatalf("verify of a changed skill: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	peak := d.peakRSSKiB(t)

@@ -93,6 +93,11 @@ func TestModuleMatrix(t *testing.T) {
 				// The log key is Ed25519 too: the daemon serves without
 				// signed notes, and says so.
 				d.waitForLog(t, "transparency-log checkpoints are off")
+				for _, args := range [][]string{{"log", "checkpoint"}, {"log", "public-key"}} {
+					if r := signctl(t, d, args...); r.code == 0 || !strings.Contains(r.stderr, "no transparency-log checkpoints on this HSM") {
+						t.Fatalf("signctl %v without a log key: exit %d, want a refusal saying why\n%s%s", args, r.code, r.stdout, r.stderr)
+					}
+				}
 			}
 
 			// Rotation: the new version is made in the token and signs.

@@ -105,6 +105,7 @@ Exit codes: 0 success/verified, 1 verification failed, 2 bad usage or input,
 		newSignCommand(g),
 		newVerifyCommand(g),
 		newAuditCommand(g),
+		newLogCommand(g),
 		newVersionCommand(g),
 	)
 	return root

@@ -27,13 +27,19 @@ type verifyResult struct {
 	SignatureSource   string `json:"signature_source,omitempty"`
 	Org               string `json:"org,omitempty"`
 	Mode              string `json:"mode"`
+	// Set when --require-proof was checked: where the signature is in the log.
+	LogOrigin    string  `json:"log_origin,omitempty"`
+	LogLeafIndex *uint64 `json:"log_leaf_index,omitempty"`
+	LogTreeSize  uint64  `json:"log_tree_size,omitempty"`
 }
 
 func newVerifyCommand(g *globals) *cobra.Command {
 	var opts struct {
-		org       string
-		signature string
-		trustKeys []string
+		org          string
+		signature    string
+		trustKeys    []string
+		requireProof string
+		logKey       string
 	}
 	cmd := &cobra.Command{
 		Use:   "verify FILE (--org ORG | --trust-key PUB.pem) [--signature PATH]",
@@ -47,17 +53,34 @@ exists, else the signatures the daemon recorded for the file's digest.
 Offline (--trust-key PUB.pem, repeatable): no daemon; the signature
 (--signature PATH or FILE.sig) must be by one of the given keys.
 
+With --require-proof BUNDLE --log-key VKEY (a bundle from 'signctl log
+proof' and the log's verifier key, or a file holding it), the signature must
+also be proven logged: the bundle's leaf is the log's record of this digest and
+this signature, its inclusion proof leads to the checkpoint's root, and the
+checkpoint is signed by the log key. This check is offline in both modes.
+
 Exit 0 only when verified. Exit 1 when verification fails, including an
 unsigned package that the org's policy admits (reason SIGNATURE_NOT_FOUND,
 admitted true). Exit 2 for bad input, such as a malformed signature document
 (reason MALFORMED_SIGNATURE).`,
 		Example: `  signctl verify libworkflow.so --org acme
-  signctl verify libworkflow.so --trust-key release.pub.pem -o json`,
+  signctl verify libworkflow.so --trust-key release.pub.pem -o json
+  signctl verify libworkflow.so --trust-key release.pub.pem --require-proof libworkflow.so.proof --log-key log.vkey`,
 		Args: exactArgs(1, "exactly one FILE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			online, offline := opts.org != "", len(opts.trustKeys) > 0
 			if online == offline {
 				return exitErr(ExitUsage, fmt.Errorf("verify needs exactly one of --org ORG (online) or --trust-key PUB.pem (offline)"))
+			}
+			var proof *logProofCheck
+			if opts.requireProof != "" || opts.logKey != "" {
+				if err := required(cmd, "require-proof", "log-key"); err != nil {
+					return err
+				}
+				var err error
+				if proof, err = loadLogProofCheck(opts.requireProof, opts.logKey); err != nil {
+					return err
+				}
 			}
 			ctx, cancel := g.ctx(cmd.Context())
 			defer cancel()
@@ -79,6 +102,9 @@ admitted true). Exit 2 for bad input, such as a malformed signature document
 				res.Mode = "offline"
 				verr = verifyOffline(opts.trustKeys, &res, digest, doc)
 			}
+			if verr == nil && proof != nil {
+				verr = proof.check(&res, digest, doc)
+			}
 			return report(g, &res, verr)
 		},
 	}
@@ -86,6 +112,8 @@ admitted true). Exit 2 for bad input, such as a malformed signature document
 	f.StringVar(&opts.org, "org", "", "verify online, with this org's trust and policy")
 	f.StringArrayVar(&opts.trustKeys, "trust-key", nil, "verify offline against this Ed25519 SPKI PEM public key (repeatable)")
 	f.StringVar(&opts.signature, "signature", "", "the detached signature (default FILE.sig if present)")
+	f.StringVar(&opts.requireProof, "require-proof", "", "also require this proof bundle ('signctl log proof') that the signature is in the log")
+	f.StringVar(&opts.logKey, "log-key", "", "the log's note verifier key, or a file holding it (with --require-proof)")
 	return cmd
 }
 
@@ -200,7 +228,11 @@ func report(g *globals, res *verifyResult, err error) error {
 		if name != "" {
 			name = " (" + name + ")"
 		}
-		printf(g.stdout, "OK: %s verified, signed by %s%s\n", res.File, res.SignerFingerprint, name)
+		logged := ""
+		if res.LogLeafIndex != nil {
+			logged = fmt.Sprintf("; logged as leaf %d of %s's checkpoint of %d", *res.LogLeafIndex, res.LogOrigin, res.LogTreeSize)
+		}
+		printf(g.stdout, "OK: %s verified, signed by %s%s%s\n", res.File, res.SignerFingerprint, name, logged)
 	} else {
 		admitted := ""
 		if res.Admitted {
@@ -211,7 +243,7 @@ func report(g *globals, res *verifyResult, err error) error {
 	switch {
 	case err == nil:
 		return nil
-	case res.Reason == string(errdefs.ReasonMalformedSignature):
+	case res.Reason == string(errdefs.ReasonMalformedSignature), res.Reason == string(errdefs.ReasonMalformedProof):
 		return &exitError{code: ExitUsage, err: err, reported: true}
 	default:
 		return &exitError{code: ExitVerifyFail, err: err, reported: true}

@@ -47,6 +47,30 @@ const (
 	ReasonUnknownOrg Reason = "UNKNOWN_ORG"
 )
 
+// Verifiable-log reasons: why a proof of logging or a checkpoint was
+// refused (signctl verify --require-proof, signctl log monitor).
+const (
+	// ReasonMalformedProof: the proof bundle is not one (bad JSON, a
+	// missing field, a hash of the wrong size).
+	ReasonMalformedProof Reason = "MALFORMED_PROOF"
+	// ReasonLogCheckpointInvalid: the checkpoint is not signed by the
+	// given log key, or is not a checkpoint of the bundle's log.
+	ReasonLogCheckpointInvalid Reason = "LOG_CHECKPOINT_INVALID"
+	// ReasonLogProofInvalid: the inclusion proof does not lead from the
+	// leaf to the checkpoint's root.
+	ReasonLogProofInvalid Reason = "LOG_PROOF_INVALID"
+	// ReasonLogLeafMismatch: the proven leaf is not the record of this
+	// artifact's digest and this signature.
+	ReasonLogLeafMismatch Reason = "LOG_LEAF_MISMATCH"
+	// ReasonLogFork: a checkpoint validly signed by the log key that
+	// contradicts one accepted before (same size, another root; or no
+	// consistency proof to it).
+	ReasonLogFork Reason = "LOG_FORK"
+	// ReasonLogRollback: a checkpoint of fewer leaves than one accepted
+	// before.
+	ReasonLogRollback Reason = "LOG_ROLLBACK"
+)
+
 // Other reasons attached to non-verification errors.
 const (
 	ReasonPermissionDenied   Reason = "PERMISSION_DENIED"

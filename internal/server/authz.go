@@ -78,6 +78,18 @@ var methodRoles = map[string]Role{
 	signerv1.AuditService_ListAudit_FullMethodName:         RoleAdmin,
 	signerv1.AuditService_VerifyAudit_FullMethodName:       RoleAdmin,
 	signerv1.AuditService_GetAuditPublicKey_FullMethodName: RoleVerifier,
+
+	// The verifiable log. What verifiers, loaders and witnesses need
+	// reveals only hashes, sizes and the log key, or the record of a
+	// signature the caller already holds (it names digest and signature):
+	// verifier. A leaf by index or a range of leaves is any audit record,
+	// which names callers and digests: admin, as ListAudit.
+	signerv1.LogService_GetCheckpoint_FullMethodName:       RoleVerifier,
+	signerv1.LogService_GetLogPublicKey_FullMethodName:     RoleVerifier,
+	signerv1.LogService_GetConsistencyProof_FullMethodName: RoleVerifier,
+	signerv1.LogService_GetSignatureProof_FullMethodName:   RoleVerifier,
+	signerv1.LogService_GetInclusionProof_FullMethodName:   RoleAdmin,
+	signerv1.LogService_ListLeaves_FullMethodName:          RoleAdmin,
 }
 
 // Authorizer decides whether a caller may make a call.

@@ -61,6 +61,16 @@ func (s *signerServer) Verify(ctx context.Context, req *signerv1.VerifyRequest) 
 	case service.OutcomeUnsignedAdmitted:
 		out.Outcome = signerv1.VerifyOutcome_VERIFY_OUTCOME_UNSIGNED_ADMITTED
 	}
+	if req.GetIncludeLogProof() && res.Outcome == service.OutcomeVerified {
+		// The verdict stands on its own; a signature verified but not
+		// (yet) provably logged is an error here only because the caller
+		// asked for the proof and must not mistake its absence for one.
+		b, err := s.svc.LogSignatureProof(ctx, res.Digest, res.Signature)
+		if err != nil {
+			return nil, err
+		}
+		out.LogProof = bundleToPB(b)
+	}
 	return out, nil
 }
 

@@ -50,10 +50,12 @@ const MaxPolicySize = 1 << 20
 //
 // Roles are cumulative: verifier (Verify, ListTrusted, key/trust/policy
 // reads, VerifySkill, the skill public documents, health, server
-// reflection); signer (also Sign and SignSkill, only with the keys the
+// reflection, the log's checkpoints, key, consistency proofs and the proof
+// of a given signature); signer (also Sign and SignSkill, only with the keys the
 // rule lists in "keys", and for
 // SignSkill only for the domains in "domains"; "*" in either means any);
-// admin (everything: keys, trust, policy, and signing with any key). keys
+// admin (everything: keys, trust, policy, the audit records and the log's
+// leaves, and signing with any key). keys
 // and domains are allowed on signer rules only, and a signer rule needs
 // keys; a signer rule without domains may not sign skills. comment is
 // free text for humans.

@@ -126,6 +126,7 @@ func New(svc *service.Service, opts Options) *Server {
 	signerv1.RegisterTrustServiceServer(gs, &trustServer{svc: svc})
 	signerv1.RegisterSkillServiceServer(gs, &skillServer{svc: svc, authz: opts.Authorizer, denials: opts.Denials, maxRecv: opts.MaxRecvMsgSize})
 	signerv1.RegisterAuditServiceServer(gs, &auditServer{svc: svc})
+	signerv1.RegisterLogServiceServer(gs, &logServer{svc: svc})
 	hs := health.NewServer()
 	grpc_health_v1.RegisterHealthServer(gs, hs)
 	if opts.Reflection {
@@ -165,7 +166,7 @@ func (s *Server) SetServing(serving bool) {
 	if serving {
 		st = grpc_health_v1.HealthCheckResponse_SERVING
 	}
-	for _, name := range []string{"", signerv1.SignerService_ServiceDesc.ServiceName, signerv1.KeyService_ServiceDesc.ServiceName, signerv1.TrustService_ServiceDesc.ServiceName, signerv1.SkillService_ServiceDesc.ServiceName} {
+	for _, name := range []string{"", signerv1.SignerService_ServiceDesc.ServiceName, signerv1.KeyService_ServiceDesc.ServiceName, signerv1.TrustService_ServiceDesc.ServiceName, signerv1.SkillService_ServiceDesc.ServiceName, signerv1.LogService_ServiceDesc.ServiceName} {
 		s.health.SetServingStatus(name, st)
 	}
 }

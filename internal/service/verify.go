@@ -1,6 +1,7 @@
 package service
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"fmt"
@@ -46,6 +47,11 @@ type VerifyResult struct {
 	// the document (informational, unsigned); zero when unknown.
 	SignedAt time.Time
 	Source   string
+	// Digest and Signature are the accepted signature's (nil for
+	// OutcomeUnsignedAdmitted): what its proof of logging is looked up by
+	// (LogSignatureProof).
+	Digest    []byte
+	Signature []byte
 }
 
 // candidate is one signature that may admit the artifact.
@@ -221,7 +227,8 @@ func (s *Service) checkCandidate(ctx context.Context, org string, digest [pkgsig
 			s.verified.add(vk)
 		}
 	}
-	res := VerifyResult{Outcome: OutcomeVerified, PackageHash: hexDigest, Fingerprint: c.sig.Fingerprint, KeyName: keyName}
+	res := VerifyResult{Outcome: OutcomeVerified, PackageHash: hexDigest, Fingerprint: c.sig.Fingerprint, KeyName: keyName,
+		Digest: bytes.Clone(digest[:]), Signature: bytes.Clone(c.sig.Sig)}
 	if c.recordedAt != nil {
 		res.SignedAt = *c.recordedAt
 	} else if t, err := time.Parse(time.RFC3339Nano, c.sig.SignedAt); err == nil {

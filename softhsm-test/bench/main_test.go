@@ -91,7 +91,7 @@ func TestBench(t *testing.T) {
 		cfg.reps = n
 	}
 	if v := os.Getenv(envOnly); v != "" {
-		known := []string{"sign", "verify", "signctl", "hash", "canonicalize", "replicas", "network"}
+		known := []string{"sign", "verify", "signctl", "hash", "canonicalize", "replicas", "network", "log"}
 		for _, g := range strings.Split(v, ",") {
 			if !slices.Contains(known, g) {
 				t.Fatalf("%s=%q: %q is not one of %s", envOnly, v, g, strings.Join(known, ", "))

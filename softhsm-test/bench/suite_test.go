@@ -46,7 +46,7 @@ type config struct {
 	smoke      bool  // miniature: no targets are asserted anyway, names stay the same
 	maxLarge   int64 // largest file in the skill tree
 	// only, when set, limits the run to these groups: sign, verify,
-	// signctl, hash, canonicalize, replicas.
+	// signctl, hash, canonicalize, replicas, network, log.
 	only []string
 }
 
@@ -97,6 +97,7 @@ var expectedResults = []string{
 	"sign-unary-ed25519-1replica-network-hsm", "sign-unary-ed25519-2replicas-network-hsm", "replicas-2-vs-1-network-hsm",
 	"network-hsm-sign-ecdsa-sessions-1", "network-hsm-sign-ecdsa-sessions-8", "network-hsm-sign-ecdsa-sessions-32", "network-hsm-sessions-32-vs-1",
 	"network-hsm-sign-ed25519-sessions-1", "network-hsm-sign-ed25519-sessions-8", "network-hsm-sign-ed25519-sessions-32", "network-hsm-ed25519-sessions-32-vs-1",
+	"log-fill-1m-leaves", "log-inclusion-proof-1m-leaves", "log-consistency-proof-1m-leaves",
 }
 
 // suite is one run: a daemon, its keys, the in-process worker, clients.
@@ -145,6 +146,9 @@ func runSuite(t *testing.T, cfg config) []result {
 	}
 	if cfg.runs("network") {
 		rs = append(rs, s.networkHSM()...) // networkhsm_test.go: p11-kit remoting and the forwarder, delayed
+	}
+	if cfg.runs("log") {
+		rs = append(rs, s.logProofs()...) // log_test.go: proofs from a bbolt store of 1M records
 	}
 	return rs
 }

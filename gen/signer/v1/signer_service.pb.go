@@ -539,8 +539,14 @@ type VerifyRequest struct {
 	// found an empty .sig file must refuse it itself (MALFORMED_SIGNATURE),
 	// as signctl and the Go client do, rather than send it.
 	SignatureDocument []byte `protobuf:"bytes,3,opt,name=signature_document,json=signatureDocument,proto3" json:"signature_document,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// Also return the verifiable log's proof that the accepted signature was
+	// logged (log_proof in the response), for a loader to keep. Ignored when
+	// the outcome is UNSIGNED_ADMITTED. A signature that verifies but is not
+	// in the log (one signerd did not make) is then NOT_FOUND: asked for a
+	// proof, the caller never gets a verdict without one.
+	IncludeLogProof bool `protobuf:"varint,4,opt,name=include_log_proof,json=includeLogProof,proto3" json:"include_log_proof,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *VerifyRequest) Reset() {
@@ -594,6 +600,13 @@ func (x *VerifyRequest) GetSignatureDocument() []byte {
 	return nil
 }
 
+func (x *VerifyRequest) GetIncludeLogProof() bool {
+	if x != nil {
+		return x.IncludeLogProof
+	}
+	return false
+}
+
 // VerifyResponse is returned only when the loader may load the artifact.
 type VerifyResponse struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
@@ -609,8 +622,11 @@ type VerifyResponse struct {
 	SignedAt *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=signed_at,json=signedAt,proto3" json:"signed_at,omitempty"`
 	// "detached" or "recorded": where the accepted signature came from.
 	SignatureSource string `protobuf:"bytes,7,opt,name=signature_source,json=signatureSource,proto3" json:"signature_source,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// The accepted signature's inclusion proof, when include_log_proof was
+	// set and the artifact verified.
+	LogProof      *LogProofBundle `protobuf:"bytes,8,opt,name=log_proof,json=logProof,proto3" json:"log_proof,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *VerifyResponse) Reset() {
@@ -690,6 +706,13 @@ func (x *VerifyResponse) GetSignatureSource() string {
 		return x.SignatureSource
 	}
 	return ""
+}
+
+func (x *VerifyResponse) GetLogProof() *LogProofBundle {
+	if x != nil {
+		return x.LogProof
+	}
+	return nil
 }
 
 // ListTrustedRequest names an org.
@@ -813,7 +836,7 @@ var File_signer_v1_signer_service_proto protoreflect.FileDescriptor
 
 const file_signer_v1_signer_service_proto_rawDesc = "" +
 	"\n" +
-	"\x1esigner/v1/signer_service.proto\x12\tsigner.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15signer/v1/types.proto\"\x16\n" +
+	"\x1esigner/v1/signer_service.proto\x12\tsigner.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bsigner/v1/log_service.proto\x1a\x15signer/v1/types.proto\"\x16\n" +
 	"\x14GetServerInfoRequest\"\xbf\x01\n" +
 	"\x15GetServerInfoResponse\x12\x16\n" +
 	"\x06module\x18\x01 \x01(\tR\x06module\x12\x18\n" +
@@ -845,11 +868,12 @@ const file_signer_v1_signer_service_proto_rawDesc = "" +
 	"\x0eBatchItemError\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\x05R\x04code\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x18\n" +
-	"\amessage\x18\x03 \x01(\tR\amessage\"h\n" +
+	"\amessage\x18\x03 \x01(\tR\amessage\"\x94\x01\n" +
 	"\rVerifyRequest\x12\x10\n" +
 	"\x03org\x18\x01 \x01(\tR\x03org\x12\x16\n" +
 	"\x06digest\x18\x02 \x01(\fR\x06digest\x12-\n" +
-	"\x12signature_document\x18\x03 \x01(\fR\x11signatureDocument\"\xbe\x02\n" +
+	"\x12signature_document\x18\x03 \x01(\fR\x11signatureDocument\x12*\n" +
+	"\x11include_log_proof\x18\x04 \x01(\bR\x0fincludeLogProof\"\xf6\x02\n" +
 	"\x0eVerifyResponse\x122\n" +
 	"\aoutcome\x18\x01 \x01(\x0e2\x18.signer.v1.VerifyOutcomeR\aoutcome\x12\x1a\n" +
 	"\bverified\x18\x02 \x01(\bR\bverified\x12!\n" +
@@ -857,7 +881,8 @@ const file_signer_v1_signer_service_proto_rawDesc = "" +
 	"\x12signer_fingerprint\x18\x04 \x01(\tR\x11signerFingerprint\x12&\n" +
 	"\x0fsigner_key_name\x18\x05 \x01(\tR\rsignerKeyName\x127\n" +
 	"\tsigned_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\bsignedAt\x12)\n" +
-	"\x10signature_source\x18\a \x01(\tR\x0fsignatureSource\"&\n" +
+	"\x10signature_source\x18\a \x01(\tR\x0fsignatureSource\x126\n" +
+	"\tlog_proof\x18\b \x01(\v2\x19.signer.v1.LogProofBundleR\blogProof\"&\n" +
 	"\x12ListTrustedRequest\x12\x10\n" +
 	"\x03org\x18\x01 \x01(\tR\x03org\"\xa4\x01\n" +
 	"\x13ListTrustedResponse\x12\x10\n" +
@@ -905,7 +930,8 @@ var file_signer_v1_signer_service_proto_goTypes = []any{
 	(*ListTrustedResponse)(nil),   // 11: signer.v1.ListTrustedResponse
 	(Algorithm)(0),                // 12: signer.v1.Algorithm
 	(*timestamppb.Timestamp)(nil), // 13: google.protobuf.Timestamp
-	(*TrustedKey)(nil),            // 14: signer.v1.TrustedKey
+	(*LogProofBundle)(nil),        // 14: signer.v1.LogProofBundle
+	(*TrustedKey)(nil),            // 15: signer.v1.TrustedKey
 }
 var file_signer_v1_signer_service_proto_depIdxs = []int32{
 	12, // 0: signer.v1.SignResponse.algorithm:type_name -> signer.v1.Algorithm
@@ -915,22 +941,23 @@ var file_signer_v1_signer_service_proto_depIdxs = []int32{
 	7,  // 4: signer.v1.SignBatchResponse.error:type_name -> signer.v1.BatchItemError
 	0,  // 5: signer.v1.VerifyResponse.outcome:type_name -> signer.v1.VerifyOutcome
 	13, // 6: signer.v1.VerifyResponse.signed_at:type_name -> google.protobuf.Timestamp
-	14, // 7: signer.v1.ListTrustedResponse.keys:type_name -> signer.v1.TrustedKey
-	3,  // 8: signer.v1.SignerService.Sign:input_type -> signer.v1.SignRequest
-	5,  // 9: signer.v1.SignerService.SignBatch:input_type -> signer.v1.SignBatchRequest
-	8,  // 10: signer.v1.SignerService.Verify:input_type -> signer.v1.VerifyRequest
-	10, // 11: signer.v1.SignerService.ListTrusted:input_type -> signer.v1.ListTrustedRequest
-	1,  // 12: signer.v1.SignerService.GetServerInfo:input_type -> signer.v1.GetServerInfoRequest
-	4,  // 13: signer.v1.SignerService.Sign:output_type -> signer.v1.SignResponse
-	6,  // 14: signer.v1.SignerService.SignBatch:output_type -> signer.v1.SignBatchResponse
-	9,  // 15: signer.v1.SignerService.Verify:output_type -> signer.v1.VerifyResponse
-	11, // 16: signer.v1.SignerService.ListTrusted:output_type -> signer.v1.ListTrustedResponse
-	2,  // 17: signer.v1.SignerService.GetServerInfo:output_type -> signer.v1.GetServerInfoResponse
-	13, // [13:18] is the sub-list for method output_type
-	8,  // [8:13] is the sub-list for method input_type
-	8,  // [8:8] is the sub-list for extension type_name
-	8,  // [8:8] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	14, // 7: signer.v1.VerifyResponse.log_proof:type_name -> signer.v1.LogProofBundle
+	15, // 8: signer.v1.ListTrustedResponse.keys:type_name -> signer.v1.TrustedKey
+	3,  // 9: signer.v1.SignerService.Sign:input_type -> signer.v1.SignRequest
+	5,  // 10: signer.v1.SignerService.SignBatch:input_type -> signer.v1.SignBatchRequest
+	8,  // 11: signer.v1.SignerService.Verify:input_type -> signer.v1.VerifyRequest
+	10, // 12: signer.v1.SignerService.ListTrusted:input_type -> signer.v1.ListTrustedRequest
+	1,  // 13: signer.v1.SignerService.GetServerInfo:input_type -> signer.v1.GetServerInfoRequest
+	4,  // 14: signer.v1.SignerService.Sign:output_type -> signer.v1.SignResponse
+	6,  // 15: signer.v1.SignerService.SignBatch:output_type -> signer.v1.SignBatchResponse
+	9,  // 16: signer.v1.SignerService.Verify:output_type -> signer.v1.VerifyResponse
+	11, // 17: signer.v1.SignerService.ListTrusted:output_type -> signer.v1.ListTrustedResponse
+	2,  // 18: signer.v1.SignerService.GetServerInfo:output_type -> signer.v1.GetServerInfoResponse
+	14, // [14:19] is the sub-list for method output_type
+	9,  // [9:14] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_signer_v1_signer_service_proto_init() }
@@ -938,6 +965,7 @@ func file_signer_v1_signer_service_proto_init() {
 	if File_signer_v1_signer_service_proto != nil {
 		return
 	}
+	file_signer_v1_log_service_proto_init()
 	file_signer_v1_types_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{

@@ -112,8 +112,15 @@ func TestReplicasShareOneChain(t *testing.T) {
 	}
 	// One tree: both replicas serve the same roots and proofs, each the
 	// tree of the one chain.
-	storetest.CheckLog(t, a)
 	storetest.CheckLog(t, b)
+	if n, err := a.LogSize(ctx); err != nil || n != uint64(len(recs)) {
+		t.Fatalf("replica A's log size %d, %v; want %d", n, err, len(recs))
+	}
+	ra, errA := a.LogRoot(ctx, uint64(len(recs)))
+	rb, errB := b.LogRoot(ctx, uint64(len(recs)))
+	if errA != nil || errB != nil || !bytes.Equal(ra, rb) {
+		t.Fatalf("replicas serve different roots: %x (%v), %x (%v)", ra, errA, rb, errB)
+	}
 	t.Logf("%d writes in %d + %d transactions", 2*sigs+2*names, a.Commits(), b.Commits())
 }
 

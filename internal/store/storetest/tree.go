@@ -57,9 +57,9 @@ func leavesOf(t *testing.T, s store.Store) [][]byte {
 
 // CheckLog checks the store's tree against ReferenceRoot: the root of every
 // size up to 300 (and of random larger ones and the whole log), an
-// inclusion proof of every leaf in every tree up to 70 leaves and in the
+// inclusion proof of every leaf in every tree up to 40 leaves and in the
 // whole log (up to 300 leaves; random leaves beyond), consistency proofs
-// between every pair of sizes up to 40, and random pairs of the rest, all
+// between every pair of sizes up to 24, and random pairs of the rest, all
 // verified with transparency-dev/merkle/proof. Backends call it after a
 // restart, too. The bounds keep it to a few thousand requests, which a
 // store on etcd answers in seconds.
@@ -115,14 +115,14 @@ func CheckLog(t *testing.T, s store.Store) {
 			t.Fatalf("ConsistencyProof(%d, %d) does not verify: %v", m1, m2, err)
 		}
 	}
-	for m := uint64(1); m <= min(n, 70); m++ {
+	for m := uint64(1); m <= min(n, 40); m++ {
 		for i := uint64(0); i < m; i++ {
 			inclusion(i, m)
 		}
 	}
 	for _, m := range []uint64{n - 1, n} {
 		switch {
-		case m <= 70:
+		case m <= 40:
 		case m <= 300:
 			for i := uint64(0); i < m; i++ {
 				inclusion(i, m)
@@ -133,12 +133,12 @@ func CheckLog(t *testing.T, s store.Store) {
 			}
 		}
 	}
-	for m2 := uint64(1); m2 <= min(n, 40); m2++ {
+	for m2 := uint64(1); m2 <= min(n, 24); m2++ {
 		for m1 := uint64(1); m1 <= m2; m1++ {
 			consistency(m1, m2)
 		}
 	}
-	for range 300 {
+	for range 200 {
 		m := 1 + rnd.Uint64N(n)
 		inclusion(rnd.Uint64N(m), m)
 		m1 := 1 + rnd.Uint64N(m)
