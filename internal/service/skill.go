@@ -72,10 +72,11 @@ func (s *Service) SignSkill(ctx context.Context, in SignSkillInput) (SignSkillOu
 	if err != nil {
 		return SignSkillOutput{}, err
 	}
-	key, ver, signer, err := s.currentSigner(ctx, in.KeyName)
+	e, err := s.currentSigner(ctx, in.KeyName)
 	if err != nil {
 		return SignSkillOutput{}, err
 	}
+	key, ver, signer := e.key, e.ver, e.signer
 	if keystore.Algorithm(key.Algorithm) != keystore.ECDSAP256 {
 		return SignSkillOutput{}, errdefs.WithReason(errdefs.ReasonWrongAlgorithm, fmt.Errorf(
 			"key %q is %s; SchemaPin skill signatures need an ecdsa-p256 key: %w", key.Name, key.Algorithm, errdefs.ErrInvalidArgument))
