@@ -24,7 +24,7 @@ FUZZTIME  ?= 20000x
 
 .PHONY: help
 help: ## list targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
 .PHONY: deps
 deps: ## install SoftHSM2, openssl, util-linux (setpriv, prlimit), the modules of the test matrix, a C compiler, systemd's tools, lintian and the Python loader's gRPC and protoc when missing (Debian/Ubuntu)
@@ -71,6 +71,22 @@ run: deps build ## run signerd on ./var/signerd.sock with a SoftHSM2 token under
 test: deps proto-check vet $(TOOLS)/grpcurl ## every test, the SoftHSM2 end-to-end suite included
 	CGO_ENABLED=1 SIGNERD_GRPCURL=$(TOOLS)/grpcurl $(GO) test -race -count=1 -timeout 20m ./...
 	$(MAKE) fuzz-short
+
+# make test LOAD_RUNS times in a row beside stress-ng --cpu 2 (Debian's
+# stress-ng, installed when missing): the suite counts operations and never
+# races a clock, and this is how that is shown (README, "Testing").
+LOAD_RUNS ?= 3
+.PHONY: test-under-load
+test-under-load: deps ## make test 3 times in a row (LOAD_RUNS) while stress-ng --cpu 2 keeps both cores busy
+	@dpkg -s stress-ng >/dev/null 2>&1 || { echo "installing stress-ng (apt-get)"; \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq stress-ng >/dev/null; }
+	@stress-ng --cpu 2 --timeout 0 --quiet & load=$$!; trap 'kill $$load 2>/dev/null' EXIT INT TERM; \
+	for i in $$(seq $(LOAD_RUNS)); do \
+		start=$$(date +%s); echo "== make test beside stress-ng --cpu 2: run $$i of $(LOAD_RUNS)"; \
+		$(MAKE) --no-print-directory test || { echo "== run $$i of $(LOAD_RUNS) FAILED under load"; exit 1; }; \
+		echo "== run $$i of $(LOAD_RUNS) passed in $$(( $$(date +%s) - start )) s (stress-ng pid $$load still running: $$(kill -0 $$load && echo yes))"; \
+	done; echo "== $(LOAD_RUNS) consecutive runs of make test passed beside stress-ng --cpu 2"
 
 # The tests over the third-party SchemaPin corpus (other people's files,
 # never copied into the repository) read it from ../shared or

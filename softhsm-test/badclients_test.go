@@ -151,7 +151,9 @@ func TestBadClients(t *testing.T) {
 				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 				defer cancel()
 				if _, err := c.Health.Check(ctx, &grpc_health_v1.HealthCheckRequest{}); err != nil {
-					failures.Add(1)
+					if failures.Add(1) == 1 {
+						t.Logf("first failure: %v", err)
+					}
 				}
 			})
 		}
@@ -325,8 +327,6 @@ func TestConnectionFloodPerPeer(t *testing.T) {
 	}
 
 	expectExit(t, signctlAsNobody(t, d, "verify", pkg, "--org", "acme"), 0, "nobody verifies during root's connection flood")
-	if !strings.Contains(d.logs.String(), `msg="connection refused" peer=uid:0`) {
-		t.Errorf("the daemon did not log the refusals of uid 0:\n%s", d.logs.String())
-	}
+	d.waitForLog(t, `msg="connection refused" peer=uid:0`)
 	t.Logf("flood: %d connections opened by uid 0, %d closed by the daemon; uid 65534 verified", dials.Load(), closed.Load())
 }

@@ -41,7 +41,7 @@ func (d *daemon) peakRSSKiB(t *testing.T) int {
 // that large), from one uid over 16 connections,
 // keep the daemon's peak resident memory under 512 MiB: each call
 // reserves the largest request size from its peer's budget of request
-// bytes in flight (128 MiB) before its body is read, and calls beyond the
+// bytes in flight (256 MiB) before its body is read, and calls beyond the
 // budget are refused RESOURCE_EXHAUSTED at once. Methods that need
 // kilobytes refuse larger requests (Verify: 64 KiB). Afterwards the
 // budget is whole again and the daemon serves as before.

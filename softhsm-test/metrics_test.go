@@ -60,9 +60,7 @@ func TestMetricsPprof(t *testing.T) {
 	if code, _ := httpGet(t, "http://"+addr+"/metrics"); code != http.StatusOK {
 		t.Errorf("/metrics beside the profiler: HTTP %d", code)
 	}
-	if !strings.Contains(d.logs.String(), "serving Go's profiler") {
-		t.Errorf("the log does not say the profiler is served:\n%s", d.logs.String())
-	}
+	d.waitForLog(t, "serving Go's profiler")
 }
 
 // metricsAddr is the address d logged for its metrics listener.

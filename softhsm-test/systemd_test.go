@@ -113,10 +113,7 @@ func TestSocketActivation(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("exit %d: %s\n%s", r.code, r.stderr, d.logs.String())
 	}
-	logs := d.logs.String()
-	if !strings.Contains(logs, "socket_activated=true tcp_socket_activated=true") {
-		t.Fatalf("signerd did not report both sockets as passed by systemd:\n%s", logs)
-	}
+	d.waitForLog(t, "socket_activated=true tcp_socket_activated=true") // both sockets passed by systemd
 	if after := inode(t, d.socket); after != before {
 		t.Fatalf("the socket was replaced (inode %d, then %d): signerd made its own instead of serving the passed one", before, after)
 	}

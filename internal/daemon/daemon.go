@@ -236,6 +236,10 @@ func Run(ctx context.Context, cfg Config, logOut io.Writer) error {
 		log.Warn("--max-connections-per-peer is not below --max-connections: one uid or host can hold every connection of a listener",
 			"max_connections_per_peer", cfg.MaxConnectionsPerPeer, "max_connections", cfg.MaxConnections)
 	}
+	if oneConn := int64(cfg.MaxConcurrentStreams+1) * int64(cfg.MaxRecvMsgSize); cfg.MaxInflightBytesPerPeer > 0 && int64(cfg.MaxInflightBytesPerPeer) < oneConn {
+		log.Warn("--max-inflight-bytes-per-peer is below what one connection's streams reserve (--max-concurrent-streams + 1 times --max-recv-msg-size): a well-behaved client with many small calls at once will see RESOURCE_EXHAUSTED",
+			"max_inflight_bytes_per_peer", cfg.MaxInflightBytesPerPeer, "one_connection", oneConn)
+	}
 	if tcp != nil {
 		log.Info("signerd serving TCP", "tcp_addr", tcp.Addr().String(), "mutual_tls", !plaintext)
 		if plaintext {

@@ -41,8 +41,12 @@ import (
 const DefaultSmallRequest = 64 << 10
 
 // DefaultInflightBytesPerPeer is the default budget of request bytes one
-// peer may have in flight.
-const DefaultInflightBytesPerPeer = 128 << 20
+// peer may have in flight: twice what one connection's default 128
+// streams reserve at the default 1 MiB request limit. At exactly one
+// connection's worth (the old 128 MiB), a client that filled a connection
+// with tiny calls (each reserving the server-wide limit until it is read)
+// while another of its calls was running saw RESOURCE_EXHAUSTED.
+const DefaultInflightBytesPerPeer = 256 << 20
 
 // largeMethods may carry a skill's file manifest: they get the server-wide
 // limit. VerifySkill carries it twice, in the .schemapin.sig and as the
