@@ -61,6 +61,10 @@ type cachedSigner struct {
 	// crypto/ed25519's rule on tables of the key's multiples (internal/
 	// edcheck): nil for other algorithms.
 	check *edcheck.Verifier
+	// fingerprint is an ECDSA key's SchemaPin fingerprint (skill.Fingerprint
+	// of its public key), the default signer_kid of every document it
+	// signs: computed once rather than re-encoding the key per signature.
+	fingerprint string
 }
 
 type cachedView struct {

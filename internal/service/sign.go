@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"crypto"
+	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/rand"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"github.com/signerd/signerd/internal/errdefs"
 	"github.com/signerd/signerd/internal/keystore"
 	"github.com/signerd/signerd/internal/pkgsig"
+	"github.com/signerd/signerd/internal/skill"
 	"github.com/signerd/signerd/internal/store"
 )
 
@@ -123,15 +125,16 @@ func (s *Service) currentSigner(ctx context.Context, name string) (cachedSigner,
 		return cachedSigner{key: key, ver: ver}, err
 	}
 	e = cachedSigner{gen: gen, key: key, ver: ver, signer: signer}
-	if keystore.Algorithm(key.Algorithm) == keystore.Ed25519 {
-		pub, ok := signer.Public().(ed25519.PublicKey)
-		if !ok {
-			return e, fmt.Errorf("key %q: HSM returned a %T public key: %w", key.Name, signer.Public(), errdefs.ErrInternal)
-		}
+	switch pub := signer.Public().(type) {
+	case ed25519.PublicKey:
 		// Built once per key and process (~2 ms), outside the lock.
 		if e.check, err = edcheck.NewVerifier(pub); err != nil {
 			return e, fmt.Errorf("key %q v%d: %w: %w", key.Name, ver.Version, err, errdefs.ErrInternal)
 		}
+	case *ecdsa.PublicKey:
+		// A key that is no P-256 key is refused where it is used
+		// (SignSkill), as before; it just has no cached fingerprint.
+		e.fingerprint, _ = skill.Fingerprint(pub)
 	}
 	s.cache.mu.Lock()
 	if s.cache.gen.Load() == gen {

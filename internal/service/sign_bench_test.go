@@ -66,7 +66,9 @@ func BenchmarkSign(b *testing.B) {
 // the returned function runs.
 func reportCPU(b *testing.B) func() {
 	start := processCPU()
-	return func() { b.ReportMetric(float64(processCPU()-start)/float64(time.Microsecond)/float64(b.N), "cpu-µs/op") }
+	return func() {
+		b.ReportMetric(float64(processCPU()-start)/float64(time.Microsecond)/float64(b.N), "cpu-µs/op")
+	}
 }
 
 func processCPU() time.Duration {
