@@ -96,7 +96,7 @@ var expectedResults = []string{
 	"sign-unary-ed25519-1replica", "sign-unary-ed25519-2replicas",
 	"network-hsm-sign-ecdsa-sessions-1", "network-hsm-sign-ecdsa-sessions-8", "network-hsm-sign-ecdsa-sessions-32", "network-hsm-sessions-32-vs-1",
 	"sign-unary-ed25519-vs-floor", "sign-unary-ecdsa-p256-vs-floor", "sign-batch-ed25519-vs-floor", "verify-unary-ed25519-vs-floor",
-	"sign-ed25519-cpu-over-floor", "sign-ecdsa-p256-cpu-over-floor",
+	"sign-ed25519-cpu-over-floor", "sign-ecdsa-p256-cpu-over-floor", "verify-unary-ed25519-floor-tables", "verify-unary-ed25519-vs-floor-tables",
 	"network-hsm-sign-ed25519-sessions-1", "network-hsm-sign-ed25519-sessions-8", "network-hsm-sign-ed25519-sessions-32", "network-hsm-ed25519-sessions-32-vs-1",
 }
 
@@ -590,6 +590,10 @@ func (s *suite) verifying() []result {
 		note: fmt.Sprintf("SignerService.Verify with the signature document, %d clients, closed loop; every call a document never verified before (the daemon's verification cache cannot answer)", s.cfg.clients)}
 	floorVerify := &point{name: "verify-unary-ed25519-floor", unit: "calls/s", baseline: ceil.name,
 		note: "SignerService.Verify on the floor server: pkgsig.Parse + pkgsig.Check of the same fresh documents behind signerd's transport tuning, nothing else (no trust lookups, policy, authorization or metrics), same clients: the formula's ceiling measured as one process"}
+	floorTables := &point{name: "verify-unary-ed25519-floor-tables", unit: "calls/s", baseline: ceil.name,
+		note: "as verify-unary-ed25519-floor, but the floor server checks each signature on precomputed tables of the key (internal/edcheck), as signerd's Verify does for a key that verified 64 documents"}
+	vsFloorTables := &point{name: "verify-unary-ed25519-vs-floor-tables", unit: "calls/s", baseline: floorTables.name,
+		note: "verify-unary-ed25519 over verify-unary-ed25519-floor-tables in the same repetition: what signerd adds to the same verification"}
 	vsFloor := &point{name: "verify-unary-ed25519-vs-floor", unit: "calls/s", baseline: floorVerify.name, target: 0.95, cmp: ">=",
 		note: "verify-unary-ed25519 over verify-unary-ed25519-floor in the same repetition, the same fresh documents (median of the per-repetition ratios)"}
 	repeat := &point{name: "verify-unary-ed25519-repeat", unit: "calls/s", baseline: rtt.name,
@@ -661,6 +665,20 @@ func (s *suite) verifying() []result {
 		}
 		floorVerify.add(fs.rate, c, div(fs.rate, c))
 		vsFloor.add(vs.rate, fs.rate, div(vs.rate, fs.rate))
+		next.Store(0)
+		ft, err := closedLoop(len(s.floor), s.cfg.window(), func(i int) error {
+			d := freshDoc()
+			resp, err := s.floor[i].Signer.Verify(context.Background(), &signerv1.VerifyRequest{Org: floorTablesOrg, Digest: d.digest, SignatureDocument: d.doc})
+			if err == nil && !resp.GetVerified() {
+				err = errors.New("floor server did not verify")
+			}
+			return err
+		})
+		if err != nil {
+			s.t.Fatalf("floor server Verify on tables: %v", err)
+		}
+		floorTables.add(ft.rate, c, div(ft.rate, c))
+		vsFloorTables.add(vs.rate, ft.rate, div(vs.rate, ft.rate))
 		rs, err := closedLoop(len(s.conns), s.cfg.window(), func(i int) error {
 			it := items[n.Add(1)%corpus]
 			return s.verifyCall(i, it.digest, it.doc)
@@ -676,10 +694,10 @@ func (s *suite) verifying() []result {
 		cpuRTT.addValue(rttCPU)
 		cpuVer.addValue(verCPU)
 		cpuVerify.add(verifyCPU, rttCPU+verCPU, div(verifyCPU, rttCPU+verCPU))
-		s.logf("verify rep %d/%d: rtt %.0f/s (%.0fµs CPU), in-process %.0f/s (%.0fµs CPU), ceiling %.0f/s, Verify %.0f/s = %.2f (%.0fµs CPU), floor server %.0f/s = %.2f, repeated documents %.0f/s = %.2f of rtt",
-			rep+1, s.cfg.reps, r.rate, rttCPU, v, verCPU, c, vs.rate, div(vs.rate, c), verifyCPU, fs.rate, div(fs.rate, c), rs.rate, div(rs.rate, r.rate))
+		s.logf("verify rep %d/%d: rtt %.0f/s (%.0fµs CPU), in-process %.0f/s (%.0fµs CPU), ceiling %.0f/s, Verify %.0f/s = %.2f (%.0fµs CPU), floor server %.0f/s = %.2f, on tables %.0f/s = %.2f, repeated documents %.0f/s = %.2f of rtt",
+			rep+1, s.cfg.reps, r.rate, rttCPU, v, verCPU, c, vs.rate, div(vs.rate, c), verifyCPU, fs.rate, div(fs.rate, c), ft.rate, div(ft.rate, c), rs.rate, div(rs.rate, r.rate))
 	}
-	return []result{rtt.result(), ver.result(), ceil.result(), verify.result(), floorVerify.result(), vsFloor.result(), repeat.result(), cpuRTT.result(), cpuVer.result(), cpuVerify.result()}
+	return []result{rtt.result(), ver.result(), ceil.result(), verify.result(), floorVerify.result(), vsFloor.result(), floorTables.result(), vsFloorTables.result(), repeat.result(), cpuRTT.result(), cpuVer.result(), cpuVerify.result()}
 }
 
 // verifyCall is one Verify by client i that must admit the package.
