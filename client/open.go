@@ -40,12 +40,24 @@ type VerifyOption func(*verifyOptions)
 type verifyOptions struct {
 	doc    []byte
 	hasDoc bool
+	sealed bool
 }
 
 // WithSignature sends doc as the detached signature document instead of
 // reading path+".sig".
 func WithSignature(doc []byte) VerifyOption {
 	return func(o *verifyOptions) { o.doc, o.hasDoc = doc, true }
+}
+
+// WithSealedCopy makes OpenVerified copy the bytes it hashes into a sealed
+// memory file (Linux memfd with every seal: no write, no resize, no new
+// seals) and return that instead of the file on disk. Without it, the
+// returned descriptor is the file's own inode, which anyone who may write
+// the file can change in place after the check; with it, what File and
+// Path give is exactly the verified bytes whatever happens on disk. It
+// costs the file's size in memory (shared when the loader mmaps it).
+func WithSealedCopy() VerifyOption {
+	return func(o *verifyOptions) { o.sealed = true }
 }
 
 // maxSignatureSize bounds a detached .sig document read from disk.
@@ -80,7 +92,7 @@ func (c *Client) OpenVerified(ctx context.Context, path, org string, opts ...Ver
 	if org == "" {
 		return nil, fmt.Errorf("open %s: no org given: %w", path, errdefs.ErrInvalidArgument)
 	}
-	f, digest, err := openAndHash(ctx, path)
+	f, digest, err := openAndHash(ctx, path, o.sealed)
 	if err != nil {
 		return nil, err
 	}
@@ -111,8 +123,10 @@ func (c *Client) verifyOpen(ctx context.Context, f *os.File, path, org string, d
 }
 
 // openAndHash opens path read-only and hashes the descriptor, refusing
-// anything but a regular file that stays the same while it is read.
-func openAndHash(ctx context.Context, path string) (*os.File, [DigestSize]byte, error) {
+// anything but a regular file that stays the same while it is read. With
+// sealed, it returns a sealed memory copy of the bytes it hashed instead
+// of the file.
+func openAndHash(ctx context.Context, path string, sealed bool) (*os.File, [DigestSize]byte, error) {
 	var digest [DigestSize]byte
 	// Stat first so that a FIFO or a device is refused without being
 	// opened: opening one can block, or act on the device.
@@ -130,7 +144,21 @@ func openAndHash(ctx context.Context, path string) (*os.File, [DigestSize]byte, 
 	if err != nil {
 		return nil, digest, fmt.Errorf("open %s: %w", path, fsError(err))
 	}
-	digest, err = hashOpen(ctx, f, path)
+	var copyTo *os.File
+	if sealed {
+		if copyTo, err = newMemfd(path); err != nil {
+			f.Close()
+			return nil, digest, err
+		}
+	}
+	digest, err = hashOpen(ctx, f, path, copyTo)
+	if err == nil && copyTo != nil {
+		err = seal(copyTo, path)
+	}
+	if copyTo != nil {
+		f.Close()
+		f = copyTo
+	}
 	if err != nil {
 		f.Close()
 		return nil, digest, err
@@ -139,8 +167,9 @@ func openAndHash(ctx context.Context, path string) (*os.File, [DigestSize]byte, 
 }
 
 // hashOpen hashes the regular file open on f to its end, and checks that
-// it held exactly its size and did not change meanwhile.
-func hashOpen(ctx context.Context, f *os.File, path string) ([DigestSize]byte, error) {
+// it held exactly its size and did not change meanwhile. Every byte it
+// hashes is also written to copyTo when that is not nil.
+func hashOpen(ctx context.Context, f *os.File, path string, copyTo *os.File) ([DigestSize]byte, error) {
 	var digest [DigestSize]byte
 	before, err := f.Stat()
 	if err != nil {
@@ -161,6 +190,11 @@ func hashOpen(ctx context.Context, f *os.File, path string) ([DigestSize]byte, e
 		}
 		k, err := r.Read(buf)
 		h.Write(buf[:k])
+		if copyTo != nil && k > 0 {
+			if _, werr := copyTo.Write(buf[:k]); werr != nil {
+				return digest, fmt.Errorf("copy %s into memory: %w", path, werr)
+			}
+		}
 		n += int64(k)
 		if k > 0 && afterChunk != nil {
 			afterChunk()

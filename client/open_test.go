@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -92,6 +93,76 @@ func TestOpenVerifiedSwapAfterCheck(t *testing.T) {
 			}
 			if sha256.Sum256(loaded) != vf.Digest {
 				t.Fatal("Digest is not the SHA-256 of the loaded bytes")
+			}
+		})
+	}
+}
+
+// TestOpenVerifiedInPlaceWrite writes over the verified file's own inode
+// after OpenVerified returned. Without WithSealedCopy the descriptor is
+// that inode, so the write shows through (the documented limit); with it,
+// File and Path give the verified bytes, and the copy refuses writes and
+// resizing even through a descriptor opened for writing.
+func TestOpenVerifiedInPlaceWrite(t *testing.T) {
+	c := dial(t, env.socket)
+	for _, tc := range []struct {
+		name      string
+		opts      []client.VerifyOption
+		wantGood  bool
+		wantMemfd bool
+	}{
+		{"the file's own inode", nil, false, false},
+		{"WithSealedCopy", []client.VerifyOption{client.WithSealedCopy()}, true, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "libhello.so")
+			good := copyFile(t, "testdata/libhello.so", path)
+			vf, err := c.OpenVerified(context.Background(), path, "acme", tc.opts...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer vf.Close()
+			// Same length, same inode: O_TRUNC is not needed to change it.
+			evil := bytes.Repeat([]byte{0xcc}, len(good))
+			w, err := os.OpenFile(path, os.O_WRONLY, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := w.Write(evil); err != nil {
+				t.Fatal(err)
+			}
+			w.Close()
+			byPath, err := os.ReadFile(vf.Path) // what dlopen(vf.Path) maps
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := bytes.Equal(byPath, good); got != tc.wantGood {
+				t.Fatalf("%s gives the verified bytes: %v, want %v", vf.Path, got, tc.wantGood)
+			}
+			target, _ := os.Readlink(vf.Path)
+			if isMemfd := strings.HasPrefix(target, "/memfd:signerd-verified:libhello.so"); isMemfd != tc.wantMemfd {
+				t.Fatalf("%s links to %q; memfd: %v, want %v", vf.Path, target, isMemfd, tc.wantMemfd)
+			}
+			if !tc.wantMemfd {
+				return
+			}
+			if sha256.Sum256(byPath) != vf.Digest {
+				t.Fatal("Digest is not the SHA-256 of the sealed bytes")
+			}
+			rw, err := os.OpenFile(vf.Path, os.O_RDWR, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rw.Close()
+			if _, err := rw.Write([]byte("x")); !errors.Is(err, syscall.EPERM) {
+				t.Fatalf("write to the sealed copy: %v, want EPERM", err)
+			}
+			if err := rw.Truncate(0); !errors.Is(err, syscall.EPERM) {
+				t.Fatalf("truncate the sealed copy: %v, want EPERM", err)
+			}
+			loaded, err := io.ReadAll(vf.File)
+			if err != nil || !bytes.Equal(loaded, good) {
+				t.Fatalf("File gives %d bytes (%v), want the %d verified ones", len(loaded), err, len(good))
 			}
 		})
 	}

@@ -3,9 +3,12 @@ package softhsmtest
 import (
 	"encoding/hex"
 	"encoding/json"
+	"errors"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -67,6 +70,13 @@ func TestStartupErrors(t *testing.T) {
 			}
 			if tt.name != "PIN as a flag is refused" && strings.Contains(string(out), tok.PIN) {
 				t.Fatalf("output contains the PIN:\n%s", out)
+			}
+			// A start that fails leaves no database behind (one it created
+			// before the HSM refused is removed).
+			if i := slices.Index(tt.args, "--db"); i >= 0 {
+				if _, err := os.Stat(tt.args[i+1]); !errors.Is(err, fs.ErrNotExist) {
+					t.Fatalf("a failed start left %s behind (%v)", tt.args[i+1], err)
+				}
 			}
 		})
 	}

@@ -41,7 +41,9 @@ func load(socket, org, path string) int {
 	}
 	defer c.Close()
 
-	vf, err := c.OpenVerified(ctx, path, org)
+	// A sealed copy: what is loaded is the verified bytes even if someone
+	// who may write the file changes it in place after the check.
+	vf, err := c.OpenVerified(ctx, path, org, client.WithSealedCopy())
 	var refusal *client.VerificationError
 	switch {
 	case errors.As(err, &refusal):

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"os"
@@ -138,6 +139,11 @@ func Run(ctx context.Context, cfg Config, logOut io.Writer) error {
 	}
 	defer fromSystemd.close() // no-op once served: Stop closes them first
 
+	// A database this start creates is removed again if the HSM then
+	// refuses (a wrong label or PIN): the next start must not find an
+	// empty, migrated file that belongs to no token.
+	freshDB := spec.kind == "bbolt" && !exists(spec.path)
+	removeDB := false
 	st, err := openStore(ctx, spec, cfg, log)
 	if err != nil {
 		return fmt.Errorf("open store %s: %w", spec, err)
@@ -146,12 +152,18 @@ func Run(ctx context.Context, cfg Config, logOut io.Writer) error {
 		if err := st.Close(); err != nil {
 			log.Error("close database", "err", err)
 		}
+		if removeDB {
+			if err := os.Remove(spec.path); err != nil {
+				log.Error("remove the database this start created", "db", spec.path, "err", err)
+			}
+		}
 	}()
 
 	// The first open's errors (module, label, PIN) stop start-up; faults
 	// after it are recovered without a restart (keystore/supervised).
 	ks, err := openHSM(ctx, cfg, pin, st, log)
 	if err != nil {
+		removeDB = freshDB
 		return pinRefused(fmt.Errorf("open HSM: %w", err))
 	}
 	defer func() {
@@ -310,4 +322,10 @@ func Run(ctx context.Context, cfg Config, logOut io.Writer) error {
 	cancelFinal()
 	log.Info("signerd stopped")
 	return nil
+}
+
+// exists reports whether anything is at path (an unreadable one counts).
+func exists(path string) bool {
+	_, err := os.Lstat(path)
+	return !errors.Is(err, fs.ErrNotExist)
 }

@@ -13,6 +13,9 @@ import (
 // mutual TLS needs a certificate, its key and a client CA; plaintext is
 // allowed only on a loopback address and only with --insecure-loopback.
 func checkListen(c Config) error {
+	if c.MetricsPprof && c.MetricsListen == "" {
+		return errors.New("--metrics-pprof needs --metrics-listen: the profiler is served on the metrics address")
+	}
 	tlsGiven := c.TLSCert != "" || c.TLSKey != "" || c.ClientCA != ""
 	if c.Listen == "" {
 		switch {

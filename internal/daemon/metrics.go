@@ -32,10 +32,7 @@ func startMetrics(ctx context.Context, cfg Config, log *slog.Logger, st store.St
 		})
 	}
 	if cfg.MetricsListen == "" {
-		if cfg.MetricsPprof {
-			return nil, fmt.Errorf("--metrics-pprof needs --metrics-listen: the profiler is served on the metrics address")
-		}
-		return m, nil
+		return m, nil // checkListen refused --metrics-pprof without it
 	}
 	l, err := net.Listen("tcp", cfg.MetricsListen)
 	if err != nil {

@@ -73,7 +73,7 @@ func TestFollowStoreChanges(t *testing.T) {
 	}
 	// …and is refused once it is.
 	st.changes <- struct{}{}
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for err := sign(); !errors.Is(err, errdefs.ErrFailedPrecondition); err = sign() {
 		if time.Now().After(deadline) {
 			t.Fatalf("Sign after the revocation was announced: %v, want KEY_REVOKED", err)

@@ -94,7 +94,7 @@ func TestGroupCommit(t *testing.T) {
 			}
 			// The committer delivers results before it looks for more
 			// work, so it may still be winding down: it must stop soon.
-			deadline := time.Now().Add(5 * time.Second)
+			deadline := time.Now().Add(30 * time.Second)
 			for {
 				g.mu.Lock()
 				idle := !g.running && len(g.pending) == 0
