@@ -69,7 +69,7 @@ run: deps build ## run signerd on ./var/signerd.sock with a SoftHSM2 token under
 
 .PHONY: test
 test: deps proto-check vet $(TOOLS)/grpcurl ## every test, the SoftHSM2 end-to-end suite included
-	CGO_ENABLED=1 SIGNERD_GRPCURL=$(TOOLS)/grpcurl $(GO) test -race -count=1 -timeout 20m ./...
+	CGO_ENABLED=1 SIGNERD_GRPCURL=$(TOOLS)/grpcurl $(GO) test -race -count=1 -timeout 40m ./...
 	$(MAKE) fuzz-short
 
 # make test LOAD_RUNS times in a row beside stress-ng --cpu 2 (Debian's

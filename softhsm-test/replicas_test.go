@@ -130,6 +130,10 @@ func TestReplicasShareState(t *testing.T) {
 	if n := strings.Count(a.logs.String()+b.logs.String(), "audit key created"); n != 1 {
 		t.Fatalf("%d audit keys created by two replicas, want 1", n)
 	}
+	// One log key too: both replicas sign notes of the one tree with it.
+	if va, vb := loggedVerifierKey(t, a), loggedVerifierKey(t, b); va != vb {
+		t.Fatalf("replicas log different verifier keys: %s and %s", va, vb)
+	}
 }
 
 // repLoad runs clients that sign continuously through their replica (client

@@ -27,6 +27,13 @@ type Log interface {
 	ListCheckpoints(ctx context.Context) ([]store.Checkpoint, error)
 }
 
+// TreeLog is a Log that also serves the transparency log's roots
+// (store.Store and *boltstore.Store do); Verify checks checkpoint notes
+// against it.
+type TreeLog interface {
+	LogRoot(ctx context.Context, size uint64) ([]byte, error)
+}
+
 // Report is what Verify learned about the log, filled as far as it got.
 type Report struct {
 	// HeadSeq and HeadHash are the recorded head of the log.
@@ -60,6 +67,11 @@ type Report struct {
 //  4. no checkpoint beyond the log's head: a log cut below a checkpoint is
 //     store.ChainDeleted at head + 1, even when the head was moved back to
 //     hide the cut;
+//     4b. every checkpoint's signed note (when it has one) against the tree:
+//     its size must be the checkpoint's seq, its state line the
+//     checkpoint's state digest, and its root the log's root of that size
+//     (a TreeLog's LogRoot, which VerifyAudit has shown is the root of the
+//     records): another root is store.ChainTreeRewritten at that size;
 //  5. when the log can read the security state (a StateLog) and 1–4 found
 //     nothing: the state against the newest good checkpoint's state digest
 //     (CheckState): store.ChainStateUnexplained for a state no checkpoint
@@ -135,6 +147,14 @@ func Verify(ctx context.Context, log Log, pub *ecdsa.PublicKey) (Report, error) 
 				}
 			}
 			cpErr = earliest(cpErr, &store.ChainError{Seq: matched + 1, Kind: store.ChainEdited, Message: msg})
+			break
+		}
+		if err := checkNoteRoot(ctx, log, c); err != nil {
+			var ce *store.ChainError
+			if !errors.As(err, &ce) {
+				return rep, err
+			}
+			cpErr = earliest(cpErr, ce)
 			break
 		}
 		matched = c.Seq

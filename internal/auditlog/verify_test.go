@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -54,12 +55,44 @@ func writeGolden(t *testing.T, key *ecdsa.PrivateKey) string {
 			if err != nil {
 				t.Fatal(err)
 			}
+			if c.Note, err = goldenNote(ctx, s, r.Seq); err != nil {
+				t.Fatal(err)
+			}
 			if err := s.PutCheckpoint(ctx, c); err != nil {
 				t.Fatal(err)
 			}
 		}
 	}
 	return path
+}
+
+// goldenLogKey signs the golden log's checkpoint notes. A software key:
+// this package is pure (the daemon's notes are signed in the HSM and
+// tested there, service and softhsm-test).
+var goldenLogKey = ed25519.NewKeyFromSeed(bytes.Repeat([]byte{7}, ed25519.SeedSize))
+
+const goldenOrigin = "signerd.test/log"
+
+func goldenVerifierKey(t *testing.T) string {
+	t.Helper()
+	vkey, err := VerifierKey(goldenOrigin, goldenLogKey.Public().(ed25519.PublicKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return vkey
+}
+
+// goldenNote is the checkpoint note of the first size leaves of s.
+func goldenNote(ctx context.Context, s *boltstore.Store, size uint64) ([]byte, error) {
+	signer, err := NewNoteSigner(goldenOrigin, goldenLogKey)
+	if err != nil {
+		return nil, err
+	}
+	root, err := s.LogRoot(ctx, size)
+	if err != nil {
+		return nil, err
+	}
+	return SignCheckpointNote(signer, size, root, nil)
 }
 
 // Raw bbolt edits. The bucket and key names are the on-disk schema
@@ -129,9 +162,44 @@ func insert(n uint64) tamper {
 	}
 }
 
+// rebuildTree rewrites the stored Merkle tree (boltstore's tree bucket
+// and meta/tree_head) as the tree of the records up to the head, as a
+// careful attacker who knows the schema would after editing records.
+func rebuildTree(tx *bolt.Tx) error {
+	head := binary.BigEndian.Uint64(sub(tx, "meta").Get([]byte("audit_head"))[:8])
+	root := tx.Bucket([]byte("v1"))
+	if err := root.DeleteBucket([]byte("tree")); err != nil {
+		return err
+	}
+	tree, err := root.CreateBucket([]byte("tree"))
+	if err != nil {
+		return err
+	}
+	leaves := make([][]byte, 0, head)
+	for k := uint64(1); k <= head; k++ {
+		leaves = append(leaves, store.LeafHash(getRec(tx, k)))
+	}
+	th, nodes, err := store.AppendLeaves(store.TreeHead{}, leaves)
+	if err != nil {
+		return err
+	}
+	for _, n := range nodes {
+		if err := tree.Put(binary.BigEndian.AppendUint64([]byte{byte(n.ID.Level)}, n.ID.Index), n.Hash); err != nil {
+			return err
+		}
+	}
+	return sub(tx, "meta").Put([]byte("tree_head"), bytes.Join(th.Hashes, nil))
+}
+
 // truncate removes records after n and, like a careful attacker, moves
-// the head back so that the chain alone looks intact.
+// the head back and rebuilds the tree so that the chain and the tree alone
+// look intact.
 func truncate(n uint64) tamper {
+	return all(truncateOnly(n), rebuildTree)
+}
+
+// truncateOnly is truncate by an attacker who leaves the tree as it was.
+func truncateOnly(n uint64) tamper {
 	return func(tx *bolt.Tx) error {
 		for k := n + 1; k <= nRecords; k++ {
 			if err := sub(tx, "audit").Delete(seqKey(k)); err != nil {
@@ -143,8 +211,25 @@ func truncate(n uint64) tamper {
 }
 
 // rewrite edits record n and re-hashes the chain from there to the end,
-// head included: the chain alone looks intact.
-func rewrite(n uint64) tamper {
+// head included, and rebuilds the tree: the chain and the tree alone look
+// intact.
+func rewrite(n uint64) tamper { return all(rewriteOnly(n), rebuildTree) }
+
+// editNode flips a bit of the stored tree node (level, index).
+func editNode(level byte, index uint64) tamper {
+	return func(tx *bolt.Tx) error {
+		k := binary.BigEndian.AppendUint64([]byte{level}, index)
+		v := bytes.Clone(sub(tx, "tree").Get(k))
+		if v == nil {
+			return fmt.Errorf("no tree node %x", k)
+		}
+		v[0] ^= 1
+		return sub(tx, "tree").Put(k, v)
+	}
+}
+
+// rewriteOnly is rewrite by an attacker who leaves the tree as it was.
+func rewriteOnly(n uint64) tamper {
 	return func(tx *bolt.Tx) error {
 		prev := getRec(tx, n-1).Hash
 		for k := n; k <= nRecords; k++ {
@@ -236,6 +321,28 @@ func TestVerify(t *testing.T) {
 		{name: "bad checkpoint signature", tamper: editCheckpoint(7, func(c *store.Checkpoint) { c.Signature[len(c.Signature)-1] ^= 1 }), wantSeq: 7, wantKind: store.ChainBadCheckpoint},
 		{name: "checkpoint time edited", tamper: editCheckpoint(3, func(c *store.Checkpoint) { c.Time = c.Time.Add(time.Hour) }), wantSeq: 3, wantKind: store.ChainBadCheckpoint},
 		{name: "checkpoint moved to another record", tamper: editCheckpoint(7, func(c *store.Checkpoint) { c.Seq = 6 }), wantSeq: 6, wantKind: store.ChainBadCheckpoint},
+		// The tree: an attacker who edits records without rebuilding it
+		// is caught by the tree at the first edited record, and one who
+		// edits the tree by the records.
+		{name: "rewritten without the tree", tamper: rewriteOnly(5), wantSeq: 5, wantKind: store.ChainTreeMismatch},
+		{name: "truncated without the tree", tamper: truncateOnly(8), wantSeq: 9, wantKind: store.ChainDeleted},
+		{name: "tree leaf edited", tamper: editNode(0, 6), wantSeq: 7, wantKind: store.ChainTreeMismatch},
+		{name: "tree node edited", tamper: editNode(2, 1), wantSeq: 5, wantKind: store.ChainTreeMismatch},
+		{name: "tree head edited", tamper: func(tx *bolt.Tx) error {
+			v := bytes.Clone(sub(tx, "meta").Get([]byte("tree_head")))
+			v[len(v)-1] ^= 1
+			return sub(tx, "meta").Put([]byte("tree_head"), v)
+		}, wantSeq: nRecords, wantKind: store.ChainTreeMismatch},
+		// Two checkpoints of one size with different roots: the note at
+		// 10 names another tree of 10 leaves than the log's.
+		{name: "note of another tree", tamper: editCheckpoint(10, func(c *store.Checkpoint) {
+			signer, _ := NewNoteSigner(goldenOrigin, goldenLogKey)
+			c.Note, _ = SignCheckpointNote(signer, 10, bytes.Repeat([]byte{0xee}, 32), nil)
+		}), wantSeq: 10, wantKind: store.ChainTreeRewritten},
+		{name: "note of another size", tamper: editCheckpoint(7, func(c *store.Checkpoint) {
+			signer, _ := NewNoteSigner(goldenOrigin, goldenLogKey)
+			c.Note, _ = SignCheckpointNote(signer, 6, bytes.Repeat([]byte{0xee}, 32), nil)
+		}), wantSeq: 7, wantKind: store.ChainBadCheckpoint},
 		{name: "unreadable checkpoint", tamper: func(tx *bolt.Tx) error { return sub(tx, "checkpoints").Put(seqKey(7), []byte("{")) }, wantSeq: 7, wantKind: store.ChainBadCheckpoint},
 		{name: "forged checkpoint", tamper: forged, wantSeq: 5, wantKind: store.ChainWrongCheckpointKey},
 		{name: "wrong audit key", pub: &attacker.PublicKey, wantSeq: 3, wantKind: store.ChainWrongCheckpointKey},

@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/signerd/signerd/internal/auditlog"
 	"github.com/signerd/signerd/internal/server"
 	"github.com/signerd/signerd/internal/service"
 )
@@ -50,6 +51,10 @@ type Config struct {
 	// AuditCheckpointInterval is how often the audit head is signed when
 	// it moved (0: only at shutdown).
 	AuditCheckpointInterval time.Duration
+	// LogOrigin names the transparency log in its checkpoint notes (the
+	// first line, and the note key's name); replicas sharing a store use
+	// one origin.
+	LogOrigin string
 	// AcceptState is the hex digest of a security state the audit log does
 	// not vouch for that the operator accepts at start (audited); only
 	// that exact state is accepted.
@@ -113,6 +118,7 @@ func Defaults() Config {
 		Reflection:      true,
 
 		AuditCheckpointInterval: time.Minute,
+		LogOrigin:               service.DefaultLogOrigin(),
 		AuditRefusalWindow:      service.DefaultRefusalWindow,
 		AuditRefusalsPerWindow:  service.DefaultRefusalFullRecords,
 
@@ -228,6 +234,13 @@ func settings() []setting {
 				return fmt.Errorf("audit-checkpoint-interval %q is not a duration of at least 1s (or 0) like 1m", v)
 			}
 			c.AuditCheckpointInterval = d
+			return nil
+		}},
+		{"log-origin", "SIGNERD_LOG_ORIGIN", "origin of the transparency log: the first line of its checkpoint notes and the name in its verifier key (default signerd.<hostname>/log; give replicas sharing a store the same one)", func(c *Config, v string) error {
+			if err := auditlog.CheckOrigin(v); err != nil {
+				return fmt.Errorf("log-origin %q must be printable, without spaces or '+', like signerd.example.com/log", v)
+			}
+			c.LogOrigin = v
 			return nil
 		}},
 		{"accept-state", "SIGNERD_ACCEPT_STATE", "accept, once and audited, the security state with this digest (hex) although the audit log does not vouch for it; signerd names the digest when it refuses to start", str(func(c *Config) *string { return &c.AcceptState })},
@@ -397,8 +410,8 @@ func (c Config) Redacted() string {
 		c.PKCS11Module, c.TokenLabel, c.PINFile, pin, c.PKCS11URI, c.Store, c.Socket, c.SocketMode, c.LogLevel, c.LogFormat, c.MaxSessions, c.ShutdownTimeout) +
 		fmt.Sprintf("listen = %s\ntls-cert = %s\ntls-key = %s\nclient-ca = %s\ninsecure-loopback = %t\npolicy = %s\n",
 			c.Listen, c.TLSCert, c.TLSKey, c.ClientCA, c.InsecureLoopback, c.Policy) +
-		fmt.Sprintf("audit-checkpoint-interval = %s\naudit-refusal-window = %s\naudit-refusals-per-window = %d\naccept-state = %s\n",
-			c.AuditCheckpointInterval, c.AuditRefusalWindow, c.AuditRefusalsPerWindow, c.AcceptState) +
+		fmt.Sprintf("audit-checkpoint-interval = %s\nlog-origin = %s\naudit-refusal-window = %s\naudit-refusals-per-window = %d\naccept-state = %s\n",
+			c.AuditCheckpointInterval, c.LogOrigin, c.AuditRefusalWindow, c.AuditRefusalsPerWindow, c.AcceptState) +
 		fmt.Sprintf("reflection = %t\nmetrics-listen = %s\nmetrics-pprof = %t\n", c.Reflection, c.MetricsListen, c.MetricsPprof) +
 		c.reliabilityRedacted() + c.storeRedacted()
 }

@@ -180,7 +180,7 @@ func Run(ctx context.Context, cfg Config, logOut io.Writer) error {
 	if refusalsInFull == 0 {
 		refusalsInFull = -1 // count them all; the service's 0 is its default
 	}
-	svc := service.New(st, ks, service.Options{Logger: log, HSMConcurrency: cfg.MaxSessions, Observer: mx,
+	svc := service.New(st, ks, service.Options{Logger: log, HSMConcurrency: cfg.MaxSessions, Observer: mx, LogOrigin: cfg.LogOrigin,
 		RefusalWindow: cfg.AuditRefusalWindow, RefusalFullRecords: refusalsInFull})
 	// Other replicas' changes (etcd) drop the caches as they happen; the
 	// watch stops (deferred) before the store closes.
@@ -195,6 +195,9 @@ func Run(ctx context.Context, cfg Config, logOut io.Writer) error {
 		return err
 	}
 	log.Info("audit checkpoints", "audit_key", auditKey.Versions[len(auditKey.Versions)-1].Fingerprint, "interval", cfg.AuditCheckpointInterval)
+	if vkey, err := svc.LogVerifierKey(ctx); err == nil {
+		log.Info("transparency log", "origin", cfg.LogOrigin, "verifier_key", vkey)
+	}
 	// The trust it enforces must be the trust its log vouches for: a state
 	// written into the database behind its back stops start-up.
 	if _, err := svc.VerifyStateAtStart(ctx, cfg.AcceptState); err != nil {

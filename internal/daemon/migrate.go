@@ -175,6 +175,13 @@ func migrateStore(ctx context.Context, src migrateSource, dst migrateDest) (migr
 	} else if !errors.Is(err, errdefs.ErrNotFound) {
 		return rep, err
 	}
+	if lk, err := src.LogKey(ctx); err == nil {
+		if err := dst.ImportLogKey(ctx, lk); err != nil {
+			return rep, fmt.Errorf("copy the log key: %w", err)
+		}
+	} else if !errors.Is(err, errdefs.ErrNotFound) {
+		return rep, err
+	}
 	for since := uint64(0); ; {
 		recs, err := src.ListAudit(ctx, since, migrateBatch)
 		if err != nil {
@@ -306,6 +313,20 @@ func compareStores(ctx context.Context, a, b migrateSource) (migrateReport, erro
 		}
 		rep.auditKey = err == nil
 		return k, err
+	}))
+	err = errors.Join(err, same("log keys", func(s store.Store) (any, error) {
+		k, err := s.LogKey(ctx)
+		if errors.Is(err, errdefs.ErrNotFound) {
+			return nil, nil
+		}
+		return k, err
+	}))
+	err = errors.Join(err, same("log roots", func(s store.Store) (any, error) {
+		n, err := s.LogSize(ctx)
+		if err != nil || n == 0 {
+			return n, err
+		}
+		return s.LogRoot(ctx, n)
 	}))
 	err = errors.Join(err, same("audit heads", func(s store.Store) (any, error) {
 		seq, hash, err := s.AuditHead(ctx)

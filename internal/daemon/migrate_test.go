@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
@@ -53,6 +54,16 @@ func populate(t *testing.T, st *boltstore.Store) {
 	must(err)
 	av := store.KeyVersion{Version: 1, CKAID: []byte("audit-ckaid"), PublicKey: der, Fingerprint: auditlog.Fingerprint(&audit.PublicKey), State: store.KeyActive, CreatedAt: mt0}
 	must(st.SetAuditKey(ctx, store.Key{Name: "signerd-audit", Algorithm: "ecdsa-p256", CreatedAt: mt0, Versions: []store.KeyVersion{av}}, mev("audit.key.create", 0)))
+	// The log key (a software key here: the HSM's is tested in
+	// softhsm-test) signs each checkpoint's note too.
+	logPriv := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{3}, ed25519.SeedSize))
+	lder, err := x509.MarshalPKIXPublicKey(logPriv.Public())
+	must(err)
+	lsum := sha256.Sum256(logPriv.Public().(ed25519.PublicKey))
+	lv := store.KeyVersion{Version: 1, CKAID: []byte("log-ckaid"), PublicKey: lder, Fingerprint: hex.EncodeToString(lsum[:]), State: store.KeyActive, CreatedAt: mt0}
+	must(st.SetLogKey(ctx, store.Key{Name: "signerd-log", Algorithm: "ed25519", CreatedAt: mt0, Versions: []store.KeyVersion{lv}}, mev("log.key.create", 0)))
+	noteSigner, err := auditlog.NewNoteSigner("signerd.test/log", logPriv)
+	must(err)
 	i := 1
 	for _, name := range []string{"release", "skills", "old"} {
 		must(st.CreateKey(ctx, store.Key{Name: name, Org: "acme", Algorithm: "ed25519", CreatedAt: mt0, Versions: []store.KeyVersion{mversion(name, 1)}}, mev("key.create", i)))
@@ -70,6 +81,10 @@ func populate(t *testing.T, st *boltstore.Store) {
 		must(err)
 		c, err := auditlog.SignCheckpoint(audit, store.Checkpoint{Seq: seq, Hash: hash, Time: mt0.Add(time.Duration(seq) * time.Minute), KeyFingerprint: av.Fingerprint})
 		must(err)
+		root, err := st.LogRoot(ctx, seq)
+		must(err)
+		c.Note, err = auditlog.SignCheckpointNote(noteSigner, seq, root, nil)
+		must(err)
 		must(st.PutCheckpoint(ctx, c))
 	}
 	cp()
@@ -78,7 +93,9 @@ func populate(t *testing.T, st *boltstore.Store) {
 		rec := store.SignatureRecord{Digest: d[:], Format: store.FormatCloacina, KeyName: "release", KeyVersion: 2,
 			Fingerprint: mversion("release", 2).Fingerprint, Algorithm: "ed25519", Signature: bytes.Repeat([]byte{byte(n)}, 64),
 			SignedAt: mt0.Add(time.Duration(n) * time.Second), ArtifactName: fmt.Sprintf("pkg-%d.so", n), Caller: "uid:1000", Document: fmt.Appendf(nil, `{"n":%d}`, n)}
-		must(st.PutSignature(ctx, rec, mev("sign", n)))
+		e := mev("sign", n)
+		e.Digest = hex.EncodeToString(d[:])
+		must(st.PutSignature(ctx, rec, e))
 		if n%40 == 0 {
 			_, err := st.AppendAudit(ctx, store.AuditEvent{Caller: "uid:7", Operation: "sign", Outcome: "denied"})
 			must(err)
@@ -123,6 +140,31 @@ func TestMigrateBboltToEtcd(t *testing.T) {
 		t.Fatalf("report %+v", rep)
 	}
 
+	// The copy has the same tree and log key, and finds every signature's
+	// leaf where the source does.
+	for n := range 50 {
+		d := sha256.Sum256(fmt.Appendf(nil, "pkg %d", n))
+		sigs, err := src.SignaturesByDigest(ctx, d[:])
+		if err != nil || len(sigs) == 0 {
+			t.Fatalf("source signatures of pkg %d: %v", n, err)
+		}
+		for _, r := range sigs {
+			want, err := src.SignatureLeaf(ctx, d[:], r.Signature)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, err := dst.SignatureLeaf(ctx, d[:], r.Signature); err != nil || got != want {
+				t.Fatalf("copied SignatureLeaf of pkg %d = %d, %v; the source's is %d", n, got, err, want)
+			}
+		}
+	}
+	if sk, _ := src.LogKey(ctx); true {
+		dk, err := dst.LogKey(ctx)
+		if err != nil || !bytes.Equal(dk.Versions[0].PublicKey, sk.Versions[0].PublicKey) {
+			t.Fatalf("copied log key %+v, %v", dk, err)
+		}
+	}
+
 	// The copy serves: a signerd opening it continues the same chain, and
 	// a new signature sorts after the copied ones of its digest.
 	live, err := openDst(t, "/migrated/", false)
@@ -136,7 +178,10 @@ func TestMigrateBboltToEtcd(t *testing.T) {
 	}
 	rec := before[0]
 	rec.ArtifactName = "after-migration"
-	if err := live.PutSignature(ctx, rec, mev("sign", 999)); err != nil {
+	rec.Signature = bytes.Repeat([]byte{0xfe}, 64)
+	afterEv := mev("sign", 999)
+	afterEv.Digest = hex.EncodeToString(d[:])
+	if err := live.PutSignature(ctx, rec, afterEv); err != nil {
 		t.Fatal(err)
 	}
 	after, err := live.SignaturesByDigest(ctx, d[:])
@@ -145,6 +190,9 @@ func TestMigrateBboltToEtcd(t *testing.T) {
 	}
 	if err := live.VerifyAudit(ctx); err != nil {
 		t.Fatal(err)
+	}
+	if leaf, err := live.SignatureLeaf(ctx, d[:], rec.Signature); err != nil || leaf+1 != rep.headSeq+1 {
+		t.Fatalf("SignatureLeaf of a signature made after the migration = %d, %v; want %d", leaf, err, rep.headSeq)
 	}
 
 	t.Run("refuses a non-empty destination", func(t *testing.T) {

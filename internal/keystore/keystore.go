@@ -7,6 +7,7 @@ package keystore
 import (
 	"context"
 	"crypto"
+	"errors"
 	"fmt"
 
 	"github.com/signerd/signerd/internal/errdefs"
@@ -21,6 +22,11 @@ const (
 	Ed25519   Algorithm = "ed25519"    // PKCS#11 CKM_EDDSA, plain (not prehash) Ed25519
 	ECDSAP256 Algorithm = "ecdsa-p256" // PKCS#11 CKM_ECDSA over a caller-supplied digest, DER output
 )
+
+// ErrMechanismMissing marks a refusal because the token offers no mechanism
+// for an algorithm (with errdefs.ErrFailedPrecondition): the token cannot
+// do it at all, as opposed to failing to do it this time.
+var ErrMechanismMissing = errors.New("the token offers no mechanism for this algorithm")
 
 // ParseAlgorithm validates a user-supplied algorithm name.
 func ParseAlgorithm(s string) (Algorithm, error) {

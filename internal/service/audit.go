@@ -50,6 +50,8 @@ type auditKeyState struct {
 	pub    *ecdsa.PublicKey
 	// last is the newest checkpoint known to be good (Seq 0: none).
 	last store.Checkpoint
+	// log is the transparency log's note key (logkey.go).
+	log logKeyState
 }
 
 // RecordDenial appends an audit record for a call that was refused
@@ -151,6 +153,13 @@ func (s *Service) EnsureAuditKey(ctx context.Context) (store.Key, error) {
 	a.mu.Lock()
 	a.key, a.ver, a.signer, a.pub, a.last = k, ver, signer, ecPub, last
 	a.mu.Unlock()
+	// Checkpoints are written with both keys (auditlog/note.go), so the
+	// log key is loaded (or created) with the audit key.
+	if _, err := s.EnsureLogKey(ctx); errors.Is(err, keystore.ErrMechanismMissing) {
+		s.logUnavailable(ctx, err)
+	} else if err != nil {
+		return store.Key{}, err
+	}
 	return k, nil
 }
 
@@ -241,6 +250,11 @@ func (s *Service) Checkpoint(ctx context.Context) (store.Checkpoint, bool, error
 		// The recorded fingerprint and the token's key disagree.
 		return last, false, fmt.Errorf("audit checkpoint: %v: %w", err, errdefs.ErrInternal)
 	}
+	// The same checkpoint as a signed note over the tree, for note
+	// verifiers and witnesses; it vouches for the same state.
+	if cp.Note, err = s.signNote(ctx, seq, state); err != nil {
+		return last, false, fmt.Errorf("checkpoint note: %w", err)
+	}
 	err = s.store.PutCheckpoint(ctx, cp)
 	if errors.Is(err, errdefs.ErrAlreadyExists) {
 		// Written before a restart: that one stands.
@@ -269,6 +283,9 @@ func (s *Service) Checkpoint(ctx context.Context) (store.Checkpoint, bool, error
 func (s *Service) setLast(c store.Checkpoint) {
 	s.audit.mu.Lock()
 	s.audit.last = c
+	if len(c.Note) > 0 {
+		s.audit.log.note = c.Note
+	}
 	s.audit.mu.Unlock()
 }
 
@@ -403,11 +420,43 @@ func (s *Service) VerifyAudit(ctx context.Context) (auditlog.Report, error) {
 		return auditlog.Report{}, err
 	}
 	rep, err := auditlog.Verify(ctx, s.store, pub)
+	if err == nil {
+		// Online the log key is at hand too: every note must be its.
+		err = s.verifyNotes(ctx)
+	}
 	var ce *store.ChainError
 	if errors.As(err, &ce) {
 		s.log.ErrorContext(ctx, "audit log verification failed", "seq", ce.Seq, "kind", ce.Kind, "err", err)
 	}
 	return rep, err
+}
+
+// verifyNotes checks every checkpoint note's signature with the log key
+// (auditlog.Verify, which also runs offline, checks their roots).
+func (s *Service) verifyNotes(ctx context.Context) error {
+	vkey, offErr := s.LogVerifierKey(ctx)
+	off := errors.Is(offErr, keystore.ErrMechanismMissing)
+	if offErr != nil && !off {
+		return offErr
+	}
+	cps, err := s.store.ListCheckpoints(ctx)
+	if err != nil {
+		return err
+	}
+	for _, c := range cps {
+		if off {
+			// A token without the log key writes no notes; a note here
+			// was signed elsewhere and cannot be checked on this one.
+			if len(c.Note) > 0 {
+				return fmt.Errorf("the checkpoint at %d has a note this daemon cannot check: %w", c.Seq, offErr)
+			}
+			continue
+		}
+		if err := auditlog.VerifyCheckpointNote(vkey, c); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // AuditPublicKey returns the audit key and its current version (whose

@@ -27,7 +27,9 @@ func TestEnsureAuditKey(t *testing.T) {
 		t.Fatalf("audit key %+v", k)
 	}
 	recs, _ := f.st.ListAudit(f.ctx, 0, 0)
-	if len(recs) != 1 || recs[0].Operation != "audit.key.create" || recs[0].Caller != daemonCaller {
+	// The log key is created with it (logkey.go).
+	if len(recs) != 2 || recs[0].Operation != "audit.key.create" || recs[0].Caller != daemonCaller ||
+		recs[1].Operation != "log.key.create" || recs[1].Key != LogKeyName || recs[1].Caller != daemonCaller {
 		t.Fatalf("audit log after creating the audit key: %+v", recs)
 	}
 	// A second start loads the same key and creates nothing.
@@ -35,8 +37,8 @@ func TestEnsureAuditKey(t *testing.T) {
 	if err != nil || again.Versions[0].Fingerprint != k.Versions[0].Fingerprint {
 		t.Fatalf("second EnsureAuditKey = %+v, %v", again, err)
 	}
-	if recs, _ := f.st.ListAudit(f.ctx, 0, 0); len(recs) != 1 {
-		t.Fatalf("second EnsureAuditKey appended %d records", len(recs)-1)
+	if recs, _ := f.st.ListAudit(f.ctx, 0, 0); len(recs) != 2 {
+		t.Fatalf("second EnsureAuditKey appended %d records", len(recs)-2)
 	}
 	if _, ver, err := f.svc.AuditPublicKey(f.ctx); err != nil || !bytes.Equal(ver.PublicKey, k.Versions[0].PublicKey) {
 		t.Fatalf("AuditPublicKey = %v", err)
@@ -47,23 +49,25 @@ func TestEnsureAuditKey(t *testing.T) {
 		t.Fatalf("ListKeys shows the audit key: %+v", keys)
 	}
 	d := sha256.Sum256([]byte("x"))
-	for name, err := range map[string]error{
-		"create": func() error {
-			_, err := f.svc.CreateKey(f.ctx, CreateKeyInput{Name: AuditKeyName, Algorithm: keystore.ECDSAP256})
-			return err
-		}(),
-		"sign": func() error {
-			_, err := f.svc.Sign(f.ctx, SignInput{KeyName: AuditKeyName, Digest: d[:]})
-			return err
-		}(),
-		"skill sign": func() error {
-			_, err := f.svc.SignSkill(f.ctx, SignSkillInput{KeyName: AuditKeyName, Root: d[:]})
-			return err
-		}(),
-		"get": func() error { _, err := f.svc.GetKey(f.ctx, AuditKeyName); return err }(),
-	} {
-		if !errors.Is(err, errdefs.ErrInvalidArgument) {
-			t.Errorf("%s with the reserved name: %v, want a refusal", name, err)
+	for _, reserved := range []string{AuditKeyName, LogKeyName} {
+		for name, err := range map[string]error{
+			"create": func() error {
+				_, err := f.svc.CreateKey(f.ctx, CreateKeyInput{Name: AuditKeyName, Algorithm: keystore.ECDSAP256})
+				return err
+			}(),
+			"sign": func() error {
+				_, err := f.svc.Sign(f.ctx, SignInput{KeyName: AuditKeyName, Digest: d[:]})
+				return err
+			}(),
+			"skill sign": func() error {
+				_, err := f.svc.SignSkill(f.ctx, SignSkillInput{KeyName: AuditKeyName, Root: d[:]})
+				return err
+			}(),
+			"get": func() error { _, err := f.svc.GetKey(f.ctx, reserved); return err }(),
+		} {
+			if !errors.Is(err, errdefs.ErrInvalidArgument) {
+				t.Errorf("%s with the reserved name %s: %v, want a refusal", name, reserved, err)
+			}
 		}
 	}
 
@@ -80,7 +84,7 @@ func TestCheckpointAndVerifyAudit(t *testing.T) {
 		t.Fatal(err)
 	}
 	cp, wrote, err := f.svc.Checkpoint(f.ctx)
-	if err != nil || !wrote || cp.Seq != 1 {
+	if err != nil || !wrote || cp.Seq != 2 {
 		t.Fatalf("first Checkpoint = %+v, %v, %v", cp, wrote, err)
 	}
 	if _, wrote, err := f.svc.Checkpoint(f.ctx); err != nil || wrote {
@@ -89,7 +93,7 @@ func TestCheckpointAndVerifyAudit(t *testing.T) {
 	f.createKey(t, "release", keystore.Ed25519)
 	f.sign(t, "release", "pkg")
 	cp, wrote, err = f.svc.Checkpoint(f.ctx)
-	if err != nil || !wrote || cp.Seq != 3 {
+	if err != nil || !wrote || cp.Seq != 4 {
 		t.Fatalf("Checkpoint after two records = %+v, %v, %v", cp, wrote, err)
 	}
 	// A restarted service that finds the checkpoint for this head writes
@@ -103,7 +107,7 @@ func TestCheckpointAndVerifyAudit(t *testing.T) {
 	}
 
 	rep, err := f.svc.VerifyAudit(f.ctx)
-	if err != nil || rep.HeadSeq != 3 || rep.Checkpoints != 2 || rep.Latest == nil || rep.Latest.Seq != 3 {
+	if err != nil || rep.HeadSeq != 4 || rep.Checkpoints != 2 || rep.Latest == nil || rep.Latest.Seq != 4 {
 		t.Fatalf("VerifyAudit = %+v, %v", rep, err)
 	}
 	_, ver, _ := f.svc.AuditPublicKey(f.ctx)
@@ -119,7 +123,7 @@ func TestCheckpointAndVerifyAudit(t *testing.T) {
 	}
 
 	page, err := f.svc.ListAudit(f.ctx, 1, 0)
-	if err != nil || page.HeadSeq != 3 || len(page.Records) != 2 || page.Records[0].Seq != 2 {
+	if err != nil || page.HeadSeq != 4 || len(page.Records) != 3 || page.Records[0].Seq != 2 {
 		t.Fatalf("ListAudit since 1 = %+v, %v", page, err)
 	}
 	if _, err := f.svc.ListAudit(f.ctx, 0, -1); !errors.Is(err, errdefs.ErrInvalidArgument) {
@@ -127,14 +131,14 @@ func TestCheckpointAndVerifyAudit(t *testing.T) {
 	}
 }
 
-// editedLog is a store whose ListAudit shows record 2 edited, as a file
+// editedLog is a store whose ListAudit shows record 3 edited, as a file
 // changed while the daemon was stopped would.
 type editedLog struct{ store.Store }
 
 func (e editedLog) ListAudit(ctx context.Context, since uint64, limit int) ([]store.AuditRecord, error) {
 	recs, err := e.Store.ListAudit(ctx, since, limit)
 	for i := range recs {
-		if recs[i].Seq == 2 {
+		if recs[i].Seq == 3 {
 			recs[i].Outcome = "denied"
 		}
 	}
@@ -159,8 +163,8 @@ func TestCheckpointRefusesDamagedLog(t *testing.T) {
 	}
 	_, wrote, err := svc.Checkpoint(f.ctx)
 	var ce *store.ChainError
-	if wrote || !errors.As(err, &ce) || ce.Seq != 2 || ce.Kind != store.ChainEdited {
-		t.Fatalf("Checkpoint over an edited record: wrote %v, %v; want a refusal naming seq 2", wrote, err)
+	if wrote || !errors.As(err, &ce) || ce.Seq != 3 || ce.Kind != store.ChainEdited {
+		t.Fatalf("Checkpoint over an edited record: wrote %v, %v; want a refusal naming seq 3", wrote, err)
 	}
 	if cps, _ := f.st.ListCheckpoints(f.ctx); len(cps) != 1 {
 		t.Fatalf("%d checkpoints after a refusal, want 1", len(cps))

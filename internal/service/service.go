@@ -40,6 +40,10 @@ type Options struct {
 	// RefusalFullRecords writes none in full.
 	RefusalWindow      time.Duration
 	RefusalFullRecords int
+	// LogOrigin names the transparency log in its checkpoint notes (and
+	// is the note key's name); "" means DefaultLogOrigin(). It must pass
+	// auditlog.CheckOrigin (the daemon checks its configuration).
+	LogOrigin string
 }
 
 // Observer is told about events worth a metric. Implementations must be
@@ -79,6 +83,8 @@ type Service struct {
 	tables *verifyTables
 	// refusals bounds the audit records of refusals (refusals.go).
 	refusals *refusalLimiter
+	// origin names the transparency log (logkey.go).
+	origin string
 }
 
 // New builds a Service over a store and a key store.
@@ -101,8 +107,12 @@ func New(st store.Store, ks keystore.KeyStore, opts Options) *Service {
 	if opts.RefusalFullRecords == 0 {
 		opts.RefusalFullRecords = DefaultRefusalFullRecords
 	}
+	if opts.LogOrigin == "" {
+		opts.LogOrigin = DefaultLogOrigin()
+	}
 	c := newCache()
 	return &Service{
+		origin:   opts.LogOrigin,
 		refusals: newRefusalLimiter(opts.RefusalWindow, opts.RefusalFullRecords),
 		verified: newVerifiedCache(max(opts.VerifiedCacheEntries, 0)),
 		tables:   newVerifyTables(),
@@ -165,6 +175,9 @@ func ValidateKeyName(name string) error {
 	}
 	if name == AuditKeyName {
 		return fmt.Errorf("key name %q is reserved for signerd's audit checkpoint key: it cannot be created, imported or used to sign (signctl audit public-key prints it): %w", name, errdefs.ErrInvalidArgument)
+	}
+	if name == LogKeyName {
+		return fmt.Errorf("key name %q is reserved for signerd's transparency log key: it cannot be created, imported or used to sign: %w", name, errdefs.ErrInvalidArgument)
 	}
 	return nil
 }

@@ -16,14 +16,32 @@ const AuditHashSize = sha256.Size
 // auditEncodingTag is the first field of the canonical encoding. It names the
 // encoding so that a future change is a new tag, never a silent reinterpretation
 // of old records.
-const auditEncodingTag = "signerd-audit-v1"
+const (
+	auditEncodingTag   = "signerd-audit-v1"
+	auditEncodingTagV2 = "signerd-audit-v2"
+)
 
 // GenesisHash returns the PrevHash of the first audit record (Seq 1): 32
 // zero bytes. It returns a fresh slice each time so callers may keep it.
 func GenesisHash() []byte { return make([]byte, AuditHashSize) }
 
-// HashAuditRecord returns the SHA-256 of the canonical encoding of r. r.Hash
-// is not part of the encoding, so the result is what r.Hash must be.
+// HashAuditRecord returns the SHA-256 of the canonical encoding of r
+// (EncodeAuditRecord). r.Hash is not part of the encoding, so the result is
+// what r.Hash must be.
+//
+// Example: Seq 1, PrevHash 32 zero bytes, Time 2025-01-02T03:04:05.000000006Z,
+// Caller "uid:0", Operation "key.create", Key "k", Org "", Digest "",
+// Outcome "ok", Detail "" hashes to
+// d9570b9415139314117736826ff1af62cec2ea37fd872af0b206e8a4d4d759d6
+// (TestHashAuditRecordKnownAnswer pins this value, which was computed with
+// an independent implementation in Python's hashlib).
+func HashAuditRecord(r AuditRecord) []byte {
+	sum := sha256.Sum256(EncodeAuditRecord(r))
+	return sum[:]
+}
+
+// EncodeAuditRecord returns the canonical encoding of r: the bytes
+// HashAuditRecord hashes and the transparency log's leaf (tree.go).
 //
 // The canonical encoding (version 1) is the concatenation, in this order, of
 //
@@ -48,25 +66,30 @@ func GenesisHash() []byte { return make([]byte, AuditHashSize) }
 // (unlike a separator-joined or JSON encoding, which depends on escaping and
 // field order).
 //
-// Example: Seq 1, PrevHash 32 zero bytes, Time 2025-01-02T03:04:05.000000006Z,
-// Caller "uid:0", Operation "key.create", Key "k", Org "", Digest "",
-// Outcome "ok", Detail "" hashes to
-// d9570b9415139314117736826ff1af62cec2ea37fd872af0b206e8a4d4d759d6
-// (TestHashAuditRecordKnownAnswer pins this value, which was computed with
-// an independent implementation in Python's hashlib).
-func HashAuditRecord(r AuditRecord) []byte {
-	h := sha256.New()
-	var n [8]byte
-	field := func(b []byte) {
-		binary.BigEndian.PutUint32(n[:4], uint32(len(b)))
-		h.Write(n[:4])
-		h.Write(b)
+// A record that carries signature bytes (AuditEvent.Signature: the record
+// of a signature handed out) is version 2: the tag is "signerd-audit-v2"
+// and field(Signature) follows field(Detail). Records without a signature
+// keep the version 1 encoding, so every record written before version 2
+// existed hashes as it did and old chains and checkpoints still verify;
+// stripping the signature from a version 2 record changes its tag and so
+// its hash.
+func EncodeAuditRecord(r AuditRecord) []byte {
+	tag := auditEncodingTag
+	if len(r.Signature) > 0 {
+		tag = auditEncodingTagV2
 	}
-	field([]byte(auditEncodingTag))
-	binary.BigEndian.PutUint64(n[:], r.Seq)
-	h.Write(n[:])
+	ts := r.Time.UTC().Format(time.RFC3339Nano)
+	n := 8 + 4*12 + len(tag) + len(r.PrevHash) + len(ts) + len(r.Caller) + len(r.Operation) +
+		len(r.Key) + len(r.Org) + len(r.Digest) + len(r.Outcome) + len(r.Detail) + len(r.Signature)
+	b := make([]byte, 0, n)
+	field := func(f []byte) {
+		b = binary.BigEndian.AppendUint32(b, uint32(len(f)))
+		b = append(b, f...)
+	}
+	field([]byte(tag))
+	b = binary.BigEndian.AppendUint64(b, r.Seq)
 	field(r.PrevHash)
-	field([]byte(r.Time.UTC().Format(time.RFC3339Nano)))
+	field([]byte(ts))
 	field([]byte(r.Caller))
 	field([]byte(r.Operation))
 	field([]byte(r.Key))
@@ -74,7 +97,10 @@ func HashAuditRecord(r AuditRecord) []byte {
 	field([]byte(r.Digest))
 	field([]byte(r.Outcome))
 	field([]byte(r.Detail))
-	return h.Sum(nil)
+	if len(r.Signature) > 0 {
+		field(r.Signature)
+	}
+	return b
 }
 
 // Kinds of audit chain damage reported in ChainError.Kind.
@@ -111,6 +137,17 @@ const (
 	// back. Seq is that checkpoint's seq (or the record that began vouching
 	// for the state, if the checkpoints after it are gone).
 	ChainStateUnexplained = "state unexplained"
+	// ChainTreeMismatch: the Merkle tree the store keeps (tree.go) is not
+	// the tree of its records, so the roots and proofs it serves would be
+	// wrong (a node or the tree head was edited, or records were rewritten
+	// without the tree). Seq is the first record under the first node that
+	// differs.
+	ChainTreeMismatch = "tree mismatch"
+	// ChainTreeRewritten: a signed checkpoint note names a root for its
+	// tree size that is not the log's root of that size: two checkpoints
+	// of one size with different roots, so the log was rewritten after
+	// the note was signed (or the note was forged). Seq is the note's size.
+	ChainTreeRewritten = "rewritten tree"
 )
 
 // ChainError reports the first place where an audit chain fails

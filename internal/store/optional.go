@@ -52,6 +52,9 @@ type Importer interface {
 	ImportOrgs(ctx context.Context, orgs []Org) error
 	// ImportAuditKey records the audit checkpoint key.
 	ImportAuditKey(ctx context.Context, k Key) error
+	// ImportLogKey records the transparency log's note key, so the
+	// copied checkpoint notes still verify with the same verifier key.
+	ImportLogKey(ctx context.Context, k Key) error
 	// ImportAudit appends records verbatim; the first MUST have the seq
 	// after the current head (1 for an empty log). The head moves to the
 	// last one.

@@ -149,6 +149,12 @@ type AuditEvent struct {
 	Digest    string    `json:"digest,omitempty"` // lowercase hex
 	Outcome   string    `json:"outcome"`          // "ok", "denied", or a reason
 	Detail    string    `json:"detail,omitempty"`
+	// Signature is the raw signature handed out, on the record of a
+	// signature (PutSignature sets it from the SignatureRecord): with
+	// Digest it lets the transparency log prove that this digest and this
+	// signature were logged. Records carrying one use the version 2
+	// encoding (EncodeAuditRecord).
+	Signature []byte `json:"signature,omitempty"`
 }
 
 // AuditRecord is an AuditEvent as stored: sequence-numbered and hash-chained.
@@ -180,6 +186,13 @@ type Checkpoint struct {
 	// Signature is ECDSA P-256 over SHA-256 of the canonical encoding, in
 	// ASN.1 DER.
 	Signature []byte `json:"signature"`
+	// Note is the same checkpoint as a C2SP tlog-checkpoint signed note
+	// (internal/auditlog/note.go): origin, tree size Seq, the RFC 9162 root
+	// of leaves 1..Seq, the state digest as an extension line, signed by
+	// the Ed25519 log key. Empty in checkpoints written before the log
+	// was a Merkle tree; the ECDSA signature above does not cover it (the
+	// note carries its own signature).
+	Note []byte `json:"note,omitempty"`
 }
 
 // Store is signerd's durable state. Implementations are safe for concurrent
@@ -248,6 +261,13 @@ type Store interface {
 	SetAuditKey(ctx context.Context, k Key, ev AuditEvent) error
 	// AuditKey returns the audit checkpoint key; ErrNotFound if none.
 	AuditKey(ctx context.Context) (Key, error)
+	// SetLogKey records the transparency log's note key (an Ed25519 key
+	// in the HSM that signs checkpoints as C2SP signed notes), kept apart
+	// from the signing keys like the audit key. ErrAlreadyExists if one is
+	// recorded.
+	SetLogKey(ctx context.Context, k Key, ev AuditEvent) error
+	// LogKey returns the log's note key; ErrNotFound if none.
+	LogKey(ctx context.Context) (Key, error)
 	// PutCheckpoint records a signed checkpoint of the audit log. c.Seq
 	// MUST be at most the head and greater than every recorded
 	// checkpoint's (ErrAlreadyExists if equal to the newest), and c.Hash
@@ -257,6 +277,9 @@ type Store interface {
 	PutCheckpoint(ctx context.Context, c Checkpoint) error
 	// ListCheckpoints returns every checkpoint in ascending Seq order.
 	ListCheckpoints(ctx context.Context) ([]Checkpoint, error)
+
+	// LogReader answers the transparency log's questions (tree.go).
+	LogReader
 
 	// Close releases the database.
 	Close() error

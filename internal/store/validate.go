@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"fmt"
 	"time"
 
@@ -182,4 +183,20 @@ func PrepareAuditKey(k Key) (Key, error) {
 	}
 	k.Versions = versions
 	return k, nil
+}
+
+// PrepareSignatureEvent is PrepareEvent for the record of rec: the record
+// carries rec's signature bytes (AuditEvent.Signature), so the log, not
+// only the signature store, says which signature was handed out. An event
+// that already names a different signature is refused.
+func PrepareSignatureEvent(rec SignatureRecord, ev AuditEvent) (AuditEvent, error) {
+	ev, err := PrepareEvent(ev)
+	if err != nil {
+		return ev, err
+	}
+	if len(ev.Signature) > 0 && !bytes.Equal(ev.Signature, rec.Signature) {
+		return ev, Invalid("the audit event names a different signature than the record it audits")
+	}
+	ev.Signature = bytes.Clone(rec.Signature)
+	return ev, nil
 }

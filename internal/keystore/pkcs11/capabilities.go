@@ -107,7 +107,7 @@ func (cp capabilities) missing(alg keystore.Algorithm) string {
 // that says what to use instead.
 func (cp capabilities) supports(label string, alg keystore.Algorithm) error {
 	if name := cp.missing(alg); name != "" {
-		return fmt.Errorf("token %q: this HSM offers no %s; use %s: %w", label, name, otherAlgorithm[alg], errdefs.ErrFailedPrecondition)
+		return fmt.Errorf("token %q: this HSM offers no %s; use %s: %w: %w", label, name, otherAlgorithm[alg], keystore.ErrMechanismMissing, errdefs.ErrFailedPrecondition)
 	}
 	return nil
 }

@@ -67,6 +67,14 @@ func appendAudit(tx *bolt.Tx, ev store.AuditEvent) (store.AuditRecord, error) {
 	if err := meta.Put(keyAuditHead, append(seqKey(rec.Seq), rec.Hash...)); err != nil {
 		return store.AuditRecord{}, err
 	}
+	// The record is also the tree's next leaf, appended in the same
+	// transaction (tree.go): O(log n) node writes, no reread of the log.
+	if err := appendLeaves(tx, seq, [][]byte{store.LeafHash(rec)}); err != nil {
+		return store.AuditRecord{}, err
+	}
+	if err := indexSignature(tx, rec.Digest, rec.Signature, rec.Seq); err != nil {
+		return store.AuditRecord{}, err
+	}
 	return rec, nil
 }
 

@@ -20,11 +20,19 @@
 //	├── audit/         uint64be(seq) → JSON store.AuditRecord (append-only, hash-chained)
 //	├── checkpoints/   uint64be(seq) → JSON store.Checkpoint (migration 2): the
 //	│                                    audit key's signature over (seq, hash of
-//	│                                    record seq); append-only, ascending seq
+//	│                                    record seq), and (since migration 3) the
+//	│                                    log key's signed note; append-only, ascending seq
+//	├── tree/          uint8(level) ‖ uint64be(index) → hash(32) (migration 3): every
+//	│                                    complete node of the audit log's Merkle tree
+//	├── sigleaves/     digest(32) ‖ SHA-256(signature) → uint64be(seq) (migration 3):
+//	│                                    the audit record of a signature, for SignatureLeaf
 //	└── meta/
 //	    ├── audit_head uint64be(seq) ‖ hash(32): the last audit record, so a
 //	    │                                truncated tail is detectable
-//	    └── audit_key  JSON store.Key: the audit checkpoint key (never in keys/)
+//	    ├── tree_head  hash(32)…: the tree's compact range, one hash per set bit of
+//	    │                                the head's seq (migration 3)
+//	    ├── audit_key  JSON store.Key: the audit checkpoint key (never in keys/)
+//	    └── log_key    JSON store.Key: the transparency log's note key (never in keys/)
 //
 // Big-endian integers make bbolt's byte order the numeric order. Bucket and
 // key names are in buckets.go; changing any of them, or the shape of a value,

@@ -7,6 +7,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/signerd/signerd/internal/errdefs"
+	"github.com/signerd/signerd/internal/store"
 )
 
 // migration brings the schema from version-1 to version. fn runs inside the
@@ -25,6 +26,7 @@ type migration struct {
 var migrations = []migration{
 	{version: 1, name: "create buckets", fn: migrateCreateBuckets},
 	{version: 2, name: "audit checkpoints", fn: migrateAuditCheckpoints},
+	{version: 3, name: "transparency log tree", fn: migrateLogTree},
 }
 
 // schemaVersion is the version this code writes and understands.
@@ -55,6 +57,60 @@ func migrateAuditCheckpoints(tx *bolt.Tx) error {
 	}
 	if _, err := root.CreateBucketIfNotExists(bucketKeyCheckpoints); err != nil {
 		return fmt.Errorf("bucket %s: %w", bucketKeyCheckpoints, err)
+	}
+	return nil
+}
+
+// migrateLogTree adds the Merkle tree of the audit log (tree.go): the
+// node and signature-index buckets, and the tree of every record already
+// logged, built in the migration's transaction so the file never has a log
+// without its tree. Existing records are leaves as they are (version 1
+// encodings, which carry no signature, so none enters the signature
+// index); old checkpoints still verify through the unchanged chain.
+func migrateLogTree(tx *bolt.Tx) error {
+	root := tx.Bucket(bucketKeyRoot)
+	if root == nil {
+		return fmt.Errorf("bucket %s missing: %w", bucketKeyRoot, errdefs.ErrInternal)
+	}
+	for _, name := range [][]byte{bucketKeyTree, bucketKeySigLeaves} {
+		if _, err := root.CreateBucketIfNotExists(name); err != nil {
+			return fmt.Errorf("bucket %s: %w", name, err)
+		}
+	}
+	meta, err := bucket(tx, bucketKeyMeta)
+	if err != nil {
+		return err
+	}
+	audit, err := bucket(tx, bucketKeyAudit)
+	if err != nil {
+		return err
+	}
+	head, _, err := readHead(meta)
+	if err != nil {
+		return err
+	}
+	// Leaves go in by the thousand: one tree head read and write per
+	// chunk, and memory bounded whatever the log's length.
+	const chunk = 1024
+	var leaves [][]byte
+	size := uint64(0)
+	for seq := uint64(1); seq <= head; seq++ {
+		rec, ok, err := getJSON[store.AuditRecord](audit, seqKey(seq))
+		if err != nil {
+			return fmt.Errorf("audit record %d: %w (verify a copy with signctl audit verify)", seq, err)
+		}
+		if !ok || rec.Seq != seq {
+			return fmt.Errorf("audit record %d is missing or misplaced, so the log cannot become a tree (verify a copy with signctl audit verify): %w",
+				seq, errdefs.ErrFailedPrecondition)
+		}
+		leaves = append(leaves, store.LeafHash(rec))
+		if len(leaves) == chunk || seq == head {
+			if err := appendLeaves(tx, size, leaves); err != nil {
+				return err
+			}
+			size += uint64(len(leaves))
+			leaves = leaves[:0]
+		}
 	}
 	return nil
 }

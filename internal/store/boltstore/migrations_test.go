@@ -16,6 +16,7 @@ import (
 
 	"github.com/signerd/signerd/internal/errdefs"
 	"github.com/signerd/signerd/internal/store"
+	"github.com/signerd/signerd/internal/store/storetest"
 )
 
 // migrationTests holds one test per migration, by version. init (optional)
@@ -45,7 +46,7 @@ var migrationTests = map[int]struct {
 		init: func(tx *bolt.Tx) error {
 			for i := 0; i < 3; i++ {
 				ev, _ := store.PrepareEvent(store.AuditEvent{Operation: "sign", Outcome: "ok"})
-				if _, err := appendAudit(tx, ev); err != nil {
+				if _, err := appendAuditV2(tx, ev); err != nil {
 					return err
 				}
 			}
@@ -68,6 +69,69 @@ var migrationTests = map[int]struct {
 			}
 		},
 	},
+	3: {
+		// A version-2 log of records written before the tree (no
+		// signature field, so version 1 encodings): the migration builds
+		// the tree of exactly those records and leaves them untouched.
+		init: func(tx *bolt.Tx) error {
+			for i := 0; i < 11; i++ {
+				ev, _ := store.PrepareEvent(store.AuditEvent{Operation: "sign", Outcome: "ok", Digest: fmt.Sprintf("%064x", i)})
+				if _, err := appendAuditV2(tx, ev); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+		check: func(t *testing.T, tx *bolt.Tx) {
+			for _, name := range [][]byte{bucketKeyTree, bucketKeySigLeaves} {
+				if _, err := bucket(tx, name); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var leaves [][]byte
+			c := auditBucket(tx).Cursor()
+			for k, v := c.First(); k != nil; k, v = c.Next() {
+				r, err := decodeJSON[store.AuditRecord](k, v)
+				if err != nil {
+					t.Fatal(err)
+				}
+				leaves = append(leaves, store.EncodeAuditRecord(r))
+			}
+			if len(leaves) != 11 {
+				t.Fatalf("%d audit records after migration, want 11", len(leaves))
+			}
+			for size := uint64(1); size <= 11; size++ {
+				root, err := store.TreeRoot(context.Background(), nodeReader(tx), size, 11)
+				if err != nil {
+					t.Fatalf("root of %d: %v", size, err)
+				}
+				if want := storetest.ReferenceRoot(leaves[:size]); !bytes.Equal(root, want) {
+					t.Errorf("root of %d leaves = %x, want %x", size, root, want)
+				}
+			}
+			meta, _ := bucket(tx, bucketKeyMeta)
+			h, err := readTreeHead(meta, 11)
+			if err != nil || len(h.Hashes) != 3 {
+				t.Errorf("tree head after migration: %d hashes, %v; want 3 (11 = 8+2+1)", len(h.Hashes), err)
+			}
+		},
+	},
+}
+
+// appendAuditV2 appends a record as schema version 2 did: the record and
+// the head, no tree (appendAudit now needs the buckets of migration 3).
+func appendAuditV2(tx *bolt.Tx, ev store.AuditEvent) (store.AuditRecord, error) {
+	meta := tx.Bucket(bucketKeyRoot).Bucket(bucketKeyMeta)
+	seq, prev, err := readHead(meta)
+	if err != nil {
+		return store.AuditRecord{}, err
+	}
+	rec := store.AuditRecord{Seq: seq + 1, PrevHash: prev, AuditEvent: ev}
+	rec.Hash = store.HashAuditRecord(rec)
+	if err := putJSON(tx.Bucket(bucketKeyRoot).Bucket(bucketKeyAudit), seqKey(rec.Seq), rec); err != nil {
+		return rec, err
+	}
+	return rec, meta.Put(keyAuditHead, append(seqKey(rec.Seq), rec.Hash...))
 }
 
 func TestMigrations(t *testing.T) {

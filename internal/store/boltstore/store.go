@@ -113,6 +113,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if maxBatch <= 0 {
 		maxBatch = defaultMaxBatchSize
 	}
+	counters.Store(db, new(treeCounter))
 	return &Store{db: db, gc: &groupCommit{db: db, max: maxBatch}, path: path, log: log}, nil
 }
 
@@ -136,5 +137,6 @@ func (s *Store) Path() string { return s.path }
 
 // Close releases the file and its lock. It waits for open transactions.
 func (s *Store) Close() error {
+	defer counters.Delete(s.db)
 	return s.db.Close()
 }

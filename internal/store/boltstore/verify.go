@@ -29,6 +29,8 @@ func (s *Store) VerifyAudit(ctx context.Context) error {
 		lastSeq  uint64
 		lastHash = store.GenesisHash()
 		after    []byte // the bbolt key of the last record verified
+		tree     store.TreeVerifier
+		treeErr  error // the tree's first problem, named after the chain's
 	)
 	for {
 		c, err := s.readAuditChunk(ctx, after, lastSeq, verifyChunk)
@@ -62,6 +64,13 @@ func (s *Store) VerifyAudit(ctx context.Context) error {
 		if c.bad != nil {
 			return c.bad
 		}
+		// The chain holds; the stored tree must be the tree of these
+		// records, or the proofs it serves would lie. Its problem is
+		// reported only if the chain and head have none: records past
+		// the head, say, are no leaves.
+		if treeErr == nil {
+			treeErr = s.verifyTreeChunk(ctx, &tree, c.records)
+		}
 		if n := len(c.records); n > 0 {
 			lastSeq, lastHash, after = c.records[n-1].Seq, c.records[n-1].Hash, c.keys[n-1]
 		}
@@ -78,8 +87,15 @@ func (s *Store) VerifyAudit(ctx context.Context) error {
 		case !bytes.Equal(c.headHash, lastHash):
 			return &store.ChainError{Seq: lastSeq, Kind: store.ChainEdited,
 				Message: "the last record's hash differs from the recorded head"}
+		case treeErr != nil:
+			return treeErr
+		case c.treePastHead:
+			return &store.ChainError{Seq: lastSeq + 1, Kind: store.ChainDeleted,
+				Message: fmt.Sprintf("the tree holds leaves past the head %d: records were removed and the head moved back", lastSeq)}
+		case c.treeErr != nil:
+			return &store.ChainError{Seq: lastSeq, Kind: store.ChainTreeMismatch, Message: c.treeErr.Error()}
 		}
-		return nil
+		return tree.Check(c.treeHead)
 	}
 }
 
@@ -95,6 +111,12 @@ type auditChunk struct {
 	done     bool
 	headSeq  uint64
 	headHash []byte
+	// treeHead is the stored tree head, read with the head (treeErr: it
+	// is unreadable).
+	treeHead store.TreeHead
+	treeErr  error
+	// treePastHead: the tree has a leaf after the head's seq.
+	treePastHead bool
 }
 
 // readAuditChunk reads up to max entries (0: all) after the key after (nil:
@@ -142,7 +164,24 @@ func (s *Store) readAuditChunk(ctx context.Context, after []byte, prevSeq uint64
 			return err
 		}
 		c.headSeq, c.headHash, err = readHead(meta)
-		return err
+		if err != nil {
+			return err
+		}
+		c.treeHead, c.treeErr = readTreeHead(meta, c.headSeq)
+		tree, err := bucket(tx, bucketKeyTree)
+		if err != nil {
+			return err
+		}
+		c.treePastHead = tree.Get(nodeKey(store.NodeID{Level: 0, Index: c.headSeq})) != nil
+		return nil
 	})
 	return c, err
+}
+
+// verifyTreeChunk adds recs to tree, checking the nodes they complete
+// against the stored ones in one read transaction.
+func (s *Store) verifyTreeChunk(ctx context.Context, tree *store.TreeVerifier, recs []store.AuditRecord) error {
+	return view(ctx, s.db, func(tx *bolt.Tx) error {
+		return tree.Add(ctx, recs, nodeReader(tx))
+	})
 }

@@ -18,7 +18,7 @@ import (
 // Group commit limits. etcd refuses a transaction with more than 128
 // operations per branch (--max-txn-ops) or larger than 1.5 MiB
 // (--max-request-bytes) by default; a batch of maxBatch writes uses at most
-// 2*maxBatch+1 puts and maxBatch+1 compares.
+// 2*maxBatch+2 puts (head and tree nodes: tree.go) and maxBatch+1 compares.
 const (
 	maxBatch      = 60
 	maxBatchBytes = 512 << 10
@@ -58,12 +58,16 @@ type head struct {
 	seq   uint64
 	hash  []byte
 	rev   int64
+	tree  [][]byte // the transparency log's compact range (tree.go)
 }
 
 // headValue is the JSON of the audit/head key.
 type headValue struct {
 	Seq  uint64 `json:"seq"`
 	Hash []byte `json:"hash"`
+	// Tree is the transparency log's compact range (tree.go): the tree
+	// moves with the head, in the same compare-and-swap.
+	Tree [][]byte `json:"tree,omitempty"`
 }
 
 var errClosed = fmt.Errorf("etcd store closed: %w", errdefs.ErrUnavailable)
@@ -268,7 +272,13 @@ func (s *Store) commit(ws []*write) {
 				ops = append(ops, clientv3.OpPut(s.l.signature(w.digest, seq), w.sig))
 			}
 		}
-		hv, err := encode(headValue{Seq: seq, Hash: prev})
+		tree, treeOp, err := s.appendTree(recs)
+		if err != nil {
+			answer(nil, err)
+			return
+		}
+		ops = append(ops, treeOp)
+		hv, err := encode(headValue{Seq: seq, Hash: prev, Tree: tree})
 		if err != nil {
 			answer(nil, err)
 			return
@@ -287,7 +297,7 @@ func (s *Store) commit(ws []*write) {
 			continue
 		}
 		if resp.Succeeded {
-			s.head = head{known: true, seq: seq, hash: prev, rev: resp.Header.Revision}
+			s.head = head{known: true, seq: seq, hash: prev, rev: resp.Header.Revision, tree: tree}
 			s.commits.Add(1)
 			answer(recs, nil)
 			return
@@ -365,7 +375,7 @@ func (s *Store) setHead(kvs []*mvccpb.KeyValue) error {
 	if err != nil {
 		return err
 	}
-	s.head = head{known: true, seq: h.Seq, hash: h.Hash, rev: kvs[0].ModRevision}
+	s.head = head{known: true, seq: h.Seq, hash: h.Hash, rev: kvs[0].ModRevision, tree: h.Tree}
 	return nil
 }
 

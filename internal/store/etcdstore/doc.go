@@ -10,7 +10,7 @@
 // types, as boltstore writes them; integers in keys are fixed-width
 // lowercase hex so that etcd's byte order is the numeric order:
 //
-//	PREFIX meta/schema                  "1": the layout version (Open refuses a newer one)
+//	PREFIX meta/schema                  "2": the layout version (Open migrates "1", refuses a newer one)
 //	PREFIX meta/import                  present while `signerd store migrate` copies into
 //	                                    the prefix; Open refuses to serve such a store
 //	PREFIX keys/NAME                    JSON store.Key (all versions)
@@ -22,8 +22,13 @@
 //	                                    the seq of the audit record written with it, so a
 //	                                    prefix scan returns a digest's records oldest first
 //	PREFIX audit/records/SEQ            JSON store.AuditRecord (append-only, hash-chained)
-//	PREFIX audit/head                   JSON {"seq":N,"hash":…}: the last audit record
+//	PREFIX audit/head                   JSON {"seq":N,"hash":…,"tree":[…]}: the last audit
+//	                                    record and the Merkle tree's compact range (tree.go)
+//	PREFIX audit/tree/SEQ               the tree nodes completed by the transaction whose
+//	                                    last record is SEQ: (uint8 level ‖ uint64be index ‖
+//	                                    hash) per node (layout 2)
 //	PREFIX audit/key                    JSON store.Key: the audit checkpoint key
+//	PREFIX audit/logkey                 JSON store.Key: the transparency log's note key
 //	PREFIX audit/checkpoints/SEQ        JSON store.Checkpoint
 //
 // # Transactions: one chain, advanced by compare-and-swap

@@ -2,6 +2,8 @@ package etcdstore
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -144,6 +146,17 @@ func (s *Store) ImportAuditKey(ctx context.Context, k store.Key) error {
 	})
 }
 
+// ImportLogKey records the log's note key.
+func (s *Store) ImportLogKey(ctx context.Context, k store.Key) error {
+	return s.importTxn(ctx, "log key", 1, func(int) ([]string, []clientv3.Op, error) {
+		raw, err := encode(k)
+		if err != nil {
+			return nil, nil, err
+		}
+		return []string{s.l.logKey()}, []clientv3.Op{clientv3.OpPut(s.l.logKey(), raw)}, nil
+	})
+}
+
 // ImportAudit appends recs verbatim after the current head and moves the
 // head to the last one, chunk by chunk (each chunk guarded by the head it
 // continues).
@@ -155,13 +168,18 @@ func (s *Store) ImportAudit(ctx context.Context, recs []store.AuditRecord) error
 			return err
 		}
 		var headSeq uint64
+		var tree store.TreeHead
 		if kv != nil {
 			h, err := decodeHead(kv.Value)
 			if err != nil {
 				return err
 			}
 			headSeq = h.Seq
+			if tree, err = h.treeHead(); err != nil {
+				return err
+			}
 		}
+		leaves := make([][]byte, len(chunk))
 		cmps := []clientv3.Cmp{unchanged(s.l.head(), kv)}
 		var ops []clientv3.Op
 		for i, r := range chunk {
@@ -174,9 +192,18 @@ func (s *Store) ImportAudit(ctx context.Context, recs []store.AuditRecord) error
 			}
 			cmps = append(cmps, absent(s.l.record(r.Seq)))
 			ops = append(ops, clientv3.OpPut(s.l.record(r.Seq), raw))
+			leaves[i] = store.LeafHash(r)
+			s.rememberSignatureSeq(r)
 		}
 		last := chunk[len(chunk)-1]
-		hv, err := encode(headValue{Seq: last.Seq, Hash: last.Hash})
+		// The copy gets the tree the source has: the same leaves give the
+		// same tree, so its roots and old notes still verify.
+		tree, nodes, err := store.AppendLeaves(tree, leaves)
+		if err != nil {
+			return err
+		}
+		ops = append(ops, clientv3.OpPut(s.l.tree(last.Seq), encodeNodes(nodes)))
+		hv, err := encode(headValue{Seq: last.Seq, Hash: last.Hash, Tree: tree.Hashes})
 		if err != nil {
 			return err
 		}
@@ -199,15 +226,30 @@ func (s *Store) ImportAudit(ctx context.Context, recs []store.AuditRecord) error
 // written after the import (whose suffix is the seq of its audit record,
 // past the imported head), as long as there are no more signature records
 // than audit records; an import that would break that order is refused.
+//
+// A signature whose audit record carries it (store.EncodeAuditRecord
+// version 2) gets that record's seq instead, as PutSignature gave it, so
+// SignatureLeaf finds its leaf in the copy. Those records all follow every
+// record without a signature, so their seqs stay above the numbering and
+// the order per digest is kept.
 func (s *Store) ImportSignatures(ctx context.Context, recs []store.SignatureRecord) error {
 	head, _, err := s.AuditHead(ctx)
 	if err != nil {
 		return err
 	}
-	first := s.importSeq.Load() + 1
-	if last := first + uint64(len(recs)) - 1; len(recs) > 0 && last > head {
+	seqs := make([]uint64, len(recs))
+	next := s.importSeq.Load()
+	for i, r := range recs {
+		if seq, ok := s.signatureSeq(r); ok {
+			seqs[i] = seq
+			continue
+		}
+		next++
+		seqs[i] = next
+	}
+	if next > head {
 		return fmt.Errorf("import signatures: %d signature records but only %d audit records: each signature has its audit record, so the source is inconsistent: %w",
-			last, head, errdefs.ErrFailedPrecondition)
+			next, head, errdefs.ErrFailedPrecondition)
 	}
 	err = s.importTxn(ctx, "signatures", len(recs), func(i int) ([]string, []clientv3.Op, error) {
 		r := recs[i]
@@ -218,13 +260,47 @@ func (s *Store) ImportSignatures(ctx context.Context, recs []store.SignatureReco
 		if err != nil {
 			return nil, nil, err
 		}
-		key := s.l.signature(r.Digest, first+uint64(i))
+		key := s.l.signature(r.Digest, seqs[i])
 		return []string{key}, []clientv3.Op{clientv3.OpPut(key, raw)}, nil
 	})
 	if err == nil {
-		s.importSeq.Add(uint64(len(recs)))
+		s.importSeq.Store(next)
 	}
 	return err
+}
+
+// importSigKey identifies a signature by digest and signature bytes.
+func importSigKey(digest, sig []byte) [2 * sha256.Size]byte {
+	var k [2 * sha256.Size]byte
+	copy(k[:sha256.Size], digest)
+	sum := sha256.Sum256(sig)
+	copy(k[sha256.Size:], sum[:])
+	return k
+}
+
+// rememberSignatureSeq notes, during an import, the seq of an audit
+// record that carries a signature, for ImportSignatures.
+func (s *Store) rememberSignatureSeq(r store.AuditRecord) {
+	digest, err := hex.DecodeString(r.Digest)
+	if err != nil || len(digest) != sha256.Size || len(r.Signature) == 0 {
+		return
+	}
+	s.importMu.Lock()
+	defer s.importMu.Unlock()
+	if s.importSigs == nil {
+		s.importSigs = make(map[[2 * sha256.Size]byte]uint64)
+	}
+	s.importSigs[importSigKey(digest, r.Signature)] = r.Seq
+}
+
+func (s *Store) signatureSeq(r store.SignatureRecord) (uint64, bool) {
+	if len(r.Digest) != sha256.Size {
+		return 0, false
+	}
+	s.importMu.Lock()
+	defer s.importMu.Unlock()
+	seq, ok := s.importSigs[importSigKey(r.Digest, r.Signature)]
+	return seq, ok
 }
 
 // ImportCheckpoints records checkpoints verbatim.

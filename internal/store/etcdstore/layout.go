@@ -11,7 +11,10 @@ import (
 
 // schemaVersion is the layout drawn in doc.go. Changing a key's name or a
 // value's shape is a new version, with a migration.
-const schemaVersion = "1"
+//
+// "2" added the transparency log (audit/tree/, and the tree in audit/head);
+// Open migrates a "1" prefix (migrate.go).
+const schemaVersion = "2"
 
 // DefaultPrefix is the prefix every key lives under unless Options.Prefix
 // says otherwise.
@@ -56,8 +59,14 @@ func (l layout) recordsDir() string           { return l.prefix + "audit/records
 func (l layout) record(seq uint64) string     { return l.recordsDir() + seqHex(seq) }
 func (l layout) head() string                 { return l.prefix + "audit/head" }
 func (l layout) auditKey() string             { return l.prefix + "audit/key" }
+func (l layout) logKey() string               { return l.prefix + "audit/logkey" }
 func (l layout) checkpointsDir() string       { return l.prefix + "audit/checkpoints/" }
 func (l layout) checkpoint(seq uint64) string { return l.checkpointsDir() + seqHex(seq) }
+
+// treeDir holds the transparency log's nodes, one key per batch named for
+// its last record (tree.go).
+func (l layout) treeDir() string            { return l.prefix + "audit/tree/" }
+func (l layout) tree(lastSeq uint64) string { return l.treeDir() + seqHex(lastSeq) }
 
 // seqHex is a sequence number as 16 lowercase hex digits: fixed width, so
 // that key order is numeric order.

@@ -16,6 +16,7 @@ import (
 
 	"github.com/signerd/signerd/internal/errdefs"
 	"github.com/signerd/signerd/internal/store"
+	"github.com/signerd/signerd/internal/store/storetest"
 	"github.com/signerd/signerd/internal/testutil/etcdtest"
 )
 
@@ -109,6 +110,10 @@ func TestReplicasShareOneChain(t *testing.T) {
 			t.Fatalf("digest %d: %d records (%v), want 2", i, len(got), err)
 		}
 	}
+	// One tree: both replicas serve the same roots and proofs, each the
+	// tree of the one chain.
+	storetest.CheckLog(t, a)
+	storetest.CheckLog(t, b)
 	t.Logf("%d writes in %d + %d transactions", 2*sigs+2*names, a.Commits(), b.Commits())
 }
 
@@ -250,6 +255,70 @@ func TestDamage(t *testing.T) {
 		{"stray key", func(t *testing.T, s *Store) {
 			put(t, s.l.recordsDir()+"zz", "x")
 		}, 6, store.ChainInserted},
+		// The tree (tree.go): a leaf or node edited, the tree head
+		// edited, records rewritten with their chain but not the tree.
+		{"tree leaf edited", func(t *testing.T, s *Store) {
+			kv, err := s.get(ctx, s.l.tree(3)) // record 3's own transaction
+			if err != nil || kv == nil {
+				t.Fatalf("tree key of record 3: %v", err)
+			}
+			v := bytes.Clone(kv.Value)
+			v[1+8] ^= 1 // the first node's hash: leaf index 2
+			if _, err := cli.Put(ctx, s.l.tree(3), string(v)); err != nil {
+				t.Fatal(err)
+			}
+		}, 3, store.ChainTreeMismatch},
+		{"tail cut, head moved back", func(t *testing.T, s *Store) {
+			r := record(t, s, 4)
+			if _, err := cli.Delete(ctx, s.l.record(5)); err != nil {
+				t.Fatal(err)
+			}
+			kv, err := s.get(ctx, s.l.head())
+			if err != nil {
+				t.Fatal(err)
+			}
+			h, err := decodeHead(kv.Value)
+			if err != nil {
+				t.Fatal(err)
+			}
+			h.Seq, h.Hash = 4, r.Hash
+			put(t, s.l.head(), h)
+		}, 5, store.ChainDeleted},
+		{"tree head edited", func(t *testing.T, s *Store) {
+			kv, err := s.get(ctx, s.l.head())
+			if err != nil {
+				t.Fatal(err)
+			}
+			h, err := decodeHead(kv.Value)
+			if err != nil {
+				t.Fatal(err)
+			}
+			h.Tree[0][0] ^= 1
+			put(t, s.l.head(), h)
+		}, 5, store.ChainTreeMismatch},
+		{"rewritten without the tree", func(t *testing.T, s *Store) {
+			kv, err := s.get(ctx, s.l.head())
+			if err != nil {
+				t.Fatal(err)
+			}
+			h, err := decodeHead(kv.Value)
+			if err != nil {
+				t.Fatal(err)
+			}
+			prev := record(t, s, 3).Hash
+			for seq := uint64(4); seq <= 5; seq++ {
+				r := record(t, s, seq)
+				if seq == 4 {
+					r.Detail = "changed"
+				}
+				r.PrevHash = prev
+				r.Hash = store.HashAuditRecord(r)
+				prev = r.Hash
+				put(t, s.l.record(seq), r)
+			}
+			h.Hash = prev
+			put(t, s.l.head(), h)
+		}, 4, store.ChainTreeMismatch},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			s := fill(t)
@@ -336,7 +405,7 @@ func TestOpenChecks(t *testing.T) {
 		t.Fatalf("Open on a foreign prefix: %v", err)
 	}
 	newer := newPrefix()
-	if _, err := cli.Put(ctx, newer+"meta/schema", "2"); err != nil {
+	if _, err := cli.Put(ctx, newer+"meta/schema", "3"); err != nil {
 		t.Fatal(err)
 	}
 	if err := open(newer, false); !errors.Is(err, errdefs.ErrFailedPrecondition) {

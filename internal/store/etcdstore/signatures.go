@@ -17,7 +17,7 @@ func (s *Store) PutSignature(ctx context.Context, rec store.SignatureRecord, ev 
 	if err := store.CheckSignatureRecord(rec); err != nil {
 		return err
 	}
-	ev, err := store.PrepareEvent(ev)
+	ev, err := store.PrepareSignatureEvent(rec, ev)
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package etcdstore
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"encoding/json"
 	"errors"
@@ -67,6 +68,7 @@ type Store struct {
 	log       *slog.Logger
 	writeTO   time.Duration
 	commits   atomic.Uint64
+	treeOps   treeCounter
 
 	// The committer (commit.go).
 	mu      sync.Mutex
@@ -77,8 +79,12 @@ type Store struct {
 	stopped chan struct{}
 	head    head // owned by the committer goroutine
 
-	// importSeq numbers imported signature records (import.go).
-	importSeq atomic.Uint64
+	// importSeq numbers imported signature records (import.go);
+	// importSigs maps the signatures imported audit records carry to
+	// their seqs.
+	importSeq  atomic.Uint64
+	importMu   sync.Mutex
+	importSigs map[[2 * sha256.Size]byte]uint64
 
 	closeOnce sync.Once
 	closeErr  error
@@ -140,6 +146,11 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	octx, cancel := context.WithTimeout(ctx, opts.DialTimeout)
 	err = s.checkSchema(octx, opts.ForImport)
 	cancel()
+	if errors.Is(err, errLayout1) {
+		// Building the tree reads the whole log: bounded by ctx, not by
+		// the dial timeout.
+		err = s.migrateTree(ctx)
+	}
 	if err != nil {
 		if own {
 			_ = cli.Close()
@@ -154,6 +165,10 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	return s, nil
 }
 
+// errLayout1 is checkSchema's report of a layout "1" prefix, which Open
+// migrates (migrate.go).
+var errLayout1 = errors.New("etcd layout 1")
+
 // checkSchema reads the layout version and the import mark; on an empty
 // prefix it writes the version (a transaction that only creates it, so two
 // replicas starting together agree).
@@ -167,6 +182,9 @@ func (s *Store) checkSchema(ctx context.Context, forImport bool) error {
 			s.l.prefix, s.l.prefix, errdefs.ErrFailedPrecondition)
 	}
 	if kvs[0] != nil {
+		if string(kvs[0].Value) == "1" {
+			return errLayout1
+		}
 		if v := string(kvs[0].Value); v != schemaVersion {
 			return fmt.Errorf("etcd prefix %s has layout version %q; this signerd knows %q: %w", s.l.prefix, v, schemaVersion, errdefs.ErrFailedPrecondition)
 		}

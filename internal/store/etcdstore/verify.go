@@ -41,18 +41,25 @@ func (s *Store) verifyAt(ctx context.Context) error {
 	}
 	rev := hresp.Header.Revision
 	headSeq, headHash := uint64(0), store.GenesisHash()
+	var (
+		storedTree    store.TreeHead
+		storedTreeErr error
+	)
 	if len(hresp.Kvs) > 0 {
 		h, err := decodeHead(hresp.Kvs[0].Value)
 		if err != nil {
 			return err
 		}
 		headSeq, headHash = h.Seq, h.Hash
+		storedTree, storedTreeErr = h.treeHead()
 	}
 	dir := s.l.recordsDir()
 	var (
 		lastSeq  uint64
 		lastHash = store.GenesisHash()
 		from     = dir
+		tree     store.TreeVerifier
+		treeErr  error // the tree's first problem, named after the chain's
 	)
 	for {
 		c, err := s.readAuditChunk(ctx, from, rev, lastSeq, verifyChunk)
@@ -79,6 +86,11 @@ func (s *Store) verifyAt(ctx context.Context) error {
 		if c.bad != nil {
 			return c.bad
 		}
+		// The stored tree must be the tree of these records (as
+		// boltstore: reported only if the chain and head are sound).
+		if treeErr == nil {
+			treeErr = tree.Add(ctx, c.records, s.readNodes(rev))
+		}
 		if n := len(c.records); n > 0 {
 			lastSeq, lastHash = c.records[n-1].Seq, c.records[n-1].Hash
 			from = c.lastKey + "\x00"
@@ -96,8 +108,25 @@ func (s *Store) verifyAt(ctx context.Context) error {
 		case !bytes.Equal(headHash, lastHash):
 			return &store.ChainError{Seq: lastSeq, Kind: store.ChainEdited,
 				Message: "the last record's hash differs from the recorded head"}
+		case treeErr != nil:
+			return treeErr
+		case storedTreeErr != nil || !tree.Matches(storedTree):
+			// A tree key past the head means records were cut and
+			// the head moved back; name that rather than the tree.
+			past, err := s.cli.Get(ctx, s.l.tree(headSeq+1), clientv3.WithRange(rangeEnd(s.l.treeDir())), clientv3.WithLimit(1), clientv3.WithRev(rev))
+			if err != nil {
+				return mapErr("read tree", err)
+			}
+			if len(past.Kvs) > 0 {
+				return &store.ChainError{Seq: lastSeq + 1, Kind: store.ChainDeleted,
+					Message: fmt.Sprintf("the tree holds leaves past the head %d: records were removed and the head moved back", lastSeq)}
+			}
+			if storedTreeErr == nil {
+				return tree.Check(storedTree)
+			}
+			return &store.ChainError{Seq: lastSeq, Kind: store.ChainTreeMismatch, Message: storedTreeErr.Error()}
 		}
-		return nil
+		return tree.Check(storedTree)
 	}
 }
 

@@ -131,3 +131,36 @@ func testCheckpoints(t *testing.T, s store.Store) {
 	_, err = s.ListCheckpoints(ctxDone)
 	checkErr(t, "ListCheckpoints with a canceled context", err, context.Canceled)
 }
+
+func testLogKey(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	_, err := s.LogKey(ctx)
+	checkErr(t, "LogKey of a new store", err, errdefs.ErrNotFound)
+
+	// The audit key and the log key are two keys, recorded apart.
+	must(t, "SetAuditKey", s.SetAuditKey(ctx, auditKey(), ev("audit.key.create")))
+	k := newKey("signerd-log")
+	k.Org = ""
+	e := ev("log.key.create")
+	must(t, "SetLogKey", s.SetLogKey(ctx, k, e))
+	got, err := s.LogKey(ctx)
+	must(t, "LogKey", err)
+	equal(t, "LogKey", got, k)
+	expectAudit(t, s, 1, e)
+	audit, err := s.AuditKey(ctx)
+	must(t, "AuditKey", err)
+	equal(t, "AuditKey beside the log key", audit, auditKey())
+
+	// Not a signing key.
+	_, err = s.GetKey(ctx, k.Name)
+	checkErr(t, "GetKey of the log key", err, errdefs.ErrNotFound)
+	keys, err := s.ListKeys(ctx)
+	must(t, "ListKeys", err)
+	if len(keys) != 0 {
+		t.Fatalf("ListKeys returns the log key: %+v", keys)
+	}
+	unchanged(t, s, "second SetLogKey", errdefs.ErrAlreadyExists, func() error { return s.SetLogKey(ctx, newKey("signerd-log-2"), ev("log.key.create")) })
+	noVersion := newKey("x")
+	noVersion.Versions = nil
+	checkErr(t, "SetLogKey without a version", s.SetLogKey(ctx, noVersion, ev("x")), errdefs.ErrInvalidArgument)
+}

@@ -3,6 +3,7 @@ package storetest
 import (
 	"context"
 	"errors"
+	"reflect"
 	"testing"
 	"time"
 
@@ -70,7 +71,7 @@ func testCreateKey(t *testing.T, s store.Store) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e := tt.ev
-			if e == (store.AuditEvent{}) {
+			if reflect.DeepEqual(e, store.AuditEvent{}) {
 				e = ev("key.create")
 			}
 			if tt.wantErr != nil {
@@ -180,7 +181,7 @@ func testAddKeyVersion(t *testing.T, s store.Store) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e := tt.ev
-			if e == (store.AuditEvent{}) {
+			if reflect.DeepEqual(e, store.AuditEvent{}) {
 				e = ev("key.rotate")
 			}
 			unchanged(t, s, "AddKeyVersion", tt.wantErr, func() error { return s.AddKeyVersion(ctx, tt.key, tt.v, e) })

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/hex"
 	"fmt"
+	"reflect"
 	"testing"
 
 	"github.com/signerd/signerd/internal/errdefs"
@@ -54,7 +55,9 @@ func testPutSignature(t *testing.T, s store.Store) {
 	var evs []store.AuditEvent
 	for _, rec := range puts {
 		must(t, "PutSignature", s.PutSignature(ctx, rec, sigEvent(rec)))
-		evs = append(evs, sigEvent(rec))
+		e := sigEvent(rec)
+		e.Signature = rec.Signature // the store puts it into the record
+		evs = append(evs, e)
 	}
 	expectAudit(t, s, 0, evs...)
 
@@ -99,7 +102,7 @@ func testPutSignature(t *testing.T, s store.Store) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			e := tt.ev
-			if e == (store.AuditEvent{}) {
+			if reflect.DeepEqual(e, store.AuditEvent{}) {
 				e = sigEvent(tt.rec)
 			}
 			before, err := s.SignaturesByDigest(ctx, d1)

@@ -44,9 +44,13 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"AuditHeadVerifyAudit", testAuditHeadVerifyAudit},
 		{"AuditKey", testAuditKey},
 		{"Checkpoints", testCheckpoints},
+		{"LogKey", testLogKey},
 		{"CanceledContext", testCanceledContext},
 		{"ConcurrentPutSignature", testConcurrentPutSignature},
 		{"ConcurrentMixedWriters", testConcurrentMixed},
+		{"LogTree", testLogTree},
+		{"SignatureLeaf", testSignatureLeaf},
+		{"TreeOps", testTreeOps},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,0 +1,225 @@
+package boltstore
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/signerd/signerd/internal/errdefs"
+	"github.com/signerd/signerd/internal/store"
+)
+
+// treeCounter counts the tree's database operations (nodes and tree head
+// read and written), so a test can show an append costs O(log n) of them.
+type treeCounter struct{ reads, writes atomic.Uint64 }
+
+// counters maps each open *bolt.DB to its Store's counter: appendAudit and
+// the migrations run on a bare *bolt.Tx, which knows its DB.
+var counters sync.Map
+
+// countOf returns tx's counter; a database no Store opened (a test editing
+// a file) counts into a throwaway.
+func countOf(tx *bolt.Tx) *treeCounter {
+	if c, ok := counters.Load(tx.DB()); ok {
+		return c.(*treeCounter)
+	}
+	return new(treeCounter)
+}
+
+// TreeOps returns how many tree nodes and tree heads this store has read
+// and written (for tests: appends and proofs stay O(log n)).
+func (s *Store) TreeOps() (reads, writes uint64) {
+	c, ok := counters.Load(s.db)
+	if !ok {
+		return 0, 0
+	}
+	return c.(*treeCounter).reads.Load(), c.(*treeCounter).writes.Load()
+}
+
+func nodeKey(id store.NodeID) []byte {
+	return binary.BigEndian.AppendUint64([]byte{byte(id.Level)}, id.Index)
+}
+
+// readTreeHead returns the compact range of the first size leaves as
+// recorded under meta/tree_head.
+func readTreeHead(meta *bolt.Bucket, size uint64) (store.TreeHead, error) {
+	countOf(meta.Tx()).reads.Add(1)
+	raw := meta.Get(keyTreeHead)
+	if len(raw)%store.AuditHashSize != 0 {
+		return store.TreeHead{}, fmt.Errorf("tree head is %d bytes, not a whole number of hashes: %w", len(raw), errdefs.ErrInternal)
+	}
+	h := store.TreeHead{Size: size}
+	for len(raw) > 0 {
+		h.Hashes = append(h.Hashes, bytes.Clone(raw[:store.AuditHashSize]))
+		raw = raw[store.AuditHashSize:]
+	}
+	return h, store.CheckTreeHead(h)
+}
+
+// appendLeaves adds leaves (hashes) to the tree recorded in tx, whose size
+// is size before the append: writes every completed node and the new head.
+func appendLeaves(tx *bolt.Tx, size uint64, leaves [][]byte) error {
+	meta, err := bucket(tx, bucketKeyMeta)
+	if err != nil {
+		return err
+	}
+	tree, err := bucket(tx, bucketKeyTree)
+	if err != nil {
+		return err
+	}
+	h, err := readTreeHead(meta, size)
+	if err != nil {
+		return err
+	}
+	h, nodes, err := store.AppendLeaves(h, leaves)
+	if err != nil {
+		return err
+	}
+	for _, n := range nodes {
+		if err := tree.Put(nodeKey(n.ID), n.Hash); err != nil {
+			return err
+		}
+	}
+	countOf(tx).writes.Add(uint64(len(nodes)) + 1)
+	return meta.Put(keyTreeHead, bytes.Join(h.Hashes, nil))
+}
+
+// indexSignature records that record seq is the record of the signature
+// sig over digest (a lowercase hex string, as in the audit event).
+func indexSignature(tx *bolt.Tx, digestHex string, sig []byte, seq uint64) error {
+	digest, err := hex.DecodeString(digestHex)
+	if err != nil || len(sig) == 0 {
+		// Not a signature's record: nothing to find it by.
+		return nil
+	}
+	idx, err := bucket(tx, bucketKeySigLeaves)
+	if err != nil {
+		return err
+	}
+	return idx.Put(sigLeafKey(digest, sig), seqKey(seq))
+}
+
+func sigLeafKey(digest, sig []byte) []byte {
+	sum := sha256.Sum256(sig)
+	return append(bytes.Clone(digest), sum[:]...)
+}
+
+// nodeReader reads complete nodes from tx.
+func nodeReader(tx *bolt.Tx) store.TreeNodeReader {
+	return func(_ context.Context, ids []store.NodeID) ([][]byte, error) {
+		tree, err := bucket(tx, bucketKeyTree)
+		if err != nil {
+			return nil, err
+		}
+		out := make([][]byte, len(ids))
+		for i, id := range ids {
+			v := tree.Get(nodeKey(id))
+			if v == nil {
+				return nil, fmt.Errorf("tree node (level %d, index %d) is missing (run audit verify): %w", id.Level, id.Index, errdefs.ErrInternal)
+			}
+			out[i] = bytes.Clone(v)
+		}
+		countOf(tx).reads.Add(uint64(len(ids)))
+		return out, nil
+	}
+}
+
+// logView runs fn in a read transaction with the log's size.
+func (s *Store) logView(ctx context.Context, fn func(tx *bolt.Tx, size uint64) error) error {
+	return view(ctx, s.db, func(tx *bolt.Tx) error {
+		meta, err := bucket(tx, bucketKeyMeta)
+		if err != nil {
+			return err
+		}
+		size, _, err := readHead(meta)
+		if err != nil {
+			return err
+		}
+		return fn(tx, size)
+	})
+}
+
+// LogSize is the number of leaves: the audit head's seq.
+func (s *Store) LogSize(ctx context.Context) (uint64, error) {
+	var n uint64
+	err := s.logView(ctx, func(_ *bolt.Tx, size uint64) error { n = size; return nil })
+	return n, err
+}
+
+// LogRoot is the root of the first size leaves.
+func (s *Store) LogRoot(ctx context.Context, size uint64) ([]byte, error) {
+	var root []byte
+	err := s.logView(ctx, func(tx *bolt.Tx, logSize uint64) (err error) {
+		root, err = store.TreeRoot(ctx, nodeReader(tx), size, logSize)
+		return err
+	})
+	return root, err
+}
+
+// InclusionProof is the audit path of leaf index in the tree of size leaves.
+func (s *Store) InclusionProof(ctx context.Context, index, size uint64) ([][]byte, error) {
+	var p [][]byte
+	err := s.logView(ctx, func(tx *bolt.Tx, logSize uint64) (err error) {
+		p, err = store.TreeInclusion(ctx, nodeReader(tx), index, size, logSize)
+		return err
+	})
+	return p, err
+}
+
+// ConsistencyProof proves the tree of size2 leaves extends that of size1.
+func (s *Store) ConsistencyProof(ctx context.Context, size1, size2 uint64) ([][]byte, error) {
+	var p [][]byte
+	err := s.logView(ctx, func(tx *bolt.Tx, logSize uint64) (err error) {
+		p, err = store.TreeConsistency(ctx, nodeReader(tx), size1, size2, logSize)
+		return err
+	})
+	return p, err
+}
+
+// SignatureLeaf is the leaf index of the record of signature sig over
+// digest. The index entry is confirmed against the record itself, which is
+// what a proof is about.
+func (s *Store) SignatureLeaf(ctx context.Context, digest, sig []byte) (uint64, error) {
+	if err := store.CheckDigest(digest); err != nil {
+		return 0, err
+	}
+	if len(sig) == 0 {
+		return 0, store.Invalid("signature is empty")
+	}
+	var leaf uint64
+	err := view(ctx, s.db, func(tx *bolt.Tx) error {
+		idx, err := bucket(tx, bucketKeySigLeaves)
+		if err != nil {
+			return err
+		}
+		raw := idx.Get(sigLeafKey(digest, sig))
+		if raw == nil {
+			return fmt.Errorf("no audit record of this signature over %x: %w", digest, errdefs.ErrNotFound)
+		}
+		if len(raw) != 8 {
+			return fmt.Errorf("signature index entry is %d bytes: %w", len(raw), errdefs.ErrInternal)
+		}
+		seq := binary.BigEndian.Uint64(raw)
+		audit, err := bucket(tx, bucketKeyAudit)
+		if err != nil {
+			return err
+		}
+		rec, ok, err := getJSON[store.AuditRecord](audit, seqKey(seq))
+		if err != nil {
+			return err
+		}
+		if !ok || rec.Seq != seq || !store.SignatureRecordMatches(rec, digest, sig) {
+			return fmt.Errorf("the signature index names audit record %d, which is not this signature's record (run audit verify): %w", seq, errdefs.ErrInternal)
+		}
+		leaf = seq - 1
+		return nil
+	})
+	return leaf, err
+}
