@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/signerd/signerd/internal/edcheck"
 	"github.com/signerd/signerd/internal/errdefs"
 	"github.com/signerd/signerd/internal/store"
 )
@@ -44,6 +45,11 @@ const (
 	maxCachedViewBytes = 16 << 20
 	maxCachedKeys      = 4096
 	maxCachedKeyBytes  = 8 << 20
+	// maxCachedSignerBytes bounds the signers: an Ed25519 key's check
+	// tables are edcheck.VerifierBytes (655 KiB), so 64 MiB keeps the
+	// tables of about 100 Ed25519 keys, more than sign at once here.
+	// Signers are signerd's own keys only, which callers cannot add.
+	maxCachedSignerBytes = 64 << 20
 )
 
 type cachedSigner struct {
@@ -51,6 +57,14 @@ type cachedSigner struct {
 	key    store.Key
 	ver    store.KeyVersion
 	signer crypto.Signer
+	// check verifies the HSM's Ed25519 signatures before release, with
+	// crypto/ed25519's rule on tables of the key's multiples (internal/
+	// edcheck): nil for other algorithms.
+	check *edcheck.Verifier
+	// fingerprint is an ECDSA key's SchemaPin fingerprint (skill.Fingerprint
+	// of its public key), the default signer_kid of every document it
+	// signs: computed once rather than re-encoding the key per signature.
+	fingerprint string
 }
 
 type cachedView struct {
@@ -71,8 +85,12 @@ func newCache() *cache {
 		views: newBoundedMap(maxCachedViews, maxCachedViewBytes, func(org string, v cachedView) int { return len(org) + viewSize(v.view) }),
 		byFP:  newBoundedMap(maxCachedKeys, maxCachedKeyBytes, func(fp string, k cachedKey) int { return len(fp) + keySize(k.key) }),
 		named: newBoundedMap(maxCachedKeys, maxCachedKeyBytes, func(name string, k cachedKey) int { return len(name) + keySize(k.key) }),
-		signers: newBoundedMap(maxCachedKeys, maxCachedKeyBytes, func(name string, k cachedSigner) int {
-			return len(name) + keySize(k.key) + 512 // the signer and its public key
+		signers: newBoundedMap(maxCachedKeys, maxCachedSignerBytes, func(name string, k cachedSigner) int {
+			n := len(name) + keySize(k.key) + 512 // the signer and its public key
+			if k.check != nil {
+				n += edcheck.VerifierBytes
+			}
+			return n
 		}),
 	}
 }

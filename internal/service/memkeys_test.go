@@ -26,16 +26,24 @@ type memKeys struct {
 	// signs counts signatures made, so tests can check that refused
 	// requests cost no HSM operation.
 	signs atomic.Int64
+	// fault, when set, corrupts every signature the HSM returns, as a
+	// faulty device would (signcheck_test.go).
+	fault atomic.Pointer[func([]byte) []byte]
 }
 
 type countingSigner struct {
 	crypto.Signer
-	n *atomic.Int64
+	n     *atomic.Int64
+	fault *atomic.Pointer[func([]byte) []byte]
 }
 
 func (c countingSigner) Sign(r io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
 	c.n.Add(1)
-	return c.Signer.Sign(r, digest, opts)
+	sig, err := c.Signer.Sign(r, digest, opts)
+	if f := c.fault.Load(); f != nil && err == nil {
+		sig = (*f)(sig)
+	}
+	return sig, err
 }
 
 func newMemKeys() *memKeys { return &memKeys{keys: map[string]crypto.Signer{}} }
@@ -80,7 +88,7 @@ func (m *memKeys) Signer(_ context.Context, ref keystore.KeyRef) (crypto.Signer,
 	if e, ok := s.Public().(equaler); !ok || !e.Equal(ref.Public) {
 		return nil, errdefs.WithReason(errdefs.ReasonKeyMismatch, errdefs.ErrFailedPrecondition)
 	}
-	return countingSigner{Signer: s, n: &m.signs}, nil
+	return countingSigner{Signer: s, n: &m.signs, fault: &m.fault}, nil
 }
 
 // swap replaces the key pair behind an ID, as a relabelled HSM object would.

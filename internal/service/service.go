@@ -79,6 +79,8 @@ type Service struct {
 	audit auditKeyState // the audit checkpoint key (audit.go)
 	// verified remembers signatures that verified (verifycache.go).
 	verified *verifiedCache
+	// tables verifies Ed25519 signatures for Verify (verifytables.go).
+	tables *verifyTables
 	// refusals bounds the audit records of refusals (refusals.go).
 	refusals *refusalLimiter
 	// origin names the transparency log (logkey.go).
@@ -113,6 +115,7 @@ func New(st store.Store, ks keystore.KeyStore, opts Options) *Service {
 		origin:   opts.LogOrigin,
 		refusals: newRefusalLimiter(opts.RefusalWindow, opts.RefusalFullRecords),
 		verified: newVerifiedCache(max(opts.VerifiedCacheEntries, 0)),
+		tables:   newVerifyTables(),
 		store:    invalidatingStore{Store: st, c: c},
 		cache:    c,
 		keys:     ks,

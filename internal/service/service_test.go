@@ -29,7 +29,7 @@ type fixture struct {
 	ctx  context.Context
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	ctx := WithCaller(context.Background(), Caller{ID: "uid:test"})
 	st, err := boltstore.Open(ctx, filepath.Join(t.TempDir(), "signerd.db"), boltstore.Options{})
@@ -41,7 +41,7 @@ func newFixture(t *testing.T) *fixture {
 	return &fixture{svc: New(st, keys, Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}), st: st, keys: keys, ctx: ctx}
 }
 
-func (f *fixture) createKey(t *testing.T, name string, alg keystore.Algorithm) store.Key {
+func (f *fixture) createKey(t testing.TB, name string, alg keystore.Algorithm) store.Key {
 	t.Helper()
 	k, err := f.svc.CreateKey(f.ctx, CreateKeyInput{Name: name, Algorithm: alg})
 	if err != nil {

@@ -220,8 +220,11 @@ func (s *Service) checkCandidate(ctx context.Context, org string, digest [pkgsig
 	// under this key before; trust and revocation were decided above.
 	vk, cacheable := verifiedKey(edPub, digest[:], c.sig.Sig)
 	if !cacheable || !s.verified.has(vk) {
-		if err := pkgsig.CheckSignature(digest, c.sig, edPub); err != nil {
-			return VerifyResult{}, err
+		if !s.tables.verify(edPub, digest[:], c.sig.Sig) {
+			// The refusal as pkgsig words it (its check is the same rule).
+			if err := pkgsig.CheckSignature(digest, c.sig, edPub); err != nil {
+				return VerifyResult{}, err
+			}
 		}
 		if cacheable {
 			s.verified.add(vk)

@@ -189,6 +189,10 @@ type SignatureInput struct {
 	// Convention is the digest convention the signature was made with;
 	// empty means DigestSHA256. Only used with PublicKey.
 	Convention DigestConvention
+	// Fingerprint, when set, is Fingerprint(PublicKey), which a caller
+	// signing many times with one key computes once (the daemon caches it
+	// with the key's signer); empty, BuildSignature computes it.
+	Fingerprint string
 }
 
 // BuildSignature assembles the .schemapin.sig document for a signature
@@ -210,9 +214,12 @@ func BuildSignature(in SignatureInput) (*Signature, error) {
 	}
 	kid := in.SignerKid
 	if in.PublicKey != nil {
-		fp, err := Fingerprint(in.PublicKey)
-		if err != nil {
-			return nil, fmt.Errorf("build signature: %w", err)
+		fp := in.Fingerprint
+		if fp == "" {
+			var err error
+			if fp, err = Fingerprint(in.PublicKey); err != nil {
+				return nil, fmt.Errorf("build signature: %w", err)
+			}
 		}
 		if kid == "" {
 			kid = fp

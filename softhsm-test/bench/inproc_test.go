@@ -40,6 +40,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	signerv1 "github.com/signerd/signerd/gen/signer/v1"
+	"github.com/signerd/signerd/internal/edcheck"
 	"github.com/signerd/signerd/internal/keystore"
 	"github.com/signerd/signerd/internal/keystore/pkcs11"
 	"github.com/signerd/signerd/internal/pkgsig"
@@ -117,7 +118,12 @@ func childMain() int {
 		signers[k.Algorithm] = s
 	}
 	if spec.FloorSocket != "" {
-		stop, err := serveFloor(spec.FloorSocket, &floorServer{signers: signers, verifyKey: spec.FloorVerifyKey})
+		tables, err := edcheck.NewVerifier(spec.FloorVerifyKey)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench child: floor verify key:", err)
+			return 1
+		}
+		stop, err := serveFloor(spec.FloorSocket, &floorServer{signers: signers, verifyKey: spec.FloorVerifyKey, tables: tables})
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "bench child: floor server:", err)
 			return 1
@@ -196,16 +202,29 @@ type floorServer struct {
 	signerv1.UnimplementedSignerServiceServer
 	signers   map[string]crypto.Signer
 	verifyKey ed25519.PublicKey
+	// tables checks signatures by verifyKey as signerd's Verify does for
+	// a key that verifies often (edcheck), for calls with org
+	// floorTablesOrg.
+	tables *edcheck.Verifier
 }
 
+// floorTablesOrg asks the floor server's Verify to check on tables.
+const floorTablesOrg = "floor-tables"
+
 // Verify is the floor of Verify: parse the document and check it against
-// the one key, as the in-process verification ceiling does per call.
+// the one key, as the in-process verification ceiling does per call
+// (crypto/ed25519), or, for org floorTablesOrg, on the key's tables as
+// signerd does.
 func (f *floorServer) Verify(_ context.Context, req *signerv1.VerifyRequest) (*signerv1.VerifyResponse, error) {
 	var digest [pkgsig.DigestSize]byte
 	copy(digest[:], req.GetDigest())
 	sig, err := pkgsig.Parse(req.GetSignatureDocument())
-	if err == nil {
+	switch {
+	case err != nil:
+	case req.GetOrg() != floorTablesOrg:
 		err = pkgsig.Check(digest, sig, f.verifyKey)
+	case sig.Digest != digest || !f.tables.Verify(digest[:], sig.Sig):
+		err = errors.New("tampered or invalid")
 	}
 	if err != nil {
 		return nil, status.Error(codes.PermissionDenied, err.Error())

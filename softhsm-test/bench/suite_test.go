@@ -96,6 +96,8 @@ var expectedResults = []string{
 	"sign-unary-ed25519-1replica", "sign-unary-ed25519-2replicas", "replicas-2-vs-1",
 	"sign-unary-ed25519-1replica-network-hsm", "sign-unary-ed25519-2replicas-network-hsm", "replicas-2-vs-1-network-hsm",
 	"network-hsm-sign-ecdsa-sessions-1", "network-hsm-sign-ecdsa-sessions-8", "network-hsm-sign-ecdsa-sessions-32", "network-hsm-sessions-32-vs-1",
+	"sign-unary-ed25519-vs-floor", "sign-unary-ecdsa-p256-vs-floor", "sign-batch-ed25519-vs-floor", "verify-unary-ed25519-vs-floor",
+	"sign-ed25519-cpu-over-floor", "sign-ecdsa-p256-cpu-over-floor", "verify-unary-ed25519-floor-tables", "verify-unary-ed25519-vs-floor-tables",
 	"network-hsm-sign-ed25519-sessions-1", "network-hsm-sign-ed25519-sessions-8", "network-hsm-sign-ed25519-sessions-32", "network-hsm-ed25519-sessions-32-vs-1",
 	"log-fill-1m-leaves", "log-inclusion-proof-1m-leaves", "log-consistency-proof-1m-leaves",
 }
@@ -346,6 +348,21 @@ func (s *suite) signing() []result {
 	cpuFloorEC := &point{name: "sign-unary-ecdsa-p256-floor-cpu-server", unit: "µs/sig", baseline: cpuCeilEC.name, note: cpuFloorEd.note}
 	cliBatch := &point{name: "sign-batch-ed25519-cpu-clients", unit: "µs/sig", note: cliUnaryEd.note}
 
+	// Issue #15's targets: signerd against the floor server of the same
+	// repetition (what signerd adds, with the transport and the HSM
+	// factored out), and the daemon's CPU per signature over the floor
+	// server's.
+	vsNote := "signerd's rate over the floor server's in the same repetition (%s; median of the per-repetition ratios)"
+	vsFloorEd := &point{name: "sign-unary-ed25519-vs-floor", unit: "sigs/s", baseline: floorEd.name, target: 0.85, cmp: ">=",
+		note: fmt.Sprintf(vsNote, "SignerService.Sign, Ed25519, "+fmt.Sprint(s.cfg.clients)+" clients")}
+	vsFloorEC := &point{name: "sign-unary-ecdsa-p256-vs-floor", unit: "sigs/s", baseline: floorEC.name, target: 0.8, cmp: ">=",
+		note: fmt.Sprintf(vsNote, "SkillService.SignSkill against the floor's Sign, ECDSA P-256, "+fmt.Sprint(s.cfg.clients)+" clients")}
+	vsFloorBatch := &point{name: "sign-batch-ed25519-vs-floor", unit: "sigs/s", baseline: floorBatch.name, target: 0.9, cmp: ">=",
+		note: fmt.Sprintf(vsNote, "one SignBatch stream against the floor server's SignBatch")}
+	overNote := "µs of the daemon's CPU per signature minus the floor server's in the same repetition; ratio is that difference in µs (median of the per-repetition differences), target the budget of 120 µs (DESIGN.md)"
+	overEd := &point{name: "sign-ed25519-cpu-over-floor", unit: "µs/sig", baseline: cpuFloorEd.name, target: 120, cmp: "<=", note: overNote + "; Sign"}
+	overEC := &point{name: "sign-ecdsa-p256-cpu-over-floor", unit: "µs/sig", baseline: cpuFloorEC.name, target: 120, cmp: "<=", note: overNote + "; SignSkill against the floor's Sign"}
+
 	for rep := range s.cfg.reps {
 		ce, cpuE := s.inproc("sign", "ed25519", s.cfg.hsmWorkers)
 		ceilEd.addValue(ce)
@@ -371,6 +388,9 @@ func (s *suite) signing() []result {
 			s.t.Fatalf("floor server SignBatch: %v", err)
 		}
 		floorBatch.add(fb.rate, ce, div(fb.rate, ce))
+		vsFloorEd.add(ue.rate, fe.rate, div(ue.rate, fe.rate))
+		vsFloorBatch.add(be.rate, fb.rate, div(be.rate, fb.rate))
+		overEd.add(ue.daemonCPU-feCPU, feCPU, ue.daemonCPU-feCPU)
 
 		cc, cpuC := s.inproc("sign", "ecdsa-p256", s.cfg.hsmWorkers)
 		ceilEC.addValue(cc)
@@ -386,6 +406,8 @@ func (s *suite) signing() []result {
 		fc, fcCPU := s.floorPhase(keyEC)
 		floorEC.add(fc.rate, cc, div(fc.rate, cc))
 		cpuFloorEC.add(fcCPU, cpuC, div(fcCPU, cpuC))
+		vsFloorEC.add(uc.rate, fc.rate, div(uc.rate, fc.rate))
+		overEC.add(uc.daemonCPU-fcCPU, fcCPU, uc.daemonCPU-fcCPU)
 		s.logf("sign rep %d/%d: ed25519 in-process %.0f/s (%.0fµs CPU), unary %.0f/s = %.2f (p99/p50 %.1f, %.1f sigs/commit, %.0f+%.0fµs CPU), batch %.0f/s = %.2f (%.1f sigs/commit, %.0f+%.0fµs CPU), floor server %.0f/s = %.2f (%.0fµs CPU), batch %.0f/s = %.2f",
 			rep+1, s.cfg.reps, ce, cpuE, ue.rate, div(ue.rate, ce), p99Ed.ratios[rep], ue.sigsPerCommit, ue.daemonCPU, ue.clientCPU, be.rate, div(be.rate, ce), be.sigsPerCommit, be.daemonCPU, be.clientCPU, fe.rate, div(fe.rate, ce), feCPU, fb.rate, div(fb.rate, ce))
 		s.logf("sign rep %d/%d: ecdsa in-process %.0f/s (%.0fµs CPU), unary %.0f/s = %.2f (p99/p50 %.1f, %.1f sigs/commit, %.0f+%.0fµs CPU), floor server %.0f/s = %.2f (%.0fµs CPU)",
@@ -397,6 +419,7 @@ func (s *suite) signing() []result {
 		ceilEd, unaryEd, floorEd, p99Ed, fairEd, batch, floorBatch, gcEd, gcBatch,
 		ceilEC, unaryEC, floorEC, p99EC, fairEC, gcEC,
 		cpuCeilEd, cpuUnaryEd, cliUnaryEd, cpuFloorEd, cpuBatch, cliBatch, cpuCeilEC, cpuUnaryEC, cliUnaryEC, cpuFloorEC,
+		vsFloorEd, vsFloorEC, vsFloorBatch, overEd, overEC,
 	} {
 		rs = append(rs, p.result())
 	}
@@ -572,6 +595,12 @@ func (s *suite) verifying() []result {
 		note: fmt.Sprintf("SignerService.Verify with the signature document, %d clients, closed loop; every call a document never verified before (the daemon's verification cache cannot answer)", s.cfg.clients)}
 	floorVerify := &point{name: "verify-unary-ed25519-floor", unit: "calls/s", baseline: ceil.name,
 		note: "SignerService.Verify on the floor server: pkgsig.Parse + pkgsig.Check of the same fresh documents behind signerd's transport tuning, nothing else (no trust lookups, policy, authorization or metrics), same clients: the formula's ceiling measured as one process"}
+	floorTables := &point{name: "verify-unary-ed25519-floor-tables", unit: "calls/s", baseline: ceil.name,
+		note: "as verify-unary-ed25519-floor, but the floor server checks each signature on precomputed tables of the key (internal/edcheck), as signerd's Verify does for a key that verified 64 documents"}
+	vsFloorTables := &point{name: "verify-unary-ed25519-vs-floor-tables", unit: "calls/s", baseline: floorTables.name,
+		note: "verify-unary-ed25519 over verify-unary-ed25519-floor-tables in the same repetition: what signerd adds to the same verification"}
+	vsFloor := &point{name: "verify-unary-ed25519-vs-floor", unit: "calls/s", baseline: floorVerify.name, target: 0.95, cmp: ">=",
+		note: "verify-unary-ed25519 over verify-unary-ed25519-floor in the same repetition, the same fresh documents (median of the per-repetition ratios)"}
 	repeat := &point{name: "verify-unary-ed25519-repeat", unit: "calls/s", baseline: rtt.name,
 		note: fmt.Sprintf("as verify-unary-ed25519, but cycling through %d documents, as loaders re-verify the same packages: the verification cache answers", corpus)}
 	cpuNote := "µs of CPU (user + system, all threads) per call over the phase, warm-up included"
@@ -640,6 +669,21 @@ func (s *suite) verifying() []result {
 			s.t.Fatalf("floor server Verify: %v", err)
 		}
 		floorVerify.add(fs.rate, c, div(fs.rate, c))
+		vsFloor.add(vs.rate, fs.rate, div(vs.rate, fs.rate))
+		next.Store(0)
+		ft, err := closedLoop(len(s.floor), s.cfg.window(), func(i int) error {
+			d := freshDoc()
+			resp, err := s.floor[i].Signer.Verify(context.Background(), &signerv1.VerifyRequest{Org: floorTablesOrg, Digest: d.digest, SignatureDocument: d.doc})
+			if err == nil && !resp.GetVerified() {
+				err = errors.New("floor server did not verify")
+			}
+			return err
+		})
+		if err != nil {
+			s.t.Fatalf("floor server Verify on tables: %v", err)
+		}
+		floorTables.add(ft.rate, c, div(ft.rate, c))
+		vsFloorTables.add(vs.rate, ft.rate, div(vs.rate, ft.rate))
 		rs, err := closedLoop(len(s.conns), s.cfg.window(), func(i int) error {
 			it := items[n.Add(1)%corpus]
 			return s.verifyCall(i, it.digest, it.doc)
@@ -655,10 +699,10 @@ func (s *suite) verifying() []result {
 		cpuRTT.addValue(rttCPU)
 		cpuVer.addValue(verCPU)
 		cpuVerify.add(verifyCPU, rttCPU+verCPU, div(verifyCPU, rttCPU+verCPU))
-		s.logf("verify rep %d/%d: rtt %.0f/s (%.0fµs CPU), in-process %.0f/s (%.0fµs CPU), ceiling %.0f/s, Verify %.0f/s = %.2f (%.0fµs CPU), floor server %.0f/s = %.2f, repeated documents %.0f/s = %.2f of rtt",
-			rep+1, s.cfg.reps, r.rate, rttCPU, v, verCPU, c, vs.rate, div(vs.rate, c), verifyCPU, fs.rate, div(fs.rate, c), rs.rate, div(rs.rate, r.rate))
+		s.logf("verify rep %d/%d: rtt %.0f/s (%.0fµs CPU), in-process %.0f/s (%.0fµs CPU), ceiling %.0f/s, Verify %.0f/s = %.2f (%.0fµs CPU), floor server %.0f/s = %.2f, on tables %.0f/s = %.2f, repeated documents %.0f/s = %.2f of rtt",
+			rep+1, s.cfg.reps, r.rate, rttCPU, v, verCPU, c, vs.rate, div(vs.rate, c), verifyCPU, fs.rate, div(fs.rate, c), ft.rate, div(ft.rate, c), rs.rate, div(rs.rate, r.rate))
 	}
-	return []result{rtt.result(), ver.result(), ceil.result(), verify.result(), floorVerify.result(), repeat.result(), cpuRTT.result(), cpuVer.result(), cpuVerify.result()}
+	return []result{rtt.result(), ver.result(), ceil.result(), verify.result(), floorVerify.result(), vsFloor.result(), floorTables.result(), vsFloorTables.result(), repeat.result(), cpuRTT.result(), cpuVer.result(), cpuVerify.result()}
 }
 
 // verifyCall is one Verify by client i that must admit the package.
