@@ -16,47 +16,13 @@ import (
 // its audit event, in one transaction. ErrAlreadyExists if one is recorded:
 // replacing the key would orphan every checkpoint it signed.
 func (s *Store) SetAuditKey(ctx context.Context, k store.Key, ev store.AuditEvent) error {
-	k, err := store.PrepareAuditKey(k)
-	if err != nil {
-		return err
-	}
-	ev, err = store.PrepareEvent(ev)
-	if err != nil {
-		return err
-	}
-	return update(ctx, s.db, func(tx *bolt.Tx) error {
-		meta, err := bucket(tx, bucketKeyMeta)
-		if err != nil {
-			return err
-		}
-		if meta.Get(keyAuditKey) != nil {
-			return fmt.Errorf("an audit key is already recorded: %w", errdefs.ErrAlreadyExists)
-		}
-		if err := putJSON(meta, keyAuditKey, k); err != nil {
-			return err
-		}
-		_, err = appendAudit(tx, ev)
-		return err
-	})
+	return s.setServiceKey(ctx, keyAuditKey, "an audit key", k, ev)
 }
 
 // AuditKey returns the audit checkpoint key; ErrNotFound if none is
 // recorded.
 func (s *Store) AuditKey(ctx context.Context) (store.Key, error) {
-	var k store.Key
-	err := view(ctx, s.db, func(tx *bolt.Tx) error {
-		meta, err := bucket(tx, bucketKeyMeta)
-		if err != nil {
-			return err
-		}
-		var ok bool
-		k, ok, err = getJSON[store.Key](meta, keyAuditKey)
-		if err == nil && !ok {
-			err = fmt.Errorf("no audit key is recorded: %w", errdefs.ErrNotFound)
-		}
-		return err
-	})
-	return k, err
+	return s.serviceKey(ctx, keyAuditKey, "audit key")
 }
 
 // PutCheckpoint records c under its seq after checking, in the same

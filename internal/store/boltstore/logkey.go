@@ -14,6 +14,18 @@ import (
 // event, in one transaction. ErrAlreadyExists if one is recorded:
 // replacing it would orphan every note it signed.
 func (s *Store) SetLogKey(ctx context.Context, k store.Key, ev store.AuditEvent) error {
+	return s.setServiceKey(ctx, keyLogKey, "a log key", k, ev)
+}
+
+// LogKey returns the log's note key; ErrNotFound if none is recorded.
+func (s *Store) LogKey(ctx context.Context) (store.Key, error) {
+	return s.serviceKey(ctx, keyLogKey, "log key")
+}
+
+// setServiceKey records one of signerd's own keys (the audit key, the log
+// key) under meta/name with its audit event, once: ErrAlreadyExists if
+// one is recorded.
+func (s *Store) setServiceKey(ctx context.Context, name []byte, what string, k store.Key, ev store.AuditEvent) error {
 	k, err := store.PrepareAuditKey(k)
 	if err != nil {
 		return err
@@ -27,10 +39,10 @@ func (s *Store) SetLogKey(ctx context.Context, k store.Key, ev store.AuditEvent)
 		if err != nil {
 			return err
 		}
-		if meta.Get(keyLogKey) != nil {
-			return fmt.Errorf("a log key is already recorded: %w", errdefs.ErrAlreadyExists)
+		if meta.Get(name) != nil {
+			return fmt.Errorf("%s is already recorded: %w", what, errdefs.ErrAlreadyExists)
 		}
-		if err := putJSON(meta, keyLogKey, k); err != nil {
+		if err := putJSON(meta, name, k); err != nil {
 			return err
 		}
 		_, err = appendAudit(tx, ev)
@@ -38,8 +50,9 @@ func (s *Store) SetLogKey(ctx context.Context, k store.Key, ev store.AuditEvent)
 	})
 }
 
-// LogKey returns the log's note key; ErrNotFound if none is recorded.
-func (s *Store) LogKey(ctx context.Context) (store.Key, error) {
+// serviceKey returns the key setServiceKey recorded under meta/name;
+// ErrNotFound if none is.
+func (s *Store) serviceKey(ctx context.Context, name []byte, what string) (store.Key, error) {
 	var k store.Key
 	err := view(ctx, s.db, func(tx *bolt.Tx) error {
 		meta, err := bucket(tx, bucketKeyMeta)
@@ -47,9 +60,9 @@ func (s *Store) LogKey(ctx context.Context) (store.Key, error) {
 			return err
 		}
 		var ok bool
-		k, ok, err = getJSON[store.Key](meta, keyLogKey)
+		k, ok, err = getJSON[store.Key](meta, name)
 		if err == nil && !ok {
-			err = fmt.Errorf("no log key is recorded: %w", errdefs.ErrNotFound)
+			err = fmt.Errorf("no %s is recorded: %w", what, errdefs.ErrNotFound)
 		}
 		return err
 	})

@@ -16,45 +16,13 @@ import (
 // ErrAlreadyExists if one is recorded (two replicas starting on an empty
 // store race here, and exactly one wins).
 func (s *Store) SetAuditKey(ctx context.Context, k store.Key, ev store.AuditEvent) error {
-	k, err := store.PrepareAuditKey(k)
-	if err != nil {
-		return err
-	}
-	ev, err = store.PrepareEvent(ev)
-	if err != nil {
-		return err
-	}
-	raw, err := encode(k)
-	if err != nil {
-		return err
-	}
-	key := s.l.auditKey()
-	return s.submit(&write{ctx: ctx, ev: ev, prepare: func(ctx context.Context) ([]clientv3.Cmp, []clientv3.Op, error) {
-		kv, err := s.get(ctx, key)
-		if err != nil {
-			return nil, nil, err
-		}
-		if kv != nil {
-			return nil, nil, fmt.Errorf("an audit key is already recorded: %w", errdefs.ErrAlreadyExists)
-		}
-		return []clientv3.Cmp{absent(key)}, []clientv3.Op{clientv3.OpPut(key, raw)}, nil
-	}})
+	return s.setServiceKey(ctx, s.l.auditKey(), "an audit key", k, ev)
 }
 
 // AuditKey returns the audit checkpoint key; ErrNotFound if none is
 // recorded.
 func (s *Store) AuditKey(ctx context.Context) (store.Key, error) {
-	if err := ctx.Err(); err != nil {
-		return store.Key{}, err
-	}
-	kv, err := s.get(ctx, s.l.auditKey())
-	if err != nil {
-		return store.Key{}, err
-	}
-	if kv == nil {
-		return store.Key{}, fmt.Errorf("no audit key is recorded: %w", errdefs.ErrNotFound)
-	}
-	return decode[store.Key](kv)
+	return s.serviceKey(ctx, s.l.auditKey(), "audit key")
 }
 
 // maxCheckpointTries bounds PutCheckpoint's retries when checkpoints are
