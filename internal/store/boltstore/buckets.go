@@ -21,7 +21,9 @@ var (
 	// (migration 3): uint8(level) ‖ uint64be(index) → hash(32).
 	bucketKeyTree = []byte("tree")
 	// bucketKeySigLeaves indexes the records of signatures (migration 3):
-	// digest(32) ‖ SHA-256(signature) → uint64be(seq).
+	// digest(32) ‖ SHA-256(signature) → uint64be(seq). Frozen by migration
+	// 4: it holds the records logged under schema 3 only; later records
+	// are found by their key in signatures/ (signatureKey).
 	bucketKeySigLeaves = []byte("sigleaves")
 
 	// keyAuditHead, in the meta bucket, is uint64be(seq) ‖ hash of the last
@@ -38,3 +40,12 @@ var (
 	// transparency log's Ed25519 note key (never in keys/).
 	keyLogKey = []byte("log_key")
 )
+
+// loggedKeyFlag marks, in a signatures/ key, a uint64 that is the seq of
+// the record's audit record (schema 4) rather than a per-bucket counter.
+const loggedKeyFlag = uint64(1) << 63
+
+// appendFill is the FillPercent of buckets whose keys are only appended
+// (audit/, and tree/ level by level): a page that splits is left nearly
+// full, as nothing will be inserted into it later.
+const appendFill = 0.95

@@ -14,9 +14,13 @@
 //	│                                    index for FindKeyVersion; one entry per key version
 //	├── ckaids/        CKA_ID → key name index enforcing CKA_ID uniqueness
 //	├── orgs/          org ID → JSON store.Org (trusted keys, grants, policy)
-//	├── signatures/    digest(32) ‖ uint64be(n) → JSON store.SignatureRecord
-//	│                                    n is the bucket's NextSequence, so a prefix
-//	│                                    scan returns a digest's records oldest first
+//	├── signatures/    digest(32) ‖ uint64be(2^63 | seq) → JSON store.SignatureRecord
+//	│                                    seq is the record's audit record (schema 4), so
+//	│                                    a prefix scan returns a digest's records oldest
+//	│                                    first and each names its log leaf (seq-1);
+//	│                                    records from before schema 4 are keyed
+//	│                                    digest ‖ uint64be(n), n < 2^63 the bucket's
+//	│                                    NextSequence, and sort first
 //	├── audit/         uint64be(seq) → JSON store.AuditRecord (append-only, hash-chained)
 //	├── checkpoints/   uint64be(seq) → JSON store.Checkpoint (migration 2): the
 //	│                                    audit key's signature over (seq, hash of
@@ -25,7 +29,8 @@
 //	├── tree/          uint8(level) ‖ uint64be(index) → hash(32) (migration 3): every
 //	│                                    complete node of the audit log's Merkle tree
 //	├── sigleaves/     digest(32) ‖ SHA-256(signature) → uint64be(seq) (migration 3):
-//	│                                    the audit record of a signature, for SignatureLeaf
+//	│                                    the audit record of a signature, for SignatureLeaf;
+//	│                                    frozen at schema 4 (records logged under schema 3)
 //	└── meta/
 //	    ├── audit_head uint64be(seq) ‖ hash(32): the last audit record, so a
 //	    │                                truncated tail is detectable
@@ -44,8 +49,9 @@
 // transaction; the audit record's seq and hashes are computed from that
 // transaction's view of the chain head, never from memory, so concurrent
 // writers cannot fork the chain. Commits fsync (NoSync is never set).
-// PutSignature and AppendAudit, the hot paths, go through bbolt's DB.Batch,
-// which coalesces concurrent callers into one transaction and one fsync and
-// returns to each caller only after that commit. Nothing slow (no HSM call,
+// PutSignature and AppendAudit, the hot paths, go through the store's group
+// commit (groupcommit.go), which puts every caller that arrived during the
+// previous commit into the next transaction and fsync, and returns to each
+// caller only after that commit. Nothing slow (no HSM call,
 // no network) runs inside a write transaction: bbolt has a single writer.
 package boltstore

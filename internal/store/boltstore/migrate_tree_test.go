@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -51,7 +52,7 @@ func TestMigrateSchema2Fixture(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(logs.String(), "from=2 to=3") {
+	if !strings.Contains(logs.String(), fmt.Sprintf("from=2 to=%d", schemaVersion())) {
 		t.Errorf("migration not logged: %q", logs.String())
 	}
 	verify := func(wantLatest uint64) {

@@ -27,6 +27,7 @@ var migrations = []migration{
 	{version: 1, name: "create buckets", fn: migrateCreateBuckets},
 	{version: 2, name: "audit checkpoints", fn: migrateAuditCheckpoints},
 	{version: 3, name: "transparency log tree", fn: migrateLogTree},
+	{version: 4, name: "signature records keyed by their audit record", fn: migrateSignatureKeys},
 }
 
 // schemaVersion is the version this code writes and understands.
@@ -113,6 +114,18 @@ func migrateLogTree(tx *bolt.Tx) error {
 		}
 	}
 	return nil
+}
+
+// migrateSignatureKeys moves nothing: from schema 4 on, a new signature
+// record's key names its audit record (signatureKey) and nothing more is
+// written to sigleaves/, which keeps indexing the records logged under
+// schema 3. Records keep their keys, so a digest's records still sort
+// oldest first (older keys are below loggedKeyFlag). The version bump is
+// what matters: a signerd that knows only schema 3 would look new
+// signatures up in sigleaves/ alone, so it must refuse this file.
+func migrateSignatureKeys(tx *bolt.Tx) error {
+	_, err := bucket(tx, bucketKeySigLeaves)
+	return err
 }
 
 // readVersion returns the schema version stored in tx; 0 for a file no

@@ -116,6 +116,41 @@ var migrationTests = map[int]struct {
 			}
 		},
 	},
+	4: {
+		// A signature recorded as schema 3 did: keyed by a bucket counter,
+		// found through sigleaves/. The migration leaves both as they are
+		// and the record is still found (TestMigrateSchema3Fixture does
+		// the same on a file schema 3's code wrote).
+		init: func(tx *bolt.Tx) error {
+			sigs, _ := bucket(tx, bucketKeySignatures)
+			n, err := sigs.NextSequence()
+			if err != nil {
+				return err
+			}
+			if err := sigs.Put(binary.BigEndian.AppendUint64(bytes.Repeat([]byte{7}, 32), n), []byte(`{"signature":"AQE="}`)); err != nil {
+				return err
+			}
+			idx, _ := bucket(tx, bucketKeySigLeaves)
+			return idx.Put(sigLeafKey(bytes.Repeat([]byte{7}, 32), []byte{1, 1}), seqKey(5))
+		},
+		check: func(t *testing.T, tx *bolt.Tx) {
+			d := bytes.Repeat([]byte{7}, 32)
+			sigs, _ := bucket(tx, bucketKeySignatures)
+			k, _ := sigs.Cursor().First()
+			if want := binary.BigEndian.AppendUint64(bytes.Clone(d), 1); !bytes.Equal(k, want) {
+				t.Errorf("schema-3 signature key after migration = %x, want %x", k, want)
+			}
+			if _, logged := loggedSeq(k); logged {
+				t.Errorf("schema-3 key %x read as naming an audit record", k)
+			}
+			if _, ok, err := loggedSignature(tx, d, []byte{1, 1}); ok || err != nil {
+				t.Errorf("schema-3 record found among records keyed by audit seq: %v, %v", ok, err)
+			}
+			if seq, ok, err := schema3SignatureLeaf(tx, d, []byte{1, 1}); seq != 5 || !ok || err != nil {
+				t.Errorf("schema-3 index after migration = %d, %v, %v; want 5", seq, ok, err)
+			}
+		},
+	},
 }
 
 // appendAuditV2 appends a record as schema version 2 did: the record and

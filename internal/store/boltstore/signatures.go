@@ -16,9 +16,9 @@ import (
 
 // PutSignature records rec and its audit event in one transaction shared,
 // through group commit, with concurrent callers; it returns after that
-// transaction is fsync'd. rec is keyed by its digest and a per-database
-// sequence, so several records per digest are kept in the order they were
-// committed.
+// transaction is fsync'd. rec is keyed by its digest and the seq of its
+// audit record (signatureKey), so a digest's records come back in the
+// order they were committed and the record names its log leaf.
 func (s *Store) PutSignature(ctx context.Context, rec store.SignatureRecord, ev store.AuditEvent) error {
 	if err := store.CheckSignatureRecord(rec); err != nil {
 		return err
@@ -34,24 +34,44 @@ func (s *Store) PutSignature(ctx context.Context, rec store.SignatureRecord, ev 
 		return fmt.Errorf("encode signature record: %w", errors.Join(errdefs.ErrInternal, err))
 	}
 
-	// Idempotent as batch requires: the key's sequence and the audit
-	// record's seq and hashes all come from tx, so a re-run after a rolled
+	// Idempotent as batch requires: the audit record's seq and hashes, and
+	// so the record's key, all come from tx, so a re-run after a rolled
 	// back attempt writes the same thing against the state it sees.
 	return s.batch(ctx, func(tx *bolt.Tx) error {
 		sigs, err := bucket(tx, bucketKeySignatures)
 		if err != nil {
 			return err
 		}
-		n, err := sigs.NextSequence()
+		logged, err := appendAudit(tx, ev)
 		if err != nil {
 			return err
 		}
-		if err := sigs.Put(binary.BigEndian.AppendUint64(bytes.Clone(rec.Digest), n), raw); err != nil {
-			return err
-		}
-		_, err = appendAudit(tx, ev)
-		return err
+		return sigs.Put(signatureKey(rec.Digest, logged.Seq), raw)
 	})
+}
+
+// signatureKey is the key of the signature record whose audit record is
+// seq: digest ‖ uint64be(loggedKeyFlag | seq). Records written before
+// schema 4 keep digest ‖ uint64be(n) with n < loggedKeyFlag, a per-bucket
+// counter, and so sort before every newer record of their digest.
+//
+// Keying by the audit record is what makes the record's log leaf findable
+// without a second index: before schema 4 a sigleaves/ entry (digest ‖
+// SHA-256(signature) → seq) was written beside every signature, and its
+// random key dirtied one more B+tree page per signature (measured: 78 of
+// 210 µs of CPU per signature in BenchmarkPutSignatureFilled).
+func signatureKey(digest []byte, seq uint64) []byte {
+	return binary.BigEndian.AppendUint64(bytes.Clone(digest), loggedKeyFlag|seq)
+}
+
+// loggedSeq returns the audit seq a signature record's key names, and
+// false for a record keyed before schema 4.
+func loggedSeq(key []byte) (uint64, bool) {
+	if len(key) != store.DigestSize+8 {
+		return 0, false
+	}
+	n := binary.BigEndian.Uint64(key[store.DigestSize:])
+	return n &^ loggedKeyFlag, n&loggedKeyFlag != 0
 }
 
 // SignaturesByDigest returns every record for digest, oldest first; none is

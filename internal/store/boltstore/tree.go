@@ -5,7 +5,8 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
-	"encoding/hex"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -74,6 +75,8 @@ func appendLeaves(tx *bolt.Tx, size uint64, leaves [][]byte) error {
 	if err != nil {
 		return err
 	}
+	// Each level's nodes are appended after that level's last one.
+	tree.FillPercent = appendFill
 	h, err := readTreeHead(meta, size)
 	if err != nil {
 		return err
@@ -91,21 +94,7 @@ func appendLeaves(tx *bolt.Tx, size uint64, leaves [][]byte) error {
 	return meta.Put(keyTreeHead, bytes.Join(h.Hashes, nil))
 }
 
-// indexSignature records that record seq is the record of the signature
-// sig over digest (a lowercase hex string, as in the audit event).
-func indexSignature(tx *bolt.Tx, digestHex string, sig []byte, seq uint64) error {
-	digest, err := hex.DecodeString(digestHex)
-	if err != nil || len(sig) == 0 {
-		// Not a signature's record: nothing to find it by.
-		return nil
-	}
-	idx, err := bucket(tx, bucketKeySigLeaves)
-	if err != nil {
-		return err
-	}
-	return idx.Put(sigLeafKey(digest, sig), seqKey(seq))
-}
-
+// sigLeafKey is the key of a schema-3 signature index entry (sigleaves/).
 func sigLeafKey(digest, sig []byte) []byte {
 	sum := sha256.Sum256(sig)
 	return append(bytes.Clone(digest), sum[:]...)
@@ -184,8 +173,11 @@ func (s *Store) ConsistencyProof(ctx context.Context, size1, size2 uint64) ([][]
 }
 
 // SignatureLeaf is the leaf index of the record of signature sig over
-// digest. The index entry is confirmed against the record itself, which is
-// what a proof is about.
+// digest: the latest, when the same signature was recorded more than once
+// (Ed25519 signs an unchanged artifact to the same bytes). The signature
+// records of digest name their audit records (signatureKey); those logged
+// under schema 3 are found in the frozen sigleaves/ index. Either way the
+// audit record itself is checked, since it is what a proof is about.
 func (s *Store) SignatureLeaf(ctx context.Context, digest, sig []byte) (uint64, error) {
 	if err := store.CheckDigest(digest); err != nil {
 		return 0, err
@@ -195,18 +187,18 @@ func (s *Store) SignatureLeaf(ctx context.Context, digest, sig []byte) (uint64, 
 	}
 	var leaf uint64
 	err := view(ctx, s.db, func(tx *bolt.Tx) error {
-		idx, err := bucket(tx, bucketKeySigLeaves)
+		seq, ok, err := loggedSignature(tx, digest, sig)
 		if err != nil {
 			return err
 		}
-		raw := idx.Get(sigLeafKey(digest, sig))
-		if raw == nil {
+		if !ok {
+			if seq, ok, err = schema3SignatureLeaf(tx, digest, sig); err != nil {
+				return err
+			}
+		}
+		if !ok {
 			return fmt.Errorf("no audit record of this signature over %x: %w", digest, errdefs.ErrNotFound)
 		}
-		if len(raw) != 8 {
-			return fmt.Errorf("signature index entry is %d bytes: %w", len(raw), errdefs.ErrInternal)
-		}
-		seq := binary.BigEndian.Uint64(raw)
 		audit, err := bucket(tx, bucketKeyAudit)
 		if err != nil {
 			return err
@@ -216,10 +208,57 @@ func (s *Store) SignatureLeaf(ctx context.Context, digest, sig []byte) (uint64, 
 			return err
 		}
 		if !ok || rec.Seq != seq || !store.SignatureRecordMatches(rec, digest, sig) {
-			return fmt.Errorf("the signature index names audit record %d, which is not this signature's record (run audit verify): %w", seq, errdefs.ErrInternal)
+			return fmt.Errorf("the signature record names audit record %d, which is not this signature's record (run audit verify): %w", seq, errdefs.ErrInternal)
 		}
 		leaf = seq - 1
 		return nil
 	})
 	return leaf, err
+}
+
+// loggedSignature returns the audit seq of the latest signature record of
+// sig over digest keyed by its audit record (schema 4 on).
+func loggedSignature(tx *bolt.Tx, digest, sig []byte) (uint64, bool, error) {
+	sigs, err := bucket(tx, bucketKeySignatures)
+	if err != nil {
+		return 0, false, err
+	}
+	var (
+		found uint64
+		ok    bool
+	)
+	c := sigs.Cursor()
+	for k, v := c.Seek(signatureKey(digest, 0)); k != nil && bytes.HasPrefix(k, digest); k, v = c.Next() {
+		seq, logged := loggedSeq(k)
+		if !logged {
+			continue
+		}
+		var rec struct {
+			Signature []byte `json:"signature"`
+		}
+		if err := json.Unmarshal(v, &rec); err != nil {
+			return 0, false, fmt.Errorf("decode signature record %x: %w", k, errors.Join(errdefs.ErrInternal, err))
+		}
+		if bytes.Equal(rec.Signature, sig) {
+			found, ok = seq, true
+		}
+	}
+	return found, ok, nil
+}
+
+// schema3SignatureLeaf looks sig over digest up in the sigleaves/ index
+// that schema 3 wrote beside each signature.
+func schema3SignatureLeaf(tx *bolt.Tx, digest, sig []byte) (uint64, bool, error) {
+	idx, err := bucket(tx, bucketKeySigLeaves)
+	if err != nil {
+		return 0, false, err
+	}
+	raw := idx.Get(sigLeafKey(digest, sig))
+	if raw == nil {
+		return 0, false, nil
+	}
+	if len(raw) != 8 {
+		return 0, false, fmt.Errorf("signature index entry is %d bytes: %w", len(raw), errdefs.ErrInternal)
+	}
+	return binary.BigEndian.Uint64(raw), true, nil
 }

@@ -164,7 +164,8 @@ func (s *Store) ConsistencyProof(ctx context.Context, size1, size2 uint64) ([][]
 }
 
 // SignatureLeaf is the leaf index of the record of signature sig over
-// digest. A signature key's SEQ is its audit record's seq (PutSignature);
+// digest: the latest, when the same signature was recorded more than once
+// (as boltstore). A signature key's SEQ is its audit record's seq (PutSignature);
 // the record itself is checked, since it is what a proof is about (an
 // imported signature's SEQ is not its record's, and a record written before
 // records carried signatures proves nothing about one).
@@ -182,7 +183,9 @@ func (s *Store) SignatureLeaf(ctx context.Context, digest, sig []byte) (uint64, 
 	if err != nil {
 		return 0, mapErr("read", err)
 	}
-	for _, kv := range resp.Kvs {
+	// Fixed-width hex SEQs: key order is record order, latest last.
+	for i := len(resp.Kvs) - 1; i >= 0; i-- {
+		kv := resp.Kvs[i]
 		rec, err := decode[store.SignatureRecord](kv)
 		if err != nil {
 			return 0, err

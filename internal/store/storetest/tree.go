@@ -262,6 +262,12 @@ func testSignatureLeaf(t *testing.T, s store.Store) {
 			t.Fatalf("signature %d's leaf does not verify: %v", i+1, err)
 		}
 	}
+	// The same signature recorded again (Ed25519 re-signing an unchanged
+	// artifact): the latest record is the one named.
+	must(t, "PutSignature 1 again", s.PutSignature(ctx, r1, sigEvent(r1)))
+	if leaf, err := s.SignatureLeaf(ctx, d, r1.Signature); err != nil || leaf != 3 {
+		t.Fatalf("SignatureLeaf of a signature recorded twice = %d, %v; want 3, the latest", leaf, err)
+	}
 	_, err = s.SignatureLeaf(ctx, d, bytes.Repeat([]byte{9}, 64))
 	checkErr(t, "SignatureLeaf of a signature never made", err, errdefs.ErrNotFound)
 	_, err = s.SignatureLeaf(ctx, digest("other"), r1.Signature)

@@ -1,0 +1,113 @@
+package boltstore
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/signerd/signerd/internal/store"
+	"github.com/signerd/signerd/internal/store/storetest"
+)
+
+// TestMigrateSchema3Fixture opens a database written by signerd's schema-3
+// code (testdata/schema3.db, made by the program in testdata/README.md at
+// commit f9204cd): its signatures, found through the sigleaves/ index that
+// schema wrote, keep their leaves and their order, and signatures recorded
+// after the migration, keyed by their audit records, join them, over the
+// same digest too.
+func TestMigrateSchema3Fixture(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "db")
+	raw, err := os.ReadFile("testdata/schema3.db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if v := fileVersion(t, path); v != 3 {
+		t.Fatalf("fixture has schema %d, want 3", v)
+	}
+	s, err := Open(ctx, path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = s.Close() }()
+
+	d0 := sha256.Sum256([]byte("artifact 0"))
+	d1 := sha256.Sum256([]byte("artifact 1"))
+	sig := func(b byte) []byte { return bytes.Repeat([]byte{b}, 64) }
+	leafOf := func(d [32]byte, s2 []byte, want uint64) {
+		t.Helper()
+		leaf, err := s.SignatureLeaf(ctx, d[:], s2)
+		if err != nil || leaf != want {
+			t.Fatalf("SignatureLeaf(%x…, %x…) = %d, %v; want %d", d[:4], s2[:2], leaf, err, want)
+		}
+	}
+	order := func(d [32]byte, want ...byte) {
+		t.Helper()
+		recs, err := s.SignaturesByDigest(ctx, d[:])
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []byte
+		for _, r := range recs {
+			got = append(got, r.Signature[0])
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("signatures over %x… oldest first: %v, want %v", d[:4], got, want)
+		}
+	}
+	// The fixture's leaves: 2 artifact 0 (signature 1), 3 artifact 1, 4
+	// artifact 0 (signature 3), 5 artifact 0 (signature 1 again: the
+	// latest is the one named).
+	leafOf(d0, sig(1), 5)
+	leafOf(d1, sig(2), 3)
+	leafOf(d0, sig(3), 4)
+	order(d0, 1, 3, 1)
+	storetest.CheckLog(t, s)
+
+	put := func(d [32]byte, b byte) {
+		t.Helper()
+		rec := store.SignatureRecord{Digest: d[:], Format: store.FormatCloacina, KeyName: "release", KeyVersion: 1,
+			Fingerprint: "f", Algorithm: "ed25519", Signature: sig(b), SignedAt: time.Now(), Document: []byte("{}")}
+		ev := store.AuditEvent{Operation: "sign", Key: "release@v1", Digest: hex.EncodeToString(d[:]), Outcome: "ok"}
+		if err := s.PutSignature(ctx, rec, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	head, _, err := s.AuditHead(ctx)
+	if err != nil || head != 7 {
+		t.Fatalf("fixture head %d, %v; want 7", head, err)
+	}
+	put(d0, 3) // leaf 7: signature 3 again, now keyed by its audit record
+	put(d0, 9) // leaf 8: a new signature
+	leafOf(d0, sig(3), 7)
+	leafOf(d0, sig(9), 8)
+	leafOf(d0, sig(1), 5)
+	order(d0, 1, 3, 1, 3, 9)
+	storetest.CheckLog(t, s)
+
+	// Across a restart, read-only.
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if s, err = Open(ctx, path, Options{ReadOnly: true}); err != nil {
+		t.Fatal(err)
+	}
+	leafOf(d0, sig(3), 7)
+	leafOf(d1, sig(2), 3)
+	order(d0, 1, 3, 1, 3, 9)
+	storetest.CheckLog(t, s)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if v := fileVersion(t, path); v != schemaVersion() {
+		t.Fatalf("schema after Open = %d, want %d", v, schemaVersion())
+	}
+}
