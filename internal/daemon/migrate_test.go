@@ -89,9 +89,12 @@ func populate(t *testing.T, st *boltstore.Store) {
 	}
 	cp()
 	for n := range 130 {
+		// Packages n and n+100 (n < 30) have the same digest and the same
+		// signature, as Ed25519 re-signing an unchanged artifact gives:
+		// two records, each with its own audit record.
 		d := sha256.Sum256(fmt.Appendf(nil, "pkg %d", n%50))
 		rec := store.SignatureRecord{Digest: d[:], Format: store.FormatCloacina, KeyName: "release", KeyVersion: 2,
-			Fingerprint: mversion("release", 2).Fingerprint, Algorithm: "ed25519", Signature: bytes.Repeat([]byte{byte(n)}, 64),
+			Fingerprint: mversion("release", 2).Fingerprint, Algorithm: "ed25519", Signature: bytes.Repeat([]byte{byte(n % 100)}, 64),
 			SignedAt: mt0.Add(time.Duration(n) * time.Second), ArtifactName: fmt.Sprintf("pkg-%d.so", n), Caller: "uid:1000", Document: fmt.Appendf(nil, `{"n":%d}`, n)}
 		e := mev("sign", n)
 		e.Digest = hex.EncodeToString(d[:])

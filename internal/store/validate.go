@@ -2,7 +2,9 @@ package store
 
 import (
 	"bytes"
+	"encoding/hex"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/signerd/signerd/internal/errdefs"
@@ -197,6 +199,13 @@ func PrepareSignatureEvent(rec SignatureRecord, ev AuditEvent) (AuditEvent, erro
 	if len(ev.Signature) > 0 && !bytes.Equal(ev.Signature, rec.Signature) {
 		return ev, Invalid("the audit event names a different signature than the record it audits")
 	}
+	// The digest too: a signature's log leaf is found by digest and
+	// signature, and its audit record must name both.
+	want := hex.EncodeToString(rec.Digest)
+	if ev.Digest != "" && !strings.EqualFold(ev.Digest, want) {
+		return ev, Invalid("the audit event names a different digest than the record it audits")
+	}
+	ev.Digest = want
 	ev.Signature = bytes.Clone(rec.Signature)
 	return ev, nil
 }

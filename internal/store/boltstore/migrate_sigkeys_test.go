@@ -33,13 +33,29 @@ func TestMigrateSchema3Fixture(t *testing.T) {
 	if v := fileVersion(t, path); v != 3 {
 		t.Fatalf("fixture has schema %d, want 3", v)
 	}
+	// Read-only, as audit verify --db opens an evidence copy: read as it
+	// is, not migrated.
+	ro, err := Open(ctx, path, Options{ReadOnly: true})
+	if err != nil {
+		t.Fatalf("read-only open of a schema-3 file: %v", err)
+	}
+	d0 := sha256.Sum256([]byte("artifact 0"))
+	if leaf, err := ro.SignatureLeaf(ctx, d0[:], bytes.Repeat([]byte{1}, 64)); err != nil || leaf != 5 {
+		t.Fatalf("read-only SignatureLeaf on schema 3 = %d, %v; want 5", leaf, err)
+	}
+	storetest.CheckLog(t, ro)
+	if err := ro.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if v := fileVersion(t, path); v != 3 {
+		t.Fatalf("a read-only open changed the schema to %d", v)
+	}
 	s, err := Open(ctx, path, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer func() { _ = s.Close() }()
 
-	d0 := sha256.Sum256([]byte("artifact 0"))
 	d1 := sha256.Sum256([]byte("artifact 1"))
 	sig := func(b byte) []byte { return bytes.Repeat([]byte{b}, 64) }
 	leafOf := func(d [32]byte, s2 []byte, want uint64) {

@@ -33,6 +33,11 @@ var migrations = []migration{
 // schemaVersion is the version this code writes and understands.
 func schemaVersion() int { return migrations[len(migrations)-1].version }
 
+// minReadOnlyVersion is the oldest schema a read-only open reads as it is
+// (an evidence copy is not migrated): schema 4 only changed how new
+// signature records are keyed, and the readers read schema 3's keys too.
+const minReadOnlyVersion = 3
+
 func migrateCreateBuckets(tx *bolt.Tx) error {
 	root, err := tx.CreateBucketIfNotExists(bucketKeyRoot)
 	if err != nil {

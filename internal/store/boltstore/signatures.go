@@ -46,7 +46,13 @@ func (s *Store) PutSignature(ctx context.Context, rec store.SignatureRecord, ev 
 		if err != nil {
 			return err
 		}
-		return sigs.Put(signatureKey(rec.Digest, logged.Seq), raw)
+		key := signatureKey(rec.Digest, logged.Seq)
+		// As for the audit record: a record already under a key that names
+		// a record past the head is damage; overwriting it would hide it.
+		if sigs.Get(key) != nil {
+			return fmt.Errorf("signature records damaged: one already names audit record %d, past the head (run audit verify): %w", logged.Seq, errdefs.ErrInternal)
+		}
+		return sigs.Put(key, raw)
 	})
 }
 

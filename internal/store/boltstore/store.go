@@ -88,9 +88,9 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 				return err
 			case v > schemaVersion():
 				return errNewerSchema(path, v)
-			case v < schemaVersion():
+			case v < minReadOnlyVersion:
 				return fmt.Errorf("database %s has schema version %d, older than %d: open it read-write once to migrate it: %w",
-					path, v, schemaVersion(), errdefs.ErrFailedPrecondition)
+					path, v, minReadOnlyVersion, errdefs.ErrFailedPrecondition)
 			}
 			return nil
 		})

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -217,20 +218,28 @@ func (s *Store) SignatureLeaf(ctx context.Context, digest, sig []byte) (uint64, 
 }
 
 // loggedSignature returns the audit seq of the latest signature record of
-// sig over digest keyed by its audit record (schema 4 on).
+// sig over digest keyed by its audit record (schema 4 on). It walks the
+// digest's records newest first and stops at the first match, decoding
+// only records whose bytes hold the signature's encoding.
 func loggedSignature(tx *bolt.Tx, digest, sig []byte) (uint64, bool, error) {
 	sigs, err := bucket(tx, bucketKeySignatures)
 	if err != nil {
 		return 0, false, err
 	}
-	var (
-		found uint64
-		ok    bool
-	)
+	encoded := []byte(`"signature":"` + base64.StdEncoding.EncodeToString(sig) + `"`)
 	c := sigs.Cursor()
-	for k, v := c.Seek(signatureKey(digest, 0)); k != nil && bytes.HasPrefix(k, digest); k, v = c.Next() {
+	k, v := c.Seek(signatureKey(digest, ^loggedKeyFlag))
+	if k == nil {
+		k, v = c.Last()
+	} else if !bytes.Equal(k, signatureKey(digest, ^loggedKeyFlag)) {
+		k, v = c.Prev()
+	}
+	for ; k != nil && bytes.HasPrefix(k, digest); k, v = c.Prev() {
 		seq, logged := loggedSeq(k)
 		if !logged {
+			break // older keys sort first: none of the rest is logged
+		}
+		if !bytes.Contains(v, encoded) {
 			continue
 		}
 		var rec struct {
@@ -240,10 +249,10 @@ func loggedSignature(tx *bolt.Tx, digest, sig []byte) (uint64, bool, error) {
 			return 0, false, fmt.Errorf("decode signature record %x: %w", k, errors.Join(errdefs.ErrInternal, err))
 		}
 		if bytes.Equal(rec.Signature, sig) {
-			found, ok = seq, true
+			return seq, true, nil
 		}
 	}
-	return found, ok, nil
+	return 0, false, nil
 }
 
 // schema3SignatureLeaf looks sig over digest up in the sigleaves/ index

@@ -239,9 +239,14 @@ func (s *Store) ImportSignatures(ctx context.Context, recs []store.SignatureReco
 	}
 	seqs := make([]uint64, len(recs))
 	next := s.importSeq.Load()
+	taken := map[*importedSig]int{}
 	for i, r := range recs {
-		if seq, ok := s.signatureSeq(r); ok {
-			seqs[i] = seq
+		if is := s.importedSignature(r); is != nil && is.used+taken[is] < len(is.seqs) {
+			// The same signature recorded again (Ed25519 re-signing an
+			// unchanged artifact) has its own audit record: records come
+			// oldest first, as do the audit records carrying them.
+			seqs[i] = is.seqs[is.used+taken[is]]
+			taken[is]++
 			continue
 		}
 		next++
@@ -265,8 +270,21 @@ func (s *Store) ImportSignatures(ctx context.Context, recs []store.SignatureReco
 	})
 	if err == nil {
 		s.importSeq.Store(next)
+		s.importMu.Lock()
+		for is, n := range taken {
+			is.used += n
+		}
+		s.importMu.Unlock()
 	}
 	return err
+}
+
+// importedSig is the audit records, in seq order, that carry one
+// signature over one digest, and how many signature records an import has
+// matched with them so far.
+type importedSig struct {
+	seqs []uint64
+	used int
 }
 
 // importSigKey identifies a signature by digest and signature bytes.
@@ -288,19 +306,26 @@ func (s *Store) rememberSignatureSeq(r store.AuditRecord) {
 	s.importMu.Lock()
 	defer s.importMu.Unlock()
 	if s.importSigs == nil {
-		s.importSigs = make(map[[2 * sha256.Size]byte]uint64)
+		s.importSigs = make(map[[2 * sha256.Size]byte]*importedSig)
 	}
-	s.importSigs[importSigKey(digest, r.Signature)] = r.Seq
+	k := importSigKey(digest, r.Signature)
+	is := s.importSigs[k]
+	if is == nil {
+		is = &importedSig{}
+		s.importSigs[k] = is
+	}
+	is.seqs = append(is.seqs, r.Seq)
 }
 
-func (s *Store) signatureSeq(r store.SignatureRecord) (uint64, bool) {
+// importedSignature returns the audit records an import has seen carry r's
+// signature over r's digest, or nil.
+func (s *Store) importedSignature(r store.SignatureRecord) *importedSig {
 	if len(r.Digest) != sha256.Size {
-		return 0, false
+		return nil
 	}
 	s.importMu.Lock()
 	defer s.importMu.Unlock()
-	seq, ok := s.importSigs[importSigKey(r.Digest, r.Signature)]
-	return seq, ok
+	return s.importSigs[importSigKey(r.Digest, r.Signature)]
 }
 
 // ImportCheckpoints records checkpoints verbatim.

@@ -95,7 +95,7 @@ type Store struct {
 	// their seqs.
 	importSeq  atomic.Uint64
 	importMu   sync.Mutex
-	importSigs map[[2 * sha256.Size]byte]uint64
+	importSigs map[[2 * sha256.Size]byte]*importedSig
 
 	closeOnce sync.Once
 	closeErr  error

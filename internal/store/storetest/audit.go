@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -111,8 +112,9 @@ func testAuditRecordsEveryChange(t *testing.T, s store.Store) {
 	step("trust.revoke_grant", func(e store.AuditEvent) error { return s.RevokeGrant(ctx, "acme", "sub", at(4), e) })
 	step("policy.set", func(e store.AuditEvent) error { return s.SetRequireSignatures(ctx, "acme", true, e) })
 	step("sign", func(e store.AuditEvent) error { return s.PutSignature(ctx, rec, e) })
-	// The store puts the signature into its record.
+	// The store puts the signature and its digest into its record.
 	want[len(want)-1].Signature = rec.Signature
+	want[len(want)-1].Digest = fmt.Sprintf("%x", rec.Digest)
 	step("audit", func(e store.AuditEvent) error { _, err := s.AppendAudit(ctx, e); return err })
 	expectAudit(t, s, 0, want...)
 }

@@ -283,6 +283,10 @@ func testSignatureLeaf(t *testing.T, s store.Store) {
 	e3 := sigEvent(r3)
 	e3.Signature = r1.Signature
 	unchanged(t, s, "PutSignature naming another signature", errdefs.ErrInvalidArgument, func() error { return s.PutSignature(ctx, r3, e3) })
+	// And the digest: the record is found by both.
+	e3 = sigEvent(r3)
+	e3.Digest = fmt.Sprintf("%x", digest("another artifact"))
+	unchanged(t, s, "PutSignature naming another digest", errdefs.ErrInvalidArgument, func() error { return s.PutSignature(ctx, r3, e3) })
 }
 
 // testTreeOps counts the tree's reads and writes: an append costs
