@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/signerd/signerd/internal/eccheck"
 	"github.com/signerd/signerd/internal/edcheck"
 	"github.com/signerd/signerd/internal/errdefs"
 	"github.com/signerd/signerd/internal/store"
@@ -65,6 +66,10 @@ type cachedSigner struct {
 	// of its public key), the default signer_kid of every document it
 	// signs: computed once rather than re-encoding the key per signature.
 	fingerprint string
+	// ecCheck verifies an ECDSA P-256 key's signatures before release, with
+	// crypto/ecdsa's rule on tables of the key's multiples (internal/
+	// eccheck): nil for other algorithms.
+	ecCheck *eccheck.Verifier
 }
 
 type cachedView struct {
@@ -89,6 +94,9 @@ func newCache() *cache {
 			n := len(name) + keySize(k.key) + 512 // the signer and its public key
 			if k.check != nil {
 				n += edcheck.VerifierBytes
+			}
+			if k.ecCheck != nil {
+				n += eccheck.VerifierBytes
 			}
 			return n
 		}),

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/signerd/signerd/internal/eccheck"
 	"github.com/signerd/signerd/internal/edcheck"
 	"github.com/signerd/signerd/internal/errdefs"
 	"github.com/signerd/signerd/internal/keystore"
@@ -133,8 +134,10 @@ func (s *Service) currentSigner(ctx context.Context, name string) (cachedSigner,
 		}
 	case *ecdsa.PublicKey:
 		// A key that is no P-256 key is refused where it is used
-		// (SignSkill), as before; it just has no cached fingerprint.
+		// (SignSkill), as before; it just has no cached fingerprint or
+		// tables (~2 ms to build, once per key and process).
 		e.fingerprint, _ = skill.Fingerprint(pub)
+		e.ecCheck, _ = eccheck.NewVerifier(pub)
 	}
 	s.cache.mu.Lock()
 	if s.cache.gen.Load() == gen {

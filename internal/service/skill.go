@@ -109,12 +109,16 @@ func (s *Service) SignSkill(ctx context.Context, in SignSkillInput) (SignSkillOu
 		return SignSkillOutput{}, fmt.Errorf("sign with key %q v%d: %w", key.Name, ver.Version, err)
 	}
 	input.SignatureDER = der
+	if e.ecCheck != nil {
+		input.Verify = e.ecCheck.Verify
+	}
 	// BuildSignatureDocument verifies der with the key before anything
-	// leaves (input.PublicKey is set). Measured for issue #15: the check
-	// costs ~190 µs of CPU per SignSkill on this 2-core machine under load
-	// (BenchmarkSign/ecdsa-p256, medians: 471 µs with it, 278 without),
-	// about a third of what signerd spends over the floor server. It
-	// stays. A randomized ECDSA signature does not leak the key to one
+	// leaves (input.PublicKey is set). Measured for issue #15: with
+	// crypto/ecdsa.Verify the check cost ~190 µs of CPU per SignSkill on
+	// this 2-core machine under load (BenchmarkSign/ecdsa-p256, medians:
+	// 471 µs with it, 278 without), 104 of 507 µs in an idle profile; on
+	// the key's tables (internal/eccheck) it is 33 against 81 µs for
+	// crypto/ecdsa.Verify (BenchmarkVerify). It stays. A randomized ECDSA signature does not leak the key to one
 	// faulty signature the way a deterministic Ed25519 one does (a fault
 	// in s with a fresh unknown nonce leaves two unknowns), but faults in
 	// the scalar multiplication do: a point or curve parameter faulted
@@ -122,9 +126,7 @@ func (s *Service) SignSkill(ctx context.Context, in SignSkillInput) (SignSkillOu
 	// and then d = (s·k − z)/r from one signature (invalid-curve fault
 	// attacks, Biehl, Meyer and Müller, CRYPTO 2000). Such signatures do
 	// not verify, and this check is what keeps them, and signatures from
-	// a swapped private object, from being recorded and returned. A
-	// cheaper path worth measuring later: a table of the key's multiples
-	// as for Ed25519 (it needs a P-256 point API Go does not export).
+	// a swapped private object, from being recorded and returned.
 	doc, err := skill.BuildSignatureDocument(input)
 	if err != nil {
 		if errors.Is(err, errdefs.ErrInvalidArgument) {
