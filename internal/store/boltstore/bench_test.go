@@ -44,18 +44,7 @@ func BenchmarkPutSignatureParallel(b *testing.B) {
 			}
 			defer s.Close()
 			var n atomic.Uint64
-			put := func() {
-				i := n.Add(1)
-				d := sha256.Sum256(binary.BigEndian.AppendUint64(nil, i))
-				rec := store.SignatureRecord{
-					Digest: d[:], Format: store.FormatCloacina, KeyName: "release", KeyVersion: 1,
-					Fingerprint: "3f1d", Algorithm: "ed25519", Signature: bytes.Repeat([]byte{1}, 64),
-					SignedAt: time.Now(), Document: bytes.Repeat([]byte{'x'}, 300),
-				}
-				if err := s.PutSignature(ctx, rec, store.AuditEvent{Caller: "uid:1000", Operation: "sign", Key: "release", Outcome: "ok"}); err != nil {
-					b.Error(err)
-				}
-			}
+			put := func() { benchPut(ctx, b, s, n.Add(1)) }
 			start := lastTxID(b, s)
 			b.ResetTimer()
 			if callers == 1 {
@@ -93,20 +82,7 @@ func BenchmarkPutSignatureFilled(b *testing.B) {
 	}
 	defer s.Close()
 	var n atomic.Uint64
-	put := func() {
-		i := n.Add(1)
-		d := sha256.Sum256(binary.BigEndian.AppendUint64(nil, i))
-		sig := sha256.Sum256(d[:])
-		rec := store.SignatureRecord{
-			Digest: d[:], Format: store.FormatCloacina, KeyName: "release", KeyVersion: 1,
-			Fingerprint: "3f1d", Algorithm: "ed25519", Signature: append(sig[:], sig[:]...),
-			SignedAt: time.Now(), Document: bytes.Repeat([]byte{'x'}, 300),
-		}
-		ev := store.AuditEvent{Caller: "uid:1000", Operation: "sign", Key: "release@v1", Outcome: "ok", Detail: "artifact=a"}
-		if err := s.PutSignature(ctx, rec, ev); err != nil {
-			b.Error(err)
-		}
-	}
+	put := func() { benchPut(ctx, b, s, n.Add(1)) }
 	var wg sync.WaitGroup
 	for range 512 {
 		wg.Go(func() {
@@ -140,4 +116,20 @@ func rusageCPU(b *testing.B) time.Duration {
 		b.Fatal(err)
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// benchPut records the i-th benchmark signature: a random-looking digest
+// and signature, as real ones are, and a Cloacina-sized document.
+func benchPut(ctx context.Context, b *testing.B, s *Store, i uint64) {
+	d := sha256.Sum256(binary.BigEndian.AppendUint64(nil, i))
+	sig := sha256.Sum256(d[:])
+	rec := store.SignatureRecord{
+		Digest: d[:], Format: store.FormatCloacina, KeyName: "release", KeyVersion: 1,
+		Fingerprint: "3f1d", Algorithm: "ed25519", Signature: append(sig[:], sig[:]...),
+		SignedAt: time.Now(), Document: bytes.Repeat([]byte{'x'}, 300),
+	}
+	ev := store.AuditEvent{Caller: "uid:1000", Operation: "sign", Key: "release@v1", Outcome: "ok", Detail: "artifact=a"}
+	if err := s.PutSignature(ctx, rec, ev); err != nil {
+		b.Error(err)
+	}
 }
