@@ -167,3 +167,23 @@ func BenchmarkVerify(b *testing.B) {
 		}
 	})
 }
+
+// TestVerifierKeepsItsOwnKey: the caller's key changing afterwards changes
+// neither what is verified nor the key reported.
+func TestVerifierKeepsItsOwnKey(t *testing.T) {
+	k, v := newKey(t)
+	want := k.PublicKey.X.String()
+	hash := sha256.Sum256([]byte("copy"))
+	r, s, err := ecdsa.Sign(rand.Reader, k, hash[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	k.PublicKey.X.SetInt64(1)
+	if got := v.PublicKey().X.String(); got != want {
+		t.Fatalf("PublicKey().X = %s after the caller's key changed, want %s", got, want)
+	}
+	v.PublicKey().X.SetInt64(2)
+	if !v.Verify(hash[:], r, s) || v.PublicKey().X.String() != want {
+		t.Fatal("changing a returned key changed the verifier")
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
+	"crypto/elliptic"
 	"crypto/rand"
 	"fmt"
 	"strings"
@@ -137,7 +138,14 @@ func (s *Service) currentSigner(ctx context.Context, name string) (cachedSigner,
 		// (SignSkill), as before; it just has no cached fingerprint or
 		// tables (~2 ms to build, once per key and process).
 		e.fingerprint, _ = skill.Fingerprint(pub)
-		e.ecCheck, _ = eccheck.NewVerifier(pub)
+		if pub.Curve == elliptic.P256() {
+			// Without tables the check still runs, on crypto/ecdsa.Verify
+			// (skill.BuildSignature); a P-256 key refused here is worth
+			// a warning.
+			if e.ecCheck, err = eccheck.NewVerifier(pub); err != nil {
+				s.log.WarnContext(ctx, "ECDSA check tables not built; checking with crypto/ecdsa", "key", key.Name, "version", ver.Version, "err", err)
+			}
+		}
 	}
 	s.cache.mu.Lock()
 	if s.cache.gen.Load() == gen {
