@@ -234,11 +234,13 @@ func BuildSignature(in SignatureInput) (*Signature, error) {
 		if want == "" {
 			want = DigestSHA256
 		}
-		verify := in.Verify
-		if verify == nil {
-			verify = func(d []byte, r, s *big.Int) bool { return ecdsa.Verify(in.PublicKey, d, r, s) }
+		var err error
+		if in.Verify != nil {
+			_, err = verifyRootWith(in.Verify, in.Root, in.SignatureDER, want)
+		} else {
+			_, err = verifyRootDER(in.PublicKey, in.Root, in.SignatureDER, want)
 		}
-		if _, err := verifyRootWith(verify, in.Root, in.SignatureDER, want); err != nil {
+		if err != nil {
 			return nil, fmt.Errorf("build signature: signature does not verify with %s: %w", fp, err)
 		}
 	}
