@@ -25,10 +25,10 @@ func (s *Store) AppendAudit(ctx context.Context, ev store.AuditEvent) (store.Aud
 		return store.AuditRecord{}, err
 	}
 	var rec store.AuditRecord
-	err = s.batch(ctx, func(tx *bolt.Tx) error {
+	err = s.batch(ctx, func(tx *bolt.Tx, tb *txBatch) error {
 		// Only the run that commits returns to the caller, and it is the
 		// last run, so overwriting rec on each run is right.
-		rec, err = appendAudit(tx, ev)
+		rec, err = appendAuditTo(tx, ev, tb)
 		return err
 	})
 	if err != nil {
@@ -40,6 +40,13 @@ func (s *Store) AppendAudit(ctx context.Context, ev store.AuditEvent) (store.Aud
 // appendAudit chains ev after the head recorded in tx and moves the head.
 // Everything it writes derives from tx, so it is safe in a batch function.
 func appendAudit(tx *bolt.Tx, ev store.AuditEvent) (store.AuditRecord, error) {
+	return appendAuditTo(tx, ev, nil)
+}
+
+// appendAuditTo is appendAudit that, given tb, leaves the record's tree
+// append to the end of the transaction (the tree is then behind the audit
+// head until tb.finish: nothing in a group commit reads it meanwhile).
+func appendAuditTo(tx *bolt.Tx, ev store.AuditEvent, tb *txBatch) (store.AuditRecord, error) {
 	audit, err := bucket(tx, bucketKeyAudit)
 	if err != nil {
 		return store.AuditRecord{}, err
@@ -75,6 +82,9 @@ func appendAudit(tx *bolt.Tx, ev store.AuditEvent) (store.AuditRecord, error) {
 	// transaction (tree.go): O(log n) node writes, no reread of the log.
 	// A signature's record is found from the signature record, whose key
 	// names this seq (PutSignature): no index entry here.
+	if tb != nil {
+		return rec, tb.addLeaf(seq, store.LeafHash(rec))
+	}
 	if err := appendLeaves(tx, seq, [][]byte{store.LeafHash(rec)}); err != nil {
 		return store.AuditRecord{}, err
 	}

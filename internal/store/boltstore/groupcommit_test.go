@@ -26,8 +26,8 @@ func openBolt(t *testing.T) *bolt.DB {
 	return db
 }
 
-func put(k string) func(*bolt.Tx) error {
-	return func(tx *bolt.Tx) error { return tx.Bucket([]byte("b")).Put([]byte(k), []byte("v")) }
+func put(k string) batchFunc {
+	return func(tx *bolt.Tx, _ *txBatch) error { return tx.Bucket([]byte("b")).Put([]byte(k), []byte("v")) }
 }
 
 func count(t *testing.T, db *bolt.DB) int {
@@ -65,9 +65,9 @@ func TestGroupCommit(t *testing.T) {
 					fn := put(fmt.Sprint(i))
 					switch tt.bad[i] {
 					case "err":
-						fn = func(*bolt.Tx) error { return errdefs.ErrInvalidArgument }
+						fn = func(*bolt.Tx, *txBatch) error { return errdefs.ErrInvalidArgument }
 					case "panic":
-						fn = func(*bolt.Tx) error { panic("boom") }
+						fn = func(*bolt.Tx, *txBatch) error { panic("boom") }
 					}
 					errs[i] = g.do(fn)
 				}()

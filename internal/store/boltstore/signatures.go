@@ -37,12 +37,12 @@ func (s *Store) PutSignature(ctx context.Context, rec store.SignatureRecord, ev 
 	// Idempotent as batch requires: the audit record's seq and hashes, and
 	// so the record's key, all come from tx, so a re-run after a rolled
 	// back attempt writes the same thing against the state it sees.
-	return s.batch(ctx, func(tx *bolt.Tx) error {
+	return s.batch(ctx, func(tx *bolt.Tx, tb *txBatch) error {
 		sigs, err := bucket(tx, bucketKeySignatures)
 		if err != nil {
 			return err
 		}
-		logged, err := appendAudit(tx, ev)
+		logged, err := appendAuditTo(tx, ev, tb)
 		if err != nil {
 			return err
 		}

@@ -40,7 +40,7 @@ func update(ctx context.Context, db *bolt.DB, fn func(*bolt.Tx) error) error {
 // fn MUST be idempotent: it may run more than once (only the last run
 // commits), so it must derive everything it writes from tx, never from state
 // left by an earlier run.
-func (s *Store) batch(ctx context.Context, fn func(*bolt.Tx) error) error {
+func (s *Store) batch(ctx context.Context, fn batchFunc) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
