@@ -1,6 +1,7 @@
 package boltstore
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -11,6 +12,8 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/signerd/signerd/internal/errdefs"
+	"github.com/signerd/signerd/internal/store"
+	"github.com/signerd/signerd/internal/store/storetest"
 )
 
 func openBolt(t *testing.T) *bolt.DB {
@@ -119,5 +122,56 @@ func TestGroupCommitClosedDB(t *testing.T) {
 	db.Close()
 	if err := g.do(put("x")); err == nil {
 		t.Fatal("commit on a closed database succeeded")
+	}
+}
+
+// TestGroupCommitDefersTree: the records of one transaction are appended to
+// the tree together at its end (one tree head write, not one per record),
+// the tree comes out as if appended one by one, and a transaction that
+// fails leaves neither records nor tree behind.
+func TestGroupCommitDefersTree(t *testing.T) {
+	s := openTemp(t)
+	appendN := func(n int, fail bool) batchFunc {
+		return func(tx *bolt.Tx, tb *txBatch) error {
+			for i := range n {
+				if _, err := appendAuditTo(tx, store.AuditEvent{Caller: "test", Operation: fmt.Sprintf("op.%d", i), Outcome: "ok"}, tb); err != nil {
+					return err
+				}
+			}
+			if fail {
+				return errdefs.ErrInvalidArgument
+			}
+			return nil
+		}
+	}
+	tests := []struct {
+		name       string
+		fns        []batchFunc
+		wantErr    bool
+		wantWrites uint64 // tree nodes and heads written
+		wantSize   uint64
+	}{
+		// 5 leaves into an empty tree: nodes (0,0..4), (1,0..1), (2,0)
+		// and one head; one append per record would write 5 heads.
+		{"five records", []batchFunc{appendN(2, false), appendN(3, false)}, false, 8 + 1, 5},
+		{"failed transaction", []batchFunc{appendN(2, false), appendN(1, true)}, true, 0, 5},
+		// Leaves 5..7 complete (0,5..7), (1,2..3), (2,1), (3,0).
+		{"three more", []batchFunc{appendN(3, false)}, false, 7 + 1, 8},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, w0 := s.TreeOps()
+			err := s.db.Update(func(tx *bolt.Tx) error { return run(tx, tt.fns...) })
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("transaction: %v, want error %v", err, tt.wantErr)
+			}
+			if _, w1 := s.TreeOps(); tt.wantErr == false && w1-w0 != tt.wantWrites {
+				t.Fatalf("%d tree writes, want %d", w1-w0, tt.wantWrites)
+			}
+			if size, err := s.LogSize(context.Background()); err != nil || size != tt.wantSize {
+				t.Fatalf("log size %d (%v), want %d", size, err, tt.wantSize)
+			}
+			storetest.CheckLog(t, s)
+		})
 	}
 }
