@@ -437,8 +437,13 @@ func decodeSignatureValue(s string) ([]byte, error) {
 // parseDERSignature decodes SEQUENCE{INTEGER r, INTEGER s} as upstream Go's
 // asn1.Unmarshal does, which ignores trailing bytes; canonical is false
 // when there were any or when the encoding is not the minimal DER we would
-// write.
+// write. Canonical input (what crypto/ecdsa writes, and all this package
+// accepts from a signer) takes parseCanonicalDER's fast path; everything
+// else is judged by encoding/asn1 as before.
 func parseDERSignature(der []byte) (r, s *big.Int, canonical bool, err error) {
+	if r, s, ok := parseCanonicalDER(der); ok {
+		return r, s, true, nil
+	}
 	var sig struct{ R, S *big.Int }
 	rest, err := asn1.Unmarshal(der, &sig)
 	if err != nil {
