@@ -54,8 +54,9 @@ func (v *Verifier) PublicKey() ed25519.PublicKey { return bytes.Clone(v.pub[:]) 
 // of S clear and S canonical (below the group order); k = SHA-512(R‖A‖M)
 // reduced; then [S]B + [k](−A) must encode to exactly the bytes of R. The
 // point is the same one crypto/ed25519 computes (the same integers times
-// the same points; edwards25519's addition law is complete, small-order
-// points included), only summed from tables instead of by doubling.
+// the same points, added with edwards25519's complete formulas, see
+// extended.go), only summed from tables instead of by doubling, and its
+// encoding is edwards25519's.
 func (v *Verifier) Verify(msg, sig []byte) bool {
 	if len(sig) != ed25519.SignatureSize || sig[63]&224 != 0 {
 		return false
@@ -74,8 +75,10 @@ func (v *Verifier) Verify(msg, sig []byte) bool {
 		return false // unreachable: the digest is 64 bytes
 	}
 	sd, kd := digits(s.Bytes()), digits(k.Bytes())
-	r := edwards25519.NewIdentityPoint()
-	base().mulAdd(r, &sd)
-	v.negKey.mulAdd(r, &kd)
-	return bytes.Equal(sig[:32], r.Bytes())
+	var r extended
+	r.identity()
+	base().mulAdd(&r, &sd)
+	v.negKey.mulAdd(&r, &kd)
+	var enc [32]byte
+	return bytes.Equal(sig[:32], r.bytes(&enc))
 }

@@ -47,8 +47,8 @@ const (
 	maxCachedKeys      = 4096
 	maxCachedKeyBytes  = 8 << 20
 	// maxCachedSignerBytes bounds the signers: an Ed25519 key's check
-	// tables are edcheck.VerifierBytes (655 KiB), so 64 MiB keeps the
-	// tables of about 100 Ed25519 keys, more than sign at once here.
+	// tables are edcheck.VerifierBytes (480 KiB), so 64 MiB keeps the
+	// tables of about 130 Ed25519 keys, more than sign at once here.
 	// Signers are signerd's own keys only, which callers cannot add.
 	maxCachedSignerBytes = 64 << 20
 )

@@ -12,7 +12,7 @@ import (
 // quarter of crypto/ed25519.Verify's CPU, the same answer for every
 // input), with crypto/ed25519 for the others.
 //
-// A table costs ~2 ms to build and 655 KiB to hold, so it is built only
+// A table costs ~2 ms to build and 480 KiB to hold, so it is built only
 // for a key that has verified tableAfter fresh signatures (the verified
 // cache answers repeats, so only distinct valid documents count: a
 // caller cannot make up signatures by a trusted key), and at most
