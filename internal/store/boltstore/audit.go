@@ -72,7 +72,14 @@ func appendAuditTo(tx *bolt.Tx, ev store.AuditEvent, tb *txBatch) (store.AuditRe
 		return store.AuditRecord{}, fmt.Errorf("audit log damaged: a record already exists at seq %d, past the head (run audit verify): %w",
 			rec.Seq, errdefs.ErrInternal)
 	}
-	if err := putJSON(audit, key, rec); err != nil {
+	// json.Marshal's bytes, from the hand-written encoder: this runs for
+	// every signature inside the group commit, under bbolt's writer lock,
+	// where encoding/json's reflection was a measurable cost.
+	raw, err := store.AppendAuditRecordJSON(make([]byte, 0, store.AuditRecordJSONSize(rec)), rec)
+	if err != nil {
+		return store.AuditRecord{}, fmt.Errorf("encode %q: %w", key, errors.Join(errdefs.ErrInternal, err))
+	}
+	if err := audit.Put(key, raw); err != nil {
 		return store.AuditRecord{}, err
 	}
 	if err := meta.Put(keyAuditHead, append(seqKey(rec.Seq), rec.Hash...)); err != nil {
