@@ -204,7 +204,7 @@ func (s *Store) SignatureLeaf(ctx context.Context, digest, sig []byte) (uint64, 
 		if err != nil {
 			return err
 		}
-		rec, ok, err := getJSON[store.AuditRecord](audit, seqKey(seq))
+		rec, ok, err := getAuditRecord(audit, seq)
 		if err != nil {
 			return err
 		}
