@@ -160,6 +160,11 @@ func TestDecodeAuditRecordRandom(t *testing.T) {
 	r := randomSource(t, 3)
 	for i := range 10_000 {
 		rec := fill[AuditRecord](r, t, i%2 == 0)
+		// The store writes UTC times only (store.PrepareEvent). A zone
+		// offset under a minute formats as "+00:00" and reads back as a
+		// zone that formats as "Z", so such a record is no fixed point of
+		// decode and encode and rightly takes the slow path.
+		rec.Time = rec.Time.UTC()
 		if data, err := AppendAuditRecordJSON(nil, rec); err == nil {
 			if fast := sameAsUnmarshal(t, data); validStrings(rec) && !fast {
 				t.Fatalf("the store's encoding of %s took the slow path", brief(rec))
