@@ -6,12 +6,12 @@ import (
 	"time"
 )
 
-// TestDecodeAuditRecordReviewCases: inputs chosen to split the fast path
+// TestDecodeAuditRecordZonesAndMutations: inputs chosen to split the fast path
 // from json.Unmarshal — times in Local, in zones that format alike
 // (sub-minute and historic offsets, "+00:00" vs "Z", "-00:00"), member
 // names in another case, duplicates, unknown members, escapes json.Marshal
 // does not write — and that the byte slices it returns do not alias.
-func TestDecodeAuditRecordReviewCases(t *testing.T) {
+func TestDecodeAuditRecordZonesAndMutations(t *testing.T) {
 	base := typicalAuditRecord()
 	monrovia, _ := time.LoadLocation("Africa/Monrovia")
 	times := []time.Time{
