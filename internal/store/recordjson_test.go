@@ -224,56 +224,8 @@ func TestSignatureRecordJSONTable(t *testing.T) {
 }
 
 func TestAuditRecordJSONTable(t *testing.T) {
-	full := fullAuditRecord()
-	cases := map[string]AuditRecord{
-		"zero value":  {},
-		"every field": full,
-		"optional fields empty": func() AuditRecord {
-			r := full
-			r.Key, r.Org, r.Digest, r.Detail, r.Signature = "", "", "", "", nil
-			return r
-		}(),
-		"empty non-nil signature": func() AuditRecord {
-			r := full
-			r.Signature = []byte{}
-			return r
-		}(),
-		"nil hashes": func() AuditRecord {
-			r := full
-			r.PrevHash, r.Hash = nil, nil
-			return r
-		}(),
-		"empty non-nil hashes": func() AuditRecord {
-			r := full
-			r.PrevHash, r.Hash = []byte{}, []byte{}
-			return r
-		}(),
-		"seq 0": func() AuditRecord {
-			r := full
-			r.Seq = 0
-			return r
-		}(),
-		"as PutSignature writes it": {
-			Seq: 12345, PrevHash: bytes.Repeat([]byte{3}, 32),
-			AuditEvent: AuditEvent{
-				Time: time.Now().UTC(), Caller: "uid:1000", Operation: "sign", Key: "release@v1",
-				Digest: strings.Repeat("ab", 32), Outcome: "ok", Detail: "artifact=a",
-				Signature: bytes.Repeat([]byte{9}, 64),
-			},
-			Hash: bytes.Repeat([]byte{4}, 32),
-		},
-	}
-	for name, s := range escapeCases {
-		r := full
-		r.Caller, r.Operation, r.Key, r.Org, r.Digest, r.Outcome, r.Detail = s, s, s, s, s, s, s
-		cases["strings "+name] = r
-	}
-	for name, tm := range timeCases {
-		r := full
-		r.Time = tm
-		cases["time "+name] = r
-	}
-	for name, rec := range cases {
+	// The same records the decoder's tests read back (recorddecode_test.go).
+	for name, rec := range auditRecordCases() {
 		t.Run(name, func(t *testing.T) { sameAuditRecord(t, rec) })
 	}
 }
