@@ -33,6 +33,9 @@ func TestMetrics(t *testing.T) {
 		`signerd_hsm_sessions_in_use 0`,
 		`signerd_grpc_call_duration_seconds_bucket{method="/signer.v1.SignerService/Sign"`,
 		`signerd_db_commits_total`,
+		// Two signatures, far below a merge: both indexed in memory.
+		`signerd_signature_index_pending 2`,
+		`signerd_signature_index_merges_total 0`,
 		`signerd_audit_head_seq`,
 		`process_open_fds`,
 	} {

@@ -10,6 +10,7 @@ import (
 	"github.com/signerd/signerd/internal/metrics"
 	"github.com/signerd/signerd/internal/server"
 	"github.com/signerd/signerd/internal/store"
+	"github.com/signerd/signerd/internal/store/boltstore"
 	"github.com/signerd/signerd/internal/store/etcdstore"
 )
 
@@ -30,6 +31,19 @@ func startMetrics(ctx context.Context, cfg Config, log *slog.Logger, st store.St
 	if c, ok := st.(interface{ Commits() uint64 }); ok {
 		m.CounterFunc("signerd_db_commits_total", "Durable (fsync'd) database commits; with signatures_total it shows group commit at work.", func() float64 {
 			return float64(c.Commits())
+		})
+	}
+	// bbolt's digest index of signature records is log-structured: what
+	// is pending is memory and the work of the next start.
+	if c, ok := st.(interface{ IndexStats() boltstore.IndexStats }); ok {
+		m.GaugeFunc("signerd_signature_index_pending", "Signature records indexed by digest only in memory, until the next merge into the database's index.", func() float64 {
+			return float64(c.IndexStats().Pending)
+		})
+		m.CounterFunc("signerd_signature_index_merges_total", "Merges of pending signature index entries into the database.", func() float64 {
+			return float64(c.IndexStats().Merges)
+		})
+		m.CounterFunc("signerd_signature_index_merge_failures_total", "Merges of the signature index that failed (the entries stay pending and the next merge retries).", func() float64 {
+			return float64(c.IndexStats().MergeFailures)
 		})
 	}
 	// On etcd, replicas advance one shared audit head by compare-and-swap:

@@ -89,11 +89,15 @@ func boltCheck(path string) (txid uint64, signatures int, err error) {
 		if root == nil {
 			return fmt.Errorf("%s: no v1 bucket", path)
 		}
-		b := root.Bucket([]byte("signatures"))
-		if b == nil {
-			return fmt.Errorf("%s: no v1/signatures bucket", path)
+		// Signature records of schema 5 on are in sigrecords/; older ones
+		// in signatures/.
+		for _, name := range []string{"signatures", "sigrecords"} {
+			b := root.Bucket([]byte(name))
+			if b == nil {
+				return fmt.Errorf("%s: no v1/%s bucket", path, name)
+			}
+			signatures += b.Stats().KeyN
 		}
-		signatures = b.Stats().KeyN
 		return nil
 	})
 	return txid, signatures, err

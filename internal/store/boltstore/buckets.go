@@ -25,6 +25,14 @@ var (
 	// 4: it holds the records logged under schema 3 only; later records
 	// are found by their key in signatures/ (signatureKey).
 	bucketKeySigLeaves = []byte("sigleaves")
+	// bucketKeySigRecords holds the signature records of schema 5 on:
+	// uint64be(seq of the record's audit record) → JSON store.SignatureRecord,
+	// appended in audit order.
+	bucketKeySigRecords = []byte("sigrecords")
+	// bucketKeySigIndex is the persisted digest index of sigrecords/
+	// (sigindex.go): signatureKey(digest, seq) → empty, for every record up
+	// to the watermark keySigIndexMark.
+	bucketKeySigIndex = []byte("sigindex")
 
 	// keyAuditHead, in the meta bucket, is uint64be(seq) ‖ hash of the last
 	// audit record.
@@ -39,6 +47,9 @@ var (
 	// keyLogKey, in the meta bucket, is the JSON store.Key of the
 	// transparency log's Ed25519 note key (never in keys/).
 	keyLogKey = []byte("log_key")
+	// keySigIndexMark, in the meta bucket, is uint64be(seq): every record
+	// in sigrecords/ at or below it has its sigindex/ entry (schema 5).
+	keySigIndexMark = []byte("sigindex_mark")
 )
 
 // loggedKeyFlag marks, in a signatures/ key, a uint64 that is the seq of

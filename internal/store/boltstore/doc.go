@@ -15,12 +15,19 @@
 //	├── ckaids/        CKA_ID → key name index enforcing CKA_ID uniqueness
 //	├── orgs/          org ID → JSON store.Org (trusted keys, grants, policy)
 //	├── signatures/    digest(32) ‖ uint64be(2^63 | seq) → JSON store.SignatureRecord
-//	│                                    seq is the record's audit record (schema 4), so
-//	│                                    a prefix scan returns a digest's records oldest
-//	│                                    first and each names its log leaf (seq-1);
-//	│                                    records from before schema 4 are keyed
-//	│                                    digest ‖ uint64be(n), n < 2^63 the bucket's
-//	│                                    NextSequence, and sort first
+//	│                                    records of schema 4, frozen at schema 5: seq is
+//	│                                    the record's audit record, so a prefix scan
+//	│                                    returns a digest's records oldest first and each
+//	│                                    names its log leaf (seq-1); records from before
+//	│                                    schema 4 are keyed digest ‖ uint64be(n), n < 2^63
+//	│                                    the bucket's NextSequence, and sort first
+//	├── sigrecords/    uint64be(seq) → JSON store.SignatureRecord (schema 5): every
+//	│                                    later record, appended under its audit record
+//	├── sigindex/      digest(32) ‖ uint64be(2^63 | seq) → empty (schema 5): the digest
+//	│                                    index of sigrecords/ up to meta/sigindex_mark;
+//	│                                    later records are indexed in memory until a
+//	│                                    merge (sigindex.go). Readers merge signatures/
+//	│                                    and the index by key: same key form, same order
 //	├── audit/         uint64be(seq) → JSON store.AuditRecord (append-only, hash-chained)
 //	├── checkpoints/   uint64be(seq) → JSON store.Checkpoint (migration 2): the
 //	│                                    audit key's signature over (seq, hash of
@@ -37,7 +44,9 @@
 //	    ├── tree_head  hash(32)…: the tree's compact range, one hash per set bit of
 //	    │                                the head's seq (migration 3)
 //	    ├── audit_key  JSON store.Key: the audit checkpoint key (never in keys/)
-//	    └── log_key    JSON store.Key: the transparency log's note key (never in keys/)
+//	    ├── log_key    JSON store.Key: the transparency log's note key (never in keys/)
+//	    └── sigindex_mark uint64be(seq): every sigrecords/ record at or below it is
+//	                                     in sigindex/ (schema 5)
 //
 // Big-endian integers make bbolt's byte order the numeric order. Bucket and
 // key names are in buckets.go; changing any of them, or the shape of a value,

@@ -21,8 +21,10 @@ const exportChunk = 1024
 
 // ForEachSignature calls fn with every signature record in key order:
 // by digest, and oldest first within a digest (store.Exporter; store
-// migrate copies them). fn runs outside the read transactions.
+// migrate copies them). fn runs outside the read transactions. Records
+// signed while it runs may or may not be included.
 func (s *Store) ForEachSignature(ctx context.Context, fn func(store.SignatureRecord) error) error {
+	pending := s.idx.allKeys() // before any transaction, as signatureRecords needs
 	var after []byte
 	for {
 		var (
@@ -32,30 +34,19 @@ func (s *Store) ForEachSignature(ctx context.Context, fn func(store.SignatureRec
 		)
 		err := view(ctx, s.db, func(tx *bolt.Tx) error {
 			recs, last, done = nil, nil, true
-			sigs, err := bucket(tx, bucketKeySignatures)
-			if err != nil {
-				return err
-			}
-			c := sigs.Cursor()
-			k, v := c.First()
-			if after != nil {
-				if k, v = c.Seek(after); bytes.Equal(k, after) {
-					k, v = c.Next()
-				}
-			}
-			for ; k != nil; k, v = c.Next() {
+			return signatureRecords(tx, nil, after, pending, func(k, v []byte) (bool, error) {
 				if len(recs) == exportChunk {
 					done = false
-					return nil
+					return false, nil
 				}
 				var rec store.SignatureRecord
 				if err := json.Unmarshal(v, &rec); err != nil {
-					return fmt.Errorf("decode signature record %x: %w", k, errors.Join(errdefs.ErrInternal, err))
+					return false, fmt.Errorf("decode signature record %x: %w", k, errors.Join(errdefs.ErrInternal, err))
 				}
 				recs = append(recs, rec)
 				last = bytes.Clone(k)
-			}
-			return nil
+				return true, nil
+			})
 		})
 		if err != nil {
 			return err

@@ -28,14 +28,15 @@ var migrations = []migration{
 	{version: 2, name: "audit checkpoints", fn: migrateAuditCheckpoints},
 	{version: 3, name: "transparency log tree", fn: migrateLogTree},
 	{version: 4, name: "signature records keyed by their audit record", fn: migrateSignatureKeys},
+	{version: 5, name: "signature records in audit order, with a log-structured digest index", fn: migrateSignatureIndex},
 }
 
 // schemaVersion is the version this code writes and understands.
 func schemaVersion() int { return migrations[len(migrations)-1].version }
 
 // minReadOnlyVersion is the oldest schema a read-only open reads as it is
-// (an evidence copy is not migrated): schema 4 only changed how new
-// signature records are keyed, and the readers read schema 3's keys too.
+// (an evidence copy is not migrated): schemas 4 and 5 only changed where
+// new signature records go, and the readers read the older places too.
 const minReadOnlyVersion = 3
 
 func migrateCreateBuckets(tx *bolt.Tx) error {
@@ -189,4 +190,27 @@ func migrate(tx *bolt.Tx, path string, to int) (from int, err error) {
 		}
 	}
 	return from, writeVersion(tx, to)
+}
+
+// migrateSignatureIndex moves nothing either: from schema 5 on, a new
+// signature record is appended under its audit seq in sigrecords/ and
+// indexed by digest in sigindex/ (sigindex.go); signatures/ keeps the
+// records of earlier schemas, which the readers merge in key order. The
+// watermark starts at 0 (no record yet). A signerd that knows only schema
+// 4 would not see the new records, so it must refuse this file.
+func migrateSignatureIndex(tx *bolt.Tx) error {
+	root := tx.Bucket(bucketKeyRoot)
+	if root == nil {
+		return fmt.Errorf("bucket %s missing: %w", bucketKeyRoot, errdefs.ErrInternal)
+	}
+	for _, name := range [][]byte{bucketKeySigRecords, bucketKeySigIndex} {
+		if _, err := root.CreateBucketIfNotExists(name); err != nil {
+			return fmt.Errorf("bucket %s: %w", name, err)
+		}
+	}
+	meta, err := bucket(tx, bucketKeyMeta)
+	if err != nil {
+		return err
+	}
+	return meta.Put(keySigIndexMark, seqKey(0))
 }

@@ -143,11 +143,43 @@ var migrationTests = map[int]struct {
 			if _, logged := loggedSeq(k); logged {
 				t.Errorf("schema-3 key %x read as naming an audit record", k)
 			}
-			if _, ok, err := loggedSignature(tx, d, []byte{1, 1}); ok || err != nil {
+			if _, ok, err := loggedSignature(tx, d, []byte{1, 1}, nil); ok || err != nil {
 				t.Errorf("schema-3 record found among records keyed by audit seq: %v, %v", ok, err)
 			}
 			if seq, ok, err := schema3SignatureLeaf(tx, d, []byte{1, 1}); seq != 5 || !ok || err != nil {
 				t.Errorf("schema-3 index after migration = %d, %v, %v; want 5", seq, ok, err)
+			}
+		},
+	},
+	5: {
+		// A signature recorded as schema 4 did, under signatures/ keyed by
+		// its audit seq: it stays there, is still found, and the new
+		// buckets start empty with the watermark at 0.
+		init: func(tx *bolt.Tx) error {
+			sigs, _ := bucket(tx, bucketKeySignatures)
+			return sigs.Put(signatureKey(bytes.Repeat([]byte{8}, 32), 9), []byte(`{"signature":"AgI="}`))
+		},
+		check: func(t *testing.T, tx *bolt.Tx) {
+			d := bytes.Repeat([]byte{8}, 32)
+			for _, name := range [][]byte{bucketKeySigRecords, bucketKeySigIndex} {
+				b, err := bucket(tx, name)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if k, _ := b.Cursor().First(); k != nil {
+					t.Errorf("new bucket %s holds %x", name, k)
+				}
+			}
+			meta, _ := bucket(tx, bucketKeyMeta)
+			if mark, err := readMark(meta); mark != 0 || err != nil || meta.Get(keySigIndexMark) == nil {
+				t.Errorf("watermark after migration = %d, %v; want 0, written", mark, err)
+			}
+			sigs, _ := bucket(tx, bucketKeySignatures)
+			if k, _ := sigs.Cursor().First(); !bytes.Equal(k, signatureKey(d, 9)) {
+				t.Errorf("schema-4 signature key after migration = %x", k)
+			}
+			if seq, ok, err := loggedSignature(tx, d, []byte{2, 2}, nil); seq != 9 || !ok || err != nil {
+				t.Errorf("schema-4 record after migration = %d, %v, %v; want 9", seq, ok, err)
 			}
 		},
 	},

@@ -16,9 +16,10 @@ import (
 
 // PutSignature records rec and its audit event in one transaction shared,
 // through group commit, with concurrent callers; it returns after that
-// transaction is fsync'd. rec is keyed by its digest and the seq of its
-// audit record (signatureKey), so a digest's records come back in the
-// order they were committed and the record names its log leaf.
+// transaction is fsync'd. rec is appended under the seq of its audit
+// record (sigrecords/), so it names its log leaf and the commit writes
+// only the last page of the bucket; its digest index entry is in memory
+// until a merge persists it (sigindex.go).
 func (s *Store) PutSignature(ctx context.Context, rec store.SignatureRecord, ev store.AuditEvent) error {
 	if err := store.CheckSignatureRecord(rec); err != nil {
 		return err
@@ -27,11 +28,14 @@ func (s *Store) PutSignature(ctx context.Context, rec store.SignatureRecord, ev 
 	if err != nil {
 		return err
 	}
+	if err := s.admit(); err != nil {
+		return err
+	}
 	// Encode outside the transaction: the less work under bbolt's single
 	// writer lock, the more callers one commit can serve. The hand-written
-	// encoder writes json.Marshal's bytes (loggedSignature's prefilter and
-	// SignaturesByDigest's json.Unmarshal read them) without its
-	// reflection, a measurable share of a signature's CPU.
+	// encoder writes json.Marshal's bytes (loggedSignature's prefilter,
+	// recordDigest and SignaturesByDigest's json.Unmarshal read them)
+	// without its reflection, a measurable share of a signature's CPU.
 	raw, err := store.AppendSignatureRecordJSON(make([]byte, 0, store.SignatureRecordJSONSize(rec)), rec)
 	if err != nil {
 		return fmt.Errorf("encode signature record: %w", errors.Join(errdefs.ErrInternal, err))
@@ -39,30 +43,42 @@ func (s *Store) PutSignature(ctx context.Context, rec store.SignatureRecord, ev 
 
 	// Idempotent as batch requires: the audit record's seq and hashes, and
 	// so the record's key, all come from tx, so a re-run after a rolled
-	// back attempt writes the same thing against the state it sees.
-	return s.batch(ctx, func(tx *bolt.Tx, tb *txBatch) error {
-		sigs, err := bucket(tx, bucketKeySignatures)
+	// back attempt writes the same thing against the state it sees. Only
+	// the run that commits returns, and it is the last, so seq is its.
+	var seq uint64
+	err = s.batch(ctx, func(tx *bolt.Tx, tb *txBatch) error {
+		recs, err := bucket(tx, bucketKeySigRecords)
 		if err != nil {
 			return err
 		}
+		recs.FillPercent = appendFill
 		logged, err := appendAuditTo(tx, ev, tb)
 		if err != nil {
 			return err
 		}
-		key := signatureKey(rec.Digest, logged.Seq)
-		// As for the audit record: a record already under a key that names
-		// a record past the head is damage; overwriting it would hide it.
-		if sigs.Get(key) != nil {
+		key := seqKey(logged.Seq)
+		// As for the audit record: a record already under the seq of a
+		// record past the head is damage; overwriting it would hide it.
+		if recs.Get(key) != nil {
 			return fmt.Errorf("signature records damaged: one already names audit record %d, past the head (run audit verify): %w", logged.Seq, errdefs.ErrInternal)
 		}
-		return sigs.Put(key, raw)
+		seq = logged.Seq
+		return recs.Put(key, raw)
 	})
+	if err != nil {
+		return err
+	}
+	pending := s.idx.add(rec.Digest, seq)
+	s.maybeMerge(pending)
+	s.throttle(pending)
+	return nil
 }
 
-// signatureKey is the key of the signature record whose audit record is
-// seq: digest ‖ uint64be(loggedKeyFlag | seq). Records written before
-// schema 4 keep digest ‖ uint64be(n) with n < loggedKeyFlag, a per-bucket
-// counter, and so sort before every newer record of their digest.
+// signatureKey is the key, in signatures/ (schema 4) and in the digest
+// index (schema 5 on), of the signature record whose audit record is seq:
+// digest ‖ uint64be(loggedKeyFlag | seq). Records written before schema 4
+// keep digest ‖ uint64be(n) with n < loggedKeyFlag, a per-bucket counter,
+// and so sort before every newer record of their digest.
 //
 // Keying by the audit record is what makes the record's log leaf findable
 // without a second index: before schema 4 a sigleaves/ entry (digest ‖
@@ -89,21 +105,20 @@ func (s *Store) SignaturesByDigest(ctx context.Context, digest []byte) ([]store.
 	if err := store.CheckDigest(digest); err != nil {
 		return nil, err
 	}
+	// Before the transaction: every pending key then names a record the
+	// transaction sees (signatureRecords).
+	pending := s.idx.keys(digest)
 	var out []store.SignatureRecord
 	err := view(ctx, s.db, func(tx *bolt.Tx) error {
-		sigs, err := bucket(tx, bucketKeySignatures)
-		if err != nil {
-			return err
-		}
-		c := sigs.Cursor()
-		for k, v := c.Seek(digest); k != nil && bytes.HasPrefix(k, digest); k, v = c.Next() {
+		out = nil
+		return signatureRecords(tx, digest, nil, pending, func(k, v []byte) (bool, error) {
 			var rec store.SignatureRecord
 			if err := json.Unmarshal(v, &rec); err != nil {
-				return fmt.Errorf("decode signature record %x: %w", k, errors.Join(errdefs.ErrInternal, err))
+				return false, fmt.Errorf("decode signature record %x: %w", k, errors.Join(errdefs.ErrInternal, err))
 			}
 			out = append(out, rec)
-		}
-		return nil
+			return true, nil
+		})
 	})
 	return out, err
 }

@@ -60,7 +60,7 @@ func TestStoredRecordsAreJSONMarshal(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := storedValue(t, s, bucketKeySignatures, signatureKey(digest, seq)); !bytes.Equal(got, want) {
+		if got := storedValue(t, s, bucketKeySigRecords, seqKey(seq)); !bytes.Equal(got, want) {
 			t.Errorf("stored signature record\n%s\njson.Marshal\n%s", got, want)
 		}
 		// Every string here is valid UTF-8, so the record survives

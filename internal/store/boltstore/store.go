@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -38,6 +39,10 @@ type Options struct {
 	// MaxBatchSize caps the records in one group commit (PutSignature,
 	// AppendAudit); 0 means 1000.
 	MaxBatchSize int
+	// IndexMergeAt is how many signature records are indexed only in
+	// memory before a merge writes them into the persisted digest index
+	// (sigindex.go); 0 means 8192.
+	IndexMergeAt int
 }
 
 // Store is store.Store on one bbolt file. It is safe for concurrent use.
@@ -46,6 +51,27 @@ type Store struct {
 	gc   *groupCommit
 	path string
 	log  *slog.Logger
+
+	// idx is the digest index of the signature records a merge has not
+	// yet written to sigindex/ (sigindex.go).
+	idx pendingIndex
+	// mergeMu guards the merge's state: whether one runs, the pending
+	// count that starts the next, and whether Close has begun.
+	mergeMu     sync.Mutex
+	merging     bool
+	closed      bool
+	mergeAt     int
+	mergeAtBase int
+	mergeWG     sync.WaitGroup
+	mergeDone   chan struct{} // closed when the running merge ends
+	mergeErr    error         // the last merge's outcome
+	mergeChunk  int
+	merges      mergeCounts
+	// mergeHook, if set (tests), runs before each merge transaction with
+	// the chunk's number; an error aborts the merge there, as a crash
+	// would.
+	mergeHook func(chunk int) error
+	readOnly  bool
 }
 
 var _ store.Store = (*Store)(nil)
@@ -113,8 +139,22 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if maxBatch <= 0 {
 		maxBatch = defaultMaxBatchSize
 	}
+	mergeAt := opts.IndexMergeAt
+	if mergeAt <= 0 {
+		mergeAt = defaultMergeAt
+	}
 	counters.Store(db, new(treeCounter))
-	return &Store{db: db, gc: &groupCommit{db: db, max: maxBatch}, path: path, log: log}, nil
+	s := &Store{db: db, gc: &groupCommit{db: db, max: maxBatch}, path: path, log: log,
+		mergeAt: mergeAt, mergeAtBase: mergeAt, mergeChunk: defaultMergeChunk, readOnly: opts.ReadOnly}
+	if err := s.loadPending(); err != nil {
+		counters.Delete(db)
+		_ = db.Close()
+		return nil, mapBoltErr(err)
+	}
+	if !opts.ReadOnly {
+		s.maybeMerge(s.idx.len())
+	}
+	return s, nil
 }
 
 func openError(path string, err error) error {
@@ -135,8 +175,21 @@ func openError(path string, err error) error {
 // Path returns the database file's path.
 func (s *Store) Path() string { return s.path }
 
-// Close releases the file and its lock. It waits for open transactions.
+// Close releases the file and its lock. It waits for open transactions
+// and a running merge, and merges what is pending so that the next Open
+// has little to read back.
 func (s *Store) Close() error {
 	defer counters.Delete(s.db)
+	s.mergeMu.Lock()
+	already := s.closed
+	s.closed = true
+	s.mergeMu.Unlock()
+	s.mergeWG.Wait()
+	if !already && !s.readOnly && s.idx.len() > 0 {
+		if err := s.mergeIndex(); err != nil {
+			// Nothing is lost: the next Open indexes these records again.
+			s.log.Warn("signature index merge at close failed", "err", err)
+		}
+	}
 	return s.db.Close()
 }

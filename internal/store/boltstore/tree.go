@@ -187,8 +187,9 @@ func (s *Store) SignatureLeaf(ctx context.Context, digest, sig []byte) (uint64, 
 		return 0, store.Invalid("signature is empty")
 	}
 	var leaf uint64
+	pending := s.idx.keys(digest) // before the transaction, as signatureRecords needs
 	err := view(ctx, s.db, func(tx *bolt.Tx) error {
-		seq, ok, err := loggedSignature(tx, digest, sig)
+		seq, ok, err := loggedSignature(tx, digest, sig, pending)
 		if err != nil {
 			return err
 		}
@@ -220,36 +221,36 @@ func (s *Store) SignatureLeaf(ctx context.Context, digest, sig []byte) (uint64, 
 // loggedSignature returns the audit seq of the latest signature record of
 // sig over digest keyed by its audit record (schema 4 on). It walks the
 // digest's records newest first and stops at the first match, decoding
-// only records whose bytes hold the signature's encoding.
-func loggedSignature(tx *bolt.Tx, digest, sig []byte) (uint64, bool, error) {
-	sigs, err := bucket(tx, bucketKeySignatures)
+// only records whose bytes hold the signature's encoding. pending are the
+// digest's keys in the in-memory index (pendingIndex.keys).
+func loggedSignature(tx *bolt.Tx, digest, sig []byte, pending [][]byte) (uint64, bool, error) {
+	type found struct {
+		seq uint64
+		v   []byte
+	}
+	var recs []found
+	err := signatureRecords(tx, digest, nil, pending, func(k, v []byte) (bool, error) {
+		if seq, logged := loggedSeq(k); logged {
+			recs = append(recs, found{seq, v})
+		}
+		return true, nil
+	})
 	if err != nil {
 		return 0, false, err
 	}
 	encoded := []byte(`"signature":"` + base64.StdEncoding.EncodeToString(sig) + `"`)
-	c := sigs.Cursor()
-	k, v := c.Seek(signatureKey(digest, ^loggedKeyFlag))
-	if k == nil {
-		k, v = c.Last()
-	} else if !bytes.Equal(k, signatureKey(digest, ^loggedKeyFlag)) {
-		k, v = c.Prev()
-	}
-	for ; k != nil && bytes.HasPrefix(k, digest); k, v = c.Prev() {
-		seq, logged := loggedSeq(k)
-		if !logged {
-			break // older keys sort first: none of the rest is logged
-		}
-		if !bytes.Contains(v, encoded) {
+	for i := len(recs) - 1; i >= 0; i-- {
+		if !bytes.Contains(recs[i].v, encoded) {
 			continue
 		}
 		var rec struct {
 			Signature []byte `json:"signature"`
 		}
-		if err := json.Unmarshal(v, &rec); err != nil {
-			return 0, false, fmt.Errorf("decode signature record %x: %w", k, errors.Join(errdefs.ErrInternal, err))
+		if err := json.Unmarshal(recs[i].v, &rec); err != nil {
+			return 0, false, fmt.Errorf("decode signature record %d: %w", recs[i].seq, errors.Join(errdefs.ErrInternal, err))
 		}
 		if bytes.Equal(rec.Signature, sig) {
-			return seq, true, nil
+			return recs[i].seq, true, nil
 		}
 	}
 	return 0, false, nil

@@ -1,0 +1,494 @@
+package boltstore
+
+// The digest index of signature records (schema 5).
+//
+// A signature record is appended under its audit seq (sigrecords/), which
+// only ever writes the last page of that bucket. Finding a digest's
+// records needs an index keyed by the digest, and a random key written in
+// the signing transaction dirties a leaf and a branch page per signature:
+// with the record itself under a digest key (schema 4) that was about half
+// of a durable commit's CPU (BenchmarkPutSignatureFilled). So the index is
+// log-structured. The records appended after the persisted index's
+// watermark (meta/sigindex_mark) are indexed in memory (pendingIndex); a
+// merge, once enough have gathered, writes their entries into sigindex/
+// sorted and in chunks, many to a page, and then moves the watermark.
+//
+// The records are the truth and the index only says where they are: Open
+// rebuilds the pending entries from the records after the watermark, so a
+// crash at any point loses nothing (an entry written twice is the same key
+// with the same empty value), and a reader looks in sigindex/ and in the
+// pending entries and reads each key once.
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/signerd/signerd/internal/errdefs"
+	"github.com/signerd/signerd/internal/store"
+)
+
+const (
+	// defaultMergeAt is how many pending entries start a merge. It bounds
+	// the memory of the pending index (about 100 bytes an entry) and the
+	// records Open reads back after a crash; the larger it is, the more
+	// entries share each index page a merge writes.
+	defaultMergeAt = 8192
+	// defaultMergeChunk is how many entries one merge transaction writes.
+	// The entries are sorted, so a chunk is a narrow range of the index;
+	// the bound keeps each transaction, which holds bbolt's writer lock
+	// and so delays signing commits, short.
+	defaultMergeChunk = 2048
+	// throttleFactor × the merge threshold is the most entries pending
+	// before a signer waits for the running merge: signatures can arrive
+	// faster than a merge writes them (a slow disk), and the pending index
+	// is memory and the work of the next Open.
+	throttleFactor = 4
+	// maxMergeScan bounds the entries one merge reads into memory; a
+	// larger backlog (only possible after failed merges) takes several.
+	maxMergeScan = 1 << 18
+)
+
+// pendingIndex is the in-memory part of the digest index: digest → seqs of
+// records after the watermark. Entries at or below the watermark may linger
+// (a signer that adds its entry after a merge already read its record);
+// readers dedupe and the next merge prunes them.
+type pendingIndex struct {
+	mu   sync.Mutex
+	seqs map[[store.DigestSize]byte][]uint64
+	n    int
+	peak int // the most entries ever pending (TestSignatureIndexBound)
+}
+
+// add records that the record of digest is at seq and returns how many
+// entries are pending.
+func (p *pendingIndex) add(digest []byte, seq uint64) int {
+	var d [store.DigestSize]byte
+	copy(d[:], digest)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.seqs == nil {
+		p.seqs = make(map[[store.DigestSize]byte][]uint64)
+	}
+	p.seqs[d] = append(p.seqs[d], seq)
+	p.n++
+	p.peak = max(p.peak, p.n)
+	return p.n
+}
+
+// len returns how many entries are pending.
+func (p *pendingIndex) len() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.n
+}
+
+// keys returns the signatureKey of every pending entry of digest, sorted.
+func (p *pendingIndex) keys(digest []byte) [][]byte {
+	var d [store.DigestSize]byte
+	copy(d[:], digest)
+	p.mu.Lock()
+	seqs := slices.Clone(p.seqs[d])
+	p.mu.Unlock()
+	out := make([][]byte, len(seqs))
+	for i, seq := range seqs {
+		out[i] = signatureKey(digest, seq)
+	}
+	slices.SortFunc(out, bytes.Compare)
+	return out
+}
+
+// allKeys returns the signatureKey of every pending entry, sorted.
+func (p *pendingIndex) allKeys() [][]byte {
+	p.mu.Lock()
+	out := make([][]byte, 0, p.n)
+	for d, seqs := range p.seqs {
+		for _, seq := range seqs {
+			out = append(out, signatureKey(d[:], seq))
+		}
+	}
+	p.mu.Unlock()
+	slices.SortFunc(out, bytes.Compare)
+	return out
+}
+
+// prune drops the entries at or below mark, which the persisted index
+// holds.
+func (p *pendingIndex) prune(mark uint64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for d, seqs := range p.seqs {
+		kept := slices.DeleteFunc(seqs, func(seq uint64) bool { return seq <= mark })
+		p.n -= len(seqs) - len(kept)
+		if len(kept) == 0 {
+			delete(p.seqs, d)
+		} else {
+			p.seqs[d] = kept
+		}
+	}
+}
+
+// readMark returns the index watermark: every record in sigrecords/ at or
+// below it has its sigindex/ entry. Absent (no merge yet) is 0.
+func readMark(meta *bolt.Bucket) (uint64, error) {
+	raw := meta.Get(keySigIndexMark)
+	if raw == nil {
+		return 0, nil
+	}
+	if len(raw) != 8 {
+		return 0, fmt.Errorf("signature index watermark is %d bytes: %w", len(raw), errdefs.ErrInternal)
+	}
+	return binary.BigEndian.Uint64(raw), nil
+}
+
+// recordSeq parses a sigrecords/ key.
+func recordSeq(k []byte) (uint64, error) {
+	if len(k) != 8 {
+		return 0, fmt.Errorf("signature record key %x is not a seq (run audit verify): %w", k, errdefs.ErrInternal)
+	}
+	return binary.BigEndian.Uint64(k), nil
+}
+
+// recordDigest returns the digest of an encoded signature record. The
+// encoder writes the digest first, so the common case is a prefix and 44
+// base64 characters; anything else goes through json.Unmarshal.
+func recordDigest(raw []byte) ([]byte, error) {
+	const prefix = `{"digest":"`
+	const b64 = (store.DigestSize + 2) / 3 * 4
+	if len(raw) > len(prefix)+b64 && bytes.HasPrefix(raw, []byte(prefix)) && raw[len(prefix)+b64] == '"' {
+		d := make([]byte, store.DigestSize)
+		if n, err := base64.StdEncoding.Decode(d, raw[len(prefix):len(prefix)+b64]); err == nil && n == store.DigestSize {
+			return d, nil
+		}
+	}
+	var rec struct {
+		Digest []byte `json:"digest"`
+	}
+	if err := json.Unmarshal(raw, &rec); err != nil {
+		return nil, fmt.Errorf("decode signature record: %w", errors.Join(errdefs.ErrInternal, err))
+	}
+	if len(rec.Digest) != store.DigestSize {
+		return nil, fmt.Errorf("signature record has a %d-byte digest: %w", len(rec.Digest), errdefs.ErrInternal)
+	}
+	return rec.Digest, nil
+}
+
+// unindexed returns the signatureKey of each record after the watermark
+// (at most limit), and the seq of the last one; hi is the watermark itself
+// if there is none. A file from before schema 5 has none. A record whose
+// digest cannot be read is an error, unless skip is set: then skip is told
+// and the record left out.
+func unindexed(tx *bolt.Tx, limit int, skip func(seq uint64, err error)) (keys [][]byte, mark, hi uint64, err error) {
+	root := tx.Bucket(bucketKeyRoot)
+	if root == nil {
+		return nil, 0, 0, fmt.Errorf("bucket %s missing: %w", bucketKeyRoot, errdefs.ErrInternal)
+	}
+	recs := root.Bucket(bucketKeySigRecords)
+	if recs == nil {
+		return nil, 0, 0, nil
+	}
+	meta, err := bucket(tx, bucketKeyMeta)
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	if mark, err = readMark(meta); err != nil {
+		return nil, 0, 0, err
+	}
+	hi = mark
+	c := recs.Cursor()
+	for k, v := c.Seek(seqKey(mark + 1)); k != nil && len(keys) < limit; k, v = c.Next() {
+		seq, err := recordSeq(k)
+		if err != nil {
+			return nil, 0, 0, err
+		}
+		hi = seq
+		digest, err := recordDigest(v)
+		if err != nil {
+			err = fmt.Errorf("signature record %d is damaged (run audit verify): %w", seq, err)
+			if skip == nil {
+				return nil, 0, 0, err
+			}
+			skip(seq, err)
+			continue
+		}
+		keys = append(keys, signatureKey(digest, seq))
+	}
+	return keys, mark, hi, nil
+}
+
+// loadPending fills the pending index from the records after the
+// watermark: those a merge had not reached when the store was last closed.
+// A damaged record there fails a read-write open (signing on would leave it
+// out of the index for good); a read-only open, which is how a damaged
+// file is examined, logs it and goes on without it.
+func (s *Store) loadPending() error {
+	var skip func(uint64, error)
+	if s.readOnly {
+		skip = func(seq uint64, err error) {
+			s.log.Warn("signature record left out of the digest index", "seq", seq, "err", err)
+		}
+	}
+	return s.db.View(func(tx *bolt.Tx) error {
+		keys, _, _, err := unindexed(tx, math.MaxInt, skip)
+		if err != nil {
+			return err
+		}
+		for _, k := range keys {
+			seq, _ := loggedSeq(k)
+			s.idx.add(k[:store.DigestSize], seq)
+		}
+		return nil
+	})
+}
+
+// maybeMerge starts a merge in the background if enough entries are
+// pending and none is running. After a failed merge the next waits for
+// another defaultMergeAt entries, so a full disk does not turn every
+// signature into a merge attempt.
+func (s *Store) maybeMerge(pending int) {
+	s.mergeMu.Lock()
+	defer s.mergeMu.Unlock()
+	if pending >= s.mergeAt {
+		s.startMergeLocked()
+	}
+}
+
+// startMergeLocked starts a merge unless one runs or the store is
+// closing, and returns the channel closed when the running merge ends
+// (nil if none). s.mergeMu must be held.
+func (s *Store) startMergeLocked() chan struct{} {
+	if s.merging {
+		return s.mergeDone
+	}
+	if s.closed {
+		return nil
+	}
+	s.merging = true
+	done := make(chan struct{})
+	s.mergeDone = done
+	s.mergeWG.Add(1)
+	go func() {
+		defer s.mergeWG.Done()
+		defer close(done)
+		err := s.mergeIndex()
+		s.mergeMu.Lock()
+		s.merging = false
+		s.mergeErr = err
+		if err != nil {
+			s.mergeAt = s.idx.len() + s.mergeAtBase
+			s.merges.failed.Add(1)
+		} else {
+			s.mergeAt = s.mergeAtBase
+			s.merges.ok.Add(1)
+		}
+		s.mergeMu.Unlock()
+		if err != nil {
+			s.log.Error("signature index merge failed; the entries stay in memory and the next merge retries", "err", err)
+		}
+	}()
+	return done
+}
+
+// throttle makes a signer wait for the running merge when pending has
+// reached throttleFactor times the merge threshold. Each waiting signer
+// has added its one entry, so while merges succeed pending stays below
+// that bound plus the signers in flight.
+func (s *Store) throttle(pending int) {
+	if pending < throttleFactor*s.mergeAtBase {
+		return
+	}
+	s.mergeMu.Lock()
+	done, running := s.mergeDone, s.merging
+	s.mergeMu.Unlock()
+	if running {
+		<-done
+	}
+}
+
+// admit refuses a new signature record while twice the throttle's bound
+// is pending and the merge it waits for (tried again now) fails: the pending index
+// would otherwise grow without bound (and be read back by every start)
+// while, say, a damaged record makes every merge fail. Nothing is signed
+// into a record that could not be found; the log says why.
+func (s *Store) admit() error {
+	hard := 2 * throttleFactor * s.mergeAtBase
+	if s.idx.len() < hard {
+		return nil
+	}
+	s.mergeMu.Lock()
+	done := s.startMergeLocked()
+	s.mergeMu.Unlock()
+	if done == nil {
+		return nil // closing: the commit fails on its own
+	}
+	<-done
+	s.mergeMu.Lock()
+	err := s.mergeErr
+	s.mergeMu.Unlock()
+	// A merge that succeeded admits: signers only outran it.
+	if n := s.idx.len(); n >= hard && err != nil {
+		return fmt.Errorf("%d signature records wait for the digest index, whose merges fail (the log says why; check the disk, or run audit verify): %w", n, errdefs.ErrUnavailable)
+	}
+	return nil
+}
+
+// mergeIndex writes the entries of the records after the watermark into
+// sigindex/, sorted, s.mergeChunk to a transaction, and moves the watermark
+// in the last one. A crash between chunks leaves the watermark where it
+// was: the next merge writes those entries again, unchanged.
+func (s *Store) mergeIndex() error {
+	start := time.Now()
+	var keys [][]byte
+	var mark, hi uint64
+	if err := s.db.View(func(tx *bolt.Tx) (err error) {
+		keys, mark, hi, err = unindexed(tx, maxMergeScan, nil)
+		return err
+	}); err != nil {
+		return mapBoltErr(err)
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	slices.SortFunc(keys, bytes.Compare)
+	for i := 0; i < len(keys); i += s.mergeChunk {
+		chunk := keys[i:min(i+s.mergeChunk, len(keys))]
+		last := i+s.mergeChunk >= len(keys)
+		if s.mergeHook != nil {
+			if err := s.mergeHook(i / s.mergeChunk); err != nil {
+				return err
+			}
+		}
+		err := s.db.Update(func(tx *bolt.Tx) error {
+			idx, err := bucket(tx, bucketKeySigIndex)
+			if err != nil {
+				return err
+			}
+			for _, k := range chunk {
+				if err := idx.Put(k, []byte{}); err != nil {
+					return err
+				}
+			}
+			if !last {
+				return nil
+			}
+			meta, err := bucket(tx, bucketKeyMeta)
+			if err != nil {
+				return err
+			}
+			// One merge at a time, so the watermark cannot have moved
+			// since the scan; if it has, something else wrote it.
+			if now, err := readMark(meta); err != nil || now != mark {
+				return errors.Join(err, fmt.Errorf("signature index watermark moved from %d to %d during a merge: %w", mark, now, errdefs.ErrInternal))
+			}
+			return meta.Put(keySigIndexMark, seqKey(hi))
+		})
+		if err != nil {
+			return mapBoltErr(err)
+		}
+	}
+	s.idx.prune(hi)
+	s.log.Debug("merged the signature index", "entries", len(keys), "watermark", hi, "duration", time.Since(start))
+	return nil
+}
+
+// signatureRecords calls fn with the key (signatureKey) and encoded record
+// of each signature record whose key starts with prefix and sorts after
+// after (from the first, if after is nil), in ascending key order, until fn
+// returns false. It reads the three places records are found: signatures/
+// (schemas 1 to 4), and sigrecords/ through sigindex/ or pending, the
+// keys indexed only in memory, sorted and taken before tx began (so each
+// names a committed record; one merged since is in sigindex/ too and is
+// read once).
+func signatureRecords(tx *bolt.Tx, prefix, after []byte, pending [][]byte, fn func(k, v []byte) (bool, error)) error {
+	legacy, err := bucket(tx, bucketKeySignatures)
+	if err != nil {
+		return err
+	}
+	root := tx.Bucket(bucketKeyRoot)
+	index, records := root.Bucket(bucketKeySigIndex), root.Bucket(bucketKeySigRecords)
+	start := prefix
+	if bytes.Compare(after, start) > 0 {
+		start = after
+	}
+	// seek positions c at the first key >= start, past after, within
+	// prefix; a nil key is the end.
+	within := func(k []byte) []byte {
+		if k == nil || !bytes.HasPrefix(k, prefix) {
+			return nil
+		}
+		return k
+	}
+	seek := func(c *bolt.Cursor) ([]byte, []byte) {
+		k, v := c.First()
+		if len(start) > 0 {
+			k, v = c.Seek(start)
+		}
+		if after != nil && bytes.Equal(k, after) {
+			k, v = c.Next()
+		}
+		return within(k), v
+	}
+	lc := legacy.Cursor()
+	lk, lv := seek(lc)
+	var ic *bolt.Cursor
+	var ik []byte
+	if index != nil {
+		ic = index.Cursor()
+		ik, _ = seek(ic)
+	}
+	pi, _ := slices.BinarySearchFunc(pending, start, bytes.Compare)
+	if pi < len(pending) && after != nil && bytes.Equal(pending[pi], after) {
+		pi++
+	}
+	pk := func() []byte {
+		if pi < len(pending) {
+			return within(pending[pi])
+		}
+		return nil
+	}
+	for {
+		k, v := lk, lv
+		fromLegacy := k != nil
+		for _, c := range [][]byte{ik, pk()} {
+			if c != nil && (k == nil || bytes.Compare(c, k) < 0) {
+				k, fromLegacy = c, false
+			}
+		}
+		if k == nil {
+			return nil
+		}
+		if fromLegacy {
+			lk, lv = lc.Next()
+			lk = within(lk)
+		} else {
+			k = bytes.Clone(k)
+			if ik != nil && bytes.Equal(ik, k) {
+				ik, _ = ic.Next()
+				ik = within(ik)
+			}
+			if p := pk(); p != nil && bytes.Equal(p, k) {
+				pi++
+			}
+			seq, _ := loggedSeq(k)
+			if records != nil {
+				v = records.Get(seqKey(seq))
+			}
+			if v == nil {
+				return fmt.Errorf("the signature index names record %d, which is missing (run audit verify): %w", seq, errdefs.ErrInternal)
+			}
+		}
+		more, err := fn(k, v)
+		if err != nil || !more {
+			return err
+		}
+	}
+}
