@@ -321,8 +321,8 @@ func (s *Store) throttle(pending int) {
 // into a record that could not be found; the log says why.
 func (s *Store) admit() error {
 	hard := 2 * throttleFactor * s.mergeAtBase
-	if s.idx.len() < hard {
-		return nil
+	if s.readOnly || s.idx.len() < hard {
+		return nil // read-only: the commit refuses (FailedPrecondition)
 	}
 	s.mergeMu.Lock()
 	done := s.startMergeLocked()
@@ -356,6 +356,9 @@ func (s *Store) mergeIndex() error {
 		return mapBoltErr(err)
 	}
 	if len(keys) == 0 {
+		// Nothing new; entries a signer added after the last merge had
+		// already read its record are at or below the watermark.
+		s.idx.prune(mark)
 		return nil
 	}
 	slices.SortFunc(keys, bytes.Compare)
@@ -409,12 +412,42 @@ func (s *Store) mergeIndex() error {
 // names a committed record; one merged since is in sigindex/ too and is
 // read once).
 func signatureRecords(tx *bolt.Tx, prefix, after []byte, pending [][]byte, fn func(k, v []byte) (bool, error)) error {
+	return signatureKeys(tx, prefix, after, pending, func(k, legacy []byte) (bool, error) {
+		v, err := signatureRecord(tx, k, legacy)
+		if err != nil {
+			return false, err
+		}
+		return fn(k, v)
+	})
+}
+
+// signatureRecord returns the encoded record of a key signatureKeys
+// yielded: legacy, its value in signatures/, or else the sigrecords/
+// record the key names.
+func signatureRecord(tx *bolt.Tx, k, legacy []byte) ([]byte, error) {
+	if legacy != nil {
+		return legacy, nil
+	}
+	seq, _ := loggedSeq(k)
+	var v []byte
+	if records := tx.Bucket(bucketKeyRoot).Bucket(bucketKeySigRecords); records != nil {
+		v = records.Get(seqKey(seq))
+	}
+	if v == nil {
+		return nil, fmt.Errorf("the signature index names record %d, which is missing (run audit verify): %w", seq, errdefs.ErrInternal)
+	}
+	return v, nil
+}
+
+// signatureKeys is signatureRecords without reading sigrecords/: fn gets
+// each key and, for a record of signatures/, its value (nil for the
+// others; signatureRecord reads them).
+func signatureKeys(tx *bolt.Tx, prefix, after []byte, pending [][]byte, fn func(k, legacy []byte) (bool, error)) error {
 	legacy, err := bucket(tx, bucketKeySignatures)
 	if err != nil {
 		return err
 	}
-	root := tx.Bucket(bucketKeyRoot)
-	index, records := root.Bucket(bucketKeySigIndex), root.Bucket(bucketKeySigRecords)
+	index := tx.Bucket(bucketKeyRoot).Bucket(bucketKeySigIndex)
 	start := prefix
 	if bytes.Compare(after, start) > 0 {
 		start = after
@@ -478,13 +511,7 @@ func signatureRecords(tx *bolt.Tx, prefix, after []byte, pending [][]byte, fn fu
 			if p := pk(); p != nil && bytes.Equal(p, k) {
 				pi++
 			}
-			seq, _ := loggedSeq(k)
-			if records != nil {
-				v = records.Get(seqKey(seq))
-			}
-			if v == nil {
-				return fmt.Errorf("the signature index names record %d, which is missing (run audit verify): %w", seq, errdefs.ErrInternal)
-			}
+			v = nil // not the legacy cursor's value: that is another key's
 		}
 		more, err := fn(k, v)
 		if err != nil || !more {

@@ -511,3 +511,90 @@ func TestSignatureIndexDamagedRecord(t *testing.T) {
 		t.Errorf("damaged record's digest: %d records, %v; want none", len(got), err)
 	}
 }
+
+// TestSignatureIndexRecordsMissing: with sigrecords/ gone (damage) and an
+// index entry for digest A, signatureRecords reports the damage; it does
+// not hand back the value the legacy cursor last read (a record of another
+// digest B) as A's record. (Found by review.)
+func TestSignatureIndexRecordsMissing(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "signerd.db")
+	s, err := Open(context.Background(), path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := bytes.Repeat([]byte{1}, 32), bytes.Repeat([]byte{2}, 32)
+	legacyB := store.SignatureRecord{Digest: b, Format: store.FormatCloacina, KeyName: "old", Signature: []byte("legacy B"), SignedAt: time.Unix(1, 0).UTC()}
+	raw, _ := json.Marshal(legacyB)
+	if err := s.db.Update(func(tx *bolt.Tx) error {
+		sigs, _ := bucket(tx, bucketKeySignatures)
+		return sigs.Put(signatureKey(b, 1), raw)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	rec := store.SignatureRecord{Digest: a, Format: store.FormatCloacina, KeyName: "release", KeyVersion: 1, Fingerprint: "SHA256:test",
+		Algorithm: "ed25519", Signature: bytes.Repeat([]byte{0xee}, 64), SignedAt: time.Unix(2, 0).UTC()}
+	if err := s.PutSignature(context.Background(), rec, store.AuditEvent{Caller: "uid:1", Operation: "sign", Outcome: "ok"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil { // merges: A's entry is in sigindex/
+		t.Fatal(err)
+	}
+	rawUpdate(t, path, func(tx *bolt.Tx) error { return tx.Bucket(bucketKeyRoot).DeleteBucket(bucketKeySigRecords) })
+
+	ro := openOK(t, path, Options{ReadOnly: true})
+	got, err := ro.SignaturesByDigest(context.Background(), a)
+	if !errors.Is(err, errdefs.ErrInternal) {
+		var sigs []string
+		for _, r := range got {
+			sigs = append(sigs, string(r.Signature)+" over "+string(r.Digest[:1]))
+		}
+		t.Errorf("SignaturesByDigest(A) with sigrecords/ missing = %q, %v; want ErrInternal", sigs, err)
+	}
+}
+
+// TestSignatureIndexReadOnlyAdmit: a read-only store refuses writes with
+// FailedPrecondition; admit does not start a merge on it and turn the
+// refusal into Unavailable ("merges fail"). (Found by review.)
+func TestSignatureIndexReadOnlyAdmit(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "signerd.db")
+	s, err := Open(context.Background(), path, Options{IndexMergeAt: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 8; i++ {
+		putIndexed(t, s, i, 3)
+	}
+	counters.Delete(s.db)
+	if err := s.db.Close(); err != nil { // a crash: nothing merged
+		t.Fatal(err)
+	}
+	ro := openOK(t, path, Options{ReadOnly: true, IndexMergeAt: 1}) // hard bound 8
+	rec := store.SignatureRecord{Digest: indexDigest(99, 3), Format: store.FormatCloacina, KeyName: "release", KeyVersion: 1,
+		Fingerprint: "SHA256:test", Algorithm: "ed25519", Signature: []byte{1}, SignedAt: time.Unix(3, 0).UTC()}
+	err = ro.PutSignature(context.Background(), rec, store.AuditEvent{Caller: "uid:1", Operation: "sign", Outcome: "ok"})
+	if !errors.Is(err, errdefs.ErrFailedPrecondition) {
+		t.Errorf("PutSignature on a read-only store with %d pending: %v; want ErrFailedPrecondition", ro.idx.len(), err)
+	}
+	if st := ro.IndexStats(); st.MergeFailures != 0 {
+		t.Errorf("read-only store attempted %d merges", st.MergeFailures)
+	}
+}
+
+// TestSignatureIndexPrunesLeftovers: an entry a signer adds after a merge
+// already indexed its record (at or below the watermark) is dropped by the
+// next merge even when that merge finds nothing new to write.
+func TestSignatureIndexPrunesLeftovers(t *testing.T) {
+	s := openOK(t, filepath.Join(t.TempDir(), "signerd.db"), Options{IndexMergeAt: 1000})
+	rec := putIndexed(t, s, 0, 1)
+	if err := s.mergeIndex(); err != nil {
+		t.Fatal(err)
+	}
+	s.idx.add(rec.Digest, 1) // the late signer's entry
+	if err := s.mergeIndex(); err != nil {
+		t.Fatal(err)
+	}
+	if n := s.idx.len(); n != 0 {
+		t.Errorf("%d entries pending after a merge with nothing new, want 0", n)
+	}
+	checkDigest(t, s, rec.Digest, []store.SignatureRecord{rec})
+}

@@ -219,19 +219,18 @@ func (s *Store) SignatureLeaf(ctx context.Context, digest, sig []byte) (uint64, 
 }
 
 // loggedSignature returns the audit seq of the latest signature record of
-// sig over digest keyed by its audit record (schema 4 on). It walks the
-// digest's records newest first and stops at the first match, decoding
-// only records whose bytes hold the signature's encoding. pending are the
-// digest's keys in the in-memory index (pendingIndex.keys).
+// sig over digest keyed by its audit record (schema 4 on). It collects the
+// digest's keys, then reads records newest first and stops at the first
+// match, decoding only records whose bytes hold the signature's encoding:
+// an artifact signed again and again costs one record read, not one per
+// signature. pending are the digest's keys in the in-memory index
+// (pendingIndex.keys).
 func loggedSignature(tx *bolt.Tx, digest, sig []byte, pending [][]byte) (uint64, bool, error) {
-	type found struct {
-		seq uint64
-		v   []byte
-	}
-	var recs []found
-	err := signatureRecords(tx, digest, nil, pending, func(k, v []byte) (bool, error) {
-		if seq, logged := loggedSeq(k); logged {
-			recs = append(recs, found{seq, v})
+	type found struct{ k, legacy []byte }
+	var keys []found
+	err := signatureKeys(tx, digest, nil, pending, func(k, legacy []byte) (bool, error) {
+		if _, logged := loggedSeq(k); logged {
+			keys = append(keys, found{bytes.Clone(k), legacy})
 		}
 		return true, nil
 	})
@@ -239,18 +238,23 @@ func loggedSignature(tx *bolt.Tx, digest, sig []byte, pending [][]byte) (uint64,
 		return 0, false, err
 	}
 	encoded := []byte(`"signature":"` + base64.StdEncoding.EncodeToString(sig) + `"`)
-	for i := len(recs) - 1; i >= 0; i-- {
-		if !bytes.Contains(recs[i].v, encoded) {
+	for i := len(keys) - 1; i >= 0; i-- {
+		seq, _ := loggedSeq(keys[i].k)
+		v, err := signatureRecord(tx, keys[i].k, keys[i].legacy)
+		if err != nil {
+			return 0, false, err
+		}
+		if !bytes.Contains(v, encoded) {
 			continue
 		}
 		var rec struct {
 			Signature []byte `json:"signature"`
 		}
-		if err := json.Unmarshal(recs[i].v, &rec); err != nil {
-			return 0, false, fmt.Errorf("decode signature record %d: %w", recs[i].seq, errors.Join(errdefs.ErrInternal, err))
+		if err := json.Unmarshal(v, &rec); err != nil {
+			return 0, false, fmt.Errorf("decode signature record %d: %w", seq, errors.Join(errdefs.ErrInternal, err))
 		}
 		if bytes.Equal(rec.Signature, sig) {
-			return recs[i].seq, true, nil
+			return seq, true, nil
 		}
 	}
 	return 0, false, nil
