@@ -188,11 +188,7 @@ func recordDigest(raw []byte) ([]byte, error) {
 // digest cannot be read is an error, unless skip is set: then skip is told
 // and the record left out.
 func unindexed(tx *bolt.Tx, limit int, skip func(seq uint64, err error)) (keys [][]byte, mark, hi uint64, err error) {
-	root := tx.Bucket(bucketKeyRoot)
-	if root == nil {
-		return nil, 0, 0, fmt.Errorf("bucket %s missing: %w", bucketKeyRoot, errdefs.ErrInternal)
-	}
-	recs := root.Bucket(bucketKeySigRecords)
+	recs := recordsBucket(tx)
 	if recs == nil {
 		return nil, 0, 0, nil
 	}
@@ -412,8 +408,9 @@ func (s *Store) mergeIndex() error {
 // names a committed record; one merged since is in sigindex/ too and is
 // read once).
 func signatureRecords(tx *bolt.Tx, prefix, after []byte, pending [][]byte, fn func(k, v []byte) (bool, error)) error {
+	records := recordsBucket(tx)
 	return signatureKeys(tx, prefix, after, pending, func(k, legacy []byte) (bool, error) {
-		v, err := signatureRecord(tx, k, legacy)
+		v, err := signatureRecord(records, k, legacy)
 		if err != nil {
 			return false, err
 		}
@@ -421,16 +418,25 @@ func signatureRecords(tx *bolt.Tx, prefix, after []byte, pending [][]byte, fn fu
 	})
 }
 
+// recordsBucket returns sigrecords/, or nil in a file from before schema
+// 5 (opened read-only, not migrated).
+func recordsBucket(tx *bolt.Tx) *bolt.Bucket {
+	if root := tx.Bucket(bucketKeyRoot); root != nil {
+		return root.Bucket(bucketKeySigRecords)
+	}
+	return nil
+}
+
 // signatureRecord returns the encoded record of a key signatureKeys
-// yielded: legacy, its value in signatures/, or else the sigrecords/
-// record the key names.
-func signatureRecord(tx *bolt.Tx, k, legacy []byte) ([]byte, error) {
+// yielded: legacy, its value in signatures/, or else the record the key
+// names in records (recordsBucket).
+func signatureRecord(records *bolt.Bucket, k, legacy []byte) ([]byte, error) {
 	if legacy != nil {
 		return legacy, nil
 	}
 	seq, _ := loggedSeq(k)
 	var v []byte
-	if records := tx.Bucket(bucketKeyRoot).Bucket(bucketKeySigRecords); records != nil {
+	if records != nil {
 		v = records.Get(seqKey(seq))
 	}
 	if v == nil {

@@ -238,9 +238,10 @@ func loggedSignature(tx *bolt.Tx, digest, sig []byte, pending [][]byte) (uint64,
 		return 0, false, err
 	}
 	encoded := []byte(`"signature":"` + base64.StdEncoding.EncodeToString(sig) + `"`)
+	records := recordsBucket(tx)
 	for i := len(keys) - 1; i >= 0; i-- {
 		seq, _ := loggedSeq(keys[i].k)
-		v, err := signatureRecord(tx, keys[i].k, keys[i].legacy)
+		v, err := signatureRecord(records, keys[i].k, keys[i].legacy)
 		if err != nil {
 			return 0, false, err
 		}
