@@ -1,11 +1,9 @@
 package boltstore
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -24,40 +22,15 @@ import (
 func TestMigrateSchema4Fixture(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "db")
-	raw, err := os.ReadFile("testdata/schema4.db")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, raw, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	copyFile(t, "testdata/schema4.db", path)
 	if v := fileVersion(t, path); v != 4 {
 		t.Fatalf("fixture has schema %d, want 4", v)
 	}
 	d0, d1 := sha256.Sum256([]byte("artifact 0")), sha256.Sum256([]byte("artifact 1"))
-	sig := func(b byte) []byte { return bytes.Repeat([]byte{b}, 64) }
-	var s *Store
-	leafOf := func(d [32]byte, s2 []byte, want uint64) {
-		t.Helper()
-		leaf, err := s.SignatureLeaf(ctx, d[:], s2)
-		if err != nil || leaf != want {
-			t.Fatalf("SignatureLeaf(%x…, %x…) = %d, %v; want %d", d[:4], s2[:2], leaf, err, want)
-		}
-	}
-	order := func(d [32]byte, want ...byte) {
-		t.Helper()
-		recs, err := s.SignaturesByDigest(ctx, d[:])
-		if err != nil {
-			t.Fatal(err)
-		}
-		var got []byte
-		for _, r := range recs {
-			got = append(got, r.Signature[0])
-		}
-		if !bytes.Equal(got, want) {
-			t.Fatalf("signatures over %x… oldest first: %v, want %v", d[:4], got, want)
-		}
-	}
+	var (
+		s   *Store
+		err error
+	)
 	exported := func(want int) {
 		t.Helper()
 		var n int
@@ -73,9 +46,9 @@ func TestMigrateSchema4Fixture(t *testing.T) {
 	if s, err = Open(ctx, path, Options{ReadOnly: true}); err != nil {
 		t.Fatalf("read-only open of a schema-4 file: %v", err)
 	}
-	leafOf(d0, sig(1), 5)
-	leafOf(d1, sig(2), 3)
-	order(d0, 1, 3, 1)
+	wantLeaf(t, s, d0, fixtureSig(1), 5)
+	wantLeaf(t, s, d1, fixtureSig(2), 3)
+	wantOrder(t, s, d0, 1, 3, 1)
 	exported(4)
 	storetest.CheckLog(t, s)
 	if err := s.Close(); err != nil {
@@ -88,29 +61,29 @@ func TestMigrateSchema4Fixture(t *testing.T) {
 	if s, err = Open(ctx, path, Options{IndexMergeAt: 2}); err != nil {
 		t.Fatal(err)
 	}
-	leafOf(d0, sig(1), 5)
-	leafOf(d0, sig(3), 4)
-	order(d0, 1, 3, 1)
+	wantLeaf(t, s, d0, fixtureSig(1), 5)
+	wantLeaf(t, s, d0, fixtureSig(3), 4)
+	wantOrder(t, s, d0, 1, 3, 1)
 	put := func(d [32]byte, b byte) {
 		t.Helper()
 		rec := store.SignatureRecord{Digest: d[:], Format: store.FormatCloacina, KeyName: "release", KeyVersion: 1,
-			Fingerprint: "f", Algorithm: "ed25519", Signature: sig(b), SignedAt: time.Now(), Document: []byte("{}")}
+			Fingerprint: "f", Algorithm: "ed25519", Signature: fixtureSig(b), SignedAt: time.Now(), Document: []byte("{}")}
 		ev := store.AuditEvent{Operation: "sign", Key: "release@v1", Digest: hex.EncodeToString(d[:]), Outcome: "ok"}
 		if err := s.PutSignature(ctx, rec, ev); err != nil {
 			t.Fatal(err)
 		}
 	}
 	put(d0, 3) // leaf 7: signature 3 again, now in sigrecords/
-	leafOf(d0, sig(3), 7)
+	wantLeaf(t, s, d0, fixtureSig(3), 7)
 	put(d0, 9) // leaf 8: a new signature; the two reach a merge
 	put(d1, 4) // leaf 9
 	waitMerges(s)
-	leafOf(d0, sig(3), 7)
-	leafOf(d0, sig(9), 8)
-	leafOf(d0, sig(1), 5)
-	leafOf(d1, sig(4), 9)
-	order(d0, 1, 3, 1, 3, 9)
-	order(d1, 2, 4)
+	wantLeaf(t, s, d0, fixtureSig(3), 7)
+	wantLeaf(t, s, d0, fixtureSig(9), 8)
+	wantLeaf(t, s, d0, fixtureSig(1), 5)
+	wantLeaf(t, s, d1, fixtureSig(4), 9)
+	wantOrder(t, s, d0, 1, 3, 1, 3, 9)
+	wantOrder(t, s, d1, 2, 4)
 	exported(7)
 	storetest.CheckLog(t, s)
 	if err := s.Close(); err != nil {
@@ -125,9 +98,9 @@ func TestMigrateSchema4Fixture(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = s.Close() }()
-	leafOf(d0, sig(3), 7)
-	leafOf(d1, sig(2), 3)
-	order(d0, 1, 3, 1, 3, 9)
+	wantLeaf(t, s, d0, fixtureSig(3), 7)
+	wantLeaf(t, s, d1, fixtureSig(2), 3)
+	wantOrder(t, s, d0, 1, 3, 1, 3, 9)
 	exported(7)
 	storetest.CheckLog(t, s)
 }

@@ -57,41 +57,19 @@ func TestMigrateSchema3Fixture(t *testing.T) {
 	defer func() { _ = s.Close() }()
 
 	d1 := sha256.Sum256([]byte("artifact 1"))
-	sig := func(b byte) []byte { return bytes.Repeat([]byte{b}, 64) }
-	leafOf := func(d [32]byte, s2 []byte, want uint64) {
-		t.Helper()
-		leaf, err := s.SignatureLeaf(ctx, d[:], s2)
-		if err != nil || leaf != want {
-			t.Fatalf("SignatureLeaf(%x…, %x…) = %d, %v; want %d", d[:4], s2[:2], leaf, err, want)
-		}
-	}
-	order := func(d [32]byte, want ...byte) {
-		t.Helper()
-		recs, err := s.SignaturesByDigest(ctx, d[:])
-		if err != nil {
-			t.Fatal(err)
-		}
-		var got []byte
-		for _, r := range recs {
-			got = append(got, r.Signature[0])
-		}
-		if !bytes.Equal(got, want) {
-			t.Fatalf("signatures over %x… oldest first: %v, want %v", d[:4], got, want)
-		}
-	}
 	// The fixture's leaves: 2 artifact 0 (signature 1), 3 artifact 1, 4
 	// artifact 0 (signature 3), 5 artifact 0 (signature 1 again: the
 	// latest is the one named).
-	leafOf(d0, sig(1), 5)
-	leafOf(d1, sig(2), 3)
-	leafOf(d0, sig(3), 4)
-	order(d0, 1, 3, 1)
+	wantLeaf(t, s, d0, fixtureSig(1), 5)
+	wantLeaf(t, s, d1, fixtureSig(2), 3)
+	wantLeaf(t, s, d0, fixtureSig(3), 4)
+	wantOrder(t, s, d0, 1, 3, 1)
 	storetest.CheckLog(t, s)
 
 	put := func(d [32]byte, b byte) {
 		t.Helper()
 		rec := store.SignatureRecord{Digest: d[:], Format: store.FormatCloacina, KeyName: "release", KeyVersion: 1,
-			Fingerprint: "f", Algorithm: "ed25519", Signature: sig(b), SignedAt: time.Now(), Document: []byte("{}")}
+			Fingerprint: "f", Algorithm: "ed25519", Signature: fixtureSig(b), SignedAt: time.Now(), Document: []byte("{}")}
 		ev := store.AuditEvent{Operation: "sign", Key: "release@v1", Digest: hex.EncodeToString(d[:]), Outcome: "ok"}
 		if err := s.PutSignature(ctx, rec, ev); err != nil {
 			t.Fatal(err)
@@ -103,10 +81,10 @@ func TestMigrateSchema3Fixture(t *testing.T) {
 	}
 	put(d0, 3) // leaf 7: signature 3 again, now keyed by its audit record
 	put(d0, 9) // leaf 8: a new signature
-	leafOf(d0, sig(3), 7)
-	leafOf(d0, sig(9), 8)
-	leafOf(d0, sig(1), 5)
-	order(d0, 1, 3, 1, 3, 9)
+	wantLeaf(t, s, d0, fixtureSig(3), 7)
+	wantLeaf(t, s, d0, fixtureSig(9), 8)
+	wantLeaf(t, s, d0, fixtureSig(1), 5)
+	wantOrder(t, s, d0, 1, 3, 1, 3, 9)
 	storetest.CheckLog(t, s)
 
 	// Across a restart, read-only.
@@ -116,14 +94,42 @@ func TestMigrateSchema3Fixture(t *testing.T) {
 	if s, err = Open(ctx, path, Options{ReadOnly: true}); err != nil {
 		t.Fatal(err)
 	}
-	leafOf(d0, sig(3), 7)
-	leafOf(d1, sig(2), 3)
-	order(d0, 1, 3, 1, 3, 9)
+	wantLeaf(t, s, d0, fixtureSig(3), 7)
+	wantLeaf(t, s, d1, fixtureSig(2), 3)
+	wantOrder(t, s, d0, 1, 3, 1, 3, 9)
 	storetest.CheckLog(t, s)
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
 	if v := fileVersion(t, path); v != schemaVersion() {
 		t.Fatalf("schema after Open = %d, want %d", v, schemaVersion())
+	}
+}
+
+// fixtureSig is the test fixtures' signature b: 64 bytes of b.
+func fixtureSig(b byte) []byte { return bytes.Repeat([]byte{b}, 64) }
+
+// wantLeaf asserts that sig over d is at leaf want of s's log.
+func wantLeaf(t *testing.T, s *Store, d [32]byte, sig []byte, want uint64) {
+	t.Helper()
+	leaf, err := s.SignatureLeaf(context.Background(), d[:], sig)
+	if err != nil || leaf != want {
+		t.Fatalf("SignatureLeaf(%x…, %x…) = %d, %v; want %d", d[:4], sig[:2], leaf, err, want)
+	}
+}
+
+// wantOrder asserts the first bytes of d's signatures in s, oldest first.
+func wantOrder(t *testing.T, s *Store, d [32]byte, want ...byte) {
+	t.Helper()
+	recs, err := s.SignaturesByDigest(context.Background(), d[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []byte
+	for _, r := range recs {
+		got = append(got, r.Signature[0])
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("signatures over %x… oldest first: %v, want %v", d[:4], got, want)
 	}
 }

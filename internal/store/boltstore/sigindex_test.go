@@ -104,6 +104,17 @@ func diskIndex(t *testing.T, s *Store) (mark uint64, entries int) {
 	return mark, entries
 }
 
+// crashClose closes s's file as a crash would: without the merge Close
+// does, so the records after the watermark are indexed only by the next
+// Open.
+func crashClose(t *testing.T, s *Store) {
+	t.Helper()
+	counters.Delete(s.db)
+	if err := s.db.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // waitMerges waits for a background merge to end.
 func waitMerges(s *Store) {
 	s.mergeMu.Lock()
@@ -236,11 +247,8 @@ func TestSignatureIndexCrash(t *testing.T) {
 					checkDigest(t, s, []byte(d), want)
 				}
 			}
-			// The crash: the file is closed without the merge Close does.
-			counters.Delete(s.db)
-			if err := s.db.Close(); err != nil {
-				t.Fatal(err)
-			}
+			// The crash.
+			crashClose(t, s)
 
 			s = openOK(t, path, Options{IndexMergeAt: 1000})
 			if got := s.idx.len(); got != n {
@@ -491,10 +499,7 @@ func TestSignatureIndexDamagedRecord(t *testing.T) {
 	}
 	good := putIndexed(t, s, 0, 2)
 	bad := putIndexed(t, s, 1, 2)
-	counters.Delete(s.db)
-	if err := s.db.Close(); err != nil { // a crash: nothing merged
-		t.Fatal(err)
-	}
+	crashClose(t, s)
 	rawUpdate(t, path, func(tx *bolt.Tx) error {
 		recs, _ := bucket(tx, bucketKeySigRecords)
 		return recs.Put(seqKey(2), []byte(`{"digest":"not base64 at all, nor 32 bytes"`))
@@ -564,10 +569,7 @@ func TestSignatureIndexReadOnlyAdmit(t *testing.T) {
 	for i := 0; i < 8; i++ {
 		putIndexed(t, s, i, 3)
 	}
-	counters.Delete(s.db)
-	if err := s.db.Close(); err != nil { // a crash: nothing merged
-		t.Fatal(err)
-	}
+	crashClose(t, s)
 	ro := openOK(t, path, Options{ReadOnly: true, IndexMergeAt: 1}) // hard bound 8
 	rec := store.SignatureRecord{Digest: indexDigest(99, 3), Format: store.FormatCloacina, KeyName: "release", KeyVersion: 1,
 		Fingerprint: "SHA256:test", Algorithm: "ed25519", Signature: []byte{1}, SignedAt: time.Unix(3, 0).UTC()}
