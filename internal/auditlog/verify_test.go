@@ -183,10 +183,15 @@ func rebuildTree(tx *bolt.Tx) error {
 	if err != nil {
 		return err
 	}
-	for _, n := range nodes {
-		if err := tree.Put(binary.BigEndian.AppendUint64([]byte{byte(n.ID.Level)}, n.ID.Index), n.Hash); err != nil {
+	// Schema 6 keys each node by its position in creation order, which
+	// is the order AppendLeaves returns them in from an empty tree.
+	for i, n := range nodes {
+		if err := tree.Put(binary.BigEndian.AppendUint64([]byte{0x80}, uint64(i)), n.Hash); err != nil {
 			return err
 		}
+	}
+	if err := sub(tx, "meta").Put([]byte("tree_order_from"), seqKey(0)); err != nil {
+		return err
 	}
 	return sub(tx, "meta").Put([]byte("tree_head"), bytes.Join(th.Hashes, nil))
 }
@@ -215,14 +220,38 @@ func truncateOnly(n uint64) tamper {
 // intact.
 func rewrite(n uint64) tamper { return all(rewriteOnly(n), rebuildTree) }
 
-// editNode flips a bit of the stored tree node (level, index).
-func editNode(level byte, index uint64) tamper {
+// editNode flips a bit of the stored tree node (level, index), found by
+// its hash (computed from the records), whatever key the schema gives it.
+func editNode(level uint, index uint64) tamper {
 	return func(tx *bolt.Tx) error {
-		k := binary.BigEndian.AppendUint64([]byte{level}, index)
-		v := bytes.Clone(sub(tx, "tree").Get(k))
-		if v == nil {
-			return fmt.Errorf("no tree node %x", k)
+		head := binary.BigEndian.Uint64(sub(tx, "meta").Get([]byte("audit_head"))[:8])
+		leaves := make([][]byte, 0, head)
+		for k := uint64(1); k <= head; k++ {
+			leaves = append(leaves, store.LeafHash(getRec(tx, k)))
 		}
+		_, nodes, err := store.AppendLeaves(store.TreeHead{}, leaves)
+		if err != nil {
+			return err
+		}
+		var want []byte
+		for _, n := range nodes {
+			if n.ID.Level == level && n.ID.Index == index {
+				want = n.Hash
+			}
+		}
+		var k []byte
+		if err := sub(tx, "tree").ForEach(func(key, v []byte) error {
+			if bytes.Equal(v, want) {
+				k = bytes.Clone(key)
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		if want == nil || k == nil {
+			return fmt.Errorf("no tree node (level %d, index %d)", level, index)
+		}
+		v := bytes.Clone(sub(tx, "tree").Get(k))
 		v[0] ^= 1
 		return sub(tx, "tree").Put(k, v)
 	}

@@ -50,6 +50,11 @@ var (
 	// keySigIndexMark, in the meta bucket, is uint64be(seq): every record
 	// in sigrecords/ at or below it has its sigindex/ entry (schema 5).
 	keySigIndexMark = []byte("sigindex_mark")
+	// keyTreeOrderFrom, in the meta bucket, is uint64be(size): the tree's
+	// nodes complete within its first size leaves are keyed by level and
+	// index, every later one by its position in creation order (schema 6,
+	// nodeLayout). Absent (schemas 3–5), every node is keyed by level.
+	keyTreeOrderFrom = []byte("tree_order_from")
 )
 
 // loggedKeyFlag marks, in a signatures/ key, a uint64 that is the seq of
@@ -57,6 +62,6 @@ var (
 const loggedKeyFlag = uint64(1) << 63
 
 // appendFill is the FillPercent of buckets whose keys are only appended
-// (audit/, and tree/ level by level): a page that splits is left nearly
+// (audit/, and tree/ in creation order): a page that splits is left nearly
 // full, as nothing will be inserted into it later.
 const appendFill = 0.95

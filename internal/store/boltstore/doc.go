@@ -33,8 +33,12 @@
 //	│                                    audit key's signature over (seq, hash of
 //	│                                    record seq), and (since migration 3) the
 //	│                                    log key's signed note; append-only, ascending seq
-//	├── tree/          uint8(level) ‖ uint64be(index) → hash(32) (migration 3): every
-//	│                                    complete node of the audit log's Merkle tree
+//	├── tree/          every complete node of the audit log's Merkle tree → hash(32)
+//	│                                    (migration 3), keyed uint8(level) ‖ uint64be(index)
+//	│                                    if complete within the first meta/tree_order_from
+//	│                                    leaves, else 0x80 ‖ uint64be(its position in
+//	│                                    creation order) (schema 6: one commit's nodes are
+//	│                                    one run at the end of the bucket)
 //	├── sigleaves/     digest(32) ‖ SHA-256(signature) → uint64be(seq) (migration 3):
 //	│                                    the audit record of a signature, for SignatureLeaf;
 //	│                                    frozen at schema 4 (records logged under schema 3)
@@ -45,8 +49,10 @@
 //	    │                                the head's seq (migration 3)
 //	    ├── audit_key  JSON store.Key: the audit checkpoint key (never in keys/)
 //	    ├── log_key    JSON store.Key: the transparency log's note key (never in keys/)
-//	    └── sigindex_mark uint64be(seq): every sigrecords/ record at or below it is
-//	                                     in sigindex/ (schema 5)
+//	    ├── sigindex_mark uint64be(seq): every sigrecords/ record at or below it is
+//	    │                                in sigindex/ (schema 5)
+//	    └── tree_order_from uint64be(size): the tree's size at migration 6; absent
+//	                                     before it (every node keyed by level)
 //
 // Big-endian integers make bbolt's byte order the numeric order. Bucket and
 // key names are in buckets.go; changing any of them, or the shape of a value,

@@ -29,14 +29,16 @@ var migrations = []migration{
 	{version: 3, name: "transparency log tree", fn: migrateLogTree},
 	{version: 4, name: "signature records keyed by their audit record", fn: migrateSignatureKeys},
 	{version: 5, name: "signature records in audit order, with a log-structured digest index", fn: migrateSignatureIndex},
+	{version: 6, name: "tree nodes keyed in creation order", fn: migrateTreeNodeOrder},
 }
 
 // schemaVersion is the version this code writes and understands.
 func schemaVersion() int { return migrations[len(migrations)-1].version }
 
 // minReadOnlyVersion is the oldest schema a read-only open reads as it is
-// (an evidence copy is not migrated): schemas 4 and 5 only changed where
-// new signature records go, and the readers read the older places too.
+// (an evidence copy is not migrated): schemas 4 to 6 only changed where
+// new signature records and tree nodes go, and the readers read the older
+// places too.
 const minReadOnlyVersion = 3
 
 func migrateCreateBuckets(tx *bolt.Tx) error {
@@ -213,4 +215,21 @@ func migrateSignatureIndex(tx *bolt.Tx) error {
 		return err
 	}
 	return meta.Put(keySigIndexMark, seqKey(0))
+}
+
+// migrateTreeNodeOrder moves nothing: it records the tree's size, so that
+// the nodes complete by then are read under their level-and-index keys and
+// every later one is written and read under its position in creation order
+// (nodeLayout). A signerd that knows only schema 5 would read the new
+// nodes as missing, so it must refuse this file.
+func migrateTreeNodeOrder(tx *bolt.Tx) error {
+	meta, err := bucket(tx, bucketKeyMeta)
+	if err != nil {
+		return err
+	}
+	size, _, err := readHead(meta)
+	if err != nil {
+		return err
+	}
+	return meta.Put(keyTreeOrderFrom, seqKey(size))
 }

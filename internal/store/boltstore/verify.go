@@ -171,7 +171,11 @@ func (s *Store) readAuditChunk(ctx context.Context, after []byte, prevSeq uint64
 		if err != nil {
 			return err
 		}
-		c.treePastHead = tree.Get(nodeKey(store.NodeID{Level: 0, Index: c.headSeq})) != nil
+		layout, err := readNodeLayout(meta)
+		if err != nil {
+			return err
+		}
+		c.treePastHead = tree.Get(layout.key(store.NodeID{Level: 0, Index: c.headSeq})) != nil
 		return nil
 	})
 	return c, err

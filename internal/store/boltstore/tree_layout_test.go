@@ -1,0 +1,196 @@
+package boltstore
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"path/filepath"
+	"testing"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/signerd/signerd/internal/store"
+	"github.com/signerd/signerd/internal/store/storetest"
+)
+
+// TestNodeLayoutCreationOrder appends leaves in batches of every size up
+// to 9, as commits do, and checks that each node's key is its position in
+// creation order (0, 1, 2, … with no gap, so one commit's nodes are one
+// run at the end of tree/), while under a watermark the nodes complete by
+// then keep their level-and-index keys.
+func TestNodeLayoutCreationOrder(t *testing.T) {
+	for _, from := range []uint64{0, 1, 6, 8, 100} {
+		layout := nodeLayout{from: from}
+		var (
+			h    store.TreeHead
+			next uint64 // the next ordered position
+			prev []byte
+		)
+		leaf := 0
+		for batch := 1; leaf < 300; batch = batch%9 + 1 {
+			leaves := make([][]byte, batch)
+			for i := range leaves {
+				sum := sha256.Sum256(binary.BigEndian.AppendUint64(nil, uint64(leaf)))
+				leaves[i] = sum[:]
+				leaf++
+			}
+			var nodes []store.TreeNode
+			var err error
+			if h, nodes, err = store.AppendLeaves(h, leaves); err != nil {
+				t.Fatal(err)
+			}
+			for _, n := range nodes {
+				k := layout.key(n.ID)
+				at, ok := completedAt(n.ID)
+				if !ok {
+					t.Fatalf("node %+v: no leaf count", n.ID)
+				}
+				if at <= from {
+					if want := binary.BigEndian.AppendUint64([]byte{byte(n.ID.Level)}, n.ID.Index); !bytes.Equal(k, want) {
+						t.Fatalf("from %d: node %+v (complete at %d) keyed %x, want its level key %x", from, n.ID, at, k, want)
+					}
+					continue
+				}
+				if k[0] != orderedNodePrefix || len(k) != 9 {
+					t.Fatalf("from %d: node %+v keyed %x, not in creation order", from, n.ID, k)
+				}
+				// Positions count every node, those under their level key too.
+				if next == 0 && from > 0 {
+					next = 2*from - uint64(popcount(from))
+				}
+				if got := binary.BigEndian.Uint64(k[1:]); got != next {
+					t.Fatalf("from %d: node %+v at position %d, want %d", from, n.ID, got, next)
+				}
+				if prev != nil && bytes.Compare(prev, k) >= 0 {
+					t.Fatalf("from %d: key %x after %x", from, k, prev)
+				}
+				next++
+				prev = k
+			}
+		}
+	}
+	// Keys of nodes no tree can hold do not panic.
+	for _, id := range []store.NodeID{{Level: 63, Index: 1}, {Level: 64}, {Level: 0, Index: ^uint64(0)}} {
+		if _, ok := completedAt(id); ok {
+			t.Errorf("completedAt(%+v) fits", id)
+		}
+		_ = allByLevel.key(id)
+		_ = nodeLayout{}.key(id)
+	}
+}
+
+func popcount(x uint64) (n int) {
+	for ; x != 0; x &= x - 1 {
+		n++
+	}
+	return n
+}
+
+// TestNodeLayoutAcrossMigration is a schema-5 log of 11 records (its
+// nodes keyed by level) migrated to schema 6, then grown past two powers
+// of two: every root, inclusion and consistency proof reaches across the
+// watermark, the old nodes keep their keys, and the new ones follow them
+// in creation order.
+func TestNodeLayoutAcrossMigration(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "db")
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Update(func(tx *bolt.Tx) error { _, err := migrate(tx, path, 5); return err }); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 11 {
+		ev, _ := store.PrepareEvent(store.AuditEvent{Operation: "sign", Outcome: "ok", Digest: hexDigest(i)})
+		if err := db.Update(func(tx *bolt.Tx) error {
+			return run(tx, func(tx *bolt.Tx, tb *txBatch) error { _, err := appendAuditTo(tx, ev, tb); return err })
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	levelKeys := treeKeys(t, db)
+	if len(levelKeys) != 2*11-3 {
+		t.Fatalf("schema 5 wrote %d nodes for 11 leaves, want %d", len(levelKeys), 2*11-3)
+	}
+	for _, k := range levelKeys {
+		if k[0] >= 64 {
+			t.Fatalf("schema 5 wrote node key %x", k)
+		}
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s := openOK(t, path, Options{})
+	for i := 11; i < 37; i++ {
+		if _, err := s.AppendAudit(ctx, store.AuditEvent{Operation: "sign", Outcome: "ok", Digest: hexDigest(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	storetest.CheckLog(t, s)
+	var keys [][]byte
+	if err := s.db.View(func(tx *bolt.Tx) error {
+		meta, _ := bucket(tx, bucketKeyMeta)
+		if l, err := readNodeLayout(meta); err != nil || l.from != 11 {
+			t.Errorf("layout after migration = %+v, %v; want from 11", l, err)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db, err = bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	keys = treeKeys(t, db)
+	if len(keys) != 2*37-3 {
+		t.Fatalf("%d nodes for 37 leaves, want %d", len(keys), 2*37-3)
+	}
+	if !equalKeys(keys[:len(levelKeys)], levelKeys) {
+		t.Errorf("the migration or later appends moved the nodes of the first 11 leaves")
+	}
+	for i, k := range keys[len(levelKeys):] {
+		want := binary.BigEndian.AppendUint64([]byte{orderedNodePrefix}, uint64(2*11-3+i))
+		if !bytes.Equal(k, want) {
+			t.Fatalf("node key %x after the watermark, want %x", k, want)
+		}
+	}
+}
+
+func hexDigest(i int) string {
+	sum := sha256.Sum256(binary.BigEndian.AppendUint64(nil, uint64(i)))
+	return hex.EncodeToString(sum[:])
+}
+
+func treeKeys(t *testing.T, db *bolt.DB) (keys [][]byte) {
+	t.Helper()
+	if err := db.View(func(tx *bolt.Tx) error {
+		tree, err := bucket(tx, bucketKeyTree)
+		if err != nil {
+			return err
+		}
+		return tree.ForEach(func(k, _ []byte) error { keys = append(keys, bytes.Clone(k)); return nil })
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return keys
+}
+
+func equalKeys(a, b [][]byte) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if !bytes.Equal(a[i], b[i]) {
+			return false
+		}
+	}
+	return true
+}
