@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"path/filepath"
 	"testing"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -193,4 +194,70 @@ func equalKeys(a, b [][]byte) bool {
 		}
 	}
 	return true
+}
+
+// TestMigrateSchema5Fixture opens a database written by signerd's schema-5
+// code (testdata/schema5.db, made by the program in testdata/README.md at
+// commit 40904a4: 38 leaves, nodes keyed by level): read-only as it is,
+// then migrated to schema 6 and grown, its log checks whole — every root
+// and proof, old nodes and new — and the old nodes keep their keys.
+func TestMigrateSchema5Fixture(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "db")
+	copyFile(t, "testdata/schema5.db", path)
+	if v := fileVersion(t, path); v != 5 {
+		t.Fatalf("fixture has schema %d, want 5", v)
+	}
+	old := func() [][]byte {
+		db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		return treeKeys(t, db)
+	}
+	before := old()
+	if len(before) != 2*38-3 {
+		t.Fatalf("fixture holds %d nodes, want %d for 38 leaves", len(before), 2*38-3)
+	}
+
+	s, err := Open(ctx, path, Options{ReadOnly: true})
+	if err != nil {
+		t.Fatalf("read-only open of a schema-5 file: %v", err)
+	}
+	storetest.CheckLog(t, s)
+	wantLeaf(t, s, sha256.Sum256([]byte("artifact 32")), fixtureSig(32), 37)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s = openOK(t, path, Options{})
+	for i := range 30 {
+		d := sha256.Sum256([]byte(hexDigest(i)))
+		rec := store.SignatureRecord{Digest: d[:], Format: store.FormatCloacina, KeyName: "release", KeyVersion: 1,
+			Fingerprint: "f", Algorithm: "ed25519", Signature: fixtureSig(byte(i)), SignedAt: time.Now(), Document: []byte("{}")}
+		ev := store.AuditEvent{Operation: "sign", Key: "release@v1", Digest: hex.EncodeToString(d[:]), Outcome: "ok"}
+		if err := s.PutSignature(ctx, rec, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	storetest.CheckLog(t, s)
+	wantLeaf(t, s, sha256.Sum256([]byte("artifact 32")), fixtureSig(32), 37)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	after := old()
+	if len(after) != 2*68-2 || !equalKeys(after[:len(before)], before) {
+		t.Fatalf("after migration and 30 signatures: %d nodes, the fixture's kept: %v", len(after), equalKeys(after[:min(len(before), len(after))], before))
+	}
+	if k := after[len(before)]; k[0] != orderedNodePrefix {
+		t.Errorf("first node after the migration keyed %x", k)
+	}
+
+	s, err = Open(ctx, path, Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = s.Close() }()
+	storetest.CheckLog(t, s)
 }
