@@ -18,7 +18,9 @@ var (
 	// bucketKeyCheckpoints holds signed audit checkpoints (migration 2).
 	bucketKeyCheckpoints = []byte("checkpoints")
 	// bucketKeyTree holds the transparency log's complete Merkle nodes
-	// (migration 3): uint8(level) ‖ uint64be(index) → hash(32).
+	// (migration 3) → hash(32), keyed as nodeLayout says: uint8(level) ‖
+	// uint64be(index) up to schema 5, 0x80 ‖ uint64be(position in creation
+	// order) for the nodes written from schema 6 on.
 	bucketKeyTree = []byte("tree")
 	// bucketKeySigLeaves indexes the records of signatures (migration 3):
 	// digest(32) ‖ SHA-256(signature) → uint64be(seq). Frozen by migration

@@ -79,19 +79,28 @@ func readNodeLayout(meta *bolt.Bucket) (nodeLayout, error) {
 	return nodeLayout{from: binary.BigEndian.Uint64(v)}, nil
 }
 
+// noNodeKey is the key of a node no tree can hold: nothing is stored
+// under it, so reading it finds the node missing.
+var noNodeKey = []byte{0xff}
+
 // key is the key of node id.
 func (l nodeLayout) key(id store.NodeID) []byte {
 	n, ok := completedAt(id)
-	if !ok || n <= l.from {
+	switch {
+	case !ok:
+		return noNodeKey
+	case n <= l.from:
 		return binary.BigEndian.AppendUint64([]byte{byte(id.Level)}, id.Index)
 	}
 	return binary.BigEndian.AppendUint64([]byte{orderedNodePrefix}, postOrder(id.Level, n))
 }
 
 // completedAt is the number of leaves with which node id is complete,
-// (index+1)·2^level; false if that does not fit in 64 bits (no real node).
+// (index+1)·2^level; false beyond 2^62 leaves (no real tree; postOrder's
+// 2n must not wrap).
 func completedAt(id store.NodeID) (uint64, bool) {
-	if id.Level >= 64 || id.Index >= math.MaxUint64>>id.Level {
+	const maxLeaves = uint64(1) << 62
+	if id.Level >= 64 || id.Index >= maxLeaves>>id.Level {
 		return 0, false
 	}
 	return (id.Index + 1) << id.Level, true

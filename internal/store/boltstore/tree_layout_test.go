@@ -72,13 +72,19 @@ func TestNodeLayoutCreationOrder(t *testing.T) {
 			}
 		}
 	}
-	// Keys of nodes no tree can hold do not panic.
-	for _, id := range []store.NodeID{{Level: 63, Index: 1}, {Level: 64}, {Level: 0, Index: ^uint64(0)}} {
+	// Nodes no tree can hold get the key nothing is stored under: none
+	// panics, and none shares a real node's key (without the bound, 2n
+	// wrapped and node (0, 2^63+1) read leaf 0; level 128 is the ordered
+	// prefix as a byte).
+	for _, id := range []store.NodeID{{Level: 63, Index: 1}, {Level: 64}, {Level: 128}, {Level: 0, Index: 1<<63 + 1}, {Level: 0, Index: ^uint64(0)}, {Level: 1, Index: 1 << 61}} {
 		if _, ok := completedAt(id); ok {
 			t.Errorf("completedAt(%+v) fits", id)
 		}
-		_ = allByLevel.key(id)
-		_ = nodeLayout{}.key(id)
+		for _, l := range []nodeLayout{allByLevel, {}} {
+			if k := l.key(id); !bytes.Equal(k, noNodeKey) {
+				t.Errorf("layout %d: key(%+v) = %x, want the key of no node", l.from, id, k)
+			}
+		}
 	}
 }
 
@@ -260,4 +266,78 @@ func TestMigrateSchema5Fixture(t *testing.T) {
 	}
 	defer func() { _ = s.Close() }()
 	storetest.CheckLog(t, s)
+}
+
+// TestVerifyTailCutBeforeMigration cuts the tail of a schema-5 log as a
+// careful attacker would (records, head and tree head), leaving the
+// nodes of the removed leaves. Schema 5's verification finds those nodes
+// past the head; so must it after a read-write open has migrated the file
+// with the watermark at the cut head, where a lookup under the new key
+// alone would find nothing. A damaged watermark is a tree mismatch.
+func TestVerifyTailCutBeforeMigration(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "db")
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Update(func(tx *bolt.Tx) error { _, err := migrate(tx, path, 5); return err }); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 11 {
+		ev, _ := store.PrepareEvent(store.AuditEvent{Operation: "sign", Outcome: "ok", Digest: hexDigest(i)})
+		if err := db.Update(func(tx *bolt.Tx) error {
+			return run(tx, func(tx *bolt.Tx, tb *txBatch) error { _, err := appendAuditTo(tx, ev, tb); return err })
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.Update(func(tx *bolt.Tx) error {
+		for k := uint64(9); k <= 11; k++ {
+			if err := auditBucket(tx).Delete(seqKey(k)); err != nil {
+				return err
+			}
+		}
+		r := getRec(tx, 8)
+		meta, _ := bucket(tx, bucketKeyMeta)
+		if err := meta.Put(keyAuditHead, append(seqKey(8), r.Hash...)); err != nil {
+			return err
+		}
+		tree, _ := bucket(tx, bucketKeyTree)
+		return meta.Put(keyTreeHead, tree.Get(allByLevel.key(store.NodeID{Level: 3, Index: 0})))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	cut := func() {
+		t.Helper()
+		s, err := Open(ctx, path, Options{ReadOnly: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		checkChainErr(t, s.VerifyAudit(ctx), 9, store.ChainDeleted)
+	}
+	cut()
+	if err := openOK(t, path, Options{}).Close(); err != nil {
+		t.Fatal(err)
+	}
+	if v := fileVersion(t, path); v != schemaVersion() {
+		t.Fatalf("schema %d after a read-write open", v)
+	}
+	cut()
+
+	rawUpdate(t, path, func(tx *bolt.Tx) error {
+		meta, _ := bucket(tx, bucketKeyMeta)
+		return meta.Put(keyTreeOrderFrom, []byte{1, 2, 3})
+	})
+	s, err := Open(ctx, path, Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	// The tree is read through the watermark from its first leaf on.
+	checkChainErr(t, s.VerifyAudit(ctx), 1, store.ChainTreeMismatch)
 }

@@ -171,11 +171,20 @@ func (s *Store) readAuditChunk(ctx context.Context, after []byte, prevSeq uint64
 		if err != nil {
 			return err
 		}
+		// A damaged watermark is the tree's problem, reported as a tree
+		// mismatch like a damaged tree head. The leaf past the head is
+		// looked for under both keys: a tail cut from a schema-5 file
+		// leaves its nodes under their level keys, and a migration then
+		// puts the watermark at the cut head.
 		layout, err := readNodeLayout(meta)
 		if err != nil {
-			return err
+			if c.treeErr == nil {
+				c.treeErr = err
+			}
+			layout = allByLevel
 		}
-		c.treePastHead = tree.Get(layout.key(store.NodeID{Level: 0, Index: c.headSeq})) != nil
+		past := store.NodeID{Level: 0, Index: c.headSeq}
+		c.treePastHead = tree.Get(layout.key(past)) != nil || tree.Get(allByLevel.key(past)) != nil
 		return nil
 	})
 	return c, err
