@@ -32,6 +32,7 @@ func (s *signerServer) SignBatch(stream signerv1.SignerService_SignBatchServer) 
 	}
 	pending := make(chan *item, batchWindow)
 	recvErr := make(chan error, 1)
+	workers := batchItems()
 	go func() {
 		defer close(pending)
 		for {
@@ -50,10 +51,11 @@ func (s *signerServer) SignBatch(stream signerv1.SignerService_SignBatchServer) 
 				recvErr <- ctx.Err()
 				return
 			}
-			go func(r *signerv1.SignRequest) {
+			r := req.GetRequest()
+			workers.run(func() {
 				defer close(it.done)
 				it.out = s.signItem(ctx, id, r)
-			}(req.GetRequest())
+			})
 		}
 	}()
 	for it := range pending {
