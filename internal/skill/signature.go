@@ -15,6 +15,7 @@ import (
 	"math/big"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -102,12 +103,101 @@ func LoadSignature(dir string) (*Signature, error) {
 // write it: two-space indented JSON in struct order, manifest keys in byte
 // order, followed by one newline (spec §5.1, §4.1 json_indent2(doc)+"\n").
 // Go's encoder escapes <, > and & as \u003c etc., exactly as upstream Go.
+//
+// The daemon encodes one document per SignSkill, so the usual one (every
+// string printable ASCII that Go's encoder writes as it is, a manifest of
+// at least one file) is written directly: MarshalIndent's reflection and
+// indenting pass were 13 µs of a SignSkill's ~490 µs of CPU under load.
+// Anything else goes through encoding/json; TestEncodeFastPath holds the
+// two to the same bytes.
 func (s *Signature) Encode() ([]byte, error) {
+	if out, ok := s.encodePlain(); ok {
+		return out, nil
+	}
+	return s.encodeJSON()
+}
+
+// encodeJSON is Encode through encoding/json.
+func (s *Signature) encodeJSON() ([]byte, error) {
 	out, err := json.MarshalIndent(s, "", "  ")
 	if err != nil {
 		return nil, fmt.Errorf(".schemapin.sig: %w", err)
 	}
 	return append(out, '\n'), nil
+}
+
+// encodePlain writes what encodeJSON would, or returns false if a string
+// needs escaping or the manifest is empty (MarshalIndent writes {} or
+// null for those).
+func (s *Signature) encodePlain() ([]byte, bool) {
+	if len(s.FileManifest) == 0 {
+		return nil, false
+	}
+	type field struct{ name, value string }
+	fields := [...]field{
+		{"schemapin_version", s.SchemapinVersion}, {"skill_name", s.SkillName}, {"skill_hash", s.SkillHash},
+		{"signature", s.Signature}, {"signed_at", s.SignedAt}, {"expires_at", s.ExpiresAt},
+		{"schema_version", s.SchemaVersion}, {"previous_hash", s.PreviousHash},
+		{"canonicalization", s.Canonicalization}, {"domain", s.Domain}, {"signer_kid", s.SignerKid},
+	}
+	size := 64
+	for i, f := range fields {
+		omitEmpty := i >= 5 && i <= 8 // expires_at … canonicalization
+		if omitEmpty && f.value == "" {
+			continue
+		}
+		if !plainJSON(f.value) {
+			return nil, false
+		}
+		size += len(f.name) + len(f.value) + 10
+	}
+	paths := make([]string, 0, len(s.FileManifest))
+	for p, h := range s.FileManifest {
+		if !plainJSON(p) || !plainJSON(h) {
+			return nil, false
+		}
+		paths = append(paths, p)
+		size += len(p) + len(h) + 12
+	}
+	slices.Sort(paths)
+	b := make([]byte, 0, size)
+	b = append(b, "{\n"...)
+	for i, f := range fields {
+		if i >= 5 && i <= 8 && f.value == "" {
+			continue
+		}
+		b = append(b, "  \""...)
+		b = append(b, f.name...)
+		b = append(b, "\": \""...)
+		b = append(b, f.value...)
+		b = append(b, "\",\n"...)
+	}
+	b = append(b, "  \"file_manifest\": {\n"...)
+	for i, p := range paths {
+		b = append(b, "    \""...)
+		b = append(b, p...)
+		b = append(b, "\": \""...)
+		b = append(b, s.FileManifest[p]...)
+		b = append(b, '"')
+		if i < len(paths)-1 {
+			b = append(b, ',')
+		}
+		b = append(b, '\n')
+	}
+	return append(b, "  }\n}\n"...), true
+}
+
+// plainJSON reports whether encoding/json writes str as it is between
+// quotes: printable ASCII without '"', '\\' or the HTML characters it
+// escapes.
+func plainJSON(str string) bool {
+	for i := 0; i < len(str); i++ {
+		switch c := str[i]; {
+		case c < 0x20 || c > 0x7e, c == '"', c == '\\', c == '<', c == '>', c == '&':
+			return false
+		}
+	}
+	return true
 }
 
 // WriteSignatureFile writes doc to <dir>/.schemapin.sig with mode 0644,
