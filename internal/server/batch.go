@@ -20,7 +20,8 @@ import (
 const batchWindow = 64
 
 // SignBatch implements signerv1.SignerServiceServer: items are signed
-// concurrently (up to batchWindow) and answered strictly in request order.
+// concurrently (batchWindow queued behind the one being answered) and
+// answered strictly in request order.
 func (s *signerServer) SignBatch(stream signerv1.SignerService_SignBatchServer) error {
 	ctx, cancel := context.WithCancel(stream.Context())
 	defer cancel()

@@ -141,10 +141,10 @@ func New(svc *service.Service, opts Options) *Server {
 // streamWorkers is how many calls run on gRPC's long-lived stream workers
 // rather than on a goroutine of their own. A Sign call blocks in the HSM
 // and then in the group commit, so on a busy daemon dozens are in flight
-// at once; a fresh goroutine starts with a small stack that such a call
-// outgrows twice (runtime.newstack copying it: ~22 µs of CPU per Sign
-// measured with perf at 32 clients, against none on a worker whose stack
-// has grown). Calls beyond the pool still get a goroutine each, as before;
+// at once; a fresh goroutine starts with the runtime's average stack size,
+// which such a call outgrew, copying its stack as it grew (runtime.newstack:
+// ~22 µs of CPU per Sign measured with perf at 32 clients, against none on
+// a worker whose stack has grown). Calls beyond the pool still get a goroutine each, as before;
 // 64 idle workers cost a few hundred KiB.
 const streamWorkers = 64
 

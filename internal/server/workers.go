@@ -3,7 +3,7 @@ package server
 import "sync"
 
 // itemWorkers runs SignBatch items on long-lived goroutines, as gRPC's
-// stream workers run unary calls (streamWorkers): an item blocks in the
+// stream workers run calls (streamWorkers): an item blocks in the
 // HSM and in the group commit as a Sign call does, and on a fresh
 // goroutine it would grow the stack twice on the way. When every worker is
 // busy an item gets a goroutine of its own, as before, so the workers

@@ -3,6 +3,7 @@ package skill
 import (
 	"bytes"
 	"math/rand/v2"
+	"reflect"
 	"testing"
 )
 
@@ -100,5 +101,19 @@ func BenchmarkEncode(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestEncodeFastPathFields fails when Signature gains or loses a field:
+// encodePlain lists them by hand and would drop a new one silently.
+func TestEncodeFastPathFields(t *testing.T) {
+	if n := reflect.TypeFor[Signature]().NumField(); n != 12 {
+		t.Fatalf("Signature has %d fields; encodePlain writes 12: update it and TestEncodeFastPath", n)
+	}
+	// A nil document encodes as encoding/json encodes it.
+	var s *Signature
+	got, err := s.Encode()
+	if want, _ := s.encodeJSON(); err != nil || !bytes.Equal(got, want) {
+		t.Errorf("nil Signature: Encode = %q, %v; want %q", got, err, want)
 	}
 }
