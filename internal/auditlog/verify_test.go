@@ -162,11 +162,21 @@ func insert(n uint64) tamper {
 	}
 }
 
+// recordTree is the Merkle tree of the records up to the head: its head
+// and its nodes in creation order.
+func recordTree(tx *bolt.Tx) (store.TreeHead, []store.TreeNode, error) {
+	head := binary.BigEndian.Uint64(sub(tx, "meta").Get([]byte("audit_head"))[:8])
+	leaves := make([][]byte, 0, head)
+	for k := uint64(1); k <= head; k++ {
+		leaves = append(leaves, store.LeafHash(getRec(tx, k)))
+	}
+	return store.AppendLeaves(store.TreeHead{}, leaves)
+}
+
 // rebuildTree rewrites the stored Merkle tree (boltstore's tree bucket
 // and meta/tree_head) as the tree of the records up to the head, as a
 // careful attacker who knows the schema would after editing records.
 func rebuildTree(tx *bolt.Tx) error {
-	head := binary.BigEndian.Uint64(sub(tx, "meta").Get([]byte("audit_head"))[:8])
 	root := tx.Bucket([]byte("v1"))
 	if err := root.DeleteBucket([]byte("tree")); err != nil {
 		return err
@@ -175,11 +185,7 @@ func rebuildTree(tx *bolt.Tx) error {
 	if err != nil {
 		return err
 	}
-	leaves := make([][]byte, 0, head)
-	for k := uint64(1); k <= head; k++ {
-		leaves = append(leaves, store.LeafHash(getRec(tx, k)))
-	}
-	th, nodes, err := store.AppendLeaves(store.TreeHead{}, leaves)
+	th, nodes, err := recordTree(tx)
 	if err != nil {
 		return err
 	}
@@ -224,12 +230,7 @@ func rewrite(n uint64) tamper { return all(rewriteOnly(n), rebuildTree) }
 // its hash (computed from the records), whatever key the schema gives it.
 func editNode(level uint, index uint64) tamper {
 	return func(tx *bolt.Tx) error {
-		head := binary.BigEndian.Uint64(sub(tx, "meta").Get([]byte("audit_head"))[:8])
-		leaves := make([][]byte, 0, head)
-		for k := uint64(1); k <= head; k++ {
-			leaves = append(leaves, store.LeafHash(getRec(tx, k)))
-		}
-		_, nodes, err := store.AppendLeaves(store.TreeHead{}, leaves)
+		_, nodes, err := recordTree(tx)
 		if err != nil {
 			return err
 		}

@@ -134,19 +134,19 @@ func (s *Signature) encodePlain() ([]byte, bool) {
 	if s == nil || len(s.FileManifest) == 0 {
 		return nil, false
 	}
-	type field struct{ name, value string }
+	type field struct {
+		name, value string
+		omitEmpty   bool
+	}
 	fields := [...]field{
-		{"schemapin_version", s.SchemapinVersion}, {"skill_name", s.SkillName}, {"skill_hash", s.SkillHash},
-		{"signature", s.Signature}, {"signed_at", s.SignedAt}, {"expires_at", s.ExpiresAt},
-		{"schema_version", s.SchemaVersion}, {"previous_hash", s.PreviousHash},
-		{"canonicalization", s.Canonicalization}, {"domain", s.Domain}, {"signer_kid", s.SignerKid},
+		{"schemapin_version", s.SchemapinVersion, false}, {"skill_name", s.SkillName, false},
+		{"skill_hash", s.SkillHash, false}, {"signature", s.Signature, false}, {"signed_at", s.SignedAt, false},
+		{"expires_at", s.ExpiresAt, true}, {"schema_version", s.SchemaVersion, true},
+		{"previous_hash", s.PreviousHash, true}, {"canonicalization", s.Canonicalization, true},
+		{"domain", s.Domain, false}, {"signer_kid", s.SignerKid, false},
 	}
 	size := 64
-	for i, f := range fields {
-		omitEmpty := i >= 5 && i <= 8 // expires_at … canonicalization
-		if omitEmpty && f.value == "" {
-			continue
-		}
+	for _, f := range fields {
 		if !plainJSON(f.value) {
 			return nil, false
 		}
@@ -163,8 +163,8 @@ func (s *Signature) encodePlain() ([]byte, bool) {
 	slices.Sort(paths)
 	b := make([]byte, 0, size)
 	b = append(b, "{\n"...)
-	for i, f := range fields {
-		if i >= 5 && i <= 8 && f.value == "" {
+	for _, f := range fields {
+		if f.omitEmpty && f.value == "" {
 			continue
 		}
 		b = append(b, "  \""...)

@@ -88,15 +88,7 @@ var migrationTests = map[int]struct {
 					t.Fatal(err)
 				}
 			}
-			var leaves [][]byte
-			c := auditBucket(tx).Cursor()
-			for k, v := c.First(); k != nil; k, v = c.Next() {
-				r, err := decodeJSON[store.AuditRecord](k, v)
-				if err != nil {
-					t.Fatal(err)
-				}
-				leaves = append(leaves, store.EncodeAuditRecord(r))
-			}
+			leaves := auditLeaves(t, tx)
 			if len(leaves) != 11 {
 				t.Fatalf("%d audit records after migration, want 11", len(leaves))
 			}
@@ -187,15 +179,7 @@ var migrationTests = map[int]struct {
 		// A schema-5 log of 5 records: the migration records its size as
 		// the watermark and leaves its nodes under their level keys, where
 		// they are still read.
-		init: func(tx *bolt.Tx) error {
-			for i := range 5 {
-				ev, _ := store.PrepareEvent(store.AuditEvent{Operation: "sign", Outcome: "ok", Digest: fmt.Sprintf("%064x", i)})
-				if err := run(tx, func(tx *bolt.Tx, tb *txBatch) error { _, err := appendAuditTo(tx, ev, tb); return err }); err != nil {
-					return err
-				}
-			}
-			return nil
-		},
+		init: func(tx *bolt.Tx) error { return appendLogRecords(tx, 5) },
 		check: func(t *testing.T, tx *bolt.Tx) {
 			meta, _ := bucket(tx, bucketKeyMeta)
 			if l, err := readNodeLayout(meta); err != nil || l.from != 5 {
@@ -205,15 +189,7 @@ var migrationTests = map[int]struct {
 			if k, _ := tree.Cursor().Last(); k == nil || k[0] >= orderedNodePrefix {
 				t.Errorf("last node key after migration = %x, want a level key", k)
 			}
-			var leaves [][]byte
-			c := auditBucket(tx).Cursor()
-			for k, v := c.First(); k != nil; k, v = c.Next() {
-				r, err := decodeJSON[store.AuditRecord](k, v)
-				if err != nil {
-					t.Fatal(err)
-				}
-				leaves = append(leaves, store.EncodeAuditRecord(r))
-			}
+			leaves := auditLeaves(t, tx)
 			for size := uint64(1); size <= 5; size++ {
 				root, err := store.TreeRoot(context.Background(), nodeReader(tx), size, 5)
 				if err != nil || !bytes.Equal(root, storetest.ReferenceRoot(leaves[:size])) {
@@ -222,6 +198,21 @@ var migrationTests = map[int]struct {
 			}
 		},
 	},
+}
+
+// auditLeaves returns the tree leaves of the records in audit/, in order.
+func auditLeaves(t *testing.T, tx *bolt.Tx) [][]byte {
+	t.Helper()
+	var leaves [][]byte
+	c := auditBucket(tx).Cursor()
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		r, err := decodeJSON[store.AuditRecord](k, v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		leaves = append(leaves, store.EncodeAuditRecord(r))
+	}
+	return leaves
 }
 
 // appendAuditV2 appends a record as schema version 2 did: the record and

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"math/bits"
 	"path/filepath"
 	"testing"
 	"time"
@@ -59,7 +60,7 @@ func TestNodeLayoutCreationOrder(t *testing.T) {
 				}
 				// Positions count every node, those under their level key too.
 				if next == 0 && from > 0 {
-					next = 2*from - uint64(popcount(from))
+					next = 2*from - uint64(bits.OnesCount64(from))
 				}
 				if got := binary.BigEndian.Uint64(k[1:]); got != next {
 					t.Fatalf("from %d: node %+v at position %d, want %d", from, n.ID, got, next)
@@ -88,11 +89,38 @@ func TestNodeLayoutCreationOrder(t *testing.T) {
 	}
 }
 
-func popcount(x uint64) (n int) {
-	for ; x != 0; x &= x - 1 {
-		n++
+// schema5Log makes a database at path at schema 5 holding a log of n
+// records, its tree nodes keyed by level as schema 5 wrote them.
+func schema5Log(t *testing.T, path string, n int) *bolt.DB {
+	t.Helper()
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return n
+	if err := db.Update(func(tx *bolt.Tx) error {
+		if _, err := migrate(tx, path, 5); err != nil {
+			return err
+		}
+		return appendLogRecords(tx, n)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
+// appendLogRecords appends n sign records to the log in tx, each as one
+// group commit appends it.
+func appendLogRecords(tx *bolt.Tx, n int) error {
+	for i := range n {
+		ev, err := store.PrepareEvent(store.AuditEvent{Operation: "sign", Outcome: "ok", Digest: hexDigest(i)})
+		if err != nil {
+			return err
+		}
+		if err := run(tx, func(tx *bolt.Tx, tb *txBatch) error { _, err := appendAuditTo(tx, ev, tb); return err }); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // TestNodeLayoutAcrossMigration is a schema-5 log of 11 records (its
@@ -103,21 +131,7 @@ func popcount(x uint64) (n int) {
 func TestNodeLayoutAcrossMigration(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "db")
-	db, err := bolt.Open(path, 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := db.Update(func(tx *bolt.Tx) error { _, err := migrate(tx, path, 5); return err }); err != nil {
-		t.Fatal(err)
-	}
-	for i := range 11 {
-		ev, _ := store.PrepareEvent(store.AuditEvent{Operation: "sign", Outcome: "ok", Digest: hexDigest(i)})
-		if err := db.Update(func(tx *bolt.Tx) error {
-			return run(tx, func(tx *bolt.Tx, tb *txBatch) error { _, err := appendAuditTo(tx, ev, tb); return err })
-		}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	db := schema5Log(t, path, 11)
 	levelKeys := treeKeys(t, db)
 	if len(levelKeys) != 2*11-3 {
 		t.Fatalf("schema 5 wrote %d nodes for 11 leaves, want %d", len(levelKeys), 2*11-3)
@@ -151,7 +165,7 @@ func TestNodeLayoutAcrossMigration(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	db, err = bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true})
+	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -277,21 +291,7 @@ func TestMigrateSchema5Fixture(t *testing.T) {
 func TestVerifyTailCutBeforeMigration(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "db")
-	db, err := bolt.Open(path, 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := db.Update(func(tx *bolt.Tx) error { _, err := migrate(tx, path, 5); return err }); err != nil {
-		t.Fatal(err)
-	}
-	for i := range 11 {
-		ev, _ := store.PrepareEvent(store.AuditEvent{Operation: "sign", Outcome: "ok", Digest: hexDigest(i)})
-		if err := db.Update(func(tx *bolt.Tx) error {
-			return run(tx, func(tx *bolt.Tx, tb *txBatch) error { _, err := appendAuditTo(tx, ev, tb); return err })
-		}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	db := schema5Log(t, path, 11)
 	if err := db.Update(func(tx *bolt.Tx) error {
 		for k := uint64(9); k <= 11; k++ {
 			if err := auditBucket(tx).Delete(seqKey(k)); err != nil {
