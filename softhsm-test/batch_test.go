@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/signerd/signerd/client"
+	"google.golang.org/grpc/codes"
+
 	signerv1 "github.com/signerd/signerd/gen/signer/v1"
 	"github.com/signerd/signerd/internal/pkgsig"
 )
@@ -33,7 +35,9 @@ func TestSignBatch(t *testing.T) {
 		sum := sha256.Sum256([]byte(fmt.Sprintf("artifact %d", i)))
 		digests[i] = sum[:]
 	}
-	bad := map[int]string{7: "INVALID_ARGUMENT", 150: "KEY_NOT_FOUND"}
+	// Item 200 is larger than a unary Sign request may be: refused alone,
+	// RESOURCE_EXHAUSTED as the unary call would be (no reason).
+	bad := map[int]string{7: "INVALID_ARGUMENT", 150: "KEY_NOT_FOUND", 200: ""}
 	go func() {
 		for i, dg := range digests {
 			req := &signerv1.SignRequest{KeyName: "release", Digest: dg, ArtifactName: fmt.Sprintf("a%d", i)}
@@ -42,6 +46,8 @@ func TestSignBatch(t *testing.T) {
 				req.Digest = dg[:10]
 			case 150:
 				req.KeyName = "missing"
+			case 200:
+				req.ArtifactName = strings.Repeat("a", 65<<10)
 			}
 			if err := stream.Send(&signerv1.SignBatchRequest{Request: req}); err != nil {
 				return
@@ -57,6 +63,9 @@ func TestSignBatch(t *testing.T) {
 		if want, isBad := bad[i]; isBad {
 			if resp.GetError().GetReason() != want || resp.GetResponse() != nil {
 				t.Fatalf("item %d: %v, want error %s", i, resp, want)
+			}
+			if i == 200 && (resp.GetError().GetCode() != int32(codes.ResourceExhausted) || !strings.Contains(resp.GetError().GetMessage(), "per item")) {
+				t.Fatalf("item %d: %v, want RESOURCE_EXHAUSTED for its size", i, resp)
 			}
 			continue
 		}
@@ -83,5 +92,60 @@ func TestSignBatch(t *testing.T) {
 	}
 	if !strings.Contains(d.logs.String(), "signerd serving") {
 		t.Fatal("daemon log missing")
+	}
+}
+
+// TestSignBatchItemBudget: a SignBatch item is charged to its peer's
+// request budget until it is signed. With a budget of one stream's
+// reservation plus 32 KiB, every 40 KiB item is refused at once,
+// RESOURCE_EXHAUSTED, small items beside them are signed, and each item
+// gives its bytes back once signed: a second stream signs 600 small items,
+// more bytes together (~150 KiB) than the 32 KiB left.
+func TestSignBatchItemBudget(t *testing.T) {
+	d := startDaemon(t, "--max-inflight-bytes-per-peer", "1056KiB")
+	mustSignctl(t, d, "key", "create", "release")
+	c, err := client.DialUnix(d.socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for round := range 2 {
+		stream, err := c.Signer.SignBatch(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := []int{60, 600}[round]
+		big := func(i int) bool { return round == 0 && i%3 == 1 }
+		go func() {
+			for i := range n {
+				sum := sha256.Sum256([]byte(fmt.Sprintf("budget %d %d", round, i)))
+				req := &signerv1.SignRequest{KeyName: "release", Digest: sum[:], ArtifactName: fmt.Sprintf("%0200d", i)}
+				if big(i) {
+					req.ArtifactName = strings.Repeat("b", 40<<10)
+				}
+				if err := stream.Send(&signerv1.SignBatchRequest{Request: req}); err != nil {
+					return
+				}
+			}
+			stream.CloseSend()
+		}()
+		for i := range n {
+			resp, err := stream.Recv()
+			if err != nil {
+				t.Fatalf("round %d item %d: %v", round, i, err)
+			}
+			if big(i) {
+				if resp.GetError().GetCode() != int32(codes.ResourceExhausted) || !strings.Contains(resp.GetError().GetMessage(), "in flight") {
+					t.Fatalf("round %d item %d (40 KiB): %v, want RESOURCE_EXHAUSTED for the peer's budget", round, i, resp)
+				}
+				continue
+			}
+			if resp.GetResponse() == nil {
+				t.Fatalf("round %d item %d: %v, want a signature", round, i, resp)
+			}
+		}
+		if _, err := stream.Recv(); err != io.EOF {
+			t.Fatalf("round %d stream end: %v", round, err)
+		}
 	}
 }

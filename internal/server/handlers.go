@@ -18,6 +18,9 @@ type signerServer struct {
 	authz   Authorizer
 	denials DenialRecorder
 	log     *slog.Logger
+	// maxRecv is the server-wide request limit (reqlimits.go): each
+	// SignBatch item is held to the unary Sign's share of it.
+	maxRecv int
 }
 
 // Sign implements signerv1.SignerServiceServer.

@@ -110,6 +110,10 @@ type reservation struct {
 
 	mu   sync.Mutex
 	held int64
+	// ended: the call is over and its bytes given back; it can hold no
+	// more (a handler goroutine still finishing must not charge bytes
+	// nothing would release).
+	ended bool
 }
 
 // resize changes the bytes the call holds to n; growing fails when the
@@ -117,7 +121,31 @@ type reservation struct {
 func (r *reservation) resize(n int64) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	return r.resizeLocked(n)
+}
+
+// add changes the bytes the call holds by delta, under one lock so that
+// concurrent charges and releases (SignBatch's reader and its items) add
+// up; the call never holds less than nothing.
+func (r *reservation) add(delta int64) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.resizeLocked(max(0, r.held+delta))
+}
+
+// end gives the call's bytes back for good.
+func (r *reservation) end() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_ = r.resizeLocked(0) // shrinking never fails
+	r.ended = true
+}
+
+func (r *reservation) resizeLocked(n int64) error {
 	in := r.in
+	if r.ended && n > r.held {
+		return fmt.Errorf("%s: the call has ended: %w", r.key, errdefs.ErrResourceExhausted)
+	}
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	if n > r.held && in.used[r.key]+n-r.held > in.perPeer {
@@ -161,16 +189,13 @@ func decoded(ctx context.Context, req any) {
 
 // ChargeRequestBytes adds n bytes a handler keeps from a client stream to
 // its call's reservation, or fails with ErrResourceExhausted when the
-// peer's budget is spent.
+// peer's budget is spent. A negative n gives bytes back (never fails).
 func ChargeRequestBytes(ctx context.Context, n int) error {
 	r, ok := ctx.Value(reservationKey{}).(*reservation)
 	if !ok {
 		return nil
 	}
-	r.mu.Lock()
-	held := r.held
-	r.mu.Unlock()
-	return r.resize(held + int64(n))
+	return r.add(int64(n))
 }
 
 // inflightStats releases each call's reservation when the call ends,
@@ -184,7 +209,7 @@ func (inflightStats) HandleRPC(ctx context.Context, s stats.RPCStats) {
 		return
 	}
 	if r, ok := ctx.Value(reservationKey{}).(*reservation); ok {
-		_ = r.resize(0)
+		r.end()
 	}
 }
 func (inflightStats) TagConn(ctx context.Context, _ *stats.ConnTagInfo) context.Context {

@@ -3,6 +3,7 @@ package server
 import (
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 
 	signerv1 "github.com/signerd/signerd/gen/signer/v1"
@@ -62,6 +63,56 @@ func TestInflightBudget(t *testing.T) {
 		_ = r.resize(0)
 	}
 	if in.used["uid:1"] != 0 || len(in.used) != 1 {
+		t.Fatalf("budget not given back: %v", in.used)
+	}
+}
+
+// TestReservationAdd: charges and releases from several goroutines add up
+// exactly (SignBatch's reader charges each item, its workers give them
+// back), a release never takes a call below nothing, and a call that has
+// ended can be charged no more.
+func TestReservationAdd(t *testing.T) {
+	in := newInflight(4<<20, 1<<20)
+	r := &reservation{in: in, key: "uid:1"}
+	if err := r.resize(in.reserve); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for range 1000 {
+				if err := r.add(100); err != nil {
+					t.Error(err)
+					return
+				}
+				_ = r.add(-100)
+			}
+		})
+	}
+	wg.Wait()
+	if r.held != in.reserve || in.used["uid:1"] != in.reserve {
+		t.Fatalf("after balanced charges: held %d, peer uses %d, want %d", r.held, in.used["uid:1"], in.reserve)
+	}
+	if err := r.add(3 << 20); err != nil {
+		t.Fatalf("charge within the budget: %v", err)
+	}
+	if err := r.add(1); !errors.Is(err, errdefs.ErrResourceExhausted) {
+		t.Fatalf("charge beyond the budget: %v, want ErrResourceExhausted", err)
+	}
+	if err := r.add(-(8 << 20)); err != nil || r.held != 0 || in.used["uid:1"] != 0 {
+		t.Fatalf("release of more than held: %v, held %d, peer uses %d", err, r.held, in.used["uid:1"])
+	}
+	if err := r.add(100); err != nil {
+		t.Fatal(err)
+	}
+	r.end()
+	if err := r.add(100); !errors.Is(err, errdefs.ErrResourceExhausted) {
+		t.Fatalf("charge after the call ended: %v, want ErrResourceExhausted", err)
+	}
+	if err := r.add(-100); err != nil {
+		t.Fatalf("release after the call ended: %v", err)
+	}
+	if len(in.used) != 0 {
 		t.Fatalf("budget not given back: %v", in.used)
 	}
 }

@@ -121,7 +121,7 @@ func New(svc *service.Service, opts Options) *Server {
 	}
 	serverOptions = append(serverOptions, inflightOptions(inflight)...)
 	gs := grpc.NewServer(append(serverOptions, TransportTuning(opts.MaxRecvMsgSize)...)...)
-	signerv1.RegisterSignerServiceServer(gs, &signerServer{svc: svc, authz: opts.Authorizer, denials: opts.Denials, log: opts.Logger})
+	signerv1.RegisterSignerServiceServer(gs, &signerServer{svc: svc, authz: opts.Authorizer, denials: opts.Denials, log: opts.Logger, maxRecv: opts.MaxRecvMsgSize})
 	signerv1.RegisterKeyServiceServer(gs, &keyServer{svc: svc})
 	signerv1.RegisterTrustServiceServer(gs, &trustServer{svc: svc})
 	signerv1.RegisterSkillServiceServer(gs, &skillServer{svc: svc, authz: opts.Authorizer, denials: opts.Denials, maxRecv: opts.MaxRecvMsgSize})

@@ -251,10 +251,12 @@ func (f *floorServer) Sign(_ context.Context, req *signerv1.SignRequest) (*signe
 	return &signerv1.SignResponse{Signature: sig}, nil
 }
 
-// SignBatch is the floor of the streaming RPC: up to 64 items in the HSM
-// at once (signerd's window), answered in order, nothing else.
+// SignBatch is the floor of the streaming RPC: up to 128 items in flight
+// at once (signerd's window), answered in order, nothing else. (At 64 its
+// rate was the same within this machine's spread: 3,167–3,583 against
+// 3,250–3,333 signatures/s, alternated twice.)
 func (f *floorServer) SignBatch(stream signerv1.SignerService_SignBatchServer) error {
-	const window = 64
+	const window = 128
 	pending := make(chan chan *signerv1.SignBatchResponse, window)
 	sendErr := make(chan error, 1)
 	go func() {

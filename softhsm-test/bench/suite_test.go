@@ -334,7 +334,7 @@ func (s *suite) signing() []result {
 	floorNote := "SignerService.Sign on a server in the child that only calls the HSM (no checks, verification, record or audit; signerd's transport tuning), same %d clients: the best ratio any gRPC daemon could reach here"
 	floorEd := &point{name: "sign-unary-ed25519-floor", unit: "sigs/s", baseline: ceilEd.name, note: fmt.Sprintf(floorNote, s.cfg.clients)}
 	floorBatch := &point{name: "sign-batch-ed25519-floor", unit: "sigs/s", baseline: ceilEd.name,
-		note: "SignerService.SignBatch on the floor server (64 items in the HSM at once, answered in order, nothing else), one stream as for sign-batch-ed25519"}
+		note: "SignerService.SignBatch on the floor server (128 items in flight at once, signerd's window, answered in order, nothing else), one stream as for sign-batch-ed25519"}
 	floorEC := &point{name: "sign-unary-ecdsa-p256-floor", unit: "sigs/s", baseline: ceilEC.name, note: fmt.Sprintf(floorNote, s.cfg.clients)}
 	cpuNote := "µs of CPU (user + system, all threads, from /proc/PID/stat) per signature over the phase, warm-up included"
 	cpuCeilEd := &point{name: "inproc-sign-ed25519-cpu", unit: "µs/sig", note: cpuNote + "; the in-process child"}
@@ -481,8 +481,9 @@ func (s *suite) unarySignEC() (loadStats, error) {
 	})
 }
 
-// batchOutstanding bounds the SignBatch items in flight: 4× the server's
-// window (64), as a client that has many files ready would keep it.
+// batchOutstanding bounds the SignBatch items in flight: twice the
+// server's window (128), as a client that has many files ready would keep
+// it.
 const batchOutstanding = 256
 
 // batchSignEd streams Sign requests over one SignBatch stream until the
