@@ -15,11 +15,13 @@ import (
 	"github.com/signerd/signerd/internal/service"
 )
 
-// batchWindow is how many items of one SignBatch stream are in flight at
-// once. Several in flight let the HSM pipeline and, above all, let the
-// store's group commit put many signatures in one fsync. An item is in
-// flight until it is answered, so the window holds the items in the HSM
-// and those waiting for a commit: at 64, a commit's wait left the HSM idle
+// batchWindow is how many items of one SignBatch stream queue behind the
+// one being answered (with the one the reader holds, batchWindow+2 are
+// received and unanswered). Several in flight let the HSM pipeline and,
+// above all, let the store's group commit put many signatures in one
+// fsync. An item stays queued until it is answered, so the window holds
+// the items in the HSM and those waiting for a commit: at 64, a commit's
+// wait left the HSM idle
 // (one stream, 2 cores, alternated twice: 2,250 signatures/s and 12.8 per
 // commit at 64, 2,583 and 21.4 at 128, no better at 256). Memory per
 // stream is bounded by the window and by the peer's request budget, to
