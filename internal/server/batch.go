@@ -21,12 +21,12 @@ import (
 // above all, let the store's group commit put many signatures in one
 // fsync. An item stays queued until it is answered, so the window holds
 // the items in the HSM and those waiting for a commit: at 64, a commit's
-// wait left the HSM idle
-// (one stream, 2 cores, alternated twice: 2,250 signatures/s and 12.8 per
-// commit at 64, 2,583 and 21.4 at 128, no better at 256). Memory per
-// stream is bounded by the window and by the peer's request budget, to
-// which every item in flight is charged; the service's HSM semaphore
-// bounds HSM load across all callers.
+// wait left the HSM idle (one stream, 2 cores, alternated twice:
+// 2,188–2,210 signatures/s and 12.8 per commit at 64, 2,554–2,573 and
+// 21.4 at 128, no better at 256). Memory per stream is bounded by the
+// window and by the peer's request budget, to which every item is charged
+// until it is signed; the service's HSM semaphore bounds HSM load across
+// all callers.
 const batchWindow = 128
 
 // SignBatch implements signerv1.SignerServiceServer: items are signed
