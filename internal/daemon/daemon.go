@@ -110,6 +110,9 @@ func Run(ctx context.Context, cfg Config, logOut io.Writer) error {
 	if err := hardenProcess(); err != nil {
 		return err
 	}
+	if n := server.TuneScheduler(); n > 0 {
+		log.Debug("Go scheduler: twice the default Ps (GOMAXPROCS unset)", "gomaxprocs", n)
+	}
 	fileLimit, err := raiseFileLimit(cfg)
 	if err != nil {
 		return err

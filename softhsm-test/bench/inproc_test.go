@@ -123,6 +123,9 @@ func childMain() int {
 			fmt.Fprintln(os.Stderr, "bench child: floor verify key:", err)
 			return 1
 		}
+		// The floor server runs with signerd's scheduler setting, as with
+		// its transport tuning (serveFloor).
+		server.TuneScheduler()
 		stop, err := serveFloor(spec.FloorSocket, &floorServer{signers: signers, verifyKey: spec.FloorVerifyKey, tables: tables})
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "bench child: floor server:", err)
