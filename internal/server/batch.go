@@ -110,13 +110,13 @@ func (s *signerServer) signItem(ctx context.Context, id Identity, r *signerv1.Si
 }
 
 // admitItem refuses an item larger than a unary Sign request may be and
-// charges the rest to the call's share of the peer's budget, returning the
-// bytes charged.
+// charges the rest (the request the item keeps) to the call's share of the
+// peer's budget, returning the bytes charged.
 func (s *signerServer) admitItem(ctx context.Context, req *signerv1.SignBatchRequest) (int, error) {
-	if size, limit := proto.Size(req.GetRequest()), methodLimit(signerv1.SignerService_Sign_FullMethodName, s.maxRecv); size > limit {
-		return 0, status.Errorf(codes.ResourceExhausted, "item is %d bytes; %s accepts at most %d per item", size, signerv1.SignerService_SignBatch_FullMethodName, limit)
+	n := proto.Size(req.GetRequest())
+	if limit := methodLimit(signerv1.SignerService_Sign_FullMethodName, s.maxRecv); n > limit {
+		return 0, status.Errorf(codes.ResourceExhausted, "item is %d bytes; %s accepts at most %d per item", n, signerv1.SignerService_SignBatch_FullMethodName, limit)
 	}
-	n := proto.Size(req)
 	if err := ChargeRequestBytes(ctx, n); err != nil {
 		return 0, err
 	}

@@ -144,8 +144,8 @@ func New(svc *service.Service, opts Options) *Server {
 // at once; a fresh goroutine starts with the runtime's average stack size,
 // which such a call outgrew, copying its stack as it grew (runtime.newstack:
 // ~22 µs of CPU per Sign measured with perf at 32 clients, against none on
-// a worker whose stack has grown). Calls beyond the pool still get a goroutine each, as before;
-// 64 idle workers cost a few hundred KiB.
+// a worker whose stack has grown). Calls beyond the pool still get a
+// goroutine each, as before; 64 idle workers cost a few hundred KiB.
 const streamWorkers = 64
 
 // TransportTuning is how signerd tunes gRPC's transport for many small
