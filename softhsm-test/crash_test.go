@@ -4,17 +4,21 @@ import (
 	"bytes"
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	mrand "math/rand/v2"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	bolt "go.etcd.io/bbolt"
 	"google.golang.org/grpc/status"
 
 	"github.com/signerd/signerd/client"
 	signerv1 "github.com/signerd/signerd/gen/signer/v1"
+	"github.com/signerd/signerd/internal/errdefs"
 	"github.com/signerd/signerd/internal/store/boltstore"
 )
 
@@ -107,19 +111,41 @@ func relSignUntilKilled(t *testing.T, d *daemon, key string, clients int, load t
 	return got
 }
 
-// relCheckDatabase opens the database of a dead daemon read-only and checks
-// it: bbolt's page check, the audit chain, and a record holding exactly the
-// signature each client received.
+// relCheckDatabase checks the database of a dead daemon: the bbolt file
+// as the kill left it passes bbolt's page check; a read-only open either
+// succeeds or refuses because the journal holds records not yet applied
+// (and says so); then the store opens as signerd's next start opens it,
+// applying the journal, and the audit chain verifies and a record holds
+// exactly the signature each client received.
 func relCheckDatabase(t *testing.T, path string, received map[string][]byte) {
 	t.Helper()
 	ctx := context.Background()
-	st, err := boltstore.Open(ctx, path, boltstore.Options{ReadOnly: true})
+	raw, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatalf("the database does not open after kill -9: %v", err)
+	}
+	err = raw.View(func(tx *bolt.Tx) error {
+		for err := range tx.Check() {
+			return err
+		}
+		return nil
+	})
+	raw.Close()
+	if err != nil {
+		t.Fatalf("page check after kill -9: %v", err)
+	}
+	if ro, err := boltstore.Open(ctx, path, boltstore.Options{ReadOnly: true}); err == nil {
+		ro.Close()
+	} else if !errors.Is(err, errdefs.ErrFailedPrecondition) || !strings.Contains(err.Error(), "start signerd on it once") {
+		t.Fatalf("read-only open after kill -9: %v", err)
+	}
+	st, err := boltstore.Open(ctx, path, boltstore.Options{})
 	if err != nil {
 		t.Fatalf("the database does not open after kill -9: %v", err)
 	}
 	defer st.Close()
 	if err := st.CheckPages(ctx); err != nil {
-		t.Fatalf("page check after kill -9: %v", err)
+		t.Fatalf("page check after the journal is applied: %v", err)
 	}
 	if err := st.VerifyAudit(ctx); err != nil {
 		t.Fatalf("audit chain after kill -9: %v", err)

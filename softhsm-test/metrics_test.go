@@ -36,6 +36,10 @@ func TestMetrics(t *testing.T) {
 		// Two signatures, far below a merge: both indexed in memory.
 		`signerd_signature_index_pending 2`,
 		`signerd_signature_index_merges_total 0`,
+		// The journal's gauges and counters (bbolt).
+		`signerd_journal_unapplied `,
+		`signerd_journal_group_commits_total `,
+		`signerd_journal_applies_total `,
 		`signerd_audit_head_seq`,
 		`process_open_fds`,
 	} {

@@ -46,6 +46,18 @@ func startMetrics(ctx context.Context, cfg Config, log *slog.Logger, st store.St
 			return float64(c.IndexStats().MergeFailures)
 		})
 	}
+	// bbolt's journal: records acknowledged and not yet in the file.
+	if c, ok := st.(interface{ JournalStats() boltstore.JournalStats }); ok {
+		m.GaugeFunc("signerd_journal_unapplied", "Records acknowledged in the journal and not yet applied to the database file.", func() float64 {
+			return float64(c.JournalStats().Unapplied)
+		})
+		m.CounterFunc("signerd_journal_group_commits_total", "Group commits of the journal (one write and one fdatasync each).", func() float64 {
+			return float64(c.JournalStats().Groups)
+		})
+		m.CounterFunc("signerd_journal_applies_total", "Transactions that applied journal records to the database file.", func() float64 {
+			return float64(c.JournalStats().Applies)
+		})
+	}
 	// On etcd, replicas advance one shared audit head by compare-and-swap:
 	// these show how often they collide on it, and what a commit costs.
 	if c, ok := st.(interface{ Contention() etcdstore.Contention }); ok {

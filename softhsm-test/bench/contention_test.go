@@ -107,3 +107,27 @@ func (c counters) String() string {
 		c["signerd_etcd_audit_records_total"]/commits, 1000*c["signerd_etcd_commit_seconds_total"]/commits,
 		c["signerd_etcd_turn_timeouts_total"])
 }
+
+// scrapeOne reads one counter or gauge from the /metrics at addr.
+func scrapeOne(t *testing.T, addr, name string) float64 {
+	t.Helper()
+	c := &http.Client{Timeout: 10 * time.Second}
+	resp, err := c.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatalf("scrape %s: %v", addr, err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(io.LimitReader(resp.Body, 4<<20))
+	sc.Buffer(make([]byte, 64<<10), 64<<10)
+	for sc.Scan() {
+		if n, val, ok := strings.Cut(sc.Text(), " "); ok && n == name {
+			v, err := strconv.ParseFloat(val, 64)
+			if err != nil {
+				t.Fatalf("scrape %s: %s = %q: %v", addr, name, val, err)
+			}
+			return v
+		}
+	}
+	t.Fatalf("scrape %s: no %s (%v)", addr, name, sc.Err())
+	return 0
+}

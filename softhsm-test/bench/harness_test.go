@@ -67,7 +67,10 @@ func startDaemon(t *testing.T) *daemon {
 	}
 	d.run(t, nil, 15*time.Second,
 		"--pkcs11-module", tok.ModulePath, "--token-label", tok.Label, "--pin-file", d.pinFile,
-		"--db", d.db, "--socket", d.socket, "--log-level", "info")
+		"--db", d.db, "--socket", d.socket, "--log-level", "info",
+		// Its commit counter says how many signatures share a durable
+		// commit (commitPhase).
+		"--metrics-listen", "127.0.0.1:0")
 	return d
 }
 

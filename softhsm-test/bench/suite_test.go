@@ -255,14 +255,15 @@ type phase struct {
 }
 
 // commitPhase runs one load phase and reports it with the number of
-// signatures per durable commit in it (see boltmeta_test.go) and the CPU
-// the daemon and the clients spent per signature.
+// signatures per durable commit in it and the CPU the daemon and the
+// clients spent per signature. Durable commits are the daemon's
+// signerd_db_commits_total: the journal's group commits (one fdatasync
+// each) and bbolt's transactions (its applies of the journal, index
+// merges, other writes).
 func (s *suite) commitPhase(load func() (loadStats, error)) phase {
 	s.t.Helper()
-	before, err := boltTxID(s.d.db)
-	if err != nil {
-		s.t.Fatal(err)
-	}
+	addr := metricsAddr(s.t, s.d)
+	before := scrapeOne(s.t, addr, "signerd_db_commits_total")
 	cpu, err := startCPU(s.d.cmd.Process.Pid)
 	if err != nil {
 		s.t.Fatal(err)
@@ -276,12 +277,9 @@ func (s *suite) commitPhase(load func() (loadStats, error)) phase {
 	if p.daemonCPU, p.clientCPU, err = cpu.perOp(st.total); err != nil {
 		s.t.Fatal(err)
 	}
-	after, err := boltTxID(s.d.db)
-	if err != nil {
-		s.t.Fatal(err)
-	}
+	after := scrapeOne(s.t, addr, "signerd_db_commits_total")
 	if after <= before {
-		s.t.Fatalf("no commit during a phase of %d signatures (txid %d → %d)", st.total, before, after)
+		s.t.Fatalf("no commit during a phase of %d signatures (commits %v → %v)", st.total, before, after)
 	}
 	p.sigsPerCommit = float64(st.total) / float64(after-before)
 	return p

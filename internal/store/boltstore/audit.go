@@ -14,38 +14,24 @@ import (
 	"github.com/signerd/signerd/internal/store"
 )
 
-// AppendAudit records an event that changes no other state. It shares group
-// commits with PutSignature: denials and failed verifications can be as
-// frequent as signatures, and the append is idempotent in the way
-// DB.Batch requires.
+// AppendAudit records an event that changes no other state. It shares the
+// journal's group commits with PutSignature: denials and failed
+// verifications can be as frequent as signatures.
 func (s *Store) AppendAudit(ctx context.Context, ev store.AuditEvent) (store.AuditRecord, error) {
 	ev, err := store.PrepareEvent(ev)
 	if err != nil {
 		return store.AuditRecord{}, err
 	}
-	var rec store.AuditRecord
-	err = s.batch(ctx, func(tx *bolt.Tx, tb *txBatch) error {
-		// Only the run that commits returns to the caller, and it is the
-		// last run, so overwriting rec on each run is right.
-		rec, err = appendAuditTo(tx, ev, tb)
-		return err
-	})
-	if err != nil {
-		return store.AuditRecord{}, err
+	if s.j == nil {
+		return store.AuditRecord{}, errReadOnly
 	}
-	return rec, nil
+	return s.j.do(ctx, ev, nil, nil)
 }
 
-// appendAudit chains ev after the head recorded in tx and moves the head.
-// Everything it writes derives from tx, so it is safe in a batch function.
+// appendAudit chains ev after the head recorded in tx and moves the head:
+// the log's appends outside the journal (Store.update), and the
+// migrations'.
 func appendAudit(tx *bolt.Tx, ev store.AuditEvent) (store.AuditRecord, error) {
-	return appendAuditTo(tx, ev, nil)
-}
-
-// appendAuditTo is appendAudit that, given tb, leaves the record's tree
-// append to the end of the transaction (the tree is then behind the audit
-// head until tb.finish: nothing in a group commit reads it meanwhile).
-func appendAuditTo(tx *bolt.Tx, ev store.AuditEvent, tb *txBatch) (store.AuditRecord, error) {
 	audit, err := bucket(tx, bucketKeyAudit)
 	if err != nil {
 		return store.AuditRecord{}, err
@@ -71,9 +57,8 @@ func appendAuditTo(tx *bolt.Tx, ev store.AuditEvent, tb *txBatch) (store.AuditRe
 		return store.AuditRecord{}, fmt.Errorf("audit log damaged: a record already exists at seq %d, past the head (run audit verify): %w",
 			rec.Seq, errdefs.ErrInternal)
 	}
-	// json.Marshal's bytes, from the hand-written encoder: this runs for
-	// every signature inside the group commit, under bbolt's writer lock,
-	// where encoding/json's reflection was a measurable cost.
+	// json.Marshal's bytes, from the hand-written encoder (the journal
+	// writes the same).
 	raw, err := store.AppendAuditRecordJSON(make([]byte, 0, store.AuditRecordJSONSize(rec)), rec)
 	if err != nil {
 		return store.AuditRecord{}, fmt.Errorf("encode %q: %w", key, errors.Join(errdefs.ErrInternal, err))
@@ -88,9 +73,6 @@ func appendAuditTo(tx *bolt.Tx, ev store.AuditEvent, tb *txBatch) (store.AuditRe
 	// transaction (tree.go): O(log n) node writes, no reread of the log.
 	// A signature's record is found from the signature record, whose key
 	// names this seq (PutSignature): no index entry here.
-	if tb != nil {
-		return rec, tb.addLeaf(seq, store.LeafHash(rec))
-	}
 	if err := appendLeaves(tx, seq, [][]byte{store.LeafHash(rec)}); err != nil {
 		return store.AuditRecord{}, err
 	}
@@ -122,7 +104,7 @@ func (s *Store) ListAudit(ctx context.Context, since uint64, limit int) ([]store
 		return nil, nil
 	}
 	var out []store.AuditRecord
-	err := view(ctx, s.db, func(tx *bolt.Tx) error {
+	err := s.viewLog(ctx, func(tx *bolt.Tx) error {
 		audit, err := bucket(tx, bucketKeyAudit)
 		if err != nil {
 			return err
@@ -148,6 +130,15 @@ func (s *Store) ListAudit(ctx context.Context, since uint64, limit int) ([]store
 // external checkpoint of this pair lets a later VerifyAudit prove that no
 // record up to it was rewritten.
 func (s *Store) AuditHead(ctx context.Context) (seq uint64, hash []byte, err error) {
+	if s.j != nil {
+		// The newest record acknowledged, applied to bbolt or not: no
+		// apply for a metrics scrape.
+		if err := ctx.Err(); err != nil {
+			return 0, nil, err
+		}
+		seq, hash = s.j.head()
+		return seq, hash, nil
+	}
 	err = view(ctx, s.db, func(tx *bolt.Tx) error {
 		meta, err := bucket(tx, bucketKeyMeta)
 		if err != nil {

@@ -52,6 +52,9 @@ var (
 	// keySigIndexMark, in the meta bucket, is uint64be(seq): every record
 	// in sigrecords/ at or below it has its sigindex/ entry (schema 5).
 	keySigIndexMark = []byte("sigindex_mark")
+	// keyJournalPos, in the meta bucket, is uint64be(offset): where in the
+	// journal the frame after the last one applied starts (schema 7).
+	keyJournalPos = []byte("journal_pos")
 	// keyTreeOrderFrom, in the meta bucket, is uint64be(size): the tree's
 	// nodes complete within its first size leaves are keyed by level and
 	// index, every later one by its position in creation order (schema 6,

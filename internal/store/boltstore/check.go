@@ -21,7 +21,7 @@ const maxCheckErrors = 10
 // repair. It returns nil, or an error wrapping errdefs.ErrFailedPrecondition
 // listing the first problems found.
 func (s *Store) CheckPages(ctx context.Context) error {
-	return view(ctx, s.db, func(tx *bolt.Tx) error {
+	return s.viewLog(ctx, func(tx *bolt.Tx) error {
 		var errs []error
 		for err := range tx.Check() {
 			if len(errs) < maxCheckErrors {

@@ -46,7 +46,7 @@ func (s *Store) PutCheckpoint(ctx context.Context, c store.Checkpoint) error {
 		return err
 	}
 	c.Time = c.Time.UTC()
-	return update(ctx, s.db, func(tx *bolt.Tx) error {
+	return s.update(ctx, func(tx *bolt.Tx) error {
 		cps, err := bucket(tx, bucketKeyCheckpoints)
 		if err != nil {
 			return err
@@ -90,7 +90,7 @@ func (s *Store) PutCheckpoint(ctx context.Context, c store.Checkpoint) error {
 // stored; auditlog.Verify checks each on its own merits.
 func (s *Store) ListCheckpoints(ctx context.Context) ([]store.Checkpoint, error) {
 	var out []store.Checkpoint
-	err := view(ctx, s.db, func(tx *bolt.Tx) error {
+	err := s.viewLog(ctx, func(tx *bolt.Tx) error {
 		cps, err := bucket(tx, bucketKeyCheckpoints)
 		if err != nil {
 			return err

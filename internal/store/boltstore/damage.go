@@ -172,7 +172,7 @@ func Guard(path string, fn func() error) (err error) {
 // bbolt's consistency check (CheckPages). It returns nil or a
 // *DamageError.
 func (s *Store) WalkPages(ctx context.Context) error {
-	err := view(ctx, s.db, func(tx *bolt.Tx) error {
+	err := s.viewLog(ctx, func(tx *bolt.Tx) error {
 		return tx.ForEach(func(_ []byte, b *bolt.Bucket) error { return walkBucket(b) })
 	})
 	if err != nil {
@@ -202,7 +202,7 @@ func walkBucket(b *bolt.Bucket) error {
 // before damage stops the reading: the last seq read and how many. Run it
 // under Guard; its partial answer survives a panic through the pointers.
 func (s *Store) ReadableAudit(ctx context.Context, lastSeq *uint64, count *int) error {
-	return view(ctx, s.db, func(tx *bolt.Tx) error {
+	return s.viewLog(ctx, func(tx *bolt.Tx) error {
 		audit, err := bucket(tx, bucketKeyAudit)
 		if err != nil {
 			return err

@@ -32,7 +32,7 @@ func (s *Store) ForEachSignature(ctx context.Context, fn func(store.SignatureRec
 			last []byte
 			done = true
 		)
-		err := view(ctx, s.db, func(tx *bolt.Tx) error {
+		err := s.viewLog(ctx, func(tx *bolt.Tx) error {
 			recs, last, done = nil, nil, true
 			return signatureRecords(tx, nil, after, pending, func(k, v []byte) (bool, error) {
 				if len(recs) == exportChunk {

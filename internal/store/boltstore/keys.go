@@ -29,7 +29,7 @@ func (s *Store) CreateKey(ctx context.Context, k store.Key, ev store.AuditEvent)
 		return err
 	}
 
-	return update(ctx, s.db, func(tx *bolt.Tx) error {
+	return s.update(ctx, func(tx *bolt.Tx) error {
 		keys, err := bucket(tx, bucketKeyKeys)
 		if err != nil {
 			return err
@@ -66,7 +66,7 @@ func (s *Store) AddKeyVersion(ctx context.Context, name string, v store.KeyVersi
 		return err
 	}
 
-	return update(ctx, s.db, func(tx *bolt.Tx) error {
+	return s.update(ctx, func(tx *bolt.Tx) error {
 		keys, err := bucket(tx, bucketKeyKeys)
 		if err != nil {
 			return err
@@ -151,7 +151,7 @@ func (s *Store) RevokeKeyVersions(ctx context.Context, name string, reason store
 		return err
 	}
 
-	return update(ctx, s.db, func(tx *bolt.Tx) error {
+	return s.update(ctx, func(tx *bolt.Tx) error {
 		keys, err := bucket(tx, bucketKeyKeys)
 		if err != nil {
 			return err

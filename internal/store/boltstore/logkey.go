@@ -34,7 +34,7 @@ func (s *Store) setServiceKey(ctx context.Context, name []byte, what string, k s
 	if err != nil {
 		return err
 	}
-	return update(ctx, s.db, func(tx *bolt.Tx) error {
+	return s.update(ctx, func(tx *bolt.Tx) error {
 		meta, err := bucket(tx, bucketKeyMeta)
 		if err != nil {
 			return err

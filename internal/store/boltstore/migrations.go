@@ -30,6 +30,7 @@ var migrations = []migration{
 	{version: 4, name: "signature records keyed by their audit record", fn: migrateSignatureKeys},
 	{version: 5, name: "signature records in audit order, with a log-structured digest index", fn: migrateSignatureIndex},
 	{version: 6, name: "tree nodes keyed in creation order", fn: migrateTreeNodeOrder},
+	{version: 7, name: "signing path journal", fn: migrateJournal},
 }
 
 // schemaVersion is the version this code writes and understands.
@@ -232,4 +233,16 @@ func migrateTreeNodeOrder(tx *bolt.Tx) error {
 		return err
 	}
 	return meta.Put(keyTreeOrderFrom, seqKey(size))
+}
+
+// migrateJournal records that the journal (journal.go) starts at its
+// beginning. It moves nothing, but a signerd that knows only schema 6
+// would ignore a journal's records not yet applied and write other
+// records at their seqs, so it must refuse this file.
+func migrateJournal(tx *bolt.Tx) error {
+	meta, err := bucket(tx, bucketKeyMeta)
+	if err != nil {
+		return err
+	}
+	return meta.Put(keyJournalPos, binary.BigEndian.AppendUint64(nil, 0))
 }

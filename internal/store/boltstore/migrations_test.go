@@ -198,6 +198,17 @@ var migrationTests = map[int]struct {
 			}
 		},
 	},
+	7: {
+		// A schema-6 log of 3 records: nothing moves, and the journal
+		// starts at its beginning.
+		init: func(tx *bolt.Tx) error { return appendLogRecords(tx, 3) },
+		check: func(t *testing.T, tx *bolt.Tx) {
+			seq, _, pos, err := journalState(tx)
+			if err != nil || seq != 3 || pos != 0 {
+				t.Errorf("journal state after migration = %d, %d, %v; want head 3 at position 0", seq, pos, err)
+			}
+		},
+	},
 }
 
 // auditLeaves returns the tree leaves of the records in audit/, in order.

@@ -102,7 +102,7 @@ func (s *Store) changeOrg(ctx context.Context, id string, ev store.AuditEvent, c
 	if err != nil {
 		return err
 	}
-	return update(ctx, s.db, func(tx *bolt.Tx) error {
+	return s.update(ctx, func(tx *bolt.Tx) error {
 		o, err := loadOrg(tx, id)
 		if err != nil {
 			return err

@@ -21,6 +21,7 @@ package boltstore
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
@@ -294,6 +295,17 @@ func (s *Store) startMergeLocked() chan struct{} {
 	return done
 }
 
+// pendingEntries is how many signature records are not in the persisted
+// index: those pending in memory and those the journal has not applied
+// yet (each becomes a pending entry when it is).
+func (s *Store) pendingEntries() int {
+	n := s.idx.len()
+	if s.j != nil {
+		n += s.j.unappliedSigs()
+	}
+	return n
+}
+
 // throttle makes a signer wait for the running merge when pending has
 // reached throttleFactor times the merge threshold. Each waiting signer
 // has added its one entry, so while merges succeed pending stays below
@@ -317,8 +329,13 @@ func (s *Store) throttle(pending int) {
 // into a record that could not be found; the log says why.
 func (s *Store) admit() error {
 	hard := 2 * throttleFactor * s.mergeAtBase
-	if s.readOnly || s.idx.len() < hard {
+	if s.readOnly || s.pendingEntries() < hard {
 		return nil // read-only: the commit refuses (FailedPrecondition)
+	}
+	// The journal's records first, into the pending index: the merge
+	// below then covers them, and the count below is the index's.
+	if err := s.Sync(context.Background()); err != nil {
+		return err
 	}
 	s.mergeMu.Lock()
 	done := s.startMergeLocked()

@@ -60,6 +60,10 @@ func putIndexed(t *testing.T, s *Store, i, k int) store.SignatureRecord {
 	if err := s.PutSignature(context.Background(), rec, ev); err != nil {
 		t.Fatalf("PutSignature %d: %v", i, err)
 	}
+	// In bbolt, as the index tests read it there.
+	if err := s.Sync(context.Background()); err != nil {
+		t.Fatalf("Sync %d: %v", i, err)
+	}
 	return rec
 }
 
@@ -109,6 +113,12 @@ func diskIndex(t *testing.T, s *Store) (mark uint64, entries int) {
 // Open.
 func crashClose(t *testing.T, s *Store) {
 	t.Helper()
+	// The journal's records are in bbolt (these tests crash the index,
+	// not the journal: journal_test.go does that).
+	if err := s.Sync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	abandonJournal(s)
 	counters.Delete(s.db)
 	if err := s.db.Close(); err != nil {
 		t.Fatal(err)

@@ -14,12 +14,12 @@ import (
 	"github.com/signerd/signerd/internal/store"
 )
 
-// PutSignature records rec and its audit event in one transaction shared,
-// through group commit, with concurrent callers; it returns after that
-// transaction is fsync'd. rec is appended under the seq of its audit
-// record (sigrecords/), so it names its log leaf and the commit writes
-// only the last page of the bucket; its digest index entry is in memory
-// until a merge persists it (sigindex.go).
+// PutSignature records rec and its audit event through the journal's
+// group commit, shared with concurrent callers; it returns once they are
+// on disk (journal.go). The journal later appends rec to bbolt under the
+// seq of its audit record (sigrecords/), so it names its log leaf; its
+// digest index entry is in memory until a merge persists it
+// (sigindex.go).
 func (s *Store) PutSignature(ctx context.Context, rec store.SignatureRecord, ev store.AuditEvent) error {
 	if err := store.CheckSignatureRecord(rec); err != nil {
 		return err
@@ -31,8 +31,8 @@ func (s *Store) PutSignature(ctx context.Context, rec store.SignatureRecord, ev 
 	if err := s.admit(); err != nil {
 		return err
 	}
-	// Encode outside the transaction: the less work under bbolt's single
-	// writer lock, the more callers one commit can serve. The hand-written
+	// Encode before the group commit: the less work its writer does
+	// alone, the more callers one commit can serve. The hand-written
 	// encoder writes json.Marshal's bytes (loggedSignature's prefilter,
 	// recordDigest and SignaturesByDigest's json.Unmarshal read them)
 	// without its reflection, a measurable share of a signature's CPU.
@@ -41,36 +41,16 @@ func (s *Store) PutSignature(ctx context.Context, rec store.SignatureRecord, ev 
 		return fmt.Errorf("encode signature record: %w", errors.Join(errdefs.ErrInternal, err))
 	}
 
-	// Idempotent as batch requires: the audit record's seq and hashes, and
-	// so the record's key, all come from tx, so a re-run after a rolled
-	// back attempt writes the same thing against the state it sees. Only
-	// the run that commits returns, and it is the last, so seq is its.
-	var seq uint64
-	err = s.batch(ctx, func(tx *bolt.Tx, tb *txBatch) error {
-		recs, err := bucket(tx, bucketKeySigRecords)
-		if err != nil {
-			return err
-		}
-		recs.FillPercent = appendFill
-		logged, err := appendAuditTo(tx, ev, tb)
-		if err != nil {
-			return err
-		}
-		key := seqKey(logged.Seq)
-		// As for the audit record: a record already under the seq of a
-		// record past the head is damage; overwriting it would hide it.
-		if recs.Get(key) != nil {
-			return fmt.Errorf("signature records damaged: one already names audit record %d, past the head (run audit verify): %w", logged.Seq, errdefs.ErrInternal)
-		}
-		seq = logged.Seq
-		return recs.Put(key, raw)
-	})
+	if s.j == nil {
+		return errReadOnly
+	}
+	// The journal writes rec under the seq of its audit record and, once
+	// it applies them, indexes it by digest.
+	_, err = s.j.do(ctx, ev, raw, rec.Digest)
 	if err != nil {
 		return err
 	}
-	pending := s.idx.add(rec.Digest, seq)
-	s.maybeMerge(pending)
-	s.throttle(pending)
+	s.throttle(s.pendingEntries())
 	return nil
 }
 
@@ -105,8 +85,14 @@ func (s *Store) SignaturesByDigest(ctx context.Context, digest []byte) ([]store.
 	if err := store.CheckDigest(digest); err != nil {
 		return nil, err
 	}
-	// Before the transaction: every pending key then names a record the
-	// transaction sees (signatureRecords).
+	// The journal's records first, into bbolt and the pending index: then
+	// every pending key names a record the transaction sees
+	// (signatureRecords).
+	if s.j != nil {
+		if err := s.j.sync(); err != nil {
+			return nil, err
+		}
+	}
 	pending := s.idx.keys(digest)
 	var out []store.SignatureRecord
 	err := view(ctx, s.db, func(tx *bolt.Tx) error {

@@ -52,6 +52,9 @@ func TestStoredRecordsAreJSONMarshal(t *testing.T) {
 		if err := s.PutSignature(ctx, rec, ev); err != nil {
 			t.Fatal(err)
 		}
+		if err := s.Sync(ctx); err != nil { // into bbolt, where storedValue reads
+			t.Fatal(err)
+		}
 		seq, _, err := s.AuditHead(ctx)
 		if err != nil {
 			t.Fatal(err)
@@ -82,6 +85,9 @@ func TestStoredRecordsAreJSONMarshal(t *testing.T) {
 		Caller: "uid:\xff", Operation: "verify", Org: "<acme>", Outcome: "denied", Detail: "bad \xe2\x80 input\u2029",
 	})
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Sync(ctx); err != nil {
 		t.Fatal(err)
 	}
 	want, err := json.Marshal(rec)

@@ -39,6 +39,9 @@ type Options struct {
 	// MaxBatchSize caps the records in one group commit (PutSignature,
 	// AppendAudit); 0 means 1000.
 	MaxBatchSize int
+	// JournalSize is the size of the journal created beside the file
+	// (journal.go); 0 means 64 MiB. A larger existing journal is kept.
+	JournalSize int64
 	// IndexMergeAt is how many signature records are indexed only in
 	// memory before a merge writes them into the persisted digest index
 	// (sigindex.go); 0 means 8192.
@@ -48,9 +51,11 @@ type Options struct {
 // Store is store.Store on one bbolt file. It is safe for concurrent use.
 type Store struct {
 	db   *bolt.DB
-	gc   *groupCommit
+	j    *journal // nil when read-only
 	path string
 	log  *slog.Logger
+
+	maxBatch int
 
 	// idx is the digest index of the signature records a merge has not
 	// yet written to sigindex/ (sigindex.go).
@@ -72,6 +77,7 @@ type Store struct {
 	// would.
 	mergeHook func(chunk int) error
 	readOnly  bool
+	closeOnce sync.Once
 }
 
 var _ store.Store = (*Store)(nil)
@@ -144,16 +150,40 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		mergeAt = defaultMergeAt
 	}
 	counters.Store(db, new(treeCounter))
-	s := &Store{db: db, gc: &groupCommit{db: db, max: maxBatch}, path: path, log: log,
+	s := &Store{db: db, path: path, log: log, maxBatch: maxBatch,
 		mergeAt: mergeAt, mergeAtBase: mergeAt, mergeChunk: defaultMergeChunk, readOnly: opts.ReadOnly}
 	if err := s.loadPending(); err != nil {
 		counters.Delete(db)
 		_ = db.Close()
 		return nil, mapBoltErr(err)
 	}
-	if !opts.ReadOnly {
-		s.maybeMerge(s.idx.len())
+	if opts.ReadOnly {
+		// Records only in the journal would be missing from what a
+		// reader of this file sees: refuse rather than show a log
+		// shorter than what signerd returned.
+		if err := checkJournal(s); err != nil {
+			counters.Delete(db)
+			_ = db.Close()
+			return nil, err
+		}
+		return s, nil
 	}
+	size := opts.JournalSize
+	if size <= 0 {
+		size = defaultJournalSize
+	}
+	j, err := openJournal(s, size)
+	if err != nil {
+		s.mergeMu.Lock()
+		s.closed = true
+		s.mergeMu.Unlock()
+		s.mergeWG.Wait()
+		counters.Delete(db)
+		_ = db.Close()
+		return nil, err
+	}
+	s.j = j
+	s.maybeMerge(s.idx.len())
 	return s, nil
 }
 
@@ -175,11 +205,20 @@ func openError(path string, err error) error {
 // Path returns the database file's path.
 func (s *Store) Path() string { return s.path }
 
-// Close releases the file and its lock. It waits for open transactions
-// and a running merge, and merges what is pending so that the next Open
-// has little to read back.
+// Close releases the file and its lock. It applies the journal, waits for
+// open transactions and a running merge, and merges what is pending so
+// that the next Open has little to read back.
 func (s *Store) Close() error {
 	defer counters.Delete(s.db)
+	var jerr error
+	if s.j != nil {
+		s.closeOnce.Do(func() {
+			if jerr = s.j.close(); jerr != nil {
+				// Nothing is lost: the next Open applies the journal.
+				s.log.Error("applying the journal at close failed", "err", jerr)
+			}
+		})
+	}
 	s.mergeMu.Lock()
 	already := s.closed
 	s.closed = true
@@ -191,5 +230,8 @@ func (s *Store) Close() error {
 			s.log.Warn("signature index merge at close failed", "err", err)
 		}
 	}
-	return s.db.Close()
+	if err := s.db.Close(); err != nil {
+		return err
+	}
+	return jerr
 }

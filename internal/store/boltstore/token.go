@@ -24,7 +24,7 @@ func (s *Store) PinToken(ctx context.Context, t store.HSMToken, ev store.AuditEv
 		recorded store.HSMToken
 		created  bool
 	)
-	err = update(ctx, s.db, func(tx *bolt.Tx) error {
+	err = s.update(ctx, func(tx *bolt.Tx) error {
 		meta, err := bucket(tx, bucketKeyMeta)
 		if err != nil {
 			return err

@@ -202,7 +202,7 @@ func nodeReader(tx *bolt.Tx) store.TreeNodeReader {
 
 // logView runs fn in a read transaction with the log's size.
 func (s *Store) logView(ctx context.Context, fn func(tx *bolt.Tx, size uint64) error) error {
-	return view(ctx, s.db, func(tx *bolt.Tx) error {
+	return s.viewLog(ctx, func(tx *bolt.Tx) error {
 		meta, err := bucket(tx, bucketKeyMeta)
 		if err != nil {
 			return err
@@ -266,6 +266,9 @@ func (s *Store) SignatureLeaf(ctx context.Context, digest, sig []byte) (uint64, 
 		return 0, store.Invalid("signature is empty")
 	}
 	var leaf uint64
+	if err := s.Sync(ctx); err != nil {
+		return 0, err
+	}
 	pending := s.idx.keys(digest) // before the transaction, as signatureRecords needs
 	err := view(ctx, s.db, func(tx *bolt.Tx) error {
 		seq, ok, err := loggedSignature(tx, digest, sig, pending)

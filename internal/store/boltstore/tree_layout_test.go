@@ -108,15 +108,14 @@ func schema5Log(t *testing.T, path string, n int) *bolt.DB {
 	return db
 }
 
-// appendLogRecords appends n sign records to the log in tx, each as one
-// group commit appends it.
+// appendLogRecords appends n sign records to the log in tx.
 func appendLogRecords(tx *bolt.Tx, n int) error {
 	for i := range n {
 		ev, err := store.PrepareEvent(store.AuditEvent{Operation: "sign", Outcome: "ok", Digest: hexDigest(i)})
 		if err != nil {
 			return err
 		}
-		if err := run(tx, func(tx *bolt.Tx, tb *txBatch) error { _, err := appendAuditTo(tx, ev, tb); return err }); err != nil {
+		if _, err := appendAudit(tx, ev); err != nil {
 			return err
 		}
 	}

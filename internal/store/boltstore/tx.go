@@ -35,17 +35,47 @@ func update(ctx context.Context, db *bolt.DB, fn func(*bolt.Tx) error) error {
 	return mapBoltErr(db.Update(fn))
 }
 
-// batch is update through the store's group commit: concurrent callers
-// share one transaction and one fsync, and each returns after that commit.
-// fn MUST be idempotent: it may run more than once (only the last run
-// commits), so it must derive everything it writes from tx, never from state
-// left by an earlier run.
-func (s *Store) batch(ctx context.Context, fn batchFunc) error {
+// viewLog is view for readers of the log (audit records, signature
+// records, the tree): it first applies what the journal has acknowledged,
+// so they see every record returned to a caller before they were called.
+func (s *Store) viewLog(ctx context.Context, fn func(*bolt.Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return mapBoltErr(s.gc.do(fn))
+	if s.j != nil {
+		if err := s.j.sync(); err != nil {
+			return err
+		}
+	}
+	return view(ctx, s.db, fn)
 }
+
+// update is the store's only read-write transaction outside the journal
+// (journal.go) and the digest index's merges. It holds the journal's
+// writer and applies every frame first, so that the audit records fn
+// appends follow those the journal acknowledged, and then gives the
+// journal the new head.
+func (s *Store) update(ctx context.Context, fn func(*bolt.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if s.j == nil {
+		return update(ctx, s.db, fn)
+	}
+	s.j.wmu.Lock()
+	defer s.j.wmu.Unlock()
+	if err := s.j.drain(); err != nil {
+		return err
+	}
+	err := update(ctx, s.db, fn)
+	if rerr := s.j.reloadHead(); rerr != nil && err == nil {
+		err = rerr
+	}
+	return err
+}
+
+// errReadOnly is what a write to a store opened read-only returns.
+var errReadOnly = fmt.Errorf("database opened read-only: %w", errdefs.ErrFailedPrecondition)
 
 // mapBoltErr gives bbolt's own errors an errdefs kind; errors that already
 // carry a kind (returned by our transaction functions) pass through.

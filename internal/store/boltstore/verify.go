@@ -122,7 +122,7 @@ type auditChunk struct {
 // from the start), whose record has seq prevSeq, in one read transaction.
 func (s *Store) readAuditChunk(ctx context.Context, after []byte, prevSeq uint64, max int) (auditChunk, error) {
 	var c auditChunk
-	err := view(ctx, s.db, func(tx *bolt.Tx) error {
+	err := s.viewLog(ctx, func(tx *bolt.Tx) error {
 		c = auditChunk{}
 		audit, err := bucket(tx, bucketKeyAudit)
 		if err != nil {
@@ -193,7 +193,7 @@ func (s *Store) readAuditChunk(ctx context.Context, after []byte, prevSeq uint64
 // verifyTreeChunk adds recs to tree, checking the nodes they complete
 // against the stored ones in one read transaction.
 func (s *Store) verifyTreeChunk(ctx context.Context, tree *store.TreeVerifier, recs []store.AuditRecord) error {
-	return view(ctx, s.db, func(tx *bolt.Tx) error {
+	return s.viewLog(ctx, func(tx *bolt.Tx) error {
 		return tree.Add(ctx, recs, nodeReader(tx))
 	})
 }
