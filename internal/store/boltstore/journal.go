@@ -24,7 +24,10 @@ package boltstore
 // is the head's plus one and its record names the head's hash), applies
 // them, and only then serves. A frame that breaks the chain ends the scan:
 // it was either never acknowledged (its group's fdatasync had not
-// returned) or a frame of an earlier lap, already applied.
+// returned) or a frame of an earlier lap, already applied. A frame whose
+// group was not acknowledged but reached the disk whole is applied: the
+// record of a signature never released, as when signerd dies between a
+// commit and its reply.
 //
 // Everything else that writes the log (key, trust and checkpoint changes)
 // goes through Store.update, which first stops the journal's writer and
@@ -60,6 +63,10 @@ const (
 	// full speed (a record and its audit record are about 1.5 KiB), and
 	// room for the largest SignSkill record with its manifest.
 	defaultJournalSize = 64 << 20
+	// minJournalSize is the smallest journal Open accepts (tests use
+	// small ones to make it wrap): half of it must hold a group of
+	// ordinary records, and a record larger than half is refused.
+	minJournalSize = 4 << 10
 	// journalHeader is a frame's header: magic, payload length, seq, CRC.
 	journalHeader = 4 + 4 + 8 + 4
 	// defaultApplyAt is how many frames start an apply before the delay.
@@ -201,7 +208,10 @@ func openJournalFile(path string, size int64) (*os.File, error) {
 }
 
 // do appends one audit record (and the signature record it logs) through
-// a group commit and returns the record once it is on disk.
+// a group commit and returns the record once it is on disk. ctx is
+// consulted only before the request is queued: once queued it is
+// committed (a group is one write), and do waits for that, which is
+// bounded by one write and fdatasync.
 func (j *journal) do(ctx context.Context, ev store.AuditEvent, sig, digest []byte) (store.AuditRecord, error) {
 	if err := ctx.Err(); err != nil {
 		return store.AuditRecord{}, err
@@ -232,7 +242,7 @@ func (j *journal) writer() {
 	for {
 		j.wmu.Lock()
 		j.mu.Lock()
-		n := min(len(j.pending), j.max)
+		n := groupSize(j.pending, j.max, j.size/2)
 		if n == 0 {
 			j.running = false
 			j.mu.Unlock()
@@ -260,6 +270,23 @@ func (j *journal) writer() {
 	}
 }
 
+// groupSize is how many of the first requests of pending go in one group:
+// at most max, and no more bytes than limit (a record larger than that
+// alone goes alone, and commit refuses it).
+func groupSize(pending []*journalReq, max int, limit int64) int {
+	var bytes int64
+	for i, r := range pending {
+		if i == max {
+			return i
+		}
+		bytes += int64(journalHeader + 8 + len(r.sig) + store.AuditRecordJSONSize(store.AuditRecord{AuditEvent: r.ev}) + 256)
+		if bytes > limit && i > 0 {
+			return i
+		}
+	}
+	return len(pending)
+}
+
 // commit chains batch after the head, writes it as one group and
 // fdatasyncs it. j.wmu is held.
 func (j *journal) commit(batch []*journalReq) {
@@ -278,7 +305,7 @@ func (j *journal) commit(batch []*journalReq) {
 		}
 		start := len(buf)
 		buf = appendFrame(buf, rec.Seq, raw, r.sig)
-		if int64(len(buf)) > j.size/2 {
+		if int64(len(buf)-start) > j.size/2 {
 			// Cannot happen within the request limits (a frame is at
 			// most a few MiB); refuse rather than wrap over itself.
 			buf = buf[:start]
@@ -299,15 +326,20 @@ func (j *journal) commit(batch []*journalReq) {
 		return
 	}
 	off, err := j.reserve(int64(len(buf)))
-	if err == nil {
-		if _, err = j.f.WriteAt(buf, off); err == nil {
-			err = fdatasync(j.f)
+	if err != nil {
+		// Nothing was written: these callers fail, the journal goes on.
+		err = fmt.Errorf("journal full and its records cannot be applied: %w", err)
+		for _, r := range ok {
+			r.rec, r.err = store.AuditRecord{}, err
+			close(r.done)
 		}
-		if err != nil {
-			err = fmt.Errorf("write journal %s: %w", j.path, errors.Join(errdefs.ErrUnavailable, err))
-		}
+		return
+	}
+	if _, err = j.f.WriteAt(buf, off); err == nil {
+		err = fdatasync(j.f)
 	}
 	if err != nil {
+		err = fmt.Errorf("write journal %s: %w", j.path, errors.Join(errdefs.ErrUnavailable, err))
 		// What reached the disk is unknown, so nothing more is written:
 		// the next start applies what is intact and chains.
 		j.s.log.Error("journal write failed; signing stops until signerd restarts", "err", err)
@@ -415,7 +447,7 @@ func (j *journal) readFrame(off int64) (seq uint64, audit, sig []byte, end int64
 	plen := int64(binary.BigEndian.Uint32(h[4:]))
 	seq = binary.BigEndian.Uint64(h[8:])
 	end = off + journalHeader + plen
-	if plen < 8 || end > j.size {
+	if plen < 8 || plen > j.size/2 || end > j.size {
 		return 0, nil, nil, 0, false
 	}
 	p := make([]byte, plen)
@@ -564,22 +596,21 @@ func (j *journal) wake() {
 }
 
 // applier applies frames when defaultApplyAt have gathered, or j.delay
-// after the first of them, until the journal closes.
+// after it finds the first of them, until the journal closes.
 func (j *journal) applier() {
 	defer close(j.stopped)
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	for {
-		select {
-		case <-j.stop:
-			return
-		case <-j.kick:
-		case <-timer.C:
-		}
 		j.mu.Lock()
 		n, applyAt, delay := len(j.unapplied), j.applyAt, j.delay
 		j.mu.Unlock()
 		if n == 0 {
+			select {
+			case <-j.stop:
+				return
+			case <-j.kick:
+			}
 			continue
 		}
 		if n < applyAt {
@@ -588,15 +619,23 @@ func (j *journal) applier() {
 			timer.Reset(delay)
 			select {
 			case <-j.stop:
+				timer.Stop()
 				return
 			case <-j.kick:
 				timer.Stop()
+				continue // counted again: a kick may be a full batch or the first frame
 			case <-timer.C:
 			}
 		}
 		if err := j.applyOnce(); err != nil {
 			j.s.log.Error("applying the journal to the database failed; retrying", "err", err)
 			timer.Reset(time.Second)
+			select {
+			case <-j.stop:
+				timer.Stop()
+				return
+			case <-timer.C:
+			}
 		}
 	}
 }
@@ -613,6 +652,16 @@ func (j *journal) applyOnce() error {
 		return nil
 	}
 	err := mapBoltErr(j.s.db.Update(func(tx *bolt.Tx) error { return applyFrames(tx, frames) }))
+	pending := 0
+	if err == nil {
+		// Indexed before they count as applied: a reader that finds them
+		// applied (sync) then finds them in the index too.
+		for _, f := range frames {
+			if f.digest != nil {
+				pending = j.s.idx.add(f.digest, f.seq)
+			}
+		}
+	}
 	j.mu.Lock()
 	j.applyErr = err
 	if err == nil {
@@ -626,12 +675,6 @@ func (j *journal) applyOnce() error {
 		return err
 	}
 	j.applies.Add(1)
-	pending := 0
-	for _, f := range frames {
-		if f.digest != nil {
-			pending = j.s.idx.add(f.digest, f.seq)
-		}
-	}
 	if pending > 0 {
 		j.s.maybeMerge(pending)
 	}
@@ -813,12 +856,22 @@ func checkJournal(s *Store) error {
 	var seq uint64
 	var hash []byte
 	var pos int64
+	damaged := false
 	if err := s.db.View(func(tx *bolt.Tx) error {
 		var err error
-		seq, hash, pos, err = journalState(tx)
-		return err
+		if seq, hash, pos, err = journalState(tx); err != nil {
+			return err
+		}
+		damaged = pastHead(tx, seq) != nil
+		return nil
 	}); err != nil {
 		return mapBoltErr(err)
+	}
+	if damaged {
+		// signerd would not apply the journal to this file either (it
+		// refuses to append after records past the head): let the
+		// reader in, so that audit verify can say what is wrong.
+		return nil
 	}
 	j := &journal{f: f, size: fi.Size()}
 	if frames := j.scan(pos, seq, hash); len(frames) > 0 {

@@ -328,3 +328,21 @@ func TestJournalWriteFailure(t *testing.T) {
 	defer s.Close()
 	checkAll(t, s, append(recs, putSig(t, s, 6, 5)), 6)
 }
+
+// TestJournalSizeMinimum: a journal too small to hold a group is refused
+// at Open, and the database file is left usable.
+func TestJournalSizeMinimum(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "signerd.db")
+	for _, size := range []int64{1, 512, minJournalSize - 1} {
+		s, err := Open(context.Background(), path, Options{JournalSize: size})
+		if err == nil {
+			_ = s.Close()
+			t.Fatalf("Open with a %d-byte journal succeeded", size)
+		}
+		if !errors.Is(err, errdefs.ErrInvalidArgument) {
+			t.Fatalf("Open with a %d-byte journal: %v, want InvalidArgument", size, err)
+		}
+	}
+	s := openOK(t, path, Options{JournalSize: minJournalSize})
+	putSig(t, s, 0, 11)
+}

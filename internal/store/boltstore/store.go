@@ -172,6 +172,12 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if size <= 0 {
 		size = defaultJournalSize
 	}
+	if size < minJournalSize {
+		err := fmt.Errorf("journal size %d bytes is below the minimum %d: %w", size, minJournalSize, errdefs.ErrInvalidArgument)
+		counters.Delete(db)
+		_ = db.Close()
+		return nil, err
+	}
 	j, err := openJournal(s, size)
 	if err != nil {
 		s.mergeMu.Lock()

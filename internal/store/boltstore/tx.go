@@ -64,6 +64,14 @@ func (s *Store) update(ctx context.Context, fn func(*bolt.Tx) error) error {
 	}
 	s.j.wmu.Lock()
 	defer s.j.wmu.Unlock()
+	s.j.mu.Lock()
+	failed := s.j.failed
+	s.j.mu.Unlock()
+	if failed != nil {
+		// The journal may hold records this write would have to follow
+		// (or the log is damaged): append nothing until a restart.
+		return failed
+	}
 	if err := s.j.drain(); err != nil {
 		return err
 	}
