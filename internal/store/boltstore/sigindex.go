@@ -306,18 +306,29 @@ func (s *Store) pendingEntries() int {
 	return n
 }
 
-// throttle makes a signer wait for the running merge when pending has
-// reached throttleFactor times the merge threshold. Each waiting signer
-// has added its one entry, so while merges succeed pending stays below
-// that bound plus the signers in flight.
+// throttle makes a signer wait for a merge when pending has reached
+// throttleFactor times the merge threshold. Each waiting signer has added
+// its one entry, so while merges succeed pending stays below that bound
+// plus the signers in flight. A merge must be running for that: entries
+// reach the index when the journal applies them (which is what starts
+// merges), after the signer's own check, so at the bound throttle
+// applies the journal itself and starts the merge if none runs.
 func (s *Store) throttle(pending int) {
 	if pending < throttleFactor*s.mergeAtBase {
 		return
 	}
+	if err := s.Sync(context.Background()); err != nil {
+		return // the journal's failure fails the next commit, which says why
+	}
 	s.mergeMu.Lock()
-	done, running := s.mergeDone, s.merging
+	var done chan struct{}
+	if s.idx.len() >= throttleFactor*s.mergeAtBase {
+		// Counted again, everything now in the index: a merge may
+		// have ended since and taken it below the bound.
+		done = s.startMergeLocked()
+	}
 	s.mergeMu.Unlock()
-	if running {
+	if done != nil {
 		<-done
 	}
 }
