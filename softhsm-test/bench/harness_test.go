@@ -52,8 +52,9 @@ func (s *syncBuffer) String() string {
 
 // startDaemon starts signerd on a new token, database and socket, with its
 // default settings (log level info: nothing is logged per successful call;
-// 8 HSM sessions).
-func startDaemon(t *testing.T) *daemon {
+// 8 HSM sessions), and with Go's profiler on its metrics address if
+// pprof.
+func startDaemon(t *testing.T, pprof bool) *daemon {
 	t.Helper()
 	tok := softhsm.NewToken(t)
 	dir := t.TempDir()
@@ -65,12 +66,15 @@ func startDaemon(t *testing.T) *daemon {
 		logs:    &syncBuffer{},
 		exited:  make(chan error, 1),
 	}
-	d.run(t, nil, 15*time.Second,
-		"--pkcs11-module", tok.ModulePath, "--token-label", tok.Label, "--pin-file", d.pinFile,
+	args := []string{"--pkcs11-module", tok.ModulePath, "--token-label", tok.Label, "--pin-file", d.pinFile,
 		"--db", d.db, "--socket", d.socket, "--log-level", "info",
 		// Its commit counter says how many signatures share a durable
 		// commit (commitPhase).
-		"--metrics-listen", "127.0.0.1:0")
+		"--metrics-listen", "127.0.0.1:0"}
+	if pprof {
+		args = append(args, "--metrics-pprof")
+	}
+	d.run(t, nil, 15*time.Second, args...)
 	return d
 }
 

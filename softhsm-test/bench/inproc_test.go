@@ -31,6 +31,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"runtime/pprof"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -79,6 +80,9 @@ type childRequest struct {
 	Warm      time.Duration `json:"warm"`
 	Dur       time.Duration `json:"dur"`
 	Ops       int64         `json:"ops,omitempty"` // by count instead (window.ops)
+	// Path is where "profile-start" writes the child's CPU profile
+	// until "profile-stop".
+	Path string `json:"path,omitempty"`
 }
 
 type childResponse struct {
@@ -140,6 +144,10 @@ func childMain() int {
 		var resp childResponse
 		if err := json.Unmarshal(in.Bytes(), &req); err != nil {
 			resp.Err = err.Error()
+		} else if req.Op == "profile-start" || req.Op == "profile-stop" {
+			if err := childProfile(req); err != nil {
+				resp.Err = err.Error()
+			}
 		} else {
 			st, err := childRun(req, signers)
 			resp.Rate, resp.Total = st.rate, st.total
@@ -155,6 +163,36 @@ func childMain() int {
 }
 
 var childSeq atomic.Uint64
+
+// childProfileFile is the CPU profile being written, between
+// "profile-start" and "profile-stop".
+var childProfileFile *os.File
+
+// childProfile starts or stops the child's CPU profile.
+func childProfile(req childRequest) error {
+	if req.Op == "profile-stop" {
+		if childProfileFile == nil {
+			return errors.New("no profile running")
+		}
+		pprof.StopCPUProfile()
+		err := childProfileFile.Close()
+		childProfileFile = nil
+		return err
+	}
+	if childProfileFile != nil {
+		return errors.New("a profile is running")
+	}
+	f, err := os.Create(req.Path)
+	if err != nil {
+		return err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		_ = f.Close()
+		return err
+	}
+	childProfileFile = f
+	return nil
+}
 
 func childRun(req childRequest, signers map[string]crypto.Signer) (loadStats, error) {
 	w := window{warm: req.Warm, dur: req.Dur, ops: req.Ops}

@@ -35,6 +35,7 @@ const (
 	envRepeat   = "SIGNERD_BENCH_REPEAT"   // repetitions of each point (default 5)
 	envOnly     = "SIGNERD_BENCH_ONLY"     // comma-separated groups to run (default all)
 	envChild    = "SIGNERD_BENCH_CHILD"    // set in the in-process worker (child process)
+	envProfile  = "SIGNERD_BENCH_PROFILE"  // a directory: CPU profiles of the daemon and the floor server per sign phase
 )
 
 var bins struct {
@@ -97,6 +98,15 @@ func TestBench(t *testing.T) {
 				t.Fatalf("%s=%q: %q is not one of %s", envOnly, v, g, strings.Join(known, ", "))
 			}
 			cfg.only = append(cfg.only, g)
+		}
+	}
+	if v := os.Getenv(envProfile); v != "" {
+		if err := os.MkdirAll(v, 0o755); err != nil {
+			t.Fatalf("%s=%q: %v", envProfile, v, err)
+		}
+		var err error
+		if cfg.profileDir, err = filepath.Abs(v); err != nil {
+			t.Fatalf("%s=%q: %v", envProfile, v, err)
 		}
 	}
 	out := os.Getenv(envOut)

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -48,6 +49,10 @@ type config struct {
 	// only, when set, limits the run to these groups: sign, verify,
 	// signctl, hash, canonicalize, replicas, network, log.
 	only []string
+	// profileDir, when set, receives a CPU profile of the daemon for
+	// each sign phase and of the floor server for each floor phase
+	// (SIGNERD_BENCH_PROFILE): what the gap between them is made of.
+	profileDir string
 }
 
 func fullConfig() config {
@@ -177,7 +182,7 @@ func (s *suite) logf(format string, args ...any) {
 
 func (s *suite) setUp() {
 	t := s.t
-	s.d = startDaemon(t)
+	s.d = startDaemon(t, s.cfg.profileDir != "")
 	signctl(t, s.d, "key", "create", keyEd, "--algorithm", "ed25519")
 	signctl(t, s.d, "key", "create", keyEC, "--algorithm", "ecdsa-p256")
 	signctl(t, s.d, "trust", "add", "--org", benchOrg, "--key", keyEd)
@@ -260,7 +265,7 @@ type phase struct {
 // signerd_db_commits_total: the journal's group commits (one fdatasync
 // each) and bbolt's transactions (its applies of the journal, index
 // merges, other writes).
-func (s *suite) commitPhase(load func() (loadStats, error)) phase {
+func (s *suite) commitPhase(name string, rep int, load func() (loadStats, error)) phase {
 	s.t.Helper()
 	addr := metricsAddr(s.t, s.d)
 	before := scrapeOne(s.t, addr, "signerd_db_commits_total")
@@ -268,7 +273,9 @@ func (s *suite) commitPhase(load func() (loadStats, error)) phase {
 	if err != nil {
 		s.t.Fatal(err)
 	}
+	prof := s.daemonProfile(addr, fmt.Sprintf("%s-%d", name, rep+1))
 	st, err := load()
+	prof()
 	s.signed.Add(st.total)
 	if err != nil {
 		s.t.Fatalf("%v\nsignerd log:\n%s", err, s.d.logs.String())
@@ -283,6 +290,57 @@ func (s *suite) commitPhase(load func() (loadStats, error)) phase {
 	}
 	p.sigsPerCommit = float64(st.total) / float64(after-before)
 	return p
+}
+
+// daemonProfile, with SIGNERD_BENCH_PROFILE set, starts a CPU profile of
+// the daemon (its /debug/pprof/profile, for the phase's window) and
+// returns what waits for it and writes it to name.pprof; otherwise it
+// does nothing.
+func (s *suite) daemonProfile(addr, name string) (wait func()) {
+	if s.cfg.profileDir == "" || s.cfg.dur <= 0 {
+		return func() {}
+	}
+	secs := max(1, int((s.cfg.warm+s.cfg.dur)/time.Second))
+	done := make(chan error, 1)
+	go func() {
+		c := &http.Client{Timeout: time.Duration(secs+30) * time.Second}
+		resp, err := c.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, secs))
+		if err != nil {
+			done <- err
+			return
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			done <- fmt.Errorf("profile: %s", resp.Status)
+			return
+		}
+		b, err := io.ReadAll(resp.Body)
+		if err == nil {
+			err = os.WriteFile(filepath.Join(s.cfg.profileDir, name+".pprof"), b, 0o644)
+		}
+		done <- err
+	}()
+	return func() {
+		if err := <-done; err != nil {
+			s.t.Fatalf("daemon profile %s: %v", name, err)
+		}
+	}
+}
+
+// floorProfile, with SIGNERD_BENCH_PROFILE set, profiles the child (its
+// floor server) until the returned function is called.
+func (s *suite) floorProfile(name string) (stop func()) {
+	if s.cfg.profileDir == "" {
+		return func() {}
+	}
+	if _, err := s.child.do(childRequest{Op: "profile-start", Path: filepath.Join(s.cfg.profileDir, name+".pprof")}); err != nil {
+		s.t.Fatal(err)
+	}
+	return func() {
+		if _, err := s.child.do(childRequest{Op: "profile-stop"}); err != nil {
+			s.t.Fatal(err)
+		}
+	}
 }
 
 // inproc runs one measurement in the child and returns its rate and the
@@ -365,7 +423,7 @@ func (s *suite) signing() []result {
 		ce, cpuE := s.inproc("sign", "ed25519", s.cfg.hsmWorkers)
 		ceilEd.addValue(ce)
 		cpuCeilEd.addValue(cpuE)
-		ue := s.commitPhase(s.unarySignEd)
+		ue := s.commitPhase("sign-unary-ed25519", rep, s.unarySignEd)
 		unaryEd.add(ue.rate, ce, div(ue.rate, ce))
 		p50, p99 := ms(percentile(ue.latencies, 0.5)), ms(percentile(ue.latencies, 0.99))
 		p99Ed.add(p99, p50, div(p99, p50))
@@ -373,12 +431,12 @@ func (s *suite) signing() []result {
 		gcEd.add(ue.sigsPerCommit, 1, ue.sigsPerCommit)
 		cpuUnaryEd.add(ue.daemonCPU, cpuE, div(ue.daemonCPU, cpuE))
 		cliUnaryEd.addValue(ue.clientCPU)
-		be := s.commitPhase(s.batchSignEd)
+		be := s.commitPhase("sign-batch-ed25519", rep, s.batchSignEd)
 		batch.add(be.rate, ce, div(be.rate, ce))
 		gcBatch.add(be.sigsPerCommit, 1, be.sigsPerCommit)
 		cpuBatch.add(be.daemonCPU, cpuE, div(be.daemonCPU, cpuE))
 		cliBatch.addValue(be.clientCPU)
-		fe, feCPU := s.floorPhase(keyEd)
+		fe, feCPU := s.floorPhase(keyEd, rep)
 		floorEd.add(fe.rate, ce, div(fe.rate, ce))
 		cpuFloorEd.add(feCPU, cpuE, div(feCPU, cpuE))
 		fb, err := s.batchSign(s.floor[0])
@@ -393,7 +451,7 @@ func (s *suite) signing() []result {
 		cc, cpuC := s.inproc("sign", "ecdsa-p256", s.cfg.hsmWorkers)
 		ceilEC.addValue(cc)
 		cpuCeilEC.addValue(cpuC)
-		uc := s.commitPhase(s.unarySignEC)
+		uc := s.commitPhase("sign-unary-ecdsa-p256", rep, s.unarySignEC)
 		unaryEC.add(uc.rate, cc, div(uc.rate, cc))
 		p50, p99 = ms(percentile(uc.latencies, 0.5)), ms(percentile(uc.latencies, 0.99))
 		p99EC.add(p99, p50, div(p99, p50))
@@ -401,7 +459,7 @@ func (s *suite) signing() []result {
 		gcEC.add(uc.sigsPerCommit, 1, uc.sigsPerCommit)
 		cpuUnaryEC.add(uc.daemonCPU, cpuC, div(uc.daemonCPU, cpuC))
 		cliUnaryEC.addValue(uc.clientCPU)
-		fc, fcCPU := s.floorPhase(keyEC)
+		fc, fcCPU := s.floorPhase(keyEC, rep)
 		floorEC.add(fc.rate, cc, div(fc.rate, cc))
 		cpuFloorEC.add(fcCPU, cpuC, div(fcCPU, cpuC))
 		vsFloorEC.add(uc.rate, fc.rate, div(uc.rate, fc.rate))
@@ -427,12 +485,13 @@ func (s *suite) signing() []result {
 // floorPhase drives the child's floor server with the clients' closed
 // loop, signing fresh digests with key (keyEd or keyEC), and returns the
 // child's CPU per signature beside the rate.
-func (s *suite) floorPhase(key string) (loadStats, float64) {
+func (s *suite) floorPhase(key string, rep int) (loadStats, float64) {
 	s.t.Helper()
 	cpu, err := startCPU(s.child.cmd.Process.Pid)
 	if err != nil {
 		s.t.Fatal(err)
 	}
+	prof := s.floorProfile(fmt.Sprintf("floor-%s-%d", key, rep+1))
 	st, err := closedLoop(len(s.floor), s.cfg.window(), func(i int) error {
 		d := s.digest()
 		resp, err := s.floor[i].Signer.Sign(context.Background(), &signerv1.SignRequest{KeyName: key, Digest: d[:]})
@@ -444,6 +503,7 @@ func (s *suite) floorPhase(key string) (loadStats, float64) {
 	if err != nil {
 		s.t.Fatalf("floor server: %v", err)
 	}
+	prof()
 	serverCPU, _, err := cpu.perOp(st.total)
 	if err != nil {
 		s.t.Fatal(err)
