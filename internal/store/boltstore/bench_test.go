@@ -74,9 +74,15 @@ func BenchmarkPutSignatureParallel(b *testing.B) {
 // CPU per signature (user + system, fsync's kernel work included) and the
 // pages each commit writes.
 func BenchmarkPutSignatureFilled(b *testing.B) {
+	for _, mergeAt := range []int{8192, 32768} {
+		b.Run(fmt.Sprintf("merge=%d", mergeAt), func(b *testing.B) { benchPutFilled(b, mergeAt) })
+	}
+}
+
+func benchPutFilled(b *testing.B, mergeAt int) {
 	const prefill, callers = 100_000, 32
 	ctx := context.Background()
-	s, err := Open(ctx, filepath.Join(b.TempDir(), "db"), Options{MaxBatchSize: 4096})
+	s, err := Open(ctx, filepath.Join(b.TempDir(), "db"), Options{MaxBatchSize: 4096, IndexMergeAt: mergeAt})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -132,4 +138,45 @@ func benchPut(ctx context.Context, b *testing.B, s *Store, i uint64) {
 	if err := s.PutSignature(ctx, rec, ev); err != nil {
 		b.Error(err)
 	}
+}
+
+// BenchmarkOpenPending is Open of a store whose last run left as many
+// records outside the digest index as signers may leave before they wait
+// for a merge (throttleFactor × defaultMergeAt): the most a start reads
+// back while merges succeed.
+func BenchmarkOpenPending(b *testing.B) {
+	const callers = 256
+	pending := uint64(throttleFactor * defaultMergeAt)
+	ctx := context.Background()
+	path := filepath.Join(b.TempDir(), "db")
+	// A threshold above the fill: nothing is merged while it runs.
+	s, err := Open(ctx, path, Options{MaxBatchSize: 4096, IndexMergeAt: int(pending) + 1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var n atomic.Uint64
+	var wg sync.WaitGroup
+	for range callers {
+		wg.Go(func() {
+			for i := n.Add(1); i <= pending; i = n.Add(1) {
+				benchPut(ctx, b, s, i)
+			}
+		})
+	}
+	wg.Wait()
+	crashClose(b, s) // Close would merge them
+	b.ResetTimer()
+	for range b.N {
+		s, err := Open(ctx, path, Options{IndexMergeAt: int(pending) + 1})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if got := s.idx.len(); got != int(pending) {
+			b.Fatalf("%d entries pending after Open, want %d", got, pending)
+		}
+		b.StopTimer()
+		crashClose(b, s)
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(pending), "records")
 }

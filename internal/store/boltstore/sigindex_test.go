@@ -111,7 +111,7 @@ func diskIndex(t *testing.T, s *Store) (mark uint64, entries int) {
 // crashClose closes s's file as a crash would: without the merge Close
 // does, so the records after the watermark are indexed only by the next
 // Open.
-func crashClose(t *testing.T, s *Store) {
+func crashClose(t testing.TB, s *Store) {
 	t.Helper()
 	// The journal's records are in bbolt (these tests crash the index,
 	// not the journal: journal_test.go does that).

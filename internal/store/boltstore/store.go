@@ -44,7 +44,7 @@ type Options struct {
 	JournalSize int64
 	// IndexMergeAt is how many signature records are indexed only in
 	// memory before a merge writes them into the persisted digest index
-	// (sigindex.go); 0 means 8192.
+	// (sigindex.go); 0 means 32768.
 	IndexMergeAt int
 }
 
