@@ -326,9 +326,12 @@ func (s *Store) throttle(pending int) {
 	}
 	s.mergeMu.Lock()
 	var done chan struct{}
-	if s.idx.len() >= throttleFactor*s.mergeAtBase {
+	if s.idx.len() >= throttleFactor*s.mergeAtBase && (s.merging || s.mergeErr == nil) {
 		// Counted again, everything now in the index: a merge may
-		// have ended since and taken it below the bound.
+		// have ended since and taken it below the bound. After a
+		// failed merge no new one is started here (maybeMerge waits
+		// for more entries, admit refuses at twice the bound), so a
+		// full disk does not turn every signature into a merge.
 		done = s.startMergeLocked()
 	}
 	s.mergeMu.Unlock()
