@@ -121,7 +121,6 @@ type journal struct {
 	applyMu sync.Mutex
 
 	mu        sync.Mutex
-	cond      *sync.Cond // signalled when frames are applied
 	pending   []*journalReq
 	running   bool
 	closed    bool
@@ -132,7 +131,6 @@ type journal struct {
 	unapplied []*frame // acknowledged, oldest first
 	sigs      int      // how many of them carry a signature record
 	applied   uint64   // the newest seq in bbolt
-	applyErr  error    // the last apply's outcome
 
 	kick    chan struct{}
 	stop    chan struct{}
@@ -154,7 +152,6 @@ func openJournal(s *Store, size int64) (*journal, error) {
 	j := &journal{s: s, path: journalPath(s.path), size: size, max: s.maxBatch,
 		kick: make(chan struct{}, 1), stop: make(chan struct{}), stopped: make(chan struct{}),
 		applyAt: defaultApplyAt, delay: defaultApplyDelay}
-	j.cond = sync.NewCond(&j.mu)
 	f, err := openJournalFile(j.path, size)
 	if err != nil {
 		return nil, err
@@ -210,8 +207,9 @@ func openJournalFile(path string, size int64) (*os.File, error) {
 // do appends one audit record (and the signature record it logs) through
 // a group commit and returns the record once it is on disk. ctx is
 // consulted only before the request is queued: once queued it is
-// committed (a group is one write), and do waits for that, which is
-// bounded by one write and fdatasync.
+// committed (a group is one write), and do waits for that, behind the
+// groups queued before it (and, when the journal is full, the applies
+// that make room).
 func (j *journal) do(ctx context.Context, ev store.AuditEvent, sig, digest []byte) (store.AuditRecord, error) {
 	if err := ctx.Err(); err != nil {
 		return store.AuditRecord{}, err
@@ -306,8 +304,9 @@ func (j *journal) commit(batch []*journalReq) {
 		start := len(buf)
 		buf = appendFrame(buf, rec.Seq, raw, r.sig)
 		if int64(len(buf)-start) > j.size/2 {
-			// Cannot happen within the request limits (a frame is at
-			// most a few MiB); refuse rather than wrap over itself.
+			// Not with the default size and the request limits (a
+			// frame is at most a few MiB), but possible in a small
+			// journal: refuse rather than wrap over itself.
 			buf = buf[:start]
 			r.err = fmt.Errorf("record of %d bytes is too large for the journal: %w", len(raw)+len(r.sig), errdefs.ErrResourceExhausted)
 			close(r.done)
@@ -663,13 +662,11 @@ func (j *journal) applyOnce() error {
 		}
 	}
 	j.mu.Lock()
-	j.applyErr = err
 	if err == nil {
 		j.unapplied = j.unapplied[len(frames):]
 		j.sigs -= countSigs(frames)
 		j.applied = frames[len(frames)-1].seq
 	}
-	j.cond.Broadcast()
 	j.mu.Unlock()
 	if err != nil {
 		return err

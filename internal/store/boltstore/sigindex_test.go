@@ -463,6 +463,10 @@ func TestSignatureIndexFailingMerges(t *testing.T) {
 		}
 		return nil
 	}
+	// Only the signers' own syncs apply the journal, so the applies
+	// count what throttle and admit do.
+	holdApplies(s)
+	applies0 := s.j.applies.Load()
 	byDigest := map[string][]store.SignatureRecord{}
 	var refused error
 	i := 0
@@ -479,6 +483,11 @@ func TestSignatureIndexFailingMerges(t *testing.T) {
 	}
 	if n := s.idx.len(); n != hard {
 		t.Errorf("refused with %d pending, want exactly %d (the bound)", n, hard)
+	}
+	// One apply at the throttle's bound (whose merge then fails) and
+	// one at admit's, not one per signature in between.
+	if n := s.j.applies.Load() - applies0; n > 3 {
+		t.Errorf("%d applies of the journal for %d signatures with merges failing, want at most 3", n, i)
 	}
 	if st := s.IndexStats(); st.MergeFailures == 0 || st.Merges != 0 {
 		t.Errorf("IndexStats = %+v, want failures and no merge", st)
