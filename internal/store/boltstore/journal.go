@@ -102,9 +102,12 @@ type journalReq struct {
 	ev     store.AuditEvent
 	sig    []byte // signature record JSON, or nil
 	digest []byte
-	rec    store.AuditRecord // set when done
-	err    error
-	done   chan struct{}
+	// size is about what its frame takes in the journal, reckoned by
+	// the caller so that the writer, which everyone waits for, only adds.
+	size int64
+	rec  store.AuditRecord // set when done
+	err  error
+	done chan struct{}
 }
 
 type journal struct {
@@ -214,7 +217,10 @@ func (j *journal) do(ctx context.Context, ev store.AuditEvent, sig, digest []byt
 	if err := ctx.Err(); err != nil {
 		return store.AuditRecord{}, err
 	}
-	r := &journalReq{ev: ev, sig: sig, digest: digest, done: make(chan struct{})}
+	r := &journalReq{ev: ev, sig: sig, digest: digest, done: make(chan struct{}),
+		// The record's seq and hashes are not known yet: 256 bytes
+		// covers them.
+		size: int64(journalHeader + 8 + len(sig) + store.AuditRecordJSONSize(store.AuditRecord{AuditEvent: ev}) + 256)}
 	j.mu.Lock()
 	switch {
 	case j.closed:
@@ -277,7 +283,7 @@ func groupSize(pending []*journalReq, max int, limit int64) int {
 		if i == max {
 			return i
 		}
-		bytes += int64(journalHeader + 8 + len(r.sig) + store.AuditRecordJSONSize(store.AuditRecord{AuditEvent: r.ev}) + 256)
+		bytes += r.size
 		if bytes > limit && i > 0 {
 			return i
 		}
