@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -39,6 +40,19 @@ func metricsAddr(t *testing.T, d *daemon) string {
 // scrape reads contentionCounters from the /metrics at addr.
 func scrape(t *testing.T, addr string) counters {
 	t.Helper()
+	return scrapeNames(t, addr, contentionCounters...)
+}
+
+// scrapeOne reads one counter or gauge from the /metrics at addr.
+func scrapeOne(t *testing.T, addr, name string) float64 {
+	t.Helper()
+	return scrapeNames(t, addr, name)[name]
+}
+
+// scrapeNames reads the named counters or gauges from the /metrics at
+// addr; a missing or unreadable one fails the test.
+func scrapeNames(t *testing.T, addr string, names ...string) counters {
+	t.Helper()
 	c := &http.Client{Timeout: 10 * time.Second}
 	resp, err := c.Get("http://" + addr + "/metrics")
 	if err != nil {
@@ -50,21 +64,19 @@ func scrape(t *testing.T, addr string) counters {
 	sc.Buffer(make([]byte, 64<<10), 64<<10)
 	for sc.Scan() {
 		name, val, ok := strings.Cut(sc.Text(), " ")
-		if !ok || strings.HasPrefix(name, "#") {
+		if !ok || !slices.Contains(names, name) {
 			continue
 		}
-		for _, want := range contentionCounters {
-			if name == want {
-				if v, err := strconv.ParseFloat(val, 64); err == nil {
-					out[name] = v
-				}
-			}
+		v, err := strconv.ParseFloat(val, 64)
+		if err != nil {
+			t.Fatalf("scrape %s: %s = %q: %v", addr, name, val, err)
 		}
+		out[name] = v
 	}
 	if err := sc.Err(); err != nil {
 		t.Fatalf("scrape %s: %v", addr, err)
 	}
-	for _, want := range contentionCounters {
+	for _, want := range names {
 		if _, ok := out[want]; !ok {
 			t.Fatalf("scrape %s: no %s", addr, want)
 		}
@@ -106,28 +118,4 @@ func (c counters) String() string {
 		commits, c["signerd_etcd_txns_total"], c["signerd_etcd_cas_conflicts_total"]/commits,
 		c["signerd_etcd_audit_records_total"]/commits, 1000*c["signerd_etcd_commit_seconds_total"]/commits,
 		c["signerd_etcd_turn_timeouts_total"])
-}
-
-// scrapeOne reads one counter or gauge from the /metrics at addr.
-func scrapeOne(t *testing.T, addr, name string) float64 {
-	t.Helper()
-	c := &http.Client{Timeout: 10 * time.Second}
-	resp, err := c.Get("http://" + addr + "/metrics")
-	if err != nil {
-		t.Fatalf("scrape %s: %v", addr, err)
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(io.LimitReader(resp.Body, 4<<20))
-	sc.Buffer(make([]byte, 64<<10), 64<<10)
-	for sc.Scan() {
-		if n, val, ok := strings.Cut(sc.Text(), " "); ok && n == name {
-			v, err := strconv.ParseFloat(val, 64)
-			if err != nil {
-				t.Fatalf("scrape %s: %s = %q: %v", addr, name, val, err)
-			}
-			return v
-		}
-	}
-	t.Fatalf("scrape %s: no %s (%v)", addr, name, sc.Err())
-	return 0
 }
