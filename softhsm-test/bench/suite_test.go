@@ -251,56 +251,64 @@ func (s *suite) digest() [32]byte {
 	return sha256.Sum256(binary.BigEndian.AppendUint64([]byte("bench"), s.seq.Add(1)))
 }
 
-// phase is one measured load phase on the daemon.
+// phase is one measured load phase on signerd or on the floor server.
 type phase struct {
 	loadStats
-	sigsPerCommit float64 // successful signatures per durable commit
-	daemonCPU     float64 // µs of the daemon's CPU per operation
+	sigsPerCommit float64 // successful signatures per durable commit (signerd)
+	serverCPU     float64 // µs of the server's CPU per operation
 	clientCPU     float64 // µs of the clients' (this process's) CPU per operation
 }
 
-// commitPhase runs one load phase and reports it with the number of
-// signatures per durable commit in it and the CPU the daemon and the
-// clients spent per signature. Durable commits are the daemon's
+// commitPhase returns a window of one load phase on signerd, for abba,
+// reported with the signatures per durable commit in it and the CPU signerd
+// and the clients spent per signature. The window runs until signerd is
+// quiet again, so that what its applier and merges did for the window's
+// signatures is counted in it. Durable commits are signerd's
 // signerd_db_commits_total: the journal's group commits (one fdatasync
 // each) and bbolt's transactions (its applies of the journal, index
 // merges, other writes).
-func (s *suite) commitPhase(name string, rep int, load func() (loadStats, error)) phase {
-	s.t.Helper()
-	addr := metricsAddr(s.t, s.d)
-	before := scrapeOne(s.t, addr, "signerd_db_commits_total")
-	cpu, err := startCPU(s.d.cmd.Process.Pid)
-	if err != nil {
-		s.t.Fatal(err)
+func (s *suite) commitPhase(name string, rep int, load func(window) (loadStats, error)) func(window, string) phase {
+	return func(w window, label string) phase {
+		s.t.Helper()
+		addr := metricsAddr(s.t, s.d)
+		pid := s.d.cmd.Process.Pid
+		before := scrapeOne(s.t, addr, "signerd_db_commits_total")
+		cpu, err := startCPU(pid)
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		prof := s.daemonProfile(addr, phaseName(name, rep, label), w)
+		st, err := load(w)
+		if err == nil {
+			err = quiesce(pid)
+		}
+		prof()
+		s.signed.Add(st.total)
+		if err != nil {
+			s.t.Fatalf("%v\nsignerd log:\n%s", err, s.d.logs.String())
+		}
+		p := phase{loadStats: st}
+		if p.serverCPU, p.clientCPU, err = cpu.perOp(st.total); err != nil {
+			s.t.Fatal(err)
+		}
+		after := scrapeOne(s.t, addr, "signerd_db_commits_total")
+		if after <= before {
+			s.t.Fatalf("no commit during a phase of %d signatures (commits %v → %v)", st.total, before, after)
+		}
+		p.sigsPerCommit = float64(st.total) / float64(after-before)
+		return p
 	}
-	prof := s.daemonProfile(addr, fmt.Sprintf("%s-%d", name, rep+1))
-	st, err := load()
-	prof()
-	s.signed.Add(st.total)
-	if err != nil {
-		s.t.Fatalf("%v\nsignerd log:\n%s", err, s.d.logs.String())
-	}
-	p := phase{loadStats: st}
-	if p.daemonCPU, p.clientCPU, err = cpu.perOp(st.total); err != nil {
-		s.t.Fatal(err)
-	}
-	after := scrapeOne(s.t, addr, "signerd_db_commits_total")
-	if after <= before {
-		s.t.Fatalf("no commit during a phase of %d signatures (commits %v → %v)", st.total, before, after)
-	}
-	p.sigsPerCommit = float64(st.total) / float64(after-before)
-	return p
 }
 
 // daemonProfile, with SIGNERD_BENCH_PROFILE set, starts a CPU profile of
 // the daemon (its /debug/pprof/profile, for the phase's window) and
 // returns what waits for it and writes it to name.pprof; otherwise it
 // does nothing.
-func (s *suite) daemonProfile(addr, name string) (wait func()) {
-	if s.cfg.profileDir == "" || s.cfg.dur <= 0 {
+func (s *suite) daemonProfile(addr, name string, w window) (wait func()) {
+	if s.cfg.profileDir == "" || w.dur <= 0 {
 		return func() {}
 	}
-	secs := max(1, int((s.cfg.warm+s.cfg.dur)/time.Second))
+	secs := max(1, int((w.warm+w.dur+time.Second/2)/time.Second))
 	done := make(chan error, 1)
 	go func() {
 		c := &http.Client{Timeout: time.Duration(secs+30) * time.Second}
@@ -382,7 +390,7 @@ func (s *suite) signing() []result {
 	p99EC := &point{name: "sign-unary-ecdsa-p256-p99", unit: "ms", baseline: "sign-unary-ecdsa-p256-p50", target: 3, cmp: "<=", note: p99Ed.note}
 	fairEd := &point{name: "sign-unary-ed25519-fairness", unit: "min/mean", note: "calls of the least served client over the mean per client (1 = equal shares)"}
 	fairEC := &point{name: "sign-unary-ecdsa-p256-fairness", unit: "min/mean", note: fairEd.note}
-	gcNote := "successful signatures over bbolt commits (transaction id growth) during the phase, warm-up included"
+	gcNote := "successful signatures over durable commits (signerd_db_commits_total) during the phase, warm-up and signerd's quiet-down included"
 	gcEd := &point{name: "group-commit-sign-unary-ed25519", unit: "sigs/commit", baseline: "one-commit-per-signature", target: 1, cmp: ">", note: gcNote}
 	gcEC := &point{name: "group-commit-sign-unary-ecdsa-p256", unit: "sigs/commit", baseline: "one-commit-per-signature", target: 1, cmp: ">", note: gcNote}
 	gcBatch := &point{name: "group-commit-sign-batch-ed25519", unit: "sigs/commit", baseline: "one-commit-per-signature", target: 1, cmp: ">", note: gcNote}
@@ -392,7 +400,7 @@ func (s *suite) signing() []result {
 	floorBatch := &point{name: "sign-batch-ed25519-floor", unit: "sigs/s", baseline: ceilEd.name,
 		note: "SignerService.SignBatch on the floor server (128 items in flight at once, signerd's window, answered in order, nothing else), one stream as for sign-batch-ed25519"}
 	floorEC := &point{name: "sign-unary-ecdsa-p256-floor", unit: "sigs/s", baseline: ceilEC.name, note: fmt.Sprintf(floorNote, s.cfg.clients)}
-	cpuNote := "µs of CPU (user + system, all threads, from /proc/PID/stat) per signature over the phase, warm-up included"
+	cpuNote := "µs of CPU (user + system, all threads, from /proc/PID/stat) per signature over the phase, warm-up (and signerd's quiet-down after it) included"
 	cpuCeilEd := &point{name: "inproc-sign-ed25519-cpu", unit: "µs/sig", note: cpuNote + "; the in-process child"}
 	cpuCeilEC := &point{name: "inproc-sign-ecdsa-p256-cpu", unit: "µs/sig", note: cpuCeilEd.note}
 	cpuUnaryEd := &point{name: "sign-unary-ed25519-cpu-daemon", unit: "µs/sig", baseline: cpuCeilEd.name, note: cpuNote + "; signerd"}
@@ -408,7 +416,7 @@ func (s *suite) signing() []result {
 	// repetition (what signerd adds, with the transport and the HSM
 	// factored out), and the daemon's CPU per signature over the floor
 	// server's.
-	vsNote := "signerd's rate over the floor server's in the same repetition (%s; median of the per-repetition ratios)"
+	vsNote := "signerd's rate over the floor server's in the same repetition, measured in the order signerd, floor, floor, signerd on half windows (%s; median of the per-repetition ratios)"
 	vsFloorEd := &point{name: "sign-unary-ed25519-vs-floor", unit: "sigs/s", baseline: floorEd.name, target: 0.85, cmp: ">=",
 		note: fmt.Sprintf(vsNote, "SignerService.Sign, Ed25519, "+fmt.Sprint(s.cfg.clients)+" clients")}
 	vsFloorEC := &point{name: "sign-unary-ecdsa-p256-vs-floor", unit: "sigs/s", baseline: floorEC.name, target: 0.8, cmp: ">=",
@@ -423,51 +431,46 @@ func (s *suite) signing() []result {
 		ce, cpuE := s.inproc("sign", "ed25519", s.cfg.hsmWorkers)
 		ceilEd.addValue(ce)
 		cpuCeilEd.addValue(cpuE)
-		ue := s.commitPhase("sign-unary-ed25519", rep, s.unarySignEd)
+		w := s.cfg.window()
+		ue, fe := abba(w, s.commitPhase("sign-unary-ed25519", rep, s.unarySignEd), s.floorPhase("floor-"+keyEd, rep, s.floorSign(keyEd)))
 		unaryEd.add(ue.rate, ce, div(ue.rate, ce))
 		p50, p99 := ms(percentile(ue.latencies, 0.5)), ms(percentile(ue.latencies, 0.99))
 		p99Ed.add(p99, p50, div(p99, p50))
 		fairEd.addValue(fairness(ue.perWorker))
 		gcEd.add(ue.sigsPerCommit, 1, ue.sigsPerCommit)
-		cpuUnaryEd.add(ue.daemonCPU, cpuE, div(ue.daemonCPU, cpuE))
+		cpuUnaryEd.add(ue.serverCPU, cpuE, div(ue.serverCPU, cpuE))
 		cliUnaryEd.addValue(ue.clientCPU)
-		be := s.commitPhase("sign-batch-ed25519", rep, s.batchSignEd)
+		floorEd.add(fe.rate, ce, div(fe.rate, ce))
+		cpuFloorEd.add(fe.serverCPU, cpuE, div(fe.serverCPU, cpuE))
+		be, fb := abba(w, s.commitPhase("sign-batch-ed25519", rep, s.batchSignEd), s.floorPhase("floor-batch", rep, s.floorBatchSign))
 		batch.add(be.rate, ce, div(be.rate, ce))
 		gcBatch.add(be.sigsPerCommit, 1, be.sigsPerCommit)
-		cpuBatch.add(be.daemonCPU, cpuE, div(be.daemonCPU, cpuE))
+		cpuBatch.add(be.serverCPU, cpuE, div(be.serverCPU, cpuE))
 		cliBatch.addValue(be.clientCPU)
-		fe, feCPU := s.floorPhase(keyEd, rep)
-		floorEd.add(fe.rate, ce, div(fe.rate, ce))
-		cpuFloorEd.add(feCPU, cpuE, div(feCPU, cpuE))
-		fb, err := s.batchSign(s.floor[0])
-		if err != nil {
-			s.t.Fatalf("floor server SignBatch: %v", err)
-		}
 		floorBatch.add(fb.rate, ce, div(fb.rate, ce))
 		vsFloorEd.add(ue.rate, fe.rate, div(ue.rate, fe.rate))
 		vsFloorBatch.add(be.rate, fb.rate, div(be.rate, fb.rate))
-		overEd.add(ue.daemonCPU-feCPU, feCPU, ue.daemonCPU-feCPU)
+		overEd.add(ue.serverCPU-fe.serverCPU, fe.serverCPU, ue.serverCPU-fe.serverCPU)
 
 		cc, cpuC := s.inproc("sign", "ecdsa-p256", s.cfg.hsmWorkers)
 		ceilEC.addValue(cc)
 		cpuCeilEC.addValue(cpuC)
-		uc := s.commitPhase("sign-unary-ecdsa-p256", rep, s.unarySignEC)
+		uc, fc := abba(w, s.commitPhase("sign-unary-ecdsa-p256", rep, s.unarySignEC), s.floorPhase("floor-"+keyEC, rep, s.floorSign(keyEC)))
 		unaryEC.add(uc.rate, cc, div(uc.rate, cc))
 		p50, p99 = ms(percentile(uc.latencies, 0.5)), ms(percentile(uc.latencies, 0.99))
 		p99EC.add(p99, p50, div(p99, p50))
 		fairEC.addValue(fairness(uc.perWorker))
 		gcEC.add(uc.sigsPerCommit, 1, uc.sigsPerCommit)
-		cpuUnaryEC.add(uc.daemonCPU, cpuC, div(uc.daemonCPU, cpuC))
+		cpuUnaryEC.add(uc.serverCPU, cpuC, div(uc.serverCPU, cpuC))
 		cliUnaryEC.addValue(uc.clientCPU)
-		fc, fcCPU := s.floorPhase(keyEC, rep)
 		floorEC.add(fc.rate, cc, div(fc.rate, cc))
-		cpuFloorEC.add(fcCPU, cpuC, div(fcCPU, cpuC))
+		cpuFloorEC.add(fc.serverCPU, cpuC, div(fc.serverCPU, cpuC))
 		vsFloorEC.add(uc.rate, fc.rate, div(uc.rate, fc.rate))
-		overEC.add(uc.daemonCPU-fcCPU, fcCPU, uc.daemonCPU-fcCPU)
+		overEC.add(uc.serverCPU-fc.serverCPU, fc.serverCPU, uc.serverCPU-fc.serverCPU)
 		s.logf("sign rep %d/%d: ed25519 in-process %.0f/s (%.0fµs CPU), unary %.0f/s = %.2f (p99/p50 %.1f, %.1f sigs/commit, %.0f+%.0fµs CPU), batch %.0f/s = %.2f (%.1f sigs/commit, %.0f+%.0fµs CPU), floor server %.0f/s = %.2f (%.0fµs CPU), batch %.0f/s = %.2f",
-			rep+1, s.cfg.reps, ce, cpuE, ue.rate, div(ue.rate, ce), p99Ed.ratios[rep], ue.sigsPerCommit, ue.daemonCPU, ue.clientCPU, be.rate, div(be.rate, ce), be.sigsPerCommit, be.daemonCPU, be.clientCPU, fe.rate, div(fe.rate, ce), feCPU, fb.rate, div(fb.rate, ce))
+			rep+1, s.cfg.reps, ce, cpuE, ue.rate, div(ue.rate, ce), p99Ed.ratios[rep], ue.sigsPerCommit, ue.serverCPU, ue.clientCPU, be.rate, div(be.rate, ce), be.sigsPerCommit, be.serverCPU, be.clientCPU, fe.rate, div(fe.rate, ce), fe.serverCPU, fb.rate, div(fb.rate, ce))
 		s.logf("sign rep %d/%d: ecdsa in-process %.0f/s (%.0fµs CPU), unary %.0f/s = %.2f (p99/p50 %.1f, %.1f sigs/commit, %.0f+%.0fµs CPU), floor server %.0f/s = %.2f (%.0fµs CPU)",
-			rep+1, s.cfg.reps, cc, cpuC, uc.rate, div(uc.rate, cc), p99EC.ratios[rep], uc.sigsPerCommit, uc.daemonCPU, uc.clientCPU, fc.rate, div(fc.rate, cc), fcCPU)
+			rep+1, s.cfg.reps, cc, cpuC, uc.rate, div(uc.rate, cc), p99EC.ratios[rep], uc.sigsPerCommit, uc.serverCPU, uc.clientCPU, fc.rate, div(fc.rate, cc), fc.serverCPU)
 	}
 	s.ceilEd = median(ceilEd.values)
 	var rs []result
@@ -482,37 +485,49 @@ func (s *suite) signing() []result {
 	return rs
 }
 
-// floorPhase drives the child's floor server with the clients' closed
-// loop, signing fresh digests with key (keyEd or keyEC), and returns the
-// child's CPU per signature beside the rate.
-func (s *suite) floorPhase(key string, rep int) (loadStats, float64) {
-	s.t.Helper()
-	cpu, err := startCPU(s.child.cmd.Process.Pid)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	prof := s.floorProfile(fmt.Sprintf("floor-%s-%d", key, rep+1))
-	st, err := closedLoop(len(s.floor), s.cfg.window(), func(i int) error {
-		d := s.digest()
-		resp, err := s.floor[i].Signer.Sign(context.Background(), &signerv1.SignRequest{KeyName: key, Digest: d[:]})
-		if err == nil && len(resp.GetSignature()) == 0 {
-			err = errors.New("floor server returned no signature")
+// floorPhase returns a window of load on the child's floor server, for
+// abba, reported with the child's CPU per signature beside the rate.
+func (s *suite) floorPhase(name string, rep int, load func(window) (loadStats, error)) func(window, string) phase {
+	return func(w window, label string) phase {
+		s.t.Helper()
+		cpu, err := startCPU(s.child.cmd.Process.Pid)
+		if err != nil {
+			s.t.Fatal(err)
 		}
-		return err
-	})
-	if err != nil {
-		s.t.Fatalf("floor server: %v", err)
+		prof := s.floorProfile(phaseName(name, rep, label))
+		st, err := load(w)
+		if err != nil {
+			s.t.Fatalf("floor server: %v", err)
+		}
+		prof()
+		p := phase{loadStats: st}
+		if p.serverCPU, p.clientCPU, err = cpu.perOp(st.total); err != nil {
+			s.t.Fatal(err)
+		}
+		return p
 	}
-	prof()
-	serverCPU, _, err := cpu.perOp(st.total)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	return st, serverCPU
 }
 
-func (s *suite) unarySignEd() (loadStats, error) {
-	return closedLoop(len(s.conns), s.cfg.window(), func(i int) error {
+// floorSign is the floor server's Sign with key, as unarySignEd and
+// unarySignEC drive signerd.
+func (s *suite) floorSign(key string) func(window) (loadStats, error) {
+	return func(w window) (loadStats, error) {
+		return closedLoop(len(s.floor), w, func(i int) error {
+			d := s.digest()
+			resp, err := s.floor[i].Signer.Sign(context.Background(), &signerv1.SignRequest{KeyName: key, Digest: d[:]})
+			if err == nil && len(resp.GetSignature()) == 0 {
+				err = errors.New("floor server returned no signature")
+			}
+			return err
+		})
+	}
+}
+
+// floorBatchSign is batchSignEd on the floor server.
+func (s *suite) floorBatchSign(w window) (loadStats, error) { return s.batchSign(s.floor[0], w) }
+
+func (s *suite) unarySignEd(w window) (loadStats, error) {
+	return closedLoop(len(s.conns), w, func(i int) error {
 		d := s.digest()
 		resp, err := s.conns[i].Signer.Sign(context.Background(), &signerv1.SignRequest{KeyName: keyEd, Digest: d[:], ArtifactName: "bench"})
 		if err == nil && len(resp.GetSignature()) != 64 {
@@ -522,8 +537,8 @@ func (s *suite) unarySignEd() (loadStats, error) {
 	})
 }
 
-func (s *suite) unarySignEC() (loadStats, error) {
-	return closedLoop(len(s.conns), s.cfg.window(), func(i int) error {
+func (s *suite) unarySignEC(w window) (loadStats, error) {
+	return closedLoop(len(s.conns), w, func(i int) error {
 		d := s.digest()
 		manifest := map[string]string{"SKILL.md": skill.FingerprintPrefix + hex.EncodeToString(d[:])}
 		root, err := skill.ComputeRoot(manifest)
@@ -547,10 +562,10 @@ const batchOutstanding = 256
 // batchSignEd streams Sign requests over one SignBatch stream until the
 // window ends and counts the answers that arrive inside it (the smoke run:
 // exactly cfg.ops requests, every answer counted).
-func (s *suite) batchSignEd() (loadStats, error) { return s.batchSign(s.conns[0]) }
+func (s *suite) batchSignEd(w window) (loadStats, error) { return s.batchSign(s.conns[0], w) }
 
 // batchSign is batchSignEd on any server: the daemon's or the floor's.
-func (s *suite) batchSign(c *client.Client) (loadStats, error) {
+func (s *suite) batchSign(c *client.Client, w window) (loadStats, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	stream, err := c.Signer.SignBatch(ctx)
@@ -558,12 +573,12 @@ func (s *suite) batchSign(c *client.Client) (loadStats, error) {
 		return loadStats{}, err
 	}
 	start := time.Now()
-	t0 := start.Add(s.cfg.warm)
-	t1 := t0.Add(s.cfg.dur)
+	t0 := start.Add(w.warm)
+	t1 := t0.Add(w.dur)
 	var sent int64
 	more := func() bool {
-		if s.cfg.ops > 0 {
-			return sent < s.cfg.ops
+		if w.ops > 0 {
+			return sent < w.ops
 		}
 		return time.Now().Before(t1)
 	}
@@ -603,21 +618,21 @@ func (s *suite) batchSign(c *client.Client) (loadStats, error) {
 		}
 		<-slots
 		st.total++
-		if now := time.Now(); s.cfg.ops > 0 || !now.Before(t0) && !now.After(t1) {
+		if now := time.Now(); w.ops > 0 || !now.Before(t0) && !now.After(t1) {
 			st.inWindow++
 		}
 	}
 	if err := <-sendErr; err != nil && !errors.Is(err, io.EOF) {
 		return st, err
 	}
-	if s.cfg.ops > 0 {
-		if st.total != s.cfg.ops {
-			return st, fmt.Errorf("SignBatch: %d of %d answers", st.total, s.cfg.ops)
+	if w.ops > 0 {
+		if st.total != w.ops {
+			return st, fmt.Errorf("SignBatch: %d of %d answers", st.total, w.ops)
 		}
 		st.rate = float64(st.total) / time.Since(start).Seconds()
 		return st, nil
 	}
-	st.rate = float64(st.inWindow) / s.cfg.dur.Seconds()
+	st.rate = float64(st.inWindow) / w.dur.Seconds()
 	return st, nil
 }
 
