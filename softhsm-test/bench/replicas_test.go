@@ -137,11 +137,13 @@ func (s *suite) replicaPair(cfg replicaSetup) *pair {
 
 // replicaReps measures one replica and two, repetition by repetition,
 // into one, two and ratio, and logs the replicas' contention counters of
-// each phase.
+// each. As signerd against the floor (abba), each repetition runs one,
+// two, two, one on half windows and sums each side's halves, so that the
+// machine's drift weighs on both.
 func (s *suite) replicaReps(what string, p *pair, one, two, ratio *point) {
 	t := s.t
-	load := func(conns func(i int) *client.Client) loadStats {
-		st, err := closedLoop(s.cfg.clients, s.cfg.window(), func(i int) error {
+	load := func(w window, conns func(i int) *client.Client) loadStats {
+		st, err := closedLoop(s.cfg.clients, w, func(i int) error {
 			d := s.digest()
 			resp, err := conns(i).Signer.Sign(context.Background(), &signerv1.SignRequest{KeyName: keyReplicas, Digest: d[:], ArtifactName: "bench"})
 			if err == nil && len(resp.GetSignature()) != 64 {
@@ -165,30 +167,46 @@ func (s *suite) replicaReps(what string, p *pair, one, two, ratio *point) {
 		}
 		return a + b, selfCPU()
 	}
-	perSig := func(st loadStats, r0, s0, r1, s1 time.Duration) string {
-		n := float64(max(st.total, 1))
-		return fmt.Sprintf("CPU %.0f µs/sig in the replicas, %.0f in etcd and the clients", float64(r1-r0)/1e3/n, float64(s1-s0)/1e3/n)
+	toOne := func(i int) *client.Client { return p.toA[i] }
+	toTwo := func(i int) *client.Client {
+		if i%2 == 0 {
+			return p.toA[i]
+		}
+		return p.toB[i]
 	}
-	for rep := range s.cfg.reps {
+	// side is one configuration's halves of a repetition, summed.
+	type side struct {
+		st             loadStats
+		c              counters
+		replicas, self time.Duration
+	}
+	measure := func(w window, conns func(i int) *client.Client, into *side) {
 		c0 := both()
 		r0, s0 := cpu()
-		r1 := load(func(i int) *client.Client { return p.toA[i] })
-		rc1, sc1 := cpu()
-		c1 := both()
-		r2 := load(func(i int) *client.Client {
-			if i%2 == 0 {
-				return p.toA[i]
-			}
-			return p.toB[i]
-		})
-		rc2, sc2 := cpu()
-		c2 := both()
-		one.addValue(r1.rate)
-		two.addValue(r2.rate)
-		ratio.add(r2.rate, r1.rate, r2.rate/r1.rate)
+		st := load(w, conns)
+		r1, s1 := cpu()
+		into.c = into.c.add(both().sub(c0))
+		into.st = into.st.merge(st)
+		into.replicas += r1 - r0
+		into.self += s1 - s0
+	}
+	perSig := func(sd side) string {
+		n := float64(max(sd.st.total, 1))
+		return fmt.Sprintf("CPU %.0f µs/sig in the replicas, %.0f in etcd and the clients", float64(sd.replicas)/1e3/n, float64(sd.self)/1e3/n)
+	}
+	for rep := range s.cfg.reps {
+		h := s.cfg.window().half()
+		var o, b side
+		measure(h, toOne, &o)
+		measure(h, toTwo, &b)
+		measure(h, toTwo, &b)
+		measure(h, toOne, &o)
+		r1, r2 := o.st.rate, b.st.rate
+		one.addValue(r1)
+		two.addValue(r2)
+		ratio.add(r2, r1, r2/r1)
 		s.logf("%s rep %d/%d: one replica %.0f/s, two replicas %.0f/s (%.2f); one: %s, %s; two: %s, %s",
-			what, rep+1, s.cfg.reps, r1.rate, r2.rate, r2.rate/r1.rate,
-			c1.sub(c0), perSig(r1, r0, s0, rc1, sc1), c2.sub(c1), perSig(r2, rc1, sc1, rc2, sc2))
+			what, rep+1, s.cfg.reps, r1, r2, r2/r1, o.c, perSig(o), b.c, perSig(b))
 	}
 }
 
