@@ -22,8 +22,8 @@ import (
 // Between windows signerd is let go quiet (quiesce): its applier and index
 // merges run behind the signatures they record, and what they did after
 // signerd's window used to land in the floor's window (slowing the floor,
-// not counted as signerd's CPU). Now it is inside signerd's phase, as its
-// CPU and its time.
+// not counted as signerd's CPU). Now it is counted in signerd's CPU per
+// operation; signerd's rate is still what completed inside its windows.
 
 // half is one of the two windows a measurement of w is split into.
 func (w window) half() window {
