@@ -59,49 +59,52 @@ func adversarial(rng *mrand.Rand, count int) []*big.Int {
 	return out
 }
 
-// TestMulAddDirect compares the table multiplication with nistec's
-// ScalarMult on scalars made of the bytes where signed recoding carries
-// (0x7f/0x80, 0xff), near n and at powers of two, into an empty
-// accumulator, into [u]Q (the doubling case of Add) and into −[u]Q (the
-// point at infinity).
+// TestMulAddDirect compares the table multiplication of each
+// implementation (mulAdders) with nistec's ScalarMult on scalars made of
+// the bytes where signed recoding carries (0x7f/0x80, 0xff), near n and
+// at powers of two, into an empty accumulator, into [u]Q (the doubling
+// case of an addition) and into −[u]Q (the point at infinity).
 func TestMulAddDirect(t *testing.T) {
 	rng := mrand.New(mrand.NewPCG(1, 2))
-	for range 1 {
-		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			t.Fatal(err)
-		}
-		v, err := NewVerifier(&k.PublicKey)
-		if err != nil {
-			t.Fatal(err)
-		}
-		raw, _ := k.PublicKey.Bytes()
-		q, _ := nistec.NewP256Point().SetBytes(raw)
-		for _, u := range adversarial(rng, 1000) {
-			var b [32]byte
-			u.FillBytes(b[:])
-			want, err := nistec.NewP256Point().ScalarMult(q, b[:])
-			if err != nil {
-				t.Fatal(err)
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := k.PublicKey.Bytes()
+	q, _ := nistec.NewP256Point().SetBytes(raw)
+	us := adversarial(rng, 1000)
+	for name, mulAdd := range mulAdders(raw) {
+		t.Run(name, func(t *testing.T) {
+			for _, u := range us {
+				var b [32]byte
+				u.FillBytes(b[:])
+				want, err := nistec.NewP256Point().ScalarMult(q, b[:])
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := mulAdd(nistec.NewP256Point(), &b); got.Equal(want) != 1 {
+					t.Fatalf("mulAdd(%x) wrong", b)
+				}
+				// acc = [u]Q too (the doubling case), and acc = −[u]Q.
+				w2 := nistec.NewP256Point().Add(want, want)
+				if got := mulAdd(nistec.NewP256Point().Set(want), &b); got.Equal(w2) != 1 {
+					t.Fatalf("mulAdd doubling case (%x) wrong", b)
+				}
+				if got := mulAdd(nistec.NewP256Point().Negate(want), &b); got.IsInfinity() != 1 {
+					t.Fatalf("mulAdd cancel case (%x) wrong", b)
+				}
 			}
-			got := nistec.NewP256Point()
-			v.t.mulAdd(got, b[:])
-			if got.Equal(want) != 1 {
-				t.Fatalf("mulAdd(%x) wrong", b)
-			}
-			// with a non-infinity accumulator: acc = [u]Q too (forces doubling path), and acc = -[u]Q
-			acc := nistec.NewP256Point().Set(want)
-			v.t.mulAdd(acc, b[:])
-			w2 := nistec.NewP256Point().Add(want, want)
-			if acc.Equal(w2) != 1 {
-				t.Fatalf("mulAdd doubling case (%x) wrong", b)
-			}
-			acc.Negate(want)
-			v.t.mulAdd(acc, b[:])
-			if acc.IsInfinity() != 1 {
-				t.Fatalf("mulAdd cancel case (%x) wrong", b)
-			}
-		}
+		})
+	}
+}
+
+// genericMulAdd is the generic table's multiplication, as a function of
+// nistec points.
+func genericMulAdd(raw []byte) func(acc *nistec.P256Point, u *[32]byte) *nistec.P256Point {
+	t := newTable(raw)
+	return func(acc *nistec.P256Point, u *[32]byte) *nistec.P256Point {
+		t.mulAdd(acc, u)
+		return acc
 	}
 }
 

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
-	"unsafe"
 
 	"filippo.io/nistec"
 )
@@ -20,21 +19,26 @@ const positions = 33
 // position needs the multiples 1..128.
 const half = 128
 
-// table holds [(j+1)·256^i]Q for i < positions and j < half.
-type table [positions][half]nistec.P256Point
-
 // VerifierBytes is the memory a Verifier holds (its key's table), for
 // callers that bound a cache of them.
-const VerifierBytes = int(unsafe.Sizeof(table{}))
+const VerifierBytes = tableBytes
 
 // n is the order of P-256's base point.
 var n = elliptic.P256().Params().N
+
+// impl is a Verifier's arithmetic: the assembly one on amd64 (p256_amd64.go),
+// nistec's public API elsewhere (generic.go).
+type impl interface {
+	// verify reports whether (r, s) verifies for digest integer e; r and
+	// s are in [1, n−1] and e is below 2^256, each as 32 big-endian bytes.
+	verify(e, r, s *[32]byte) bool
+}
 
 // Verifier checks signatures by one P-256 key; it is safe for concurrent
 // use.
 type Verifier struct {
 	pub ecdsa.PublicKey
-	t   *table
+	impl
 }
 
 // NewVerifier computes the multiples of pub (4,191 point additions and 32
@@ -48,24 +52,12 @@ func NewVerifier(pub *ecdsa.PublicKey) (*Verifier, error) {
 	if err != nil {
 		return nil, fmt.Errorf("eccheck: public key: %w", err)
 	}
-	q, err := nistec.NewP256Point().SetBytes(raw)
-	if err != nil {
+	// nistec checks the point is on the curve.
+	if _, err := nistec.NewP256Point().SetBytes(raw); err != nil {
 		return nil, fmt.Errorf("eccheck: public key: %w", err)
 	}
-	t := new(table)
-	base := nistec.NewP256Point().Set(q) // 256^i · Q
-	for i := range positions {
-		t[i][0].Set(base)
-		for j := 1; j < half; j++ {
-			t[i][j].Add(&t[i][j-1], base)
-		}
-		// 256^(i+1)·Q = 2·(128·256^i·Q).
-		if i+1 < positions {
-			base.Double(&t[i][half-1])
-		}
-	}
 	// A copy of the key: the caller's big.Ints may change, the table not.
-	return &Verifier{pub: copyKey(pub), t: t}, nil
+	return &Verifier{pub: copyKey(pub), impl: newImpl(raw)}, nil
 }
 
 func copyKey(pub *ecdsa.PublicKey) ecdsa.PublicKey {
@@ -82,55 +74,34 @@ func (v *Verifier) Verify(hash []byte, r, s *big.Int) bool {
 	if r == nil || s == nil || r.Sign() <= 0 || s.Sign() <= 0 || r.Cmp(n) >= 0 || s.Cmp(n) >= 0 {
 		return false
 	}
-	// e: the leftmost bits of hash, as many as n has (256), mod n.
+	// e: the leftmost bits of hash, as many as n has (256); the
+	// implementation reduces it mod n.
 	if len(hash) > 32 {
 		hash = hash[:32]
 	}
-	e := new(big.Int).SetBytes(hash)
-	e.Mod(e, n)
-	w := new(big.Int).ModInverse(s, n)
-	if w == nil {
-		return false // unreachable: n is prime and 0 < s < n
-	}
-	u1 := e.Mul(e, w)
-	u1.Mod(u1, n)
-	u2 := w.Mul(r, w)
-	u2.Mod(u2, n)
-
-	var b1, b2 [32]byte
-	p, err := nistec.NewP256Point().ScalarBaseMult(u1.FillBytes(b1[:]))
-	if err != nil {
-		return false
-	}
-	v.t.mulAdd(p, u2.FillBytes(b2[:]))
-	x, err := p.BytesX() // an error for the point at infinity
-	if err != nil {
-		return false
-	}
-	xn := new(big.Int).SetBytes(x)
-	xn.Mod(xn, n)
-	return xn.Cmp(r) == 0
+	var e, rb, sb [32]byte
+	copy(e[32-len(hash):], hash)
+	r.FillBytes(rb[:])
+	s.FillBytes(sb[:])
+	return v.impl.verify(&e, &rb, &sb)
 }
 
-// mulAdd sets acc += [u]Q, u given as 32 big-endian bytes.
-func (t *table) mulAdd(acc *nistec.P256Point, u []byte) {
-	var neg nistec.P256Point
+// digits returns the signed radix-256 digits of the 32-byte big-endian
+// scalar u, least significant first: u = Σ d[i]·256^i with d[i] in
+// [−128, 127].
+func digits(u *[32]byte) (d [positions]int) {
 	carry := 0
 	for i := range positions {
-		d := carry
+		v := carry
 		if i < 32 {
-			d += int(u[31-i])
+			v += int(u[31-i])
 		}
 		carry = 0
-		if d >= half {
-			d -= 256
+		if v >= half {
+			v -= 256
 			carry = 1
 		}
-		switch {
-		case d > 0:
-			acc.Add(acc, &t[i][d-1])
-		case d < 0:
-			acc.Add(acc, neg.Negate(&t[i][-d-1]))
-		}
+		d[i] = v
 	}
+	return d
 }

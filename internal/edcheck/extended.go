@@ -1,6 +1,10 @@
 package edcheck
 
-import "filippo.io/edwards25519/field"
+import (
+	"math/big"
+
+	"filippo.io/edwards25519/field"
+)
 
 // The point arithmetic of the check, on filippo.io/edwards25519/field
 // rather than on edwards25519.Point: Point.Add takes both operands in
@@ -114,10 +118,37 @@ func (p *extended) fromCompleted(c *completed) *extended {
 // signature's R, so they must be the bytes crypto/ed25519 compares.
 func (p *extended) bytes(out *[32]byte) []byte {
 	var zInv, x, y field.Element
-	zInv.Invert(&p.Z)
+	invertVarTime(&zInv, &p.Z)
 	x.Multiply(&p.X, &zInv)
 	y.Multiply(&p.Y, &zInv)
 	copy(out[:], y.Bytes())
 	out[31] |= byte(x.IsNegative() << 7)
 	return out[:]
+}
+
+// fieldP is 2^255 − 19.
+var fieldP = new(big.Int).Sub(new(big.Int).Lsh(big.NewInt(1), 255), big.NewInt(19))
+
+// invertVarTime sets v = 1/z (0 for z = 0, as field.Element.Invert) with
+// math/big's extended Euclid: 1.6 µs here against 4.0 for Invert's
+// constant-time exponentiation, a sixth of a check. Nothing in a
+// verification is secret.
+func invertVarTime(v, z *field.Element) {
+	var be [32]byte
+	le := z.Bytes()
+	for i := range be {
+		be[i] = le[31-i]
+	}
+	x := new(big.Int).SetBytes(be[:])
+	if x.ModInverse(x, fieldP) == nil { // z = 0
+		v.Zero()
+		return
+	}
+	x.FillBytes(be[:])
+	for i := range 16 {
+		be[i], be[31-i] = be[31-i], be[i]
+	}
+	if _, err := v.SetBytes(be[:]); err != nil {
+		panic("edcheck: " + err.Error()) // unreachable: 32 bytes
+	}
 }

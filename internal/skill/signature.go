@@ -287,7 +287,7 @@ type SignatureInput struct {
 	// Verify, when set, checks the signature over the digest in place of
 	// crypto/ecdsa.Verify(PublicKey, …). It MUST be a verifier of
 	// PublicKey with crypto/ecdsa's rule: the daemon passes its cached
-	// internal/eccheck verifier of the key, which is that at a third of
+	// internal/eccheck verifier of the key, which is that at a fifth of
 	// the cost.
 	Verify func(digest []byte, r, s *big.Int) bool
 }
