@@ -295,7 +295,11 @@ func (t *fastTable) verify(eb, rb, sb *[32]byte) bool {
 	reduce(&e, &ordN) // e < 2^256 < 2n
 	// s⁻¹ with math/big's extended Euclid: a third of the time of the
 	// constant-time exponentiation crypto/ecdsa uses. Then w = s⁻¹·R.
-	w := limbs(new(big.Int).ModInverse(new(big.Int).SetBytes(sb[:]), n))
+	wi := new(big.Int).ModInverse(new(big.Int).SetBytes(sb[:]), n)
+	if wi == nil {
+		return false // unreachable: n is prime and 0 < s < n
+	}
+	w := limbs(wi)
 	p256OrdMul(&w, &w, &ordRR)
 	// A Montgomery product of a plain value and a Montgomery one is plain.
 	var u1, u2 element
