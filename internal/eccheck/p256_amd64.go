@@ -86,10 +86,10 @@ func p256PointAddAsm(res, in1, in2 *point) int
 //go:noescape
 func p256PointDoubleAsm(res, in *point)
 
-// Constants, as limbs: p and n, and 2^512 mod each (RR: a Montgomery
+// Constants, as limbs: p, n and p − n, and 2^512 mod p and n (RR: a Montgomery
 // multiplication by it brings a value into the Montgomery domain).
 var (
-	fieldP, ordN, fieldRR, ordRR, fieldOne element
+	fieldP, ordN, pMinusN, fieldRR, ordRR, fieldOne element
 	// gTable is the table of the base point G, shared by every key,
 	// built on first use.
 	gTable     *fastTable
@@ -101,6 +101,7 @@ func init() {
 	r512 := new(big.Int).Lsh(big.NewInt(1), 512)
 	fieldP = limbs(c.P)
 	ordN = limbs(c.N)
+	pMinusN = limbs(new(big.Int).Sub(c.P, c.N))
 	fieldRR = limbs(new(big.Int).Mod(r512, c.P))
 	ordRR = limbs(new(big.Int).Mod(r512, c.N))
 	fieldOne = limbs(new(big.Int).Mod(new(big.Int).Lsh(big.NewInt(1), 256), c.P))
@@ -134,26 +135,20 @@ func toBytes(e *element) (b [32]byte) {
 	return b
 }
 
-// reduce subtracts m from x once if x ≥ m (x < 2m).
-func reduce(x *element, m *element) {
-	var t element
-	var b uint64
-	t[0], b = bits.Sub64(x[0], m[0], 0)
-	t[1], b = bits.Sub64(x[1], m[1], b)
-	t[2], b = bits.Sub64(x[2], m[2], b)
-	t[3], b = bits.Sub64(x[3], m[3], b)
-	if b == 0 {
-		*x = t
-	}
+// sub returns x − y mod 2^256 and the borrow (1 when x < y).
+func sub(x, y *element) (d element, borrow uint64) {
+	d[0], borrow = bits.Sub64(x[0], y[0], 0)
+	d[1], borrow = bits.Sub64(x[1], y[1], borrow)
+	d[2], borrow = bits.Sub64(x[2], y[2], borrow)
+	d[3], borrow = bits.Sub64(x[3], y[3], borrow)
+	return d, borrow
 }
 
-// less reports whether x < y.
-func less(x, y *element) bool {
-	_, b := bits.Sub64(x[0], y[0], 0)
-	_, b = bits.Sub64(x[1], y[1], b)
-	_, b = bits.Sub64(x[2], y[2], b)
-	_, b = bits.Sub64(x[3], y[3], b)
-	return b == 1
+// reduce subtracts m from x once if x ≥ m (x < 2m).
+func reduce(x *element, m *element) {
+	if d, borrow := sub(x, m); borrow == 0 {
+		*x = d
+	}
 }
 
 // pointFromBytes decodes an uncompressed point already known to be on
@@ -200,11 +195,7 @@ func equalAffine(acc *point, q *affine, neg bool) bool {
 	}
 	y := q.y
 	if neg {
-		var b uint64
-		y[0], b = bits.Sub64(fieldP[0], q.y[0], 0)
-		y[1], b = bits.Sub64(fieldP[1], q.y[1], b)
-		y[2], b = bits.Sub64(fieldP[2], q.y[2], b)
-		y[3], _ = bits.Sub64(fieldP[3], q.y[3], b)
+		y, _ = sub(&fieldP, &q.y) // y ≠ 0: no point of P-256 has order 2
 	}
 	p256Mul(&t, &y, &z3)
 	return t == acc.y
@@ -219,7 +210,6 @@ func newFastTable(p point) *fastTable {
 	for i := range positions {
 		jac[i][0] = base
 		for j := 1; j < half; j++ {
-			jac[i][j] = jac[i][j-1]
 			if p256PointAddAsm(&jac[i][j], &jac[i][j-1], &base) == 1 {
 				p256PointDoubleAsm(&jac[i][j], &base)
 			}
@@ -331,11 +321,14 @@ func (t *fastTable) verify(eb, rb, sb *[32]byte) bool {
 	if matches(&r) {
 		return true
 	}
-	var rn element
+	if _, borrow := sub(&r, &pMinusN); borrow == 0 {
+		return false // r + n ≥ p
+	}
+	var rn element // r + n < p < 2^256: no carry out
 	var carry uint64
 	rn[0], carry = bits.Add64(r[0], ordN[0], 0)
 	rn[1], carry = bits.Add64(r[1], ordN[1], carry)
 	rn[2], carry = bits.Add64(r[2], ordN[2], carry)
-	rn[3], carry = bits.Add64(r[3], ordN[3], carry)
-	return carry == 0 && less(&rn, &fieldP) && matches(&rn)
+	rn[3], _ = bits.Add64(r[3], ordN[3], carry)
+	return matches(&rn)
 }
