@@ -131,6 +131,11 @@ func ParseURI(s string) (URI, error) {
 	if u.Token == "" && u.Serial == "" {
 		return bad("choose the token with token= or serial= (or both)")
 	}
+	// The bound holds for u's canonical form too, so that String() reads
+	// back: raw bytes that String percent-encodes triple in length.
+	if len(u.String()) > uriMaxLen {
+		return bad("longer than %d bytes once percent-encoded", uriMaxLen)
+	}
 	return u, nil
 }
 
