@@ -75,6 +75,9 @@ func (v *Verifier) Verify(msg, sig []byte) bool {
 		return false // unreachable: the digest is 64 bytes
 	}
 	sd, kd := digits(s.Bytes()), digits(k.Bytes())
+	if base().prefetch(&sd)^v.negKey.prefetch(&kd) == 0x5a5a5a5a5a5a5a5a {
+		prefetched.Add(1)
+	}
 	var r extended
 	r.identity()
 	base().mulAdd(&r, &sd)
