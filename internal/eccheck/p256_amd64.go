@@ -274,14 +274,15 @@ func (t *fastTable) mulAddDigits(acc *point, ds *[positions]int) {
 	}
 }
 
-// prefetch reads one word of each entry that mulAddDigits will add for
-// ds, and returns them folded together so that the reads are not
-// optimised away. The reads do not depend on each other, so the processor
-// overlaps their cache misses, where the additions, each waiting for the
-// one before, would take them one at a time: under load the HSM and the
-// transport evict the tables (270 KiB each) between two checks. An entry
-// is 64 bytes and the table's allocation is page-aligned, so an entry is
-// one cache line.
+// prefetch reads the first and last word of each entry that mulAddDigits
+// will add for ds, and returns them folded together so that the reads are
+// not optimised away. The reads do not depend on each other, so the
+// processor overlaps their cache misses, where the additions, each
+// waiting for the one before, would take them one at a time: under load
+// the HSM and the transport evict the tables (264 KiB each) between two
+// checks. An entry is 64 bytes: one cache line, as Go's runtime places an
+// object this large at the start of a page; the last word covers the
+// second line should an entry ever straddle two.
 func (t *fastTable) prefetch(ds *[positions]int) uint64 {
 	var x uint64
 	for i, d := range ds {
@@ -289,7 +290,8 @@ func (t *fastTable) prefetch(ds *[positions]int) uint64 {
 			d = -d
 		}
 		if d != 0 {
-			x ^= t[i][d-1].x[0]
+			e := &t[i][d-1]
+			x ^= e.x[0] ^ e.y[3]
 		}
 	}
 	return x
