@@ -15,8 +15,8 @@ func mulAdders(raw []byte) map[string]func(acc *nistec.P256Point, u *[32]byte) *
 	return map[string]func(*nistec.P256Point, *[32]byte) *nistec.P256Point{
 		"generic": genericMulAdd(raw),
 		"amd64": func(acc *nistec.P256Point, u *[32]byte) *nistec.P256Point {
-			p := fromNistec(acc)
-			t.mulAdd(&p, u)
+			p, d := fromNistec(acc), digits(u)
+			t.mulAddDigits(&p, &d)
 			return toNistec(&p)
 		},
 	}

@@ -156,8 +156,8 @@ func reduce(x *element, m *element) {
 // the curve (NewVerifier checked it) into Montgomery Jacobian form.
 func pointFromBytes(raw []byte) point {
 	var p point
-	p.x = limbs(new(big.Int).SetBytes(raw[1:33]))
-	p.y = limbs(new(big.Int).SetBytes(raw[33:65]))
+	p.x = fromBytes((*[32]byte)(raw[1:33]))
+	p.y = fromBytes((*[32]byte)(raw[33:65]))
 	p256Mul(&p.x, &p.x, &fieldRR)
 	p256Mul(&p.y, &p.y, &fieldRR)
 	p.z = fieldOne
@@ -253,12 +253,6 @@ func fieldInverse(a *element) element {
 	r := limbs(x)
 	p256Mul(&r, &r, &fieldRR)
 	return r
-}
-
-// mulAdd sets acc += [u]P for the table's P.
-func (t *fastTable) mulAdd(acc *point, u *[32]byte) {
-	d := digits(u)
-	t.mulAddDigits(acc, &d)
 }
 
 // mulAddDigits sets acc += [u]P for the table's P, u given by its signed
