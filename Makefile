@@ -74,7 +74,7 @@ test: deps proto-check vet $(TOOLS)/grpcurl ## every test, the SoftHSM2 end-to-e
 
 # make test LOAD_RUNS times in a row beside stress-ng --cpu 2 (Debian's
 # stress-ng, installed when missing): the suite counts operations and never
-# races a clock, and this is how that is shown (README, "Testing").
+# races a clock, and this is how that is shown (README, "Quick start").
 LOAD_RUNS ?= 3
 .PHONY: test-under-load
 test-under-load: deps ## make test 3 times in a row (LOAD_RUNS) while stress-ng --cpu 2 keeps both cores busy
