@@ -1,7 +1,11 @@
 package softhsmtest
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
+	"io/fs"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -65,6 +69,88 @@ func TestCLIErrors(t *testing.T) {
 		var rep map[string]any
 		if err := json.Unmarshal([]byte(j.stdout), &rep); err != nil || rep["code"] != float64(4) || rep["reason"] != "PERMISSION_DENIED" {
 			t.Errorf("-o json: exit %d %q (%v)", j.code, j.stdout, err)
+		}
+	})
+}
+
+// TestCLILocalWorkAndOutputs: --timeout is how long to wait for the
+// daemon, not how long hashing the caller's files may take (a 1 ns
+// timeout used to refuse any file as bad input); a signature that could
+// not be written is refused before the HSM signs it, so no signature is
+// recorded and lost.
+func TestCLILocalWorkAndOutputs(t *testing.T) {
+	d := startDaemon(t)
+	dir := t.TempDir()
+	mustSignctl(t, d, "key", "create", "release", "--algorithm", "ed25519")
+	pkg := writeFile(t, dir, "pkg.so", bytes.Repeat([]byte("signerd"), 1<<20)) // several reads
+	mustSignctl(t, d, "sign", pkg, "--key", "release")
+	pub := writeFile(t, dir, "release.pem", []byte(mustSignctl(t, d, "key", "public", "release").stdout))
+	skillDir := filepath.Join(dir, "skill")
+	if err := os.Mkdir(skillDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, skillDir, "SKILL.md", []byte("---\nname: s\n---\n"))
+
+	t.Run("local work is not bounded by --timeout", func(t *testing.T) {
+		for _, args := range [][]string{
+			{"--timeout", "1ns", "verify", pkg, "--trust-key", pub},
+			{"--timeout", "1ns", "skill", "canonicalize", skillDir},
+		} {
+			if r := signctl(t, nil, args...); r.code != 0 {
+				t.Errorf("signctl %s: exit %d\n%s", strings.Join(args, " "), r.code, r.stderr)
+			}
+		}
+		// Talking to the daemon is: that is exit 3, not bad input.
+		r := signctl(t, d, "--timeout", "1ns", "sign", pkg, "--key", "release", "--out", filepath.Join(dir, "t.sig"))
+		expectExit(t, r, 3, "sign with a 1 ns --timeout")
+		if r := signctl(t, d, "--timeout", "-1s", "key", "list"); r.code != 2 || !strings.Contains(r.stderr, "--timeout") {
+			t.Errorf("a negative --timeout: exit %d %s", r.code, r.stderr)
+		}
+	})
+
+	t.Run("an unwritable signature is refused before signing", func(t *testing.T) {
+		auditLen := func() int {
+			var recs []json.RawMessage
+			if err := json.Unmarshal([]byte(mustSignctl(t, d, "audit", "list", "-o", "json").stdout), &recs); err != nil {
+				t.Fatal(err)
+			}
+			return len(recs)
+		}
+		before := auditLen()
+		other := writeFile(t, dir, "other.so", []byte("other"))
+		if err := os.Mkdir(pkg+".sig.d", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for _, tc := range []struct {
+			name string
+			args []string
+			want string
+		}{
+			{"FILE.sig is a directory", []string{"sign", other, "--key", "release", "--out", pkg + ".sig.d"}, "is a directory"},
+			{"no such directory", []string{"sign", other, pkg, "--key", "release"}, ""},
+			{"missing directory", []string{"sign", other, "--key", "release", "--out", filepath.Join(dir, "nodir", "x.sig")}, "no such file or directory"},
+		} {
+			if tc.want == "" {
+				// The second file's .sig is made a directory: the
+				// first file is not signed either.
+				if err := os.Remove(pkg + ".sig"); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Mkdir(pkg+".sig", 0o755); err != nil {
+					t.Fatal(err)
+				}
+				tc.want = "is a directory"
+			}
+			r := signctl(t, d, tc.args...)
+			if r.code != 2 || !strings.Contains(r.stderr, tc.want) || strings.Count(r.stderr, "\n") != 1 {
+				t.Errorf("%s: exit %d, want 2 and one line saying %q\n%s", tc.name, r.code, tc.want, r.stderr)
+			}
+		}
+		if _, err := os.Stat(other + ".sig"); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("other.so.sig written although the command was refused: %v", err)
+		}
+		if after := auditLen(); after != before {
+			t.Errorf("the audit log grew from %d to %d records: something was signed", before, after)
 		}
 	})
 }

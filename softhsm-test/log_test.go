@@ -230,8 +230,13 @@ func TestLogEndToEnd(t *testing.T) {
 			if r.code != tc.code {
 				t.Fatalf("exit %d, want %d\n%s%s", r.code, tc.code, r.stdout, r.stderr)
 			}
-			if j := r.json(t); j["verified"] != false || j["reason"] != tc.reason {
-				t.Fatalf("verify: %v, want reason %s", j, tc.reason)
+			// A required proof that fails admits nothing, and the
+			// text says so without "admitted unverified by policy".
+			if j := r.json(t); j["verified"] != false || j["reason"] != tc.reason || j["admitted"] != false {
+				t.Fatalf("verify: %v, want reason %s, not admitted", j, tc.reason)
+			}
+			if r := signctl(t, nil, "verify", a, "--trust-key", pubFile, "--require-proof", f, "--log-key", tc.key); r.code != tc.code || strings.Contains(r.stderr, "admitted") {
+				t.Fatalf("text: exit %d\n%s", r.code, r.stderr)
 			}
 		})
 	}
@@ -254,7 +259,7 @@ func TestLogEndToEnd(t *testing.T) {
 	if r := signctl(t, d, "verify", a, "--org", "acme", "--require-proof", a+".proof", "--log-key", vkeyFile, "-o", "json"); r.code != 0 || r.json(t)["log_origin"] != cp.origin {
 		t.Fatalf("online verify --require-proof: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
-	if r := signctl(t, d, "verify", b, "--org", "acme", "--require-proof", a+".proof", "--log-key", vkeyFile, "-o", "json"); r.code != 1 || r.json(t)["reason"] != "LOG_LEAF_MISMATCH" {
+	if r := signctl(t, d, "verify", b, "--org", "acme", "--require-proof", a+".proof", "--log-key", vkeyFile, "-o", "json"); r.code != 1 || r.json(t)["reason"] != "LOG_LEAF_MISMATCH" || r.json(t)["admitted"] != false {
 		t.Fatalf("online verify of b with a's proof: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	if r := signctl(t, nil, "verify", a, "--trust-key", pubFile, "--require-proof", a+".proof"); r.code != 2 || !strings.Contains(r.stderr, "--log-key") {

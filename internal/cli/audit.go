@@ -219,15 +219,17 @@ daemon is unreachable.`,
 			if (opts.db == "") != (opts.auditKey == "") {
 				return exitErr(ExitUsage, fmt.Errorf("offline verification needs both --db FILE and --audit-key PUB.pem"))
 			}
-			ctx, cancel := g.ctx(cmd.Context())
-			defer cancel()
 			var (
 				res auditVerifyResult
 				err error
 			)
 			if opts.db != "" {
-				res, err = verifyAuditOffline(ctx, opts.db, opts.auditKey)
+				// Local work, as long as the log is: --timeout is how
+				// long to wait for the daemon, which is not asked.
+				res, err = verifyAuditOffline(cmd.Context(), opts.db, opts.auditKey)
 			} else {
+				ctx, cancel := g.ctx(cmd.Context())
+				defer cancel()
 				res, err = verifyAuditOnline(ctx, g)
 			}
 			if err != nil {

@@ -80,3 +80,13 @@ func required(cmd *cobra.Command, names ...string) error {
 	}
 	return nil
 }
+
+// localExit classifies a failure of local work (reading, hashing or
+// writing the caller's files): bad input (2), unless the command was
+// stopped (a signal or a deadline), which is not the file's fault.
+func localExit(err error) int {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return ExitDaemon
+	}
+	return ExitUsage
+}

@@ -1,9 +1,11 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"syscall"
 )
 
 // writeFileAtomic writes data to path so that readers see either the old
@@ -40,4 +42,32 @@ func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
 	}
 	ok = true
 	return nil
+}
+
+// checkWritable fails, before anything is signed, when writeFileAtomic
+// could not put a file at path: path is a directory, or its directory is
+// missing, read-only or not ours to write. It creates and removes an
+// empty temporary file there, which is the question asked exactly.
+func checkWritable(path string) error {
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		return fmt.Errorf("cannot write %s: %w", path, syscall.EISDIR)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("cannot write %s: %w", path, err)
+	}
+	name := tmp.Name()
+	tmp.Close()
+	return os.Remove(name)
+}
+
+// writeExit classifies a failure to write the caller's output file: the
+// place is wrong (2) unless the disk itself failed (3).
+func writeExit(err error) int {
+	for _, e := range []error{os.ErrPermission, os.ErrNotExist, os.ErrExist, syscall.EISDIR, syscall.ENOTDIR, syscall.EROFS, syscall.ENAMETOOLONG} {
+		if errors.Is(err, e) {
+			return ExitUsage
+		}
+	}
+	return ExitDaemon
 }

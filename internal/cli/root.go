@@ -79,6 +79,9 @@ Exit codes: 0 success/verified, 1 verification failed, 2 bad usage or input,
 			if g.output != "text" && g.output != "json" {
 				return exitErr(ExitUsage, fmt.Errorf("-o must be text or json, not %q", g.output))
 			}
+			if g.timeout < 0 {
+				return exitErr(ExitUsage, fmt.Errorf("--timeout must not be negative (0: no limit), not %s", g.timeout))
+			}
 			return nil
 		},
 	}
@@ -91,7 +94,7 @@ Exit codes: 0 success/verified, 1 verification failed, 2 bad usage or input,
 	pf := root.PersistentFlags()
 	pf.StringVar(&g.socket, "socket", socket, "signerd's Unix socket (env SIGNCTL_SOCKET)")
 	pf.StringVarP(&g.output, "output", "o", "text", "output format: text or json")
-	pf.DurationVar(&g.timeout, "timeout", 30*time.Second, "give up on the daemon after this long")
+	pf.DurationVar(&g.timeout, "timeout", 30*time.Second, "give up on the daemon (and the network) after this long; 0: wait as long as it takes. Reading and hashing your files is not bounded by it")
 	g.remote.register(pf)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return exitErr(ExitUsage, err) })
 

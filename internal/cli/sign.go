@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"runtime"
 	"sync"
@@ -42,15 +41,28 @@ leaves no partial .sig behind.`,
 			if opts.out != "" && len(args) != 1 {
 				return exitErr(ExitUsage, fmt.Errorf("--out works with a single FILE"))
 			}
-			ctx, cancel := g.ctx(cmd.Context())
-			defer cancel()
 			// Hash everything first (in parallel: hashing is CPU-bound): a
 			// missing or unreadable file fails the command before anything
-			// is signed.
-			digests, err := hashFiles(ctx, args)
+			// is signed. Hashing is local work, bounded by the files and
+			// not by --timeout, which is how long to wait for the daemon.
+			digests, err := hashFiles(cmd.Context(), args)
 			if err != nil {
-				return exitErr(ExitUsage, err)
+				return exitErr(localExit(err), err)
 			}
+			// So does a signature that could not be written: an HSM
+			// signature, recorded and audited, should not go nowhere.
+			outs := make([]string, len(args))
+			for i, path := range args {
+				outs[i] = opts.out
+				if outs[i] == "" {
+					outs[i] = pkgsig.SidecarPath(path)
+				}
+				if err := checkWritable(outs[i]); err != nil {
+					return exitErr(writeExit(err), err)
+				}
+			}
+			ctx, cancel := g.ctx(cmd.Context())
+			defer cancel()
 			c, err := g.dial()
 			if err != nil {
 				return err
@@ -77,10 +89,7 @@ leaves no partial .sig behind.`,
 					outcomes[i].itemErr = itemErr
 					return nil
 				}
-				out := opts.out
-				if out == "" {
-					out = pkgsig.SidecarPath(args[i])
-				}
+				out := outs[i]
 				outcomes[i].out, outcomes[i].resp = out, resp
 				wg.Add(1)
 				sem <- struct{}{}
@@ -102,10 +111,13 @@ leaves no partial .sig behind.`,
 						firstErr = o.itemErr
 					}
 				case o.wErr != nil:
-					if errors.Is(o.wErr, os.ErrPermission) || errors.Is(o.wErr, os.ErrNotExist) {
-						return exitErr(ExitUsage, o.wErr)
+					// Signed, recorded and not written (the place
+					// changed since the check above, or the disk
+					// failed): said for this file, the others go on.
+					printf(g.stderr, "signctl: %s: %v\n", path, o.wErr)
+					if firstErr == nil {
+						firstErr = exitErr(writeExit(o.wErr), o.wErr)
 					}
-					return exitErr(ExitDaemon, o.wErr)
 				case o.resp != nil:
 					r := signResult{File: path, Signature: o.out, PackageHash: pkgsig.HexDigest(digests[i][:]), Key: o.resp.GetKeyName(), KeyVersion: o.resp.GetKeyVersion(), Fingerprint: o.resp.GetKeyFingerprint()}
 					results = append(results, r)
@@ -129,10 +141,8 @@ leaves no partial .sig behind.`,
 				}
 			}
 			if firstErr != nil {
-				if len(args) > 1 {
-					return &exitError{code: exitCode(firstErr), err: firstErr, reported: true}
-				}
-				return firstErr
+				// Every failure was printed above, file by file.
+				return &exitError{code: exitCode(firstErr), err: firstErr, reported: true}
 			}
 			return nil
 		},

@@ -48,8 +48,8 @@ or has a file name that is not valid UTF-8.`,
 			if err := skillDirArg(dir); err != nil {
 				return err
 			}
-			ctx, cancel := g.ctx(cmd.Context())
-			defer cancel()
+			// Local work only: --timeout (the daemon's) does not bound it.
+			ctx := cmd.Context()
 			m, err := skill.Canonicalize(ctx, dir)
 			if err != nil {
 				if ctx.Err() != nil {
@@ -110,8 +110,8 @@ signature document cannot be read or is malformed.`,
 			if err != nil {
 				return err
 			}
-			ctx, cancel := g.ctx(cmd.Context())
-			defer cancel()
+			// Local work only: --timeout (the daemon's) does not bound it.
+			ctx := cmd.Context()
 			rep, err := skill.CheckTampered(ctx, dir, sig)
 			if err != nil {
 				if ctx.Err() != nil {

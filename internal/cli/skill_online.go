@@ -35,8 +35,6 @@ func runSkillVerifyOnline(cmd *cobra.Command, g *globals, opts *skillVerifyOpts,
 	if err := skillDirArg(dir); err != nil {
 		return err
 	}
-	ctx, cancel := g.ctx(cmd.Context())
-	defer cancel()
 	sigPath := opts.signature
 	if sigPath == "" {
 		sigPath = filepath.Join(dir, skill.SignatureFilename)
@@ -53,10 +51,14 @@ func runSkillVerifyOnline(cmd *cobra.Command, g *globals, opts *skillVerifyOpts,
 		}
 		return err
 	}
-	m, err := skill.Canonicalize(ctx, dir)
+	// Canonicalizing is local work, not bounded by --timeout (how long
+	// to wait for the daemon).
+	m, err := skill.Canonicalize(cmd.Context(), dir)
 	if err != nil {
-		return exitErr(ExitUsage, err)
+		return exitErr(localExit(err), err)
 	}
+	ctx, cancel := g.ctx(cmd.Context())
+	defer cancel()
 	out.SkillHash = m.SkillHash()
 	req := &signerv1.VerifySkillRequest{Domain: opts.domain, Root: m.Root[:], FileManifest: m.Files, SignatureDocument: onlineDocument(doc)}
 	switch digest {

@@ -62,12 +62,14 @@ signer_kid defaults to the key's fingerprint (sha256:<hex of SPKI DER>).`,
 				}
 				req.ExpiresIn = durationpb.New(d)
 			}
+			// Canonicalizing is local work, not bounded by --timeout
+			// (how long to wait for the daemon).
+			m, err := skill.Canonicalize(cmd.Context(), dir)
+			if err != nil {
+				return exitErr(localExit(err), err)
+			}
 			ctx, cancel := g.ctx(cmd.Context())
 			defer cancel()
-			m, err := skill.Canonicalize(ctx, dir)
-			if err != nil {
-				return exitErr(ExitUsage, err)
-			}
 			if req.SkillName == "" {
 				req.SkillName = skill.ParseSkillName(dir)
 			}

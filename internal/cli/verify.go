@@ -82,13 +82,15 @@ admitted true). Exit 2 for bad input, such as a malformed signature document
 					return err
 				}
 			}
+			file := args[0]
+			// Hashing is local work, bounded by the file and not by
+			// --timeout, which is how long to wait for the daemon.
+			digest, err := pkgsig.HashFile(cmd.Context(), file)
+			if err != nil {
+				return exitErr(localExit(err), err)
+			}
 			ctx, cancel := g.ctx(cmd.Context())
 			defer cancel()
-			file := args[0]
-			digest, err := pkgsig.HashFile(ctx, file)
-			if err != nil {
-				return exitErr(ExitUsage, err)
-			}
 			doc, err := loadSignature(file, opts.signature)
 			if err != nil {
 				return err
@@ -103,7 +105,11 @@ admitted true). Exit 2 for bad input, such as a malformed signature document
 				verr = verifyOffline(opts.trustKeys, &res, digest, doc)
 			}
 			if verr == nil && proof != nil {
-				verr = proof.check(&res, digest, doc)
+				if verr = proof.check(&res, digest, doc); verr != nil {
+					// The proof was required: without it nothing may
+					// load the file, whatever the signature says.
+					res.Admitted = false
+				}
 			}
 			return report(g, &res, verr)
 		},
