@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io/fs"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -32,12 +33,25 @@ func TestStartupErrors(t *testing.T) {
 		return []string{"--pkcs11-module", module, "--token-label", label, "--pin-file", pin,
 			"--db", filepath.Join(t.TempDir(), "db"), "--socket", filepath.Join(t.TempDir(), "s.sock")}
 	}
+	// What the configuration names, taken by others: a live signerd's
+	// socket, a TCP port, and TLS material that is not there.
+	taken := startDaemon(t)
+	port, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer port.Close()
+	certs := filepath.Join(dir, "nosuch.pem")
 	tests := []struct {
 		name     string
 		args     []string
 		env      []string
 		contains string
 	}{
+		{"socket in use", append(base(tok.ModulePath, tok.Label, pinFile)[:6], "--db", filepath.Join(t.TempDir(), "db"), "--socket", taken.socket), nil, "in use"},
+		{"TCP port in use", append(base(tok.ModulePath, tok.Label, pinFile), "--listen", port.Addr().String(), "--insecure-loopback"), nil, "address already in use"},
+		{"unreadable TLS certificate", append(base(tok.ModulePath, tok.Label, pinFile), "--listen", "127.0.0.1:0", "--tls-cert", certs, "--tls-key", certs, "--client-ca", certs), nil, certs},
+		{"metrics port in use", append(base(tok.ModulePath, tok.Label, pinFile), "--metrics-listen", port.Addr().String()), nil, "--metrics-listen"},
 		{"missing module", base("/nonexistent/libpkcs11.so", tok.Label, pinFile), nil, "/nonexistent/libpkcs11.so"},
 		{"wrong token label", base(tok.ModulePath, "no-such-token", pinFile), nil, "no-such-token"},
 		{"wrong PIN", base(tok.ModulePath, tok.Label, wrongPIN), nil, "PIN"},
@@ -71,14 +85,26 @@ func TestStartupErrors(t *testing.T) {
 			if tt.name != "PIN as a flag is refused" && strings.Contains(string(out), tok.PIN) {
 				t.Fatalf("output contains the PIN:\n%s", out)
 			}
-			// A start that fails leaves no database behind (one it created
-			// before the HSM refused is removed).
+			// A start that fails leaves no database or journal behind
+			// (one it created before the HSM refused is removed).
 			if i := slices.Index(tt.args, "--db"); i >= 0 {
-				if _, err := os.Stat(tt.args[i+1]); !errors.Is(err, fs.ErrNotExist) {
-					t.Fatalf("a failed start left %s behind (%v)", tt.args[i+1], err)
+				for _, p := range []string{tt.args[i+1], tt.args[i+1] + ".journal"} {
+					if _, err := os.Stat(p); !errors.Is(err, fs.ErrNotExist) {
+						t.Fatalf("a failed start left %s behind (%v)", p, err)
+					}
 				}
 			}
 		})
+	}
+	// Nor keys in the token: every start above failed before making the
+	// audit and log keys (SoftHSM2 keeps each object in a file of its own
+	// beside the token's token.object).
+	objects, err := filepath.Glob(filepath.Join(tok.Dir, "tokens", "*", "*.object"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if objects = slices.DeleteFunc(objects, func(p string) bool { return filepath.Base(p) == "token.object" }); len(objects) > 0 {
+		t.Fatalf("failed starts left %d objects in the token: %v", len(objects), objects)
 	}
 }
 

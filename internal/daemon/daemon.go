@@ -21,6 +21,7 @@ import (
 
 	"github.com/signerd/signerd/internal/server"
 	"github.com/signerd/signerd/internal/service"
+	"github.com/signerd/signerd/internal/store/boltstore"
 	"github.com/signerd/signerd/internal/version"
 )
 
@@ -142,10 +143,47 @@ func Run(ctx context.Context, cfg Config, logOut io.Writer) error {
 	}
 	defer fromSystemd.close() // no-op once served: Stop closes them first
 
+	// Everything the configuration names is taken before the store and
+	// the HSM are touched: a socket in use, a port taken or unreadable
+	// TLS material must not leave behind a new database, its journal and
+	// new keys in the token. Callers that connect meanwhile wait in the
+	// kernel's queue until serving starts, as with systemd's sockets.
+	l := fromSystemd.unix
+	if l == nil {
+		if l, err = server.ListenUnix(cfg.Socket, cfg.SocketMode); err != nil {
+			return err
+		}
+	}
+	listeners := []net.Listener{l}
+	tcp, plaintext, tlsSrc, err := listenTCP(cfg, fromSystemd.tcp)
+	if err != nil {
+		l.Close()
+		return err
+	}
+	if tcp != nil {
+		listeners = append(listeners, tcp)
+	}
+	metricsL, err := listenMetrics(cfg)
+	if err != nil {
+		closeAll(listeners)
+		return err
+	}
+	// Until they are served (srv.Stop closes them then), a failed start
+	// closes them, which removes the Unix socket it made.
+	served := false
+	defer func() {
+		if !served {
+			closeAll(listeners)
+			if metricsL != nil {
+				metricsL.Close()
+			}
+		}
+	}()
+
 	// A database this start creates is removed again if the HSM then
 	// refuses (a wrong label or PIN): the next start must not find an
 	// empty, migrated file that belongs to no token.
-	freshDB := spec.kind == "bbolt" && !exists(spec.path)
+	freshDB := spec.kind == "bbolt" && !exists(spec.path) && !exists(boltstore.JournalPath(spec.path))
 	removeDB := false
 	st, err := openStore(ctx, spec, cfg, log)
 	if err != nil {
@@ -156,8 +194,10 @@ func Run(ctx context.Context, cfg Config, logOut io.Writer) error {
 			log.Error("close database", "err", err)
 		}
 		if removeDB {
-			if err := os.Remove(spec.path); err != nil {
-				log.Error("remove the database this start created", "db", spec.path, "err", err)
+			for _, p := range []string{spec.path, boltstore.JournalPath(spec.path)} {
+				if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+					log.Error("remove the database this start created", "path", p, "err", err)
+				}
 			}
 		}
 	}()
@@ -175,7 +215,7 @@ func Run(ctx context.Context, cfg Config, logOut io.Writer) error {
 		}
 	}()
 
-	mx, err := startMetrics(ctx, cfg, log, st)
+	mx, err := startMetrics(ctx, cfg, log, st, metricsL)
 	if err != nil {
 		return err
 	}
@@ -217,21 +257,6 @@ func Run(ctx context.Context, cfg Config, logOut io.Writer) error {
 	go func() { defer close(refusalDone); svc.RunRefusalAggregates(refusalCtx) }()
 	defer func() { stopRefusals(); <-refusalDone }()
 	srv := server.New(svc, withLimits(server.Options{Logger: log, Denials: svc, Authorizer: authz, Calls: mx, ConnectionRefused: mx.ConnectionRefused, Reflection: cfg.Reflection}, cfg))
-	l := fromSystemd.unix
-	if l == nil {
-		if l, err = server.ListenUnix(cfg.Socket, cfg.SocketMode); err != nil {
-			return err
-		}
-	}
-	listeners := []net.Listener{l}
-	tcp, plaintext, tlsSrc, err := listenTCP(cfg, fromSystemd.tcp)
-	if err != nil {
-		l.Close()
-		return err
-	}
-	if tcp != nil {
-		listeners = append(listeners, tcp)
-	}
 	// SERVING now; NOT_SERVING while the HSM is down or the store (etcd)
 	// has lost its quorum. The store watch stops (deferred) before the
 	// store closes.
@@ -272,6 +297,7 @@ func Run(ctx context.Context, cfg Config, logOut io.Writer) error {
 
 	// One gRPC server serves every listener; Stop drains them all.
 	serveErr := make(chan error, len(listeners))
+	served = true
 	for _, l := range listeners {
 		go func() { serveErr <- srv.Serve(l) }()
 	}
@@ -334,4 +360,11 @@ func Run(ctx context.Context, cfg Config, logOut io.Writer) error {
 func exists(path string) bool {
 	_, err := os.Lstat(path)
 	return !errors.Is(err, fs.ErrNotExist)
+}
+
+// closeAll closes listeners not yet served.
+func closeAll(ls []net.Listener) {
+	for _, l := range ls {
+		_ = l.Close()
+	}
 }

@@ -17,7 +17,7 @@ import (
 // startMetrics builds the Prometheus metrics and, when --metrics-listen is
 // set, serves them over HTTP until ctx ends. The metrics are collected even
 // when not served (they cost a few atomic adds per call).
-func startMetrics(ctx context.Context, cfg Config, log *slog.Logger, st store.Store) (*metrics.Metrics, error) {
+func startMetrics(ctx context.Context, cfg Config, log *slog.Logger, st store.Store, l net.Listener) (*metrics.Metrics, error) {
 	m := metrics.New()
 	m.GaugeFunc("signerd_audit_head_seq", "Sequence number of the newest audit record.", func() float64 {
 		seq, _, err := st.AuditHead(context.Background())
@@ -86,12 +86,8 @@ func startMetrics(ctx context.Context, cfg Config, log *slog.Logger, st store.St
 			return c.Contention().CommitTime.Seconds()
 		})
 	}
-	if cfg.MetricsListen == "" {
+	if l == nil {
 		return m, nil // checkListen refused --metrics-pprof without it
-	}
-	l, err := net.Listen("tcp", cfg.MetricsListen)
-	if err != nil {
-		return nil, fmt.Errorf("--metrics-listen %s: %w", cfg.MetricsListen, err)
 	}
 	// Past the cap, scrapers wait in the kernel's accept queue, which
 	// costs the daemon no descriptor (see raiseFileLimit).
@@ -122,4 +118,17 @@ func hsmHealthMetrics(m *metrics.Metrics) func(up bool) {
 		known, last = true, up
 		m.HSMState(up, recovered)
 	}
+}
+
+// listenMetrics takes --metrics-listen's address (nil without it), before
+// anything else starts, so that a port in use stops start-up early.
+func listenMetrics(cfg Config) (net.Listener, error) {
+	if cfg.MetricsListen == "" {
+		return nil, nil
+	}
+	l, err := net.Listen("tcp", cfg.MetricsListen)
+	if err != nil {
+		return nil, fmt.Errorf("--metrics-listen %s: %w", cfg.MetricsListen, err)
+	}
+	return l, nil
 }

@@ -148,6 +148,10 @@ type journal struct {
 // journalPath is the journal's file for the database at path.
 func journalPath(db string) string { return db + journalSuffix }
 
+// JournalPath is the journal's file for the database at path, for the
+// daemon to remove with a database its failed start created.
+func JournalPath(db string) string { return journalPath(db) }
+
 // openJournal opens (creating it zero-filled) the journal of s, applies
 // the frames acknowledged before the last stop and not yet in bbolt, and
 // starts the applier.
