@@ -115,6 +115,7 @@ func New(svc *service.Service, opts Options) *Server {
 		grpc.ChainStreamInterceptor(ic.stream),
 		grpc.MaxRecvMsgSize(opts.MaxRecvMsgSize),
 		grpc.MaxConcurrentStreams(opts.MaxConcurrentStreams),
+		grpc.MaxHeaderListSize(MaxHeaderListSize),
 		grpc.ConnectionTimeout(creds.connTimeout),
 		grpc.KeepaliveEnforcementPolicy(keepalivePolicy(opts)),
 		grpc.KeepaliveParams(keepaliveParams(opts)),
@@ -137,6 +138,15 @@ func New(svc *service.Service, opts Options) *Server {
 		peers:   newPeerLimiter(opts.MaxConnectionsPerPeer, opts.ConnectionRefused),
 		pending: newHandshakeLimiter(opts.MaxUnauthenticatedConnections, opts.MaxUnauthenticatedPerPeer, opts.ConnectionRefused)}
 }
+
+// MaxHeaderListSize bounds a call's request headers, as decoded: gRPC's
+// default is 16 MiB, and HPACK lets a few bytes on the wire name a large
+// header already in its table, so a caller could make the daemon hold
+// megabytes per stream (gRPC keeps every "-bin" header base64-decoded for
+// the stream's life) before any authorization or request budget applies.
+// signerd's clients send well under 1 KiB; 16 KiB leaves room for
+// tracing and proxy headers.
+const MaxHeaderListSize = 16 << 10
 
 // streamWorkers is how many calls run on gRPC's long-lived stream workers
 // rather than on a goroutine of their own. A Sign call blocks in the HSM
