@@ -113,6 +113,9 @@ func (l *limitListener) admit(c *limitedConn) bool {
 		return true
 	}
 	key := "host:" + ta.IP.String()
+	if _, ok := l.Listener.(*loopbackListener); ok {
+		key = loopbackKey // as peerKey names its calls
+	}
 	if l.peers != nil {
 		if err := l.peers.acquire(key); err != nil {
 			if l.peers.shouldLog(key) {

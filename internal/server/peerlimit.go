@@ -85,8 +85,18 @@ func peerKey(info credentials.AuthInfo, remote net.Addr) string {
 	if u, ok := info.(UnixPeer); ok {
 		return fmt.Sprintf("uid:%d", u.UID)
 	}
+	if _, ok := info.(LoopbackPeer); ok {
+		return loopbackKey
+	}
 	if ta, ok := remote.(*net.TCPAddr); ok {
 		return "host:" + ta.IP.String()
 	}
 	return "peer:" + remote.String()
 }
+
+// loopbackKey is every client of the plaintext loopback listener: they
+// are all this host's processes, and any of them may bind a source
+// address anywhere in 127.0.0.0/8, so counting each address as a host of
+// its own let one local user hold every connection of the listener past
+// --max-connections-per-peer (and spend as many request budgets).
+const loopbackKey = "host:loopback"

@@ -2,10 +2,14 @@ package server
 
 import (
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"path/filepath"
 	"testing"
+	"time"
+
+	"google.golang.org/grpc/credentials"
 
 	"github.com/signerd/signerd/internal/errdefs"
 )
@@ -131,10 +135,73 @@ func TestPeerKey(t *testing.T) {
 		}
 	}
 	// TCP peers count per host, whichever port or certificate they use.
-	if got := peerKey(LoopbackPeer{}, tcp); got != "host:192.0.2.7" {
+	if got := peerKey(credentials.TLSInfo{}, tcp); got != "host:192.0.2.7" {
 		t.Errorf("tcp: %q", got)
+	}
+	// The plaintext loopback listener's clients are one peer: any local
+	// process may bind any loopback source, so 127.0.0.2, 127.0.0.3, …
+	// must not each get a share of their own.
+	for _, ip := range []string{"127.0.0.1", "127.0.0.2", "127.1.2.3", "::1"} {
+		if got := peerKey(LoopbackPeer{}, &net.TCPAddr{IP: net.ParseIP(ip), Port: 1}); got != "host:loopback" {
+			t.Errorf("plaintext loopback from %s: %q, want host:loopback", ip, got)
+		}
 	}
 	if newPeerLimiter(0, nil) != nil {
 		t.Error("a zero per-peer limit should mean no limiter")
+	}
+}
+
+// TestLoopbackListenerOnePeer: on the plaintext loopback listener,
+// connections from different loopback source addresses count against one
+// peer; before, each address was a host of its own and one local user
+// held every connection of the listener.
+func TestLoopbackListenerOnePeer(t *testing.T) {
+	raw, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lb, err := ServeLoopback(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := limitListen(lb, 16, newPeerLimiter(2, nil), nil, nil)
+	defer l.Close()
+	accepted := make(chan net.Conn, 16)
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				close(accepted)
+				return
+			}
+			accepted <- c
+		}
+	}()
+	var held []net.Conn
+	for _, src := range []string{"127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.4"} {
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}}
+		c, err := d.Dial("tcp", raw.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		held = append(held, c)
+	}
+	// Two are accepted (the peer's share); the others are closed at once,
+	// which their clients see as EOF.
+	for i := range 2 {
+		select {
+		case c := <-accepted:
+			defer c.Close()
+		case <-time.After(10 * time.Second):
+			t.Fatalf("connection %d was not accepted", i)
+		}
+	}
+	// Accepted in the order dialled: the last two are over the share.
+	for i, c := range held[2:] {
+		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second)) // a bound on a hang
+		if _, err := c.Read(make([]byte, 1)); !errors.Is(err, io.EOF) {
+			t.Fatalf("connection from 127.0.0.%d: %v, want it closed (one peer, a share of 2)", i+3, err)
+		}
 	}
 }
