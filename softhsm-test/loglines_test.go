@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	signerv1 "github.com/signerd/signerd/gen/signer/v1"
@@ -95,4 +97,36 @@ func TestLogLinesBounded(t *testing.T) {
 		t.Fatal("a caller's escape sequence reached the log raw")
 	}
 	t.Logf("longest of %d log lines: %d bytes", strings.Count(logs, "\n"), longest)
+}
+
+// TestRefusalLinesBounded: a caller refused in a loop does not write a
+// line a call. Per caller and status code, the daemon writes the first 10
+// lines of each 10-second window, says on the tenth that more are
+// counted, and on the next window's first how many it held back; before,
+// 20,000 refusals a second wrote 5 MB a second and spent journald's rate
+// limit for every other line.
+func TestRefusalLinesBounded(t *testing.T) {
+	d := startDaemon(t)
+	c := relDial(t, d)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	const calls = 1000
+	start := time.Now()
+	for range calls {
+		if _, err := c.Signer.Verify(ctx, &signerv1.VerifyRequest{Org: "nobody-configured-this", Digest: relDigest()}); status.Code(err) != codes.NotFound {
+			t.Fatalf("Verify of an unknown org: %v, want NOT_FOUND", err)
+		}
+	}
+	// Not a timing assertion: a slow machine spans more windows, and each
+	// window allows its 10 lines.
+	windows := int(time.Since(start)/(10*time.Second)) + 2
+	logs := d.logs.String()
+	lines := strings.Count(logs, `msg="call refused"`)
+	if lines == 0 || lines > 10*windows {
+		t.Fatalf("%d refused calls wrote %d lines, want 1 to %d (10 a window, %d windows)", calls, lines, 10*windows, windows)
+	}
+	if !strings.Contains(logs, "are counted, not written") {
+		t.Fatal("no line says that further refusals are counted")
+	}
+	t.Logf("%d refused calls, %d lines", calls, lines)
 }

@@ -65,7 +65,9 @@ func IdentityFrom(ctx context.Context) (Identity, bool) {
 
 // interceptors holds what the chain needs.
 type interceptors struct {
-	log   *slog.Logger
+	log *slog.Logger
+	// lines bounds the lines about failed calls (loglimit.go).
+	lines *callLogLimiter
 	authz Authorizer
 	audit DenialRecorder
 	calls CallObserver
@@ -120,13 +122,7 @@ func (ic *interceptors) unary(ctx context.Context, req any, info *grpc.UnaryServ
 		}
 		return resp, err
 	}
-	attrs := []any{"method", info.FullMethod, "caller", id.ID, "code", code.String(), "duration", dur}
-	switch code {
-	case codes.Internal, codes.Unknown, codes.Unavailable:
-		ic.log.ErrorContext(ctx, "call failed", append(attrs, "err", errdefs.ClipMessage(status.Convert(err).Message()))...)
-	default:
-		ic.log.InfoContext(ctx, "call refused", append(attrs, "err", errdefs.ClipMessage(status.Convert(err).Message()))...)
-	}
+	ic.logFailure(ctx, info.FullMethod, id.ID, code, dur, err)
 	return resp, err
 }
 
@@ -185,4 +181,30 @@ func (s *identifiedStream) RecvMsg(m any) error {
 		decoded(s.ctx, m)
 	}
 	return err
+}
+
+// logFailure writes the line about a failed call, within its caller's and
+// code's share (callLogLimiter): the first lines of each window in full,
+// the last of them saying that more are counted, the next window's first
+// saying how many were held back.
+func (ic *interceptors) logFailure(ctx context.Context, method, caller string, code codes.Code, dur time.Duration, err error) {
+	write, held, last := true, 0, false
+	if ic.lines != nil {
+		if write, held, last = ic.lines.allow(caller + " " + code.String()); !write {
+			return
+		}
+	}
+	attrs := []any{"method", method, "caller", caller, "code", code.String(), "duration", dur, "err", errdefs.ClipMessage(status.Convert(err).Message())}
+	if held > 0 {
+		attrs = append(attrs, "held_back", held)
+	}
+	if last {
+		attrs = append(attrs, "more", fmt.Sprintf("further lines of this caller and code in the next %s are counted, not written", callLogWindow))
+	}
+	switch code {
+	case codes.Internal, codes.Unknown, codes.Unavailable:
+		ic.log.ErrorContext(ctx, "call failed", attrs...)
+	default:
+		ic.log.InfoContext(ctx, "call refused", attrs...)
+	}
 }

@@ -105,7 +105,7 @@ func New(svc *service.Service, opts Options) *Server {
 		opts.MaxInflightBytesPerPeer = DefaultInflightBytesPerPeer
 	}
 	inflight := newInflight(opts.MaxInflightBytesPerPeer, opts.MaxRecvMsgSize)
-	ic := &interceptors{log: opts.Logger, authz: opts.Authorizer, audit: opts.Denials, calls: opts.Calls, maxRecv: opts.MaxRecvMsgSize}
+	ic := &interceptors{log: opts.Logger, lines: newCallLogLimiter(), authz: opts.Authorizer, audit: opts.Denials, calls: opts.Calls, maxRecv: opts.MaxRecvMsgSize}
 	creds := newTransportCredentials(opts.Logger)
 	creds.connTimeout = orDefault(opts.HandshakeTimeout, 10*time.Second)
 	creds.tlsTimeout = opts.TLSHandshakeTimeout
