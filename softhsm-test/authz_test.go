@@ -184,11 +184,20 @@ func TestSecondUIDDefaultRule(t *testing.T) {
 	expectExit(t, signctlAsNobody(t, d, "key", "list"), 0, "nobody lists keys")
 	expectExit(t, signctlAsNobody(t, d, "key", "public", "release"), 0, "nobody exports a public key")
 
-	expectExit(t, signctlAsNobody(t, d, "sign", pkg, "--key", "release", "--out", filepath.Join(work, "nobody.sig")), 4, "nobody signs")
+	// A place nobody may write, so that what refuses the signature is the
+	// daemon (signctl checks the output's place before it asks).
+	out := filepath.Join(work, "out")
+	if err := os.Mkdir(out, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(out, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	expectExit(t, signctlAsNobody(t, d, "sign", pkg, "--key", "release", "--out", filepath.Join(out, "nobody.sig")), 4, "nobody signs")
 	expectExit(t, signctlAsNobody(t, d, "key", "create", "mine", "--algorithm", "ed25519"), 4, "nobody creates a key")
 	expectExit(t, signctlAsNobody(t, d, "trust", "remove", "--org", "acme", "--fingerprint", strings.Repeat("ab", 32)), 4, "nobody removes trust")
 	expectExit(t, signctlAsNobody(t, d, "policy", "set", "--org", "acme", "--require-signatures=true"), 4, "nobody sets policy")
-	if _, err := os.Stat(filepath.Join(work, "nobody.sig")); !os.IsNotExist(err) {
+	if _, err := os.Stat(filepath.Join(out, "nobody.sig")); !os.IsNotExist(err) {
 		t.Fatalf("a denied sign wrote a signature: %v", err)
 	}
 

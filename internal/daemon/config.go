@@ -59,6 +59,9 @@ type Config struct {
 	// not vouch for that the operator accepts at start (audited); only
 	// that exact state is accepted.
 	AcceptState string
+	// AcceptJournalLoss starts on a bbolt database that was not closed
+	// cleanly although its journal is missing or truncated (audited).
+	AcceptJournalLoss bool
 	// AuditRefusalWindow and AuditRefusalsPerWindow bound the audit
 	// records of refusals: per caller and reason, the first
 	// AuditRefusalsPerWindow of each window in full, the rest counted in
@@ -244,6 +247,8 @@ func settings() []setting {
 			return nil
 		}},
 		{"accept-state", "SIGNERD_ACCEPT_STATE", "accept, once and audited, the security state with this digest (hex) although the audit log does not vouch for it; signerd names the digest when it refuses to start", str(func(c *Config) *string { return &c.AcceptState })},
+		{"accept-journal-loss", "SIGNERD_ACCEPT_JOURNAL_LOSS", "start, audited, on a database that was not closed cleanly although its journal (DB.journal) is missing or truncated: signatures acknowledged before the stop may be lost; without it signerd refuses and says why",
+			boolSetting("accept-journal-loss", func(c *Config) *bool { return &c.AcceptJournalLoss })},
 		{"audit-refusal-window", "SIGNERD_AUDIT_REFUSAL_WINDOW", "window of the bound on refusal audit records: beyond --audit-refusals-per-window per caller and reason, refusals are counted into one aggregate record per window",
 			durationSetting("audit-refusal-window", time.Second, 24*time.Hour, false, func(c *Config) *time.Duration { return &c.AuditRefusalWindow })},
 		{"audit-refusals-per-window", "SIGNERD_AUDIT_REFUSALS_PER_WINDOW", "refusals (failed verifications, denials) per caller and reason written in full in each window; the rest are counted (0: count all)",
@@ -252,7 +257,7 @@ func settings() []setting {
 }
 
 // boolSettings may be given as a bare flag (--insecure-loopback).
-var boolSettings = map[string]bool{"insecure-loopback": true, "metrics-pprof": true, "reflection": true}
+var boolSettings = map[string]bool{"insecure-loopback": true, "metrics-pprof": true, "reflection": true, "accept-journal-loss": true}
 
 // registerFlags declares every setting as a string flag; values are applied
 // by Load so that the precedence lives in one place.
@@ -410,8 +415,8 @@ func (c Config) Redacted() string {
 		c.PKCS11Module, c.TokenLabel, c.PINFile, pin, c.PKCS11URI, c.Store, c.Socket, c.SocketMode, c.LogLevel, c.LogFormat, c.MaxSessions, c.ShutdownTimeout) +
 		fmt.Sprintf("listen = %s\ntls-cert = %s\ntls-key = %s\nclient-ca = %s\ninsecure-loopback = %t\npolicy = %s\n",
 			c.Listen, c.TLSCert, c.TLSKey, c.ClientCA, c.InsecureLoopback, c.Policy) +
-		fmt.Sprintf("audit-checkpoint-interval = %s\nlog-origin = %s\naudit-refusal-window = %s\naudit-refusals-per-window = %d\naccept-state = %s\n",
-			c.AuditCheckpointInterval, c.LogOrigin, c.AuditRefusalWindow, c.AuditRefusalsPerWindow, c.AcceptState) +
+		fmt.Sprintf("audit-checkpoint-interval = %s\nlog-origin = %s\naudit-refusal-window = %s\naudit-refusals-per-window = %d\naccept-state = %s\naccept-journal-loss = %t\n",
+			c.AuditCheckpointInterval, c.LogOrigin, c.AuditRefusalWindow, c.AuditRefusalsPerWindow, c.AcceptState, c.AcceptJournalLoss) +
 		fmt.Sprintf("reflection = %t\nmetrics-listen = %s\nmetrics-pprof = %t\n", c.Reflection, c.MetricsListen, c.MetricsPprof) +
 		c.reliabilityRedacted() + c.storeRedacted()
 }

@@ -237,6 +237,11 @@ func Run(ctx context.Context, cfg Config, logOut io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if jl, ok := st.(interface{ JournalLoss() string }); ok && jl.JournalLoss() != "" {
+		if err := svc.RecordJournalLoss(ctx, jl.JournalLoss()); err != nil {
+			return err
+		}
+	}
 	log.Info("audit checkpoints", "audit_key", auditKey.Versions[len(auditKey.Versions)-1].Fingerprint, "interval", cfg.AuditCheckpointInterval)
 	if vkey, err := svc.LogVerifierKey(ctx); err == nil {
 		log.Info("transparency log", "origin", cfg.LogOrigin, "verifier_key", vkey)

@@ -145,7 +145,7 @@ func etcdTLSConfig(c Config) (*tls.Config, error) {
 // schema migrated) or the etcd cluster.
 func openStore(ctx context.Context, spec storeSpec, c Config, log *slog.Logger) (store.Store, error) {
 	if spec.kind == "bbolt" {
-		return boltstore.Open(ctx, spec.path, boltstore.Options{Logger: log})
+		return boltstore.Open(ctx, spec.path, boltstore.Options{Logger: log, AcceptJournalLoss: c.AcceptJournalLoss})
 	}
 	return openEtcd(ctx, spec, c, log, false)
 }

@@ -108,3 +108,17 @@ func (s *Service) VerifyStateAtStart(ctx context.Context, accept string) (StateC
 	}
 	return chk, nil
 }
+
+// RecordJournalLoss records that the operator started signerd although
+// its database was not closed cleanly and its journal was missing or
+// truncated (--accept-journal-loss): whoever reads the log learns that
+// records acknowledged before this one may be missing.
+func (s *Service) RecordJournalLoss(ctx context.Context, detail string) error {
+	ev := s.event(ctx, store.OpJournalLoss)
+	ev.Detail = detail
+	if _, err := s.store.AppendAudit(ctx, ev); err != nil {
+		return fmt.Errorf("record the accepted journal loss: %w", err)
+	}
+	s.log.ErrorContext(ctx, "journal loss accepted by the operator (--accept-journal-loss) and recorded in the audit log", "detail", detail)
+	return nil
+}

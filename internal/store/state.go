@@ -30,6 +30,11 @@ const (
 	// accept a state its checkpoints do not explain. Detail names both
 	// digests.
 	OpStateAccept = "audit.state.accept"
+	// OpJournalLoss: the operator started the daemon on a database that
+	// was not closed cleanly although its journal was missing or
+	// truncated (--accept-journal-loss): records acknowledged before the
+	// stop may be missing before this one. Detail says what was found.
+	OpJournalLoss = "audit.journal.loss"
 )
 
 // stateOps are the audit operations whose successful records change the

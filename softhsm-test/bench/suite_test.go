@@ -215,17 +215,20 @@ func (s *suite) setUp() {
 }
 
 // daemonKeys reads the CKA_ID and public key of the daemon's keys from a
-// copy of its database (the daemon holds the file's lock; it is idle, so
-// the copy is a committed state).
+// copy of its database and journal (the daemon holds the file's lock; it
+// is idle, so the copy is a committed state, its journal applied; a copy
+// of a running database is read only with its journal).
 func (s *suite) daemonKeys() []childKey {
 	t := s.t
-	b, err := os.ReadFile(s.d.db)
-	if err != nil {
-		t.Fatal(err)
-	}
 	cp := filepath.Join(t.TempDir(), "copy.db")
-	if err := os.WriteFile(cp, b, 0o600); err != nil {
-		t.Fatal(err)
+	for _, suffix := range []string{"", ".journal"} {
+		b, err := os.ReadFile(s.d.db + suffix)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(cp+suffix, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
 	ctx := context.Background()
 	st, err := boltstore.Open(ctx, cp, boltstore.Options{ReadOnly: true})

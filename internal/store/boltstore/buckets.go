@@ -55,6 +55,11 @@ var (
 	// keyJournalPos, in the meta bucket, is uint64be(offset): where in the
 	// journal the frame after the last one applied starts (schema 7).
 	keyJournalPos = []byte("journal_pos")
+	// keyJournalOpen, in the meta bucket, is uint64be(size): a read-write
+	// open set it (the journal's size then) and no clean close has cleared
+	// it since. Set, the journal may hold acknowledged records that are
+	// nowhere else, so it must be there, whole (journal.go, openJournal).
+	keyJournalOpen = []byte("journal_open")
 	// keyTreeOrderFrom, in the meta bucket, is uint64be(size): the tree's
 	// nodes complete within its first size leaves are keyed by level and
 	// index, every later one by its position in creation order (schema 6,

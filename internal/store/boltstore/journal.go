@@ -43,6 +43,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sync"
@@ -128,6 +129,7 @@ type journal struct {
 	running   bool
 	closed    bool
 	failed    error    // a write or fdatasync failed: no more writes
+	applyErr  error    // the last apply's failure, nil once one succeeds
 	headSeq   uint64   // the newest acknowledged audit record
 	headHash  []byte   //
 	woff      int64    // where the next group goes, if it fits
@@ -155,10 +157,20 @@ func JournalPath(db string) string { return journalPath(db) }
 // openJournal opens (creating it zero-filled) the journal of s, applies
 // the frames acknowledged before the last stop and not yet in bbolt, and
 // starts the applier.
-func openJournal(s *Store, size int64) (*journal, error) {
+//
+// The journal must belong to the file: a new database refuses a journal
+// left behind by another (its frames would be replayed into it), and a
+// file that was not closed cleanly (keyJournalOpen) refuses a journal
+// that is missing or shorter than it was, unless acceptLoss: records
+// acknowledged before the stop may have been only there, and serving on
+// would fork the log from what was released.
+func openJournal(s *Store, size int64, newDB, acceptLoss bool) (*journal, error) {
 	j := &journal{s: s, path: journalPath(s.path), size: size, max: s.maxBatch,
 		kick: make(chan struct{}, 1), stop: make(chan struct{}), stopped: make(chan struct{}),
 		applyAt: defaultApplyAt, delay: defaultApplyDelay}
+	if err := checkJournalBelongs(s, j.path, newDB, acceptLoss); err != nil {
+		return nil, err
+	}
 	f, err := openJournalFile(j.path, size)
 	if err != nil {
 		return nil, err
@@ -171,8 +183,77 @@ func openJournal(s *Store, size int64) (*journal, error) {
 		_ = f.Close()
 		return nil, err
 	}
+	// From here until a clean close, the journal may hold records that
+	// are nowhere else.
+	if err := s.db.Update(func(tx *bolt.Tx) error {
+		meta, err := bucket(tx, bucketKeyMeta)
+		if err != nil {
+			return err
+		}
+		return meta.Put(keyJournalOpen, binary.BigEndian.AppendUint64(nil, uint64(j.size)))
+	}); err != nil {
+		_ = f.Close()
+		return nil, mapBoltErr(err)
+	}
 	go j.applier()
 	return j, nil
+}
+
+// checkJournalBelongs refuses a journal that cannot be this file's whole
+// journal (see openJournal), or, with acceptLoss, records what is
+// accepted in s.journalLoss.
+func checkJournalBelongs(s *Store, path string, newDB, acceptLoss bool) error {
+	fi, err := os.Stat(path)
+	missing := errors.Is(err, fs.ErrNotExist)
+	if err != nil && !missing {
+		return fmt.Errorf("stat journal %s: %w", path, errors.Join(errdefs.ErrUnavailable, err))
+	}
+	if newDB {
+		// Open refused a journal without its database before making the
+		// file; one that appeared since is not this file's either.
+		if !missing && fi.Size() > 0 {
+			return fmt.Errorf("journal %s appeared beside the new database %s: %w", path, s.path, errdefs.ErrFailedPrecondition)
+		}
+		return nil
+	}
+	var openSize int64
+	if err := s.db.View(func(tx *bolt.Tx) error {
+		meta, err := bucket(tx, bucketKeyMeta)
+		if err != nil {
+			return err
+		}
+		if raw := meta.Get(keyJournalOpen); len(raw) == 8 {
+			openSize = int64(binary.BigEndian.Uint64(raw))
+		}
+		return nil
+	}); err != nil {
+		return mapBoltErr(err)
+	}
+	if openSize == 0 {
+		return nil // closed cleanly: everything is in the file
+	}
+	var damage string
+	switch {
+	case missing:
+		damage = "is missing"
+	case fi.Size() < openSize:
+		damage = fmt.Sprintf("is %d bytes, shorter than the %d it had", fi.Size(), openSize)
+	default:
+		return nil
+	}
+	msg := fmt.Sprintf("%s was not closed cleanly (signerd was killed, or this is a copy of a running database) and its journal %s %s: signatures acknowledged before the stop may be recorded only there",
+		s.path, path, damage)
+	switch {
+	case s.readOnly:
+		return fmt.Errorf("%s; to read a copy, stop signerd (after a crash, start and stop it once) and copy the database then: %w",
+			msg, errdefs.ErrFailedPrecondition)
+	case !acceptLoss:
+		return fmt.Errorf("%s; put the journal back beside the database and start again (if it is lost for good, --accept-journal-loss starts anyway and records the loss in the audit log): %w",
+			msg, errdefs.ErrFailedPrecondition)
+	}
+	s.journalLoss = msg
+	s.log.Error("starting although records may be lost (--accept-journal-loss)", "detail", msg)
+	return nil
 }
 
 // openJournalFile opens the journal, creating it full of zeros (and its
@@ -672,6 +753,7 @@ func (j *journal) applyOnce() error {
 		}
 	}
 	j.mu.Lock()
+	j.applyErr = err
 	if err == nil {
 		j.unapplied = j.unapplied[len(frames):]
 		j.sigs -= countSigs(frames)
@@ -837,6 +919,16 @@ func (j *journal) close() error {
 	j.wmu.Unlock()
 	close(j.stop)
 	<-j.stopped
+	if err == nil {
+		// Everything is in the file: the journal is needed no more.
+		err = mapBoltErr(j.s.db.Update(func(tx *bolt.Tx) error {
+			meta, err := bucket(tx, bucketKeyMeta)
+			if err != nil {
+				return err
+			}
+			return meta.Delete(keyJournalOpen)
+		}))
+	}
 	if cerr := j.f.Close(); err == nil && cerr != nil {
 		err = cerr
 	}
@@ -848,6 +940,11 @@ func (j *journal) close() error {
 // them, and its next start will.
 func checkJournal(s *Store) error {
 	path := journalPath(s.path)
+	// A file signerd had open (a crash, or a copy of a running database)
+	// without its whole journal may lack records signerd returned.
+	if err := checkJournalBelongs(s, path, false, false); err != nil {
+		return err
+	}
 	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
@@ -901,4 +998,29 @@ func (s *Store) Sync(ctx context.Context) error {
 		return nil
 	}
 	return s.j.sync()
+}
+
+// CheckHealth implements store.HealthChecker: the file serves while its
+// journal can be written and applied. A failed journal write stops
+// signing until a restart, and applies that keep failing (a full disk)
+// stop the log's readers and, once the journal is full, signing: either
+// turns the daemon's health to NOT_SERVING, so that a supervisor or a
+// load balancer sees what the callers' errors say.
+func (s *Store) CheckHealth(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if s.j == nil {
+		return nil
+	}
+	s.j.mu.Lock()
+	failed, applyErr := s.j.failed, s.j.applyErr
+	s.j.mu.Unlock()
+	switch {
+	case failed != nil:
+		return fmt.Errorf("the journal cannot be written; signing stops until signerd restarts: %w", failed)
+	case applyErr != nil:
+		return fmt.Errorf("the journal cannot be applied to the database: %w", applyErr)
+	}
+	return nil
 }

@@ -307,6 +307,9 @@ func TestJournalWriteFailure(t *testing.T) {
 	for i := range 5 {
 		recs = append(recs, putSig(t, s, i, 5))
 	}
+	if err := s.CheckHealth(ctx); err != nil {
+		t.Fatalf("CheckHealth of a working store: %v", err)
+	}
 	s.j.wmu.Lock()
 	_ = s.j.f.Close() // the next write fails
 	s.j.wmu.Unlock()
@@ -319,6 +322,11 @@ func TestJournalWriteFailure(t *testing.T) {
 		}
 	}
 	checkAll(t, s, recs, 5) // applied from memory: reads go on
+	// The daemon's health says what every Sign now says (it stayed
+	// SERVING while nothing could be signed until a restart).
+	if err := s.CheckHealth(ctx); err == nil || !strings.Contains(err.Error(), "signing stops until signerd restarts") {
+		t.Fatalf("CheckHealth after a failed journal write: %v", err)
+	}
 	abandonJournal(s)
 	counters.Delete(s.db)
 	if err := s.db.Close(); err != nil {

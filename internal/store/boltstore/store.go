@@ -46,6 +46,11 @@ type Options struct {
 	// memory before a merge writes them into the persisted digest index
 	// (sigindex.go); 0 means 32768.
 	IndexMergeAt int
+	// AcceptJournalLoss opens a file that was not closed cleanly although
+	// its journal is missing or truncated (records acknowledged before the
+	// stop may be lost); without it, Open refuses. JournalLoss then says
+	// what was accepted, for the audit log.
+	AcceptJournalLoss bool
 }
 
 // Store is store.Store on one bbolt file. It is safe for concurrent use.
@@ -54,6 +59,8 @@ type Store struct {
 	j    *journal // nil when read-only
 	path string
 	log  *slog.Logger
+	// journalLoss: what Options.AcceptJournalLoss accepted at Open.
+	journalLoss string
 
 	maxBatch int
 
@@ -98,7 +105,16 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		opts.Timeout = DefaultTimeout
 	}
 	log := opts.Logger.With("db", path)
+	from := -1 // the schema a read-write open migrated from (0: a new file)
 
+	// A journal without its database is refused before bbolt creates a
+	// new file there (openJournal says why).
+	if _, err := os.Lstat(path); errors.Is(err, fs.ErrNotExist) && !opts.ReadOnly {
+		if fi, err := os.Stat(journalPath(path)); err == nil && fi.Size() > 0 {
+			return nil, fmt.Errorf("journal %s exists but its database %s does not: it belongs to a database that is gone, and its records would be replayed into a new one; move it away (keep it if that database is to be restored beside it): %w",
+				journalPath(path), path, errdefs.ErrFailedPrecondition)
+		}
+	}
 	// 0600: the file holds who may sign with which key and the audit log;
 	// nobody but the daemon's user needs to read it.
 	db, err := bolt.Open(path, 0o600, &bolt.Options{
@@ -127,7 +143,6 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 			return nil
 		})
 	} else {
-		var from int
 		err = db.Update(func(tx *bolt.Tx) error {
 			from, err = migrate(tx, path, schemaVersion())
 			return err
@@ -178,7 +193,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		_ = db.Close()
 		return nil, err
 	}
-	j, err := openJournal(s, size)
+	j, err := openJournal(s, size, from == 0, opts.AcceptJournalLoss)
 	if err != nil {
 		s.mergeMu.Lock()
 		s.closed = true
@@ -241,3 +256,7 @@ func (s *Store) Close() error {
 	}
 	return jerr
 }
+
+// JournalLoss describes the journal loss Options.AcceptJournalLoss let
+// Open accept ("" when there was none), for the daemon to audit.
+func (s *Store) JournalLoss() string { return s.journalLoss }

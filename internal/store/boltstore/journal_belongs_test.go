@@ -1,0 +1,141 @@
+package boltstore
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/signerd/signerd/internal/errdefs"
+	"github.com/signerd/signerd/internal/store"
+)
+
+// TestJournalLossRefused: a database that was not closed cleanly refuses
+// to open without its whole journal, read-write or read-only, naming the
+// damage: records acknowledged before the crash may be only there, and a
+// log that went on without them would fork from what was released.
+// Before, a missing or truncated journal was recreated in silence and the
+// acknowledged records were gone. With AcceptJournalLoss it opens, and
+// says what it accepted.
+func TestJournalLossRefused(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		damage func(t *testing.T, path string)
+		want   string
+	}{
+		{"missing", func(t *testing.T, p string) {
+			if err := os.Remove(p); err != nil {
+				t.Fatal(err)
+			}
+		}, "is missing"},
+		{"truncated to nothing", func(t *testing.T, p string) {
+			if err := os.Truncate(p, 0); err != nil {
+				t.Fatal(err)
+			}
+		}, "is 0 bytes, shorter than"},
+		{"truncated after a record", func(t *testing.T, p string) {
+			if err := os.Truncate(p, 600); err != nil {
+				t.Fatal(err)
+			}
+		}, "is 600 bytes, shorter than"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			path := filepath.Join(t.TempDir(), "signerd.db")
+			s := openOK(t, path, Options{JournalSize: 1 << 20})
+			holdApplies(s)
+			for i := range 10 {
+				putSig(t, s, i, 3)
+			}
+			crashJournal(t, s) // 10 acknowledged, none applied
+			tc.damage(t, journalPath(path))
+
+			for _, ro := range []bool{false, true} {
+				_, err := Open(ctx, path, Options{ReadOnly: ro, JournalSize: 1 << 20})
+				if !errors.Is(err, errdefs.ErrFailedPrecondition) || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "not closed cleanly") {
+					t.Fatalf("Open (read-only %t) without the whole journal: %v", ro, err)
+				}
+			}
+			s, err := Open(ctx, path, Options{AcceptJournalLoss: true, JournalSize: 1 << 20})
+			if err != nil {
+				t.Fatalf("Open with AcceptJournalLoss: %v", err)
+			}
+			if !strings.Contains(s.JournalLoss(), tc.want) {
+				t.Fatalf("JournalLoss() = %q", s.JournalLoss())
+			}
+			if err := s.VerifyAudit(ctx); err != nil {
+				t.Fatal(err)
+			}
+			// Closed cleanly, it opens again without complaint.
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			s = openOK(t, path, Options{JournalSize: 1 << 20})
+			if s.JournalLoss() != "" {
+				t.Fatalf("a clean open reports a loss: %q", s.JournalLoss())
+			}
+		})
+	}
+}
+
+// TestJournalCleanCloseNeedsNoJournal: after a clean close everything is
+// in the file, which opens (read-only too, as a copy would) without its
+// journal.
+func TestJournalCleanCloseNeedsNoJournal(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "signerd.db")
+	s := openOK(t, path, Options{JournalSize: 1 << 20})
+	recs := []store.SignatureRecord{putSig(t, s, 1, 1), putSig(t, s, 2, 1)}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(journalPath(path)); err != nil {
+		t.Fatal(err)
+	}
+	ro := openOK(t, path, Options{ReadOnly: true})
+	checkAll(t, ro, recs, 2)
+	if err := ro.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openOK(t, path, Options{JournalSize: 1 << 20})
+	checkAll(t, s, recs, 2)
+	_ = ctx
+}
+
+// TestJournalOfAnotherDatabase: a journal left beside a path whose
+// database is gone is refused by the new database made there, rather
+// than replayed into it (its records belong to the lost one's log).
+func TestJournalOfAnotherDatabase(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "signerd.db")
+	s := openOK(t, path, Options{JournalSize: 1 << 20})
+	holdApplies(s)
+	for i := range 5 {
+		putSig(t, s, i, 5)
+	}
+	crashJournal(t, s)
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Open(ctx, path, Options{JournalSize: 1 << 20})
+	if !errors.Is(err, errdefs.ErrFailedPrecondition) || !strings.Contains(err.Error(), "belongs to a database that is gone") {
+		t.Fatalf("Open of a new database beside an old journal: %v", err)
+	}
+	// Refused before bbolt made a file: a second try is refused too,
+	// rather than finding an empty database and replaying the journal.
+	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the refused Open left a database file: %v", err)
+	}
+	if _, err := Open(ctx, path, Options{JournalSize: 1 << 20}); !errors.Is(err, errdefs.ErrFailedPrecondition) {
+		t.Fatalf("second Open: %v", err)
+	}
+	if err := os.Rename(journalPath(path), journalPath(path)+".old"); err != nil {
+		t.Fatal(err)
+	}
+	s = openOK(t, path, Options{JournalSize: 1 << 20})
+	if size, err := s.LogSize(ctx); err != nil || size != 0 {
+		t.Fatalf("the new database's log: %d records (%v), want 0", size, err)
+	}
+}
