@@ -207,7 +207,7 @@ func settings() []setting {
 			intSetting("max-unauthenticated-connections-per-peer", 0, 1<<20, func(c *Config) *int { return &c.MaxUnauthenticatedPerPeer })},
 		{"tls-handshake-timeout", "SIGNERD_TLS_HANDSHAKE_TIMEOUT", "how long a TCP connection may take from accept to a completed TLS handshake (within --handshake-timeout)",
 			durationSetting("tls-handshake-timeout", 100*time.Millisecond, 10*time.Minute, false, func(c *Config) *time.Duration { return &c.TLSHandshakeTimeout })},
-		{"max-inflight-bytes-per-peer", "SIGNERD_MAX_INFLIGHT_BYTES_PER_PEER", "request bytes one Unix user or remote host may have in flight (each call reserves --max-recv-msg-size until its request is read); more calls are refused RESOURCE_EXHAUSTED (0: no bound)",
+		{"max-inflight-bytes-per-peer", "SIGNERD_MAX_INFLIGHT_BYTES_PER_PEER", "request bytes one Unix user or remote host may have in flight (each call reserves --max-recv-msg-size until its request is read), answers it has not read included; more calls are refused RESOURCE_EXHAUSTED (0: no bound)",
 			sizeSetting("max-inflight-bytes-per-peer", 0, 1<<30, func(c *Config) *int { return &c.MaxInflightBytesPerPeer })},
 		{"handshake-timeout", "SIGNERD_HANDSHAKE_TIMEOUT", "how long a new connection may take to complete its handshakes before it is closed",
 			durationSetting("handshake-timeout", 100*time.Millisecond, 10*time.Minute, false, func(c *Config) *time.Duration { return &c.HandshakeTimeout })},

@@ -108,6 +108,11 @@ func (ic *interceptors) unary(ctx context.Context, req any, info *grpc.UnaryServ
 	if err = checkRequestSize(info.FullMethod, req, ic.maxRecv); err == nil {
 		resp, err = ic.handle(ctx, req, info, handler)
 	}
+	if err == nil {
+		if err = reserveAnswer(ctx, info.FullMethod, resp); err != nil {
+			resp = nil
+		}
+	}
 
 	code := status.Code(err)
 	dur := time.Since(start)

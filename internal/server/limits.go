@@ -73,6 +73,7 @@ type limitListener struct {
 	sem       chan struct{}     // nil: no bound on the total
 	peers     *peerLimiter      // nil: no bound per peer
 	pending   *handshakeLimiter // nil: no bound on TLS handshakes
+	budget    *inflight         // nil: answers are not counted (answers.go)
 	log       *slog.Logger
 	closeOnce sync.Once
 	done      chan struct{}
@@ -94,7 +95,7 @@ func (l *limitListener) Accept() (net.Conn, error) {
 			release()
 			return nil, err
 		}
-		lc := &limitedConn{Conn: c, slot: &connSlot{release: release}, peers: l.peers}
+		lc := &limitedConn{Conn: c, slot: &connSlot{release: release}, peers: l.peers, budget: l.budget}
 		// A refused connection is closed here and the loop accepts the
 		// next: an error from Accept would stop gRPC's Serve.
 		if l.admit(lc) {
@@ -167,6 +168,27 @@ type limitedConn struct {
 	// peerKey is set when the connection was counted against its peer at
 	// accept (TCP); the handshake then does not count it again.
 	peerKey string
+	// budget, on an accepted connection, is the per-peer budget its
+	// handshake gives the connection it hands gRPC; answers, on that one,
+	// counts what it writes (answers.go).
+	budget  *inflight
+	answers *answerConn
+}
+
+func (c *limitedConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	if c.answers != nil && n > 0 {
+		c.answers.wrote(p[:n])
+	}
+	return n, err
+}
+
+// RemoteAddr carries the connection's answer count to the stats handler.
+func (c *limitedConn) RemoteAddr() net.Addr {
+	if c.answers != nil {
+		return &trackedAddr{Addr: c.Conn.RemoteAddr(), answers: c.answers}
+	}
+	return c.Conn.RemoteAddr()
 }
 
 func (c *limitedConn) Close() error {
@@ -200,5 +222,9 @@ func (c *limitedConn) handshake(t transportCredentials) (net.Conn, credentials.A
 		// or the one handed back here — frees both slots, once.
 		c.slot = slot
 	}
-	return &limitedConn{Conn: out, slot: slot}, info, nil
+	lc := &limitedConn{Conn: out, slot: slot}
+	if c.budget != nil {
+		lc.answers = &answerConn{in: c.budget, key: peerKey(info, c.Conn.RemoteAddr())}
+	}
+	return lc, info, nil
 }

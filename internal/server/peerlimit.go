@@ -88,6 +88,7 @@ func peerKey(info credentials.AuthInfo, remote net.Addr) string {
 	if _, ok := info.(LoopbackPeer); ok {
 		return loopbackKey
 	}
+	remote = unwrapAddr(remote)
 	if ta, ok := remote.(*net.TCPAddr); ok {
 		return "host:" + ta.IP.String()
 	}

@@ -205,17 +205,32 @@ type inflightStats struct{}
 
 func (inflightStats) TagRPC(ctx context.Context, _ *stats.RPCTagInfo) context.Context { return ctx }
 func (inflightStats) HandleRPC(ctx context.Context, s stats.RPCStats) {
-	if _, end := s.(*stats.End); !end {
-		return
-	}
-	if r, ok := ctx.Value(reservationKey{}).(*reservation); ok {
-		r.end()
+	switch s := s.(type) {
+	case *stats.OutPayload:
+		handedOver(ctx, s.WireLength) // answers.go
+	case *stats.End:
+		if r, ok := ctx.Value(reservationKey{}).(*reservation); ok {
+			r.end()
+		}
 	}
 }
-func (inflightStats) TagConn(ctx context.Context, _ *stats.ConnTagInfo) context.Context {
+
+// TagConn finds the connection's count of unsent answers (answers.go).
+func (inflightStats) TagConn(ctx context.Context, info *stats.ConnTagInfo) context.Context {
+	if t, ok := info.RemoteAddr.(*trackedAddr); ok {
+		return context.WithValue(ctx, answerConnKey{}, t.answers)
+	}
 	return ctx
 }
-func (inflightStats) HandleConn(context.Context, stats.ConnStats) {}
+
+// HandleConn gives a closed connection's unsent answers back.
+func (inflightStats) HandleConn(ctx context.Context, s stats.ConnStats) {
+	if _, ok := s.(*stats.ConnEnd); ok {
+		if a := answerConnFrom(ctx); a != nil {
+			a.end()
+		}
+	}
+}
 
 // learnMethods records the methods gs serves.
 func (in *inflight) learnMethods(gs *grpc.Server) {

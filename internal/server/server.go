@@ -85,6 +85,9 @@ type Server struct {
 	maxConns int
 	peers    *peerLimiter
 	pending  *handshakeLimiter
+	// budget is the per-peer budget of requests and unread answers (nil:
+	// none).
+	budget *inflight
 }
 
 // New builds a server over the service.
@@ -134,7 +137,7 @@ func New(svc *service.Service, opts Options) *Server {
 		registerReflection(gs)
 	}
 	inflight.learnMethods(gs)
-	return &Server{grpc: gs, health: hs, log: opts.Logger, maxConns: opts.MaxConnections,
+	return &Server{grpc: gs, health: hs, log: opts.Logger, maxConns: opts.MaxConnections, budget: inflight,
 		peers:   newPeerLimiter(opts.MaxConnectionsPerPeer, opts.ConnectionRefused),
 		pending: newHandshakeLimiter(opts.MaxUnauthenticatedConnections, opts.MaxUnauthenticatedPerPeer, opts.ConnectionRefused)}
 }
@@ -193,7 +196,11 @@ func (s *Server) SetServing(serving bool) {
 
 // Serve accepts connections on l until Stop.
 func (s *Server) Serve(l net.Listener) error {
-	return s.grpc.Serve(limitListen(l, s.maxConns, s.peers, s.pending, s.log))
+	ll := limitListen(l, s.maxConns, s.peers, s.pending, s.log)
+	if lim, ok := ll.(*limitListener); ok {
+		lim.budget = s.budget
+	}
+	return s.grpc.Serve(ll)
 }
 
 // Stop drains in-flight calls and stops; if ctx ends first, remaining calls

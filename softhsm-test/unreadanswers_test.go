@@ -1,0 +1,146 @@
+package softhsmtest
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+	"google.golang.org/protobuf/proto"
+
+	signerv1 "github.com/signerd/signerd/gen/signer/v1"
+)
+
+// TestUnreadAnswersBounded: a client that never reads its answers (an
+// HTTP/2 stream window of 0) cannot make the daemon hold them beyond its
+// budget. Before, each answer waited in the transport for window the
+// client never granted, outside any bound (about 1 MiB held per 60 KB
+// GetDiscovery, gigabytes from one uid); now unread answers count against
+// the peer's --max-inflight-bytes-per-peer, and once they fill it the
+// peer's calls are refused RESOURCE_EXHAUSTED. Closing the connection
+// gives the budget back. Each call is sent after the one before it is
+// answered, so without the bound none would be refused.
+func TestUnreadAnswersBounded(t *testing.T) {
+	d := startDaemon(t, "--max-inflight-bytes-per-peer", "4MiB")
+	mustSignctl(t, d, "key", "create", "skills", "--algorithm", "ecdsa-p256", "--org", "example.com")
+	// json escapes '<' as \u003c: a 60 KB request, a 360 KB answer.
+	req, err := proto.Marshal(&signerv1.GetDiscoveryRequest{KeyName: "skills", DeveloperName: strings.Repeat("<", 60<<10)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := net.Dial("unix", d.socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	_ = nc.SetDeadline(time.Now().Add(2 * time.Minute)) // a bound on a hang
+	bw := bufio.NewWriter(nc)
+	bw.WriteString(http2.ClientPreface)
+	fr := http2.NewFramer(bw, nc)
+	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	fr.MaxHeaderListSize = 1 << 20
+	// No window for any stream, ever: the daemon can send headers, not
+	// answers.
+	if err := fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 0}); err != nil {
+		t.Fatal(err)
+	}
+	var hb bytes.Buffer
+	enc := hpack.NewEncoder(&hb)
+	const calls = 40
+	answered, refused := 0, 0
+	for i := range calls {
+		id := uint32(2*i + 1)
+		hb.Reset()
+		for _, kv := range [][2]string{{":method", "POST"}, {":scheme", "http"}, {":path", signerv1.SkillService_GetDiscovery_FullMethodName},
+			{":authority", "localhost"}, {"content-type", "application/grpc"}, {"te", "trailers"}} {
+			_ = enc.WriteField(hpack.HeaderField{Name: kv[0], Value: kv[1]})
+		}
+		if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: hb.Bytes(), EndHeaders: true}); err != nil {
+			t.Fatal(err)
+		}
+		body := append([]byte{0, byte(len(req) >> 24), byte(len(req) >> 16), byte(len(req) >> 8), byte(len(req))}, req...)
+		for off := 0; off < len(body); off += 16384 {
+			if err := fr.WriteData(id, off+16384 >= len(body), body[off:min(off+16384, len(body))]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := bw.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		// The first HEADERS of the stream: the answer's (its DATA then
+		// waits for window), or a refusal with its status.
+		for done := false; !done; {
+			f, err := fr.ReadFrame()
+			if err != nil {
+				t.Fatalf("call %d: reading: %v", i, err)
+			}
+			switch f := f.(type) {
+			case *http2.SettingsFrame:
+				if !f.IsAck() {
+					_ = fr.WriteSettingsAck()
+					_ = bw.Flush()
+				}
+			case *http2.MetaHeadersFrame:
+				if f.StreamID != id {
+					continue
+				}
+				done = true
+				switch f.PseudoValue("status") {
+				case "200":
+				default:
+					t.Fatalf("call %d: HTTP status %q", i, f.PseudoValue("status"))
+				}
+				grpcStatus := ""
+				for _, h := range f.Fields {
+					if h.Name == "grpc-status" {
+						grpcStatus = h.Value
+					}
+				}
+				switch grpcStatus {
+				case "": // the answer, waiting to be read
+					answered++
+				case "8": // RESOURCE_EXHAUSTED
+					refused++
+				default:
+					t.Fatalf("call %d: grpc-status %s", i, grpcStatus)
+				}
+			case *http2.RSTStreamFrame:
+				if f.StreamID == id {
+					t.Fatalf("call %d reset: %v", i, f.ErrCode)
+				}
+			case *http2.GoAwayFrame:
+				t.Fatalf("call %d: GOAWAY %v", i, f.ErrCode)
+			}
+		}
+	}
+	// 4 MiB holds about eleven 360 KB answers (less what the next call's
+	// request reserves); the rest are refused.
+	if answered < 1 || answered > 16 || refused != calls-answered {
+		t.Fatalf("%d calls whose answers were never read: %d answered, %d refused; want at most 16 answered, the rest refused", calls, answered, refused)
+	}
+	t.Logf("%d calls, answers never read: %d answered, %d refused RESOURCE_EXHAUSTED", calls, answered, refused)
+	nc.Close()
+
+	// The connection's answers are given back when it closes: the same
+	// peer is served again (waiting for the daemon to see the close, not
+	// for a time).
+	c := relDial(t, d)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_, err := c.Skills.GetDiscovery(ctx, &signerv1.GetDiscoveryRequest{KeyName: "skills", DeveloperName: strings.Repeat("<", 60<<10)})
+		cancel()
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after the connection closed, GetDiscovery still fails: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
