@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net"
+	"strings"
 	"sync/atomic"
 	"syscall"
 
@@ -139,7 +140,18 @@ func (c *Client) FromStatus(err error) error {
 		if e := c.socketError(); e != nil {
 			return e
 		}
-		msg = fmt.Sprintf("cannot reach signerd at %s (is it running? `make run` starts one): %s", c.address, msg)
+		switch {
+		case strings.Contains(msg, "remote error: tls:"):
+			// It runs, and refused this client's certificate: the
+			// connection was refused (as the contract's exit 3 says),
+			// but "is it running?" would send the user the wrong way.
+			return fmt.Errorf("signerd at %s refused this client's TLS certificate (%s): --tls-cert and --tls-key must be a valid client certificate signed by a CA signerd trusts (its --client-ca): %w",
+				c.address, tlsAlert(msg), errdefs.ErrUnavailable)
+		case strings.Contains(msg, "x509:") || strings.Contains(msg, "tls: failed to verify"):
+			msg = fmt.Sprintf("signerd at %s presented a certificate this client does not trust (--ca names the CA of signerd's certificate): %s", c.address, msg)
+		default:
+			msg = fmt.Sprintf("cannot reach signerd at %s (is it running? `make run` starts one): %s", c.address, msg)
+		}
 	}
 	e := fmt.Errorf("%s: %w", msg, kind)
 	if reason != "" {
@@ -212,4 +224,13 @@ func IsVerificationReason(err error, reasons ...errdefs.Reason) bool {
 		}
 	}
 	return false
+}
+
+// tlsAlert returns the TLS alert in a transport error's message ("remote
+// error: tls: certificate required"), or the message.
+func tlsAlert(msg string) string {
+	if i := strings.Index(msg, "remote error: tls:"); i >= 0 {
+		return strings.TrimRight(msg[i:], "\"")
+	}
+	return msg
 }

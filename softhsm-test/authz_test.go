@@ -368,7 +368,12 @@ func TestMutualTLS(t *testing.T) {
 		d.waitForLog(t, logSays)
 	}
 	t.Run("certificate from another CA", func(t *testing.T) {
-		refused(t, as(foreign, "key", "list"), "TLS handshake refused")
+		r := as(foreign, "key", "list")
+		refused(t, r, "TLS handshake refused")
+		// Said as what it is, not as a daemon that may be down.
+		if !strings.Contains(r.stderr, "refused this client's TLS certificate") || strings.Contains(r.stderr, "is it running") {
+			t.Fatalf("stderr %q", r.stderr)
+		}
 	})
 	t.Run("expired certificate", func(t *testing.T) {
 		refused(t, as(expired, "key", "list"), "expired")

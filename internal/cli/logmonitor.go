@@ -237,7 +237,11 @@ func reportMonitor(g *globals, res *monitorResult, err error) error {
 		if res.Evidence != "" {
 			evidence = "; the refused checkpoint is kept in " + res.Evidence
 		}
-		printf(g.stderr, "ALERT: %s: checkpoint refused: %s: %s%s\n", res.Origin, res.Reason, res.Message, evidence)
+		origin := res.Origin
+		if origin == "" {
+			origin = "the log" // a checkpoint too damaged to name its origin
+		}
+		printf(g.stderr, "ALERT: %s: checkpoint refused: %s: %s%s\n", origin, res.Reason, res.Message, evidence)
 	}
 	if err != nil {
 		return &exitError{code: ExitVerifyFail, err: err, reported: true}

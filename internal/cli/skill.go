@@ -50,7 +50,7 @@ https://DOMAIN/.well-known/schemapin.json.
 
 Exit codes: 0 verified/clean, 1 verification failed (tampered, revoked, wrong
 key, …), 2 bad usage or input (unreadable file, malformed document),
-3 internal error.`,
+3 daemon unreachable or internal error, 4 permission denied.`,
 	}
 	cmd.AddCommand(
 		newSkillVerifyCommand(g),

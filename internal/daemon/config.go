@@ -3,7 +3,9 @@ package daemon
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"strconv"
 	"strings"
@@ -175,8 +177,21 @@ func settings() []setting {
 			c.SocketMode = os.FileMode(m)
 			return nil
 		}},
-		{"log-level", "SIGNERD_LOG_LEVEL", "debug, info, warn or error", str(func(c *Config) *string { return &c.LogLevel })},
-		{"log-format", "SIGNERD_LOG_FORMAT", "text or json", str(func(c *Config) *string { return &c.LogFormat })},
+		{"log-level", "SIGNERD_LOG_LEVEL", "debug, info, warn or error", func(c *Config, v string) error {
+			var level slog.Level
+			if err := level.UnmarshalText([]byte(v)); err != nil {
+				return fmt.Errorf("log-level %q: want debug, info, warn or error", v)
+			}
+			c.LogLevel = v
+			return nil
+		}},
+		{"log-format", "SIGNERD_LOG_FORMAT", "text or json", func(c *Config, v string) error {
+			if v != "text" && v != "json" {
+				return fmt.Errorf("log-format %q: want text or json", v)
+			}
+			c.LogFormat = v
+			return nil
+		}},
 		{"max-sessions", "SIGNERD_MAX_SESSIONS", "PKCS#11 sessions to keep open (bounds concurrent HSM calls)", func(c *Config, v string) error {
 			n, err := strconv.Atoi(v)
 			if err != nil || n < 1 || n > 1024 {
@@ -291,6 +306,14 @@ func Load(fs *pflag.FlagSet, getenv func(string) string) (Config, error) {
 		if err := applyFile(&c, path, byName); err != nil {
 			return c, err
 		}
+	}
+	// --db is --store bbolt:FILE: given both at one level, one would win
+	// in silence.
+	if getenv("SIGNERD_DB") != "" && getenv("SIGNERD_STORE") != "" {
+		return c, errors.New("SIGNERD_DB and SIGNERD_STORE both set: SIGNERD_DB=FILE is SIGNERD_STORE=bbolt:FILE; set one")
+	}
+	if db, st := fs.Lookup("db"), fs.Lookup("store"); db != nil && st != nil && db.Changed && st.Changed {
+		return c, errors.New("--db and --store both given: --db FILE is --store bbolt:FILE; give one")
 	}
 	for _, s := range settings() {
 		if s.env == "" {

@@ -141,3 +141,39 @@ func TestPINFileFlagBeatsEnv(t *testing.T) {
 		t.Fatalf("PIN() = %q, %v; want the --pin-file flag to beat SIGNERD_PIN", pin, err)
 	}
 }
+
+// TestDBAndStoreConflict: --db FILE is --store bbolt:FILE; both at one
+// level (flags, or environment) are refused instead of one winning in
+// silence. Across levels the usual precedence decides.
+func TestDBAndStoreConflict(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		args  []string
+		env   map[string]string
+		want  string // "" : no error, and this store
+		store string
+	}{
+		{"both flags", []string{"--db", "/a.db", "--store", "bbolt:/b.db"}, nil, "--db and --store both given", ""},
+		{"both variables", nil, map[string]string{"SIGNERD_DB": "/a.db", "SIGNERD_STORE": "bbolt:/b.db"}, "SIGNERD_DB and SIGNERD_STORE both set", ""},
+		{"flag over variable", []string{"--db", "/a.db"}, map[string]string{"SIGNERD_STORE": "bbolt:/b.db"}, "", "bbolt:/a.db"},
+		{"one flag", []string{"--store", "bbolt:/b.db"}, nil, "", "bbolt:/b.db"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
+			registerFlags(fs)
+			if err := fs.Parse(tc.args); err != nil {
+				t.Fatal(err)
+			}
+			c, err := Load(fs, func(k string) string { return tc.env[k] })
+			if tc.want != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.want) {
+					t.Fatalf("Load: %v, want an error saying %q", err, tc.want)
+				}
+				return
+			}
+			if err != nil || c.Store != tc.store {
+				t.Fatalf("Load: store %q, %v; want %q", c.Store, err, tc.store)
+			}
+		})
+	}
+}

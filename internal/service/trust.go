@@ -170,7 +170,8 @@ func (s *Service) AddTrust(ctx context.Context, in AddTrustInput) (store.Trusted
 	ev.Org, ev.Key, ev.Detail = in.Org, tk.KeyName, "fingerprint="+tk.Fingerprint
 	if err := s.store.TrustKey(ctx, in.Org, tk, ev); err != nil {
 		if errors.Is(err, errdefs.ErrAlreadyExists) {
-			return tk, fmt.Errorf("org %q already trusts key %s: %w", in.Org, tk.Fingerprint, err)
+			// The store's error says it already (org, fingerprint).
+			return tk, err
 		}
 		return tk, err
 	}
