@@ -59,7 +59,8 @@ func TestStartupErrors(t *testing.T) {
 		{"no PIN", []string{"--pkcs11-module", tok.ModulePath, "--token-label", tok.Label, "--db", filepath.Join(dir, "db2"), "--socket", filepath.Join(dir, "s2.sock")}, nil, "SIGNERD_PIN"},
 		{"PIN as a flag is refused", append(base(tok.ModulePath, tok.Label, pinFile), "--pin", tok.PIN), nil, "unknown flag"},
 		{"bad socket mode", append(base(tok.ModulePath, tok.Label, pinFile), "--socket-mode", "999"), nil, "octal"},
-		{"etcd store", append(base(tok.ModulePath, tok.Label, pinFile), "--store", "etcd:http://127.0.0.1:2379"), nil, "etcd"},
+		{"etcd store", append(base(tok.ModulePath, tok.Label, pinFile)[:6], "--socket", filepath.Join(t.TempDir(), "s.sock"), "--store", "etcd:http://127.0.0.1:2379"), nil, "etcd"},
+		{"--db and --store", append(base(tok.ModulePath, tok.Label, pinFile), "--store", "bbolt:"+filepath.Join(t.TempDir(), "other.db")), nil, "--db and --store both given"},
 		{"profiler without a metrics address", append(base(tok.ModulePath, tok.Label, pinFile), "--metrics-pprof"), nil, "--metrics-pprof needs --metrics-listen"},
 	}
 	for _, tt := range tests {

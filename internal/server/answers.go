@@ -139,17 +139,17 @@ func answerConnFrom(ctx context.Context) *answerConn {
 	return a
 }
 
-// force changes the peer's bytes in flight by delta whatever the budget:
-// answers already handed over, and their release.
+// force changes the peer's unsent answer bytes by delta whatever the
+// budget: answers already handed over, and their release.
 func (in *inflight) force(key string, delta int64) {
 	if delta == 0 {
 		return
 	}
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	in.used[key] += delta
-	if in.used[key] <= 0 {
-		delete(in.used, key)
+	in.unsent[key] += delta
+	if in.unsent[key] <= 0 {
+		delete(in.unsent, key)
 	}
 }
 
@@ -184,9 +184,13 @@ func reserveAnswer(ctx context.Context, method string, resp any) error {
 	if !ok {
 		return nil
 	}
-	if err := r.add(int64(proto.Size(m)) + 5); err != nil {
+	n := int64(proto.Size(m)) + 5
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err := r.resizeLocked(r.held+n, true); err != nil {
 		return status.Error(codes.ResourceExhausted, fmt.Sprintf("answer refused: %v (answers this peer has not read count too)", err))
 	}
+	r.answer += n
 	return nil
 }
 
@@ -199,7 +203,14 @@ func handedOver(ctx context.Context, n int) {
 		return
 	}
 	a.add(int64(n))
+	// Only what reserveAnswer reserved moves: a stream's reservation holds
+	// its requests' items, not its answers.
 	if r, ok := ctx.Value(reservationKey{}).(*reservation); ok {
-		_ = r.add(-int64(n)) // shrinking never fails; never below 0
+		r.mu.Lock()
+		if k := min(r.answer, int64(n)); k > 0 {
+			r.answer -= k
+			_ = r.resizeLocked(max(0, r.held-k), false) // shrinking never fails
+		}
+		r.mu.Unlock()
 	}
 }

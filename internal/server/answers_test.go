@@ -30,8 +30,8 @@ func TestAnswerConnCountsData(t *testing.T) {
 		in := newInflight(1<<30, 1<<20)
 		a := &answerConn{in: in, key: "uid:7"}
 		a.add(data - 100) // two answers handed over before they are written
-		if in.used["uid:7"] != data-100 {
-			t.Fatalf("handed over: budget holds %d", in.used["uid:7"])
+		if in.unsent["uid:7"] != data-100 {
+			t.Fatalf("handed over: budget holds %d", in.unsent["uid:7"])
 		}
 		r := rand.New(rand.NewPCG(seed, 1))
 		for p := stream; len(p) > 0; {
@@ -40,18 +40,18 @@ func TestAnswerConnCountsData(t *testing.T) {
 			p = p[n:]
 		}
 		// The 100-byte answer was written before it was handed over.
-		if a.unsent != -100 || in.used["uid:7"] != 0 {
-			t.Fatalf("seed %d: after writing everything, unsent %d, budget holds %d", seed, a.unsent, in.used["uid:7"])
+		if a.unsent != -100 || in.unsent["uid:7"] != 0 {
+			t.Fatalf("seed %d: after writing everything, unsent %d, budget holds %d", seed, a.unsent, in.unsent["uid:7"])
 		}
 		a.add(100)
-		if a.unsent != 0 || len(in.used) != 0 {
-			t.Fatalf("seed %d: unsent %d, budget %v", seed, a.unsent, in.used)
+		if a.unsent != 0 || len(in.unsent) != 0 {
+			t.Fatalf("seed %d: unsent %d, budget %v", seed, a.unsent, in.unsent)
 		}
 		a.add(700) // handed over, never written: the close gives it back
 		a.end()
 		a.add(50) // nothing is counted after the end
-		if len(in.used) != 0 {
-			t.Fatalf("seed %d: after the close the budget holds %v", seed, in.used)
+		if len(in.unsent) != 0 {
+			t.Fatalf("seed %d: after the close the budget holds %v", seed, in.unsent)
 		}
 	}
 }

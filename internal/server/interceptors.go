@@ -91,6 +91,10 @@ type DenialRecorder interface {
 // names the caller; errors are mapped inside the log so it sees the code.
 func (ic *interceptors) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
 	start := time.Now()
+	// A fault in the database's memory map (a damaged file) becomes a
+	// panic of this call, recovered below, rather than the end of the
+	// process (boltstore's Guard does the same for Open).
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if r := recover(); r != nil {
 			ic.log.ErrorContext(ctx, "panic in handler", "method", info.FullMethod, "panic", r, "stack", string(debug.Stack()))
@@ -147,6 +151,7 @@ func (ic *interceptors) handle(ctx context.Context, req any, info *grpc.UnarySer
 // (the health Watch today).
 func (ic *interceptors) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
 	ctx := ss.Context()
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true)) // as in unary
 	defer func() {
 		if r := recover(); r != nil {
 			ic.log.ErrorContext(ctx, "panic in stream handler", "method", info.FullMethod, "panic", r, "stack", string(debug.Stack()))

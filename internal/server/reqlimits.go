@@ -94,13 +94,18 @@ type inflight struct {
 
 	mu   sync.Mutex
 	used map[string]int64
+	// unsent is each peer's answers handed to the transport and not yet
+	// written (answers.go). New calls and read-only answers count them
+	// against the budget; a SignBatch item does not (its stream's answers
+	// are bounded by the stream's own window and gRPC's write quota).
+	unsent map[string]int64
 }
 
 func newInflight(perPeer, serverLimit int) *inflight {
 	if perPeer <= 0 {
 		return nil
 	}
-	return &inflight{perPeer: int64(max(perPeer, serverLimit)), reserve: int64(serverLimit), used: map[string]int64{}}
+	return &inflight{perPeer: int64(max(perPeer, serverLimit)), reserve: int64(serverLimit), used: map[string]int64{}, unsent: map[string]int64{}}
 }
 
 // reservation is one call's share of its peer's budget.
@@ -110,6 +115,9 @@ type reservation struct {
 
 	mu   sync.Mutex
 	held int64
+	// answer is the part of held that reserveAnswer made room for, which
+	// the answer takes with it when it is handed over (answers.go).
+	answer int64
 	// ended: the call is over and its bytes given back; it can hold no
 	// more (a handler goroutine still finishing must not charge bytes
 	// nothing would release).
@@ -121,7 +129,7 @@ type reservation struct {
 func (r *reservation) resize(n int64) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.resizeLocked(n)
+	return r.resizeLocked(n, true)
 }
 
 // add changes the bytes the call holds by delta, under one lock so that
@@ -130,25 +138,35 @@ func (r *reservation) resize(n int64) error {
 func (r *reservation) add(delta int64) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.resizeLocked(max(0, r.held+delta))
+	return r.resizeLocked(max(0, r.held+delta), false)
 }
 
 // end gives the call's bytes back for good.
 func (r *reservation) end() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	_ = r.resizeLocked(0) // shrinking never fails
+	_ = r.resizeLocked(0, false) // shrinking never fails
 	r.ended = true
 }
 
-func (r *reservation) resizeLocked(n int64) error {
+// resizeLocked changes what the call holds to n; growing fails beyond the
+// peer's budget, counting its unsent answers when withAnswers.
+func (r *reservation) resizeLocked(n int64, withAnswers bool) error {
 	in := r.in
 	if r.ended && n > r.held {
 		return fmt.Errorf("%s: the call has ended: %w", r.key, errdefs.ErrResourceExhausted)
 	}
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	if n > r.held && in.used[r.key]+n-r.held > in.perPeer {
+	unsent := int64(0)
+	if withAnswers {
+		unsent = in.unsent[r.key]
+	}
+	if n > r.held && in.used[r.key]+unsent+n-r.held > in.perPeer {
+		if unsent > 0 {
+			return fmt.Errorf("%s has %d request bytes in flight and %d bytes of answers it has not read, the most one peer may (--max-inflight-bytes-per-peer %d): %w",
+				r.key, in.used[r.key], unsent, in.perPeer, errdefs.ErrResourceExhausted)
+		}
 		return fmt.Errorf("%s has %d request bytes in flight, the most one peer may (--max-inflight-bytes-per-peer %d): %w",
 			r.key, in.used[r.key], in.perPeer, errdefs.ErrResourceExhausted)
 	}

@@ -51,6 +51,11 @@ const (
 type DamageError struct {
 	Path     string
 	Problems []string
+	// MetaFallback: the only damage is one meta page, and bbolt reads the
+	// other. A power loss while a commit writes its meta page leaves the
+	// file so, and bbolt's fallback to the previous transaction is its
+	// recovery (the journal still holds what that transaction applied).
+	MetaFallback bool
 }
 
 func (e *DamageError) Error() string {
@@ -146,7 +151,7 @@ func CheckFile(path string) error {
 		}
 	}
 	if problems != nil {
-		return &DamageError{Path: path, Problems: problems}
+		return &DamageError{Path: path, Problems: problems, MetaFallback: len(problems) == 2 && m0.ok != m1.ok}
 	}
 	return nil
 }
@@ -155,8 +160,8 @@ func CheckFile(path string) error {
 // process: faults in the memory map become panics (for this goroutine), and
 // any panic is recovered and returned as a *DamageError naming it. bbolt's
 // View rolls its transaction back while the panic unwinds, so the Store can
-// still be closed. Only for reading files that may be damaged (offline
-// verification): the daemon's own file is one it wrote.
+// still be closed. Open runs under it, so a damaged file stops the daemon's
+// start with a message; offline verification reads whole files under it.
 func Guard(path string, fn func() error) (err error) {
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {

@@ -179,6 +179,12 @@ func openJournal(s *Store, size int64, newDB, acceptLoss bool) (*journal, error)
 	if fi, err := f.Stat(); err == nil && fi.Size() > j.size {
 		j.size = fi.Size() // a journal made larger than today's default
 	}
+	defer func() {
+		if r := recover(); r != nil { // damage in the file (Open's Guard)
+			_ = f.Close()
+			panic(r)
+		}
+	}()
 	if err := j.recover(); err != nil {
 		_ = f.Close()
 		return nil, err

@@ -12,6 +12,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
+	"golang.org/x/sys/unix"
 
 	"github.com/signerd/signerd/internal/errdefs"
 	"github.com/signerd/signerd/internal/store"
@@ -94,7 +95,26 @@ var _ store.Store = (*Store)(nil)
 // errdefs.ErrUnavailable if another process holds the file for longer than
 // opts.Timeout, and with errdefs.ErrFailedPrecondition if the file's schema
 // is newer than this code.
-func Open(ctx context.Context, path string, opts Options) (*Store, error) {
+func Open(ctx context.Context, path string, opts Options) (s *Store, err error) {
+	// A damaged file must stop start-up (or an offline reader) with a
+	// message, not a panic or a fault: bbolt follows the file's page
+	// numbers without checks. Everything Open reads (the meta and free
+	// pages, the migration's and recovery's buckets) is read in this
+	// goroutine, so Guard catches what goes wrong; the file is checked with
+	// plain reads once it is locked.
+	err = Guard(path, func() error {
+		var err error
+		s, err = open(ctx, path, opts)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// open is Open without the guard.
+func open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -115,6 +135,9 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 				journalPath(path), path, errdefs.ErrFailedPrecondition)
 		}
 	}
+	if err := precheck(path, opts.Logger); err != nil {
+		return nil, err
+	}
 	// 0600: the file holds who may sign with which key and the audit log;
 	// nobody but the daemon's user needs to read it.
 	db, err := bolt.Open(path, 0o600, &bolt.Options{
@@ -124,6 +147,16 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, openError(path, err)
 	}
+	// Damage found by a panic below (Open's Guard turns it into an error)
+	// must not leave the file locked and mapped: a retry, or an offline
+	// reader in this process, would find it "in use".
+	defer func() {
+		if r := recover(); r != nil {
+			counters.Delete(db)
+			_ = db.Close()
+			panic(r)
+		}
+	}()
 	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
 		log.Warn("database file is accessible to group or others; chmod 600 it", "mode", fi.Mode().Perm().String())
 	}
@@ -260,3 +293,33 @@ func (s *Store) Close() error {
 // JournalLoss describes the journal loss Options.AcceptJournalLoss let
 // Open accept ("" when there was none), for the daemon to audit.
 func (s *Store) JournalLoss() string { return s.journalLoss }
+
+// precheck refuses an existing file whose meta pages are all damaged or
+// which is shorter than its pages (CheckFile, plain reads), before bbolt
+// maps it: bbolt would panic or fault on it, inside bolt.Open for some
+// damage, with the file's lock taken. The check is made only while no
+// process holds the file for writing (a shared lock, not waited for), so
+// that no commit is halfway through a meta page; a file in use is left to
+// bolt.Open, which says so. One damaged meta page is what a power loss
+// during a commit leaves, and bbolt reads the other: that is logged, not
+// refused.
+func precheck(path string, log *slog.Logger) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil // absent (bbolt creates it) or unreadable (bbolt says so)
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil || fi.Size() == 0 {
+		return nil
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_SH|unix.LOCK_NB); err != nil {
+		return nil // a writer has it: bolt.Open waits, then says it is in use
+	}
+	defer func() { _ = unix.Flock(int(f.Fd()), unix.LOCK_UN) }()
+	err = CheckFile(path)
+	if de := (*DamageError)(nil); errors.As(err, &de) && de.MetaFallback {
+		log.Warn("one meta page of the database is damaged; bbolt reads the other (as after a power loss during a commit)", "db", path, "detail", err.Error())
+		return nil
+	}
+	return err
+}
