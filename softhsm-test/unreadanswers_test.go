@@ -53,8 +53,10 @@ func TestUnreadAnswersBounded(t *testing.T) {
 	enc := hpack.NewEncoder(&hb)
 	const calls = 40
 	answered, refused := 0, 0
-	for i := range calls {
-		id := uint32(2*i + 1)
+	// call sends GetDiscovery on stream id and returns the grpc-status of
+	// its first HEADERS: "" for the answer's own (its DATA then waits for
+	// window), or the refusal's.
+	call := func(i int, id uint32) string {
 		hb.Reset()
 		for _, kv := range [][2]string{{":method", "POST"}, {":scheme", "http"}, {":path", signerv1.SkillService_GetDiscovery_FullMethodName},
 			{":authority", "localhost"}, {"content-type", "application/grpc"}, {"te", "trailers"}} {
@@ -72,9 +74,7 @@ func TestUnreadAnswersBounded(t *testing.T) {
 		if err := bw.Flush(); err != nil {
 			t.Fatal(err)
 		}
-		// The first HEADERS of the stream: the answer's (its DATA then
-		// waits for window), or a refusal with its status.
-		for done := false; !done; {
+		for {
 			f, err := fr.ReadFrame()
 			if err != nil {
 				t.Fatalf("call %d: reading: %v", i, err)
@@ -89,26 +89,15 @@ func TestUnreadAnswersBounded(t *testing.T) {
 				if f.StreamID != id {
 					continue
 				}
-				done = true
-				switch f.PseudoValue("status") {
-				case "200":
-				default:
+				if f.PseudoValue("status") != "200" {
 					t.Fatalf("call %d: HTTP status %q", i, f.PseudoValue("status"))
 				}
-				grpcStatus := ""
 				for _, h := range f.Fields {
 					if h.Name == "grpc-status" {
-						grpcStatus = h.Value
+						return h.Value
 					}
 				}
-				switch grpcStatus {
-				case "": // the answer, waiting to be read
-					answered++
-				case "8": // RESOURCE_EXHAUSTED
-					refused++
-				default:
-					t.Fatalf("call %d: grpc-status %s", i, grpcStatus)
-				}
+				return ""
 			case *http2.RSTStreamFrame:
 				if f.StreamID == id {
 					t.Fatalf("call %d reset: %v", i, f.ErrCode)
@@ -118,12 +107,38 @@ func TestUnreadAnswersBounded(t *testing.T) {
 			}
 		}
 	}
+	var pending []uint32
+	for i := range calls {
+		id := uint32(2*i + 1)
+		switch st := call(i, id); st {
+		case "": // the answer, waiting to be read
+			answered++
+			pending = append(pending, id)
+		case "8": // RESOURCE_EXHAUSTED
+			refused++
+		default:
+			t.Fatalf("call %d: grpc-status %s", i, st)
+		}
+	}
 	// 4 MiB holds about eleven 360 KB answers (less what the next call's
 	// request reserves); the rest are refused.
 	if answered < 1 || answered > 16 || refused != calls-answered {
 		t.Fatalf("%d calls whose answers were never read: %d answered, %d refused; want at most 16 answered, the rest refused", calls, answered, refused)
 	}
 	t.Logf("%d calls, answers never read: %d answered, %d refused RESOURCE_EXHAUSTED", calls, answered, refused)
+	// The client gives up on them (RST_STREAM, as on a deadline): gRPC
+	// drops their answers, and the budget comes back on this connection.
+	for _, id := range pending {
+		if err := fr.WriteRSTStream(id, http2.ErrCodeCancel); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := bw.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if st := call(calls, uint32(2*calls+1)); st != "" {
+		t.Fatalf("after resetting the unread answers' streams, a call on the connection: grpc-status %s, want its answer", st)
+	}
 	nc.Close()
 
 	// The connection's answers are given back when it closes: the same

@@ -194,7 +194,9 @@ func Run(ctx context.Context, cfg Config, logOut io.Writer) error {
 			log.Error("close database", "err", err)
 		}
 		if removeDB {
-			for _, p := range []string{spec.path, boltstore.JournalPath(spec.path)} {
+			// The journal first: a journal left without its database
+			// would stop the next start.
+			for _, p := range []string{boltstore.JournalPath(spec.path), spec.path} {
 				if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
 					log.Error("remove the database this start created", "path", p, "err", err)
 				}
@@ -237,8 +239,14 @@ func Run(ctx context.Context, cfg Config, logOut io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if jl, ok := st.(interface{ JournalLoss() string }); ok && jl.JournalLoss() != "" {
+	if jl, ok := st.(interface {
+		JournalLoss() string
+		JournalLossRecorded() error
+	}); ok && jl.JournalLoss() != "" {
 		if err := svc.RecordJournalLoss(ctx, jl.JournalLoss()); err != nil {
+			return err
+		}
+		if err := jl.JournalLossRecorded(); err != nil {
 			return err
 		}
 	}

@@ -5,13 +5,16 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net"
+	"reflect"
 	"sync"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
 	signerv1 "github.com/signerd/signerd/gen/signer/v1"
+	"github.com/signerd/signerd/internal/errdefs"
 )
 
 // Answers not yet read count against their peer's budget.
@@ -25,50 +28,121 @@ import (
 // outside the budget of request bytes, which a call gives back when its
 // handler returns.
 //
-// So the bytes of every answer count against the same per-peer budget
-// (reqlimits.go) from the moment the answer is handed to the transport
-// (stats.OutPayload) until the transport has written them to the
-// connection (its HTTP/2 DATA frames, counted as they are written) or the
-// connection closes. A peer whose unread answers fill its budget gets its
-// new calls refused at once, RESOURCE_EXHAUSTED, like one whose requests
-// fill it. Before a read-only call's answer is handed over, the unary
-// chain reserves its size against the budget and refuses the answer when
-// it does not fit (reserveAnswer); a call that changed state (a signature,
-// a key, a trust edit) always gets its answer, whose bytes are counted
+// So the bytes of every unary answer count against the same per-peer
+// budget (reqlimits.go), on the answer's HTTP/2 stream, from when the
+// unary chain returns it (reserveAnswer) until the transport has written
+// them (the stream's DATA frames, counted as they are written), the
+// stream is reset (gRPC then drops its queued answer: the server's
+// RST_STREAM written, or the client's read), or the connection closes. A
+// peer whose unread answers fill its budget gets its new calls refused at
+// once, RESOURCE_EXHAUSTED, like one whose requests fill it. A read-only
+// call's answer that does not fit is refused; a call that changed state
+// (a signature, a key, a trust edit) always gets its answer, counted
 // whatever the budget says: its work is done and recorded, and these
-// answers are small.
+// answers are small. Streams' answers (SignBatch) are bounded already, by
+// the stream's window and gRPC's per-stream write quota.
 
 // answerConn counts, for one connection, the answer bytes handed to the
-// transport and not yet written, and holds them in the peer's budget.
+// transport and not yet written, stream by stream, and holds them in the
+// peer's budget. A stream's count ends when its trailers or a reset are
+// written, or the client's reset is read: gRPC drops a reset stream's
+// queued answer, which will never be written.
 type answerConn struct {
 	in  *inflight
 	key string
 
-	mu sync.Mutex
-	// unsent is the answer bytes handed over and not yet written; it may
-	// go below 0 for a moment, when the transport writes an answer before
-	// its OutPayload event arrives. Only its positive part is held.
-	unsent int64
-	ended  bool
-	// The HTTP/2 frame being written: its header, as far as it has come,
-	// and how much of its payload is still to come.
-	hdr     [9]byte
-	hdrN    int
-	left    int64
-	dataFrm bool
+	mu    sync.Mutex
+	ended bool
+	// streams is, per HTTP/2 stream, the answer bytes handed over minus
+	// those written; below 0 for a moment when the transport writes an
+	// answer before its OutPayload event arrives. Only positive parts are
+	// held in the budget.
+	streams map[uint32]int64
+	// done are streams that ended, whose late events are ignored; pruned
+	// to the last doneWindow stream IDs (a stream's events come before
+	// its end, or very soon after a reset).
+	done   map[uint32]bool
+	newest uint32
+	// The two directions of the connection, frame by frame.
+	out, inb frameCursor
 }
 
-// add changes unsent by delta and the peer's budget by the change in its
-// positive part.
-func (a *answerConn) add(delta int64) {
+// doneWindow is how many stream IDs below the newest ended one are
+// remembered as ended.
+const doneWindow = 1 << 14
+
+// frameCursor follows one direction of an HTTP/2 connection: the frame
+// header being read, as far as it has come, the frame's payload still to
+// come, and bytes to skip first (the client's connection preface).
+type frameCursor struct {
+	hdr  [9]byte
+	hdrN int
+	left int64
+	skip int
+	// Of the frame whose payload is passing: DATA, and its stream.
+	data   bool
+	stream uint32
+}
+
+// HTTP/2 frame types and flags (RFC 9113, section 6).
+const (
+	frameData      = 0x0
+	frameHeaders   = 0x1
+	frameRSTStream = 0x3
+	flagEndStream  = 0x1
+)
+
+func newAnswerConn(in *inflight, key string) *answerConn {
+	return &answerConn{in: in, key: key, streams: map[uint32]int64{}, done: map[uint32]bool{},
+		inb: frameCursor{skip: len(http2ClientPreface)}}
+}
+
+// http2ClientPreface starts what a client sends (RFC 9113, section 3.4).
+const http2ClientPreface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+// setLocked sets stream id's count to v and moves the change in its
+// positive part into or out of the peer's budget.
+func (a *answerConn) setLocked(id uint32, v int64) {
+	before := max(0, a.streams[id])
+	if v == 0 {
+		delete(a.streams, id)
+	} else {
+		a.streams[id] = v
+	}
+	a.in.force(a.key, max(0, v)-before)
+}
+
+// charge counts n answer bytes of stream id about to be queued; with
+// check, it fails instead when they do not fit the peer's budget.
+func (a *answerConn) charge(id uint32, n int64, check bool) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.ended {
-		return
+	if a.ended || a.done[id] {
+		return nil // the stream is gone: its answer will be dropped
 	}
-	before := max(0, a.unsent)
-	a.unsent += delta
-	a.in.force(a.key, max(0, a.unsent)-before)
+	v := a.streams[id]
+	if check {
+		if err := a.in.room(a.key, max(0, v+n)-max(0, v)); err != nil {
+			return err
+		}
+	}
+	a.setLocked(id, v+n)
+	return nil
+}
+
+// finishLocked ends stream id's count: its answer is written, or will
+// never be.
+func (a *answerConn) finishLocked(id uint32) {
+	a.setLocked(id, 0)
+	a.done[id] = true
+	a.newest = max(a.newest, id)
+	if len(a.done) > 2*doneWindow {
+		for d := range a.done {
+			if d+doneWindow < a.newest {
+				delete(a.done, d)
+			}
+		}
+	}
 }
 
 // end gives everything back: the connection is closed, and with it every
@@ -76,42 +150,79 @@ func (a *answerConn) add(delta int64) {
 func (a *answerConn) end() {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if !a.ended {
-		a.in.force(a.key, -max(0, a.unsent))
-		a.unsent, a.ended = 0, true
+	if a.ended {
+		return
 	}
+	for id := range a.streams {
+		a.setLocked(id, 0)
+	}
+	a.ended = true
 }
 
-// wrote follows the server's side of the HTTP/2 connection as it is
-// written (frames of 9 bytes of header and their payload; the server
-// sends no preface) and counts the DATA frames' payload as written answer
-// bytes. gRPC sends no padding, and an answer's DATA payload is exactly
-// the OutPayload event's WireLength.
+// wrote follows what the server writes (frames of 9 bytes of header and
+// their payload; the server sends no preface): a DATA frame's payload is
+// answer bytes of its stream written (gRPC sends no padding, and an
+// answer's DATA payload is exactly its OutPayload event's WireLength);
+// HEADERS ending the stream (the trailers) or RST_STREAM end the stream's
+// count.
 func (a *answerConn) wrote(p []byte) {
-	var data int64
 	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.follow(&a.out, p, func(c *frameCursor, k int64) {
+		if !a.ended && c.data {
+			a.setLocked(c.stream, a.streams[c.stream]-k)
+		}
+	}, func(typ, flags byte, id uint32) {
+		if !a.ended && id != 0 && (typ == frameRSTStream || typ == frameHeaders && flags&flagEndStream != 0) {
+			a.finishLocked(id)
+		}
+	})
+}
+
+// read follows what the client sends (its preface, then frames): its
+// RST_STREAM ends the stream's count, since gRPC then drops whatever of
+// the stream's answer is still queued.
+func (a *answerConn) read(p []byte) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.follow(&a.inb, p, nil, func(typ, _ byte, id uint32) {
+		if !a.ended && id != 0 && typ == frameRSTStream {
+			a.finishLocked(id)
+		}
+	})
+}
+
+// follow advances c over p, calling payload for each run of a frame's
+// payload and header for each frame header completed.
+func (a *answerConn) follow(c *frameCursor, p []byte, payload func(*frameCursor, int64), header func(typ, flags byte, id uint32)) {
 	for len(p) > 0 {
-		if a.left > 0 {
-			k := min(a.left, int64(len(p)))
-			if a.dataFrm {
-				data += k
-			}
-			a.left -= k
+		if c.skip > 0 {
+			k := min(c.skip, len(p))
+			c.skip -= k
 			p = p[k:]
 			continue
 		}
-		k := copy(a.hdr[a.hdrN:], p)
-		a.hdrN += k
-		p = p[k:]
-		if a.hdrN == len(a.hdr) {
-			a.left = int64(binary.BigEndian.Uint32(a.hdr[0:4]) >> 8)
-			a.dataFrm = a.hdr[3] == 0 // DATA
-			a.hdrN = 0
+		if c.left > 0 {
+			k := min(c.left, int64(len(p)))
+			if payload != nil {
+				payload(c, k)
+			}
+			c.left -= k
+			p = p[k:]
+			continue
 		}
-	}
-	a.mu.Unlock()
-	if data > 0 {
-		a.add(-data)
+		k := copy(c.hdr[c.hdrN:], p)
+		c.hdrN += k
+		p = p[k:]
+		if c.hdrN < len(c.hdr) {
+			continue
+		}
+		c.hdrN = 0
+		c.left = int64(binary.BigEndian.Uint32(c.hdr[0:4]) >> 8)
+		typ, flags := c.hdr[3], c.hdr[4]
+		c.stream = binary.BigEndian.Uint32(c.hdr[5:9]) & 0x7fffffff
+		c.data = typ == frameData
+		header(typ, flags, c.stream)
 	}
 }
 
@@ -139,8 +250,20 @@ func answerConnFrom(ctx context.Context) *answerConn {
 	return a
 }
 
+// room fails when n more bytes do not fit the peer's budget, counting its
+// requests in flight and its unsent answers.
+func (in *inflight) room(key string, n int64) error {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if n > 0 && in.used[key]+in.unsent[key]+n > in.perPeer {
+		return fmt.Errorf("%s has %d request bytes in flight and %d bytes of answers it has not read, the most one peer may (--max-inflight-bytes-per-peer %d): %w",
+			key, in.used[key], in.unsent[key], in.perPeer, errdefs.ErrResourceExhausted)
+	}
+	return nil
+}
+
 // force changes the peer's unsent answer bytes by delta whatever the
-// budget: answers already handed over, and their release.
+// budget: answers counted, and their release.
 func (in *inflight) force(key string, delta int64) {
 	if delta == 0 {
 		return
@@ -170,47 +293,50 @@ var stateChanging = map[string]bool{
 	signerv1.TrustService_SetPolicy_FullMethodName:   true,
 }
 
-// reserveAnswer holds room in the peer's budget for a read-only call's
-// answer before it is handed to the transport, or refuses the answer when
-// the peer's unread answers and requests in flight leave none. The room
-// moves to the connection's count when the answer is handed over
-// (inflightStats), and the call's end gives back what is left.
+// reserveAnswer counts a unary call's answer on its stream before gRPC
+// queues it, or refuses a read-only call's answer, RESOURCE_EXHAUSTED,
+// when the peer's requests in flight and unread answers leave no room for
+// it; a call that changed state always gets its answer (counted). The
+// count ends when the answer is written, the stream is reset, or the
+// connection closes (answerConn). A stream's answers (SignBatch) are not
+// counted: its window and gRPC's per-stream write quota bound them.
 func reserveAnswer(ctx context.Context, method string, resp any) error {
-	r, ok := ctx.Value(reservationKey{}).(*reservation)
-	if !ok || stateChanging[method] {
+	a := answerConnFrom(ctx)
+	m, ok := resp.(proto.Message)
+	if a == nil || !ok {
 		return nil
 	}
-	m, ok := resp.(proto.Message)
+	id, ok := streamID(ctx)
 	if !ok {
 		return nil
 	}
-	n := int64(proto.Size(m)) + 5
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if err := r.resizeLocked(r.held+n, true); err != nil {
-		return status.Error(codes.ResourceExhausted, fmt.Sprintf("answer refused: %v (answers this peer has not read count too)", err))
+	if err := a.charge(id, int64(proto.Size(m))+5, !stateChanging[method]); err != nil {
+		return status.Error(codes.ResourceExhausted, fmt.Sprintf("answer refused: %v", err))
 	}
-	r.answer += n
 	return nil
 }
 
-// handedOver moves an answer's n bytes from the call's reservation (when
-// reserveAnswer made room for it) to its connection's count of unsent
-// answers.
-func handedOver(ctx context.Context, n int) {
-	a := answerConnFrom(ctx)
-	if a == nil {
-		return
+// streamID is the HTTP/2 stream of a server call. gRPC does not export
+// it; its transport stream (grpc.ServerTransportStreamFromContext) carries
+// it in an unexported field, read here by reflection, only as a number.
+// If a gRPC release moves it, ok is false and answers go uncounted;
+// TestStreamID fails first.
+func streamID(ctx context.Context) (id uint32, ok bool) {
+	st := grpc.ServerTransportStreamFromContext(ctx)
+	if st == nil {
+		return 0, false
 	}
-	a.add(int64(n))
-	// Only what reserveAnswer reserved moves: a stream's reservation holds
-	// its requests' items, not its answers.
-	if r, ok := ctx.Value(reservationKey{}).(*reservation); ok {
-		r.mu.Lock()
-		if k := min(r.answer, int64(n)); k > 0 {
-			r.answer -= k
-			_ = r.resizeLocked(max(0, r.held-k), false) // shrinking never fails
-		}
-		r.mu.Unlock()
+	v := reflect.ValueOf(st)
+	if v.Kind() != reflect.Pointer || v.IsNil() || v.Elem().Kind() != reflect.Struct {
+		return 0, false
 	}
+	s := v.Elem().FieldByName("Stream")
+	if !s.IsValid() || s.Kind() != reflect.Struct {
+		return 0, false
+	}
+	f := s.FieldByName("id")
+	if !f.IsValid() || f.Kind() != reflect.Uint32 {
+		return 0, false
+	}
+	return uint32(f.Uint()), true
 }

@@ -175,6 +175,14 @@ type limitedConn struct {
 	answers *answerConn
 }
 
+func (c *limitedConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if c.answers != nil && n > 0 {
+		c.answers.read(p[:n])
+	}
+	return n, err
+}
+
 func (c *limitedConn) Write(p []byte) (int, error) {
 	n, err := c.Conn.Write(p)
 	if c.answers != nil && n > 0 {
@@ -224,7 +232,7 @@ func (c *limitedConn) handshake(t transportCredentials) (net.Conn, credentials.A
 	}
 	lc := &limitedConn{Conn: out, slot: slot}
 	if c.budget != nil {
-		lc.answers = &answerConn{in: c.budget, key: peerKey(info, c.Conn.RemoteAddr())}
+		lc.answers = newAnswerConn(c.budget, peerKey(info, c.Conn.RemoteAddr()))
 	}
 	return lc, info, nil
 }

@@ -27,9 +27,15 @@ func ListenUnix(path string, mode os.FileMode) (net.Listener, error) {
 		if fi.Mode()&os.ModeSocket == 0 {
 			return nil, fmt.Errorf("%s exists and is not a socket; refusing to replace it", path)
 		}
-		if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+		c, err := net.DialTimeout("unix", path, time.Second)
+		switch {
+		case err == nil:
 			c.Close()
 			return nil, fmt.Errorf("%s is in use: another signerd is listening on it", path)
+		case !errors.Is(err, syscall.ECONNREFUSED):
+			// Not provably stale: a listener whose backlog is full
+			// (EAGAIN), or one that did not answer in time, is alive.
+			return nil, fmt.Errorf("%s may be in use (connecting to it: %v); remove it if no signerd listens on it", path, err)
 		}
 		if err := os.Remove(path); err != nil {
 			return nil, fmt.Errorf("remove stale socket: %w", err)

@@ -115,9 +115,6 @@ type reservation struct {
 
 	mu   sync.Mutex
 	held int64
-	// answer is the part of held that reserveAnswer made room for, which
-	// the answer takes with it when it is handed over (answers.go).
-	answer int64
 	// ended: the call is over and its bytes given back; it can hold no
 	// more (a handler goroutine still finishing must not charge bytes
 	// nothing would release).
@@ -223,9 +220,7 @@ type inflightStats struct{}
 
 func (inflightStats) TagRPC(ctx context.Context, _ *stats.RPCTagInfo) context.Context { return ctx }
 func (inflightStats) HandleRPC(ctx context.Context, s stats.RPCStats) {
-	switch s := s.(type) {
-	case *stats.OutPayload:
-		handedOver(ctx, s.WireLength) // answers.go
+	switch s.(type) {
 	case *stats.End:
 		if r, ok := ctx.Value(reservationKey{}).(*reservation); ok {
 			r.end()

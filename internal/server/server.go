@@ -197,7 +197,12 @@ func (s *Server) SetServing(serving bool) {
 // Serve accepts connections on l until Stop.
 func (s *Server) Serve(l net.Listener) error {
 	ll := limitListen(l, s.maxConns, s.peers, s.pending, s.log)
-	if lim, ok := ll.(*limitListener); ok {
+	if s.budget != nil {
+		lim, ok := ll.(*limitListener)
+		if !ok { // no connection bounds: wrapped all the same, to count answers
+			lim = &limitListener{Listener: l, log: s.log, done: make(chan struct{})}
+			ll = lim
+		}
 		lim.budget = s.budget
 	}
 	return s.grpc.Serve(ll)

@@ -60,6 +60,11 @@ var (
 	// it since. Set, the journal may hold acknowledged records that are
 	// nowhere else, so it must be there, whole (journal.go, openJournal).
 	keyJournalOpen = []byte("journal_open")
+	// keyJournalLoss, in the meta bucket, is what --accept-journal-loss
+	// accepted, until the daemon has recorded it in the audit log
+	// (JournalLossRecorded): a start that fails before that leaves it,
+	// and the next start records it.
+	keyJournalLoss = []byte("journal_loss")
 	// keyTreeOrderFrom, in the meta bucket, is uint64be(size): the tree's
 	// nodes complete within its first size leaves are keyed by level and
 	// index, every later one by its position in creation order (schema 6,

@@ -196,6 +196,14 @@ func openJournal(s *Store, size int64, newDB, acceptLoss bool) (*journal, error)
 		if err != nil {
 			return err
 		}
+		switch pending := meta.Get(keyJournalLoss); {
+		case s.journalLoss != "":
+			if err := meta.Put(keyJournalLoss, []byte(s.journalLoss)); err != nil {
+				return err
+			}
+		case pending != nil:
+			s.journalLoss = string(pending) // accepted by a start that stopped before recording it
+		}
 		return meta.Put(keyJournalOpen, binary.BigEndian.AppendUint64(nil, uint64(j.size)))
 	}); err != nil {
 		_ = f.Close()

@@ -68,13 +68,28 @@ func TestJournalLossRefused(t *testing.T) {
 			if err := s.VerifyAudit(ctx); err != nil {
 				t.Fatal(err)
 			}
-			// Closed cleanly, it opens again without complaint.
+			// Closed cleanly before the loss was recorded (the daemon's
+			// start failed later), it opens again without complaint and
+			// still reports the loss, until it is recorded.
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			s, err = Open(ctx, path, Options{JournalSize: 1 << 20})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(s.JournalLoss(), tc.want) {
+				t.Fatalf("the unrecorded loss is not reported again: %q", s.JournalLoss())
+			}
+			if err := s.JournalLossRecorded(); err != nil {
+				t.Fatal(err)
+			}
 			if err := s.Close(); err != nil {
 				t.Fatal(err)
 			}
 			s = openOK(t, path, Options{JournalSize: 1 << 20})
 			if s.JournalLoss() != "" {
-				t.Fatalf("a clean open reports a loss: %q", s.JournalLoss())
+				t.Fatalf("a recorded loss is reported again: %q", s.JournalLoss())
 			}
 		})
 	}

@@ -291,8 +291,26 @@ func (s *Store) Close() error {
 }
 
 // JournalLoss describes the journal loss Options.AcceptJournalLoss let
-// Open accept ("" when there was none), for the daemon to audit.
+// Open accept, now or at a start that stopped before recording it ("" when
+// there is none to record), for the daemon to audit.
 func (s *Store) JournalLoss() string { return s.journalLoss }
+
+// JournalLossRecorded says the audit log now holds JournalLoss: it is not
+// reported again.
+func (s *Store) JournalLossRecorded() error {
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		meta, err := bucket(tx, bucketKeyMeta)
+		if err != nil {
+			return err
+		}
+		return meta.Delete(keyJournalLoss)
+	})
+	if err != nil {
+		return mapBoltErr(err)
+	}
+	s.journalLoss = ""
+	return nil
+}
 
 // precheck refuses an existing file whose meta pages are all damaged or
 // which is shorter than its pages (CheckFile, plain reads), before bbolt
