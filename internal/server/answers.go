@@ -327,16 +327,33 @@ func streamID(ctx context.Context) (id uint32, ok bool) {
 		return 0, false
 	}
 	v := reflect.ValueOf(st)
-	if v.Kind() != reflect.Pointer || v.IsNil() || v.Elem().Kind() != reflect.Struct {
+	if v.Kind() != reflect.Pointer || v.IsNil() {
 		return 0, false
 	}
-	s := v.Elem().FieldByName("Stream")
-	if !s.IsValid() || s.Kind() != reflect.Struct {
+	index, ok := streamIDIndex(v.Type().Elem())
+	if !ok {
 		return 0, false
 	}
-	f := s.FieldByName("id")
-	if !f.IsValid() || f.Kind() != reflect.Uint32 {
-		return 0, false
+	return uint32(v.Elem().FieldByIndex(index).Uint()), true
+}
+
+// streamIDIndexes caches, per transport stream type, where its ID is
+// (the field lookup by name costs more than the rest of streamID).
+var streamIDIndexes sync.Map // reflect.Type → []int, or nil when it has none
+
+func streamIDIndex(t reflect.Type) ([]int, bool) {
+	if v, ok := streamIDIndexes.Load(t); ok {
+		index, _ := v.([]int)
+		return index, index != nil
 	}
-	return uint32(f.Uint()), true
+	var index []int
+	if t.Kind() == reflect.Struct {
+		if s, ok := t.FieldByName("Stream"); ok && s.Type.Kind() == reflect.Struct {
+			if f, ok := s.Type.FieldByName("id"); ok && f.Type.Kind() == reflect.Uint32 {
+				index = append(append([]int(nil), s.Index...), f.Index...)
+			}
+		}
+	}
+	streamIDIndexes.Store(t, index)
+	return index, index != nil
 }
