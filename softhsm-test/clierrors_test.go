@@ -108,6 +108,20 @@ func TestCLILocalWorkAndOutputs(t *testing.T) {
 		}
 	})
 
+	t.Run("offline against several keys, none the signer", func(t *testing.T) {
+		var args []string
+		var fps []string
+		for _, name := range []string{"k2", "k3"} {
+			out := mustSignctl(t, d, "key", "create", name, "--algorithm", "ed25519").stdout
+			fps = append(fps, strings.TrimSpace(out[strings.Index(out, "fingerprint ")+len("fingerprint "):]))
+			args = append(args, "--trust-key", writeFile(t, dir, name+".pem", []byte(mustSignctl(t, d, "key", "public", name).stdout)))
+		}
+		r := signctl(t, nil, append([]string{"verify", pkg}, args...)...)
+		if r.code != 1 || !strings.Contains(r.stderr, "UNTRUSTED_SIGNER") || !strings.Contains(r.stderr, fps[0]) || !strings.Contains(r.stderr, fps[1]) {
+			t.Fatalf("exit %d, want 1 naming both keys given (%v):\n%s", r.code, fps, r.stderr)
+		}
+	})
+
 	t.Run("an unwritable signature is refused before signing", func(t *testing.T) {
 		auditLen := func() int {
 			var recs []json.RawMessage

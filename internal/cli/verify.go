@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -199,11 +200,20 @@ func verifyOffline(trustKeyPaths []string, res *verifyResult, digest [pkgsig.Dig
 	// Use the key the signature names, if it is among those given, so the
 	// refusal is about the signature rather than the order of flags.
 	key := keys[0]
+	found := false
 	for _, k := range keys {
 		if pkgsig.Fingerprint(k) == sig.Fingerprint {
-			key = k
+			key, found = k, true
 			break
 		}
+	}
+	if !found && len(keys) > 1 && sig.Digest == digest {
+		fps := make([]string, len(keys))
+		for i, k := range keys {
+			fps[i] = pkgsig.Fingerprint(k)
+		}
+		return &errdefs.VerificationError{Reason: errdefs.ReasonUntrustedSigner, PackageHash: res.PackageHash, Fingerprint: sig.Fingerprint,
+			Message: fmt.Sprintf("package signed by untrusted key %s (trusted keys are %s)", sig.Fingerprint, strings.Join(fps, ", "))}
 	}
 	if err := pkgsig.Check(digest, sig, key); err != nil {
 		return err

@@ -277,7 +277,7 @@ var boolSettings = map[string]bool{"insecure-loopback": true, "metrics-pprof": t
 // registerFlags declares every setting as a string flag; values are applied
 // by Load so that the precedence lives in one place.
 func registerFlags(fs *pflag.FlagSet) {
-	fs.String("config", "", "config file (env SIGNERD_CONFIG); lines of `key = value`, keys as the long flags")
+	fs.String("config", "", "config file (env SIGNERD_CONFIG); lines of 'key = value', keys as the long flags")
 	for _, s := range settings() {
 		usage := s.usage
 		if s.env != "" {

@@ -218,6 +218,9 @@ func parsePrivateKey(alg keystore.Algorithm, material []byte) (crypto.PrivateKey
 		if block == nil {
 			return nil, bad("ed25519 private key: want the raw 32-byte seed (Cloacina) or a PKCS#8 PEM, got %d bytes", len(material))
 		}
+		if block.Type != "PRIVATE KEY" {
+			return nil, bad("ed25519 private key: the file holds a %q PEM block; want a PKCS#8 \"PRIVATE KEY\" or the raw 32-byte seed", clipQuoted(block.Type))
+		}
 		k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
 		if err != nil {
 			return nil, bad("ed25519 private key: %v", err)
@@ -230,7 +233,8 @@ func parsePrivateKey(alg keystore.Algorithm, material []byte) (crypto.PrivateKey
 	case keystore.ECDSAP256:
 		k, err := skill.ParsePrivateKeyPEM(material)
 		if err != nil {
-			return nil, bad("ecdsa-p256 private key: %v", err)
+			return nil, bad("ecdsa-p256 %v", err) // "private key: …"
+
 		}
 		return (*ecdsa.PrivateKey)(k), nil
 	}

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -246,6 +247,10 @@ func openError(path string, err error) error {
 	case errors.Is(err, bolterrors.ErrTimeout):
 		return fmt.Errorf("database %s is in use by another process (is signerd already running?): %w", path, errdefs.ErrUnavailable)
 	case errors.Is(err, fs.ErrNotExist):
+		if dir := filepath.Dir(path); !exists(dir) {
+			// A read-write open creates the file, not its directory.
+			return fmt.Errorf("database %s: its directory %s does not exist: %w", path, dir, errdefs.ErrNotFound)
+		}
 		return fmt.Errorf("database %s does not exist: %w", path, errdefs.ErrNotFound)
 	case errors.Is(err, fs.ErrPermission):
 		return fmt.Errorf("open database %s: %w", path, errors.Join(errdefs.ErrPermissionDenied, err))
@@ -340,4 +345,10 @@ func precheck(path string, log *slog.Logger) error {
 		return nil
 	}
 	return err
+}
+
+// exists reports whether anything is at path.
+func exists(path string) bool {
+	_, err := os.Lstat(path)
+	return !errors.Is(err, fs.ErrNotExist)
 }
