@@ -13,10 +13,11 @@ import (
 // input), with crypto/ed25519 for the others.
 //
 // A table costs ~2 ms to build and 480 KiB to hold, so it is built only
-// for a key that has verified tableAfter fresh signatures (the verified
-// cache answers repeats, so only distinct valid documents count: a
-// caller cannot make up signatures by a trusted key), and at most
-// maxTableKeys are held. A caller replaying public documents of more keys
+// for a key that has checked tableAfter signatures the verified cache
+// did not answer (repeats of valid documents are answered there; made-up
+// signatures naming a trusted key count too, each a refused call, and at
+// worst get that key's table built sooner, as its own users would), and
+// at most maxTableKeys are held. A caller replaying public documents of more keys
 // than that can make the tables turn over, at one build per tableAfter
 // verifications: ~30 µs per verification at worst, never more than the
 // tables save.
