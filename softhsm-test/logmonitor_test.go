@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -48,6 +50,9 @@ func TestLogMonitor(t *testing.T) {
 
 	if r := signctl(t, a, "log", "monitor", "--state", state); r.code != 2 || !strings.Contains(r.stderr, "--log-key") {
 		t.Fatalf("first run without --log-key: exit %d, %s", r.code, r.stderr)
+	}
+	if _, err := os.Stat(state); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("a refused first run made its state directory: %v", err)
 	}
 	sign(a, "p1")
 	r, j := monitor(a, "--log-key", vkey)

@@ -100,6 +100,11 @@ timer, as another organisation than the one that runs signerd.`,
 }
 
 func runMonitor(ctx context.Context, g *globals, dir, logKeyFlag string) (*monitorResult, error) {
+	// A first run that will be refused makes nothing (no directory to
+	// find and wonder about).
+	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) && logKeyFlag == "" {
+		return nil, exitErr(ExitUsage, fmt.Errorf("the first run (no %s in %s) needs --log-key: the log's verifier key from a source you trust", monitorStateFile, dir))
+	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, exitErr(ExitUsage, fmt.Errorf("--state %s: %w", dir, err))
 	}
