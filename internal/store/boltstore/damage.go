@@ -81,6 +81,11 @@ type meta struct {
 	magic    bool // the magic alone is right: this was a bbolt file
 }
 
+// validPageSize: a page size bbolt may use.
+func validPageSize(n int64) bool {
+	return n >= minPageSize && n <= maxPageSize && n&(n-1) == 0
+}
+
 func readMeta(b []byte) meta {
 	if len(b) < pageHeaderSize+metaSize {
 		return meta{}
@@ -118,13 +123,27 @@ func CheckFile(path string) error {
 	first := make([]byte, pageHeaderSize+metaSize)
 	n, _ := io.ReadFull(f, first)
 	m0 := readMeta(first[:n])
-	pageSize := int64(m0.pageSize)
-	if !m0.ok || pageSize < minPageSize || pageSize > maxPageSize || pageSize&(pageSize-1) != 0 {
-		pageSize = int64(os.Getpagesize())
-	}
+	// Meta page 1 is one page in. With meta page 0 intact, its page size
+	// says where; without it, every page size bbolt could have used is
+	// tried, as bbolt itself does (the file may come from a host with
+	// another page size than this one's).
 	second := make([]byte, pageHeaderSize+metaSize)
-	n, _ = f.ReadAt(second, pageSize)
-	m1 := readMeta(second[:n])
+	var m1 meta
+	if pageSize := int64(m0.pageSize); m0.ok && validPageSize(pageSize) {
+		n, _ = f.ReadAt(second, pageSize)
+		m1 = readMeta(second[:n])
+	} else {
+		// What is reported when no page size finds an intact one.
+		n, _ = f.ReadAt(second, int64(os.Getpagesize()))
+		m1 = readMeta(second[:n])
+		for pageSize := int64(minPageSize); pageSize <= maxPageSize; pageSize *= 2 {
+			n, _ = f.ReadAt(second, pageSize)
+			if m := readMeta(second[:n]); m.ok && int64(m.pageSize) == pageSize {
+				m1 = m
+				break
+			}
+		}
+	}
 	if !m0.magic && !m1.magic {
 		return fmt.Errorf("%s is not a bbolt database (no bbolt meta page): %w", path, errdefs.ErrFailedPrecondition)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	bolt "go.etcd.io/bbolt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -160,4 +161,54 @@ func TestOpenDamagedFile(t *testing.T) {
 		t.Fatal("no damaged file was refused")
 	}
 	t.Logf("%d damaged files, %d opens refused", len(cases), refused)
+}
+
+// TestCheckFileOtherPageSize: a file made with another page size than
+// this host's (moved from a host with 16 KiB pages, say) whose meta page 0
+// is torn is one bbolt still opens from meta page 1: CheckFile finds that
+// page where the file's page size puts it, as bbolt does, and reports a
+// fallback, not a file with no meta page intact.
+func TestCheckFileOtherPageSize(t *testing.T) {
+	const pageSize = 16 << 10
+	if os.Getpagesize() == pageSize {
+		t.Skip("this host's page size is the other one")
+	}
+	p := filepath.Join(t.TempDir(), "x.db")
+	db, err := bolt.Open(p, 0o600, &bolt.Options{PageSize: pageSize})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucket([]byte("b"))
+		if err != nil {
+			return err
+		}
+		return b.Put([]byte("k"), []byte("v"))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckFile(p); err != nil {
+		t.Fatalf("an intact file with %d-byte pages: %v", pageSize, err)
+	}
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[pageHeaderSize+20] ^= 1 // meta page 0 torn
+	if err := os.WriteFile(p, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var de *DamageError
+	if err := CheckFile(p); !errors.As(err, &de) || !de.MetaFallback {
+		t.Fatalf("meta page 0 torn, %d-byte pages: %v, want a fallback to meta page 1", pageSize, err)
+	}
+	// And bbolt agrees: it opens the file.
+	db, err = bolt.Open(p, 0o600, &bolt.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatalf("bbolt on the same file: %v", err)
+	}
+	db.Close()
 }
