@@ -105,6 +105,17 @@ func TestSkillSigningThroughHSM(t *testing.T) {
 			if !ok || v.Code != "metadata_edited" || !strings.Contains(v.Message, "expires_at") {
 				t.Fatalf("edited expires_at not detected: %v", err)
 			}
+			// The same root signed again by the same key under another
+			// name: the edited document is still compared with the
+			// signing its signature comes from, not the latest one.
+			if _, err := c.Skills.SignSkill(t.Context(), &signerv1.SignSkillRequest{KeyName: "skills", Root: m.Root[:], FileManifest: m.Files,
+				Domain: "example.com", SkillName: "renamed-" + conv, DigestConvention: resp.GetDigestConvention()}); err != nil {
+				t.Fatal(err)
+			}
+			_, err = c.Skills.VerifySkill(t.Context(), &signerv1.VerifySkillRequest{Domain: "example.com", Root: m.Root[:], FileManifest: m.Files, SignatureDocument: editedDoc})
+			if v, ok := errdefs.AsVerification(c.FromStatus(err)); !ok || v.Code != "metadata_edited" || strings.Contains(v.Message, "skill_name") {
+				t.Fatalf("edited document after a second signing of the root: %v (only expires_at was edited)", err)
+			}
 			// Tampered content fails.
 			otherFiles := maps.Clone(m.Files)
 			otherFiles["SKILL.md"] = fmt.Sprintf("sha256:%x", sha256.Sum256([]byte("other content")))

@@ -6,6 +6,7 @@ import (
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -300,6 +301,20 @@ func (s *Service) verifySkill(ctx context.Context, in VerifySkillInput) (VerifyS
 		if recs[i].Format == store.FormatSchemaPin && bytes.Equal(recs[i].Document, in.Document) {
 			rec = &recs[i]
 			break
+		}
+	}
+	if rec == nil {
+		// An edited document still carries its signature: ECDSA
+		// signatures are randomized, so it names the one signing it
+		// came from, among several of the same root by the same key
+		// (whose metadata may differ).
+		if der, err := base64.StdEncoding.DecodeString(sig.Signature); err == nil {
+			for i := range recs {
+				if recs[i].Format == store.FormatSchemaPin && bytes.Equal(recs[i].Signature, der) {
+					rec = &recs[i]
+					break
+				}
+			}
 		}
 	}
 	if rec == nil {
