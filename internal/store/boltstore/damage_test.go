@@ -212,3 +212,58 @@ func TestCheckFileOtherPageSize(t *testing.T) {
 	}
 	db.Close()
 }
+
+// TestApplyMeetsDamage: damage that Open does not read, met later when
+// the journal is applied (in the applier's goroutine, where nothing
+// recovers), fails the apply and stops signing instead of ending the
+// process. Every page of a small database is zeroed in turn; the store is
+// opened, signs, and is made to apply; whatever happens, the test process
+// lives, and some damage is met this way.
+func TestApplyMeetsDamage(t *testing.T) {
+	s := openTemp(t)
+	ctx := context.Background()
+	for i := range 300 {
+		putSig(t, s, i, 50)
+	}
+	path := s.Path()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	src, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps := os.Getpagesize()
+	met := 0
+	for p := 2; p < len(src)/ps; p++ {
+		b := append([]byte(nil), src...)
+		clear(b[p*ps : (p+1)*ps])
+		dir := t.TempDir()
+		path := filepath.Join(dir, "signerd.db")
+		if err := os.WriteFile(path, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		st, err := Open(ctx, path, Options{JournalSize: minJournalSize << 4})
+		if err != nil {
+			continue // refused at Open: TestOpenDamagedFile's case
+		}
+		rec := store.SignatureRecord{Digest: indexDigest(1000+p, 1), Format: store.FormatCloacina, KeyName: "release", KeyVersion: 1,
+			Fingerprint: "SHA256:test", Algorithm: "ed25519", Signature: []byte(fmt.Sprint(p)), SignedAt: time.Unix(9, 0).UTC()}
+		_ = Guard(path, func() error { return st.PutSignature(ctx, rec, store.AuditEvent{Caller: "uid:1", Operation: "sign", Outcome: "ok"}) })
+		err = st.Sync(ctx)
+		if de := (*DamageError)(nil); errors.As(err, &de) {
+			met++
+			if herr := st.CheckHealth(ctx); herr == nil {
+				t.Errorf("page %d: the apply met damage, and health says nothing", p)
+			}
+			if perr := st.PutSignature(ctx, rec, store.AuditEvent{Caller: "uid:1", Operation: "sign", Outcome: "ok"}); perr == nil {
+				t.Errorf("page %d: signing goes on after the apply met damage", p)
+			}
+		}
+		_ = Guard(path, st.Close)
+	}
+	t.Logf("%d pages zeroed; the apply met damage in %d", len(src)/ps-2, met)
+	if met == 0 {
+		t.Fatal("no damage was met by an apply")
+	}
+}

@@ -130,6 +130,7 @@ type journal struct {
 	closed    bool
 	failed    error    // a write or fdatasync failed: no more writes
 	applyErr  error    // the last apply's failure, nil once one succeeds
+	damaged   error    // an apply met damage in the file: no more applies
 	headSeq   uint64   // the newest acknowledged audit record
 	headHash  []byte   //
 	woff      int64    // where the next group goes, if it fits
@@ -732,6 +733,10 @@ func (j *journal) applier() {
 			}
 		}
 		if err := j.applyOnce(); err != nil {
+			if de := (*DamageError)(nil); errors.As(err, &de) {
+				<-j.stop // said once (applyOnce); nothing to retry
+				return
+			}
 			j.s.log.Error("applying the journal to the database failed; retrying", "err", err)
 			timer.Reset(time.Second)
 			select {
@@ -745,8 +750,33 @@ func (j *journal) applier() {
 }
 
 // applyOnce applies up to maxApply of the oldest unapplied frames in one
-// bbolt transaction.
+// bbolt transaction. Damage in the file that makes bbolt panic or fault
+// (the applier runs where no handler recovers) fails it and every apply
+// after it, and stops signing (health NOT_SERVING), rather than ending the
+// process: a restart would serve until the next apply met it again.
 func (j *journal) applyOnce() error {
+	j.mu.Lock()
+	damaged := j.damaged
+	j.mu.Unlock()
+	if damaged != nil {
+		return damaged
+	}
+	err := Guard(j.s.path, j.applyOnceUnguarded)
+	if de := (*DamageError)(nil); errors.As(err, &de) {
+		j.mu.Lock()
+		if j.damaged == nil {
+			j.damaged = err
+			j.s.log.Error("the database is damaged: applying the journal to it failed; signing stops (the journal keeps what was acknowledged), audit verify --db on a stopped copy says where", "err", err)
+		}
+		if j.failed == nil {
+			j.failed = err
+		}
+		j.mu.Unlock()
+	}
+	return err
+}
+
+func (j *journal) applyOnceUnguarded() error {
 	j.applyMu.Lock()
 	defer j.applyMu.Unlock()
 	j.mu.Lock()
