@@ -249,7 +249,9 @@ func TestApplyMeetsDamage(t *testing.T) {
 		}
 		rec := store.SignatureRecord{Digest: indexDigest(1000+p, 1), Format: store.FormatCloacina, KeyName: "release", KeyVersion: 1,
 			Fingerprint: "SHA256:test", Algorithm: "ed25519", Signature: []byte(fmt.Sprint(p)), SignedAt: time.Unix(9, 0).UTC()}
-		_ = Guard(path, func() error { return st.PutSignature(ctx, rec, store.AuditEvent{Caller: "uid:1", Operation: "sign", Outcome: "ok"}) })
+		_ = Guard(path, func() error {
+			return st.PutSignature(ctx, rec, store.AuditEvent{Caller: "uid:1", Operation: "sign", Outcome: "ok"})
+		})
 		err = st.Sync(ctx)
 		if de := (*DamageError)(nil); errors.As(err, &de) {
 			met++
