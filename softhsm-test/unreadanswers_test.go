@@ -53,12 +53,16 @@ func TestUnreadAnswersBounded(t *testing.T) {
 	enc := hpack.NewEncoder(&hb)
 	const calls = 40
 	answered, refused := 0, 0
+	var callPath func(i int, id uint32, path string, req []byte) string
 	// call sends GetDiscovery on stream id and returns the grpc-status of
 	// its first HEADERS: "" for the answer's own (its DATA then waits for
 	// window), or the refusal's.
 	call := func(i int, id uint32) string {
+		return callPath(i, id, signerv1.SkillService_GetDiscovery_FullMethodName, req)
+	}
+	callPath = func(i int, id uint32, path string, req []byte) string {
 		hb.Reset()
-		for _, kv := range [][2]string{{":method", "POST"}, {":scheme", "http"}, {":path", signerv1.SkillService_GetDiscovery_FullMethodName},
+		for _, kv := range [][2]string{{":method", "POST"}, {":scheme", "http"}, {":path", path},
 			{":authority", "localhost"}, {"content-type", "application/grpc"}, {"te", "trailers"}} {
 			_ = enc.WriteField(hpack.HeaderField{Name: kv[0], Value: kv[1]})
 		}
@@ -126,6 +130,11 @@ func TestUnreadAnswersBounded(t *testing.T) {
 		t.Fatalf("%d calls whose answers were never read: %d answered, %d refused; want at most 16 answered, the rest refused", calls, answered, refused)
 	}
 	t.Logf("%d calls, answers never read: %d answered, %d refused RESOURCE_EXHAUSTED", calls, answered, refused)
+	// A health probe is outside the budget: the peer's spent budget is
+	// not the daemon being down.
+	if st := callPath(calls, uint32(2*calls+1), "/grpc.health.v1.Health/Check", nil); st != "" {
+		t.Fatalf("a health check with the budget spent: grpc-status %s, want its answer", st)
+	}
 	// The client gives up on them (RST_STREAM, as on a deadline): gRPC
 	// drops their answers, and the budget comes back on this connection.
 	for _, id := range pending {
@@ -136,7 +145,7 @@ func TestUnreadAnswersBounded(t *testing.T) {
 	if err := bw.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	if st := call(calls, uint32(2*calls+1)); st != "" {
+	if st := call(calls+1, uint32(2*calls+3)); st != "" {
 		t.Fatalf("after resetting the unread answers' streams, a call on the connection: grpc-status %s, want its answer", st)
 	}
 	nc.Close()

@@ -303,7 +303,7 @@ var stateChanging = map[string]bool{
 func reserveAnswer(ctx context.Context, method string, resp any) error {
 	a := answerConnFrom(ctx)
 	m, ok := resp.(proto.Message)
-	if a == nil || !ok {
+	if a == nil || !ok || method == healthCheck {
 		return nil
 	}
 	id, ok := streamID(ctx)

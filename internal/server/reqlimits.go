@@ -181,7 +181,7 @@ type reservationKey struct{}
 // read, or refuses the call.
 func (in *inflight) tap(ctx context.Context, info *tap.Info) (context.Context, error) {
 	p, ok := peer.FromContext(ctx)
-	if !ok || !in.known[info.FullMethodName] {
+	if !ok || !in.known[info.FullMethodName] || info.FullMethodName == healthCheck {
 		return ctx, nil
 	}
 	r := &reservation{in: in, key: peerKey(p.AuthInfo, p.Addr)}
@@ -212,6 +212,11 @@ func ChargeRequestBytes(ctx context.Context, n int) error {
 	}
 	return r.add(int64(n))
 }
+
+// healthCheck is outside the budget: a probe's request and answer are a
+// few bytes, and a supervisor must not read a peer's spent budget (its
+// own unread answers, say) as the daemon being down.
+const healthCheck = "/grpc.health.v1.Health/Check"
 
 // inflightStats releases each call's reservation when the call ends,
 // however it ends (decode error, cancellation, handler error). It is the
