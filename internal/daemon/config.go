@@ -352,6 +352,7 @@ func applyFile(c *Config, path string, byName map[string]setting) error {
 		return fmt.Errorf("config file: %w", err)
 	}
 	sc := bufio.NewScanner(bytes.NewReader(data))
+	seen := map[string]int{} // key → its line
 	for n := 1; sc.Scan(); n++ {
 		line := strings.TrimSpace(sc.Text())
 		if line == "" || strings.HasPrefix(line, "#") {
@@ -369,6 +370,12 @@ func applyFile(c *Config, path string, byName map[string]setting) error {
 		if !ok {
 			return fmt.Errorf("%s:%d: unknown key %q", path, n, k)
 		}
+		// db is store = bbolt:FILE: both in one file, one would win in
+		// silence.
+		if other := map[string]string{"db": "store", "store": "db"}[k]; other != "" && seen[other] > 0 {
+			return fmt.Errorf("%s:%d: %s and %s (line %d) both set: db = FILE is store = bbolt:FILE; set one", path, n, k, other, seen[other])
+		}
+		seen[k] = n
 		if err := s.apply(c, v); err != nil {
 			return fmt.Errorf("%s:%d: %w", path, n, err)
 		}

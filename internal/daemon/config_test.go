@@ -156,6 +156,7 @@ func TestDBAndStoreConflict(t *testing.T) {
 		{"both flags", []string{"--db", "/a.db", "--store", "bbolt:/b.db"}, nil, "--db and --store both given", ""},
 		{"both variables", nil, map[string]string{"SIGNERD_DB": "/a.db", "SIGNERD_STORE": "bbolt:/b.db"}, "SIGNERD_DB and SIGNERD_STORE both set", ""},
 		{"flag over variable", []string{"--db", "/a.db"}, map[string]string{"SIGNERD_STORE": "bbolt:/b.db"}, "", "bbolt:/a.db"},
+		{"both in the config file", nil, map[string]string{"SIGNERD_CONFIG": "db-and-store"}, "db and store (line 1) both set", ""},
 		{"one flag", []string{"--store", "bbolt:/b.db"}, nil, "", "bbolt:/b.db"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -163,6 +164,13 @@ func TestDBAndStoreConflict(t *testing.T) {
 			registerFlags(fs)
 			if err := fs.Parse(tc.args); err != nil {
 				t.Fatal(err)
+			}
+			if tc.env["SIGNERD_CONFIG"] == "db-and-store" {
+				p := filepath.Join(t.TempDir(), "signerd.conf")
+				if err := os.WriteFile(p, []byte("store = bbolt:/b.db\ndb = /a.db\n"), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				tc.env = map[string]string{"SIGNERD_CONFIG": p}
 			}
 			c, err := Load(fs, func(k string) string { return tc.env[k] })
 			if tc.want != "" {
