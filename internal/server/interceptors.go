@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc"
@@ -216,5 +217,23 @@ func (ic *interceptors) logFailure(ctx context.Context, method, caller string, c
 		ic.log.ErrorContext(ctx, "call failed", attrs...)
 	default:
 		ic.log.InfoContext(ctx, "call refused", attrs...)
+	}
+}
+
+// flushLines says, once a window, how many lines about failed calls each
+// caller and code had held back in the window that ended, until stop.
+func (ic *interceptors) flushLines(stop <-chan struct{}) {
+	t := time.NewTicker(callLogWindow)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		for key, n := range ic.lines.flush() {
+			caller, code, _ := strings.Cut(key, " ")
+			ic.log.Info("lines about failed calls held back", "caller", caller, "code", code, "held_back", n, "window", callLogWindow)
+		}
 	}
 }

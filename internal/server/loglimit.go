@@ -63,3 +63,26 @@ func (l *callLogLimiter) allow(key string) (write bool, heldBefore int, last boo
 	w.held++
 	return false, 0, false
 }
+
+// flush returns, and forgets, the keys whose window has ended with lines
+// held back: a caller refused in a burst and then gone would otherwise
+// never have its count said (the next window's first line says it).
+func (l *callLogLimiter) flush() map[string]int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.now()
+	var out map[string]int
+	for k, w := range l.keys {
+		if now.Sub(w.start) < callLogWindow {
+			continue
+		}
+		if w.held > 0 {
+			if out == nil {
+				out = map[string]int{}
+			}
+			out[k] = w.held
+		}
+		delete(l.keys, k)
+	}
+	return out
+}

@@ -41,6 +41,18 @@ func TestCallLogLimiter(t *testing.T) {
 	if !w || held != 1000-callLogBurst {
 		t.Fatalf("next window: write %t, held back %d; want true, %d", w, held, 1000-callLogBurst)
 	}
+	// A window that ends with lines held back and no line after it is
+	// reported by flush, once, and forgotten.
+	for range callLogBurst + 5 {
+		l.allow("uid:9 Unavailable")
+	}
+	now = now.Add(callLogWindow)
+	if got := l.flush(); got["uid:9 Unavailable"] != 5 {
+		t.Fatalf("flush: %v, want uid:9 Unavailable held back 5", got)
+	}
+	if got := l.flush(); len(got) != 0 {
+		t.Fatalf("second flush: %v, want nothing", got)
+	}
 	// Keys are bounded: past callLogKeys they are forgotten wholesale.
 	for i := range 2 * callLogKeys {
 		l.allow(time.Duration(i).String())

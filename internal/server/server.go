@@ -88,6 +88,8 @@ type Server struct {
 	// budget is the per-peer budget of requests and unread answers (nil:
 	// none).
 	budget *inflight
+	// stopLines ends the goroutine that reports held-back log lines.
+	stopLines chan struct{}
 }
 
 // New builds a server over the service.
@@ -137,7 +139,9 @@ func New(svc *service.Service, opts Options) *Server {
 		registerReflection(gs)
 	}
 	inflight.learnMethods(gs)
-	return &Server{grpc: gs, health: hs, log: opts.Logger, maxConns: opts.MaxConnections, budget: inflight,
+	stopLines := make(chan struct{})
+	go ic.flushLines(stopLines)
+	return &Server{grpc: gs, health: hs, log: opts.Logger, maxConns: opts.MaxConnections, budget: inflight, stopLines: stopLines,
 		peers:   newPeerLimiter(opts.MaxConnectionsPerPeer, opts.ConnectionRefused),
 		pending: newHandshakeLimiter(opts.MaxUnauthenticatedConnections, opts.MaxUnauthenticatedPerPeer, opts.ConnectionRefused)}
 }
@@ -212,6 +216,7 @@ func (s *Server) Serve(l net.Listener) error {
 // are cut off.
 func (s *Server) Stop(ctx context.Context) {
 	s.once.Do(func() {
+		defer close(s.stopLines)
 		s.health.Shutdown()
 		done := make(chan struct{})
 		go func() {
