@@ -309,11 +309,15 @@ func Load(fs *pflag.FlagSet, getenv func(string) string) (Config, error) {
 	}
 	// --db is --store bbolt:FILE: given both at one level, one would win
 	// in silence.
-	if getenv("SIGNERD_DB") != "" && getenv("SIGNERD_STORE") != "" {
-		return c, errors.New("SIGNERD_DB and SIGNERD_STORE both set: SIGNERD_DB=FILE is SIGNERD_STORE=bbolt:FILE; set one")
-	}
-	if db, st := fs.Lookup("db"), fs.Lookup("store"); db != nil && st != nil && db.Changed && st.Changed {
+	db, st := fs.Lookup("db"), fs.Lookup("store")
+	flagged := db != nil && db.Changed || st != nil && st.Changed
+	if db != nil && st != nil && db.Changed && st.Changed {
 		return c, errors.New("--db and --store both given: --db FILE is --store bbolt:FILE; give one")
+	}
+	// A flag decides over the environment, so a conflict there matters
+	// only without one.
+	if !flagged && getenv("SIGNERD_DB") != "" && getenv("SIGNERD_STORE") != "" {
+		return c, errors.New("SIGNERD_DB and SIGNERD_STORE both set: SIGNERD_DB=FILE is SIGNERD_STORE=bbolt:FILE; set one")
 	}
 	for _, s := range settings() {
 		if s.env == "" {

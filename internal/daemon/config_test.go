@@ -156,6 +156,7 @@ func TestDBAndStoreConflict(t *testing.T) {
 		{"both flags", []string{"--db", "/a.db", "--store", "bbolt:/b.db"}, nil, "--db and --store both given", ""},
 		{"both variables", nil, map[string]string{"SIGNERD_DB": "/a.db", "SIGNERD_STORE": "bbolt:/b.db"}, "SIGNERD_DB and SIGNERD_STORE both set", ""},
 		{"flag over variable", []string{"--db", "/a.db"}, map[string]string{"SIGNERD_STORE": "bbolt:/b.db"}, "", "bbolt:/a.db"},
+		{"flag over conflicting variables", []string{"--store", "bbolt:/c.db"}, map[string]string{"SIGNERD_DB": "/a.db", "SIGNERD_STORE": "bbolt:/b.db"}, "", "bbolt:/c.db"},
 		{"both in the config file", nil, map[string]string{"SIGNERD_CONFIG": "db-and-store"}, "db and store (line 1) both set", ""},
 		{"one flag", []string{"--store", "bbolt:/b.db"}, nil, "", "bbolt:/b.db"},
 	} {

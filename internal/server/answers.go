@@ -39,37 +39,33 @@ import (
 // call's answer that does not fit is refused; a call that changed state
 // (a signature, a key, a trust edit) always gets its answer, counted
 // whatever the budget says: its work is done and recorded, and these
-// answers are small. Streams' answers (SignBatch) are bounded already, by
-// the stream's window and gRPC's per-stream write quota.
+// answers are small. Streams' answers are not counted: SignBatch's are
+// bounded by its window and gRPC's per-stream write quota, and
+// SignSkillStream's is one answer to a caller who may sign.
 
-// answerConn counts, for one connection, the answer bytes handed to the
-// transport and not yet written, stream by stream, and holds them in the
-// peer's budget. A stream's count ends when its trailers or a reset are
-// written, or the client's reset is read: gRPC drops a reset stream's
-// queued answer, which will never be written.
+// answerConn counts, for one connection, the answer bytes counted and not
+// yet written, stream by stream, and holds them in the peer's budget.
+// Only streams the client has opened (its HEADERS on a new stream ID, as
+// read) are counted; a stream's count ends when its trailers or a reset
+// are written, or the client's reset of it is read: gRPC drops a reset
+// stream's queued answer, which will never be written.
 type answerConn struct {
 	in  *inflight
 	key string
 
 	mu    sync.Mutex
 	ended bool
-	// streams is, per HTTP/2 stream, the answer bytes handed over minus
-	// those written; below 0 for a moment when the transport writes an
-	// answer before its OutPayload event arrives. Only positive parts are
-	// held in the budget.
+	// streams holds the open streams: per stream, its answer bytes
+	// counted minus those written, never below 0. Only streams in it are
+	// counted, so a reset sent for a stream before opening it, or a
+	// charge after a stream ended, counts nothing.
 	streams map[uint32]int64
-	// done are streams that ended, whose late events are ignored; pruned
-	// to the last doneWindow stream IDs (a stream's events come before
-	// its end, or very soon after a reset).
-	done   map[uint32]bool
-	newest uint32
+	// opened is the highest stream ID the client has opened: a HEADERS
+	// frame on a lower one is trailers, not a new stream.
+	opened uint32
 	// The two directions of the connection, frame by frame.
 	out, inb frameCursor
 }
-
-// doneWindow is how many stream IDs below the newest ended one are
-// remembered as ended.
-const doneWindow = 1 << 14
 
 // frameCursor follows one direction of an HTTP/2 connection: the frame
 // header being read, as far as it has come, the frame's payload still to
@@ -93,55 +89,45 @@ const (
 )
 
 func newAnswerConn(in *inflight, key string) *answerConn {
-	return &answerConn{in: in, key: key, streams: map[uint32]int64{}, done: map[uint32]bool{},
-		inb: frameCursor{skip: len(http2ClientPreface)}}
+	return &answerConn{in: in, key: key, streams: map[uint32]int64{}, inb: frameCursor{skip: len(http2ClientPreface)}}
 }
 
 // http2ClientPreface starts what a client sends (RFC 9113, section 3.4).
 const http2ClientPreface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
-
-// setLocked sets stream id's count to v and moves the change in its
-// positive part into or out of the peer's budget.
-func (a *answerConn) setLocked(id uint32, v int64) {
-	before := max(0, a.streams[id])
-	if v == 0 {
-		delete(a.streams, id)
-	} else {
-		a.streams[id] = v
-	}
-	a.in.force(a.key, max(0, v)-before)
-}
 
 // charge counts n answer bytes of stream id about to be queued; with
 // check, it fails instead when they do not fit the peer's budget.
 func (a *answerConn) charge(id uint32, n int64, check bool) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.ended || a.done[id] {
+	v, open := a.streams[id]
+	if a.ended || !open {
 		return nil // the stream is gone: its answer will be dropped
 	}
-	v := a.streams[id]
-	if check {
-		if err := a.in.room(a.key, max(0, v+n)-max(0, v)); err != nil {
-			return err
-		}
+	if err := a.in.add(a.key, n, check); err != nil {
+		return err
 	}
-	a.setLocked(id, v+n)
+	a.streams[id] = v + n
 	return nil
+}
+
+// writtenLocked counts k bytes of stream id's answer written.
+func (a *answerConn) writtenLocked(id uint32, k int64) {
+	v, open := a.streams[id]
+	if !open {
+		return
+	}
+	k = min(k, v)
+	a.streams[id] = v - k
+	_ = a.in.add(a.key, -k, false)
 }
 
 // finishLocked ends stream id's count: its answer is written, or will
 // never be.
 func (a *answerConn) finishLocked(id uint32) {
-	a.setLocked(id, 0)
-	a.done[id] = true
-	a.newest = max(a.newest, id)
-	if len(a.done) > 2*doneWindow {
-		for d := range a.done {
-			if d+doneWindow < a.newest {
-				delete(a.done, d)
-			}
-		}
+	if v, open := a.streams[id]; open {
+		_ = a.in.add(a.key, -v, false)
+		delete(a.streams, id)
 	}
 }
 
@@ -154,23 +140,21 @@ func (a *answerConn) end() {
 		return
 	}
 	for id := range a.streams {
-		a.setLocked(id, 0)
+		a.finishLocked(id)
 	}
 	a.ended = true
 }
 
 // wrote follows what the server writes (frames of 9 bytes of header and
 // their payload; the server sends no preface): a DATA frame's payload is
-// answer bytes of its stream written (gRPC sends no padding, and an
-// answer's DATA payload is exactly its OutPayload event's WireLength);
-// HEADERS ending the stream (the trailers) or RST_STREAM end the stream's
-// count.
+// answer bytes of its stream written (gRPC sends no padding); HEADERS
+// ending the stream (the trailers) or RST_STREAM end the stream's count.
 func (a *answerConn) wrote(p []byte) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.follow(&a.out, p, func(c *frameCursor, k int64) {
 		if !a.ended && c.data {
-			a.setLocked(c.stream, a.streams[c.stream]-k)
+			a.writtenLocked(c.stream, k)
 		}
 	}, func(typ, flags byte, id uint32) {
 		if !a.ended && id != 0 && (typ == frameRSTStream || typ == frameHeaders && flags&flagEndStream != 0) {
@@ -179,14 +163,20 @@ func (a *answerConn) wrote(p []byte) {
 	})
 }
 
-// read follows what the client sends (its preface, then frames): its
-// RST_STREAM ends the stream's count, since gRPC then drops whatever of
-// the stream's answer is still queued.
+// read follows what the client sends (its preface, then frames): HEADERS
+// on a new stream ID opens a stream; its RST_STREAM ends the stream's
+// count, since gRPC then drops whatever of the stream's answer is still
+// queued.
 func (a *answerConn) read(p []byte) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.follow(&a.inb, p, nil, func(typ, _ byte, id uint32) {
-		if !a.ended && id != 0 && typ == frameRSTStream {
+		switch {
+		case a.ended || id == 0:
+		case typ == frameHeaders && id > a.opened:
+			a.opened = id
+			a.streams[id] = 0
+		case typ == frameRSTStream:
 			a.finishLocked(id)
 		}
 	})
@@ -250,30 +240,24 @@ func answerConnFrom(ctx context.Context) *answerConn {
 	return a
 }
 
-// room fails when n more bytes do not fit the peer's budget, counting its
-// requests in flight and its unsent answers.
-func (in *inflight) room(key string, n int64) error {
+// add changes the peer's unsent answer bytes by delta; with check, an
+// increase fails instead when it does not fit the peer's budget (its
+// requests in flight and unsent answers counted), under the same lock.
+func (in *inflight) add(key string, delta int64, check bool) error {
+	if delta == 0 {
+		return nil
+	}
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	if n > 0 && in.used[key]+in.unsent[key]+n > in.perPeer {
+	if check && delta > 0 && in.used[key]+in.unsent[key]+delta > in.perPeer {
 		return fmt.Errorf("%s has %d request bytes in flight and %d bytes of answers it has not read, the most one peer may (--max-inflight-bytes-per-peer %d): %w",
 			key, in.used[key], in.unsent[key], in.perPeer, errdefs.ErrResourceExhausted)
 	}
-	return nil
-}
-
-// force changes the peer's unsent answer bytes by delta whatever the
-// budget: answers counted, and their release.
-func (in *inflight) force(key string, delta int64) {
-	if delta == 0 {
-		return
-	}
-	in.mu.Lock()
-	defer in.mu.Unlock()
 	in.unsent[key] += delta
 	if in.unsent[key] <= 0 {
 		delete(in.unsent, key)
 	}
+	return nil
 }
 
 // stateChanging are the methods whose answer is never refused for the

@@ -24,12 +24,28 @@ func feed(r *rand.Rand, p []byte, f func([]byte)) {
 }
 
 // TestAnswerConnCountsData: both directions of the HTTP/2 connection are
-// followed frame by frame however the reads and writes split them; a
-// stream's DATA payload written counts against what was handed over, in
-// whichever order the two come; the stream's trailers or a reset (the
-// server's or the client's) end its count, a late charge of an ended
-// stream is ignored, and a closed connection gives back the rest.
+// followed frame by frame however the reads and writes split them. Only
+// streams the client opened are counted; a stream's DATA written counts
+// against its answer; the stream's trailers or a reset (the server's or
+// the client's) end its count; a reset sent before a stream is opened,
+// and a charge after a stream ended, count nothing; a closed connection
+// gives back the rest.
 func TestAnswerConnCountsData(t *testing.T) {
+	var in bytes.Buffer
+	in.WriteString(http2ClientPreface)
+	fr := http2.NewFramer(&in, nil)
+	_ = fr.WriteSettings()
+	_ = fr.WriteRSTStream(9, http2.ErrCodeCancel) // before stream 9 is opened: ignored
+	for _, id := range []uint32{1, 3, 5, 7, 9} {
+		_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: bytes.Repeat([]byte{0x88}, 30), EndHeaders: true})
+		_ = fr.WriteData(id, true, bytes.Repeat([]byte{1}, 200))
+	}
+	opened := append([]byte(nil), in.Bytes()...)
+	in.Reset()
+	fr = http2.NewFramer(&in, nil)
+	_ = fr.WriteRSTStream(5, http2.ErrCodeCancel)
+	resetByClient := append([]byte(nil), in.Bytes()...)
+
 	var out bytes.Buffer
 	fw := http2.NewFramer(&out, nil)
 	_ = fw.WriteSettings(http2.Setting{ID: http2.SettingMaxFrameSize, Val: 16384})
@@ -39,51 +55,52 @@ func TestAnswerConnCountsData(t *testing.T) {
 	_ = fw.WritePing(false, [8]byte{1})
 	_ = fw.WriteData(3, false, bytes.Repeat([]byte{9}, 16384))
 	_ = fw.WriteData(3, false, bytes.Repeat([]byte{9}, 5000))
+	_ = fw.WriteRSTStream(7, http2.ErrCodeInternal) // the server resets stream 7
 	_ = fw.WriteWindowUpdate(0, 1000)
 	written := out.Bytes()
-	var in bytes.Buffer
-	in.WriteString(http2ClientPreface)
-	fr := http2.NewFramer(&in, nil)
-	_ = fr.WriteSettings()
-	_ = fr.WriteRSTStream(5, http2.ErrCodeCancel)
-	received := in.Bytes()
 
 	for seed := range uint64(20) {
 		budget := newInflight(1<<30, 1<<20)
 		a := newAnswerConn(budget, "uid:7")
 		r := rand.New(rand.NewPCG(seed, 1))
-		_ = a.charge(3, 16384+5000+700, false) // handed over; 700 bytes will never be written
-		_ = a.charge(5, 4000, false)           // handed over; the client resets the stream
-		if got := budget.unsent["uid:7"]; got != 16384+5000+700+4000 {
-			t.Fatalf("handed over: budget holds %d", got)
+		_ = a.charge(11, 999, false) // never opened: not counted
+		feed(r, opened, a.read)
+		_ = a.charge(1, 100, false)
+		_ = a.charge(3, 16384+5000+700, false) // 700 bytes will never be written
+		_ = a.charge(5, 4000, false)           // the client resets stream 5
+		_ = a.charge(7, 300, false)            // the server resets stream 7
+		_ = a.charge(9, 50, false)             // the early reset did not end stream 9
+		if got := budget.unsent["uid:7"]; got != 100+16384+5000+700+4000+300+50 {
+			t.Fatalf("seed %d: counted: budget holds %d", seed, got)
 		}
-		feed(r, written, a.wrote)   // stream 1's answer written before it is handed over
-		_ = a.charge(1, 100, false) // ...and its late charge ignored: the stream ended
-		if got := budget.unsent["uid:7"]; got != 700+4000 {
-			t.Fatalf("seed %d: after the writes the budget holds %d, want 4,700", seed, got)
+		feed(r, written, a.wrote)
+		_ = a.charge(1, 100, false) // after its trailers: not counted
+		if got := budget.unsent["uid:7"]; got != 700+4000+50 {
+			t.Fatalf("seed %d: after the writes the budget holds %d, want 4,750", seed, got)
 		}
-		feed(r, received, a.read) // the client's reset of stream 5
-		if got := budget.unsent["uid:7"]; got != 700 {
-			t.Fatalf("seed %d: after the client's reset the budget holds %d, want 700", seed, got)
+		feed(r, resetByClient, a.read)
+		if got := budget.unsent["uid:7"]; got != 700+50 {
+			t.Fatalf("seed %d: after the client's reset the budget holds %d, want 750", seed, got)
 		}
 		// A checked charge that does not fit the budget is refused and
 		// counts nothing; an unchecked one (a state-changing call's) is
 		// counted all the same.
 		full := newInflight(1<<20, 1<<20)
 		b := newAnswerConn(full, "uid:8")
-		if err := b.charge(9, 1<<20, true); err != nil {
+		feed(r, opened, b.read)
+		if err := b.charge(1, 1<<20, true); err != nil {
 			t.Fatalf("a charge that fits: %v", err)
 		}
-		if err := b.charge(11, 1, true); err == nil || full.unsent["uid:8"] != 1<<20 {
+		if err := b.charge(3, 1, true); err == nil || full.unsent["uid:8"] != 1<<20 {
 			t.Fatalf("a charge past the budget: %v, budget holds %d", err, full.unsent["uid:8"])
 		}
-		if err := b.charge(11, 1, false); err != nil || full.unsent["uid:8"] != 1<<20+1 {
+		if err := b.charge(3, 1, false); err != nil || full.unsent["uid:8"] != 1<<20+1 {
 			t.Fatalf("an unchecked charge: %v, budget holds %d", err, full.unsent["uid:8"])
 		}
 		a.end()
-		_ = a.charge(7, 50, false) // nothing is counted after the end
-		if len(budget.unsent) != 0 {
-			t.Fatalf("seed %d: after the close the budget holds %v", seed, budget.unsent)
+		_ = a.charge(9, 50, false) // nothing is counted after the end
+		if len(budget.unsent) != 0 || len(a.streams) != 0 {
+			t.Fatalf("seed %d: after the close the budget holds %v, streams %v", seed, budget.unsent, a.streams)
 		}
 	}
 }

@@ -181,11 +181,16 @@ type reservationKey struct{}
 // read, or refuses the call.
 func (in *inflight) tap(ctx context.Context, info *tap.Info) (context.Context, error) {
 	p, ok := peer.FromContext(ctx)
-	if !ok || !in.known[info.FullMethodName] || info.FullMethodName == healthCheck {
+	if !ok || !in.known[info.FullMethodName] {
 		return ctx, nil
 	}
 	r := &reservation{in: in, key: peerKey(p.AuthInfo, p.Addr)}
-	if err := r.resize(in.reserve); err != nil {
+	r.mu.Lock()
+	// A health check's request bytes count like any other's, but its
+	// peer's unread answers do not refuse it.
+	err := r.resizeLocked(in.reserve, info.FullMethodName != healthCheck)
+	r.mu.Unlock()
+	if err != nil {
 		return nil, status.Error(codes.ResourceExhausted, err.Error())
 	}
 	return context.WithValue(ctx, reservationKey{}, r), nil
@@ -213,9 +218,10 @@ func ChargeRequestBytes(ctx context.Context, n int) error {
 	return r.add(int64(n))
 }
 
-// healthCheck is outside the budget: a probe's request and answer are a
-// few bytes, and a supervisor must not read a peer's spent budget (its
-// own unread answers, say) as the daemon being down.
+// healthCheck's request reserves its bytes like any other call's, but
+// neither the peer's unread answers refuse it nor is its few-byte answer
+// counted: a supervisor must not read a peer's unread answers as the
+// daemon being down.
 const healthCheck = "/grpc.health.v1.Health/Check"
 
 // inflightStats releases each call's reservation when the call ends,

@@ -6,10 +6,12 @@ import (
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/rand"
+	"encoding/asn1"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math/big"
 	"sort"
 	"strings"
 	"time"
@@ -305,14 +307,17 @@ func (s *Service) verifySkill(ctx context.Context, in VerifySkillInput) (VerifyS
 	}
 	if rec == nil {
 		// An edited document still carries its signature: ECDSA
-		// signatures are randomized, so it names the one signing it
+		// signatures are randomized, so its r names the one signing it
 		// came from, among several of the same root by the same key
-		// (whose metadata may differ).
+		// (whose metadata may differ). r, not the whole signature:
+		// (r, n−s) verifies too, and must not lose the match.
 		if der, err := base64.StdEncoding.DecodeString(sig.Signature); err == nil {
-			for i := range recs {
-				if recs[i].Format == store.FormatSchemaPin && bytes.Equal(recs[i].Signature, der) {
-					rec = &recs[i]
-					break
+			if r, ok := ecdsaR(der); ok {
+				for i := range recs {
+					if rr, ok := ecdsaR(recs[i].Signature); ok && recs[i].Format == store.FormatSchemaPin && rr.Cmp(r) == 0 {
+						rec = &recs[i]
+						break
+					}
 				}
 			}
 		}
@@ -477,4 +482,13 @@ func (s *Service) DNSTXT(ctx context.Context, keyName string) (string, error) {
 		return "", err
 	}
 	return rec.String(), nil
+}
+
+// ecdsaR returns the r of a DER ECDSA signature.
+func ecdsaR(der []byte) (*big.Int, bool) {
+	var v struct{ R, S *big.Int }
+	if rest, err := asn1.Unmarshal(der, &v); err != nil || len(rest) != 0 || v.R == nil {
+		return nil, false
+	}
+	return v.R, true
 }

@@ -43,6 +43,9 @@ const (
 	metaSize        = metaChecksumOff + 8
 	minPageSize     = 512
 	maxPageSize     = 1 << 16
+	// maxSearchedPageSize is the largest page size tried for meta page 1
+	// when meta page 0 cannot say (bbolt tries up to 16 MiB too).
+	maxSearchedPageSize = 1 << 24
 )
 
 // DamageError is damage to the database file itself, below the level of
@@ -79,11 +82,6 @@ type meta struct {
 	txid     uint64
 	ok       bool // magic, version and checksum are right
 	magic    bool // the magic alone is right: this was a bbolt file
-}
-
-// validPageSize: a page size bbolt may use.
-func validPageSize(n int64) bool {
-	return n >= minPageSize && n <= maxPageSize && n&(n-1) == 0
 }
 
 func readMeta(b []byte) meta {
@@ -129,14 +127,14 @@ func CheckFile(path string) error {
 	// another page size than this one's).
 	second := make([]byte, pageHeaderSize+metaSize)
 	var m1 meta
-	if pageSize := int64(m0.pageSize); m0.ok && validPageSize(pageSize) {
+	if pageSize := int64(m0.pageSize); m0.ok && pageSize >= minPageSize && pageSize <= maxSearchedPageSize && pageSize&(pageSize-1) == 0 {
 		n, _ = f.ReadAt(second, pageSize)
 		m1 = readMeta(second[:n])
 	} else {
 		// What is reported when no page size finds an intact one.
 		n, _ = f.ReadAt(second, int64(os.Getpagesize()))
 		m1 = readMeta(second[:n])
-		for pageSize := int64(minPageSize); pageSize <= maxPageSize; pageSize *= 2 {
+		for pageSize := int64(minPageSize); pageSize <= maxSearchedPageSize; pageSize *= 2 {
 			n, _ = f.ReadAt(second, pageSize)
 			if m := readMeta(second[:n]); m.ok && int64(m.pageSize) == pageSize {
 				m1 = m

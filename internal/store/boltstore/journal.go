@@ -1068,3 +1068,10 @@ func (s *Store) CheckHealth(ctx context.Context) error {
 	}
 	return nil
 }
+
+// isDamaged returns the damage an apply met in the file, or nil.
+func (j *journal) isDamaged() error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.damaged
+}

@@ -283,7 +283,8 @@ func (s *Store) Close() error {
 	s.closed = true
 	s.mergeMu.Unlock()
 	s.mergeWG.Wait()
-	if !already && !s.readOnly && s.idx.len() > 0 {
+	// Not into a file an apply found damaged: the merge would meet it too.
+	if !already && !s.readOnly && s.idx.len() > 0 && (s.j == nil || s.j.isDamaged() == nil) {
 		if err := s.mergeIndex(); err != nil {
 			// Nothing is lost: the next Open indexes these records again.
 			s.log.Warn("signature index merge at close failed", "err", err)
