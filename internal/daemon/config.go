@@ -5,7 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"log/slog"
+	"io"
 	"os"
 	"strconv"
 	"strings"
@@ -178,19 +178,14 @@ func settings() []setting {
 			return nil
 		}},
 		{"log-level", "SIGNERD_LOG_LEVEL", "debug, info, warn or error", func(c *Config, v string) error {
-			var level slog.Level
-			if err := level.UnmarshalText([]byte(v)); err != nil {
-				return fmt.Errorf("log-level %q: want debug, info, warn or error", v)
-			}
+			_, err := parseLogLevel(v)
 			c.LogLevel = v
-			return nil
+			return err
 		}},
 		{"log-format", "SIGNERD_LOG_FORMAT", "text or json", func(c *Config, v string) error {
-			if v != "text" && v != "json" {
-				return fmt.Errorf("log-format %q: want text or json", v)
-			}
+			_, err := logHandler(v, io.Discard, nil)
 			c.LogFormat = v
-			return nil
+			return err
 		}},
 		{"max-sessions", "SIGNERD_MAX_SESSIONS", "PKCS#11 sessions to keep open (bounds concurrent HSM calls)", func(c *Config, v string) error {
 			n, err := strconv.Atoi(v)

@@ -79,20 +79,38 @@ func newConfigCommand(stdout io.Writer, getenv func(string) string) *cobra.Comma
 // newLogger returns the daemon's logger and its level, which a reload
 // changes.
 func newLogger(cfg Config, w io.Writer) (*slog.Logger, *slog.LevelVar, error) {
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
-		return nil, nil, fmt.Errorf("log-level %q: want debug, info, warn or error", cfg.LogLevel)
+	level, err := parseLogLevel(cfg.LogLevel)
+	if err != nil {
+		return nil, nil, err
 	}
 	lv := &slog.LevelVar{}
 	lv.Set(level)
-	opts := &slog.HandlerOptions{Level: lv}
-	switch strings.ToLower(cfg.LogFormat) {
-	case "text":
-		return slog.New(slog.NewTextHandler(w, opts)), lv, nil
-	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), lv, nil
+	h, err := logHandler(cfg.LogFormat, w, &slog.HandlerOptions{Level: lv})
+	if err != nil {
+		return nil, nil, err
 	}
-	return nil, nil, fmt.Errorf("log-format %q: want text or json", cfg.LogFormat)
+	return slog.New(h), lv, nil
+}
+
+// parseLogLevel reads log-level: where the setting is read, at start and
+// at a reload.
+func parseLogLevel(v string) (slog.Level, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(v)); err != nil {
+		return 0, fmt.Errorf("log-level %q: want debug, info, warn or error", v)
+	}
+	return level, nil
+}
+
+// logHandler is log-format's handler writing to w.
+func logHandler(format string, w io.Writer, opts *slog.HandlerOptions) (slog.Handler, error) {
+	switch strings.ToLower(format) {
+	case "text":
+		return slog.NewTextHandler(w, opts), nil
+	case "json":
+		return slog.NewJSONHandler(w, opts), nil
+	}
+	return nil, fmt.Errorf("log-format %q: want text or json", format)
 }
 
 // Run starts signerd and serves until ctx ends, then drains and shuts down

@@ -57,9 +57,9 @@ func (r *reloader) apply() (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("configuration: %w", err)
 	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(next.LogLevel)); err != nil {
-		return "", fmt.Errorf("log-level %q: want debug, info, warn or error", next.LogLevel)
+	level, err := parseLogLevel(next.LogLevel)
+	if err != nil {
+		return "", err
 	}
 	authz, rules, err := loadAuthorizer(next)
 	if err != nil {
