@@ -14,7 +14,6 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	signerv1 "github.com/signerd/signerd/gen/signer/v1"
-	"github.com/signerd/signerd/internal/errdefs"
 )
 
 // Answers not yet read count against their peer's budget.
@@ -250,8 +249,7 @@ func (in *inflight) add(key string, delta int64, check bool) error {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	if check && delta > 0 && in.used[key]+in.unsent[key]+delta > in.perPeer {
-		return fmt.Errorf("%s has %d request bytes in flight and %d bytes of answers it has not read, the most one peer may (--max-inflight-bytes-per-peer %d): %w",
-			key, in.used[key], in.unsent[key], in.perPeer, errdefs.ErrResourceExhausted)
+		return in.overBudgetLocked(key, in.unsent[key])
 	}
 	in.unsent[key] += delta
 	if in.unsent[key] <= 0 {

@@ -24,19 +24,9 @@ func TestUnauthenticatedShare(t *testing.T) {
 	}
 	var refused atomic.Int64
 	pending := newHandshakeLimiter(3, 2, func() { refused.Add(1) })
-	l := limitListen(&tlsListener{Listener: raw, creds: credentials.NewTLS(&tls.Config{})}, 16, newPeerLimiter(100, nil), pending, nil)
+	l := limitListen(&tlsListener{Listener: raw, creds: credentials.NewTLS(&tls.Config{})}, 16, newPeerLimiter(100, nil), pending, nil, nil)
 	defer l.Close()
-	accepted := make(chan net.Conn, 16)
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				close(accepted)
-				return
-			}
-			accepted <- c
-		}
-	}()
+	accepted := acceptAll(l)
 	dial := func(src string) net.Conn {
 		t.Helper()
 		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}}
@@ -119,4 +109,21 @@ func TestHandshakeSource(t *testing.T) {
 			t.Errorf("%s: %q, want %q", tc.ip, got, tc.want)
 		}
 	}
+}
+
+// acceptAll accepts l's connections into the returned channel (up to 16
+// unread), which is closed when Accept fails (l closed).
+func acceptAll(l net.Listener) <-chan net.Conn {
+	accepted := make(chan net.Conn, 16)
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				close(accepted)
+				return
+			}
+			accepted <- c
+		}
+	}()
+	return accepted
 }

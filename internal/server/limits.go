@@ -46,22 +46,23 @@ func keepaliveParams(opts Options) keepalive.ServerParameters {
 // It is golang.org/x/net/netutil.LimitListener's idea, but its connections
 // are a type of ours that the transport credentials see through: SO_PEERCRED
 // needs the *net.UnixConn, which netutil's wrapper hides.
-func LimitListener(l net.Listener, n int) net.Listener { return limitListen(l, n, nil, nil, nil) }
+func LimitListener(l net.Listener, n int) net.Listener { return limitListen(l, n, nil, nil, nil, nil) }
 
 // limitListen is LimitListener plus, when peers is not nil, a bound on the
 // connections of each peer, and when pending is not nil, a bound on the
-// TLS connections still in their handshake. A TCP connection counts
-// against its source address from accept; a Unix one from the handshake,
-// which is SO_PEERCRED and waits for nothing. log (optional) hears of
-// refusals.
-func limitListen(l net.Listener, n int, peers *peerLimiter, pending *handshakeLimiter, log *slog.Logger) net.Listener {
-	if n <= 0 && peers == nil && pending == nil {
+// TLS connections still in their handshake, and when budget is not nil,
+// its peers' unread answers are counted (answers.go). A TCP connection
+// counts against its source address from accept; a Unix one from the
+// handshake, which is SO_PEERCRED and waits for nothing. log (optional)
+// hears of refusals.
+func limitListen(l net.Listener, n int, peers *peerLimiter, pending *handshakeLimiter, budget *inflight, log *slog.Logger) net.Listener {
+	if n <= 0 && peers == nil && pending == nil && budget == nil {
 		return l
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	ll := &limitListener{Listener: l, peers: peers, pending: pending, log: log, done: make(chan struct{})}
+	ll := &limitListener{Listener: l, peers: peers, pending: pending, budget: budget, log: log, done: make(chan struct{})}
 	if n > 0 {
 		ll.sem = make(chan struct{}, n)
 	}

@@ -24,7 +24,7 @@ func TestPerPeerLimit(t *testing.T) {
 	}
 	refused := 0
 	peers := newPeerLimiter(2, func() { refused++ })
-	l := limitListen(raw, 10, peers, nil, nil)
+	l := limitListen(raw, 10, peers, nil, nil, nil)
 	defer l.Close()
 	creds := newTransportCredentials(slog.New(slog.DiscardHandler))
 
@@ -96,7 +96,7 @@ func TestPerPeerSlotFreedThroughAcceptedConn(t *testing.T) {
 		t.Fatal(err)
 	}
 	peers := newPeerLimiter(1, nil)
-	l := limitListen(raw, 4, peers, nil, nil)
+	l := limitListen(raw, 4, peers, nil, nil, nil)
 	defer l.Close()
 	creds := newTransportCredentials(slog.New(slog.DiscardHandler))
 	for i := range 3 { // with one slot per peer, each round needs the last one back
@@ -164,19 +164,9 @@ func TestLoopbackListenerOnePeer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := limitListen(lb, 16, newPeerLimiter(2, nil), nil, nil)
+	l := limitListen(lb, 16, newPeerLimiter(2, nil), nil, nil, nil)
 	defer l.Close()
-	accepted := make(chan net.Conn, 16)
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				close(accepted)
-				return
-			}
-			accepted <- c
-		}
-	}()
+	accepted := acceptAll(l)
 	var held []net.Conn
 	for _, src := range []string{"127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.4"} {
 		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}}

@@ -94,10 +94,9 @@ type inflight struct {
 
 	mu   sync.Mutex
 	used map[string]int64
-	// unsent is each peer's answers handed to the transport and not yet
-	// written (answers.go). New calls and read-only answers count them
-	// against the budget; a SignBatch item does not (its stream's answers
-	// are bounded by the stream's own window and gRPC's write quota).
+	// unsent is each peer's unary answers counted and not yet written
+	// (answers.go). New calls and read-only answers count them against
+	// the budget; a SignBatch item and a health check do not.
 	unsent map[string]int64
 }
 
@@ -160,12 +159,7 @@ func (r *reservation) resizeLocked(n int64, withAnswers bool) error {
 		unsent = in.unsent[r.key]
 	}
 	if n > r.held && in.used[r.key]+unsent+n-r.held > in.perPeer {
-		if unsent > 0 {
-			return fmt.Errorf("%s has %d request bytes in flight and %d bytes of answers it has not read, the most one peer may (--max-inflight-bytes-per-peer %d): %w",
-				r.key, in.used[r.key], unsent, in.perPeer, errdefs.ErrResourceExhausted)
-		}
-		return fmt.Errorf("%s has %d request bytes in flight, the most one peer may (--max-inflight-bytes-per-peer %d): %w",
-			r.key, in.used[r.key], in.perPeer, errdefs.ErrResourceExhausted)
+		return in.overBudgetLocked(r.key, unsent)
 	}
 	in.used[r.key] += n - r.held
 	if in.used[r.key] <= 0 {
@@ -218,6 +212,17 @@ func ChargeRequestBytes(ctx context.Context, n int) error {
 	return r.add(int64(n))
 }
 
+// overBudgetLocked is the refusal of a peer whose budget is spent, naming
+// its unsent answers when they count (unsent > 0). in.mu must be held.
+func (in *inflight) overBudgetLocked(key string, unsent int64) error {
+	if unsent > 0 {
+		return fmt.Errorf("%s has %d request bytes in flight and %d bytes of answers it has not read, the most one peer may (--max-inflight-bytes-per-peer %d): %w",
+			key, in.used[key], unsent, in.perPeer, errdefs.ErrResourceExhausted)
+	}
+	return fmt.Errorf("%s has %d request bytes in flight, the most one peer may (--max-inflight-bytes-per-peer %d): %w",
+		key, in.used[key], in.perPeer, errdefs.ErrResourceExhausted)
+}
+
 // healthCheck's request reserves its bytes like any other call's, but
 // neither the peer's unread answers refuse it nor is its few-byte answer
 // counted: a supervisor must not read a peer's unread answers as the
@@ -231,11 +236,11 @@ type inflightStats struct{}
 
 func (inflightStats) TagRPC(ctx context.Context, _ *stats.RPCTagInfo) context.Context { return ctx }
 func (inflightStats) HandleRPC(ctx context.Context, s stats.RPCStats) {
-	switch s.(type) {
-	case *stats.End:
-		if r, ok := ctx.Value(reservationKey{}).(*reservation); ok {
-			r.end()
-		}
+	if _, end := s.(*stats.End); !end {
+		return
+	}
+	if r, ok := ctx.Value(reservationKey{}).(*reservation); ok {
+		r.end()
 	}
 }
 

@@ -200,16 +200,7 @@ func (s *Server) SetServing(serving bool) {
 
 // Serve accepts connections on l until Stop.
 func (s *Server) Serve(l net.Listener) error {
-	ll := limitListen(l, s.maxConns, s.peers, s.pending, s.log)
-	if s.budget != nil {
-		lim, ok := ll.(*limitListener)
-		if !ok { // no connection bounds: wrapped all the same, to count answers
-			lim = &limitListener{Listener: l, log: s.log, done: make(chan struct{})}
-			ll = lim
-		}
-		lim.budget = s.budget
-	}
-	return s.grpc.Serve(ll)
+	return s.grpc.Serve(limitListen(l, s.maxConns, s.peers, s.pending, s.budget, s.log))
 }
 
 // Stop drains in-flight calls and stops; if ctx ends first, remaining calls
