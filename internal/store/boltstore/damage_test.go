@@ -100,19 +100,8 @@ func TestGuard(t *testing.T) {
 // reads at Open, opens it. Every page of a small database is zeroed, or
 // has its flags cleared, one at a time, and the file is truncated.
 func TestOpenDamagedFile(t *testing.T) {
-	s := openTemp(t)
 	ctx := context.Background()
-	for i := range 300 {
-		putSig(t, s, i, 50)
-	}
-	path := s.Path()
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	src, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	src := smallDatabase(t)
 	ps := os.Getpagesize()
 	pages := len(src) / ps
 	type damage struct {
@@ -220,19 +209,8 @@ func TestCheckFileOtherPageSize(t *testing.T) {
 // opened, signs, and is made to apply; whatever happens, the test process
 // lives, and some damage is met this way.
 func TestApplyMeetsDamage(t *testing.T) {
-	s := openTemp(t)
 	ctx := context.Background()
-	for i := range 300 {
-		putSig(t, s, i, 50)
-	}
-	path := s.Path()
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	src, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	src := smallDatabase(t)
 	ps := os.Getpagesize()
 	met := 0
 	for p := 2; p < len(src)/ps; p++ {
@@ -268,4 +246,23 @@ func TestApplyMeetsDamage(t *testing.T) {
 	if met == 0 {
 		t.Fatal("no damage was met by an apply")
 	}
+}
+
+// smallDatabase is the bytes of a closed database of 300 signatures, to
+// damage.
+func smallDatabase(t *testing.T) []byte {
+	t.Helper()
+	s := openTemp(t)
+	for i := range 300 {
+		putSig(t, s, i, 50)
+	}
+	path := s.Path()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	src, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return src
 }

@@ -159,17 +159,17 @@ func JournalPath(db string) string { return journalPath(db) }
 // the frames acknowledged before the last stop and not yet in bbolt, and
 // starts the applier.
 //
-// The journal must belong to the file: a new database refuses a journal
-// left behind by another (its frames would be replayed into it), and a
-// file that was not closed cleanly (keyJournalOpen) refuses a journal
-// that is missing or shorter than it was, unless acceptLoss: records
-// acknowledged before the stop may have been only there, and serving on
-// would fork the log from what was released.
-func openJournal(s *Store, size int64, newDB, acceptLoss bool) (*journal, error) {
+// The journal must belong to the file (a journal without its database is
+// refused by Open before the file is made): a file that was not closed
+// cleanly (keyJournalOpen) refuses a journal that is missing or shorter
+// than it was, unless acceptLoss: records acknowledged before the stop
+// may have been only there, and serving on would fork the log from what
+// was released.
+func openJournal(s *Store, size int64, acceptLoss bool) (*journal, error) {
 	j := &journal{s: s, path: journalPath(s.path), size: size, max: s.maxBatch,
 		kick: make(chan struct{}, 1), stop: make(chan struct{}), stopped: make(chan struct{}),
 		applyAt: defaultApplyAt, delay: defaultApplyDelay}
-	if err := checkJournalBelongs(s, j.path, newDB, acceptLoss); err != nil {
+	if err := checkJournalBelongs(s, j.path, acceptLoss); err != nil {
 		return nil, err
 	}
 	f, err := openJournalFile(j.path, size)
@@ -217,19 +217,11 @@ func openJournal(s *Store, size int64, newDB, acceptLoss bool) (*journal, error)
 // checkJournalBelongs refuses a journal that cannot be this file's whole
 // journal (see openJournal), or, with acceptLoss, records what is
 // accepted in s.journalLoss.
-func checkJournalBelongs(s *Store, path string, newDB, acceptLoss bool) error {
+func checkJournalBelongs(s *Store, path string, acceptLoss bool) error {
 	fi, err := os.Stat(path)
 	missing := errors.Is(err, fs.ErrNotExist)
 	if err != nil && !missing {
 		return fmt.Errorf("stat journal %s: %w", path, errors.Join(errdefs.ErrUnavailable, err))
-	}
-	if newDB {
-		// Open refused a journal without its database before making the
-		// file; one that appeared since is not this file's either.
-		if !missing && fi.Size() > 0 {
-			return fmt.Errorf("journal %s appeared beside the new database %s: %w", path, s.path, errdefs.ErrFailedPrecondition)
-		}
-		return nil
 	}
 	var openSize int64
 	if err := s.db.View(func(tx *bolt.Tx) error {
@@ -986,7 +978,7 @@ func checkJournal(s *Store) error {
 	path := journalPath(s.path)
 	// A file signerd had open (a crash, or a copy of a running database)
 	// without its whole journal may lack records signerd returned.
-	if err := checkJournalBelongs(s, path, false, false); err != nil {
+	if err := checkJournalBelongs(s, path, false); err != nil {
 		return err
 	}
 	f, err := os.Open(path)

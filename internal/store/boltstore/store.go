@@ -126,11 +126,10 @@ func open(ctx context.Context, path string, opts Options) (*Store, error) {
 		opts.Timeout = DefaultTimeout
 	}
 	log := opts.Logger.With("db", path)
-	from := -1 // the schema a read-write open migrated from (0: a new file)
 
 	// A journal without its database is refused before bbolt creates a
 	// new file there (openJournal says why).
-	if _, err := os.Lstat(path); errors.Is(err, fs.ErrNotExist) && !opts.ReadOnly {
+	if !opts.ReadOnly && !exists(path) {
 		if fi, err := os.Stat(journalPath(path)); err == nil && fi.Size() > 0 {
 			return nil, fmt.Errorf("journal %s exists but its database %s does not: it belongs to a database that is gone, and its records would be replayed into a new one; move it away (keep it if that database is to be restored beside it): %w",
 				journalPath(path), path, errdefs.ErrFailedPrecondition)
@@ -177,6 +176,7 @@ func open(ctx context.Context, path string, opts Options) (*Store, error) {
 			return nil
 		})
 	} else {
+		var from int
 		err = db.Update(func(tx *bolt.Tx) error {
 			from, err = migrate(tx, path, schemaVersion())
 			return err
@@ -227,7 +227,7 @@ func open(ctx context.Context, path string, opts Options) (*Store, error) {
 		_ = db.Close()
 		return nil, err
 	}
-	j, err := openJournal(s, size, from == 0, opts.AcceptJournalLoss)
+	j, err := openJournal(s, size, opts.AcceptJournalLoss)
 	if err != nil {
 		s.mergeMu.Lock()
 		s.closed = true
