@@ -3,11 +3,9 @@ package softhsmtest
 import (
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 )
 
 // TestJournalLossRefusesStart: signerd killed with acknowledged records
@@ -27,23 +25,9 @@ func TestJournalLossRefusesStart(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	cmd := exec.Command(bins.signerd, d.args()...)
-	cmd.Env = append(append(os.Environ(), "SOFTHSM2_CONF="+d.tok.ConfPath), d.env...)
-	done := make(chan struct{})
-	var out []byte
-	var err error
-	go func() { out, err = cmd.CombinedOutput(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(60 * time.Second): // a bound on a hang
-		_ = cmd.Process.Kill()
-		t.Fatal("signerd did not exit")
-	}
-	if err == nil {
-		t.Fatalf("signerd started without its journal:\n%s", out)
-	}
+	out := runSignerdExpectingFailure(t, d.tok, d.env, d.args()...)
 	for _, want := range []string{"not closed cleanly", "journal " + d.db + ".journal is missing", "--accept-journal-loss"} {
-		if !strings.Contains(string(out), want) {
+		if !strings.Contains(out, want) {
 			t.Fatalf("the refusal does not say %q:\n%s", want, out)
 		}
 	}
