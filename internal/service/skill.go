@@ -6,12 +6,10 @@ import (
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/rand"
-	"encoding/asn1"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"math/big"
 	"sort"
 	"strings"
 	"time"
@@ -312,9 +310,9 @@ func (s *Service) verifySkill(ctx context.Context, in VerifySkillInput) (VerifyS
 		// (whose metadata may differ). r, not the whole signature:
 		// (r, n−s) verifies too, and must not lose the match.
 		if der, err := base64.StdEncoding.DecodeString(sig.Signature); err == nil {
-			if r, ok := ecdsaR(der); ok {
+			if r, ok := skill.SignatureR(der); ok {
 				for i := range recs {
-					if rr, ok := ecdsaR(recs[i].Signature); ok && recs[i].Format == store.FormatSchemaPin && rr.Cmp(r) == 0 {
+					if rr, ok := skill.SignatureR(recs[i].Signature); ok && recs[i].Format == store.FormatSchemaPin && rr.Cmp(r) == 0 {
 						rec = &recs[i]
 						break
 					}
@@ -482,13 +480,4 @@ func (s *Service) DNSTXT(ctx context.Context, keyName string) (string, error) {
 		return "", err
 	}
 	return rec.String(), nil
-}
-
-// ecdsaR returns the r of a DER ECDSA signature.
-func ecdsaR(der []byte) (*big.Int, bool) {
-	var v struct{ R, S *big.Int }
-	if rest, err := asn1.Unmarshal(der, &v); err != nil || len(rest) != 0 || v.R == nil {
-		return nil, false
-	}
-	return v.R, true
 }

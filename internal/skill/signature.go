@@ -551,6 +551,14 @@ func parseDERSignature(der []byte) (r, s *big.Int, canonical bool, err error) {
 	return sig.R, sig.S, canonical, nil
 }
 
+// SignatureR is the r of a DER ECDSA signature as verification reads it
+// (parseDERSignature): the part of a signature (r, s) that (r, n−s), which
+// verifies too, keeps, so that it names the one signing it came from.
+func SignatureR(der []byte) (*big.Int, bool) {
+	r, _, _, err := parseDERSignature(der)
+	return r, err == nil
+}
+
 // MatchSkillHash reports which convention skillHash follows for root:
 // "root" for "sha256:"+hex(root) (Go, Python, JS) or "sha256(root)" for
 // "sha256:"+hex(SHA-256(root)) (Rust, spec §0.2). ok is false when it is
