@@ -197,13 +197,21 @@ func openJournal(s *Store, size int64, acceptLoss bool) (*journal, error) {
 		if err != nil {
 			return err
 		}
+		// A loss accepted by a start that stopped before recording it is
+		// still pending: reported now, and kept beside a second loss
+		// accepted before it was recorded, not replaced by it.
 		switch pending := meta.Get(keyJournalLoss); {
+		case pending != nil && s.journalLoss != "":
+			s.journalLoss = string(pending) + "; then, at a later start, " + s.journalLoss
+			if err := meta.Put(keyJournalLoss, []byte(s.journalLoss)); err != nil {
+				return err
+			}
 		case s.journalLoss != "":
 			if err := meta.Put(keyJournalLoss, []byte(s.journalLoss)); err != nil {
 				return err
 			}
 		case pending != nil:
-			s.journalLoss = string(pending) // accepted by a start that stopped before recording it
+			s.journalLoss = string(pending)
 		}
 		return meta.Put(keyJournalOpen, binary.BigEndian.AppendUint64(nil, uint64(j.size)))
 	}); err != nil {

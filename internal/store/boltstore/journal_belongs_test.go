@@ -95,6 +95,41 @@ func TestJournalLossRefused(t *testing.T) {
 	}
 }
 
+// TestJournalLossesAccumulate: a loss accepted by a start that stopped
+// before recording it stays pending; a second loss accepted after it is
+// reported with it, not in its place.
+func TestJournalLossesAccumulate(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "signerd.db")
+	s := openOK(t, path, Options{JournalSize: 1 << 20})
+	holdApplies(s)
+	putSig(t, s, 0, 3)
+	crashJournal(t, s)
+	if err := os.Truncate(journalPath(path), 600); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(ctx, path, Options{AcceptJournalLoss: true, JournalSize: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	holdApplies(s)
+	putSig(t, s, 1, 3)
+	crashJournal(t, s) // before the first loss was recorded
+	if err := os.Remove(journalPath(path)); err != nil {
+		t.Fatal(err)
+	}
+	s, err = Open(ctx, path, Options{AcceptJournalLoss: true, JournalSize: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	got := s.JournalLoss()
+	first, second := strings.Index(got, "is 600 bytes, shorter than"), strings.Index(got, "is missing")
+	if first < 0 || second < first {
+		t.Fatalf("JournalLoss() after two accepted losses = %q, want the first and then the second", got)
+	}
+}
+
 // TestJournalCleanCloseNeedsNoJournal: after a clean close everything is
 // in the file, which opens (read-only too, as a copy would) without its
 // journal.
