@@ -465,8 +465,10 @@ var (
 // VerifyRootSignature checks signatureB64 (the document's "signature")
 // over root with pub. want is DigestSHA256, DigestGo, or DigestAny/"" to
 // accept either; it returns the convention that verified. Decoding is as
-// lenient as upstream Go (base64 skipping CR/LF, DER with trailing bytes);
-// noncanonical reports such leniency was needed.
+// lenient as upstream Go (base64 skipping CR/LF, DER with trailing bytes),
+// but non-canonical DER only with the Go convention, the only one whose
+// reference reader accepts it; noncanonical reports such leniency was
+// needed.
 func VerifyRootSignature(pub *ecdsa.PublicKey, root [32]byte, signatureB64 string, want DigestConvention) (c DigestConvention, noncanonical bool, err error) {
 	der, err := decodeSignatureValue(signatureB64)
 	if err != nil {
@@ -475,6 +477,19 @@ func VerifyRootSignature(pub *ecdsa.PublicKey, root [32]byte, signatureB64 strin
 	_, _, canonical, err := parseDERSignature(der)
 	if err != nil {
 		return "", false, err
+	}
+	if !canonical {
+		// Only upstream Go reads DER leniently (asn1.Unmarshal ignores
+		// trailing bytes), and Go verifies only its own digest convention.
+		// Python (cryptography), JavaScript (node/OpenSSL) and Rust (p256)
+		// refuse such an encoding, so with the SHA-256 convention no
+		// upstream SDK would accept it and neither do we.
+		switch want {
+		case DigestAny, "":
+			want = DigestGo
+		case DigestSHA256:
+			return "", true, fmt.Errorf("%w: the DER encoding is not canonical, which only the Go SDK (digest convention go) accepts", ErrSignatureMismatch)
+		}
 	}
 	c, err = verifyRootDER(pub, root, der, want)
 	return c, !canonical, err

@@ -169,6 +169,36 @@ func editSignature(t *testing.T, dir string, edit func(*Signature)) {
 	}
 }
 
+// TestVerifyNoncanonicalDERNeedsGoConvention: DER with trailing bytes is
+// accepted by upstream Go's asn1.Unmarshal only, and Go verifies only the go
+// digest convention. A SHA-256-convention signature (Python, JS, Rust) with
+// trailing DER bytes is refused by every upstream verifier of that
+// convention (OpenSSL and p256 parse DER strictly), so it must not verify.
+func TestVerifyNoncanonicalDERNeedsGoConvention(t *testing.T) {
+	for _, want := range []DigestConvention{DigestAny, DigestSHA256} {
+		t.Run(string(want), func(t *testing.T) {
+			in := sampleInput(t)
+			in.Dir = copyFixtureDir(t, "vectors", "sample-skill-python-signed")
+			in.Options.Digest = want
+			r, err := VerifyOffline(t.Context(), in)
+			if err != nil || !r.Valid || r.DigestConvention != DigestSHA256 {
+				t.Fatalf("untouched python-signed skill: %+v, %v", r, err)
+			}
+			editSignature(t, in.Dir, func(s *Signature) {
+				der, _ := base64.StdEncoding.DecodeString(s.Signature)
+				s.Signature = base64.StdEncoding.EncodeToString(append(der, 0))
+			})
+			r, err = VerifyOffline(t.Context(), in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Valid || r.ErrorCode != CodeSignatureInvalid {
+				t.Fatalf("sha256-convention signature with trailing DER bytes: valid=%v %s %v, want signature_invalid", r.Valid, r.ErrorCode, r.Warnings)
+			}
+		})
+	}
+}
+
 func TestVerifyFlow(t *testing.T) {
 	other, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	otherPEM, _ := EncodePublicKeyPEM(&other.PublicKey)
