@@ -301,9 +301,12 @@ func VerifyOffline(ctx context.Context, in VerifyInput) (*Result, error) {
 	// order, else in the JavaScript SDK's.
 	order := PathOrderUTF8
 	conv, noncanonical, err := VerifyRootSignature(pub, root, sig.Signature, want)
-	if err != nil && files != nil {
+	// Only the JavaScript SDK sorts paths by UTF-16 code units, and it signs
+	// and verifies with the SHA-256 digest convention only: the Go
+	// convention over a UTF-16-order root is no SDK's signature.
+	if err != nil && files != nil && want != DigestGo {
 		if root16, rerr := ComputeRootUTF16(files); rerr == nil && root16 != root {
-			if c, nc, err16 := VerifyRootSignature(pub, root16, sig.Signature, want); err16 == nil {
+			if c, nc, err16 := VerifyRootSignature(pub, root16, sig.Signature, DigestSHA256); err16 == nil {
 				conv, noncanonical, err, order, root = c, nc, nil, PathOrderUTF16, root16
 				r.SkillHash = FingerprintPrefix + hex.EncodeToString(root[:])
 			}

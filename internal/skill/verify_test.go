@@ -6,6 +6,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"os"
@@ -196,6 +197,54 @@ func TestVerifyNoncanonicalDERNeedsGoConvention(t *testing.T) {
 				t.Fatalf("sha256-convention signature with trailing DER bytes: valid=%v %s %v, want signature_invalid", r.Valid, r.ErrorCode, r.Warnings)
 			}
 		})
+	}
+}
+
+// TestVerifyUTF16OrderNeedsSHA256Convention: the UTF-16 path order is the
+// JavaScript SDK's, which signs only with digest SHA-256(root); a Go-
+// convention signature over a UTF-16-order root is no SDK's and must not
+// verify.
+func TestVerifyUTF16OrderNeedsSHA256Convention(t *testing.T) {
+	priv, err := ParsePrivateKeyPEM(readFixture(t, "vectors", "keys", "priv_pkcs8.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	for name, content := range map[string]string{"SKILL.md": "x", "\U0001F600.md": "a", "\uFF46.md": "b"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m, err := Canonicalize(t.Context(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root16, err := ComputeRootUTF16(m.Files)
+	if err != nil || root16 == m.Root {
+		t.Fatalf("UTF-16 root: %x, %v", root16, err)
+	}
+	for _, c := range []DigestConvention{DigestSHA256, DigestGo} {
+		d, _ := SigningDigest(root16, c)
+		der, err := ecdsa.SignASN1(rand.Reader, priv, d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		doc := &Signature{SchemapinVersion: "1.3", SkillName: "s", SkillHash: "sha256:" + hex.EncodeToString(root16[:]),
+			Signature: base64.StdEncoding.EncodeToString(der), SignedAt: "2026-01-01T00:00:00Z", Domain: "example.com",
+			SignerKid: "k", FileManifest: m.Files}
+		b, _ := doc.Encode()
+		if err := os.WriteFile(filepath.Join(dir, SignatureFilename), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		in := sampleInput(t)
+		in.Dir = dir
+		r, err := VerifyOffline(t.Context(), in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := c == DigestSHA256; r.Valid != want {
+			t.Errorf("%s convention over the UTF-16-order root: valid=%v (%s, %s), want %v", c, r.Valid, r.PathOrder, r.ErrorCode, want)
+		}
 	}
 }
 
