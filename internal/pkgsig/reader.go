@@ -31,7 +31,8 @@ import (
 // Stricter than serde, and documented as such in README.md: a field name
 // that differs from a known one only in case ("SIGNATURE") is refused
 // rather than ignored, a JSON array (serde's sequence form of a struct) is
-// refused, numbers outside float64's range are refused even in unknown
+// refused, a lone surrogate escape in an unknown field's value is refused
+// (serde_json skips those without checking them), numbers outside float64's range are refused even in unknown
 // fields, and nesting is limited to 64 levels where serde allows 127.
 
 // maxNesting bounds the nesting of arrays and objects, the document object
