@@ -183,6 +183,21 @@ func TestSkillVerifyCLI(t *testing.T) {
 	if r := signctl(t, d, "skill", "tampered", dir); r.code != 0 {
 		t.Fatalf("tampered on an intact skill: exit %d %s", r.code, r.stdout)
 	}
+	// A symlink added after signing is outside every SchemaPin signature:
+	// both modes still verify, and both name it.
+	link := filepath.Join(dir, "helper.py")
+	if err := os.Symlink("/etc/passwd", link); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"--public-key", pubPEM}, {"--online"}} {
+		r := mustSignctl(t, d, append([]string{"skill", "verify", dir, "--domain", "example.com", "-o", "json"}, args...)...).json(t)
+		if r["valid"] != true || fmt.Sprint(r["unsigned_entries"]) != "[helper.py]" || !strings.Contains(fmt.Sprint(r["warnings"]), "unsigned_entries") {
+			t.Fatalf("verify %v with a symlink added: %v", args, r)
+		}
+	}
+	if err := os.Remove(link); err != nil {
+		t.Fatal(err)
+	}
 
 	// Strip expires_at: upstream verifiers accept it, signerd does not.
 	sigPath := filepath.Join(dir, ".schemapin.sig")

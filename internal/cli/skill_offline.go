@@ -3,6 +3,7 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 
 	"github.com/spf13/cobra"
@@ -22,6 +23,9 @@ type skillCanonicalOutput struct {
 	// Skipped are entries neither regular files, directories nor
 	// symlinks (FIFOs, sockets, devices), never opened.
 	Skipped []string `json:"skipped"`
+	// Unsigned are every entry a signature would not cover: symlinks,
+	// the Skipped ones, .schemapin.sig files below the top level.
+	Unsigned []string `json:"unsigned_entries"`
 }
 
 func newSkillCanonicalizeCommand(g *globals) *cobra.Command {
@@ -58,9 +62,12 @@ or has a file name that is not valid UTF-8.`,
 				return exitErr(ExitUsage, fmt.Errorf("cannot canonicalize %s: %w", dir, err))
 			}
 			out := skillCanonicalOutput{Dir: dir, Root: m.RootHex(), SkillHash: m.SkillHash(),
-				FileCount: len(m.Files), FileManifest: m.Files, Skipped: m.Skipped}
+				FileCount: len(m.Files), FileManifest: m.Files, Skipped: m.Skipped, Unsigned: m.Unsigned}
 			if out.Skipped == nil {
 				out.Skipped = []string{}
+			}
+			if out.Unsigned == nil {
+				out.Unsigned = []string{}
 			}
 			if g.json() {
 				return printJSON(g.stdout, out)
@@ -72,6 +79,7 @@ or has a file name that is not valid UTF-8.`,
 			for _, p := range out.Skipped {
 				printf(g.stdout, "skipped (not a regular file or directory): %s\n", p)
 			}
+			printUnsignedEntries(g.stdout, m.Unsigned)
 			return nil
 		},
 	}
@@ -82,6 +90,10 @@ type skillTamperedOutput struct {
 	Dir   string `json:"dir"`
 	Clean bool   `json:"clean"`
 	skill.TamperReport
+	// Unsigned are the folder's entries no signature covers (symlinks,
+	// special files, nested .schemapin.sig): not a difference, since
+	// SchemaPin leaves them out, but nothing vouches for them either.
+	Unsigned []string `json:"unsigned_entries"`
 }
 
 func newSkillTamperedCommand(g *globals) *cobra.Command {
@@ -112,14 +124,18 @@ signature document cannot be read or is malformed.`,
 			}
 			// Local work only: --timeout (the daemon's) does not bound it.
 			ctx := cmd.Context()
-			rep, err := skill.CheckTampered(ctx, dir, sig)
+			m, err := skill.Canonicalize(ctx, dir)
 			if err != nil {
 				if ctx.Err() != nil {
 					return err
 				}
 				return exitErr(ExitUsage, fmt.Errorf("cannot canonicalize %s: %w", dir, err))
 			}
-			out := skillTamperedOutput{Dir: dir, Clean: rep.Clean(), TamperReport: rep}
+			rep := skill.DetectTamperedFiles(m.Files, sig.FileManifest)
+			out := skillTamperedOutput{Dir: dir, Clean: rep.Clean(), TamperReport: rep, Unsigned: m.Unsigned}
+			if out.Unsigned == nil {
+				out.Unsigned = []string{}
+			}
 			if g.json() {
 				if err := printJSON(g.stdout, out); err != nil {
 					return err
@@ -136,6 +152,9 @@ signature document cannot be read or is malformed.`,
 						printf(g.stdout, "  %-9s %s\n", l.what, p)
 					}
 				}
+			}
+			if !g.json() {
+				printUnsignedEntries(g.stdout, m.Unsigned)
 			}
 			if !out.Clean {
 				return &exitError{code: ExitVerifyFail, reported: true,
@@ -220,4 +239,16 @@ func loadChainSignature(path string) (*skill.Signature, error) {
 		return loadSkillSignature(path, "")
 	}
 	return loadSkillSignature("", path)
+}
+
+// printUnsignedEntries lists, in text output, the folder's entries that no
+// signature covers (skill.Manifest.Unsigned).
+func printUnsignedEntries(w io.Writer, paths []string) {
+	if len(paths) == 0 {
+		return
+	}
+	printf(w, "not covered by a signature (symlinks, special files, nested %s; SchemaPin leaves them out, so they can change or be added without breaking it):\n", skill.SignatureFilename)
+	for _, p := range paths {
+		printf(w, "  unsigned: %s\n", p)
+	}
 }

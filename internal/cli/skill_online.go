@@ -105,6 +105,10 @@ func runSkillVerifyOnline(cmd *cobra.Command, g *globals, opts *skillVerifyOpts,
 	}
 	out.KeyFingerprint = resp.GetKeyFingerprint()
 	res.PathOrder = skill.PathOrder(resp.GetPathOrder())
+	if len(m.Unsigned) > 0 { // the daemon sees the manifest, not the folder
+		res.Warnings = append(res.Warnings, skill.WarningUnsignedEntries)
+		res.Unsigned = m.Unsigned
+	}
 	return reportOnline(g, out, nil)
 }
 
@@ -117,9 +121,7 @@ func reportOnline(g *globals, out *skillVerifyOutput, verr *errdefs.Verification
 		printf(g.stdout, "OK: %s verified by signerd: signed for %s by %s (%s digest convention), metadata as signed\n",
 			out.Dir, out.domain, out.KeyFingerprint, out.Result.DigestConvention)
 		printPathOrder(g.stdout, out.Result)
-		for _, w := range out.Result.Warnings {
-			printf(g.stdout, "  warning: %s\n", w)
-		}
+		printSkillWarnings(g.stdout, out)
 	} else {
 		printSkillVerifyFailed(g.stderr, out)
 	}

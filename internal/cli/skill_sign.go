@@ -90,12 +90,14 @@ signer_kid defaults to the key's fingerprint (sha256:<hex of SPKI DER>).`,
 				"dir": dir, "signature": filepath.Join(dir, skill.SignatureFilename), "skill_hash": m.SkillHash(),
 				"skill_name": req.SkillName, "domain": opts.domain, "key": resp.GetKeyName(), "key_version": resp.GetKeyVersion(),
 				"key_fingerprint": resp.GetKeyFingerprint(), "digest_convention": string(conv), "files": len(m.Files),
+				"unsigned_entries": nonNil(m.Unsigned),
 			}
 			if g.json() {
 				return printJSON(g.stdout, out)
 			}
 			printf(g.stdout, "signed skill %s (%s, %s) -> %s\nkey %s v%d %s, digest convention %s\n",
 				req.SkillName, count(len(m.Files), "file"), m.SkillHash(), out["signature"], resp.GetKeyName(), resp.GetKeyVersion(), resp.GetKeyFingerprint(), conv)
+			printUnsignedEntries(g.stdout, m.Unsigned)
 			return nil
 		},
 	}

@@ -460,12 +460,22 @@ func printSkillVerifyOK(w io.Writer, out *skillVerifyOutput) {
 	if r.SchemaVersion != "" || r.PreviousHash != "" {
 		printf(w, "  lineage:    schema_version %q, previous_hash %q (check with signctl skill chain)\n", r.SchemaVersion, r.PreviousHash)
 	}
+	printSkillWarnings(w, out)
+}
+
+// printSkillWarnings lists a valid result's warnings, explained, and the
+// folder's entries the signature does not cover.
+func printSkillWarnings(w io.Writer, out *skillVerifyOutput) {
+	r := out.Result
 	for _, warn := range r.Warnings {
 		if why := explainSkillWarning(warn, out); why != "" {
 			printf(w, "  warning:    %s: %s\n", warn, why)
 		} else {
 			printf(w, "  warning:    %s\n", warn)
 		}
+	}
+	for _, p := range r.Unsigned {
+		printf(w, "  unsigned:   %s\n", p)
 	}
 }
 
@@ -511,6 +521,13 @@ func explainSkillWarning(w string, out *skillVerifyOutput) string {
 		return "signer_kid names a different key than the one that verified"
 	case skill.WarningSignatureEncoding:
 		return "the signature's DER encoding is not canonical (accepted, as upstream Go does)"
+	case skill.WarningUnsignedEntries:
+		what := "entries in the folder are"
+		if len(out.Result.Unsigned) == 1 {
+			what = "entry in the folder is"
+		}
+		return fmt.Sprintf("%d %s not covered by the signature (symlinks, FIFOs, sockets, devices or nested %s files, which SchemaPin leaves out): whatever they are or point to verifies; do not follow or run them",
+			len(out.Result.Unsigned), what, skill.SignatureFilename)
 	case warnRevocationEndpointNotChecked:
 		return fmt.Sprintf("the discovery document names revocation_endpoint %s, which verification from files does not fetch; download it and pass --revocation FILE", out.revocationEndpoint)
 	}

@@ -3,6 +3,7 @@ package cli
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -137,6 +138,36 @@ func TestSkillVerifyExpiredIsValidWithWarning(t *testing.T) {
 	wantSkillExit(t, r, ExitOK)
 	if !strings.Contains(r.stdout, "OK: ") || !strings.Contains(r.stdout, "warning:    signature_expired") {
 		t.Errorf("text output does not say OK and warn about expiry:\n%s", r.stdout)
+	}
+}
+
+// TestSkillUnsignedEntries: a symlink added to a signed folder does not
+// break its signature (SchemaPin skips symlinks); verify warns and names
+// it, tampered and canonicalize list it.
+func TestSkillUnsignedEntries(t *testing.T) {
+	dir := copySkillFixture(t, "vectors", "sample-skill-go-signed")
+	pub := skillFixture(t, "vectors", "keys", "pub.pem")
+	if err := os.Symlink("/tmp/evil.py", filepath.Join(dir, "helper.py")); err != nil {
+		t.Skip(err)
+	}
+	r := runSignctl(t, "skill", "verify", dir, "--domain", "example.com", "--public-key", pub, "-o", "json")
+	wantSkillExit(t, r, ExitOK)
+	m := r.decode(t)
+	wantSkillField(t, m, "valid", true)
+	if !slices.Contains(skillWarnings(m), skill.WarningUnsignedEntries) || fmt.Sprint(m["unsigned_entries"]) != "[helper.py]" {
+		t.Errorf("warnings = %v, unsigned_entries = %v, want unsigned_entries [helper.py]", skillWarnings(m), m["unsigned_entries"])
+	}
+	r = runSignctl(t, "skill", "verify", dir, "--domain", "example.com", "--public-key", pub)
+	wantSkillExit(t, r, ExitOK)
+	if !strings.Contains(r.stdout, "warning:    unsigned_entries: 1 entry in the folder is not covered by the signature") || !strings.Contains(r.stdout, "unsigned:   helper.py") {
+		t.Errorf("text output does not name the unsigned entry:\n%s", r.stdout)
+	}
+	for _, cmd := range [][]string{{"skill", "tampered", dir}, {"skill", "canonicalize", dir}} {
+		r = runSignctl(t, cmd...)
+		wantSkillExit(t, r, ExitOK)
+		if !strings.Contains(r.stdout, "  unsigned: helper.py") {
+			t.Errorf("%s does not list the unsigned entry:\n%s", strings.Join(cmd[:2], " "), r.stdout)
+		}
 	}
 }
 

@@ -46,6 +46,15 @@ type Manifest struct {
 	// devices). They are never opened: upstream Go would block on a FIFO
 	// forever, Rust skips them (spec §3.3). Callers may show them.
 	Skipped []string
+	// Unsigned lists, in byte order, every entry of the folder that the
+	// signature does not cover, other than the folder's own
+	// .schemapin.sig: symlinks (to files, to directories, dangling), files
+	// named .schemapin.sig below the top level, and the Skipped entries.
+	// SchemaPin leaves them out in every SDK (spec §3.1), so they can be
+	// added to a signed folder without breaking its signature: a symlink
+	// scripts/run.py pointing anywhere verifies. Verification warns of
+	// them (WarningUnsignedEntries).
+	Unsigned []string
 }
 
 // RootHex is the lowercase hex of Root.
@@ -97,9 +106,9 @@ func CanonicalizeSequential(ctx context.Context, dir string) (Manifest, error) {
 		return Manifest{}, err
 	}
 	var (
-		digests []fileDigest
-		skipped []string
-		buf     = make([]byte, readBufferSize)
+		digests           []fileDigest
+		skipped, unsigned []string
+		buf               = make([]byte, readBufferSize)
 	)
 	err = filepath.WalkDir(base, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -117,18 +126,19 @@ func CanonicalizeSequential(ctx context.Context, dir string) (Manifest, error) {
 		}
 		rel := filepath.ToSlash(relOS)
 		t := d.Type()
-		if t&fs.ModeSymlink != 0 {
-			return nil
-		}
-		if !utf8.ValidString(rel) {
-			return nonUTF8Error(rel)
-		}
 		switch {
+		case t&fs.ModeSymlink != 0:
+			unsigned = append(unsigned, rel)
 		case t.IsDir():
 			return nil
 		case d.Name() == SignatureFilename:
-			return nil
+			if rel != SignatureFilename {
+				unsigned = append(unsigned, rel)
+			}
 		case t.IsRegular():
+			if !utf8.ValidString(rel) {
+				return nonUTF8Error(rel)
+			}
 			sum, err := hashFile(ctx, path, rel, buf)
 			if err != nil {
 				return err
@@ -136,13 +146,14 @@ func CanonicalizeSequential(ctx context.Context, dir string) (Manifest, error) {
 			digests = append(digests, fileDigest{rel: rel, sum: sum})
 		default:
 			skipped = append(skipped, rel)
+			unsigned = append(unsigned, rel)
 		}
 		return nil
 	})
 	if err != nil {
 		return Manifest{}, canonError(dir, err)
 	}
-	return finish(digests, skipped)
+	return finish(digests, skipped, unsigned)
 }
 
 // canonicalizeParallel walks the tree in one goroutine (listing directories
@@ -182,7 +193,7 @@ func canonicalizeParallel(ctx context.Context, dir string, workers int) (Manifes
 		}()
 	}
 
-	var skipped []string
+	var skipped, unsigned []string
 	var walk func(abs, rel string) error
 	walk = func(abs, rel string) error {
 		entries, err := readDirNoFollow(abs)
@@ -195,24 +206,29 @@ func canonicalizeParallel(ctx context.Context, dir string, workers int) (Manifes
 			}
 			name := e.Name()
 			t := e.Type()
-			if t&fs.ModeSymlink != 0 {
-				continue
-			}
 			childRel := name
 			if rel != "" {
 				childRel = rel + "/" + name
 			}
-			if !utf8.ValidString(name) {
-				return nonUTF8Error(childRel)
-			}
 			childAbs := filepath.Join(abs, name)
 			switch {
+			case t&fs.ModeSymlink != 0:
+				unsigned = append(unsigned, childRel)
 			case t.IsDir():
 				if err := walk(childAbs, childRel); err != nil {
 					return err
 				}
 			case name == SignatureFilename:
+				if rel != "" {
+					unsigned = append(unsigned, childRel)
+				}
 			case t.IsRegular():
+				// Only a path that goes into the manifest must be UTF-8: an
+				// empty directory, a symlink or a FIFO with another name
+				// contributes nothing in any SDK.
+				if !utf8.ValidString(childRel) {
+					return nonUTF8Error(childRel)
+				}
 				select {
 				case jobs <- job{abs: childAbs, rel: childRel}:
 				case <-ctx.Done():
@@ -220,6 +236,7 @@ func canonicalizeParallel(ctx context.Context, dir string, workers int) (Manifes
 				}
 			default:
 				skipped = append(skipped, childRel)
+				unsigned = append(unsigned, childRel)
 			}
 		}
 		return nil
@@ -236,11 +253,11 @@ func canonicalizeParallel(ctx context.Context, dir string, workers int) (Manifes
 	for _, r := range results {
 		digests = append(digests, r...)
 	}
-	return finish(digests, skipped)
+	return finish(digests, skipped, unsigned)
 }
 
 // finish sorts the digests by path bytes and derives the root (spec §3.1).
-func finish(digests []fileDigest, skipped []string) (Manifest, error) {
+func finish(digests []fileDigest, skipped, unsigned []string) (Manifest, error) {
 	if len(digests) == 0 {
 		return Manifest{}, ErrEmptySkill
 	}
@@ -255,7 +272,8 @@ func finish(digests []fileDigest, skipped []string) (Manifest, error) {
 	}
 	h.Sum(m.Root[:0])
 	slices.Sort(skipped)
-	m.Skipped = skipped
+	slices.Sort(unsigned)
+	m.Skipped, m.Unsigned = skipped, unsigned
 	return m, nil
 }
 

@@ -105,3 +105,54 @@ func TestOpenRegularRefusesFIFO(t *testing.T) {
 		t.Fatal("reading a FIFO named .schemapin.sig or SKILL.md hangs")
 	}
 }
+
+// TestCanonicalizeUnsigned: every entry of the folder that no signature
+// covers is listed (symlinks of every kind, special files, nested
+// .schemapin.sig files), none of them changes the root, and a name that
+// is not UTF-8 fails only when it would go into the manifest.
+func TestCanonicalizeUnsigned(t *testing.T) {
+	files := map[string]string{"SKILL.md": "---\nname: x\n---\n", "scripts/run.py": "print(1)", SignatureFilename: "{}"}
+	want, err := CanonicalizeSequential(t.Context(), writeTree(t, files))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := writeTree(t, files)
+	for link, target := range map[string]string{
+		"scripts/helper.py": "/etc/passwd", // to a file outside
+		"lib":               "/usr/lib",    // to a directory
+		"gone":              "nowhere",     // dangling
+		"scripts/loop":      "loop",        // to itself
+		"n\xffme":           "SKILL.md",    // with a name that is not UTF-8
+	} {
+		if err := os.Symlink(target, filepath.Join(dir, filepath.FromSlash(link))); err != nil {
+			t.Skipf("symlink: %v", err)
+		}
+	}
+	if err := syscall.Mkfifo(filepath.Join(dir, "scripts", "pipe"), 0o644); err != nil {
+		t.Skipf("mkfifo: %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "scripts", SignatureFilename), []byte("anything"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(dir, "empty\xfe"), 0o755); err != nil {
+		t.Skipf("file system refuses non-UTF-8 names: %v", err)
+	}
+	wantUnsigned := []string{"gone", "lib", "n\xffme", "scripts/.schemapin.sig", "scripts/helper.py", "scripts/loop", "scripts/pipe"}
+	for _, c := range canonicalizers {
+		t.Run(c.name, func(t *testing.T) {
+			m, err := c.fn(t.Context(), dir)
+			if err != nil {
+				t.Fatalf("an empty directory with a non-UTF-8 name, symlinks and a FIFO: %v", err)
+			}
+			if m.Root != want.Root {
+				t.Errorf("root %s, want %s: unsigned entries changed it", m.RootHex(), want.RootHex())
+			}
+			if !slices.Equal(m.Unsigned, wantUnsigned) {
+				t.Errorf("unsigned %q, want %q", m.Unsigned, wantUnsigned)
+			}
+			if !slices.Equal(m.Skipped, []string{"scripts/pipe"}) {
+				t.Errorf("skipped %q", m.Skipped)
+			}
+		})
+	}
+}

@@ -47,6 +47,12 @@ const (
 	// otherwise not canonical DER. Upstream Go's asn1.Unmarshal accepts it
 	// (spec §2), so we accept it too and say so.
 	WarningSignatureEncoding = "signature_der_noncanonical"
+	// WarningUnsignedEntries: the folder holds entries the signature does
+	// not cover (Manifest.Unsigned): symlinks, FIFOs, sockets or devices,
+	// or .schemapin.sig files below the top level. Every SDK leaves them
+	// out (spec §3.1), so they verify whatever they are or point to; a
+	// loader that follows a symlink runs what no one signed.
+	WarningUnsignedEntries = "unsigned_entries"
 )
 
 // Reason maps an upstream error code to the stable gRPC reason of

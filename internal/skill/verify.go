@@ -58,6 +58,10 @@ type Result struct {
 	// Tampered, on a PACKAGE_TAMPERED failure whose files are known, says
 	// which differ from the signed file_manifest.
 	Tampered *TamperReport `json:"tampered,omitempty"`
+	// Unsigned, on a valid result, lists the folder's entries that the
+	// signature does not cover (Manifest.Unsigned: symlinks, special
+	// files, nested .schemapin.sig files), with WarningUnsignedEntries.
+	Unsigned []string `json:"unsigned_entries,omitempty"`
 	// Hint says in words what a failure or an unusual success means, when
 	// there is more to say than the error message.
 	Hint string `json:"hint,omitempty"`
@@ -121,6 +125,9 @@ type VerifyInput struct {
 	// paths, and the JavaScript SDK's path order is tried too; with Dir,
 	// canonicalization provides it.
 	Files map[string]string
+	// Unsigned, with Root and Files, is the folder's Manifest.Unsigned
+	// (with Dir it is computed here).
+	Unsigned []string
 	// SignedFiles, when set, is a manifest the caller knows was signed
 	// (the daemon's record); the folder's paths must be its paths too.
 	SignedFiles map[string]string
@@ -278,7 +285,7 @@ func VerifyOffline(ctx context.Context, in VerifyInput) (*Result, error) {
 
 	// Step 6a: the root.
 	var root [32]byte
-	files := in.Files
+	files, unsigned := in.Files, in.Unsigned
 	if in.Root != nil {
 		root = *in.Root
 	} else {
@@ -293,7 +300,7 @@ func VerifyOffline(ctx context.Context, in VerifyInput) (*Result, error) {
 			}
 			return r, nil
 		}
-		root, files = m.Root, m.Files
+		root, files, unsigned = m.Root, m.Files, m.Unsigned
 	}
 	r.SkillHash = FingerprintPrefix + hex.EncodeToString(root[:])
 
@@ -404,6 +411,10 @@ func VerifyOffline(ctx context.Context, in VerifyInput) (*Result, error) {
 	}
 	if noncanonical {
 		r.Warnings = append(r.Warnings, WarningSignatureEncoding)
+	}
+	if len(unsigned) > 0 {
+		r.Warnings = append(r.Warnings, WarningUnsignedEntries)
+		r.Unsigned = unsigned
 	}
 	return r, nil
 }

@@ -248,6 +248,28 @@ func TestVerifyUTF16OrderNeedsSHA256Convention(t *testing.T) {
 	}
 }
 
+// TestVerifyWarnsOfUnsignedEntries: a symlink added to a signed folder
+// keeps its signature valid in every SDK (they all skip symlinks), so the
+// result says it is there.
+func TestVerifyWarnsOfUnsignedEntries(t *testing.T) {
+	in := sampleInput(t)
+	in.Dir = copyFixtureDir(t, "vectors", "sample-skill-python-signed")
+	r, err := VerifyOffline(t.Context(), in)
+	if err != nil || !r.Valid || slices.Contains(r.Warnings, WarningUnsignedEntries) || r.Unsigned != nil {
+		t.Fatalf("the untouched fixture: %+v, %v", r, err)
+	}
+	if err := os.Symlink("/tmp/evil.py", filepath.Join(in.Dir, "helper.py")); err != nil {
+		t.Skip(err)
+	}
+	r, err = VerifyOffline(t.Context(), in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.Valid || !slices.Contains(r.Warnings, WarningUnsignedEntries) || !slices.Equal(r.Unsigned, []string{"helper.py"}) {
+		t.Fatalf("with a symlink added: valid=%v warnings=%q unsigned=%q", r.Valid, r.Warnings, r.Unsigned)
+	}
+}
+
 func TestVerifyFlow(t *testing.T) {
 	other, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	otherPEM, _ := EncodePublicKeyPEM(&other.PublicKey)
