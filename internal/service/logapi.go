@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 
 	"github.com/signerd/signerd/internal/errdefs"
@@ -113,6 +114,10 @@ func (s *Service) LogSignatureProof(ctx context.Context, digest, sig []byte) (Lo
 // checkpoint's is signed now if the log is that size, and otherwise
 // refused: every bundle comes with its checkpoint.
 func (s *Service) LogInclusionProof(ctx context.Context, index, size uint64) (LogBundle, error) {
+	if index == math.MaxUint64 {
+		// index+1 leaves would wrap to 0, "the latest checkpoint".
+		return LogBundle{}, fmt.Errorf("no leaf %d: no log holds 2^64 leaves: %w", index, errdefs.ErrFailedPrecondition)
+	}
 	cp, err := s.LogCheckpointAtLeast(ctx, max(index+1, size))
 	if err != nil {
 		return LogBundle{}, err
