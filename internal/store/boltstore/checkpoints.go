@@ -85,12 +85,20 @@ func (s *Store) PutCheckpoint(ctx context.Context, c store.Checkpoint) error {
 	})
 }
 
-// ListCheckpoints returns every checkpoint in ascending seq order. A
+// ListCheckpoints returns every checkpoint in ascending key order. A
 // checkpoint stored under a key other than its own seq is returned as
-// stored; auditlog.Verify checks each on its own merits.
+// stored, with a *store.ChainError naming the first such one: PutCheckpoint
+// orders checkpoints by key, so a checkpoint moved or copied to a higher key
+// would otherwise stop every later checkpoint from being recorded (and make
+// the daemon serve that checkpoint as its newest) while each checkpoint
+// still verifies on its own merits.
 func (s *Store) ListCheckpoints(ctx context.Context) ([]store.Checkpoint, error) {
-	var out []store.Checkpoint
+	var (
+		out       []store.Checkpoint
+		misplaced *store.ChainError
+	)
 	err := s.viewLog(ctx, func(tx *bolt.Tx) error {
+		out, misplaced = nil, nil
 		cps, err := bucket(tx, bucketKeyCheckpoints)
 		if err != nil {
 			return err
@@ -107,9 +115,16 @@ func (s *Store) ListCheckpoints(ctx context.Context) ([]store.Checkpoint, error)
 				return &store.ChainError{Seq: seq, Kind: store.ChainBadCheckpoint,
 					Message: fmt.Sprintf("checkpoint stored under %x is not readable: %v", k, err)}
 			}
+			if misplaced == nil && (len(k) != 8 || binary.BigEndian.Uint64(k) != c.Seq) {
+				misplaced = &store.ChainError{Seq: c.Seq, Kind: store.ChainBadCheckpoint,
+					Message: fmt.Sprintf("the checkpoint of record %d is stored under key %x, not under its own seq: a checkpoint was moved or copied (no checkpoint past that key can be recorded)", c.Seq, k)}
+			}
 			out = append(out, c)
 			return nil
 		})
 	})
+	if err == nil && misplaced != nil {
+		return out, misplaced
+	}
 	return out, err
 }

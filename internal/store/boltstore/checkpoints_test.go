@@ -76,3 +76,35 @@ func TestUnreadableCheckpoint(t *testing.T) {
 		t.Fatalf("ListCheckpoints with a damaged entry: %v", err)
 	}
 }
+
+// TestMisplacedCheckpoint: a checkpoint moved or copied under another key
+// (here one past every seq, which stops PutCheckpoint from recording any
+// later checkpoint) is damage ListCheckpoints names, though the checkpoint
+// itself is intact.
+func TestMisplacedCheckpoint(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "db")
+	writeLog(t, path, 5)
+	s := openOK(t, path, Options{})
+	c := checkpointOf(t, s, 3)
+	if err := s.PutCheckpoint(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	rawUpdate(t, path, func(tx *bolt.Tx) error {
+		cps := tx.Bucket(bucketKeyRoot).Bucket(bucketKeyCheckpoints)
+		return cps.Put(seqKey(1000), cps.Get(seqKey(3)))
+	})
+	s = openOK(t, path, Options{})
+	cps, err := s.ListCheckpoints(ctx)
+	var ce *store.ChainError
+	if !errors.As(err, &ce) || ce.Seq != 3 || ce.Kind != store.ChainBadCheckpoint || len(cps) != 2 {
+		t.Fatalf("ListCheckpoints with a checkpoint copied to key 1000 = %d checkpoints, %v; want both and a bad checkpoint at 3", len(cps), err)
+	}
+	// What the copy does unreported: the next checkpoint cannot be recorded.
+	if err := s.PutCheckpoint(ctx, checkpointOf(t, s, 5)); !errors.Is(err, errdefs.ErrFailedPrecondition) {
+		t.Fatalf("PutCheckpoint(5) after the copy: %v", err)
+	}
+}
