@@ -254,8 +254,22 @@ func (v *TreeVerifier) Add(ctx context.Context, recs []AuditRecord, read TreeNod
 	stored, err := read(ctx, ids)
 	if err != nil {
 		if errors.Is(err, errdefs.ErrInternal) {
-			return &ChainError{Seq: recs[0].Seq, Kind: ChainTreeMismatch,
-				Message: fmt.Sprintf("the stored tree is incomplete for records %d to %d: %v", recs[0].Seq, recs[len(recs)-1].Seq, err)}
+			// Name the first record whose node is missing, not the
+			// first of the batch: read each node alone (the failure
+			// path only).
+			seq := recs[0].Seq
+			for _, n := range nodes {
+				if _, nerr := read(ctx, []NodeID{n.ID}); nerr != nil {
+					if !errors.Is(nerr, errdefs.ErrInternal) {
+						return nerr
+					}
+					begin, _ := n.ID.Coverage()
+					seq = begin + 1
+					break
+				}
+			}
+			return &ChainError{Seq: seq, Kind: ChainTreeMismatch,
+				Message: fmt.Sprintf("the stored tree is incomplete for records %d to %d, from record %d: %v", recs[0].Seq, recs[len(recs)-1].Seq, seq, err)}
 		}
 		return err
 	}
