@@ -18,7 +18,7 @@ func main() {
 	stop()
 	if err != nil {
 		// The kind (": invalid argument") is for programs, not people.
-		fmt.Fprintf(os.Stderr, "signerd: %s\n", errdefs.TrimKind(err.Error()))
+		fmt.Fprintf(os.Stderr, "signerd: %s\n", errdefs.TrimKindOf(err))
 		os.Exit(daemon.ExitCode(err))
 	}
 }

@@ -203,3 +203,16 @@ func TrimKind(msg string) string {
 	}
 	return msg
 }
+
+// TrimKindOf is TrimKind for err, trimming only a kind err is: an
+// operating-system error whose text happens to be a kind's ("permission
+// denied" for EACCES) is the cause, and stays.
+func TrimKindOf(err error) string {
+	msg := err.Error()
+	for _, k := range kinds {
+		if t, ok := strings.CutSuffix(msg, ": "+k.Error()); ok && t != "" && errors.Is(err, k) {
+			return t
+		}
+	}
+	return msg
+}
