@@ -20,7 +20,6 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/health"
 	"google.golang.org/grpc/health/grpc_health_v1"
 
 	signerv1 "github.com/signerd/signerd/gen/signer/v1"
@@ -77,7 +76,7 @@ type Options struct {
 // Server serves signerd's gRPC API.
 type Server struct {
 	grpc   *grpc.Server
-	health *health.Server
+	health *drainingHealth
 	log    *slog.Logger
 	once   sync.Once
 	// maxConns is Options.MaxConnections, applied by Serve to each
@@ -133,7 +132,7 @@ func New(svc *service.Service, opts Options) *Server {
 	signerv1.RegisterSkillServiceServer(gs, &skillServer{svc: svc, authz: opts.Authorizer, denials: opts.Denials, maxRecv: opts.MaxRecvMsgSize})
 	signerv1.RegisterAuditServiceServer(gs, &auditServer{svc: svc})
 	signerv1.RegisterLogServiceServer(gs, &logServer{svc: svc})
-	hs := health.NewServer()
+	hs := newDrainingHealth()
 	grpc_health_v1.RegisterHealthServer(gs, hs)
 	if opts.Reflection {
 		registerReflection(gs)
