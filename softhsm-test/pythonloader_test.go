@@ -2,6 +2,7 @@ package softhsmtest
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -10,6 +11,7 @@ import (
 	"path/filepath"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // debianPython is the interpreter with Debian's python3-grpcio (make deps
@@ -50,7 +52,17 @@ func pyLoad(t *testing.T, stubs, socket, org, path string, cred *syscall.Credent
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(debianPython, loader, "--socket", socket, "--org", org, path)
+	return pyRun(t, stubs, cred, loader, "--socket", socket, "--org", org, path)
+}
+
+// pyRun runs a Python script with the stubs and returns its exit code and
+// JSON result. A loader that hangs (waiting on a FIFO, say) is killed after
+// a minute and fails the test.
+func pyRun(t *testing.T, stubs string, cred *syscall.Credential, args ...string) (int, map[string]any) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, debianPython, args...)
 	cmd.Env = append(os.Environ(), "PYTHONPATH="+stubs, "PYTHONDONTWRITEBYTECODE=1")
 	if cred != nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
@@ -58,7 +70,10 @@ func pyLoad(t *testing.T, stubs, socket, org, path string, cred *syscall.Credent
 	}
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err = cmd.Run()
+	err := cmd.Run()
+	if ctx.Err() != nil {
+		t.Fatalf("%v: still running after a minute (hangs?)\nstdout: %s\nstderr: %s", args, stdout.String(), stderr.String())
+	}
 	code := 0
 	if ee, ok := err.(*exec.ExitError); ok {
 		code = ee.ExitCode()
@@ -97,6 +112,13 @@ func TestPythonLoader(t *testing.T) {
 		{"not a regular file", "acme", dir, d.socket, 2, "NOT_REGULAR_FILE", ""},
 		{"size differs from content", "acme", "/proc/self/status", d.socket, 2, "FILE_CHANGED", ""},
 		{"daemon down", "acme", good, filepath.Join(dir, "no-daemon.sock"), 3, "UNAVAILABLE", ""},
+		// The .sig beside the package, as the Go client reads it: an empty
+		// one is malformed (sent, it would mean "none" and signerd's
+		// records would decide), and a FIFO or a directory is refused
+		// without waiting on it.
+		{"empty .sig", "acme", sigBeside(t, dir, "empty.so", good, func(p string) error { return os.WriteFile(p, nil, 0o644) }), d.socket, 1, "MALFORMED_SIGNATURE", ""},
+		{".sig is a FIFO", "acme", sigBeside(t, dir, "fifo.so", good, func(p string) error { return syscall.Mkfifo(p, 0o644) }), d.socket, 2, "NOT_REGULAR_FILE", ""},
+		{".sig is a directory", "acme", sigBeside(t, dir, "dir.so", good, func(p string) error { return os.Mkdir(p, 0o755) }), d.socket, 2, "NOT_REGULAR_FILE", ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -121,6 +143,52 @@ func TestPythonLoader(t *testing.T) {
 		})
 	}
 
+	// Whoever may write the package writes over its inode, and appends to
+	// it, between Verify's answer and the load: what is loaded is still
+	// the verified bytes (the Go loader's WithSealedCopy).
+	t.Run("in-place write after the check", func(t *testing.T) {
+		want, err := os.ReadFile(good)
+		if err != nil {
+			t.Fatal(err)
+		}
+		path := writeFile(t, t.TempDir(), "inplace.so", want)
+		if err := os.WriteFile(path+".sig", mustRead(t, good+".sig"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		loaderDir, err := filepath.Abs("../examples/python-loader")
+		if err != nil {
+			t.Fatal(err)
+		}
+		script := writeFile(t, t.TempDir(), "inplace.py", []byte(`import sys
+sys.path.insert(0, sys.argv[1])
+import loader
+from signer.v1 import signer_service_pb2_grpc
+Real = signer_service_pb2_grpc.SignerServiceStub
+class Stub(Real):
+    def __init__(self, channel):
+        super().__init__(channel)
+        verify = self.Verify
+        def write_after(*a, **k):
+            answer = verify(*a, **k)
+            with open(sys.argv[-1], "r+b") as f:
+                f.write(b"\xcc" * 4)
+                f.seek(0, 2)
+                f.write(b"appended after the check")
+            return answer
+        self.Verify = write_after
+signer_service_pb2_grpc.SignerServiceStub = Stub
+sys.exit(loader.main(sys.argv[2:]))
+`))
+		code, res := pyRun(t, stubs, nil, script, loaderDir, "--socket", d.socket, "--org", "acme", path)
+		if onDisk := mustRead(t, path); bytes.Equal(onDisk, want) {
+			t.Fatal("the write did not happen")
+		}
+		sum := sha256.Sum256(want)
+		if code != 0 || res["loaded"] != true || res["sha256"] != hex.EncodeToString(sum[:]) || res["bytes"] != float64(len(want)) {
+			t.Fatalf("exit %d %v, want the %d verified bytes loaded (sha256 %x)", code, res, len(want), sum)
+		}
+	})
+
 	t.Run("socket it may not open", func(t *testing.T) {
 		needRoot(t, "the Python loader reports a socket it may not open as permission denied, not as an unreachable daemon")
 		traversable(t, d.socket) // the directories, not the 0660 root-owned socket
@@ -130,4 +198,15 @@ func TestPythonLoader(t *testing.T) {
 			t.Fatalf("exit %d %v, want 4 PERMISSION_DENIED", code, res)
 		}
 	})
+}
+
+// sigBeside copies the package from into dir as name and makes name.sig
+// with mk; it returns the copy's path.
+func sigBeside(t *testing.T, dir, name, from string, mk func(path string) error) string {
+	t.Helper()
+	path := writeFile(t, dir, name, mustRead(t, from))
+	if err := mk(path + ".sig"); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }

@@ -4,7 +4,11 @@
 The safe-load pattern: open the file once, hash what that descriptor reads,
 ask signerd's Verify, and load from the same descriptor (here it is read
 back; a native loader would dlopen("/proc/self/fd/N")). A file renamed over
-the original after the check is never what gets loaded.
+the original after the check is never what gets loaded. As the Go client's
+WithSealedCopy does, the bytes are copied as they are hashed into a memory
+file sealed against writes and resizing (a Linux memfd), and that copy is
+what is loaded: whoever may write the file cannot change it in place after
+the check either.
 
 Needs Debian's python3-grpcio, and stubs generated from signerd's proto/
 plus this directory's proto/ (see README.md, "Loading packages safely") on
@@ -19,6 +23,7 @@ unreachable or failing, 4 permission denied.
 
 import argparse
 import errno
+import fcntl
 import hashlib
 import json
 import os
@@ -58,10 +63,11 @@ def refusal_reason(err):
     return ""
 
 
-def hash_descriptor(fd, path):
+def hash_descriptor(fd, path, copy_to):
     """SHA-256 of the regular file open on fd, refusing one that changes
     size or modification time while it is read, or holds more or fewer
-    bytes than its size says."""
+    bytes than its size says. Every byte hashed is also written to the
+    descriptor copy_to."""
     before = os.fstat(fd)
     if not stat.S_ISREG(before.st_mode):
         raise LoadError(2, "NOT_REGULAR_FILE", f"{path} is not a regular file")
@@ -74,29 +80,68 @@ def hash_descriptor(fd, path):
             break
         h.update(chunk)
         n += len(chunk)
+        view = memoryview(chunk)
+        while view:
+            view = view[os.write(copy_to, view):]
     after = os.fstat(fd)
     if n != before.st_size or after.st_size != before.st_size or after.st_mtime_ns != before.st_mtime_ns:
         raise LoadError(2, "FILE_CHANGED", f"{path} changed while it was hashed")
     return h.digest()
 
 
+def sealed_copy(path):
+    """A new memory file for the bytes that will be hashed, named after the
+    package (memfd names are limited to 249 bytes)."""
+    name = os.fsencode("signerd-verified:") + os.fsencode(os.path.basename(path))[:200]
+    return os.memfd_create(name, os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+
+
+def seal(fd):
+    """Forbid every further change to the memory file (writes, growing,
+    shrinking, new seals) and rewind it."""
+    fcntl.fcntl(fd, fcntl.F_ADD_SEALS,
+                fcntl.F_SEAL_SEAL | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_WRITE)
+    os.lseek(fd, 0, os.SEEK_SET)
+
+
 def read_sidecar(path):
     """The detached signature path + ".sig", or None to let signerd use the
-    signatures it recorded."""
+    signatures it recorded. As the Go client does: a FIFO or directory is
+    refused without waiting on it, and an empty file is a malformed
+    signature (on the wire an empty document means "none")."""
+    sig = path + ".sig"
     try:
-        with open(path + ".sig", "rb") as f:
-            doc = f.read(MAX_SIGNATURE + 1)
+        fd = os.open(sig, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
         return None
+    except OSError as e:
+        code = 4 if e.errno in (errno.EACCES, errno.EPERM) else 2
+        raise LoadError(code, "UNREADABLE", f"{sig}: {e.strerror}") from e
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise LoadError(2, "NOT_REGULAR_FILE", f"{sig} is not a regular file")
+        doc = b""
+        while len(doc) <= MAX_SIGNATURE:
+            chunk = os.read(fd, MAX_SIGNATURE + 1 - len(doc))
+            if not chunk:
+                break
+            doc += chunk
+    except OSError as e:
+        raise LoadError(2, "UNREADABLE", f"{sig}: {e.strerror}") from e
+    finally:
+        os.close(fd)
     if len(doc) > MAX_SIGNATURE:
-        raise LoadError(2, "MALFORMED_SIGNATURE", f"{path}.sig is larger than {MAX_SIGNATURE} bytes")
+        raise LoadError(2, "MALFORMED_SIGNATURE", f"{sig} is larger than {MAX_SIGNATURE} bytes")
+    if not doc:
+        raise LoadError(1, "MALFORMED_SIGNATURE", f"{sig} is empty")
     return doc
 
 
 def open_verified(stub, path, org, timeout=30):
     """Open path once, verify what that descriptor holds, and return
-    (fd rewound to 0, VerifyResponse). The caller loads from fd and closes
-    it. Raises LoadError for every reason not to load."""
+    (fd, VerifyResponse): fd is a sealed memory copy of exactly the bytes
+    that were hashed, at offset 0. The caller loads from fd and closes it.
+    Raises LoadError for every reason not to load."""
     try:
         # Refuse FIFOs and devices before opening them: opening one can
         # block, or act on the device.
@@ -106,20 +151,33 @@ def open_verified(stub, path, org, timeout=30):
     except OSError as e:
         code = 4 if e.errno in (errno.EACCES, errno.EPERM) else 2
         raise LoadError(code, "UNREADABLE", f"{path}: {e.strerror}") from e
+    copy = -1
     try:
-        digest = hash_descriptor(fd, path)
+        copy = sealed_copy(path)
+        digest = hash_descriptor(fd, path, copy)
+        seal(copy)
+    except OSError as e:
+        if copy >= 0:
+            os.close(copy)
+        raise LoadError(2, "UNREADABLE", f"{path}: {e.strerror}") from e
+    except BaseException:
+        if copy >= 0:
+            os.close(copy)
+        raise
+    finally:
+        os.close(fd)
+    try:
         request = signer_service_pb2.VerifyRequest(org=org, digest=digest)
         signature = read_sidecar(path)
-        if signature is not None:  # absent, not empty: signerd's records decide
+        if signature is not None:  # None: signerd's records decide
             request.signature_document = signature
         try:
             response = stub.Verify(request, timeout=timeout)
         except grpc.RpcError as e:
             raise rpc_error(e) from e
-        os.lseek(fd, 0, os.SEEK_SET)
-        return fd, response
+        return copy, response
     except BaseException:
-        os.close(fd)
+        os.close(copy)
         raise
 
 
