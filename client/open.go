@@ -10,6 +10,8 @@ import (
 	"os"
 	"syscall"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/signerd/signerd/internal/errdefs"
 	"github.com/signerd/signerd/internal/pkgsig"
 )
@@ -79,8 +81,9 @@ var afterChunk func()
 // the usual layout of shared libraries for no gain.
 //
 // It refuses, with a typed error and no open file: a path that is not a
-// regular file (ErrNotRegularFile, checked before opening so a FIFO or
-// device is never opened, and again on the descriptor); a file whose size
+// regular file (ErrNotRegularFile, checked on an O_PATH descriptor before
+// the inode is opened for reading, so a FIFO or device is never opened,
+// even one swapped in after the check, and again on the descriptor); a file whose size
 // or modification time changed while it was hashed, or whose length did
 // not match its size (ErrFileChanged); and every refusal of Verify
 // (ErrTampered, ErrUnknownOrg, …), ErrUnavailable and ErrPermissionDenied.
@@ -128,19 +131,32 @@ func (c *Client) verifyOpen(ctx context.Context, f *os.File, path, org string, d
 // of the file.
 func openAndHash(ctx context.Context, path string, sealed bool) (*os.File, [DigestSize]byte, error) {
 	var digest [DigestSize]byte
-	// Stat first so that a FIFO or a device is refused without being
-	// opened: opening one can block, or act on the device.
-	st, err := os.Stat(path)
+	// O_PATH first: it resolves the path to an inode without opening it
+	// for I/O, so a FIFO or a device is refused without ever being opened
+	// (opening one can block, or act on the device). The inode is then
+	// opened for reading through /proc/self/fd/N, which names that inode
+	// and not the path: a path swapped for a FIFO or device after the
+	// check is never opened.
+	pf, err := os.OpenFile(path, unix.O_PATH|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, digest, fmt.Errorf("open %s: %w", path, fsError(err))
 	}
+	st, err := pf.Stat()
+	if err != nil {
+		pf.Close()
+		return nil, digest, fmt.Errorf("stat %s: %w", path, fsError(err))
+	}
 	if !st.Mode().IsRegular() {
+		pf.Close()
 		return nil, digest, fmt.Errorf("%s (%s): %w", path, fileKind(st.Mode()), ErrNotRegularFile)
 	}
-	// O_NONBLOCK: if the path was swapped for a FIFO since the Stat, the
-	// open must not wait for a writer; the descriptor check refuses it.
-	// Regular files ignore the flag.
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if afterTypeCheck != nil {
+		afterTypeCheck()
+	}
+	// O_NONBLOCK: regular files ignore it, and hashOpen checks the type
+	// again on the descriptor.
+	f, err := os.OpenFile(fmt.Sprintf("/proc/self/fd/%d", pf.Fd()), os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	pf.Close()
 	if err != nil {
 		return nil, digest, fmt.Errorf("open %s: %w", path, fsError(err))
 	}
@@ -267,3 +283,7 @@ func fileKind(m fs.FileMode) string {
 	}
 	return "not a regular file"
 }
+
+// afterTypeCheck, when set by tests, runs after path was found to be a
+// regular file and before it is opened for reading.
+var afterTypeCheck func()

@@ -143,11 +143,17 @@ def open_verified(stub, path, org, timeout=30):
     that were hashed, at offset 0. The caller loads from fd and closes it.
     Raises LoadError for every reason not to load."""
     try:
-        # Refuse FIFOs and devices before opening them: opening one can
-        # block, or act on the device.
-        if not stat.S_ISREG(os.stat(path).st_mode):
-            raise LoadError(2, "NOT_REGULAR_FILE", f"{path} is not a regular file")
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        # Refuse FIFOs and devices without opening them (opening one can
+        # block, or act on the device): O_PATH resolves the path without
+        # opening the file, and /proc/self/fd/N then opens that very inode,
+        # so a FIFO or device swapped in after the check is not opened.
+        where = os.open(path, os.O_PATH | os.O_CLOEXEC)
+        try:
+            if not stat.S_ISREG(os.fstat(where).st_mode):
+                raise LoadError(2, "NOT_REGULAR_FILE", f"{path} is not a regular file")
+            fd = os.open(f"/proc/self/fd/{where}", os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        finally:
+            os.close(where)
     except OSError as e:
         code = 4 if e.errno in (errno.EACCES, errno.EPERM) else 2
         raise LoadError(code, "UNREADABLE", f"{path}: {e.strerror}") from e
