@@ -7,12 +7,17 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/signerd/signerd/client"
 	signerv1 "github.com/signerd/signerd/gen/signer/v1"
@@ -72,6 +77,25 @@ func TestLogMonitor(t *testing.T) {
 	a.start(t)
 	sign(a, "p2")
 	sign(a, "p3")
+	accepted1 := mustRead(t, filepath.Join(state, "state.json"))
+	// A log that signs a larger tree and will not prove it extends the
+	// accepted one (as a forked log must) is a fork; one that cannot be
+	// reached for the proof is not, and its note is kept all the same.
+	for _, tc := range []struct {
+		code     codes.Code
+		exit     int
+		evidence string
+	}{{codes.FailedPrecondition, 1, "LOG_FORK"}, {codes.NotFound, 1, "LOG_FORK"}, {codes.Unavailable, 3, "could not be checked is kept in"}} {
+		sock := refusingLog(t, a, tc.code)
+		r := signctl(t, a, "--socket", sock, "log", "monitor", "--state", state, "-o", "json")
+		out := r.stdout + r.stderr
+		if r.code != tc.exit || !strings.Contains(out, tc.evidence) || !strings.Contains(out, "refused-") {
+			t.Fatalf("a log refusing the consistency proof (%v): exit %d, want %d with %q and the note kept\n%s", tc.code, r.code, tc.exit, tc.evidence, out)
+		}
+		if got := mustRead(t, filepath.Join(state, "state.json")); !bytes.Equal(got, accepted1) {
+			t.Fatalf("an unproven checkpoint changed the state:\n%s", got)
+		}
+	}
 	r, j = monitor(a)
 	if r.code != 0 || j["accepted"] != true || j["consistency_proof_checked"] != true || uint64(j["tree_size"].(float64)) <= n1 {
 		t.Fatalf("second run: exit %d %v %s", r.code, j, r.stderr)
@@ -165,4 +189,45 @@ func TestLogMonitor(t *testing.T) {
 	if got := mustRead(t, filepath.Join(state, "state.json")); !bytes.Equal(got, damaged) {
 		t.Fatal("a damaged state was overwritten")
 	}
+}
+
+// refusingLog serves, on a new socket, d's latest checkpoint and answers
+// every consistency proof request with code.
+func refusingLog(t *testing.T, d *daemon, code codes.Code) string {
+	t.Helper()
+	c, err := client.DialUnix(d.socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cp, err := c.Log.GetCheckpoint(ctx, &signerv1.GetCheckpointRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(t.TempDir(), "log.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := grpc.NewServer()
+	signerv1.RegisterLogServiceServer(g, &refusingLogServer{note: cp.GetCheckpoint(), code: code})
+	go g.Serve(l)
+	t.Cleanup(g.Stop)
+	return sock
+}
+
+type refusingLogServer struct {
+	signerv1.UnimplementedLogServiceServer
+	note []byte
+	code codes.Code
+}
+
+func (s *refusingLogServer) GetCheckpoint(context.Context, *signerv1.GetCheckpointRequest) (*signerv1.GetCheckpointResponse, error) {
+	return &signerv1.GetCheckpointResponse{Checkpoint: s.note}, nil
+}
+
+func (s *refusingLogServer) GetConsistencyProof(context.Context, *signerv1.GetConsistencyProofRequest) (*signerv1.GetConsistencyProofResponse, error) {
+	return nil, status.Error(s.code, "no proof")
 }

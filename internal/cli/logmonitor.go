@@ -185,8 +185,19 @@ func runMonitor(ctx context.Context, g *globals, dir, logKeyFlag string) (*monit
 		case errors.Is(err, logproof.ErrCheckpoint):
 			res.Evidence = keepEvidence(dir, signed)
 			return res, errdefs.Verification(errdefs.ReasonLogCheckpointInvalid, "%v", err)
+		case err != nil && proofRefused(err):
+			// The daemon signed a larger tree and will not show that it
+			// extends the accepted one: what a forked log would do.
+			res.Evidence = keepEvidence(dir, signed)
+			return res, errdefs.Verification(errdefs.ReasonLogFork,
+				"the daemon served a checkpoint of %d leaves signed by the log key but refused to prove that it extends the accepted one of %d: %v", next.Size, old.Size, err)
 		case err != nil:
-			return nil, err // fetching the proof failed: the daemon's problem, exit 3
+			// Not reached, or out of time: exit 3, and the note that could
+			// not be checked is kept all the same.
+			if ev := keepEvidence(dir, signed); ev != "" {
+				return nil, fmt.Errorf("%w (the checkpoint of %d leaves that could not be checked is kept in %s)", err, next.Size, ev)
+			}
+			return nil, err
 		}
 		res.ConsistencyProof = checked
 		if old.Size == next.Size {
@@ -200,6 +211,19 @@ func runMonitor(ctx context.Context, g *globals, dir, logKeyFlag string) (*monit
 	}
 	res.Accepted = true
 	return res, nil
+}
+
+// proofRefused reports whether the daemon answered a consistency proof
+// request with a refusal (it has no such proof, or says the sizes are
+// wrong) rather than not answering (unreachable, out of time, throttled,
+// this client not allowed).
+func proofRefused(err error) bool {
+	for _, k := range []error{errdefs.ErrInvalidArgument, errdefs.ErrNotFound, errdefs.ErrFailedPrecondition, errdefs.ErrInternal} {
+		if errors.Is(err, k) {
+			return true
+		}
+	}
+	return false
 }
 
 // consistencyFetcher asks the daemon for consistency proofs.
