@@ -78,6 +78,10 @@ func (c *Client) Verify(ctx context.Context, org string, digest [DigestSize]byte
 	if err != nil {
 		return Verdict{}, c.FromStatus(err)
 	}
+	if got, want := resp.GetPackageHash(), hex.EncodeToString(digest[:]); got != want {
+		// Fail closed: an answer about other bytes admits nothing.
+		return Verdict{}, fmt.Errorf("signerd answered Verify for package hash %q, not for %s: %w", got, want, errdefs.ErrInternal)
+	}
 	v := Verdict{
 		PackageHash:       hex.EncodeToString(digest[:]),
 		SignerFingerprint: resp.GetSignerFingerprint(),

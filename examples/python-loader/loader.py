@@ -181,6 +181,13 @@ def open_verified(stub, path, org, timeout=30):
             response = stub.Verify(request, timeout=timeout)
         except grpc.RpcError as e:
             raise rpc_error(e) from e
+        # Fail closed on an answer that is not about these bytes, or whose
+        # outcome this loader does not know.
+        if response.package_hash != digest.hex():
+            raise LoadError(3, "INTERNAL", f"signerd answered for {response.package_hash!r}, not {digest.hex()}")
+        if response.outcome not in (signer_service_pb2.VERIFY_OUTCOME_VERIFIED,
+                                    signer_service_pb2.VERIFY_OUTCOME_UNSIGNED_ADMITTED):
+            raise LoadError(3, "INTERNAL", f"signerd answered with outcome {response.outcome}, which this loader does not know")
         return copy, response
     except BaseException:
         os.close(copy)
