@@ -6,12 +6,18 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc"
+
+	signerv1 "github.com/signerd/signerd/gen/signer/v1"
 )
 
 // debianPython is the interpreter with Debian's python3-grpcio (make deps
@@ -119,6 +125,12 @@ func TestPythonLoader(t *testing.T) {
 		{"empty .sig", "acme", sigBeside(t, dir, "empty.so", good, func(p string) error { return os.WriteFile(p, nil, 0o644) }), d.socket, 1, "MALFORMED_SIGNATURE", ""},
 		{".sig is a FIFO", "acme", sigBeside(t, dir, "fifo.so", good, func(p string) error { return syscall.Mkfifo(p, 0o644) }), d.socket, 2, "NOT_REGULAR_FILE", ""},
 		{".sig is a directory", "acme", sigBeside(t, dir, "dir.so", good, func(p string) error { return os.Mkdir(p, 0o755) }), d.socket, 2, "NOT_REGULAR_FILE", ""},
+		// Something else on the socket: an answer about other bytes, or
+		// with no outcome, admits nothing.
+		{"answer about another package", "acme", good, answeringSigner(t, &signerv1.VerifyResponse{
+			Outcome: signerv1.VerifyOutcome_VERIFY_OUTCOME_VERIFIED, Verified: true, PackageHash: strings.Repeat("ab", 32)}), 3, "INTERNAL", ""},
+		{"answer with no outcome", "acme", good, answeringSigner(t, &signerv1.VerifyResponse{
+			Verified: true, PackageHash: fileSHA256(t, good)}), 3, "INTERNAL", ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -209,4 +221,36 @@ func sigBeside(t *testing.T, dir, name, from string, mk func(path string) error)
 		t.Fatal(err)
 	}
 	return path
+}
+
+// answeringSigner serves, on a new socket, a SignerService whose Verify
+// always answers resp.
+func answeringSigner(t *testing.T, resp *signerv1.VerifyResponse) string {
+	t.Helper()
+	sock := filepath.Join(t.TempDir(), "fake.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := grpc.NewServer()
+	signerv1.RegisterSignerServiceServer(g, &answeringSignerServer{resp: resp})
+	go g.Serve(l)
+	t.Cleanup(g.Stop)
+	return sock
+}
+
+type answeringSignerServer struct {
+	signerv1.UnimplementedSignerServiceServer
+	resp *signerv1.VerifyResponse
+}
+
+func (s *answeringSignerServer) Verify(context.Context, *signerv1.VerifyRequest) (*signerv1.VerifyResponse, error) {
+	return s.resp, nil
+}
+
+// fileSHA256 is the lowercase hex SHA-256 of the file at path.
+func fileSHA256(t *testing.T, path string) string {
+	t.Helper()
+	sum := sha256.Sum256(mustRead(t, path))
+	return hex.EncodeToString(sum[:])
 }
