@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -211,5 +212,31 @@ func TestClosedStore(t *testing.T) {
 	}
 	if err := s.Close(); err != nil {
 		t.Fatalf("second Close: %v", err)
+	}
+}
+
+// TestFailedOpenRemovesWhatItCreated: an open that creates the file and
+// then fails removes the file and its journal; one that fails on a file
+// that was there leaves it alone.
+func TestFailedOpenRemovesWhatItCreated(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "signerd.db")
+	_, err := Open(context.Background(), path, Options{JournalSize: minJournalSize - 1})
+	if !errors.Is(err, errdefs.ErrInvalidArgument) {
+		t.Fatalf("Open with a journal below the minimum: %v", err)
+	}
+	for _, p := range []string{path, journalPath(path)} {
+		if _, err := os.Stat(p); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("a failed first open left %s behind (%v)", p, err)
+		}
+	}
+	s := openOK(t, path, Options{JournalSize: 1 << 20})
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(context.Background(), path, Options{JournalSize: minJournalSize - 1}); err == nil {
+		t.Fatal("Open with a journal below the minimum succeeded")
+	}
+	if _, err := os.Stat(path); err != nil {
+		t.Errorf("a failed open removed a database that was there: %v", err)
 	}
 }

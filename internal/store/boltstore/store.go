@@ -138,6 +138,11 @@ func open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if err := precheck(path, opts.Logger); err != nil {
 		return nil, err
 	}
+	// A file this open creates is removed again, with its journal, if the
+	// open then fails (no room for the journal, say): a start that failed
+	// must not leave a database behind for the next one to find. It is
+	// removed while this process holds its lock, so nobody else has it.
+	created := !opts.ReadOnly && !exists(path) && !exists(journalPath(path))
 	// 0600: the file holds who may sign with which key and the audit log;
 	// nobody but the daemon's user needs to read it.
 	db, err := bolt.Open(path, 0o600, &bolt.Options{
@@ -146,6 +151,20 @@ func open(ctx context.Context, path string, opts Options) (*Store, error) {
 	})
 	if err != nil {
 		return nil, openError(path, err)
+	}
+	// fail closes db after a failed open (removing what it created) and
+	// returns err.
+	fail := func(err error) (*Store, error) {
+		counters.Delete(db)
+		if created {
+			for _, p := range []string{journalPath(path), path} {
+				if rerr := os.Remove(p); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
+					log.Error("remove the database this failed open created", "path", p, "err", rerr)
+				}
+			}
+		}
+		_ = db.Close()
+		return nil, err
 	}
 	// Damage found by a panic below (Open's Guard turns it into an error)
 	// must not leave the file locked and mapped: a retry, or an offline
@@ -186,8 +205,7 @@ func open(ctx context.Context, path string, opts Options) (*Store, error) {
 		}
 	}
 	if err != nil {
-		_ = db.Close()
-		return nil, mapBoltErr(err)
+		return fail(mapBoltErr(err))
 	}
 	log.Debug("opened database", "schema", schemaVersion(), "read_only", opts.ReadOnly)
 	maxBatch := opts.MaxBatchSize
@@ -202,9 +220,7 @@ func open(ctx context.Context, path string, opts Options) (*Store, error) {
 	s := &Store{db: db, path: path, log: log, maxBatch: maxBatch,
 		mergeAt: mergeAt, mergeAtBase: mergeAt, mergeChunk: defaultMergeChunk, readOnly: opts.ReadOnly}
 	if err := s.loadPending(); err != nil {
-		counters.Delete(db)
-		_ = db.Close()
-		return nil, mapBoltErr(err)
+		return fail(mapBoltErr(err))
 	}
 	if opts.ReadOnly {
 		// Records only in the journal would be missing from what a
@@ -222,10 +238,7 @@ func open(ctx context.Context, path string, opts Options) (*Store, error) {
 		size = defaultJournalSize
 	}
 	if size < minJournalSize {
-		err := fmt.Errorf("journal size %d bytes is below the minimum %d: %w", size, minJournalSize, errdefs.ErrInvalidArgument)
-		counters.Delete(db)
-		_ = db.Close()
-		return nil, err
+		return fail(fmt.Errorf("journal size %d bytes is below the minimum %d: %w", size, minJournalSize, errdefs.ErrInvalidArgument))
 	}
 	j, err := openJournal(s, size, opts.AcceptJournalLoss)
 	if err != nil {
@@ -233,9 +246,7 @@ func open(ctx context.Context, path string, opts Options) (*Store, error) {
 		s.closed = true
 		s.mergeMu.Unlock()
 		s.mergeWG.Wait()
-		counters.Delete(db)
-		_ = db.Close()
-		return nil, err
+		return fail(err)
 	}
 	s.j = j
 	s.maybeMerge(s.idx.len())
