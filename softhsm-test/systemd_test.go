@@ -214,7 +214,8 @@ func state(m string) string {
 
 // TestSystemdNotify: with NOTIFY_SOCKET set (Type=notify), signerd says
 // READY=1 once it serves, RELOADING=1 (with MONOTONIC_USEC) then READY=1
-// around a SIGHUP reload, and STOPPING=1 when SIGTERM starts the drain, in
+// around a SIGHUP reload, and STOPPING=1 (with EXTEND_TIMEOUT_USEC) when
+// SIGTERM starts the drain, in
 // that order and nothing else.
 func TestSystemdNotify(t *testing.T) {
 	ns := newNotifySocket(t)
@@ -245,8 +246,10 @@ func TestSystemdNotify(t *testing.T) {
 	if err := d.stop(t); err != nil {
 		t.Fatalf("stop: %v", err)
 	}
-	if m := ns.next(t, all); state(m) != "STOPPING=1" {
-		t.Fatalf("at SIGTERM: %q, want STOPPING=1", m)
+	// The drain (30 s by default) and the 15 s after it, so that a
+	// --shutdown-timeout beyond the unit's TimeoutStopSec is waited for.
+	if m := ns.next(t, all); state(m) != "STOPPING=1" || !strings.Contains(m, "EXTEND_TIMEOUT_USEC=45000000\n") {
+		t.Fatalf("at SIGTERM: %q, want STOPPING=1 with EXTEND_TIMEOUT_USEC=45000000", m)
 	}
 	select {
 	case m := <-ns.msgs:

@@ -360,7 +360,7 @@ func Run(ctx context.Context, cfg Config, logOut io.Writer) error {
 			serving = false
 		}
 	}
-	sd.stopping()
+	sd.stopping(cfg.ShutdownTimeout)
 	log.Info("signerd stopping: draining in-flight calls", "timeout", cfg.ShutdownTimeout)
 	ready.shutdown()
 	drainCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -29,8 +30,19 @@ func (n notifier) reloading() {
 	n.send("RELOADING=1\n" + sd.SdNotifyMonotonicUsec() + "\nSTATUS=reloading")
 }
 
-// stopping: draining in-flight calls before exit.
-func (n notifier) stopping() { n.send("STOPPING=1\nSTATUS=draining in-flight calls") }
+// stopAfterDrain is what stopping asks systemd to allow beyond the drain:
+// the final audit checkpoint, closing the store and logging out of the
+// HSM (a network HSM's round trips included).
+const stopAfterDrain = 15 * time.Second
+
+// stopping: draining in-flight calls (for up to drain) before exit.
+// EXTEND_TIMEOUT_USEC (systemd ≥ 236) makes systemd wait for the drain
+// and what follows it even when --shutdown-timeout is longer than the
+// unit's TimeoutStopSec, instead of killing signerd before its final
+// checkpoint; it never shortens the unit's timeout.
+func (n notifier) stopping(drain time.Duration) {
+	n.send(fmt.Sprintf("STOPPING=1\nEXTEND_TIMEOUT_USEC=%d\nSTATUS=draining in-flight calls", (drain + stopAfterDrain).Microseconds()))
+}
 
 // watchdog pets systemd's watchdog (WatchdogSec=) at half its interval,
 // but only while the HSM answers (serving, as the key store's supervision
