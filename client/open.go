@@ -110,9 +110,16 @@ func (c *Client) OpenVerified(ctx context.Context, path, org string, opts ...Ver
 func (c *Client) verifyOpen(ctx context.Context, f *os.File, path, org string, digest [DigestSize]byte, o verifyOptions) (*VerifiedFile, error) {
 	doc := o.doc
 	if !o.hasDoc {
-		var err error
-		if doc, err = readSidecar(pkgsig.SidecarPath(path)); err != nil {
-			return nil, err
+		// FILE.sig, else Cloacina's FILE..sig for a name without an
+		// extension (pkgsig.SidecarPaths).
+		for _, p := range pkgsig.SidecarPaths(path) {
+			var err error
+			if doc, err = readSidecar(p); err != nil {
+				return nil, err
+			}
+			if doc != nil {
+				break
+			}
 		}
 	}
 	verdict, err := c.Verify(ctx, org, digest, doc)

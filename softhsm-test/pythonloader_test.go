@@ -125,6 +125,9 @@ func TestPythonLoader(t *testing.T) {
 		{"empty .sig", "acme", sigBeside(t, dir, "empty.so", good, func(p string) error { return os.WriteFile(p, nil, 0o644) }), d.socket, 1, "MALFORMED_SIGNATURE", ""},
 		{".sig is a FIFO", "acme", sigBeside(t, dir, "fifo.so", good, func(p string) error { return syscall.Mkfifo(p, 0o644) }), d.socket, 2, "NOT_REGULAR_FILE", ""},
 		{".sig is a directory", "acme", sigBeside(t, dir, "dir.so", good, func(p string) error { return os.Mkdir(p, 0o755) }), d.socket, 2, "NOT_REGULAR_FILE", ""},
+		// Cloacina's name for the .sig of a file without an extension
+		// (pkg..sig) is read too: an empty one is refused as at pkg.sig.
+		{"empty Cloacina-named .sig", "acme", cloacinaSigBeside(t, dir, "noext", good, func(p string) error { return os.WriteFile(p, nil, 0o644) }), d.socket, 1, "MALFORMED_SIGNATURE", ""},
 		// Something else on the socket: an answer about other bytes, or
 		// with no outcome, admits nothing.
 		{"answer about another package", "acme", good, answeringSigner(t, &signerv1.VerifyResponse{
@@ -218,6 +221,17 @@ func sigBeside(t *testing.T, dir, name, from string, mk func(path string) error)
 	t.Helper()
 	path := writeFile(t, dir, name, mustRead(t, from))
 	if err := mk(path + ".sig"); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// cloacinaSigBeside is sigBeside with the signature at Cloacina's name
+// for a file without an extension, name + "..sig".
+func cloacinaSigBeside(t *testing.T, dir, name, from string, mk func(path string) error) string {
+	t.Helper()
+	path := writeFile(t, dir, name, mustRead(t, from))
+	if err := mk(path + "..sig"); err != nil {
 		t.Fatal(err)
 	}
 	return path

@@ -104,19 +104,31 @@ def seal(fd):
     os.lseek(fd, 0, os.SEEK_SET)
 
 
+def sidecar_paths(path):
+    """path + ".sig", then, for a name without an extension, Cloacina's own
+    name for it (Rust's with_extension("{ext}.sig") gives "pkg..sig")."""
+    name = os.path.basename(path)
+    if name.rfind(".") <= 0 and name not in (".", ".."):
+        return [path + ".sig", path + "..sig"]
+    return [path + ".sig"]
+
+
 def read_sidecar(path):
-    """The detached signature path + ".sig", or None to let signerd use the
-    signatures it recorded. As the Go client does: a FIFO or directory is
-    refused without waiting on it, and an empty file is a malformed
+    """The detached signature (sidecar_paths), or None to let signerd use
+    the signatures it recorded. As the Go client does: a FIFO or directory
+    is refused without waiting on it, and an empty file is a malformed
     signature (on the wire an empty document means "none")."""
-    sig = path + ".sig"
-    try:
-        fd = os.open(sig, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    except FileNotFoundError:
+    for sig in sidecar_paths(path):
+        try:
+            fd = os.open(sig, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            break
+        except FileNotFoundError:
+            continue
+        except OSError as e:
+            code = 4 if e.errno in (errno.EACCES, errno.EPERM) else 2
+            raise LoadError(code, "UNREADABLE", f"{sig}: {e.strerror}") from e
+    else:
         return None
-    except OSError as e:
-        code = 4 if e.errno in (errno.EACCES, errno.EPERM) else 2
-        raise LoadError(code, "UNREADABLE", f"{sig}: {e.strerror}") from e
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise LoadError(2, "NOT_REGULAR_FILE", f"{sig} is not a regular file")

@@ -125,19 +125,23 @@ admitted true). Exit 2 for bad input, such as a malformed signature document
 }
 
 // loadSignature returns the signature document: the explicit path (which
-// must be readable), else FILE.sig when it exists, else nil.
+// must be readable), else FILE.sig when it exists (or Cloacina's FILE..sig
+// for a name without an extension: pkgsig.SidecarPaths), else nil.
 func loadSignature(file, explicit string) ([]byte, error) {
 	if explicit != "" {
 		return readSmallFile(explicit, 1<<20)
 	}
-	doc, err := readSmallFile(pkgsig.SidecarPath(file), 1<<20)
-	if err != nil {
-		if _, statErr := os.Stat(pkgsig.SidecarPath(file)); errors.Is(statErr, fs.ErrNotExist) {
-			return nil, nil
+	for _, p := range pkgsig.SidecarPaths(file) {
+		doc, err := readSmallFile(p, 1<<20)
+		if err != nil {
+			if _, statErr := os.Stat(p); errors.Is(statErr, fs.ErrNotExist) {
+				continue
+			}
+			return nil, err
 		}
-		return nil, err
+		return doc, nil
 	}
-	return doc, nil
+	return nil, nil
 }
 
 func verifyOnline(ctx context.Context, g *globals, res *verifyResult, digest [pkgsig.DigestSize]byte, doc []byte) error {

@@ -3,6 +3,8 @@ package pkgsig
 import (
 	"crypto/ed25519"
 	"encoding/hex"
+	"path/filepath"
+	"strings"
 
 	"github.com/signerd/signerd/internal/errdefs"
 )
@@ -56,3 +58,16 @@ func tampered(digest [DigestSize]byte, sig Signature) error {
 
 // SidecarPath is where the detached signature of path lives: "<path>.sig".
 func SidecarPath(path string) string { return path + ".sig" }
+
+// SidecarPaths are where a verifier looks for the detached signature of
+// path, in order: SidecarPath, then, for a file name without an extension
+// ("pkg", ".hidden"), Cloacina's own name for it, "<path>..sig": Cloacina
+// builds the name with Rust's with_extension("{ext}.sig"), which for no
+// extension adds ".sig" after a dot of its own.
+func SidecarPaths(path string) []string {
+	paths := []string{SidecarPath(path)}
+	if name := filepath.Base(path); strings.LastIndexByte(name, '.') <= 0 && name != "." && name != ".." {
+		paths = append(paths, path+"..sig")
+	}
+	return paths
+}
