@@ -128,7 +128,9 @@ func CanonicalizeSequential(ctx context.Context, dir string) (Manifest, error) {
 		t := d.Type()
 		switch {
 		case t&fs.ModeSymlink != 0:
-			unsigned = append(unsigned, rel)
+			if rel != SignatureFilename { // the folder's own, read through its link
+				unsigned = append(unsigned, rel)
+			}
 		case t.IsDir():
 			return nil
 		case d.Name() == SignatureFilename:
@@ -213,7 +215,9 @@ func canonicalizeParallel(ctx context.Context, dir string, workers int) (Manifes
 			childAbs := filepath.Join(abs, name)
 			switch {
 			case t&fs.ModeSymlink != 0:
-				unsigned = append(unsigned, childRel)
+				if childRel != SignatureFilename { // the folder's own, read through its link
+					unsigned = append(unsigned, childRel)
+				}
 			case t.IsDir():
 				if err := walk(childAbs, childRel); err != nil {
 					return err
@@ -340,7 +344,12 @@ func hashFile(ctx context.Context, abs, rel string, buf []byte) ([32]byte, error
 // openRegular opens path read-only, not following a final symlink and
 // without blocking on a FIFO, and insists the result is a regular file.
 func openRegular(path string) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|openFileFlags, 0)
+	return openRegularFlags(path, openFileFlags)
+}
+
+// openRegularFlags is openRegular with the open's flags.
+func openRegularFlags(path string, flags int) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|flags, 0)
 	if err != nil {
 		return nil, err
 	}

@@ -6,6 +6,7 @@ package skill
 // is the only guard; openRegular's fstat check still rejects non-regular
 // files once opened.
 const (
-	openFileFlags = 0
-	openDirFlags  = 0
+	openFileFlags     = 0
+	openDocumentFlags = 0
+	openDirFlags      = 0
 )

@@ -89,10 +89,10 @@ func ParseSignature(data []byte) (*Signature, error) {
 
 // LoadSignature reads and parses <dir>/.schemapin.sig. A missing file wraps
 // errdefs.ErrNotFound, a malformed one errdefs.ErrInvalidArgument. The file
-// is opened like a canonicalized file (regular only, no FIFO hang) and read
-// up to a bound.
+// is opened like a canonicalized file (regular only, no FIFO hang) but
+// through a symlink, as every SDK reads it, and read up to a bound.
 func LoadSignature(dir string) (*Signature, error) {
-	data, err := readRegularFile(filepath.Join(dir, SignatureFilename), maxSignatureFileSize)
+	data, err := readDocument(filepath.Join(dir, SignatureFilename), maxSignatureFileSize)
 	if err != nil {
 		return nil, err
 	}
@@ -603,11 +603,12 @@ func expectObject(data []byte) error {
 	return nil
 }
 
-// readRegularFile reads at most limit bytes of a regular file, refusing
+// readDocument reads at most limit bytes of a regular file, following a
+// symlink to it (as the SDKs read the signature document) but refusing
 // FIFOs and devices without blocking on them. Missing wraps ErrNotFound;
 // too large wraps ErrInvalidArgument.
-func readRegularFile(path string, limit int64) ([]byte, error) {
-	f, err := openRegular(path)
+func readDocument(path string, limit int64) ([]byte, error) {
+	f, err := openRegularFlags(path, openDocumentFlags)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("%s: %w: %w", path, errdefs.ErrNotFound, err)

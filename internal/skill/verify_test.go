@@ -270,6 +270,26 @@ func TestVerifyWarnsOfUnsignedEntries(t *testing.T) {
 	}
 }
 
+// TestVerifySymlinkedSignature: every SDK reads a .schemapin.sig that is
+// a symlink through it; so does signerd, and the link is the folder's
+// document, not an entry it warns of.
+func TestVerifySymlinkedSignature(t *testing.T) {
+	in := sampleInput(t)
+	in.Dir = copyFixtureDir(t, "vectors", "sample-skill-python-signed")
+	sig := filepath.Join(in.Dir, SignatureFilename)
+	moved := filepath.Join(t.TempDir(), "skill.sig")
+	if err := os.Rename(sig, moved); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(moved, sig); err != nil {
+		t.Skip(err)
+	}
+	r, err := VerifyOffline(t.Context(), in)
+	if err != nil || !r.Valid || r.Unsigned != nil || slices.Contains(r.Warnings, WarningUnsignedEntries) {
+		t.Fatalf("a symlinked .schemapin.sig: %+v, %v", r, err)
+	}
+}
+
 func TestVerifyFlow(t *testing.T) {
 	other, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	otherPEM, _ := EncodePublicKeyPEM(&other.PublicKey)
