@@ -45,7 +45,11 @@ func exitCode(err error) int {
 	if errors.As(err, &e) {
 		return e.code
 	}
-	switch {
+	switch r := errdefs.ReasonOf(err); {
+	case r == errdefs.ReasonKeyMismatch, r == errdefs.ReasonKeyNotInToken:
+		// A recorded key missing from the token, or another key under its
+		// ID: the daemon's state is at fault, not the caller's input.
+		return ExitDaemon
 	case errors.Is(err, errdefs.ErrPermissionDenied), errors.Is(err, errdefs.ErrUnauthenticated):
 		return ExitDenied
 	case errors.Is(err, errdefs.ErrUnavailable), errors.Is(err, errdefs.ErrInternal),

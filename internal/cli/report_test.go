@@ -64,6 +64,12 @@ func TestDescribe(t *testing.T) {
 			ExitDaemon, "UNAVAILABLE", "cannot reach signerd at /tmp/x.sock: no such file or directory (is it running?)"},
 		{"reason kept", errdefs.WithReason(errdefs.ReasonKeyNotFound, fmt.Errorf("key: %w", errdefs.ErrNotFound)),
 			ExitUsage, "KEY_NOT_FOUND", "key"},
+		// The token has lost a key signerd recorded, or holds another one
+		// under its ID: the daemon's state, exit 3, whatever the kind.
+		{"key not in the token", errdefs.WithReason(errdefs.ReasonKeyNotInToken, fmt.Errorf("key 01 not found in token \"t\": %w", errdefs.ErrNotFound)),
+			ExitDaemon, "KEY_NOT_IN_TOKEN", "key 01 not found in token \"t\""},
+		{"another key in the token", errdefs.WithReason(errdefs.ReasonKeyMismatch, fmt.Errorf("key 01 in token \"t\": private key does not match the public key: %w", errdefs.ErrFailedPrecondition)),
+			ExitDaemon, "KEY_MISMATCH", "key 01 in token \"t\": private key does not match the public key"},
 		{"kind named", fmt.Errorf("bad: %w", errdefs.ErrInvalidArgument), ExitUsage, "INVALID_ARGUMENT", "bad"},
 		{"usage", exitErr(ExitUsage, errors.New("signctl sign needs --key")), ExitUsage, "USAGE", "signctl sign needs --key"},
 	}

@@ -82,6 +82,10 @@ const (
 	ReasonAlreadyExists      Reason = "ALREADY_EXISTS"
 	ReasonHSMUnavailable     Reason = "HSM_UNAVAILABLE"
 	ReasonKeyMismatch        Reason = "KEY_MISMATCH"
+	// ReasonKeyNotInToken: a key signerd recorded is not in the token (it
+	// was deleted there, or the token is another one): the service's
+	// state, not the caller's input, is at fault.
+	ReasonKeyNotInToken Reason = "KEY_NOT_IN_TOKEN"
 	ReasonInternal           Reason = "INTERNAL"
 	ReasonFailedPrecondition Reason = "FAILED_PRECONDITION"
 )

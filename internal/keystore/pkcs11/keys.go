@@ -115,7 +115,7 @@ func (ks *KeyStore) writeKeyAttempt(s p11.SessionHandle, id []byte, alg keystore
 
 // Signer finds the key pair ref names, checks it against ref.Public (see
 // keystore.KeyRef) and returns a signer for it: ErrNotFound (reason
-// KEY_NOT_FOUND) if absent, ErrFailedPrecondition with reason KEY_MISMATCH
+// KEY_NOT_IN_TOKEN) if absent, ErrFailedPrecondition with reason KEY_MISMATCH
 // if the token's key is not ref.Public, WRONG_ALGORITHM if it is of another
 // kind.
 func (ks *KeyStore) Signer(ctx context.Context, ref keystore.KeyRef) (crypto.Signer, error) {

@@ -112,9 +112,9 @@ func TestSignerRefusals(t *testing.T) {
 		wantReason errdefs.Reason
 	}{
 		{"ed25519 not found", keystore.KeyRef{ID: newID(t), Algorithm: keystore.Ed25519, Public: ed.Public},
-			errdefs.ErrNotFound, errdefs.ReasonKeyNotFound},
+			errdefs.ErrNotFound, errdefs.ReasonKeyNotInToken},
 		{"ecdsa not found", keystore.KeyRef{ID: newID(t), Algorithm: keystore.ECDSAP256, Public: ec.Public},
-			errdefs.ErrNotFound, errdefs.ReasonKeyNotFound},
+			errdefs.ErrNotFound, errdefs.ReasonKeyNotInToken},
 		{"ed25519 other public key", keystore.KeyRef{ID: ed.ID, Algorithm: keystore.Ed25519, Public: otherEd},
 			errdefs.ErrFailedPrecondition, errdefs.ReasonKeyMismatch},
 		{"ecdsa other public key", keystore.KeyRef{ID: ec.ID, Algorithm: keystore.ECDSAP256, Public: &otherEC.PublicKey},

@@ -166,7 +166,7 @@ func fingerprint(pub crypto.PublicKey) string {
 }
 
 func (ks *KeyStore) notFound(id []byte) error {
-	return errdefs.WithReason(errdefs.ReasonKeyNotFound,
+	return errdefs.WithReason(errdefs.ReasonKeyNotInToken,
 		fmt.Errorf("key %x not found in token %q: %w", id, ks.cfg.TokenLabel, errdefs.ErrNotFound))
 }
 
