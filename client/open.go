@@ -62,8 +62,10 @@ func WithSealedCopy() VerifyOption {
 	return func(o *verifyOptions) { o.sealed = true }
 }
 
-// maxSignatureSize bounds a detached .sig document read from disk.
-const maxSignatureSize = 1 << 20
+// maxSignatureSize bounds a detached .sig document read from disk: the
+// largest that signerd (and signctl) read, pkgsig.MaxDocumentSize; a
+// larger one is a malformed signature, as there.
+const maxSignatureSize = pkgsig.MaxDocumentSize
 
 // afterChunk, when set by tests, runs after each chunk is hashed: it
 // stands for another process writing to the file while it is hashed.
@@ -263,7 +265,7 @@ func readSidecar(path string) ([]byte, error) {
 		return nil, fmt.Errorf("signature %s: %w", path, fsError(err))
 	}
 	if len(doc) > maxSignatureSize {
-		return nil, fmt.Errorf("signature %s is larger than %d bytes: %w", path, maxSignatureSize, errdefs.ErrInvalidArgument)
+		return nil, errdefs.Verification(errdefs.ReasonMalformedSignature, "signature %s is larger than %d bytes", path, maxSignatureSize)
 	}
 	return doc, nil
 }
@@ -271,9 +273,9 @@ func readSidecar(path string) ([]byte, error) {
 // fsError classifies a file-system error: a file the caller may not read
 // is ErrPermissionDenied, anything else is bad input.
 func fsError(err error) error {
-	if errors.Is(err, fs.ErrPermission) {
-		return fmt.Errorf("%w: %w", errdefs.ErrPermissionDenied, err)
-	}
+	// A file the caller may not read is bad input (ErrInvalidArgument, as
+	// for signctl: exit 2); errors.Is(err, fs.ErrPermission) still tells
+	// it apart. ErrPermissionDenied is signerd's socket or policy.
 	return fmt.Errorf("%w: %w", errdefs.ErrInvalidArgument, err)
 }
 

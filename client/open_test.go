@@ -184,6 +184,12 @@ func TestOpenVerifiedRefusals(t *testing.T) {
 	if err := os.WriteFile(malformed+".sig", []byte("{not a signature"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// Larger than signerd and signctl read a document: malformed, as there.
+	oversize := filepath.Join(dir, "liboversize.so")
+	copyFile(t, "testdata/libhello.so", oversize)
+	if err := os.WriteFile(oversize+".sig", bytes.Repeat([]byte(" "), 64<<10+1), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	growing := filepath.Join(dir, "growing.so")
 	copyFile(t, "testdata/libhello.so", growing)
 	link := filepath.Join(dir, "link-to-dir")
@@ -210,6 +216,7 @@ func TestOpenVerifiedRefusals(t *testing.T) {
 		{"revoked key", "testdata/libold.so", "acme", env.socket, false, client.ErrKeyRevoked},
 		{"unsigned, signatures required", "testdata/libunsigned.so", "acme", env.socket, false, client.ErrSignatureNotFound},
 		{"malformed signature", malformed, "acme", env.socket, false, client.ErrMalformedSignature},
+		{"signature over 64 KiB", oversize, "acme", env.socket, false, client.ErrMalformedSignature},
 		{"no org", "testdata/libhello.so", "", env.socket, false, client.ErrInvalidArgument},
 		{"directory", dir, "acme", env.socket, false, client.ErrNotRegularFile},
 		{"symlink to a directory", link, "acme", env.socket, false, client.ErrNotRegularFile},

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	signerv1 "github.com/signerd/signerd/gen/signer/v1"
 )
 
 // buildGoLoader builds examples/go-loader as a module of its own, outside
@@ -91,6 +93,11 @@ func TestGoLoaderSeparateModule(t *testing.T) {
 		{"not a regular file", "acme", dir, d.socket, 2, "not a regular file"},
 		{"size differs from content", "acme", "/proc/self/status", d.socket, 2, "changed while it was hashed"},
 		{"daemon down", "acme", good, filepath.Join(dir, "no-daemon.sock"), 3, "cannot reach signerd"},
+		// As signctl: a malformed signature document is bad input, and an
+		// answer from something that is not signerd is the daemon's fault.
+		{"malformed .sig", "acme", sigBeside(t, dir, "malformed.so", good, func(p string) error { return os.WriteFile(p, []byte("{not a signature"), 0o644) }), d.socket, 2, "bad input MALFORMED_SIGNATURE"},
+		{"answer about another package", "acme", good, answeringSigner(t, &signerv1.VerifyResponse{
+			Outcome: signerv1.VerifyOutcome_VERIFY_OUTCOME_VERIFIED, Verified: true, PackageHash: strings.Repeat("ab", 32)}), 3, "signerd answered Verify for package hash"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

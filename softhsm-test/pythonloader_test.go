@@ -122,12 +122,12 @@ func TestPythonLoader(t *testing.T) {
 		// one is malformed (sent, it would mean "none" and signerd's
 		// records would decide), and a FIFO or a directory is refused
 		// without waiting on it.
-		{"empty .sig", "acme", sigBeside(t, dir, "empty.so", good, func(p string) error { return os.WriteFile(p, nil, 0o644) }), d.socket, 1, "MALFORMED_SIGNATURE", ""},
+		{"empty .sig", "acme", sigBeside(t, dir, "empty.so", good, func(p string) error { return os.WriteFile(p, nil, 0o644) }), d.socket, 2, "MALFORMED_SIGNATURE", ""},
 		{".sig is a FIFO", "acme", sigBeside(t, dir, "fifo.so", good, func(p string) error { return syscall.Mkfifo(p, 0o644) }), d.socket, 2, "NOT_REGULAR_FILE", ""},
 		{".sig is a directory", "acme", sigBeside(t, dir, "dir.so", good, func(p string) error { return os.Mkdir(p, 0o755) }), d.socket, 2, "NOT_REGULAR_FILE", ""},
 		// Cloacina's name for the .sig of a file without an extension
 		// (pkg..sig) is read too: an empty one is refused as at pkg.sig.
-		{"empty Cloacina-named .sig", "acme", cloacinaSigBeside(t, dir, "noext", good, func(p string) error { return os.WriteFile(p, nil, 0o644) }), d.socket, 1, "MALFORMED_SIGNATURE", ""},
+		{"empty Cloacina-named .sig", "acme", cloacinaSigBeside(t, dir, "noext", good, func(p string) error { return os.WriteFile(p, nil, 0o644) }), d.socket, 2, "MALFORMED_SIGNATURE", ""},
 		// Something else on the socket: an answer about other bytes, or
 		// with no outcome, admits nothing.
 		{"answer about another package", "acme", good, answeringSigner(t, &signerv1.VerifyResponse{
@@ -201,6 +201,20 @@ sys.exit(loader.main(sys.argv[2:]))
 		sum := sha256.Sum256(want)
 		if code != 0 || res["loaded"] != true || res["sha256"] != hex.EncodeToString(sum[:]) || res["bytes"] != float64(len(want)) {
 			t.Fatalf("exit %d %v, want the %d verified bytes loaded (sha256 %x)", code, res, len(want), sum)
+		}
+	})
+
+	t.Run("package it may not read", func(t *testing.T) {
+		needRoot(t, "a package the loader's user may not read is bad input (exit 2), as for signctl")
+		private := writeFile(t, t.TempDir(), "private.so", mustRead(t, good))
+		if err := os.Chmod(private, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		traversable(t, private)
+		traversable(t, filepath.Join(stubs, "x"))
+		code, res := pyLoad(t, stubs, d.socket, "acme", private, &syscall.Credential{Uid: nobodyUID, Gid: nobodyGID})
+		if code != 2 || res["reason"] != "UNREADABLE" {
+			t.Fatalf("exit %d %v, want 2 UNREADABLE", code, res)
 		}
 	})
 

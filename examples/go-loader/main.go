@@ -46,18 +46,22 @@ func load(socket, org, path string) int {
 	vf, err := c.OpenVerified(ctx, path, org, client.WithSealedCopy())
 	var refusal *client.VerificationError
 	switch {
+	case errors.As(err, &refusal) && refusal.Reason == client.ReasonMalformedSignature:
+		fmt.Printf("bad input %s: %s\n", refusal.Reason, err) // as signctl: exit 2
+		return 2
 	case errors.As(err, &refusal):
 		fmt.Printf("refused %s: %s\n", refusal.Reason, err)
 		return 1
 	case errors.Is(err, client.ErrPermissionDenied):
 		fmt.Println("denied:", err)
 		return 4
-	case errors.Is(err, client.ErrUnavailable):
-		fmt.Println("unavailable:", err)
-		return 3
-	case err != nil: // not a regular file, changed while hashed, unreadable
+	case errors.Is(err, client.ErrInvalidArgument), errors.Is(err, client.ErrFileChanged):
+		// Not a regular file, unreadable, changed while hashed.
 		fmt.Println("bad input:", err)
 		return 2
+	case err != nil: // unreachable, out of time, failed, an answer it cannot read
+		fmt.Println("signerd:", err)
+		return 3
 	}
 	defer vf.Close()
 

@@ -22,7 +22,6 @@ unreachable or failing, 4 permission denied.
 """
 
 import argparse
-import errno
 import fcntl
 import hashlib
 import json
@@ -36,7 +35,7 @@ from google.rpc import error_details_pb2, status_pb2
 from signer.v1 import signer_service_pb2, signer_service_pb2_grpc
 
 CHUNK = 1 << 20
-MAX_SIGNATURE = 1 << 20
+MAX_SIGNATURE = 64 << 10  # what signerd and signctl read; larger is malformed
 
 
 class LoadError(Exception):
@@ -125,8 +124,7 @@ def read_sidecar(path):
         except FileNotFoundError:
             continue
         except OSError as e:
-            code = 4 if e.errno in (errno.EACCES, errno.EPERM) else 2
-            raise LoadError(code, "UNREADABLE", f"{sig}: {e.strerror}") from e
+            raise LoadError(2, "UNREADABLE", f"{sig}: {e.strerror}") from e
     else:
         return None
     try:
@@ -145,7 +143,7 @@ def read_sidecar(path):
     if len(doc) > MAX_SIGNATURE:
         raise LoadError(2, "MALFORMED_SIGNATURE", f"{sig} is larger than {MAX_SIGNATURE} bytes")
     if not doc:
-        raise LoadError(1, "MALFORMED_SIGNATURE", f"{sig} is empty")
+        raise LoadError(2, "MALFORMED_SIGNATURE", f"{sig} is empty")
     return doc
 
 
@@ -166,9 +164,8 @@ def open_verified(stub, path, org, timeout=30):
             fd = os.open(f"/proc/self/fd/{where}", os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         finally:
             os.close(where)
-    except OSError as e:
-        code = 4 if e.errno in (errno.EACCES, errno.EPERM) else 2
-        raise LoadError(code, "UNREADABLE", f"{path}: {e.strerror}") from e
+    except OSError as e:  # a file this user may not read is bad input, as for signctl
+        raise LoadError(2, "UNREADABLE", f"{path}: {e.strerror}") from e
     copy = -1
     try:
         copy = sealed_copy(path)
@@ -216,6 +213,8 @@ def rpc_error(err):
                          f"cannot reach signerd: {err.details()}")
     if code == grpc.StatusCode.PERMISSION_DENIED:
         return LoadError(4, reason or "PERMISSION_DENIED", err.details())
+    if reason == "MALFORMED_SIGNATURE":
+        return LoadError(2, reason, err.details())  # bad input, as for signctl
     if reason:
         return LoadError(1, reason, err.details())
     return LoadError(3, code.name, err.details())

@@ -121,8 +121,9 @@ func (d Document) encodeJSON() []byte {
 	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 }
 
-// maxDocumentSize bounds what Parse accepts; a real document is ~330 bytes.
-const maxDocumentSize = 64 << 10
+// MaxDocumentSize bounds what Parse accepts; a real document is ~330
+// bytes. A larger one is MALFORMED_SIGNATURE.
+const MaxDocumentSize = 64 << 10
 
 // Parse reads a detached signature never more loosely than Cloacina's
 // reader (see reader.go for exactly what is accepted) and checks every
@@ -133,8 +134,8 @@ const maxDocumentSize = 64 << 10
 // *errdefs.VerificationError with reason MALFORMED_SIGNATURE.
 func Parse(data []byte) (Signature, error) {
 	var s Signature
-	if len(data) > maxDocumentSize {
-		return s, malformed("signature document is %d bytes, more than the %d allowed", len(data), maxDocumentSize)
+	if len(data) > MaxDocumentSize {
+		return s, malformed("signature document is %d bytes, more than the %d allowed", len(data), MaxDocumentSize)
 	}
 	raw, err := readDocument(data)
 	if err != nil {

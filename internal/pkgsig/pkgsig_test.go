@@ -133,7 +133,7 @@ func TestParseRejects(t *testing.T) {
 		{"short signature", strings.Replace(good, "7vVRfXevOMGoYqNxzmzUxqG96vTsdKo7f5nuVOAvvPVY2D1HtpQlFmHHzxbyuzBSvJ1/04zegWneorAZRg2hCg==", "7vVRfXev", 1)},
 		{"unpadded base64", strings.Replace(good, "Cg==", "Cg", 1)},
 		{"hash as number", strings.Replace(good, `"59ff55de6857b718c180deb034d529996084be9556ca645e4e1de2129aa7e556"`, `5`, 1)},
-		{"huge", `{"x":"` + strings.Repeat("a", maxDocumentSize) + `"}`},
+		{"huge", `{"x":"` + strings.Repeat("a", MaxDocumentSize) + `"}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

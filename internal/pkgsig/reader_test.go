@@ -148,7 +148,7 @@ func TestParseStrictValues(t *testing.T) {
 // deliberately simply on top of encoding/json's token stream, so that the
 // fuzz target can compare the two. nil means accepted.
 func simpleParse(data []byte) error {
-	if len(data) > maxDocumentSize || !utf8.Valid(data) {
+	if len(data) > MaxDocumentSize || !utf8.Valid(data) {
 		return errors.New("size or UTF-8")
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
