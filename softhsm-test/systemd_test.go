@@ -1,6 +1,7 @@
 package softhsmtest
 
 import (
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -114,6 +115,12 @@ func TestSocketActivation(t *testing.T) {
 		t.Fatalf("exit %d: %s\n%s", r.code, r.stderr, d.logs.String())
 	}
 	d.waitForLog(t, "socket_activated=true tcp_socket_activated=true") // both sockets passed by systemd
+	// The mode logged is the passed socket's, not --socket-mode's 0660.
+	if fi, err := os.Stat(d.socket); err != nil {
+		t.Fatal(err)
+	} else if want := fmt.Sprintf("socket_mode=%04o ", fi.Mode().Perm()); !strings.Contains(d.logs.String(), want) {
+		t.Fatalf("the serving line does not give the passed socket's mode (%s):\n%s", want, d.logs.String())
+	}
 	if after := inode(t, d.socket); after != before {
 		t.Fatalf("the socket was replaced (inode %d, then %d): signerd made its own instead of serving the passed one", before, after)
 	}

@@ -322,7 +322,15 @@ func Run(ctx context.Context, cfg Config, logOut io.Writer) error {
 	}
 	// The summary line comes last: a reader of the log (an operator, a
 	// test) that sees it has seen every start-up line before it.
-	log.Info("signerd serving", "socket", cfg.Socket, "socket_mode", fmt.Sprintf("%04o", cfg.SocketMode),
+	// A passed socket's mode is the socket unit's, not --socket-mode.
+	socketMode := fmt.Sprintf("%04o", cfg.SocketMode)
+	if fromSystemd.unix != nil {
+		socketMode = "unknown"
+		if fi, err := os.Stat(cfg.Socket); err == nil {
+			socketMode = fmt.Sprintf("%04o", fi.Mode().Perm())
+		}
+	}
+	log.Info("signerd serving", "socket", cfg.Socket, "socket_mode", socketMode,
 		"store", spec.String(), "token", cfg.TokenLabel, "module", cfg.PKCS11Module, "pid", os.Getpid(), "file_limit", fileLimit,
 		"socket_activated", fromSystemd.unix != nil, "tcp_socket_activated", fromSystemd.tcp != nil)
 
