@@ -73,19 +73,19 @@ const (
 
 // Other reasons attached to non-verification errors.
 const (
-	ReasonPermissionDenied   Reason = "PERMISSION_DENIED"
-	ReasonKeyNotFound        Reason = "KEY_NOT_FOUND"
-	ReasonKeyExists          Reason = "KEY_EXISTS"
-	ReasonWrongAlgorithm     Reason = "WRONG_ALGORITHM"
-	ReasonInvalidArgument    Reason = "INVALID_ARGUMENT"
-	ReasonNotFound           Reason = "NOT_FOUND"
-	ReasonAlreadyExists      Reason = "ALREADY_EXISTS"
-	ReasonHSMUnavailable     Reason = "HSM_UNAVAILABLE"
-	ReasonKeyMismatch        Reason = "KEY_MISMATCH"
+	ReasonPermissionDenied Reason = "PERMISSION_DENIED"
+	ReasonKeyNotFound      Reason = "KEY_NOT_FOUND"
+	ReasonKeyExists        Reason = "KEY_EXISTS"
+	ReasonWrongAlgorithm   Reason = "WRONG_ALGORITHM"
+	ReasonInvalidArgument  Reason = "INVALID_ARGUMENT"
+	ReasonNotFound         Reason = "NOT_FOUND"
+	ReasonAlreadyExists    Reason = "ALREADY_EXISTS"
+	ReasonHSMUnavailable   Reason = "HSM_UNAVAILABLE"
+	ReasonKeyMismatch      Reason = "KEY_MISMATCH"
 	// ReasonKeyNotInToken: a key signerd recorded is not in the token (it
 	// was deleted there, or the token is another one): the service's
 	// state, not the caller's input, is at fault.
-	ReasonKeyNotInToken Reason = "KEY_NOT_IN_TOKEN"
+	ReasonKeyNotInToken      Reason = "KEY_NOT_IN_TOKEN"
 	ReasonInternal           Reason = "INTERNAL"
 	ReasonFailedPrecondition Reason = "FAILED_PRECONDITION"
 )
