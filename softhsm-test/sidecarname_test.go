@@ -50,8 +50,8 @@ func TestCloacinaSidecarName(t *testing.T) {
 	if err := os.WriteFile(pkg+"..sig", nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if r := signctl(t, d, "verify", pkg, "--org", "acme"); r.code != 2 || !strings.Contains(r.stderr+r.stdout, "MALFORMED_SIGNATURE") {
-		t.Fatalf("an empty pkg..sig: exit %d, want 2 MALFORMED_SIGNATURE\n%s%s", r.code, r.stdout, r.stderr)
+	if r := signctl(t, d, "verify", pkg, "--org", "acme"); r.code != 2 || !strings.Contains(r.stderr+r.stdout, "MALFORMED_SIGNATURE: "+pkg+"..sig: ") {
+		t.Fatalf("an empty pkg..sig: exit %d, want 2 MALFORMED_SIGNATURE naming the file\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	if _, err := c.OpenVerified(ctx, pkg, "acme"); !errors.Is(err, client.ErrMalformedSignature) {
 		t.Fatalf("OpenVerified with an empty pkg..sig: %v, want ErrMalformedSignature", err)

@@ -117,7 +117,7 @@ checks it offline.`,
 			if err != nil {
 				return exitErr(ExitUsage, err)
 			}
-			doc, err := loadSignature(file, opts.signature)
+			doc, _, err := loadSignature(file, opts.signature)
 			if err != nil {
 				return err
 			}

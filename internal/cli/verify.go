@@ -92,7 +92,7 @@ admitted true). Exit 2 for bad input, such as a malformed signature document
 			}
 			ctx, cancel := g.ctx(cmd.Context())
 			defer cancel()
-			doc, err := loadSignature(file, opts.signature)
+			doc, docPath, err := loadSignature(file, opts.signature)
 			if err != nil {
 				return err
 			}
@@ -105,6 +105,7 @@ admitted true). Exit 2 for bad input, such as a malformed signature document
 				res.Mode = "offline"
 				verr = verifyOffline(opts.trustKeys, &res, digest, doc)
 			}
+			verr = inDocument(verr, docPath)
 			if verr == nil && proof != nil {
 				if verr = proof.check(&res, digest, doc); verr != nil {
 					// The proof was required: without it nothing may
@@ -124,12 +125,14 @@ admitted true). Exit 2 for bad input, such as a malformed signature document
 	return cmd
 }
 
-// loadSignature returns the signature document: the explicit path (which
-// must be readable), else FILE.sig when it exists (or Cloacina's FILE..sig
-// for a name without an extension: pkgsig.SidecarPaths), else nil.
-func loadSignature(file, explicit string) ([]byte, error) {
+// loadSignature returns the signature document and where it was read: the
+// explicit path (which must be readable), else FILE.sig when it exists (or
+// Cloacina's FILE..sig for a name without an extension:
+// pkgsig.SidecarPaths), else nil.
+func loadSignature(file, explicit string) (doc []byte, path string, err error) {
 	if explicit != "" {
-		return readSmallFile(explicit, 1<<20)
+		doc, err := readSmallFile(explicit, 1<<20)
+		return doc, explicit, err
 	}
 	for _, p := range pkgsig.SidecarPaths(file) {
 		doc, err := readSmallFile(p, 1<<20)
@@ -137,11 +140,24 @@ func loadSignature(file, explicit string) ([]byte, error) {
 			if _, statErr := os.Stat(p); errors.Is(statErr, fs.ErrNotExist) {
 				continue
 			}
-			return nil, err
+			return nil, p, err
 		}
-		return doc, nil
+		return doc, p, nil
 	}
-	return nil, nil
+	return nil, "", nil
+}
+
+// inDocument names the signature file in a malformed-signature refusal, so
+// that the reader knows which file to look at (FILE.sig, FILE..sig or
+// --signature's).
+func inDocument(err error, path string) error {
+	v, ok := errdefs.AsVerification(err)
+	if !ok || path == "" || v.Reason != errdefs.ReasonMalformedSignature || strings.Contains(v.Message, path) {
+		return err
+	}
+	named := *v
+	named.Message = path + ": " + v.Message
+	return &named
 }
 
 func verifyOnline(ctx context.Context, g *globals, res *verifyResult, digest [pkgsig.DigestSize]byte, doc []byte) error {
