@@ -208,17 +208,14 @@ func Run(ctx context.Context, cfg Config, logOut io.Writer) error {
 		return fmt.Errorf("open store %s: %w", spec, err)
 	}
 	defer func() {
+		if r, ok := st.(interface{ RemoveOnClose() }); ok && removeDB {
+			// Removed by Close while it holds the file's lock (the
+			// journal first: a journal left without its database would
+			// stop the next start).
+			r.RemoveOnClose()
+		}
 		if err := st.Close(); err != nil {
 			log.Error("close database", "err", err)
-		}
-		if removeDB {
-			// The journal first: a journal left without its database
-			// would stop the next start.
-			for _, p := range []string{boltstore.JournalPath(spec.path), spec.path} {
-				if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
-					log.Error("remove the database this start created", "path", p, "err", err)
-				}
-			}
 		}
 	}()
 

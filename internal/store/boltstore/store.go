@@ -87,6 +87,8 @@ type Store struct {
 	mergeHook func(chunk int) error
 	readOnly  bool
 	closeOnce sync.Once
+	// removeOnClose: Close removes the file and its journal (RemoveOnClose).
+	removeOnClose bool
 }
 
 var _ store.Store = (*Store)(nil)
@@ -104,15 +106,33 @@ func Open(ctx context.Context, path string, opts Options) (s *Store, err error) 
 	// goroutine, so Guard catches what goes wrong; the file is checked with
 	// plain reads once it is locked.
 	err = Guard(path, func() error {
-		var err error
-		s, err = open(ctx, path, opts)
-		return err
+		// A file removed while this open waited for its lock (a failed
+		// first start of another signerd removes what it created, holding
+		// the lock) is not served: bbolt opens the file before it locks
+		// it, and would map the removed inode. Open again, a few times.
+		for attempt := 1; ; attempt++ {
+			var err error
+			s, err = open(ctx, path, opts)
+			if !errors.Is(err, errFileRemoved) || attempt == 3 {
+				return err
+			}
+			if opts.Logger != nil {
+				opts.Logger.Warn("the database was removed while this open waited for its lock; opening again", "db", path)
+			}
+		}
 	})
 	if err != nil {
 		return nil, err
 	}
 	return s, nil
 }
+
+// openedHook, when set by tests, runs when bbolt has opened the file and
+// before it locks it.
+var openedHook func()
+
+// errFileRemoved: the file open locked is no longer at its path.
+var errFileRemoved = fmt.Errorf("database file removed while waiting for its lock: %w", errdefs.ErrUnavailable)
 
 // open is Open without the guard.
 func open(ctx context.Context, path string, opts Options) (*Store, error) {
@@ -141,16 +161,31 @@ func open(ctx context.Context, path string, opts Options) (*Store, error) {
 	// A file this open creates is removed again, with its journal, if the
 	// open then fails (no room for the journal, say): a start that failed
 	// must not leave a database behind for the next one to find. It is
-	// removed while this process holds its lock, so nobody else has it.
+	// removed while this process holds its lock; another open waiting for
+	// that lock on the same file sees it gone (errFileRemoved) and starts
+	// again.
 	created := !opts.ReadOnly && !exists(path) && !exists(journalPath(path))
 	// 0600: the file holds who may sign with which key and the audit log;
 	// nobody but the daemon's user needs to read it.
+	var opened *os.File // what bbolt opened, to compare with the path once locked
 	db, err := bolt.Open(path, 0o600, &bolt.Options{
 		Timeout:  opts.Timeout,
 		ReadOnly: opts.ReadOnly,
+		OpenFile: func(name string, flag int, perm os.FileMode) (*os.File, error) {
+			f, err := os.OpenFile(name, flag, perm)
+			opened = f
+			if openedHook != nil {
+				openedHook()
+			}
+			return f, err
+		},
 	})
 	if err != nil {
 		return nil, openError(path, err)
+	}
+	if !stillAt(opened, path) {
+		_ = db.Close()
+		return nil, errFileRemoved
 	}
 	// fail closes db after a failed open (removing what it created) and
 	// returns err.
@@ -253,6 +288,20 @@ func open(ctx context.Context, path string, opts Options) (*Store, error) {
 	return s, nil
 }
 
+// stillAt reports whether f is the file at path (not removed or replaced
+// since it was opened).
+func stillAt(f *os.File, path string) bool {
+	if f == nil {
+		return false
+	}
+	held, err := f.Stat()
+	if err != nil {
+		return false
+	}
+	now, err := os.Stat(path)
+	return err == nil && os.SameFile(held, now)
+}
+
 func openError(path string, err error) error {
 	switch {
 	case errors.Is(err, bolterrors.ErrTimeout):
@@ -301,11 +350,25 @@ func (s *Store) Close() error {
 			s.log.Warn("signature index merge at close failed", "err", err)
 		}
 	}
+	if s.removeOnClose {
+		// Before the lock is released: another open waiting for it on
+		// this file then finds it gone and starts again (stillAt).
+		for _, p := range []string{journalPath(s.path), s.path} {
+			if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				s.log.Error("remove the database", "path", p, "err", err)
+			}
+		}
+	}
 	if err := s.db.Close(); err != nil {
 		return err
 	}
 	return jerr
 }
+
+// RemoveOnClose makes Close remove the file and its journal, while it
+// still holds the file's lock: for a database a failed first start made,
+// which must not be left for the next start to find.
+func (s *Store) RemoveOnClose() { s.removeOnClose = true }
 
 // JournalLoss describes the journal loss Options.AcceptJournalLoss let
 // Open accept, now or at a start that stopped before recording it ("" when
