@@ -15,7 +15,10 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	signerv1 "github.com/signerd/signerd/gen/signer/v1"
 )
@@ -134,6 +137,11 @@ func TestPythonLoader(t *testing.T) {
 			Outcome: signerv1.VerifyOutcome_VERIFY_OUTCOME_VERIFIED, Verified: true, PackageHash: strings.Repeat("ab", 32)}), 3, "INTERNAL", ""},
 		{"answer with no outcome", "acme", good, answeringSigner(t, &signerv1.VerifyResponse{
 			Verified: true, PackageHash: fileSHA256(t, good)}), 3, "INTERNAL", ""},
+		// signerd's errors carry a reason whether or not they are a
+		// refusal: only a refusal is exit 1, as for signctl.
+		{"daemon failure with a reason", "acme", good, failingSigner(t, codes.Internal, "INTERNAL"), 3, "INTERNAL", ""},
+		{"HSM unavailable", "acme", good, failingSigner(t, codes.Unavailable, "HSM_UNAVAILABLE"), 3, "HSM_UNAVAILABLE", ""},
+		{"bad input with a reason", "acme", good, failingSigner(t, codes.InvalidArgument, "INVALID_ARGUMENT"), 2, "INVALID_ARGUMENT", ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -270,10 +278,32 @@ func answeringSigner(t *testing.T, resp *signerv1.VerifyResponse) string {
 type answeringSignerServer struct {
 	signerv1.UnimplementedSignerServiceServer
 	resp *signerv1.VerifyResponse
+	err  error
 }
 
 func (s *answeringSignerServer) Verify(context.Context, *signerv1.VerifyRequest) (*signerv1.VerifyResponse, error) {
-	return s.resp, nil
+	return s.resp, s.err
+}
+
+// failingSigner serves, on a new socket, a SignerService whose Verify
+// fails with code and an ErrorInfo of reason, as signerd's errors that
+// are not refusals do.
+func failingSigner(t *testing.T, code codes.Code, reason string) string {
+	t.Helper()
+	st, err := status.New(code, "failed").WithDetails(&errdetails.ErrorInfo{Reason: reason, Domain: "signerd.dev"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(t.TempDir(), "fake.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := grpc.NewServer()
+	signerv1.RegisterSignerServiceServer(g, &answeringSignerServer{err: st.Err()})
+	go g.Serve(l)
+	t.Cleanup(g.Stop)
+	return sock
 }
 
 // fileSHA256 is the lowercase hex SHA-256 of the file at path.

@@ -47,9 +47,10 @@ class LoadError(Exception):
         self.reason = reason
 
 
-def refusal_reason(err):
+def error_info(err):
     """The ErrorInfo reason in a gRPC error's grpc-status-details-bin
-    trailer (a serialized google.rpc.Status), or "" if there is none."""
+    trailer (a serialized google.rpc.Status), and whether signerd marks it
+    a verification refusal (metadata kind); ("", False) if there is none."""
     for key, value in err.trailing_metadata() or ():
         if key != "grpc-status-details-bin":
             continue
@@ -58,8 +59,8 @@ def refusal_reason(err):
             if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
                 info = error_details_pb2.ErrorInfo()
                 detail.Unpack(info)
-                return info.reason
-    return ""
+                return info.reason, info.metadata.get("kind") == "verification"
+    return "", False
 
 
 def hash_descriptor(fd, path, copy_to):
@@ -204,20 +205,23 @@ def open_verified(stub, path, org, timeout=30):
 
 
 def rpc_error(err):
-    """A LoadError for a failed Verify: a refusal carries its reason."""
-    reason = refusal_reason(err)
+    """A LoadError for a failed Verify, with signctl's exit code: 1 for a
+    refusal (reason given), 2 for bad input (a malformed signature among
+    them), 4 for a denial, 3 for signerd unreachable or failing."""
+    reason, refusal = error_info(err)
     code = err.code()
     if code == grpc.StatusCode.UNAVAILABLE and not reason:
         denied = "Permission denied" in (err.details() or "")
         return LoadError(4 if denied else 3, "PERMISSION_DENIED" if denied else "UNAVAILABLE",
                          f"cannot reach signerd: {err.details()}")
-    if code == grpc.StatusCode.PERMISSION_DENIED:
-        return LoadError(4, reason or "PERMISSION_DENIED", err.details())
-    if reason == "MALFORMED_SIGNATURE":
-        return LoadError(2, reason, err.details())  # bad input, as for signctl
-    if reason:
-        return LoadError(1, reason, err.details())
-    return LoadError(3, code.name, err.details())
+    if refusal:
+        return LoadError(2 if reason == "MALFORMED_SIGNATURE" else 1, reason, err.details())
+    if code in (grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.UNAUTHENTICATED):
+        return LoadError(4, reason or code.name, err.details())
+    if code in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.OUT_OF_RANGE,
+                grpc.StatusCode.NOT_FOUND, grpc.StatusCode.FAILED_PRECONDITION):
+        return LoadError(2, reason or code.name, err.details())
+    return LoadError(3, reason or code.name, err.details())
 
 
 def main(argv=None):
