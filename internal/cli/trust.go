@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -255,7 +256,9 @@ func newTrustListCommand(g *globals) *cobra.Command {
 // readSmallFile reads a file the user named, with a size bound; failures are
 // bad input (exit 2).
 func readSmallFile(path string, limit int64) ([]byte, error) {
-	f, err := os.Open(path)
+	// O_NONBLOCK: a FIFO (at FILE.sig, say) is refused below instead of
+	// waiting for a writer forever; regular files ignore it.
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, exitErr(ExitUsage, fmt.Errorf("cannot read %s: %w", path, err))
 	}
