@@ -172,9 +172,40 @@ func openJournal(s *Store, size int64, acceptLoss bool) (*journal, error) {
 	if err := checkJournalBelongs(s, j.path, acceptLoss); err != nil {
 		return nil, err
 	}
+	// An accepted loss is pending in the file before the journal is made
+	// whole again: a start that dies after recreating it would otherwise
+	// find nothing missing, and the loss would never be recorded. A loss
+	// accepted by a start that stopped before recording it stays pending,
+	// and a second loss accepted meanwhile is kept beside it, not in its
+	// place.
+	if err := s.db.Update(func(tx *bolt.Tx) error {
+		meta, err := bucket(tx, bucketKeyMeta)
+		if err != nil {
+			return err
+		}
+		pending := meta.Get(keyJournalLoss)
+		switch {
+		case s.journalLoss == "":
+			if pending != nil {
+				s.journalLoss = string(pending)
+			}
+			return nil
+		case pending != nil:
+			s.journalLoss = string(pending) + "; then, at a later start, " + s.journalLoss
+		}
+		return meta.Put(keyJournalLoss, []byte(s.journalLoss))
+	}); err != nil {
+		return nil, mapBoltErr(err)
+	}
 	f, err := openJournalFile(j.path, size)
 	if err != nil {
 		return nil, err
+	}
+	if journalMadeHook != nil {
+		if err := journalMadeHook(); err != nil { // a start that dies here (tests)
+			_ = f.Close()
+			return nil, err
+		}
 	}
 	j.f = f
 	if fi, err := f.Stat(); err == nil && fi.Size() > j.size {
@@ -197,22 +228,6 @@ func openJournal(s *Store, size int64, acceptLoss bool) (*journal, error) {
 		if err != nil {
 			return err
 		}
-		// A loss accepted by a start that stopped before recording it is
-		// still pending: reported now, and kept beside a second loss
-		// accepted before it was recorded, not replaced by it.
-		switch pending := meta.Get(keyJournalLoss); {
-		case pending != nil && s.journalLoss != "":
-			s.journalLoss = string(pending) + "; then, at a later start, " + s.journalLoss
-			if err := meta.Put(keyJournalLoss, []byte(s.journalLoss)); err != nil {
-				return err
-			}
-		case s.journalLoss != "":
-			if err := meta.Put(keyJournalLoss, []byte(s.journalLoss)); err != nil {
-				return err
-			}
-		case pending != nil:
-			s.journalLoss = string(pending)
-		}
 		return meta.Put(keyJournalOpen, binary.BigEndian.AppendUint64(nil, uint64(j.size)))
 	}); err != nil {
 		_ = f.Close()
@@ -221,6 +236,10 @@ func openJournal(s *Store, size int64, acceptLoss bool) (*journal, error) {
 	go j.applier()
 	return j, nil
 }
+
+// journalMadeHook, when set by tests, runs once the journal file is whole
+// again; an error stops the open there, as a crash would.
+var journalMadeHook func() error
 
 // checkJournalBelongs refuses a journal that cannot be this file's whole
 // journal (see openJournal), or, with acceptLoss, records what is

@@ -130,6 +130,36 @@ func TestJournalLossesAccumulate(t *testing.T) {
 	}
 }
 
+// TestJournalLossSurvivesADeathAfterTheJournalIsRemade: a start that
+// accepted a loss and died once the journal was whole again leaves
+// nothing missing for the next start to see; the loss is pending in the
+// file all the same, and reported.
+func TestJournalLossSurvivesADeathAfterTheJournalIsRemade(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "signerd.db")
+	s := openOK(t, path, Options{JournalSize: 1 << 20})
+	holdApplies(s)
+	putSig(t, s, 0, 3)
+	crashJournal(t, s)
+	if err := os.Remove(journalPath(path)); err != nil {
+		t.Fatal(err)
+	}
+	journalMadeHook = func() error { return errors.New("killed") }
+	_, err := Open(ctx, path, Options{AcceptJournalLoss: true, JournalSize: 1 << 20})
+	journalMadeHook = nil
+	if err == nil || !strings.Contains(err.Error(), "killed") {
+		t.Fatalf("the open that dies: %v", err)
+	}
+	s, err = Open(ctx, path, Options{JournalSize: 1 << 20})
+	if err != nil {
+		t.Fatalf("the next start, with the journal whole: %v", err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	if !strings.Contains(s.JournalLoss(), "is missing") {
+		t.Fatalf("the accepted loss was forgotten: JournalLoss() = %q", s.JournalLoss())
+	}
+}
+
 // TestJournalCleanCloseNeedsNoJournal: after a clean close everything is
 // in the file, which opens (read-only too, as a copy would) without its
 // journal.
