@@ -85,7 +85,8 @@ func TestLogMonitor(t *testing.T) {
 		code     codes.Code
 		exit     int
 		evidence string
-	}{{codes.FailedPrecondition, 1, "LOG_FORK"}, {codes.NotFound, 1, "LOG_FORK"}, {codes.Unavailable, 3, "could not be checked is kept in"}} {
+	}{{codes.FailedPrecondition, 1, "LOG_FORK"}, {codes.NotFound, 1, "LOG_FORK"},
+		{codes.Unavailable, 3, "could not be checked is kept in"}, {codes.Internal, 3, "could not be checked is kept in"}} {
 		sock := refusingLog(t, a, tc.code)
 		r := signctl(t, a, "--socket", sock, "log", "monitor", "--state", state, "-o", "json")
 		out := r.stdout + r.stderr

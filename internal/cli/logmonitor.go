@@ -215,10 +215,11 @@ func runMonitor(ctx context.Context, g *globals, dir, logKeyFlag string) (*monit
 
 // proofRefused reports whether the daemon answered a consistency proof
 // request with a refusal (it has no such proof, or says the sizes are
-// wrong) rather than not answering (unreachable, out of time, throttled,
-// this client not allowed).
+// wrong) rather than not answering or failing (unreachable, out of time,
+// throttled, this client not allowed, an internal error or a reset
+// stream, which a transport fault also gives: exit 3, the note kept).
 func proofRefused(err error) bool {
-	for _, k := range []error{errdefs.ErrInvalidArgument, errdefs.ErrNotFound, errdefs.ErrFailedPrecondition, errdefs.ErrInternal} {
+	for _, k := range []error{errdefs.ErrInvalidArgument, errdefs.ErrNotFound, errdefs.ErrFailedPrecondition} {
 		if errors.Is(err, k) {
 			return true
 		}
