@@ -24,7 +24,8 @@ const MaxPolicySize = 1 << 20
 // matches the caller allows it. Deny by default: a caller no rule matches
 // may do nothing, not even verify.
 //
-// The file is one JSON object; unknown fields are errors:
+// The file is one JSON object; unknown fields, a field given twice in one
+// object and a field spelt in another case are errors:
 //
 //	{
 //	  "version": 1,
@@ -127,6 +128,9 @@ func ParsePolicy(data []byte) (*Policy, error) {
 	if err := dec.Decode(new(json.RawMessage)); !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("%s: unexpected data after the policy object", position(data, dec.InputOffset()))
 	}
+	if err := checkFieldNames(data); err != nil {
+		return nil, err
+	}
 	switch {
 	case in.Version == nil:
 		return nil, errors.New(`"version" is required (1)`)
@@ -203,6 +207,96 @@ func (r policyRuleInput) validate(i int) (policyRule, error) {
 		out.domains = append(out.domains, n)
 	}
 	return out, nil
+}
+
+// policyFields and ruleFields are the field names of the policy object and
+// of a rule, exactly as the format spells them.
+var (
+	policyFields = []string{"version", "rules"}
+	ruleFields   = []string{"comment", "uids", "gids", "certs", "everyone_local", "tcp_loopback", "role", "keys", "domains"}
+)
+
+// checkFieldNames refuses a field given twice in one object (also when one
+// spelling is escaped) and a field of the policy or of a rule spelt in
+// another case. encoding/json would read both without a word: the last of
+// repeated names wins and "Role" is read as "role", so a file that a
+// reviewer, jq or Python reads as a verifier rule could be in force as an
+// admin rule. data is known to be one valid JSON value.
+func checkFieldNames(data []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	// where names the object for errors ("" for the policy object);
+	// known is its field names (nil: values inside fields, not checked
+	// for spelling, only for repeats).
+	var walk func(where string, known []string) error
+	walk = func(where string, known []string) error {
+		tok, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		prefix := ""
+		if where != "" {
+			prefix = where + ": "
+		}
+		switch tok {
+		case json.Delim('{'):
+			seen := map[string]bool{}
+			for dec.More() {
+				kt, err := dec.Token()
+				if err != nil {
+					return err
+				}
+				name, _ := kt.(string)
+				if seen[name] {
+					return fmt.Errorf("%sfield %q is given twice", prefix, name)
+				}
+				seen[name] = true
+				if known != nil && !slices.Contains(known, name) {
+					for _, k := range known {
+						if strings.EqualFold(k, name) {
+							return fmt.Errorf("%sfield %q is not a policy field (did you mean %q?)", prefix, name, k)
+						}
+					}
+				}
+				var inner []string
+				if known != nil && where == "" && name == "rules" {
+					// The rules array: each element is a rule.
+					if t, err := dec.Token(); err != nil {
+						return err
+					} else if t != json.Delim('[') {
+						// Not an array: the decoder reports it.
+						if d, ok := t.(json.Delim); ok && d == '{' {
+							return errors.New(`"rules" must be a JSON array of rules`)
+						}
+						continue
+					}
+					for i := 0; dec.More(); i++ {
+						if err := walk(fmt.Sprintf("rules[%d]", i), ruleFields); err != nil {
+							return err
+						}
+					}
+					if _, err := dec.Token(); err != nil { // ]
+						return err
+					}
+					continue
+				}
+				if err := walk(where, inner); err != nil {
+					return err
+				}
+			}
+			_, err := dec.Token() // }
+			return err
+		case json.Delim('['):
+			for dec.More() {
+				if err := walk(where, nil); err != nil {
+					return err
+				}
+			}
+			_, err := dec.Token() // ]
+			return err
+		}
+		return nil
+	}
+	return walk("", policyFields)
 }
 
 // normalizeDomain makes DNS names comparable: lower case, no final dot.
