@@ -299,7 +299,7 @@ func Run(ctx context.Context, cfg Config, logOut io.Writer) error {
 		log.Info("the Unix socket came from systemd: its mode and owner are the socket unit's (SocketMode=, SocketGroup=), not --socket-mode")
 	}
 	if policyRules > 0 {
-		log.Info("authorization by policy file", "policy", cfg.Policy, "rules", policyRules)
+		log.Info("authorization by policy file", "policy", cfg.Policy, "rules", policyRules, "sha256", policy.(*server.Policy).Digest())
 	} else {
 		log.Info("authorization by the default rule (no --policy): root and the daemon's uid are admins; other callers may only verify")
 	}

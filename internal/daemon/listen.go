@@ -101,3 +101,14 @@ func loadAuthorizer(c Config) (a server.Authorizer, rules int, err error) {
 	}
 	return p, p.Len(), nil
 }
+
+// describeAuthorizer names the rules a loaded authorizer applies, for the
+// log and the audit record of a reload: the policy file's path, its rule
+// count and the SHA-256 of its contents, so that two different policies at
+// one path are never recorded alike.
+func describeAuthorizer(a server.Authorizer, path string) string {
+	if p, ok := a.(*server.Policy); ok {
+		return fmt.Sprintf("policy %s (%d rules, sha256 %s)", path, p.Len(), p.Digest())
+	}
+	return "default rule (no policy file)"
+}

@@ -61,7 +61,7 @@ func (r *reloader) apply() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	authz, rules, err := loadAuthorizer(next)
+	authz, _, err := loadAuthorizer(next)
 	if err != nil {
 		return "", err
 	}
@@ -81,11 +81,7 @@ func (r *reloader) apply() (string, error) {
 	if r.tls != nil {
 		r.cfg.TLSCert, r.cfg.TLSKey, r.cfg.ClientCA = next.TLSCert, next.TLSKey, next.ClientCA
 	}
-	policy := "default rule (no policy file)"
-	if rules > 0 {
-		policy = fmt.Sprintf("policy %s (%d rules)", next.Policy, rules)
-	}
-	return fmt.Sprintf("%s; %s; log-level %s", policy, tlsNote, level), nil
+	return fmt.Sprintf("%s; %s; log-level %s", describeAuthorizer(authz, next.Policy), tlsNote, level), nil
 }
 
 // restartOnly names the settings that differ between old and next other

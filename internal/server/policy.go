@@ -3,6 +3,8 @@ package server
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -62,6 +64,10 @@ const MaxPolicySize = 1 << 20
 // free text for humans.
 type Policy struct {
 	rules []policyRule
+	// digest is the SHA-256 of the file's bytes, in hex: what the audit
+	// record of a reload names (the path and rule count alone do not show
+	// that someone's role changed).
+	digest string
 }
 
 // policyFile is the JSON shape of a policy file.
@@ -139,7 +145,8 @@ func ParsePolicy(data []byte) (*Policy, error) {
 	case len(in.Rules) == 0:
 		return nil, errors.New(`"rules" is empty: every call would be denied`)
 	}
-	p := &Policy{}
+	sum := sha256.Sum256(data)
+	p := &Policy{digest: hex.EncodeToString(sum[:])}
 	for i, raw := range in.Rules {
 		var r policyRuleInput
 		rdec := json.NewDecoder(bytes.NewReader(raw))
@@ -349,6 +356,9 @@ func position(data []byte, off int64) string {
 
 // Len is the number of rules.
 func (p *Policy) Len() int { return len(p.rules) }
+
+// Digest is the lowercase hex SHA-256 of the policy file's bytes.
+func (p *Policy) Digest() string { return p.digest }
 
 // matches reports whether the rule selects the caller.
 func (r *policyRule) matches(id Identity) bool {
