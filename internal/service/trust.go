@@ -327,11 +327,19 @@ func (s *Service) SetRequireSignatures(ctx context.Context, org string, require 
 	return s.store.SetRequireSignatures(ctx, org, require, ev)
 }
 
-// RequireSignatures returns an org's policy (false for an unknown org).
+// RequireSignatures returns an org's policy. An org nobody configured is
+// UNKNOWN_ORG, as for ListTrusted and Verify: its "false" would read as a
+// policy that admits unsigned code.
 func (s *Service) RequireSignatures(ctx context.Context, org string) (bool, error) {
 	if err := ValidateOrg(org); err != nil {
 		return false, err
 	}
 	o, err := s.store.GetOrg(ctx, org)
-	return o.RequireSignatures, err
+	if err != nil {
+		return false, err
+	}
+	if !o.Configured() {
+		return false, orgNotConfigured(org)
+	}
+	return o.RequireSignatures, nil
 }
