@@ -12,6 +12,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"syscall"
 
 	signerv1 "github.com/signerd/signerd/gen/signer/v1"
 	"github.com/signerd/signerd/internal/errdefs"
@@ -107,6 +108,19 @@ func LoadPolicy(path string) (*Policy, error) {
 		return nil, fmt.Errorf("policy file: %w", err)
 	}
 	defer f.Close()
+	// Whoever can write the file decides who may sign at the next reload:
+	// it must be writable by its owner only, and owned by root or by
+	// signerd's own user (as the PIN file must be readable by them only).
+	st, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("policy file %s: %w", path, err)
+	}
+	if st.Mode().Perm()&0o022 != 0 {
+		return nil, fmt.Errorf("policy file %s is writable by group or others (mode %04o): whoever may write it decides who may sign; chmod go-w it", path, st.Mode().Perm())
+	}
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok && sys.Uid != 0 && int(sys.Uid) != os.Geteuid() {
+		return nil, fmt.Errorf("policy file %s is owned by uid %d, neither root nor signerd's user (uid %d): whoever owns it decides who may sign", path, sys.Uid, os.Geteuid())
+	}
 	data, err := io.ReadAll(io.LimitReader(f, MaxPolicySize+1))
 	if err != nil {
 		return nil, fmt.Errorf("policy file %s: %w", path, err)
