@@ -308,6 +308,9 @@ func TestMutualTLS(t *testing.T) {
 	farm := ca.Issue(t, certs.Leaf{CN: "build-farm", DNS: []string{"build-farm.example.com"}}).WriteFiles(t, dir, "farm")
 	loaderCert := ca.Issue(t, certs.Leaf{CN: "loader"}).WriteFiles(t, dir, "loader")
 	stranger := ca.Issue(t, certs.Leaf{CN: "stranger"}).WriteFiles(t, dir, "stranger")
+	// The signer's name as its CN, beside a SAN of its own: the CN names
+	// nothing there (RFC 6125).
+	cnBeside := ca.Issue(t, certs.Leaf{CN: "build-farm.example.com", DNS: []string{"other.example.com"}}).WriteFiles(t, dir, "cnbeside")
 	foreign := other.Issue(t, certs.Leaf{CN: "build-farm", DNS: []string{"build-farm.example.com"}}).WriteFiles(t, dir, "foreign")
 	expired := ca.Issue(t, certs.Leaf{CN: "build-farm", DNS: []string{"build-farm.example.com"},
 		NotBefore: time.Now().Add(-72 * time.Hour), NotAfter: time.Now().Add(-24 * time.Hour)}).WriteFiles(t, dir, "expired")
@@ -353,6 +356,9 @@ func TestMutualTLS(t *testing.T) {
 	})
 	t.Run("certificate no rule names", func(t *testing.T) {
 		expectExit(t, as(stranger, "key", "list"), 4, "stranger lists keys")
+	})
+	t.Run("a rule's name as the CN beside a SAN", func(t *testing.T) {
+		expectExit(t, as(cnBeside, "sign", pkg, "--key", "pkg-a", "--out", filepath.Join(work, "cn.sig")), 4, "a certificate for other.example.com with CN build-farm.example.com signs")
 	})
 	t.Run("--addr wins over --socket", func(t *testing.T) {
 		r := signctl(t, d, "--socket", d.socket, "--addr", addr, "--tls-cert", stranger.Cert, "--tls-key", stranger.Key, "--ca", caFile, "key", "list")

@@ -143,8 +143,11 @@ func tlsIdentity(st tls.ConnectionState) (Identity, error) {
 }
 
 // CertNames returns the names a policy file's "certs" may match, in order:
-// DNS names, URIs, email addresses, then the subject common name; empty
-// names and duplicates are dropped.
+// DNS names, URIs, email addresses; the subject common name only when the
+// certificate has none of those (RFC 6125, and Go's own verification:
+// a certificate with SANs names what its SANs say, and a CN beside them,
+// which a CA may not have checked, must not grant what they do not).
+// Empty names and duplicates are dropped.
 func CertNames(c *x509.Certificate) []string {
 	var names []string
 	seen := map[string]bool{}
@@ -163,7 +166,9 @@ func CertNames(c *x509.Certificate) []string {
 	for _, n := range c.EmailAddresses {
 		add(n)
 	}
-	add(c.Subject.CommonName)
+	if len(names) == 0 {
+		add(c.Subject.CommonName)
+	}
 	return names
 }
 
