@@ -100,24 +100,26 @@ leaves no partial .sig behind.`,
 				return nil
 			})
 			wg.Wait()
-			var results []signResult
+			var results []any // signResult, or fileError for a file not signed or not written
 			var firstErr error
+			failed := func(path string, err error) {
+				rep := describe(err)
+				printf(g.stderr, "signctl: %s: %s\n", path, rep.Message)
+				results = append(results, fileError{File: path, errorReport: rep})
+				if firstErr == nil {
+					firstErr = err
+				}
+			}
 			for i, o := range outcomes {
 				path := args[i]
 				switch {
 				case o.itemErr != nil:
-					printf(g.stderr, "signctl: %s: %v\n", path, o.itemErr)
-					if firstErr == nil {
-						firstErr = o.itemErr
-					}
+					failed(path, o.itemErr)
 				case o.wErr != nil:
 					// Signed, recorded and not written (the place
 					// changed since the check above, or the disk
 					// failed): said for this file, the others go on.
-					printf(g.stderr, "signctl: %s: %v\n", path, o.wErr)
-					if firstErr == nil {
-						firstErr = exitErr(writeExit(o.wErr), o.wErr)
-					}
+					failed(path, exitErr(writeExit(o.wErr), o.wErr))
 				case o.resp != nil:
 					r := signResult{File: path, Signature: o.out, PackageHash: pkgsig.HexDigest(digests[i][:]), Key: o.resp.GetKeyName(), KeyVersion: o.resp.GetKeyVersion(), Fingerprint: o.resp.GetKeyFingerprint()}
 					results = append(results, r)
@@ -130,9 +132,15 @@ leaves no partial .sig behind.`,
 				return err
 			}
 			if g.json() {
+				// One file: its result, or the error object every command
+				// prints; several: one entry per file, in order.
 				var perr error
 				if len(args) == 1 && len(results) == 1 {
-					perr = printJSON(g.stdout, results[0])
+					if fe, ok := results[0].(fileError); ok {
+						perr = printJSON(g.stdout, fe.errorReport)
+					} else {
+						perr = printJSON(g.stdout, results[0])
+					}
 				} else if len(args) > 1 {
 					perr = printJSON(g.stdout, results)
 				}
@@ -150,6 +158,13 @@ leaves no partial .sig behind.`,
 	cmd.Flags().StringVar(&opts.key, "key", "", "the signing key's name (ed25519)")
 	cmd.Flags().StringVar(&opts.out, "out", "", "where to write the signature (default FILE.sig)")
 	return cmd
+}
+
+// fileError is the -o json entry of a file that was not signed (or whose
+// signature was not written) among several.
+type fileError struct {
+	File string `json:"file"`
+	errorReport
 }
 
 // signResult is the -o json shape of one signed file.
