@@ -56,6 +56,15 @@ func TestAuditVerifyDamagedFile(t *testing.T) {
 			!strings.Contains(r.stdout, "audit record") {
 			t.Fatalf("exit %d, want 1, BROKEN naming %q and what could be read\nstdout: %s\nstderr: %s", r.code, what, r.stdout, r.stderr)
 		}
+		// Each finding is said once (the file check and bbolt's open can
+		// both find it).
+		seen := map[string]bool{}
+		for _, part := range strings.Split(strings.TrimSpace(r.stdout), "; ") {
+			if seen[part] {
+				t.Fatalf("%q is said twice:\n%s", part, r.stdout)
+			}
+			seen[part] = true
+		}
 		path := filepath.Join(t.TempDir(), "damaged.db")
 		os.WriteFile(path, data, 0o600)
 		j := signctl(t, nil, "audit", "verify", "--db", path, "--audit-key", pubFile, "-o", "json")

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -361,11 +362,19 @@ func verifyAuditOffline(ctx context.Context, dbPath, keyPath string) (auditVerif
 	return res, nil
 }
 
+// mergeDamage is a's problems and then b's, each said once (the check of
+// the file and bbolt's open can find the same one).
 func mergeDamage(a, b *boltstore.DamageError) *boltstore.DamageError {
 	if a == nil {
 		return b
 	}
-	return &boltstore.DamageError{Path: a.Path, Problems: append(append([]string(nil), a.Problems...), b.Problems...)}
+	problems := append([]string(nil), a.Problems...)
+	for _, p := range b.Problems {
+		if !slices.Contains(problems, p) {
+			problems = append(problems, p)
+		}
+	}
+	return &boltstore.DamageError{Path: a.Path, Problems: problems}
 }
 
 // damageProblem says what is damaged and what could still be read: the
