@@ -426,9 +426,27 @@ func (s *Service) Discovery(ctx context.Context, keyName, developer, contact str
 		return nil, err
 	}
 	d.Contact = contact
-	for _, v := range key.Versions {
-		if v.State == store.KeyRevoked {
-			d.RevokedKeys = append(d.RevokedKeys, SchemaPinFingerprint(v.Fingerprint))
+	// revoked_keys: the revoked versions of this key and, as a SchemaPin
+	// verifier reads a domain's discovery document, of every other ECDSA
+	// key of the same domain (key create --org DOMAIN): a key revoked
+	// outright can no longer publish a discovery document of its own.
+	keys := []store.Key{key}
+	if key.Org != "" {
+		all, err := s.store.ListKeys(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, k := range all {
+			if k.Name != key.Name && normalizeDomain(k.Org) == normalizeDomain(key.Org) && keystore.Algorithm(k.Algorithm) == keystore.ECDSAP256 {
+				keys = append(keys, k)
+			}
+		}
+	}
+	for _, k := range keys {
+		for _, v := range k.Versions {
+			if v.State == store.KeyRevoked {
+				d.RevokedKeys = append(d.RevokedKeys, SchemaPinFingerprint(v.Fingerprint))
+			}
 		}
 	}
 	return d.Encode()
