@@ -223,6 +223,14 @@ func TestSkillVerifyCLI(t *testing.T) {
 			t.Fatalf("modified skill %v: exit %d", args, r.code)
 		}
 	}
+	// The failure's result carries the signature's domain online as
+	// offline (CONTRACT.md's shape).
+	for _, args := range [][]string{{"--public-key", pubPEM}, {"--online"}} {
+		r := signctl(t, d, append([]string{"skill", "verify", dir, "--domain", "example.com", "-o", "json"}, args...)...)
+		if j := r.json(t); r.code != 1 || j["valid"] != false || j["domain"] != "example.com" {
+			t.Fatalf("modified skill %v, -o json: exit %d %v", args, r.code, j)
+		}
+	}
 	if r := signctl(t, d, "skill", "tampered", dir, "-o", "json"); r.code != 1 || !strings.Contains(r.stdout, "SKILL.md") {
 		t.Fatalf("tampered: exit %d %s", r.code, r.stdout)
 	}

@@ -83,10 +83,13 @@ func runSkillVerifyOnline(cmd *cobra.Command, g *globals, opts *skillVerifyOpts,
 		// split the same way, both modes print and report alike.
 		res.ErrorCode, res.ErrorMessage = skill.ErrorCode(v.Code), strings.TrimPrefix(v.Message, v.Code+": ")
 		out.Reason, out.KeyFingerprint = string(v.Reason), v.Fingerprint
-		if v.Reason == errdefs.ReasonPackageTampered && doc != nil {
-			// Itemize the change locally against the document's manifest,
-			// as signctl skill tampered would.
-			if sig, err := skill.ParseSignature(doc); err == nil {
+		if sig, err := skill.ParseSignature(doc); doc != nil && err == nil {
+			// The document's domain claim, as offline verification
+			// reports it on a failure too.
+			res.Domain = sig.Domain
+			if v.Reason == errdefs.ReasonPackageTampered {
+				// Itemize the change locally against the document's
+				// manifest, as signctl skill tampered would.
 				rep := skill.DetectTamperedFiles(m.Files, sig.FileManifest)
 				if !rep.Clean() {
 					res.Tampered = &rep
