@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -311,6 +312,7 @@ func TestMutualTLS(t *testing.T) {
 	// The signer's name as its CN, beside a SAN of its own: the CN names
 	// nothing there (RFC 6125).
 	cnBeside := ca.Issue(t, certs.Leaf{CN: "build-farm.example.com", DNS: []string{"other.example.com"}}).WriteFiles(t, dir, "cnbeside")
+	cnBesideIP := ca.Issue(t, certs.Leaf{CN: "build-farm.example.com", IPs: []net.IP{net.IPv4(10, 0, 0, 7)}}).WriteFiles(t, dir, "cnbesideip")
 	foreign := other.Issue(t, certs.Leaf{CN: "build-farm", DNS: []string{"build-farm.example.com"}}).WriteFiles(t, dir, "foreign")
 	expired := ca.Issue(t, certs.Leaf{CN: "build-farm", DNS: []string{"build-farm.example.com"},
 		NotBefore: time.Now().Add(-72 * time.Hour), NotAfter: time.Now().Add(-24 * time.Hour)}).WriteFiles(t, dir, "expired")
@@ -359,6 +361,7 @@ func TestMutualTLS(t *testing.T) {
 	})
 	t.Run("a rule's name as the CN beside a SAN", func(t *testing.T) {
 		expectExit(t, as(cnBeside, "sign", pkg, "--key", "pkg-a", "--out", filepath.Join(work, "cn.sig")), 4, "a certificate for other.example.com with CN build-farm.example.com signs")
+		expectExit(t, as(cnBesideIP, "sign", pkg, "--key", "pkg-a", "--out", filepath.Join(work, "cnip.sig")), 4, "a certificate for 10.0.0.7 with CN build-farm.example.com signs")
 	})
 	t.Run("--addr wins over --socket", func(t *testing.T) {
 		r := signctl(t, d, "--socket", d.socket, "--addr", addr, "--tls-cert", stranger.Cert, "--tls-key", stranger.Key, "--ca", caFile, "key", "list")

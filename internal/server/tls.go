@@ -3,6 +3,7 @@ package server
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/asn1"
 	"errors"
 	"fmt"
 	"net"
@@ -144,7 +145,7 @@ func tlsIdentity(st tls.ConnectionState) (Identity, error) {
 
 // CertNames returns the names a policy file's "certs" may match, in order:
 // DNS names, URIs, email addresses; the subject common name only when the
-// certificate has none of those (RFC 6125, and Go's own verification:
+// certificate has no subject alternative name extension at all (RFC 6125, and Go's own verification:
 // a certificate with SANs names what its SANs say, and a CN beside them,
 // which a CA may not have checked, must not grant what they do not).
 // Empty names and duplicates are dropped.
@@ -166,10 +167,25 @@ func CertNames(c *x509.Certificate) []string {
 	for _, n := range c.EmailAddresses {
 		add(n)
 	}
-	if len(names) == 0 {
+	if !hasSANExtension(c) {
 		add(c.Subject.CommonName)
 	}
 	return names
+}
+
+// oidSubjectAltName is the subject alternative name extension's OID.
+var oidSubjectAltName = asn1.ObjectIdentifier{2, 5, 29, 17}
+
+// hasSANExtension reports whether c has a subject alternative name
+// extension of any kind (an IP address or an otherName count too: its CN
+// is then not a name a CA vouched for).
+func hasSANExtension(c *x509.Certificate) bool {
+	for _, e := range c.Extensions {
+		if e.Id.Equal(oidSubjectAltName) {
+			return true
+		}
+	}
+	return false
 }
 
 // tlsListener marks its connections for a TLS handshake.
