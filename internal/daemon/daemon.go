@@ -21,7 +21,6 @@ import (
 
 	"github.com/signerd/signerd/internal/server"
 	"github.com/signerd/signerd/internal/service"
-	"github.com/signerd/signerd/internal/store/boltstore"
 	"github.com/signerd/signerd/internal/version"
 )
 
@@ -200,8 +199,8 @@ func Run(ctx context.Context, cfg Config, logOut io.Writer) error {
 
 	// A database this start creates is removed again if the HSM then
 	// refuses (a wrong label or PIN): the next start must not find an
-	// empty, migrated file that belongs to no token.
-	freshDB := spec.kind == "bbolt" && !exists(spec.path) && !exists(boltstore.JournalPath(spec.path))
+	// empty, migrated file that belongs to no token. The store says
+	// whether its open made the file (decided under its lock).
 	removeDB := false
 	st, err := openStore(ctx, spec, cfg, log)
 	if err != nil {
@@ -223,7 +222,9 @@ func Run(ctx context.Context, cfg Config, logOut io.Writer) error {
 	// after it are recovered without a restart (keystore/supervised).
 	ks, err := openHSM(ctx, cfg, pin, st, log)
 	if err != nil {
-		removeDB = freshDB
+		if c, ok := st.(interface{ Created() bool }); ok {
+			removeDB = c.Created()
+		}
 		return pinRefused(fmt.Errorf("open HSM: %w", err))
 	}
 	defer func() {

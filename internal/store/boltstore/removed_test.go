@@ -80,3 +80,47 @@ func TestOpenWaitingOnARemovedFile(t *testing.T) {
 	s := openOK(t, path, Options{JournalSize: 1 << 20})
 	checkAll(t, s, []store.SignatureRecord{rec}, 1)
 }
+
+// TestCreated: an open that makes the file says so, a later one does not,
+// and neither does one that found no file but lost the race to make it
+// (another open created and initialised it before this one had the lock).
+func TestCreated(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "signerd.db")
+	s := openOK(t, path, Options{JournalSize: 1 << 20})
+	if !s.Created() {
+		t.Fatal("the open that made the file says it did not")
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if s := openOK(t, path, Options{JournalSize: 1 << 20}); s.Created() {
+		t.Fatal("a second open says it made the file")
+	}
+
+	raced := filepath.Join(t.TempDir(), "signerd.db")
+	var calls atomic.Int32
+	openedHook = func() {
+		if calls.Add(1) != 1 {
+			return
+		}
+		// The first open has the (empty) file open and not yet locked:
+		// another makes, initialises and closes it now.
+		other, err := Open(context.Background(), raced, Options{JournalSize: 1 << 20})
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		if err := other.Close(); err != nil {
+			t.Error(err)
+		}
+	}
+	defer func() { openedHook = nil }()
+	s, err := Open(context.Background(), raced, Options{JournalSize: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if s.Created() {
+		t.Fatal("an open that lost the race to make the file says it made it")
+	}
+}

@@ -89,6 +89,8 @@ type Store struct {
 	closeOnce sync.Once
 	// removeOnClose: Close removes the file and its journal (RemoveOnClose).
 	removeOnClose bool
+	// created: this Open made the file (Created).
+	created bool
 }
 
 var _ store.Store = (*Store)(nil)
@@ -187,6 +189,15 @@ func open(ctx context.Context, path string, opts Options) (*Store, error) {
 		_ = db.Close()
 		return nil, errFileRemoved
 	}
+	if created {
+		// Made by this open only if bbolt initialised it here: another
+		// open that made the file between the check above and the lock
+		// has committed its schema by now (transaction 1 is bbolt's own
+		// initialisation).
+		var txid int
+		_ = db.View(func(tx *bolt.Tx) error { txid = tx.ID(); return nil })
+		created = txid <= 1
+	}
 	// fail closes db after a failed open (removing what it created) and
 	// returns err.
 	fail := func(err error) (*Store, error) {
@@ -253,7 +264,7 @@ func open(ctx context.Context, path string, opts Options) (*Store, error) {
 	}
 	counters.Store(db, new(treeCounter))
 	s := &Store{db: db, path: path, log: log, maxBatch: maxBatch,
-		mergeAt: mergeAt, mergeAtBase: mergeAt, mergeChunk: defaultMergeChunk, readOnly: opts.ReadOnly}
+		mergeAt: mergeAt, mergeAtBase: mergeAt, mergeChunk: defaultMergeChunk, readOnly: opts.ReadOnly, created: created}
 	if err := s.loadPending(); err != nil {
 		return fail(mapBoltErr(err))
 	}
@@ -369,6 +380,10 @@ func (s *Store) Close() error {
 // still holds the file's lock: for a database a failed first start made,
 // which must not be left for the next start to find.
 func (s *Store) RemoveOnClose() { s.removeOnClose = true }
+
+// Created reports whether this Open made the file (neither it nor a
+// journal was there when the open that succeeded began).
+func (s *Store) Created() bool { return s.created }
 
 // JournalLoss describes the journal loss Options.AcceptJournalLoss let
 // Open accept, now or at a start that stopped before recording it ("" when
