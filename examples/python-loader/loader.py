@@ -218,8 +218,10 @@ def rpc_error(err):
         return LoadError(2 if reason == "MALFORMED_SIGNATURE" else 1, reason, err.details())
     if code in (grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.UNAUTHENTICATED):
         return LoadError(4, reason or code.name, err.details())
-    if code in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.OUT_OF_RANGE,
-                grpc.StatusCode.NOT_FOUND, grpc.StatusCode.FAILED_PRECONDITION):
+    if reason in ("KEY_MISMATCH", "KEY_NOT_IN_TOKEN"):  # signerd's state, not the input
+        return LoadError(3, reason, err.details())
+    if code in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.OUT_OF_RANGE, grpc.StatusCode.NOT_FOUND,
+                grpc.StatusCode.ALREADY_EXISTS, grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.ABORTED):
         return LoadError(2, reason or code.name, err.details())
     return LoadError(3, reason or code.name, err.details())
 

@@ -117,7 +117,7 @@ checks it offline.`,
 			if err != nil {
 				return exitErr(ExitUsage, err)
 			}
-			doc, _, err := loadSignature(file, opts.signature)
+			doc, docPath, err := loadSignature(file, opts.signature)
 			if err != nil {
 				return err
 			}
@@ -126,7 +126,7 @@ checks it offline.`,
 			}
 			sig, err := pkgsig.Parse(doc)
 			if err != nil {
-				return exitErr(ExitUsage, err)
+				return exitErr(ExitUsage, inDocument(err, docPath))
 			}
 			if sig.Digest != digest {
 				return exitErr(ExitVerifyFail, fmt.Errorf("the signature is over %s, but %s hashes to %s: %w",

@@ -178,24 +178,34 @@ func openJournal(s *Store, size int64, acceptLoss bool) (*journal, error) {
 	// accepted by a start that stopped before recording it stays pending,
 	// and a second loss accepted meanwhile is kept beside it, not in its
 	// place.
-	if err := s.db.Update(func(tx *bolt.Tx) error {
+	// (A read first: most starts have nothing to write.)
+	var pending string
+	if err := s.db.View(func(tx *bolt.Tx) error {
 		meta, err := bucket(tx, bucketKeyMeta)
 		if err != nil {
 			return err
 		}
-		pending := meta.Get(keyJournalLoss)
-		switch {
-		case s.journalLoss == "":
-			if pending != nil {
-				s.journalLoss = string(pending)
-			}
-			return nil
-		case pending != nil:
-			s.journalLoss = string(pending) + "; then, at a later start, " + s.journalLoss
-		}
-		return meta.Put(keyJournalLoss, []byte(s.journalLoss))
+		pending = string(meta.Get(keyJournalLoss))
+		return nil
 	}); err != nil {
 		return nil, mapBoltErr(err)
+	}
+	switch {
+	case s.journalLoss == "":
+		s.journalLoss = pending
+	default:
+		if pending != "" {
+			s.journalLoss = pending + "; then, at a later start, " + s.journalLoss
+		}
+		if err := s.db.Update(func(tx *bolt.Tx) error {
+			meta, err := bucket(tx, bucketKeyMeta)
+			if err != nil {
+				return err
+			}
+			return meta.Put(keyJournalLoss, []byte(s.journalLoss))
+		}); err != nil {
+			return nil, mapBoltErr(err)
+		}
 	}
 	f, err := openJournalFile(j.path, size)
 	if err != nil {
