@@ -86,8 +86,9 @@ func TestAuditEndToEnd(t *testing.T) {
 		ops = append(ops, r.Operation+"/"+r.Outcome)
 	}
 	// At its first start signerd records the token it uses, its audit key,
-	// its log key and the state its first checkpoint vouches for.
-	start := []string{"hsm.token.record/ok", "audit.key.create/ok", "log.key.create/ok", "audit.state.baseline/ok"}
+	// its log key, the state its first checkpoint vouches for, and the
+	// start itself (with the authorization in force).
+	start := []string{"hsm.token.record/ok", "audit.key.create/ok", "log.key.create/ok", "audit.state.baseline/ok", "daemon.start/ok"}
 	want := append(start, "key.create/ok", "trust.add/ok", "sign/ok", "verify/ok", "verify/UNKNOWN_ORG")
 	if strings.Join(ops, " ") != strings.Join(want, " ") {
 		// A verify that passes may not be audited; require the rest in order.

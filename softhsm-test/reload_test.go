@@ -273,13 +273,25 @@ func TestReload(t *testing.T) {
 
 	recs := auditLog(t, d)
 	var got []string
+	starts := 0
 	for _, rec := range recs {
+		if rec.Operation == service.StartOperation {
+			// The start names the authorization in force: the policy
+			// file and its SHA-256, and the build.
+			starts++
+			if rec.Caller != "signerd" || !strings.Contains(rec.Detail, "policy "+r.policy+" (") || !strings.Contains(rec.Detail, "sha256 ") || !strings.Contains(rec.Detail, "revision") {
+				t.Errorf("start record: caller %q, detail %q", rec.Caller, rec.Detail)
+			}
+		}
 		if rec.Operation == service.ReloadOperation {
 			if rec.Caller != "signerd" {
 				t.Errorf("reload audited as caller %q, want signerd", rec.Caller)
 			}
 			got = append(got, rec.Outcome)
 		}
+	}
+	if starts != 1 {
+		t.Errorf("%d start records, want 1", starts)
 	}
 	want := []string{"ok", "refused", "ok", "ok", "refused", "ok", "ok", "refused", "refused"}
 	if len(got) != r.reloads || strings.Join(got, " ") != strings.Join(want, " ") {

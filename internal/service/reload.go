@@ -22,3 +22,19 @@ func (s *Service) RecordReload(ctx context.Context, outcome, detail string) erro
 	}
 	return nil
 }
+
+// StartOperation is the audit operation of a start: its detail names the
+// authorization in force (the policy file and its SHA-256, or the default
+// rule), so that who may do what is in the log from the first call on,
+// and a policy edited while signerd was stopped shows.
+const StartOperation = "daemon.start"
+
+// RecordStart appends the audit record of a start, by the daemon itself.
+func (s *Service) RecordStart(ctx context.Context, detail string) error {
+	ev := s.event(ctx, StartOperation)
+	ev.Caller, ev.Outcome, ev.Detail = daemonCaller, "ok", detail
+	if _, err := s.store.AppendAudit(ctx, clipEvent(ev)); err != nil {
+		return fmt.Errorf("audit record of the start: %w", err)
+	}
+	return nil
+}
