@@ -275,7 +275,7 @@ func Run(ctx context.Context, cfg Config, logOut io.Writer) error {
 	if _, err := svc.VerifyStateAtStart(ctx, cfg.AcceptState); err != nil {
 		return err
 	}
-	if err := svc.RecordStart(ctx, describeAuthorizer(policy, cfg.Policy)+"; "+version.Get().String()); err != nil {
+	if err := svc.RecordStart(ctx, describeAuthorizer(policy, cfg.Policy)+"; signerd "+version.Get().String()); err != nil {
 		return err
 	}
 	cpCtx, stopCheckpoints := context.WithCancel(context.Background())
