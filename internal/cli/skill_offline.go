@@ -247,7 +247,7 @@ func printUnsignedEntries(w io.Writer, paths []string) {
 	if len(paths) == 0 {
 		return
 	}
-	printf(w, "not covered by a signature (symlinks, special files, nested %s; SchemaPin leaves them out, so they can change or be added without breaking it):\n", skill.SignatureFilename)
+	printf(w, "not covered by a signature (symlinks and nested %s, which SchemaPin leaves out, and FIFOs, sockets or devices, which signerd never opens: they can change or be added without breaking it):\n", skill.SignatureFilename)
 	for _, p := range paths {
 		printf(w, "  unsigned: %s\n", p)
 	}

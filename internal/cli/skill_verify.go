@@ -526,7 +526,7 @@ func explainSkillWarning(w string, out *skillVerifyOutput) string {
 		if len(out.Result.Unsigned) == 1 {
 			what = "entry in the folder is"
 		}
-		return fmt.Sprintf("%d %s not covered by the signature (symlinks, FIFOs, sockets, devices or nested %s files, which SchemaPin leaves out): whatever they are or point to verifies; do not follow or run them",
+		return fmt.Sprintf("%d %s not covered by the signature (symlinks or nested %s files, which SchemaPin leaves out, or FIFOs, sockets and devices, which signerd never opens): whatever they are or point to verifies; do not follow or run them",
 			len(out.Result.Unsigned), what, skill.SignatureFilename)
 	case warnRevocationEndpointNotChecked:
 		return fmt.Sprintf("the discovery document names revocation_endpoint %s, which verification from files does not fetch; download it and pass --revocation FILE", out.revocationEndpoint)

@@ -49,11 +49,11 @@ type Manifest struct {
 	// Unsigned lists, in byte order, every entry of the folder that the
 	// signature does not cover, other than the folder's own
 	// .schemapin.sig: symlinks (to files, to directories, dangling), files
-	// named .schemapin.sig below the top level, and the Skipped entries.
-	// SchemaPin leaves them out in every SDK (spec §3.1), so they can be
-	// added to a signed folder without breaking its signature: a symlink
-	// scripts/run.py pointing anywhere verifies. Verification warns of
-	// them (WarningUnsignedEntries).
+	// named .schemapin.sig below the top level, which every SDK leaves out
+	// (spec §3.1), and the Skipped entries, which Rust and signerd skip
+	// (§3.3). They can be added to a signed folder without breaking its
+	// signature: a symlink scripts/run.py pointing anywhere verifies.
+	// Verification warns of them (WarningUnsignedEntries).
 	Unsigned []string
 }
 

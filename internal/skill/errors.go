@@ -48,10 +48,11 @@ const (
 	// (spec §2), so we accept it too and say so.
 	WarningSignatureEncoding = "signature_der_noncanonical"
 	// WarningUnsignedEntries: the folder holds entries the signature does
-	// not cover (Manifest.Unsigned): symlinks, FIFOs, sockets or devices,
-	// or .schemapin.sig files below the top level. Every SDK leaves them
-	// out (spec §3.1), so they verify whatever they are or point to; a
-	// loader that follows a symlink runs what no one signed.
+	// not cover (Manifest.Unsigned): symlinks and .schemapin.sig files
+	// below the top level, which every SDK leaves out (spec §3.1), and
+	// FIFOs, sockets or devices, which Rust and signerd skip (spec §3.3).
+	// They verify whatever they are or point to; a loader that follows a
+	// symlink runs what no one signed.
 	WarningUnsignedEntries = "unsigned_entries"
 )
 
