@@ -207,13 +207,23 @@ func refusingLog(t *testing.T, d *daemon, code codes.Code) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sock := filepath.Join(t.TempDir(), "log.sock")
+	return fakeServer(t, func(g *grpc.Server) {
+		signerv1.RegisterLogServiceServer(g, &refusingLogServer{note: cp.GetCheckpoint(), code: code})
+	})
+}
+
+// fakeServer serves, on a new Unix socket it returns, a gRPC server with
+// what register puts on it (something else than signerd listening where
+// a client looks), until the test ends.
+func fakeServer(t *testing.T, register func(*grpc.Server)) string {
+	t.Helper()
+	sock := filepath.Join(t.TempDir(), "fake.sock")
 	l, err := net.Listen("unix", sock)
 	if err != nil {
 		t.Fatal(err)
 	}
 	g := grpc.NewServer()
-	signerv1.RegisterLogServiceServer(g, &refusingLogServer{note: cp.GetCheckpoint(), code: code})
+	register(g)
 	go g.Serve(l)
 	t.Cleanup(g.Stop)
 	return sock

@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -263,16 +262,9 @@ func cloacinaSigBeside(t *testing.T, dir, name, from string, mk func(path string
 // always answers resp.
 func answeringSigner(t *testing.T, resp *signerv1.VerifyResponse) string {
 	t.Helper()
-	sock := filepath.Join(t.TempDir(), "fake.sock")
-	l, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := grpc.NewServer()
-	signerv1.RegisterSignerServiceServer(g, &answeringSignerServer{resp: resp})
-	go g.Serve(l)
-	t.Cleanup(g.Stop)
-	return sock
+	return fakeServer(t, func(g *grpc.Server) {
+		signerv1.RegisterSignerServiceServer(g, &answeringSignerServer{resp: resp})
+	})
 }
 
 type answeringSignerServer struct {
@@ -294,16 +286,9 @@ func failingSigner(t *testing.T, code codes.Code, reason string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sock := filepath.Join(t.TempDir(), "fake.sock")
-	l, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := grpc.NewServer()
-	signerv1.RegisterSignerServiceServer(g, &answeringSignerServer{err: st.Err()})
-	go g.Serve(l)
-	t.Cleanup(g.Stop)
-	return sock
+	return fakeServer(t, func(g *grpc.Server) {
+		signerv1.RegisterSignerServiceServer(g, &answeringSignerServer{err: st.Err()})
+	})
 }
 
 // fileSHA256 is the lowercase hex SHA-256 of the file at path.
