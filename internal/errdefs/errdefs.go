@@ -192,25 +192,15 @@ func Sentence(kind error, format string, args ...any) error {
 	return &sentenceError{msg: fmt.Sprintf(format, args...), kind: kind}
 }
 
-// kinds are the error kinds whose text TrimKind removes.
+// kinds are the error kinds whose text TrimKindOf removes.
 var kinds = []error{ErrInvalidArgument, ErrNotFound, ErrAlreadyExists, ErrFailedPrecondition, ErrPermissionDenied,
 	ErrUnauthenticated, ErrUnavailable, ErrResourceExhausted, ErrInternal}
 
-// TrimKind removes a trailing ": <kind>" from an error's text for a person
-// to read: the sentence before it already says what went wrong, and the
-// kind, which programs test with errors.Is, would only repeat it.
-func TrimKind(msg string) string {
-	for _, k := range kinds {
-		if t, ok := strings.CutSuffix(msg, ": "+k.Error()); ok && t != "" {
-			return t
-		}
-	}
-	return msg
-}
-
-// TrimKindOf is TrimKind for err, trimming only a kind err is: an
-// operating-system error whose text happens to be a kind's ("permission
-// denied" for EACCES) is the cause, and stays.
+// TrimKindOf removes a trailing ": <kind>" from err's text for a person to
+// read: the sentence before it already says what went wrong, and the kind,
+// which programs test with errors.Is, would only repeat it. Only a kind
+// err is: an operating-system error whose text happens to be a kind's
+// ("permission denied" for EACCES) is the cause, and stays.
 func TrimKindOf(err error) string {
 	msg := err.Error()
 	for _, k := range kinds {

@@ -26,8 +26,8 @@ func TestTrimKindAndSentence(t *testing.T) {
 			if !errors.Is(tt.err, tt.kind) {
 				t.Fatalf("%v is not %v", tt.err, tt.kind)
 			}
-			if got := TrimKind(tt.err.Error()); got != tt.want {
-				t.Fatalf("TrimKind(%q) = %q, want %q", tt.err.Error(), got, tt.want)
+			if got := TrimKindOf(tt.err); got != tt.want {
+				t.Fatalf("TrimKindOf(%q) = %q, want %q", tt.err.Error(), got, tt.want)
 			}
 		})
 	}

@@ -203,11 +203,7 @@ func open(ctx context.Context, path string, opts Options) (*Store, error) {
 	fail := func(err error) (*Store, error) {
 		counters.Delete(db)
 		if created {
-			for _, p := range []string{journalPath(path), path} {
-				if rerr := os.Remove(p); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
-					log.Error("remove the database this failed open created", "path", p, "err", rerr)
-				}
-			}
+			removeDatabase(path, log)
 		}
 		_ = db.Close()
 		return nil, err
@@ -299,6 +295,17 @@ func open(ctx context.Context, path string, opts Options) (*Store, error) {
 	return s, nil
 }
 
+// removeDatabase removes the file at path and its journal, the journal
+// first (a journal left without its database stops the next open), while
+// the caller holds the file's lock.
+func removeDatabase(path string, log *slog.Logger) {
+	for _, p := range []string{journalPath(path), path} {
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			log.Error("remove the database a failed first start created", "path", p, "err", err)
+		}
+	}
+}
+
 // stillAt reports whether f is the file at path (not removed or replaced
 // since it was opened).
 func stillAt(f *os.File, path string) bool {
@@ -364,11 +371,7 @@ func (s *Store) Close() error {
 	if s.removeOnClose {
 		// Before the lock is released: another open waiting for it on
 		// this file then finds it gone and starts again (stillAt).
-		for _, p := range []string{journalPath(s.path), s.path} {
-			if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				s.log.Error("remove the database", "path", p, "err", err)
-			}
-		}
+		removeDatabase(s.path, s.log)
 	}
 	if err := s.db.Close(); err != nil {
 		return err
