@@ -85,8 +85,9 @@ var afterChunk func()
 // It refuses, with a typed error and no open file: a path that is not a
 // regular file (ErrNotRegularFile, checked on an O_PATH descriptor before
 // the inode is opened for reading, so a FIFO or device is never opened,
-// even one swapped in after the check, and again on the descriptor); a file whose size
-// or modification time changed while it was hashed, or whose length did
+// even one swapped in after the check, and again on the descriptor); a
+// file whose size or modification time changed while it was hashed, or
+// whose length did
 // not match its size (ErrFileChanged); and every refusal of Verify
 // (ErrTampered, ErrUnknownOrg, …), ErrUnavailable and ErrPermissionDenied.
 func (c *Client) OpenVerified(ctx context.Context, path, org string, opts ...VerifyOption) (*VerifiedFile, error) {
@@ -270,12 +271,11 @@ func readSidecar(path string) ([]byte, error) {
 	return doc, nil
 }
 
-// fsError classifies a file-system error: a file the caller may not read
-// is ErrPermissionDenied, anything else is bad input.
+// fsError classifies a file-system error as bad input: a file the caller
+// may not read too (as for signctl: exit 2; errors.Is(err,
+// fs.ErrPermission) still tells it apart). ErrPermissionDenied is
+// signerd's socket or policy.
 func fsError(err error) error {
-	// A file the caller may not read is bad input (ErrInvalidArgument, as
-	// for signctl: exit 2); errors.Is(err, fs.ErrPermission) still tells
-	// it apart. ErrPermissionDenied is signerd's socket or policy.
 	return fmt.Errorf("%w: %w", errdefs.ErrInvalidArgument, err)
 }
 

@@ -148,7 +148,6 @@ func CanonicalizeSequential(ctx context.Context, dir string) (Manifest, error) {
 			digests = append(digests, fileDigest{rel: rel, sum: sum})
 		default:
 			skipped = append(skipped, rel)
-			unsigned = append(unsigned, rel)
 		}
 		return nil
 	})
@@ -240,7 +239,6 @@ func canonicalizeParallel(ctx context.Context, dir string, workers int) (Manifes
 				}
 			default:
 				skipped = append(skipped, childRel)
-				unsigned = append(unsigned, childRel)
 			}
 		}
 		return nil
@@ -260,7 +258,9 @@ func canonicalizeParallel(ctx context.Context, dir string, workers int) (Manifes
 	return finish(digests, skipped, unsigned)
 }
 
-// finish sorts the digests by path bytes and derives the root (spec §3.1).
+// finish sorts the digests by path bytes and derives the root (spec §3.1);
+// unsigned holds the symlinks and nested .schemapin.sig files the walk
+// found, the skipped entries are added to it.
 func finish(digests []fileDigest, skipped, unsigned []string) (Manifest, error) {
 	if len(digests) == 0 {
 		return Manifest{}, ErrEmptySkill
@@ -276,6 +276,7 @@ func finish(digests []fileDigest, skipped, unsigned []string) (Manifest, error) 
 	}
 	h.Sum(m.Root[:0])
 	slices.Sort(skipped)
+	unsigned = append(unsigned, skipped...)
 	slices.Sort(unsigned)
 	m.Skipped, m.Unsigned = skipped, unsigned
 	return m, nil
