@@ -278,7 +278,6 @@ func checkFieldNames(data []byte) error {
 						}
 					}
 				}
-				var inner []string
 				if known != nil && where == "" && name == "rules" {
 					// The rules array: each element is a rule.
 					if t, err := dec.Token(); err != nil {
@@ -300,7 +299,7 @@ func checkFieldNames(data []byte) error {
 					}
 					continue
 				}
-				if err := walk(where, inner); err != nil {
+				if err := walk(where, nil); err != nil { // a field's value: repeats only
 					return err
 				}
 			}
