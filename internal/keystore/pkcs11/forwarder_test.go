@@ -243,7 +243,11 @@ func signFromMany(t *testing.T, s []cryptoSignerRef, n, rounds int) int {
 
 // A token that allows fewer sessions than asked gets a smaller pool, and
 // one that refuses a session (CKR_SESSION_COUNT) shrinks the pool: in
-// both, many concurrent signers all succeed.
+// both, many concurrent signers all succeed. The pool opens a session
+// only when none is idle, so the refusal needs more than 3 signers in the
+// token at once: each signing call is held 2 ms (DELAY_MS), or on a busy
+// machine 16 goroutines may take turns on 3 sessions and never ask for a
+// fourth (seen in CI).
 func TestFewerSessionsThanAsked(t *testing.T) {
 	for _, tt := range []struct {
 		name     string
@@ -251,7 +255,7 @@ func TestFewerSessionsThanAsked(t *testing.T) {
 		want     string // in the log
 	}{
 		{"reported max 2", map[string]string{"MAX_SESSIONS": "2"}, "sessions_pooled=2"},
-		{"refused after 3", map[string]string{"SESSION_LIMIT": "3"}, "CKR_SESSION_COUNT"},
+		{"refused after 3", map[string]string{"SESSION_LIMIT": "3", "DELAY_MS": "2"}, "CKR_SESSION_COUNT"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			tok := softhsm.NewToken(t)
