@@ -48,7 +48,8 @@ func TestFollowStoreChanges(t *testing.T) {
 	}
 	t.Cleanup(func() { bs.Close() })
 	st := notifyingStore{Store: bs, changes: make(chan struct{})}
-	svc := New(st, newMemKeys(), Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	keys := newMemKeys()
+	svc := New(st, keys, Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	wctx, stop := context.WithCancel(ctx)
 	done := svc.FollowStoreChanges(wctx)
 
@@ -63,20 +64,33 @@ func TestFollowStoreChanges(t *testing.T) {
 	if err := sign(); err != nil {
 		t.Fatal(err)
 	}
-	// Another replica revokes the key: the cached key still signs here
-	// until the change is announced…
+	// Another replica revokes the key: until the change is announced the
+	// cached key still reaches the HSM here, and the store refuses to
+	// record (so to release) what it signed…
 	if err := bs.RevokeKeyVersions(ctx, "release", store.ReasonKeyCompromise, time.Now(), store.AuditEvent{Operation: "key.revoke"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := sign(); err != nil {
-		t.Fatalf("Sign from the cache before the announcement: %v", err)
+	before := keys.signs.Load()
+	if err := sign(); !errors.Is(err, errdefs.ErrFailedPrecondition) || errdefs.ReasonOf(err) != errdefs.ReasonKeyRevoked {
+		t.Fatalf("Sign from the cache before the announcement: %v, want KEY_REVOKED", err)
 	}
-	// …and is refused once it is.
+	if n := keys.signs.Load() - before; n != 1 {
+		t.Fatalf("Sign from the cache before the announcement made %d HSM signatures, want 1 (discarded)", n)
+	}
+	// …and once it is, the cache is dropped: refused before the HSM.
 	st.changes <- struct{}{}
 	deadline := time.Now().Add(30 * time.Second)
-	for err := sign(); !errors.Is(err, errdefs.ErrFailedPrecondition); err = sign() {
+	for {
+		before := keys.signs.Load()
+		err := sign()
+		if !errors.Is(err, errdefs.ErrFailedPrecondition) {
+			t.Fatalf("Sign after the revocation: %v, want KEY_REVOKED", err)
+		}
+		if keys.signs.Load() == before {
+			break
+		}
 		if time.Now().After(deadline) {
-			t.Fatalf("Sign after the revocation was announced: %v, want KEY_REVOKED", err)
+			t.Fatal("Sign after the revocation was announced still reaches the HSM: the cache was not dropped")
 		}
 		time.Sleep(5 * time.Millisecond)
 	}

@@ -75,3 +75,25 @@ func PriorRevocation(k Key) RevocationReason {
 	}
 	return r
 }
+
+// RevokedBeforeRecorded is PutSignature's refusal of a signature record
+// whose key version a revocation committed first: a Sign that looked the
+// key up before a concurrent revoke gets this instead of a signature
+// released after the revocation. Every backend decides it in the same
+// commit that would have written the record, so no record of a version
+// follows that version's revocation in the log.
+func RevokedBeforeRecorded(name string, version uint32) error {
+	return errdefs.WithReason(errdefs.ReasonKeyRevoked, fmt.Errorf(
+		"key %q v%d was revoked before its signature was recorded; the signature is discarded: %w", name, version, errdefs.ErrFailedPrecondition))
+}
+
+// RevokedVersions returns the numbers of k's revoked versions.
+func RevokedVersions(k Key) []uint32 {
+	var out []uint32
+	for _, v := range k.Versions {
+		if v.State == KeyRevoked {
+			out = append(out, v.Version)
+		}
+	}
+	return out
+}

@@ -237,7 +237,11 @@ type Store interface {
 
 	// PutSignature records a signature and its audit event durably. Under
 	// concurrent load implementations batch commits (group commit) but
-	// never return before the record is durable.
+	// never return before the record is durable. A record whose key
+	// version (rec.KeyName, rec.KeyVersion) is revoked when its commit
+	// is decided is refused with RevokedBeforeRecorded: no signature
+	// record follows its key version's revocation in the log. A key the
+	// store does not hold is not checked.
 	PutSignature(ctx context.Context, rec SignatureRecord, ev AuditEvent) error
 	// SignaturesByDigest returns every record for the digest, oldest first.
 	SignaturesByDigest(ctx context.Context, digest []byte) ([]SignatureRecord, error)

@@ -25,7 +25,7 @@ func (s *Store) AppendAudit(ctx context.Context, ev store.AuditEvent) (store.Aud
 	if s.j == nil {
 		return store.AuditRecord{}, errReadOnly
 	}
-	return s.j.do(ctx, ev, nil, nil)
+	return s.j.do(ctx, ev, nil, nil, versionRef{})
 }
 
 // appendAudit chains ev after the head recorded in tx and moves the head:

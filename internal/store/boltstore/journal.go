@@ -103,6 +103,9 @@ type journalReq struct {
 	ev     store.AuditEvent
 	sig    []byte // signature record JSON, or nil
 	digest []byte
+	// signer is the key version that made sig: the writer refuses the
+	// record if that version is revoked (revoked.go).
+	signer versionRef
 	// size is about what its frame takes in the journal, reckoned by
 	// the caller so that the writer, which everyone waits for, only adds.
 	size int64
@@ -342,11 +345,11 @@ func openJournalFile(path string, size int64) (*os.File, error) {
 // committed (a group is one write), and do waits for that, behind the
 // groups queued before it (and, when the journal is full, the applies
 // that make room).
-func (j *journal) do(ctx context.Context, ev store.AuditEvent, sig, digest []byte) (store.AuditRecord, error) {
+func (j *journal) do(ctx context.Context, ev store.AuditEvent, sig, digest []byte, signer versionRef) (store.AuditRecord, error) {
 	if err := ctx.Err(); err != nil {
 		return store.AuditRecord{}, err
 	}
-	r := &journalReq{ev: ev, sig: sig, digest: digest, done: make(chan struct{}),
+	r := &journalReq{ev: ev, sig: sig, digest: digest, signer: signer, done: make(chan struct{}),
 		// The record's seq and hashes are not known yet: 256 bytes
 		// covers them.
 		size: int64(journalHeader + 8 + len(sig) + store.AuditRecordJSONSize(store.AuditRecord{AuditEvent: ev}) + 256)}
@@ -428,6 +431,11 @@ func (j *journal) commit(batch []*journalReq) {
 	frames := make([]*frame, 0, len(batch))
 	ok := make([]*journalReq, 0, len(batch))
 	for _, r := range batch {
+		if r.sig != nil && j.s.revoked.has(r.signer.name, r.signer.version) {
+			r.err = store.RevokedBeforeRecorded(r.signer.name, r.signer.version)
+			close(r.done)
+			continue
+		}
 		rec := store.AuditRecord{Seq: seq + 1, PrevHash: prev, AuditEvent: r.ev}
 		rec.Hash = store.HashAuditRecord(rec)
 		raw, err := store.AppendAuditRecordJSON(make([]byte, 0, store.AuditRecordJSONSize(rec)), rec)

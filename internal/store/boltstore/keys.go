@@ -169,6 +169,9 @@ func (s *Store) RevokeKeyVersions(ctx context.Context, name string, reason store
 		if err := putJSON(keys, []byte(name), k); err != nil {
 			return err
 		}
+		// Still under the journal's writer lock (update): no group is
+		// decided between this commit and the set knowing of it.
+		tx.OnCommit(func() { s.revoked.add(k) })
 		_, err = appendAudit(tx, ev)
 		return err
 	})

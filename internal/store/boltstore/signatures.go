@@ -46,7 +46,7 @@ func (s *Store) PutSignature(ctx context.Context, rec store.SignatureRecord, ev 
 	}
 	// The journal writes rec under the seq of its audit record and, once
 	// it applies them, indexes it by digest.
-	_, err = s.j.do(ctx, ev, raw, rec.Digest)
+	_, err = s.j.do(ctx, ev, raw, rec.Digest, versionRef{rec.KeyName, rec.KeyVersion})
 	if err != nil {
 		return err
 	}

@@ -91,6 +91,8 @@ type Store struct {
 	removeOnClose bool
 	// created: this Open made the file (Created).
 	created bool
+	// revoked: the key versions revoked in the file (revoked.go).
+	revoked revokedSet
 }
 
 var _ store.Store = (*Store)(nil)
@@ -281,6 +283,9 @@ func open(ctx context.Context, path string, opts Options) (*Store, error) {
 	}
 	if size < minJournalSize {
 		return fail(fmt.Errorf("journal size %d bytes is below the minimum %d: %w", size, minJournalSize, errdefs.ErrInvalidArgument))
+	}
+	if err := s.db.View(func(tx *bolt.Tx) error { return loadRevoked(tx, &s.revoked) }); err != nil {
+		return fail(mapBoltErr(err))
 	}
 	j, err := openJournal(s, size, opts.AcceptJournalLoss)
 	if err != nil {

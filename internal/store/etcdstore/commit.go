@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
@@ -18,7 +19,9 @@ import (
 // Group commit limits. etcd refuses a transaction with more than 128
 // operations per branch (--max-txn-ops) or larger than 1.5 MiB
 // (--max-request-bytes) by default; a batch of maxBatch writes uses at most
-// 2*maxBatch+2 puts (head and tree nodes: tree.go) and maxBatch+1 compares.
+// 2*maxBatch+2 puts (head and tree nodes: tree.go) and 2*maxBatch+1
+// compares (one per record, the head's, and one per signing key:
+// signers.go).
 const (
 	maxBatch      = 60
 	maxBatchBytes = 512 << 10
@@ -37,6 +40,10 @@ type write struct {
 	// AppendAudit), under digest.
 	sig    string
 	digest []byte
+	// signer and version name the key version that made sig: the
+	// committer refuses the record if it is revoked (signers.go).
+	signer  string
+	version uint32
 	// An exclusive write (every other change) reads what it depends on and
 	// returns the compares that keep that valid and the operations that
 	// make the change; it is committed alone, and prepared again after any
@@ -244,6 +251,33 @@ func (s *Store) commit(ws []*write) {
 
 		var cmps []clientv3.Cmp
 		var ops []clientv3.Op
+		// A batch's signature records: refuse those whose key version
+		// is revoked, and guard the keys of the others (signers.go).
+		var signers []string
+		var refresh []clientv3.Op
+		if exclusive == nil {
+			if err := s.guardSigners(attemptCtx(), ws); err != nil {
+				if retryable(err) {
+					wait(err)
+					continue
+				}
+				answer(nil, err)
+				return
+			}
+			if len(pending) > 0 && slices.ContainsFunc(ws, s.revokedWrite) {
+				// A revocation, and a transaction of these writes whose
+				// outcome is unknown: it committed before the
+				// revocation or never will, which the head decides
+				// (resolve) once it passes it.
+				wait(fmt.Errorf("a signing key was revoked while a transaction's outcome is unknown: %w", errdefs.ErrUnavailable))
+				continue
+			}
+			if ws = s.refuseRevoked(ws); len(ws) == 0 {
+				return
+			}
+			signers = signerNames(ws)
+			cmps, refresh = s.signerCompares(signers)
+		}
 		if exclusive != nil {
 			c, o, err := exclusive(attemptCtx())
 			if err != nil {
@@ -290,7 +324,7 @@ func (s *Store) commit(ws []*write) {
 
 		s.cont.txns.Add(1)
 		sent := time.Now()
-		resp, err := s.cli.Txn(attemptCtx()).If(cmps...).Then(ops...).Else(clientv3.OpGet(s.l.head())).Commit()
+		resp, err := s.cli.Txn(attemptCtx()).If(cmps...).Then(ops...).Else(append([]clientv3.Op{clientv3.OpGet(s.l.head())}, refresh...)...).Commit()
 		if err != nil {
 			// It may have committed: find out before chaining anything
 			// else to the head (resolve).
@@ -312,16 +346,22 @@ func (s *Store) commit(ws []*write) {
 			return
 		}
 		// A compare failed: the head moved (another replica appended), or
-		// what an exclusive write read changed, or the log is damaged.
+		// what an exclusive write read changed, or a signing key's record
+		// changed, or the log is damaged.
 		before := s.head
 		if err := s.setHead(resp.Responses[0].GetResponseRange().GetKvs()); err != nil {
+			answer(nil, err)
+			return
+		}
+		keyChanged, err := s.refreshSigners(signers, resp.Responses[1:])
+		if err != nil {
 			answer(nil, err)
 			return
 		}
 		if s.head.rev != before.rev {
 			s.cont.conflicts.Add(1)
 		}
-		if s.head.rev == before.rev {
+		if s.head.rev == before.rev && !keyChanged {
 			s.cont.refused.Add(1)
 			kv, err := s.get(attemptCtx(), s.l.record(s.head.seq+1))
 			if err != nil {

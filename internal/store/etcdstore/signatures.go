@@ -25,7 +25,7 @@ func (s *Store) PutSignature(ctx context.Context, rec store.SignatureRecord, ev 
 	if err != nil {
 		return err
 	}
-	return s.submit(&write{ctx: ctx, ev: ev, sig: raw, digest: rec.Digest})
+	return s.submit(&write{ctx: ctx, ev: ev, sig: raw, digest: rec.Digest, signer: rec.KeyName, version: rec.KeyVersion})
 }
 
 // SignaturesByDigest returns every record for digest, oldest first; none is

@@ -83,7 +83,10 @@ type Store struct {
 	stop    chan struct{}
 	stopped chan struct{}
 	head    head // owned by the committer goroutine
-	turn    turn // owned by the committer goroutine (turns.go)
+	// guards: what the committer knows of the signing keys (signers.go);
+	// owned by the committer goroutine.
+	guards map[string]signerGuard
+	turn   turn // owned by the committer goroutine (turns.go)
 
 	// The head as the watch last saw it (turns.go); headWatched is closed
 	// when the watch has stopped.
@@ -152,7 +155,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	}
 	s := &Store{
 		cli: cli, ownClient: own, l: l, log: log, writeTO: opts.WriteTimeout,
-		kick: make(chan struct{}, 1), stop: make(chan struct{}), stopped: make(chan struct{}),
+		kick: make(chan struct{}, 1), stop: make(chan struct{}), stopped: make(chan struct{}), guards: map[string]signerGuard{},
 		headWatched: make(chan struct{}),
 	}
 	s.seen.signal = make(chan struct{}, 1)

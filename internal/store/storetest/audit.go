@@ -98,7 +98,9 @@ func testAuditRecordsEveryChange(t *testing.T, s store.Store) {
 		must(t, op, f(e))
 		want = append(want, e)
 	}
-	rec := sigRecord(digest("x"), "k", 1)
+	// Signed by a key other than "k", which is revoked before the sign
+	// step (its records are refused then: testPutSignatureRevoked).
+	rec := sigRecord(digest("x"), "s", 1)
 	step("key.create", func(e store.AuditEvent) error { return s.CreateKey(ctx, newKey("k"), e) })
 	step("key.rotate", func(e store.AuditEvent) error { return s.AddKeyVersion(ctx, "k", version("k", 2), e) })
 	step("key.revoke", func(e store.AuditEvent) error {

@@ -39,6 +39,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"SetRequireSignatures", testRequireSignatures},
 		{"ListOrgs", testListOrgs},
 		{"PutSignature", testPutSignature},
+		{"PutSignatureRevoked", testPutSignatureRevoked},
+		{"SignRacingRevoke", testSignRacingRevoke},
 		{"AppendAuditListAudit", testAppendAudit},
 		{"AuditRecordsEveryChange", testAuditRecordsEveryChange},
 		{"AuditHeadVerifyAudit", testAuditHeadVerifyAudit},
