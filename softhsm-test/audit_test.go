@@ -19,6 +19,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	"golang.org/x/mod/sumdb/note"
 
 	"github.com/signerd/signerd/internal/store"
 )
@@ -122,6 +123,10 @@ func TestAuditEndToEnd(t *testing.T) {
 		return v["intact"] == true && ok && uint64(cp["seq"].(float64)) == head
 	})
 
+	// The log's note verifier key, kept by the operator as the audit key
+	// is, checks the notes offline.
+	vkey := writeFile(t, dir, "log.vkey", []byte(mustSignctl(t, d, "log", "public-key").stdout))
+
 	// More records, then SIGTERM: the final checkpoint covers them.
 	mustSignctl(t, d, "sign", writeFile(t, dir, "b.so", []byte("package b")), "--key", "release")
 	var keys []map[string]any
@@ -154,6 +159,14 @@ func TestAuditEndToEnd(t *testing.T) {
 	v := mustSignctl(t, nil, "audit", "verify", "--db", golden, "--audit-key", pubFile, "-o", "json").json(t)
 	if v["intact"] != true || v["mode"] != "offline" || uint64(v["head_seq"].(float64)) != head || v["audit_key_fingerprint"] != info["fingerprint"] {
 		t.Fatalf("offline verify -o json: %v", v)
+	}
+	// With the log key, every checkpoint's note signature is checked too.
+	v = mustSignctl(t, nil, "audit", "verify", "--db", golden, "--audit-key", pubFile, "--log-key", vkey, "-o", "json").json(t)
+	if v["intact"] != true || v["notes_checked"] != float64(len(cps)) || v["log_key"] == "" {
+		t.Fatalf("offline verify --log-key: want intact and %d notes checked: %v", len(cps), v)
+	}
+	if r := mustSignctl(t, nil, "audit", "verify", "--db", golden, "--audit-key", pubFile, "--log-key", vkey); !strings.Contains(r.stdout, fmt.Sprintf("%d checkpoint notes signed by log key", len(cps))) {
+		t.Fatalf("offline verify --log-key, text:\n%s", r.stdout)
 	}
 	after, _ := os.ReadFile(golden)
 	st1, _ := os.Stat(golden)
@@ -200,6 +213,29 @@ func TestAuditEndToEnd(t *testing.T) {
 		})
 	}
 
+	// A note re-signed by another key of the log's name (its tree size,
+	// root and state line unchanged, so only its signature is wrong):
+	// only the log key finds it.
+	t.Run("forge the last checkpoint's note", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "copy.db")
+		auditCopy(t, golden, path)
+		db, err := bolt.Open(path, 0o600, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := db.Update(auditForgeNote(last)); err != nil {
+			t.Fatal(err)
+		}
+		db.Close()
+		if r := signctl(t, nil, "audit", "verify", "--db", path, "--audit-key", pubFile); r.code != 0 {
+			t.Fatalf("without --log-key: exit %d, want 0 (the note's root and size are the tree's)\n%s%s", r.code, r.stdout, r.stderr)
+		}
+		r := signctl(t, nil, "audit", "verify", "--db", path, "--audit-key", pubFile, "--log-key", vkey)
+		if want := fmt.Sprintf("BROKEN: audit log record %d: %s: the note of the checkpoint at %d does not verify with the log key", last, store.ChainBadCheckpoint, last); r.code != 1 || !strings.Contains(r.stdout, want) {
+			t.Fatalf("with --log-key: exit %d, want 1 and %q\n%s%s", r.code, want, r.stdout, r.stderr)
+		}
+	})
+
 	// Another key is not the audit key.
 	other, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	der, _ := x509.MarshalPKIXPublicKey(&other.PublicKey)
@@ -215,6 +251,8 @@ func TestAuditEndToEnd(t *testing.T) {
 		"missing key file": {"--db", golden, "--audit-key", filepath.Join(dir, "nope.pem")},
 		"key not a PEM":    {"--db", golden, "--audit-key", golden},
 		"db without key":   {"--db", golden},
+		"log key online":   {"--log-key", vkey},
+		"log key garbage":  {"--db", golden, "--audit-key", pubFile, "--log-key", "not+a+key"},
 	} {
 		if r := signctl(t, nil, append([]string{"audit", "verify"}, args...)...); r.code != 2 {
 			t.Errorf("%s: exit %d, want 2\n%s", name, r.code, r.stderr)
@@ -384,6 +422,38 @@ func auditForgeCheckpoint(n uint64) func(*bolt.Tx) error {
 			return err
 		}
 		c.Time = c.Time.Add(time.Hour)
+		raw, err := json.Marshal(c)
+		if err != nil {
+			return err
+		}
+		return auditBucket(tx, "checkpoints").Put(auditKey(n), raw)
+	}
+}
+
+// auditForgeNote replaces the note of the checkpoint at n with the same
+// text signed by a new Ed25519 key of the same name.
+func auditForgeNote(n uint64) func(*bolt.Tx) error {
+	return func(tx *bolt.Tx) error {
+		var c store.Checkpoint
+		if err := json.Unmarshal(auditBucket(tx, "checkpoints").Get(auditKey(n)), &c); err != nil {
+			return err
+		}
+		text, sigs, ok := bytes.Cut(c.Note, []byte("\n\n"))
+		if !ok {
+			return fmt.Errorf("checkpoint %d has no signed note: %q", n, c.Note)
+		}
+		name, _, _ := strings.Cut(strings.TrimPrefix(string(sigs), "\u2014 "), " ")
+		skey, _, err := note.GenerateKey(rand.Reader, name)
+		if err != nil {
+			return err
+		}
+		signer, err := note.NewSigner(skey)
+		if err != nil {
+			return err
+		}
+		if c.Note, err = note.Sign(&note.Note{Text: string(text) + "\n"}, signer); err != nil {
+			return err
+		}
 		raw, err := json.Marshal(c)
 		if err != nil {
 			return err

@@ -163,8 +163,12 @@ type auditVerifyResult struct {
 	Checkpoints         uint64          `json:"checkpoints"`
 	LatestCheckpoint    *checkpointJSON `json:"latest_checkpoint,omitempty"`
 	AuditKeyFingerprint string          `json:"audit_key_fingerprint"`
-	State               *stateJSON      `json:"state,omitempty"`
-	Problem             *problemJSON    `json:"problem,omitempty"`
+	// LogKey and NotesChecked: offline with --log-key, the key the notes'
+	// signatures were checked with and how many notes there were.
+	LogKey       string       `json:"log_key,omitempty"`
+	NotesChecked *int         `json:"notes_checked,omitempty"`
+	State        *stateJSON   `json:"state,omitempty"`
+	Problem      *problemJSON `json:"problem,omitempty"`
 }
 
 // stateJSON is the security state's standing in the log: its digest, the
@@ -194,9 +198,9 @@ type problemJSON struct {
 }
 
 func newAuditVerifyCommand(g *globals) *cobra.Command {
-	var opts struct{ db, auditKey string }
+	var opts struct{ db, auditKey, logKey string }
 	cmd := &cobra.Command{
-		Use:   "verify [--db FILE --audit-key PUB.pem]",
+		Use:   "verify [--db FILE --audit-key PUB.pem [--log-key VKEY]]",
 		Short: "Check the audit chain and its signed checkpoints; name the first bad record",
 		Long: `Check the whole audit log: every record's hash and its link to the previous
 record, the recorded head, every checkpoint's signature by the audit key, and
@@ -209,16 +213,24 @@ Offline (--db FILE --audit-key PUB.pem): no daemon; FILE, a copy of the
 database, is opened read-only and never modified. PUB.pem is the audit key
 from 'signctl audit public-key', kept where whoever can write the database
 cannot change it. A running signerd locks its database: copy it first.
+Offline, each checkpoint's signed note (the transparency log's) is checked
+against the tree; with --log-key VKEY (from 'signctl log public-key', kept
+as the audit key is) its signature is checked too, as the daemon does
+online.
 
 Exit 0 when intact, 1 when the log is damaged, 2 for bad input, 3 when the
 daemon is unreachable.`,
 		Example: `  signctl audit verify
   cp /var/lib/signerd/signerd.db /tmp/copy.db
-  signctl audit verify --db /tmp/copy.db --audit-key audit.pub.pem -o json`,
+  signctl audit verify --db /tmp/copy.db --audit-key audit.pub.pem -o json
+  signctl audit verify --db /tmp/copy.db --audit-key audit.pub.pem --log-key log.vkey`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if (opts.db == "") != (opts.auditKey == "") {
 				return exitErr(ExitUsage, fmt.Errorf("offline verification needs both --db FILE and --audit-key PUB.pem"))
+			}
+			if opts.logKey != "" && opts.db == "" {
+				return exitErr(ExitUsage, fmt.Errorf("--log-key is for offline verification (--db): online, the daemon checks the notes with the log key its HSM holds"))
 			}
 			var (
 				res auditVerifyResult
@@ -227,7 +239,7 @@ daemon is unreachable.`,
 			if opts.db != "" {
 				// Local work, as long as the log is: --timeout is how
 				// long to wait for the daemon, which is not asked.
-				res, err = verifyAuditOffline(cmd.Context(), opts.db, opts.auditKey)
+				res, err = verifyAuditOffline(cmd.Context(), opts.db, opts.auditKey, opts.logKey)
 			} else {
 				ctx, cancel := g.ctx(cmd.Context())
 				defer cancel()
@@ -252,6 +264,7 @@ daemon is unreachable.`,
 	}
 	cmd.Flags().StringVar(&opts.db, "db", "", "verify this copy of the database offline (opened read-only)")
 	cmd.Flags().StringVar(&opts.auditKey, "audit-key", "", "the audit public key (PEM) to check checkpoints with, offline")
+	cmd.Flags().StringVar(&opts.logKey, "log-key", "", "the log's note verifier key, or a file holding it: check the checkpoints' notes' signatures too, offline")
 	return cmd
 }
 
@@ -289,7 +302,14 @@ func verifyAuditOnline(ctx context.Context, g *globals) (auditVerifyResult, erro
 	return res, nil
 }
 
-func verifyAuditOffline(ctx context.Context, dbPath, keyPath string) (auditVerifyResult, error) {
+func verifyAuditOffline(ctx context.Context, dbPath, keyPath, logKeyFlag string) (auditVerifyResult, error) {
+	var logKey string
+	if logKeyFlag != "" {
+		var err error
+		if _, logKey, err = readLogKey("log-key", logKeyFlag); err != nil {
+			return auditVerifyResult{}, err
+		}
+	}
 	pemBytes, err := os.ReadFile(keyPath)
 	if err != nil {
 		return auditVerifyResult{}, exitErr(ExitUsage, fmt.Errorf("audit key: %w", err))
@@ -314,8 +334,9 @@ func verifyAuditOffline(ctx context.Context, dbPath, keyPath string) (auditVerif
 		return auditVerifyResult{}, exitErr(ExitUsage, fileErr)
 	}
 	var (
-		rep auditlog.Report
-		ce  *store.ChainError
+		rep   auditlog.Report
+		ce    *store.ChainError
+		notes int
 	)
 	err = boltstore.Guard(dbPath, func() error {
 		st, err := boltstore.Open(ctx, dbPath, boltstore.Options{ReadOnly: true})
@@ -324,6 +345,9 @@ func verifyAuditOffline(ctx context.Context, dbPath, keyPath string) (auditVerif
 		}
 		defer st.Close()
 		rep, err = auditlog.Verify(ctx, st, pub)
+		if err == nil && logKey != "" {
+			notes, err = verifyNotesOffline(ctx, st, logKey)
+		}
 		if err != nil && !errors.As(err, &ce) {
 			return err
 		}
@@ -346,6 +370,9 @@ func verifyAuditOffline(ctx context.Context, dbPath, keyPath string) (auditVerif
 		Intact: ce == nil && damage == nil, Mode: "offline", DB: dbPath, HeadSeq: rep.HeadSeq, HeadHash: hex.EncodeToString(rep.HeadHash),
 		Checkpoints: uint64(rep.Checkpoints), AuditKeyFingerprint: auditlog.Fingerprint(pub),
 	}
+	if logKey != "" && ce == nil && damage == nil {
+		res.LogKey, res.NotesChecked = logKey, &notes
+	}
 	if cp := rep.Latest; cp != nil {
 		res.LatestCheckpoint = &checkpointJSON{Seq: cp.Seq, Hash: hex.EncodeToString(cp.Hash), Time: cp.Time.UTC().Format(time.RFC3339Nano), KeyFingerprint: cp.KeyFingerprint,
 			StateDigest: hex.EncodeToString(cp.StateDigest)}
@@ -360,6 +387,25 @@ func verifyAuditOffline(ctx context.Context, dbPath, keyPath string) (auditVerif
 		res.Problem = &problemJSON{Seq: ce.Seq, Kind: ce.Kind, Message: ce.Message}
 	}
 	return res, nil
+}
+
+// verifyNotesOffline checks every checkpoint note's signature with the log
+// key vkey, as the daemon does online, and counts the notes.
+func verifyNotesOffline(ctx context.Context, st *boltstore.Store, vkey string) (int, error) {
+	cps, err := st.ListCheckpoints(ctx)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, c := range cps {
+		if err := auditlog.VerifyCheckpointNote(vkey, c); err != nil {
+			return n, err
+		}
+		if len(c.Note) > 0 {
+			n++
+		}
+	}
+	return n, nil
 }
 
 // mergeDamage is a's problems and then b's, each said once (the check of
@@ -436,6 +482,9 @@ func printAuditVerdict(g *globals, r auditVerifyResult) {
 		case cp.Seq < r.HeadSeq:
 			printf(g.stdout, "records %d to %d are protected by the chain alone until the next checkpoint\n", cp.Seq+1, r.HeadSeq)
 		}
+	}
+	if r.NotesChecked != nil {
+		printf(g.stdout, "%s signed by log key %s\n", count(uint64(*r.NotesChecked), "checkpoint note"), r.LogKey)
 	}
 	switch st := r.State; {
 	case st == nil:
