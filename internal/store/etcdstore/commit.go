@@ -164,6 +164,8 @@ func (s *Store) take() []*write {
 // a timeout): its first record identifies it.
 type attempt struct {
 	recs []store.AuditRecord
+	// guards: the mod revision each signing key was compared with.
+	guards map[string]int64
 }
 
 // commit commits ws in one transaction (see doc.go), retrying on a moved
@@ -268,7 +270,12 @@ func (s *Store) commit(ws []*write) {
 				// A revocation, and a transaction of these writes whose
 				// outcome is unknown: it committed before the
 				// revocation or never will, which the head decides
-				// (resolve) once it passes it.
+				// (resolve) once it passes it. (resolve drops an
+				// attempt whose keys have moved since it was sent, so
+				// this only waits if the guard said revoked when the
+				// attempt was sent, which refuseRevoked prevents: it
+				// is here so that a write is never refused while a
+				// transaction holding it may still commit.)
 				wait(fmt.Errorf("a signing key was revoked while a transaction's outcome is unknown: %w", errdefs.ErrUnavailable))
 				continue
 			}
@@ -330,7 +337,11 @@ func (s *Store) commit(ws []*write) {
 			// else to the head (resolve).
 			s.log.Warn("etcd transaction failed; finding out whether it committed", "first_seq", recs[0].Seq, "err", err)
 			s.cont.unknown.Add(1)
-			pending = append(pending, attempt{recs: recs})
+			g := make(map[string]int64, len(signers))
+			for _, n := range signers {
+				g[n] = s.guards[n].rev
+			}
+			pending = append(pending, attempt{recs: recs, guards: g})
 			s.head.known = false
 			wait(mapErr("write", err))
 			continue
@@ -453,7 +464,11 @@ func (s *Store) resolve(ctx context.Context, pending *[]attempt) (done bool, rec
 	for _, a := range *pending {
 		first := a.recs[0]
 		if first.Seq > s.head.seq {
-			keep = append(keep, a)
+			// Not committed as of the head; a key it compared has moved
+			// since (mod revisions only grow): it never will.
+			if !a.staleGuard(s.guards) {
+				keep = append(keep, a)
+			}
 			continue
 		}
 		kv, err := s.get(ctx, s.l.record(first.Seq))
@@ -474,4 +489,19 @@ func (s *Store) resolve(ctx context.Context, pending *[]attempt) (done bool, rec
 // cluster was unreachable or busy, not a refusal.
 func retryable(err error) bool {
 	return errors.Is(err, errdefs.ErrUnavailable) && !errors.Is(err, context.Canceled)
+}
+
+// staleGuard reports whether a signing key a compared has moved since, as
+// the committer's guards (now) say: a cannot commit any more, since a key's
+// mod revision only grows (signerd never deletes a key record). The guards
+// are refreshed from the same read as the head (a failed batch's Else), so
+// an attempt that did commit before that read is seen at or below the head
+// and resolved by its record instead.
+func (a attempt) staleGuard(now map[string]signerGuard) bool {
+	for n, rev := range a.guards {
+		if g, ok := now[n]; ok && g.rev != rev {
+			return true
+		}
+	}
+	return false
 }

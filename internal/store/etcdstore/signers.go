@@ -48,16 +48,29 @@ func signerNames(ws []*write) []string {
 	return names
 }
 
-// guardSigners reads the records of ws's signing keys the committer has
-// not seen yet. The committer goroutine owns s.guards.
+// guardSigners reads, in one round trip, the records of ws's signing keys
+// the committer has not seen yet. The committer goroutine owns s.guards.
 func (s *Store) guardSigners(ctx context.Context, ws []*write) error {
+	var names []string
+	var gets []clientv3.Op
 	for _, name := range signerNames(ws) {
-		if _, ok := s.guards[name]; ok {
-			continue
+		if _, ok := s.guards[name]; !ok {
+			names = append(names, name)
+			gets = append(gets, clientv3.OpGet(s.l.key(name)))
 		}
-		kv, err := s.get(ctx, s.l.key(name))
-		if err != nil {
-			return err
+	}
+	if len(gets) == 0 {
+		return nil
+	}
+	// At most maxBatch reads: within etcd's operations per transaction.
+	resp, err := s.cli.Txn(ctx).Then(gets...).Commit()
+	if err != nil {
+		return mapErr("read signing keys", err)
+	}
+	for i, name := range names {
+		var kv *mvccpb.KeyValue
+		if kvs := resp.Responses[i].GetResponseRange().GetKvs(); len(kvs) > 0 {
+			kv = kvs[0]
 		}
 		g, err := guardOf(kv)
 		if err != nil {
@@ -71,6 +84,9 @@ func (s *Store) guardSigners(ctx context.Context, ws []*write) error {
 // refuseRevoked answers the writes of ws whose key version is revoked as
 // the committer last saw it, and returns the others.
 func (s *Store) refuseRevoked(ws []*write) []*write {
+	if !slices.ContainsFunc(ws, s.revokedWrite) {
+		return ws
+	}
 	live := ws[:0:0]
 	for _, w := range ws {
 		if s.revokedWrite(w) {

@@ -19,14 +19,19 @@ func isRevokedRefusal(err error) bool {
 }
 
 // testPutSignatureRevoked: a record of a revoked version is refused and
-// leaves no trace; the key's other versions, and keys the store does not
-// hold, are not affected.
+// leaves no trace; a version of the key that is not revoked, and keys the
+// store does not hold, are not affected.
 func testPutSignatureRevoked(t *testing.T, s store.Store) {
 	ctx := context.Background()
 	must(t, "CreateKey", s.CreateKey(ctx, newKey("k"), ev("key.create")))
 	rec := sigRecord(digest("before"), "k", 1)
 	must(t, "PutSignature before the revocation", s.PutSignature(ctx, rec, sigEvent(rec)))
 	must(t, "RevokeKeyVersions", s.RevokeKeyVersions(ctx, "k", store.ReasonKeyCompromise, at(5), ev("key.revoke")))
+	// A version added after the revocation (the store allows it; the
+	// service refuses to rotate a revoked key) is not revoked: its records
+	// go through, and the key's record changed again since the
+	// revocation, which a backend caching it must notice.
+	must(t, "AddKeyVersion", s.AddKeyVersion(ctx, "k", version("k", 2), ev("key.rotate")))
 
 	for _, tt := range []struct {
 		name    string
@@ -34,7 +39,7 @@ func testPutSignatureRevoked(t *testing.T, s store.Store) {
 		refused bool
 	}{
 		{"revoked version", sigRecord(digest("after"), "k", 2), true},
-		{"another version of the key", func() store.SignatureRecord {
+		{"a version added after the revocation", func() store.SignatureRecord {
 			r := sigRecord(digest("after"), "k", 3)
 			r.KeyVersion = 2
 			return r
