@@ -126,16 +126,20 @@ func (s *Store) refreshSigners(names []string, resps []*pb.ResponseOp) (changed 
 			break
 		}
 		var kv *mvccpb.KeyValue
+		var rev int64
 		if kvs := resps[i].GetResponseRange().GetKvs(); len(kvs) > 0 {
-			kv = kvs[0]
+			kv, rev = kvs[0], kvs[0].ModRevision
+		}
+		if rev == s.guards[name].rev {
+			// Unchanged: the usual case, a batch that lost the head
+			// to another replica. No decode.
+			continue
 		}
 		g, err := guardOf(kv)
 		if err != nil {
 			return changed, err
 		}
-		if g.rev != s.guards[name].rev {
-			changed = true
-		}
+		changed = true
 		s.guards[name] = g
 	}
 	return changed, nil
