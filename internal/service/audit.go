@@ -201,7 +201,19 @@ func (s *Service) auditKey() (store.Key, store.KeyVersion, crypto.Signer, *ecdsa
 // checkpoint never vouches for a log that was damaged meanwhile (e.g. while
 // the daemon was stopped); such damage is returned and logged, and no
 // checkpoint is written until it is resolved.
-func (s *Service) Checkpoint(ctx context.Context) (store.Checkpoint, bool, error) {
+func (s *Service) Checkpoint(ctx context.Context) (cp store.Checkpoint, wrote bool, err error) {
+	// The periodic and final checkpoints run where no call's recovery
+	// does: damage in a bbolt file they read fails the checkpoint (logged,
+	// retried at the next interval) instead of ending the process.
+	err = s.guardFaults("audit checkpoint", func() error {
+		var err error
+		cp, wrote, err = s.checkpoint(ctx)
+		return err
+	})
+	return cp, wrote, err
+}
+
+func (s *Service) checkpoint(ctx context.Context) (store.Checkpoint, bool, error) {
 	_, ver, signer, pub, err := s.auditKey()
 	if err != nil {
 		return store.Checkpoint{}, false, err

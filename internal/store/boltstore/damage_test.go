@@ -266,3 +266,43 @@ func smallDatabase(t *testing.T) []byte {
 	}
 	return src
 }
+
+// TestMergeMeetsDamage: the digest index's merge runs in its own
+// goroutine, where no call's recovery is. A file cut short under the
+// store (the pages past its new end fault when read through bbolt's map)
+// fails the merge, counted and kept for the next one, instead of ending
+// the process.
+func TestMergeMeetsDamage(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "signerd.db")
+	s, err := Open(context.Background(), path, Options{IndexMergeAt: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 50 {
+		putSig(t, s, i, 50)
+	}
+	if err := s.Sync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := s.idx.len(); n != 50 {
+		t.Fatalf("%d index entries pending, want 50", n)
+	}
+	// Both meta pages stay; every other page is gone.
+	if err := os.Truncate(path, 2*int64(os.Getpagesize())); err != nil {
+		t.Fatal(err)
+	}
+	s.mergeMu.Lock()
+	done := s.startMergeLocked()
+	s.mergeMu.Unlock()
+	<-done
+	s.mergeMu.Lock()
+	mergeErr := s.mergeErr
+	s.mergeMu.Unlock()
+	if de := (*DamageError)(nil); !errors.As(mergeErr, &de) {
+		t.Fatalf("merge over a truncated file: %v, want a *DamageError", mergeErr)
+	}
+	if st := s.IndexStats(); st.MergeFailures != 1 || st.Pending != 50 {
+		t.Fatalf("IndexStats = %+v, want one failure and the 50 entries still pending", st)
+	}
+	_ = Guard(path, s.Close)
+}

@@ -281,7 +281,12 @@ func (s *Store) startMergeLocked() chan struct{} {
 	go func() {
 		defer s.mergeWG.Done()
 		defer close(done)
-		err := s.mergeIndex()
+		// No call's recovery covers this goroutine: damage the merge
+		// meets (a fault in the memory map, bbolt's panic on a page it
+		// cannot read) fails the merge, as a failing disk does (the
+		// entries stay in memory, and signing is refused at the bound),
+		// instead of ending the process.
+		err := Guard(s.path, s.mergeIndex)
 		s.mergeMu.Lock()
 		s.merging = false
 		s.mergeErr = err
