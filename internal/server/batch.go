@@ -3,8 +3,10 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"runtime/debug"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
@@ -12,6 +14,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	signerv1 "github.com/signerd/signerd/gen/signer/v1"
+	"github.com/signerd/signerd/internal/errdefs"
 	"github.com/signerd/signerd/internal/service"
 )
 
@@ -74,7 +77,7 @@ func (s *signerServer) SignBatch(stream signerv1.SignerService_SignBatchServer) 
 			workers.run(func() {
 				defer close(it.done)
 				defer ChargeRequestBytes(ctx, -n) //nolint:errcheck // giving back never fails
-				it.out = s.signItem(ctx, id, r)
+				it.out = s.signItemGuarded(ctx, id, r)
 			})
 		}
 	}()
@@ -85,6 +88,21 @@ func (s *signerServer) SignBatch(stream signerv1.SignerService_SignBatchServer) 
 		}
 	}
 	return <-recvErr
+}
+
+// signItemGuarded is signItem on a worker goroutine, where the stream
+// interceptor's recovery does not reach: a fault in the map of a damaged
+// database file (read when the signer cache misses), or any panic, fails
+// the item INTERNAL, logged with its stack, instead of ending the process.
+func (s *signerServer) signItemGuarded(ctx context.Context, id Identity, r *signerv1.SignRequest) (out *signerv1.SignBatchResponse) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if p := recover(); p != nil {
+			s.log.ErrorContext(ctx, "panic in a SignBatch item", "panic", p, "stack", string(debug.Stack()))
+			out = itemError(ctx, s.log, fmt.Errorf("panic signing a batch item (see the log): %w", errdefs.ErrInternal))
+		}
+	}()
+	return s.signItem(ctx, id, r)
 }
 
 // signItem authorizes and signs one batch item, turning a failure into an

@@ -139,7 +139,7 @@ func (s *Store) AuditHead(ctx context.Context) (seq uint64, hash []byte, err err
 		seq, hash = s.j.head()
 		return seq, hash, nil
 	}
-	err = view(ctx, s.db, func(tx *bolt.Tx) error {
+	err = s.view(ctx, func(tx *bolt.Tx) error {
 		meta, err := bucket(tx, bucketKeyMeta)
 		if err != nil {
 			return err

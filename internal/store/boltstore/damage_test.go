@@ -2,6 +2,7 @@ package boltstore
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	bolt "go.etcd.io/bbolt"
@@ -305,4 +306,245 @@ func TestMergeMeetsDamage(t *testing.T) {
 		t.Fatalf("IndexStats = %+v, want one failure and the 50 entries still pending", st)
 	}
 	_ = Guard(path, s.Close)
+}
+
+// TestCloseAfterMergeMeetsDamage: a page of sigindex/ is damaged (the
+// journal's applies never read it); the background merge meets it and
+// fails cleanly (Guard). The daemon then stops and calls Close with no
+// Guard around it (internal/daemon/daemon.go): Close's own final merge
+// meets the same page, and must not end the process either.
+func TestCloseAfterMergeMeetsDamage(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "signerd.db")
+	s, err := Open(context.Background(), path, Options{IndexMergeAt: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	merge := func() error {
+		s.mergeMu.Lock()
+		done := s.startMergeLocked()
+		s.mergeMu.Unlock()
+		<-done
+		s.mergeMu.Lock()
+		defer s.mergeMu.Unlock()
+		return s.mergeErr
+	}
+	for i := range 400 {
+		putSig(t, s, i, 800)
+	}
+	if err := s.Sync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := merge(); err != nil {
+		t.Fatal(err)
+	}
+	var root uint64
+	if err := s.db.View(func(tx *bolt.Tx) error {
+		root = uint64(tx.Bucket(bucketKeyRoot).Bucket(bucketKeySigIndex).Root())
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for i := 400; i < 450; i++ {
+		putSig(t, s, i, 800)
+	}
+	if err := s.Sync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// sigindex/'s root page now names another page id: bbolt panics on it.
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte{0xff, 0xff, 0xff, 0, 0, 0, 0, 0}, int64(root)*int64(os.Getpagesize())); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if de := (*DamageError)(nil); !errors.As(merge(), &de) {
+		t.Fatalf("merge over a damaged sigindex/ page: want a *DamageError")
+	}
+	// Close, as the daemon calls it (no Guard around it).
+	closeWithin(t, s)
+}
+
+// TestStopAfterApplyMeetsTruncation: the file cut to its two meta pages
+// while signerd runs; the journal's next apply meets it (guarded, and its
+// rollback faults re-reading the freelist page, so the store is wedged),
+// then the daemon stops: Close returns instead of waiting for bbolt's
+// writer lock.
+func TestStopAfterApplyMeetsTruncation(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "signerd.db")
+	s, err := Open(context.Background(), path, Options{IndexMergeAt: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 50 {
+		putSig(t, s, i, 50)
+	}
+	if err := s.Sync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(path, 2*int64(os.Getpagesize())); err != nil {
+		t.Fatal(err)
+	}
+	putSig(t, s, 50, 51)
+	if de := (*DamageError)(nil); !errors.As(s.Sync(context.Background()), &de) {
+		t.Fatal("apply after the cut: want a *DamageError")
+	}
+	closeWithin(t, s)
+}
+
+// TestMergeMeetsDamageWedges: a damaged sigindex/ page and a damaged
+// freelist page. The merge's write transaction panics on the first, and
+// bbolt's rollback (in Update's deferred call) panics on the second, so
+// bbolt's writer lock is never released. The store is wedged (wedge.go):
+// health says so, signing is refused at once, and Close returns without
+// waiting for the lock, where before the next apply and the stop hung.
+func TestMergeMeetsDamageWedges(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "signerd.db")
+	s, err := Open(context.Background(), path, Options{IndexMergeAt: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	merge := func() error {
+		s.mergeMu.Lock()
+		done := s.startMergeLocked()
+		s.mergeMu.Unlock()
+		<-done
+		s.mergeMu.Lock()
+		defer s.mergeMu.Unlock()
+		return s.mergeErr
+	}
+	for i := range 400 {
+		putSig(t, s, i, 800)
+	}
+	if err := s.Sync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := merge(); err != nil {
+		t.Fatal(err)
+	}
+	var root uint64
+	if err := s.db.View(func(tx *bolt.Tx) error {
+		root = uint64(tx.Bucket(bucketKeyRoot).Bucket(bucketKeySigIndex).Root())
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for i := 400; i < 450; i++ {
+		putSig(t, s, i, 800)
+	}
+	if err := s.Sync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ps := int64(os.Getpagesize())
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The newer meta page's freelist page id (meta: magic, version,
+	// page size, flags, root bucket, freelist, pgid, txid).
+	metaAt := func(i int64) (freelist, txid uint64) {
+		m := raw[i*ps+16:]
+		return binary.LittleEndian.Uint64(m[32:]), binary.LittleEndian.Uint64(m[48:])
+	}
+	fl0, tx0 := metaAt(0)
+	fl1, tx1 := metaAt(1)
+	freelist := fl0
+	if tx1 > tx0 {
+		freelist = fl1
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteAt([]byte{0xff, 0xff, 0xff, 0, 0, 0, 0, 0}, int64(root)*ps) // sigindex/'s root: another page id
+	f.WriteAt([]byte{0x01, 0x00}, int64(freelist)*ps+8)                // the freelist page's flags: a branch
+	f.Close()
+	if de := (*DamageError)(nil); !errors.As(merge(), &de) {
+		t.Fatal("merge: want a *DamageError")
+	}
+	if de := (*DamageError)(nil); !errors.As(s.CheckHealth(context.Background()), &de) {
+		t.Fatalf("health after the merge wedged the store: %v, want a *DamageError", s.CheckHealth(context.Background()))
+	}
+	rec := store.SignatureRecord{Digest: indexDigest(450, 800), Format: store.FormatCloacina, KeyName: "release", KeyVersion: 1,
+		Fingerprint: "SHA256:test", Algorithm: "ed25519", Signature: []byte("sig 450"), SignedAt: time.Unix(450, 0).UTC()}
+	if de := (*DamageError)(nil); !errors.As(s.PutSignature(context.Background(), rec, store.AuditEvent{Caller: "uid:1", Operation: "sign", Outcome: "ok"}), &de) {
+		t.Fatal("PutSignature on a wedged store: want a *DamageError")
+	}
+	closeWithin(t, s)
+}
+
+// closeWithin closes s, failing if Close does not return within a
+// generous bound (a hang on bbolt's writer lock is what it catches).
+func closeWithin(t *testing.T, s *Store) {
+	t.Helper()
+	closed := make(chan error, 1)
+	go func() { closed <- s.Close() }()
+	select {
+	case err := <-closed:
+		if de := (*DamageError)(nil); !errors.As(err, &de) {
+			t.Errorf("Close of a wedged store: %v, want a *DamageError", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Close hangs: bbolt's writer lock was left held by a recovered panic")
+	}
+}
+
+// TestReadBeginMeetsTruncation: the file cut below its meta pages while
+// signerd runs. The next transaction faults as it begins, holding bbolt's
+// meta lock, which every later transaction would wait for: reads and
+// writes fail from then on instead of hanging, health says so, and Close
+// returns.
+func TestReadBeginMeetsTruncation(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "signerd.db")
+	s, err := Open(context.Background(), path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	putSig(t, s, 1, 1)
+	if err := s.Sync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(path, 0); err != nil {
+		t.Fatal(err)
+	}
+	// As a call's interceptor runs it.
+	if de := (*DamageError)(nil); !errors.As(Guard(path, func() error { _, err := s.ListKeys(context.Background()); return err }), &de) {
+		t.Fatal("ListKeys over a file cut below its meta pages: want a *DamageError")
+	}
+	done := make(chan error, 1)
+	go func() { _, err := s.ListKeys(context.Background()); done <- err }()
+	select {
+	case err := <-done:
+		if de := (*DamageError)(nil); !errors.As(err, &de) {
+			t.Fatalf("the next read: %v, want a *DamageError", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the next read hangs on bbolt's meta lock")
+	}
+	if de := (*DamageError)(nil); !errors.As(s.CheckHealth(context.Background()), &de) {
+		t.Fatal("health: want a *DamageError")
+	}
+	closeWithin(t, s)
+}
+
+// TestCommitsMeetsTruncation: Commits, read by every metrics scrape in the
+// metrics server's goroutine (no call's recovery there), survives a file
+// cut below its meta pages, and the store is closed without a hang.
+func TestCommitsMeetsTruncation(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "signerd.db")
+	s, err := Open(context.Background(), path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	putSig(t, s, 1, 1)
+	if err := os.Truncate(path, 0); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan uint64)
+	go func() { done <- s.Commits() }()
+	if n := <-done; n == 0 {
+		t.Fatal("no commits counted: the journal's group commit is in memory")
+	}
+	closeWithin(t, s)
 }

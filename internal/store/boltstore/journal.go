@@ -183,7 +183,7 @@ func openJournal(s *Store, size int64, acceptLoss bool) (*journal, error) {
 	// place.
 	// (A read first: most starts have nothing to write.)
 	var pending string
-	if err := s.db.View(func(tx *bolt.Tx) error {
+	if err := s.w.view(s.db, func(tx *bolt.Tx) error {
 		meta, err := bucket(tx, bucketKeyMeta)
 		if err != nil {
 			return err
@@ -200,7 +200,7 @@ func openJournal(s *Store, size int64, acceptLoss bool) (*journal, error) {
 		if pending != "" {
 			s.journalLoss = pending + "; then, at a later start, " + s.journalLoss
 		}
-		if err := s.db.Update(func(tx *bolt.Tx) error {
+		if err := s.w.update(s.db, func(tx *bolt.Tx) error {
 			meta, err := bucket(tx, bucketKeyMeta)
 			if err != nil {
 				return err
@@ -236,7 +236,7 @@ func openJournal(s *Store, size int64, acceptLoss bool) (*journal, error) {
 	}
 	// From here until a clean close, the journal may hold records that
 	// are nowhere else.
-	if err := s.db.Update(func(tx *bolt.Tx) error {
+	if err := s.w.update(s.db, func(tx *bolt.Tx) error {
 		meta, err := bucket(tx, bucketKeyMeta)
 		if err != nil {
 			return err
@@ -264,7 +264,7 @@ func checkJournalBelongs(s *Store, path string, acceptLoss bool) error {
 		return fmt.Errorf("stat journal %s: %w", path, errors.Join(errdefs.ErrUnavailable, err))
 	}
 	var openSize int64
-	if err := s.db.View(func(tx *bolt.Tx) error {
+	if err := s.w.view(s.db, func(tx *bolt.Tx) error {
 		meta, err := bucket(tx, bucketKeyMeta)
 		if err != nil {
 			return err
@@ -353,6 +353,10 @@ func (j *journal) do(ctx context.Context, ev store.AuditEvent, sig, digest []byt
 		// The record's seq and hashes are not known yet: 256 bytes
 		// covers them.
 		size: int64(journalHeader + 8 + len(sig) + store.AuditRecordJSONSize(store.AuditRecord{AuditEvent: ev}) + 256)}
+	if err := j.s.w.get(); err != nil {
+		// Its records could never be applied (wedge.go).
+		return store.AuditRecord{}, err
+	}
 	j.mu.Lock()
 	switch {
 	case j.closed:
@@ -661,7 +665,7 @@ func (j *journal) recover() error {
 	var seq uint64
 	var hash []byte
 	var pos int64
-	err := j.s.db.View(func(tx *bolt.Tx) error {
+	err := j.s.w.view(j.s.db, func(tx *bolt.Tx) error {
 		var err error
 		if seq, hash, pos, err = journalState(tx); err != nil {
 			return err
@@ -673,7 +677,7 @@ func (j *journal) recover() error {
 	}
 	frames := j.scan(pos, seq, hash)
 	j.headSeq, j.headHash, j.applied, j.woff = seq, hash, seq, pos
-	if err := j.s.db.View(func(tx *bolt.Tx) error { return pastHead(tx, seq) }); err != nil {
+	if err := j.s.w.view(j.s.db, func(tx *bolt.Tx) error { return pastHead(tx, seq) }); err != nil {
 		// Records past the head are damage or tampering: appending would
 		// hide them (appendAudit refuses the same way). Reads go on, so
 		// that audit verify can say what happened; writes are refused.
@@ -822,7 +826,7 @@ func (j *journal) applyOnceUnguarded() error {
 	if len(frames) == 0 {
 		return nil
 	}
-	err := mapBoltErr(j.s.db.Update(func(tx *bolt.Tx) error { return applyFrames(tx, frames) }))
+	err := mapBoltErr(j.s.w.update(j.s.db, func(tx *bolt.Tx) error { return applyFrames(tx, frames) }))
 	pending := 0
 	if err == nil {
 		// Indexed before they count as applied: a reader that finds them
@@ -946,7 +950,7 @@ func (j *journal) drain() error {
 func (j *journal) reloadHead() error {
 	var seq uint64
 	var hash []byte
-	err := j.s.db.View(func(tx *bolt.Tx) error {
+	err := j.s.w.view(j.s.db, func(tx *bolt.Tx) error {
 		meta, err := bucket(tx, bucketKeyMeta)
 		if err != nil {
 			return err
@@ -1002,13 +1006,16 @@ func (j *journal) close() error {
 	<-j.stopped
 	if err == nil {
 		// Everything is in the file: the journal is needed no more.
-		err = mapBoltErr(j.s.db.Update(func(tx *bolt.Tx) error {
-			meta, err := bucket(tx, bucketKeyMeta)
-			if err != nil {
-				return err
-			}
-			return meta.Delete(keyJournalOpen)
-		}))
+		// Guarded: Close runs where no call's recovery is.
+		err = Guard(j.s.path, func() error {
+			return mapBoltErr(j.s.w.update(j.s.db, func(tx *bolt.Tx) error {
+				meta, err := bucket(tx, bucketKeyMeta)
+				if err != nil {
+					return err
+				}
+				return meta.Delete(keyJournalOpen)
+			}))
+		})
 	}
 	if cerr := j.f.Close(); err == nil && cerr != nil {
 		err = cerr
@@ -1042,7 +1049,7 @@ func checkJournal(s *Store) error {
 	var hash []byte
 	var pos int64
 	damaged := false
-	if err := s.db.View(func(tx *bolt.Tx) error {
+	if err := s.w.view(s.db, func(tx *bolt.Tx) error {
 		var err error
 		if seq, hash, pos, err = journalState(tx); err != nil {
 			return err
@@ -1089,6 +1096,9 @@ func (s *Store) Sync(ctx context.Context) error {
 // load balancer sees what the callers' errors say.
 func (s *Store) CheckHealth(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := s.w.get(); err != nil {
 		return err
 	}
 	if s.j == nil {

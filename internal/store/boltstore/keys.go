@@ -183,7 +183,7 @@ func (s *Store) GetKey(ctx context.Context, name string) (store.Key, error) {
 		return store.Key{}, err
 	}
 	var k store.Key
-	err := view(ctx, s.db, func(tx *bolt.Tx) error {
+	err := s.view(ctx, func(tx *bolt.Tx) error {
 		keys, err := bucket(tx, bucketKeyKeys)
 		if err != nil {
 			return err
@@ -201,7 +201,7 @@ func (s *Store) GetKey(ctx context.Context, name string) (store.Key, error) {
 // ListKeys returns every key ordered by name (byte order).
 func (s *Store) ListKeys(ctx context.Context) ([]store.Key, error) {
 	var out []store.Key
-	err := view(ctx, s.db, func(tx *bolt.Tx) error {
+	err := s.view(ctx, func(tx *bolt.Tx) error {
 		keys, err := bucket(tx, bucketKeyKeys)
 		if err != nil {
 			return err
@@ -225,7 +225,7 @@ func (s *Store) FindKeyVersion(ctx context.Context, fingerprint string) (store.K
 		k store.Key
 		v store.KeyVersion
 	)
-	err := view(ctx, s.db, func(tx *bolt.Tx) error {
+	err := s.view(ctx, func(tx *bolt.Tx) error {
 		fps, err := bucket(tx, bucketKeyFingerprints)
 		if err != nil {
 			return err

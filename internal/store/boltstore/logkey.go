@@ -54,7 +54,7 @@ func (s *Store) setServiceKey(ctx context.Context, name []byte, what string, k s
 // ErrNotFound if none is.
 func (s *Store) serviceKey(ctx context.Context, name []byte, what string) (store.Key, error) {
 	var k store.Key
-	err := view(ctx, s.db, func(tx *bolt.Tx) error {
+	err := s.view(ctx, func(tx *bolt.Tx) error {
 		meta, err := bucket(tx, bucketKeyMeta)
 		if err != nil {
 			return err

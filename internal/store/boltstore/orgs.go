@@ -16,7 +16,7 @@ func (s *Store) GetOrg(ctx context.Context, id string) (store.Org, error) {
 		return store.Org{}, err
 	}
 	var o store.Org
-	err := view(ctx, s.db, func(tx *bolt.Tx) error {
+	err := s.view(ctx, func(tx *bolt.Tx) error {
 		var err error
 		o, err = loadOrg(tx, id)
 		return err
@@ -27,7 +27,7 @@ func (s *Store) GetOrg(ctx context.Context, id string) (store.Org, error) {
 // ListOrgs returns every configured org ordered by ID (byte order).
 func (s *Store) ListOrgs(ctx context.Context) ([]store.Org, error) {
 	var out []store.Org
-	err := view(ctx, s.db, func(tx *bolt.Tx) error {
+	err := s.view(ctx, func(tx *bolt.Tx) error {
 		orgs, err := bucket(tx, bucketKeyOrgs)
 		if err != nil {
 			return err

@@ -239,7 +239,7 @@ func (s *Store) loadPending() error {
 			s.log.Warn("signature record left out of the digest index", "seq", seq, "err", err)
 		}
 	}
-	return s.db.View(func(tx *bolt.Tx) error {
+	return s.w.view(s.db, func(tx *bolt.Tx) error {
 		keys, _, _, err := unindexed(tx, math.MaxInt, skip)
 		if err != nil {
 			return err
@@ -398,7 +398,7 @@ func (s *Store) mergeIndex() error {
 	start := time.Now()
 	var keys [][]byte
 	var mark, hi uint64
-	if err := s.db.View(func(tx *bolt.Tx) (err error) {
+	if err := s.w.view(s.db, func(tx *bolt.Tx) (err error) {
 		keys, mark, hi, err = unindexed(tx, maxMergeScan, nil)
 		return err
 	}); err != nil {
@@ -419,7 +419,7 @@ func (s *Store) mergeIndex() error {
 				return err
 			}
 		}
-		err := s.db.Update(func(tx *bolt.Tx) error {
+		err := s.w.update(s.db, func(tx *bolt.Tx) error {
 			idx, err := bucket(tx, bucketKeySigIndex)
 			if err != nil {
 				return err

@@ -95,7 +95,7 @@ func (s *Store) SignaturesByDigest(ctx context.Context, digest []byte) ([]store.
 	}
 	pending := s.idx.keys(digest)
 	var out []store.SignatureRecord
-	err := view(ctx, s.db, func(tx *bolt.Tx) error {
+	err := s.view(ctx, func(tx *bolt.Tx) error {
 		out = nil
 		return signatureRecords(tx, digest, nil, pending, func(k, v []byte) (bool, error) {
 			var rec store.SignatureRecord

@@ -13,7 +13,12 @@ import (
 // Signatures per commit under load show group commit working.
 func (s *Store) Commits() uint64 {
 	var id int
-	_ = s.db.View(func(tx *bolt.Tx) error { id = tx.ID(); return nil })
+	// Guarded: a scrape runs in the metrics server's goroutine, where a
+	// fault in the map of a file cut short under the store would end the
+	// process (only the journal's group commits are counted then).
+	_ = Guard(s.path, func() error {
+		return s.w.view(s.db, func(tx *bolt.Tx) error { id = tx.ID(); return nil })
+	})
 	n := uint64(id)
 	if s.j != nil {
 		n += s.j.groups.Load()

@@ -93,6 +93,8 @@ type Store struct {
 	created bool
 	// revoked: the key versions revoked in the file (revoked.go).
 	revoked revokedSet
+	// w: whether a write transaction panicked (wedge.go).
+	w *wedge
 }
 
 var _ store.Store = (*Store)(nil)
@@ -191,14 +193,25 @@ func open(ctx context.Context, path string, opts Options) (*Store, error) {
 		_ = db.Close()
 		return nil, errFileRemoved
 	}
+	w := &wedge{path: path}
 	if created {
 		// Made by this open only if bbolt initialised it here: another
 		// open that made the file between the check above and the lock
 		// has committed its schema by now (transaction 1 is bbolt's own
 		// initialisation).
 		var txid int
-		_ = db.View(func(tx *bolt.Tx) error { txid = tx.ID(); return nil })
+		_ = w.view(db, func(tx *bolt.Tx) error { txid = tx.ID(); return nil })
 		created = txid <= 1
+	}
+	// closeDB closes db unless a transaction wedged it (wedge.go): then a
+	// bbolt lock may be held for good, Close would wait for it forever,
+	// and the file is left to the process's exit.
+	closeDB := func() {
+		if err := w.get(); err != nil {
+			log.Error("database file left open: a transaction panicked on it", "err", err)
+			return
+		}
+		_ = db.Close()
 	}
 	// fail closes db after a failed open (removing what it created) and
 	// returns err.
@@ -207,7 +220,7 @@ func open(ctx context.Context, path string, opts Options) (*Store, error) {
 		if created {
 			removeDatabase(path, log)
 		}
-		_ = db.Close()
+		closeDB()
 		return nil, err
 	}
 	// Damage found by a panic below (Open's Guard turns it into an error)
@@ -216,7 +229,7 @@ func open(ctx context.Context, path string, opts Options) (*Store, error) {
 	defer func() {
 		if r := recover(); r != nil {
 			counters.Delete(db)
-			_ = db.Close()
+			closeDB()
 			panic(r)
 		}
 	}()
@@ -225,7 +238,7 @@ func open(ctx context.Context, path string, opts Options) (*Store, error) {
 	}
 
 	if opts.ReadOnly {
-		err = db.View(func(tx *bolt.Tx) error {
+		err = w.view(db, func(tx *bolt.Tx) error {
 			v, err := readVersion(tx)
 			switch {
 			case err != nil:
@@ -240,7 +253,7 @@ func open(ctx context.Context, path string, opts Options) (*Store, error) {
 		})
 	} else {
 		var from int
-		err = db.Update(func(tx *bolt.Tx) error {
+		err = w.update(db, func(tx *bolt.Tx) error {
 			from, err = migrate(tx, path, schemaVersion())
 			return err
 		})
@@ -261,7 +274,7 @@ func open(ctx context.Context, path string, opts Options) (*Store, error) {
 		mergeAt = defaultMergeAt
 	}
 	counters.Store(db, new(treeCounter))
-	s := &Store{db: db, path: path, log: log, maxBatch: maxBatch,
+	s := &Store{db: db, w: w, path: path, log: log, maxBatch: maxBatch,
 		mergeAt: mergeAt, mergeAtBase: mergeAt, mergeChunk: defaultMergeChunk, readOnly: opts.ReadOnly, created: created}
 	if err := s.loadPending(); err != nil {
 		return fail(mapBoltErr(err))
@@ -272,7 +285,7 @@ func open(ctx context.Context, path string, opts Options) (*Store, error) {
 		// shorter than what signerd returned.
 		if err := checkJournal(s); err != nil {
 			counters.Delete(db)
-			_ = db.Close()
+			closeDB()
 			return nil, err
 		}
 		return s, nil
@@ -284,7 +297,7 @@ func open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if size < minJournalSize {
 		return fail(fmt.Errorf("journal size %d bytes is below the minimum %d: %w", size, minJournalSize, errdefs.ErrInvalidArgument))
 	}
-	if err := s.db.View(func(tx *bolt.Tx) error { return loadRevoked(tx, &s.revoked) }); err != nil {
+	if err := s.w.view(s.db, func(tx *bolt.Tx) error { return loadRevoked(tx, &s.revoked) }); err != nil {
 		return fail(mapBoltErr(err))
 	}
 	j, err := openJournal(s, size, opts.AcceptJournalLoss)
@@ -366,9 +379,16 @@ func (s *Store) Close() error {
 	s.closed = true
 	s.mergeMu.Unlock()
 	s.mergeWG.Wait()
-	// Not into a file an apply found damaged: the merge would meet it too.
-	if !already && !s.readOnly && s.idx.len() > 0 && (s.j == nil || s.j.isDamaged() == nil) {
-		if err := s.mergeIndex(); err != nil {
+	s.mergeMu.Lock()
+	var mergeDamage *DamageError
+	errors.As(s.mergeErr, &mergeDamage)
+	s.mergeMu.Unlock()
+	// Not into a file an apply or a merge found damaged, or that a write
+	// transaction wedged: the merge would meet it too. Guarded, as the
+	// background merges are, for damage nothing met yet: Close runs where
+	// no call's recovery is.
+	if !already && !s.readOnly && s.idx.len() > 0 && mergeDamage == nil && s.w.get() == nil && (s.j == nil || s.j.isDamaged() == nil) {
+		if err := Guard(s.path, s.mergeIndex); err != nil {
 			// Nothing is lost: the next Open indexes these records again.
 			s.log.Warn("signature index merge at close failed", "err", err)
 		}
@@ -377,6 +397,12 @@ func (s *Store) Close() error {
 		// Before the lock is released: another open waiting for it on
 		// this file then finds it gone and starts again (stillAt).
 		removeDatabase(s.path, s.log)
+	}
+	if err := s.w.get(); err != nil {
+		// A bbolt lock may be held for good: closing would wait for it
+		// forever. The process's exit releases the file.
+		s.log.Error("database file left open at close: a transaction panicked on it", "err", err)
+		return err
 	}
 	if err := s.db.Close(); err != nil {
 		return err
@@ -401,7 +427,7 @@ func (s *Store) JournalLoss() string { return s.journalLoss }
 // JournalLossRecorded says the audit log now holds JournalLoss: it is not
 // reported again.
 func (s *Store) JournalLossRecorded() error {
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.w.update(s.db, func(tx *bolt.Tx) error {
 		meta, err := bucket(tx, bucketKeyMeta)
 		if err != nil {
 			return err

@@ -270,7 +270,7 @@ func (s *Store) SignatureLeaf(ctx context.Context, digest, sig []byte) (uint64, 
 		return 0, err
 	}
 	pending := s.idx.keys(digest) // before the transaction, as signatureRecords needs
-	err := view(ctx, s.db, func(tx *bolt.Tx) error {
+	err := s.view(ctx, func(tx *bolt.Tx) error {
 		seq, ok, err := loggedSignature(tx, digest, sig, pending)
 		if err != nil {
 			return err

@@ -18,21 +18,21 @@ import (
 // carried in the context, as containerd does, would let Store methods nest;
 // none needs to yet.)
 
-// view runs fn in a read-only transaction.
-func view(ctx context.Context, db *bolt.DB, fn func(*bolt.Tx) error) error {
+// view runs fn in a read-only transaction (wedge.go says when it may not).
+func (s *Store) view(ctx context.Context, fn func(*bolt.Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return mapBoltErr(db.View(fn))
+	return mapBoltErr(s.w.view(s.db, fn))
 }
 
-// update runs fn in a read-write transaction and returns after the commit
-// is on disk.
-func update(ctx context.Context, db *bolt.DB, fn func(*bolt.Tx) error) error {
+// updateTx runs fn in a read-write transaction and returns after the
+// commit is on disk; a panic out of it wedges the store (wedge.go).
+func (s *Store) updateTx(ctx context.Context, fn func(*bolt.Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return mapBoltErr(db.Update(fn))
+	return mapBoltErr(s.w.update(s.db, fn))
 }
 
 // viewLog is view for readers of the log (audit records, signature
@@ -47,7 +47,7 @@ func (s *Store) viewLog(ctx context.Context, fn func(*bolt.Tx) error) error {
 			return err
 		}
 	}
-	return view(ctx, s.db, fn)
+	return s.view(ctx, fn)
 }
 
 // update is the store's only read-write transaction outside the journal
@@ -60,7 +60,7 @@ func (s *Store) update(ctx context.Context, fn func(*bolt.Tx) error) error {
 		return err
 	}
 	if s.j == nil {
-		return update(ctx, s.db, fn)
+		return s.updateTx(ctx, fn)
 	}
 	s.j.wmu.Lock()
 	defer s.j.wmu.Unlock()
@@ -75,7 +75,7 @@ func (s *Store) update(ctx context.Context, fn func(*bolt.Tx) error) error {
 	if err := s.j.drain(); err != nil {
 		return err
 	}
-	err := update(ctx, s.db, fn)
+	err := s.updateTx(ctx, fn)
 	if rerr := s.j.reloadHead(); rerr != nil && err == nil {
 		err = rerr
 	}
