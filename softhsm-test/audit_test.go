@@ -162,7 +162,7 @@ func TestAuditEndToEnd(t *testing.T) {
 	}
 	// With the log key, every checkpoint's note signature is checked too.
 	v = mustSignctl(t, nil, "audit", "verify", "--db", golden, "--audit-key", pubFile, "--log-key", vkey, "-o", "json").json(t)
-	if v["intact"] != true || v["notes_checked"] != float64(len(cps)) || v["log_key"] == "" {
+	if v["intact"] != true || v["notes_checked"] != float64(len(cps)) || v["checkpoints_without_note"] != float64(0) || v["log_key"] == "" {
 		t.Fatalf("offline verify --log-key: want intact and %d notes checked: %v", len(cps), v)
 	}
 	if r := mustSignctl(t, nil, "audit", "verify", "--db", golden, "--audit-key", pubFile, "--log-key", vkey); !strings.Contains(r.stdout, fmt.Sprintf("%d checkpoint notes signed by log key", len(cps))) {
@@ -215,7 +215,8 @@ func TestAuditEndToEnd(t *testing.T) {
 
 	// A note re-signed by another key of the log's name (its tree size,
 	// root and state line unchanged, so only its signature is wrong):
-	// only the log key finds it.
+	// only the log key finds it, as a note of another key (the operator's
+	// wrong key looks the same, and the message says to check it).
 	t.Run("forge the last checkpoint's note", func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "copy.db")
 		auditCopy(t, golden, path)
@@ -231,8 +232,42 @@ func TestAuditEndToEnd(t *testing.T) {
 			t.Fatalf("without --log-key: exit %d, want 0 (the note's root and size are the tree's)\n%s%s", r.code, r.stdout, r.stderr)
 		}
 		r := signctl(t, nil, "audit", "verify", "--db", path, "--audit-key", pubFile, "--log-key", vkey)
-		if want := fmt.Sprintf("BROKEN: audit log record %d: %s: the note of the checkpoint at %d does not verify with the log key", last, store.ChainBadCheckpoint, last); r.code != 1 || !strings.Contains(r.stdout, want) {
+		if want := fmt.Sprintf("BROKEN: audit log record %d: %s: the note of the checkpoint at %d is not signed by the log key given", last, store.ChainWrongCheckpointKey, last); r.code != 1 || !strings.Contains(r.stdout, want) {
 			t.Fatalf("with --log-key: exit %d, want 1 and %q\n%s%s", r.code, want, r.stdout, r.stderr)
+		}
+	})
+
+	// A note removed: not damage (a signerd whose HSM has no log key
+	// writes none), but --log-key counts it and says so.
+	t.Run("remove the last checkpoint's note", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "copy.db")
+		auditCopy(t, golden, path)
+		db, err := bolt.Open(path, 0o600, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := db.Update(func(tx *bolt.Tx) error {
+			var c store.Checkpoint
+			if err := json.Unmarshal(auditBucket(tx, "checkpoints").Get(auditKey(last)), &c); err != nil {
+				return err
+			}
+			c.Note = nil
+			raw, err := json.Marshal(c)
+			if err != nil {
+				return err
+			}
+			return auditBucket(tx, "checkpoints").Put(auditKey(last), raw)
+		}); err != nil {
+			t.Fatal(err)
+		}
+		db.Close()
+		r := mustSignctl(t, nil, "audit", "verify", "--db", path, "--audit-key", pubFile, "--log-key", vkey)
+		if !strings.Contains(r.stdout, "1 checkpoint without a note") {
+			t.Fatalf("want the missing note counted:\n%s", r.stdout)
+		}
+		v := mustSignctl(t, nil, "audit", "verify", "--db", path, "--audit-key", pubFile, "--log-key", vkey, "-o", "json").json(t)
+		if v["checkpoints_without_note"] != float64(1) || v["notes_checked"] != float64(len(cps)-1) {
+			t.Fatalf("-o json: %v", v)
 		}
 	})
 

@@ -204,6 +204,11 @@ func SignCheckpointNote(signer note.Signer, size uint64, root, state []byte) ([]
 
 // OpenCheckpointNote verifies msg with the verifier key vkey and parses its
 // checkpoint; the origin must be the key's name.
+// ErrNotByLogKey: a checkpoint note bears no signature by the verifier key
+// it was opened with (OpenCheckpointNote), as opposed to a signature by
+// that key that does not verify.
+var ErrNotByLogKey = errors.New("not signed by this log key")
+
 func OpenCheckpointNote(msg []byte, vkey string) (CheckpointNote, error) {
 	v, err := note.NewVerifier(vkey)
 	if err != nil {
@@ -213,7 +218,7 @@ func OpenCheckpointNote(msg []byte, vkey string) (CheckpointNote, error) {
 	if err != nil {
 		var unverified *note.UnverifiedNoteError
 		if errors.As(err, &unverified) {
-			return CheckpointNote{}, fmt.Errorf("the checkpoint note is not signed by log key %s: %w", v.Name(), errdefs.ErrFailedPrecondition)
+			return CheckpointNote{}, fmt.Errorf("the checkpoint note is not signed by log key %s: %w", v.Name(), errors.Join(ErrNotByLogKey, errdefs.ErrFailedPrecondition))
 		}
 		return CheckpointNote{}, fmt.Errorf("checkpoint note: %v: %w", err, errdefs.ErrFailedPrecondition)
 	}
@@ -305,6 +310,13 @@ func VerifyCheckpointNote(vkey string, c store.Checkpoint) error {
 		return nil
 	}
 	n, err := OpenCheckpointNote(c.Note, vkey)
+	if errors.Is(err, ErrNotByLogKey) {
+		// As a checkpoint of another audit key: the operator may have
+		// given the wrong key, or the note was signed by another one.
+		return &store.ChainError{Seq: c.Seq, Kind: store.ChainWrongCheckpointKey,
+			Message: fmt.Sprintf("the note of the checkpoint at %d is not signed by the log key given, %s (%s): is that the right log key ('signctl log public-key')? If it is, the note was signed by another key",
+				c.Seq, keyID(vkey), noteSigners(c.Note))}
+	}
 	if err != nil {
 		return &store.ChainError{Seq: c.Seq, Kind: store.ChainBadCheckpoint,
 			Message: fmt.Sprintf("the note of the checkpoint at %d does not verify with the log key: %v", c.Seq, err)}
@@ -314,4 +326,33 @@ func VerifyCheckpointNote(vkey string, c store.Checkpoint) error {
 			Message: fmt.Sprintf("the note of the checkpoint at %d is of tree size %d", c.Seq, n.Size)}
 	}
 	return nil
+}
+
+// noteSigners names the keys a signed note's signature lines claim (name
+// and key hash), for messages.
+func noteSigners(msg []byte) string {
+	i := bytes.LastIndex(msg, []byte("\n\n"))
+	if i < 0 {
+		return "no signature lines"
+	}
+	var names []string
+	for _, line := range strings.Split(strings.TrimSuffix(string(msg[i+2:]), "\n"), "\n") {
+		name, sig, ok := strings.Cut(strings.TrimPrefix(line, "\u2014 "), " ")
+		raw, err := base64.StdEncoding.DecodeString(sig)
+		if !ok || err != nil || len(raw) < 4 {
+			continue
+		}
+		names = append(names, fmt.Sprintf("%s+%08x", name, binary.BigEndian.Uint32(raw)))
+	}
+	if len(names) == 0 {
+		return "no readable signature lines"
+	}
+	return "it is signed by " + strings.Join(names, ", ")
+}
+
+// keyID is a verifier key's name+hash, without the key itself.
+func keyID(vkey string) string {
+	name, rest, _ := strings.Cut(vkey, "+")
+	hash, _, _ := strings.Cut(rest, "+")
+	return name + "+" + hash
 }

@@ -165,8 +165,10 @@ type auditVerifyResult struct {
 	AuditKeyFingerprint string          `json:"audit_key_fingerprint"`
 	// LogKey and NotesChecked: offline with --log-key, the key the notes'
 	// signatures were checked with and how many notes there were.
-	LogKey       string       `json:"log_key,omitempty"`
-	NotesChecked *int         `json:"notes_checked,omitempty"`
+	LogKey       string `json:"log_key,omitempty"`
+	NotesChecked *int   `json:"notes_checked,omitempty"`
+	// NotesMissing: checkpoints without a note (offline with --log-key).
+	NotesMissing *int         `json:"checkpoints_without_note,omitempty"`
 	State        *stateJSON   `json:"state,omitempty"`
 	Problem      *problemJSON `json:"problem,omitempty"`
 }
@@ -371,7 +373,8 @@ func verifyAuditOffline(ctx context.Context, dbPath, keyPath, logKeyFlag string)
 		Checkpoints: uint64(rep.Checkpoints), AuditKeyFingerprint: auditlog.Fingerprint(pub),
 	}
 	if logKey != "" && ce == nil && damage == nil {
-		res.LogKey, res.NotesChecked = logKey, &notes
+		missing := rep.Checkpoints - notes
+		res.LogKey, res.NotesChecked, res.NotesMissing = logKey, &notes, &missing
 	}
 	if cp := rep.Latest; cp != nil {
 		res.LatestCheckpoint = &checkpointJSON{Seq: cp.Seq, Hash: hex.EncodeToString(cp.Hash), Time: cp.Time.UTC().Format(time.RFC3339Nano), KeyFingerprint: cp.KeyFingerprint,
@@ -485,6 +488,10 @@ func printAuditVerdict(g *globals, r auditVerifyResult) {
 	}
 	if r.NotesChecked != nil {
 		printf(g.stdout, "%s signed by log key %s\n", count(uint64(*r.NotesChecked), "checkpoint note"), r.LogKey)
+		if m := r.NotesMissing; m != nil && *m > 0 {
+			printf(g.stdout, "%s without a note: written where the HSM had no log key, or the note was removed (a note is not covered by its checkpoint's ECDSA signature)\n",
+				count(uint64(*m), "checkpoint"))
+		}
 	}
 	switch st := r.State; {
 	case st == nil:
