@@ -308,62 +308,74 @@ func TestMergeMeetsDamage(t *testing.T) {
 	_ = Guard(path, s.Close)
 }
 
-// TestCloseAfterMergeMeetsDamage: a page of sigindex/ is damaged (the
-// journal's applies never read it); the background merge meets it and
-// fails cleanly (Guard). The daemon then stops and calls Close with no
-// Guard around it (internal/daemon/daemon.go): Close's own final merge
-// meets the same page, and must not end the process either.
-func TestCloseAfterMergeMeetsDamage(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "signerd.db")
-	s, err := Open(context.Background(), path, Options{IndexMergeAt: 1 << 20})
-	if err != nil {
-		t.Fatal(err)
+// TestCloseMergeMeetsDamage: a page of sigindex/ is damaged (the
+// journal's applies never read it). The daemon stops and calls Close with
+// no Guard around it (internal/daemon/daemon.go). Close's own final merge
+// meets the page and must not end the process; after a background merge
+// already met it, Close does not merge again. The merge's transaction is
+// rolled back cleanly, so the store is not wedged: Close closes the file.
+func TestCloseMergeMeetsDamage(t *testing.T) {
+	for _, background := range []bool{false, true} {
+		t.Run(fmt.Sprintf("background merge first %v", background), func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "signerd.db")
+			s, err := Open(context.Background(), path, Options{IndexMergeAt: 1 << 20})
+			if err != nil {
+				t.Fatal(err)
+			}
+			merge := func() error {
+				s.mergeMu.Lock()
+				done := s.startMergeLocked()
+				s.mergeMu.Unlock()
+				<-done
+				s.mergeMu.Lock()
+				defer s.mergeMu.Unlock()
+				return s.mergeErr
+			}
+			for i := range 400 {
+				putSig(t, s, i, 800)
+			}
+			if err := s.Sync(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if err := merge(); err != nil {
+				t.Fatal(err)
+			}
+			var root uint64
+			if err := s.db.View(func(tx *bolt.Tx) error {
+				root = uint64(tx.Bucket(bucketKeyRoot).Bucket(bucketKeySigIndex).Root())
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			for i := 400; i < 450; i++ {
+				putSig(t, s, i, 800)
+			}
+			if err := s.Sync(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			// sigindex/'s root page now names another page id: bbolt
+			// panics on it.
+			f, err := os.OpenFile(path, os.O_WRONLY, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := f.WriteAt([]byte{0xff, 0xff, 0xff, 0, 0, 0, 0, 0}, int64(root)*int64(os.Getpagesize())); err != nil {
+				t.Fatal(err)
+			}
+			f.Close()
+			if background {
+				if de := (*DamageError)(nil); !errors.As(merge(), &de) {
+					t.Fatalf("merge over a damaged sigindex/ page: want a *DamageError")
+				}
+			}
+			if err := closeWithin(t, s); err != nil {
+				t.Fatalf("Close: %v", err)
+			}
+			if s.w.get() != nil {
+				t.Fatalf("a cleanly rolled back merge wedged the store: %v", s.w.get())
+			}
+		})
 	}
-	merge := func() error {
-		s.mergeMu.Lock()
-		done := s.startMergeLocked()
-		s.mergeMu.Unlock()
-		<-done
-		s.mergeMu.Lock()
-		defer s.mergeMu.Unlock()
-		return s.mergeErr
-	}
-	for i := range 400 {
-		putSig(t, s, i, 800)
-	}
-	if err := s.Sync(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	if err := merge(); err != nil {
-		t.Fatal(err)
-	}
-	var root uint64
-	if err := s.db.View(func(tx *bolt.Tx) error {
-		root = uint64(tx.Bucket(bucketKeyRoot).Bucket(bucketKeySigIndex).Root())
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	for i := 400; i < 450; i++ {
-		putSig(t, s, i, 800)
-	}
-	if err := s.Sync(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	// sigindex/'s root page now names another page id: bbolt panics on it.
-	f, err := os.OpenFile(path, os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.WriteAt([]byte{0xff, 0xff, 0xff, 0, 0, 0, 0, 0}, int64(root)*int64(os.Getpagesize())); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
-	if de := (*DamageError)(nil); !errors.As(merge(), &de) {
-		t.Fatalf("merge over a damaged sigindex/ page: want a *DamageError")
-	}
-	// Close, as the daemon calls it (no Guard around it).
-	closeWithin(t, s)
 }
 
 // TestStopAfterApplyMeetsTruncation: the file cut to its two meta pages
@@ -390,7 +402,7 @@ func TestStopAfterApplyMeetsTruncation(t *testing.T) {
 	if de := (*DamageError)(nil); !errors.As(s.Sync(context.Background()), &de) {
 		t.Fatal("apply after the cut: want a *DamageError")
 	}
-	closeWithin(t, s)
+	wedgedClose(t, s)
 }
 
 // TestMergeMeetsDamageWedges: a damaged sigindex/ page and a damaged
@@ -471,22 +483,30 @@ func TestMergeMeetsDamageWedges(t *testing.T) {
 	if de := (*DamageError)(nil); !errors.As(s.PutSignature(context.Background(), rec, store.AuditEvent{Caller: "uid:1", Operation: "sign", Outcome: "ok"}), &de) {
 		t.Fatal("PutSignature on a wedged store: want a *DamageError")
 	}
-	closeWithin(t, s)
+	wedgedClose(t, s)
 }
 
-// closeWithin closes s, failing if Close does not return within a
-// generous bound (a hang on bbolt's writer lock is what it catches).
-func closeWithin(t *testing.T, s *Store) {
+// closeWithin closes s and returns Close's error, failing if Close does
+// not return within a generous bound (a hang on a bbolt lock is what it
+// catches).
+func closeWithin(t *testing.T, s *Store) error {
 	t.Helper()
 	closed := make(chan error, 1)
 	go func() { closed <- s.Close() }()
 	select {
 	case err := <-closed:
-		if de := (*DamageError)(nil); !errors.As(err, &de) {
-			t.Errorf("Close of a wedged store: %v, want a *DamageError", err)
-		}
+		return err
 	case <-time.After(30 * time.Second):
-		t.Fatal("Close hangs: bbolt's writer lock was left held by a recovered panic")
+		t.Fatal("Close hangs: a bbolt lock was left held by a recovered panic")
+		return nil
+	}
+}
+
+// wedgedClose closes s, which must be wedged: Close returns the damage.
+func wedgedClose(t *testing.T, s *Store) {
+	t.Helper()
+	if err := closeWithin(t, s); !errors.As(err, new(*DamageError)) {
+		t.Errorf("Close of a wedged store: %v, want a *DamageError", err)
 	}
 }
 
@@ -525,7 +545,7 @@ func TestReadBeginMeetsTruncation(t *testing.T) {
 	if de := (*DamageError)(nil); !errors.As(s.CheckHealth(context.Background()), &de) {
 		t.Fatal("health: want a *DamageError")
 	}
-	closeWithin(t, s)
+	wedgedClose(t, s)
 }
 
 // TestCommitsMeetsTruncation: Commits, read by every metrics scrape in the
@@ -546,5 +566,5 @@ func TestCommitsMeetsTruncation(t *testing.T) {
 	if n := <-done; n == 0 {
 		t.Fatal("no commits counted: the journal's group commit is in memory")
 	}
-	closeWithin(t, s)
+	wedgedClose(t, s)
 }

@@ -392,6 +392,11 @@ func (j *journal) writer() {
 		batch := j.pending[:n:n]
 		j.pending = append([]*journalReq(nil), j.pending[n:]...)
 		failed := j.failed
+		if failed == nil {
+			// Requests queued before a wedge: their records could not
+			// be applied (wedge.go).
+			failed = j.s.w.get()
+		}
 		if j.closed && failed == nil {
 			// close has applied everything before it: nothing may
 			// follow.

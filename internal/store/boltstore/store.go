@@ -177,6 +177,11 @@ func open(ctx context.Context, path string, opts Options) (*Store, error) {
 	db, err := bolt.Open(path, 0o600, &bolt.Options{
 		Timeout:  opts.Timeout,
 		ReadOnly: opts.ReadOnly,
+		// A read-only open would load the freelist first in tx.Check,
+		// which bbolt runs on a goroutine of its own, where Guard does
+		// not reach: a damaged freelist would end the process (signctl
+		// audit verify --db). Loaded here, under Open's Guard.
+		PreLoadFreelist: opts.ReadOnly,
 		OpenFile: func(name string, flag int, perm os.FileMode) (*os.File, error) {
 			f, err := os.OpenFile(name, flag, perm)
 			opened = f
@@ -193,7 +198,7 @@ func open(ctx context.Context, path string, opts Options) (*Store, error) {
 		_ = db.Close()
 		return nil, errFileRemoved
 	}
-	w := &wedge{path: path}
+	w := newWedge(path)
 	if created {
 		// Made by this open only if bbolt initialised it here: another
 		// open that made the file between the check above and the lock
