@@ -59,6 +59,9 @@ type DamageError struct {
 	// file so, and bbolt's fallback to the previous transaction is its
 	// recovery (the journal still holds what that transaction applied).
 	MetaFallback bool
+	// Stack is where Guard recovered the panic, for a log line (a bug
+	// panics as damage does, and only the stack tells them apart).
+	Stack string
 }
 
 func (e *DamageError) Error() string {
@@ -183,7 +186,7 @@ func Guard(path string, fn func() error) (err error) {
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if r := recover(); r != nil {
-			err = &DamageError{Path: path, Problems: []string{fmt.Sprintf("bbolt could not read it: %v", r)}}
+			err = &DamageError{Path: path, Problems: []string{fmt.Sprintf("bbolt could not read it: %v", r)}, Stack: string(debug.Stack())}
 		}
 	}()
 	return fn()

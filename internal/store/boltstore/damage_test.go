@@ -550,7 +550,8 @@ func TestReadBeginMeetsTruncation(t *testing.T) {
 
 // TestCommitsMeetsTruncation: Commits, read by every metrics scrape in the
 // metrics server's goroutine (no call's recovery there), survives a file
-// cut below its meta pages, and the store is closed without a hang.
+// cut below its meta pages without going back (it is a counter), and the
+// store is closed without a hang.
 func TestCommitsMeetsTruncation(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "signerd.db")
 	s, err := Open(context.Background(), path, Options{})
@@ -558,13 +559,14 @@ func TestCommitsMeetsTruncation(t *testing.T) {
 		t.Fatal(err)
 	}
 	putSig(t, s, 1, 1)
+	before := s.Commits() // bbolt's transactions and the journal's groups
 	if err := os.Truncate(path, 0); err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan uint64)
 	go func() { done <- s.Commits() }()
-	if n := <-done; n == 0 {
-		t.Fatal("no commits counted: the journal's group commit is in memory")
+	if n := <-done; n < before {
+		t.Fatalf("Commits went from %d to %d: a counter never goes back", before, n)
 	}
 	wedgedClose(t, s)
 }

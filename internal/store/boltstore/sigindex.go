@@ -299,7 +299,11 @@ func (s *Store) startMergeLocked() chan struct{} {
 		}
 		s.mergeMu.Unlock()
 		if err != nil {
-			s.log.Error("signature index merge failed; the entries stay in memory and the next merge retries", "err", err)
+			args := []any{"err", err}
+			if de := (*DamageError)(nil); errors.As(err, &de) && de.Stack != "" {
+				args = append(args, "stack", de.Stack)
+			}
+			s.log.Error("signature index merge failed; the entries stay in memory and the next merge retries", args...)
 		}
 	}()
 	return done

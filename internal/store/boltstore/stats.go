@@ -23,7 +23,17 @@ func (s *Store) Commits() uint64 {
 	if s.j != nil {
 		n += s.j.groups.Load()
 	}
-	return n
+	// A counter: never less than a scrape saw before (a fault above
+	// counts the journal's groups alone).
+	for {
+		seen := s.commitsSeen.Load()
+		if n <= seen {
+			return seen
+		}
+		if s.commitsSeen.CompareAndSwap(seen, n) {
+			return n
+		}
+	}
 }
 
 // JournalStats describe the signing path's journal (journal.go).

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -93,8 +94,10 @@ type Store struct {
 	created bool
 	// revoked: the key versions revoked in the file (revoked.go).
 	revoked revokedSet
-	// w: whether a write transaction panicked (wedge.go).
+	// w: whether a transaction wedged the file (wedge.go).
 	w *wedge
+	// commitsSeen: the largest Commits returned.
+	commitsSeen atomic.Uint64
 }
 
 var _ store.Store = (*Store)(nil)
