@@ -97,3 +97,16 @@ func RevokedVersions(k Key) []uint32 {
 	}
 	return out
 }
+
+// CheckCanAddVersion is AddKeyVersion's refusal of a revoked key, decided
+// in the commit that would add the version, by every backend: a rotation
+// that checked the key before a concurrent revocation committed must not
+// bring the key back (its new version active, and trusted by every org
+// that trusted the revoked one). A revoked key is replaced by a new key.
+func CheckCanAddVersion(k Key) error {
+	if prior := PriorRevocation(k); prior != "" {
+		return errdefs.WithReason(errdefs.ReasonKeyRevoked, fmt.Errorf(
+			"key %q is revoked (%s); create a new key instead of rotating it: %w", k.Name, prior, errdefs.ErrFailedPrecondition))
+	}
+	return nil
+}

@@ -203,6 +203,8 @@ type Store interface {
 	// if the name is taken.
 	CreateKey(ctx context.Context, k Key, ev AuditEvent) error
 	// AddKeyVersion appends a version to an existing key (rotation).
+	// A key with no active version (revoked) is refused,
+	// store.CheckCanAddVersion, in the commit that would add it.
 	AddKeyVersion(ctx context.Context, name string, v KeyVersion, ev AuditEvent) error
 	// RevokeKeyVersions marks every active version of the key revoked with
 	// the given reason and time; on a key with no active version it only

@@ -78,6 +78,9 @@ func (s *Store) AddKeyVersion(ctx context.Context, name string, v store.KeyVersi
 		if !ok {
 			return errKeyNotFound(name)
 		}
+		if err := store.CheckCanAddVersion(k); err != nil {
+			return err
+		}
 		last := uint32(len(k.Versions))
 		switch {
 		case v.Version == 0:

@@ -127,6 +127,10 @@ func (s *Store) AddKeyVersion(ctx context.Context, name string, v store.KeyVersi
 		if err != nil {
 			return nil, nil, err
 		}
+		// The transaction compares the key record read here.
+		if err := store.CheckCanAddVersion(k); err != nil {
+			return nil, nil, err
+		}
 		last := uint32(len(k.Versions))
 		switch {
 		case v.Version == 0:
