@@ -215,18 +215,20 @@ func (s *Service) cachedKeyByName(ctx context.Context, name string) (store.Key, 
 	return k, nil
 }
 
-// invalidatingStore is the service's view of the store: every successful
-// state change invalidates the cache, and every audit event is bounded and
+// invalidatingStore is the service's view of the store: every state change
+// (and every failure that may have been one) invalidates the cache, and every audit event is bounded and
 // made printable (clipEvent), so no path can forget either.
 type invalidatingStore struct {
 	store.Store
 	c *cache
 }
 
+// done invalidates the cache after every state-changing call, failed ones
+// too: a failure may have followed the commit (a read after bbolt's commit
+// failing, an etcd outcome unknown that did commit), and a needless
+// invalidation costs only the next call's reads.
 func (s invalidatingStore) done(err error) error {
-	if err == nil {
-		s.c.invalidate()
-	}
+	s.c.invalidate()
 	return err
 }
 
