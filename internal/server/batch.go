@@ -3,10 +3,8 @@ package server
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
-	"runtime/debug"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
@@ -14,7 +12,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	signerv1 "github.com/signerd/signerd/gen/signer/v1"
-	"github.com/signerd/signerd/internal/errdefs"
+	"github.com/signerd/signerd/internal/faultguard"
 	"github.com/signerd/signerd/internal/service"
 )
 
@@ -95,14 +93,13 @@ func (s *signerServer) SignBatch(stream signerv1.SignerService_SignBatchServer) 
 // database file (read when the signer cache misses), or any panic, fails
 // the item INTERNAL, logged with its stack, instead of ending the process.
 func (s *signerServer) signItemGuarded(ctx context.Context, id Identity, r *signerv1.SignRequest) (out *signerv1.SignBatchResponse) {
-	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
-	defer func() {
-		if p := recover(); p != nil {
-			s.log.ErrorContext(ctx, "panic in a SignBatch item", "panic", p, "stack", string(debug.Stack()))
-			out = itemError(ctx, s.log, fmt.Errorf("panic signing a batch item (see the log): %w", errdefs.ErrInternal))
-		}
-	}()
-	return s.signItem(ctx, id, r)
+	if err := faultguard.Run(ctx, s.log, "SignBatch item", func() error {
+		out = s.signItem(ctx, id, r)
+		return nil
+	}); err != nil {
+		out = itemError(ctx, s.log, err)
+	}
+	return out
 }
 
 // signItem authorizes and signs one batch item, turning a failure into an

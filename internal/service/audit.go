@@ -15,6 +15,7 @@ import (
 
 	"github.com/signerd/signerd/internal/auditlog"
 	"github.com/signerd/signerd/internal/errdefs"
+	"github.com/signerd/signerd/internal/faultguard"
 	"github.com/signerd/signerd/internal/keystore"
 	"github.com/signerd/signerd/internal/store"
 )
@@ -205,7 +206,7 @@ func (s *Service) Checkpoint(ctx context.Context) (cp store.Checkpoint, wrote bo
 	// The periodic and final checkpoints run where no call's recovery
 	// does: damage in a bbolt file they read fails the checkpoint (logged,
 	// retried at the next interval) instead of ending the process.
-	err = s.guardFaults("audit checkpoint", func() error {
+	err = faultguard.Run(ctx, s.log, "audit checkpoint", func() error {
 		var err error
 		cp, wrote, err = s.checkpoint(ctx)
 		return err
