@@ -191,16 +191,7 @@ func TestAuditEndToEnd(t *testing.T) {
 		{"forge the last checkpoint", auditForgeCheckpoint(last), last, store.ChainBadCheckpoint, ""},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			path := filepath.Join(t.TempDir(), "copy.db")
-			auditCopy(t, golden, path)
-			db, err := bolt.Open(path, 0o600, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := db.Update(tt.tamper); err != nil {
-				t.Fatal(err)
-			}
-			db.Close()
+			path := tamperedCopy(t, golden, tt.tamper)
 			r := signctl(t, nil, "audit", "verify", "--db", path, "--audit-key", pubFile)
 			if r.code != 1 || !strings.Contains(r.stdout, fmt.Sprintf("BROKEN: audit log record %d: %s:", tt.seq, tt.kind)) || !strings.Contains(r.stdout, tt.message) {
 				t.Fatalf("exit %d, want 1 naming record %d (%s)\nstdout: %s\nstderr: %s", r.code, tt.seq, tt.kind, r.stdout, r.stderr)
@@ -218,16 +209,7 @@ func TestAuditEndToEnd(t *testing.T) {
 	// only the log key finds it, as a note of another key (the operator's
 	// wrong key looks the same, and the message says to check it).
 	t.Run("forge the last checkpoint's note", func(t *testing.T) {
-		path := filepath.Join(t.TempDir(), "copy.db")
-		auditCopy(t, golden, path)
-		db, err := bolt.Open(path, 0o600, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := db.Update(auditForgeNote(last)); err != nil {
-			t.Fatal(err)
-		}
-		db.Close()
+		path := tamperedCopy(t, golden, auditForgeNote(last))
 		if r := signctl(t, nil, "audit", "verify", "--db", path, "--audit-key", pubFile); r.code != 0 {
 			t.Fatalf("without --log-key: exit %d, want 0 (the note's root and size are the tree's)\n%s%s", r.code, r.stdout, r.stderr)
 		}
@@ -240,27 +222,10 @@ func TestAuditEndToEnd(t *testing.T) {
 	// A note removed: not damage (a signerd whose HSM has no log key
 	// writes none), but --log-key counts it and says so.
 	t.Run("remove the last checkpoint's note", func(t *testing.T) {
-		path := filepath.Join(t.TempDir(), "copy.db")
-		auditCopy(t, golden, path)
-		db, err := bolt.Open(path, 0o600, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := db.Update(func(tx *bolt.Tx) error {
-			var c store.Checkpoint
-			if err := json.Unmarshal(auditBucket(tx, "checkpoints").Get(auditKey(last)), &c); err != nil {
-				return err
-			}
+		path := tamperedCopy(t, golden, auditEditCheckpoint(last, func(c *store.Checkpoint) error {
 			c.Note = nil
-			raw, err := json.Marshal(c)
-			if err != nil {
-				return err
-			}
-			return auditBucket(tx, "checkpoints").Put(auditKey(last), raw)
-		}); err != nil {
-			t.Fatal(err)
-		}
-		db.Close()
+			return nil
+		}))
 		r := mustSignctl(t, nil, "audit", "verify", "--db", path, "--audit-key", pubFile, "--log-key", vkey)
 		if !strings.Contains(r.stdout, "1 checkpoint without a note") {
 			t.Fatalf("want the missing note counted:\n%s", r.stdout)
@@ -451,28 +416,16 @@ func auditTruncate(keep, last uint64) func(*bolt.Tx) error {
 
 // auditForgeCheckpoint alters the checkpoint at n (its time).
 func auditForgeCheckpoint(n uint64) func(*bolt.Tx) error {
-	return func(tx *bolt.Tx) error {
-		var c store.Checkpoint
-		if err := json.Unmarshal(auditBucket(tx, "checkpoints").Get(auditKey(n)), &c); err != nil {
-			return err
-		}
+	return auditEditCheckpoint(n, func(c *store.Checkpoint) error {
 		c.Time = c.Time.Add(time.Hour)
-		raw, err := json.Marshal(c)
-		if err != nil {
-			return err
-		}
-		return auditBucket(tx, "checkpoints").Put(auditKey(n), raw)
-	}
+		return nil
+	})
 }
 
 // auditForgeNote replaces the note of the checkpoint at n with the same
 // text signed by a new Ed25519 key of the same name.
 func auditForgeNote(n uint64) func(*bolt.Tx) error {
-	return func(tx *bolt.Tx) error {
-		var c store.Checkpoint
-		if err := json.Unmarshal(auditBucket(tx, "checkpoints").Get(auditKey(n)), &c); err != nil {
-			return err
-		}
+	return auditEditCheckpoint(n, func(c *store.Checkpoint) error {
 		text, sigs, ok := bytes.Cut(c.Note, []byte("\n\n"))
 		if !ok {
 			return fmt.Errorf("checkpoint %d has no signed note: %q", n, c.Note)
@@ -486,7 +439,19 @@ func auditForgeNote(n uint64) func(*bolt.Tx) error {
 		if err != nil {
 			return err
 		}
-		if c.Note, err = note.Sign(&note.Note{Text: string(text) + "\n"}, signer); err != nil {
+		c.Note, err = note.Sign(&note.Note{Text: string(text) + "\n"}, signer)
+		return err
+	})
+}
+
+// auditEditCheckpoint rewrites the checkpoint at n as edit changes it.
+func auditEditCheckpoint(n uint64, edit func(*store.Checkpoint) error) func(*bolt.Tx) error {
+	return func(tx *bolt.Tx) error {
+		var c store.Checkpoint
+		if err := json.Unmarshal(auditBucket(tx, "checkpoints").Get(auditKey(n)), &c); err != nil {
+			return err
+		}
+		if err := edit(&c); err != nil {
 			return err
 		}
 		raw, err := json.Marshal(c)
@@ -495,6 +460,23 @@ func auditForgeNote(n uint64) func(*bolt.Tx) error {
 		}
 		return auditBucket(tx, "checkpoints").Put(auditKey(n), raw)
 	}
+}
+
+// tamperedCopy copies the closed database golden into a fresh file,
+// applies tamper to it with bbolt directly and returns its path.
+func tamperedCopy(t *testing.T, golden string, tamper func(*bolt.Tx) error) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "copy.db")
+	auditCopy(t, golden, path)
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.Update(tamper); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
 
 // auditCheckpointSeqs reads the checkpoints' seqs from a closed database.

@@ -2,7 +2,6 @@ package boltstore
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	bolt "go.etcd.io/bbolt"
@@ -292,13 +291,7 @@ func TestMergeMeetsDamage(t *testing.T) {
 	if err := os.Truncate(path, 2*int64(os.Getpagesize())); err != nil {
 		t.Fatal(err)
 	}
-	s.mergeMu.Lock()
-	done := s.startMergeLocked()
-	s.mergeMu.Unlock()
-	<-done
-	s.mergeMu.Lock()
-	mergeErr := s.mergeErr
-	s.mergeMu.Unlock()
+	mergeErr := mergeNow(s)
 	if de := (*DamageError)(nil); !errors.As(mergeErr, &de) {
 		t.Fatalf("merge over a truncated file: %v, want a *DamageError", mergeErr)
 	}
@@ -317,54 +310,12 @@ func TestMergeMeetsDamage(t *testing.T) {
 func TestCloseMergeMeetsDamage(t *testing.T) {
 	for _, background := range []bool{false, true} {
 		t.Run(fmt.Sprintf("background merge first %v", background), func(t *testing.T) {
-			path := filepath.Join(t.TempDir(), "signerd.db")
-			s, err := Open(context.Background(), path, Options{IndexMergeAt: 1 << 20})
-			if err != nil {
-				t.Fatal(err)
-			}
-			merge := func() error {
-				s.mergeMu.Lock()
-				done := s.startMergeLocked()
-				s.mergeMu.Unlock()
-				<-done
-				s.mergeMu.Lock()
-				defer s.mergeMu.Unlock()
-				return s.mergeErr
-			}
-			for i := range 400 {
-				putSig(t, s, i, 800)
-			}
-			if err := s.Sync(context.Background()); err != nil {
-				t.Fatal(err)
-			}
-			if err := merge(); err != nil {
-				t.Fatal(err)
-			}
-			var root uint64
-			if err := s.db.View(func(tx *bolt.Tx) error {
-				root = uint64(tx.Bucket(bucketKeyRoot).Bucket(bucketKeySigIndex).Root())
-				return nil
-			}); err != nil {
-				t.Fatal(err)
-			}
-			for i := 400; i < 450; i++ {
-				putSig(t, s, i, 800)
-			}
-			if err := s.Sync(context.Background()); err != nil {
-				t.Fatal(err)
-			}
+			s, path, root := mergedIndexStore(t)
 			// sigindex/'s root page now names another page id: bbolt
 			// panics on it.
-			f, err := os.OpenFile(path, os.O_WRONLY, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := f.WriteAt([]byte{0xff, 0xff, 0xff, 0, 0, 0, 0, 0}, int64(root)*int64(os.Getpagesize())); err != nil {
-				t.Fatal(err)
-			}
-			f.Close()
+			writeAt(t, path, int64(root)*int64(os.Getpagesize()), []byte{0xff, 0xff, 0xff, 0, 0, 0, 0, 0})
 			if background {
-				if de := (*DamageError)(nil); !errors.As(merge(), &de) {
+				if de := (*DamageError)(nil); !errors.As(mergeNow(s), &de) {
 					t.Fatalf("merge over a damaged sigindex/ page: want a *DamageError")
 				}
 			}
@@ -412,67 +363,12 @@ func TestStopAfterApplyMeetsTruncation(t *testing.T) {
 // health says so, signing is refused at once, and Close returns without
 // waiting for the lock, where before the next apply and the stop hung.
 func TestMergeMeetsDamageWedges(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "signerd.db")
-	s, err := Open(context.Background(), path, Options{IndexMergeAt: 1 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	merge := func() error {
-		s.mergeMu.Lock()
-		done := s.startMergeLocked()
-		s.mergeMu.Unlock()
-		<-done
-		s.mergeMu.Lock()
-		defer s.mergeMu.Unlock()
-		return s.mergeErr
-	}
-	for i := range 400 {
-		putSig(t, s, i, 800)
-	}
-	if err := s.Sync(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	if err := merge(); err != nil {
-		t.Fatal(err)
-	}
-	var root uint64
-	if err := s.db.View(func(tx *bolt.Tx) error {
-		root = uint64(tx.Bucket(bucketKeyRoot).Bucket(bucketKeySigIndex).Root())
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	for i := 400; i < 450; i++ {
-		putSig(t, s, i, 800)
-	}
-	if err := s.Sync(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	s, path, root := mergedIndexStore(t)
 	ps := int64(os.Getpagesize())
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The newer meta page's freelist page id (meta: magic, version,
-	// page size, flags, root bucket, freelist, pgid, txid).
-	metaAt := func(i int64) (freelist, txid uint64) {
-		m := raw[i*ps+16:]
-		return binary.LittleEndian.Uint64(m[32:]), binary.LittleEndian.Uint64(m[48:])
-	}
-	fl0, tx0 := metaAt(0)
-	fl1, tx1 := metaAt(1)
-	freelist := fl0
-	if tx1 > tx0 {
-		freelist = fl1
-	}
-	f, err := os.OpenFile(path, os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.WriteAt([]byte{0xff, 0xff, 0xff, 0, 0, 0, 0, 0}, int64(root)*ps) // sigindex/'s root: another page id
-	f.WriteAt([]byte{0x01, 0x00}, int64(freelist)*ps+8)                // the freelist page's flags: a branch
-	f.Close()
-	if de := (*DamageError)(nil); !errors.As(merge(), &de) {
+	freelist := newestFreelist(t, path)
+	writeAt(t, path, int64(root)*ps, []byte{0xff, 0xff, 0xff, 0, 0, 0, 0, 0}) // sigindex/'s root: another page id
+	writeAt(t, path, freelist*ps+8, []byte{0x01, 0x00})                       // the freelist page's flags: a branch
+	if de := (*DamageError)(nil); !errors.As(mergeNow(s), &de) {
 		t.Fatal("merge: want a *DamageError")
 	}
 	if de := (*DamageError)(nil); !errors.As(s.CheckHealth(context.Background()), &de) {
@@ -569,4 +465,63 @@ func TestCommitsMeetsTruncation(t *testing.T) {
 		t.Fatalf("Commits went from %d to %d: a counter never goes back", before, n)
 	}
 	wedgedClose(t, s)
+}
+
+// mergeNow runs a merge of the digest index and returns its outcome.
+func mergeNow(s *Store) error {
+	s.mergeMu.Lock()
+	done := s.startMergeLocked()
+	s.mergeMu.Unlock()
+	<-done
+	s.mergeMu.Lock()
+	defer s.mergeMu.Unlock()
+	return s.mergeErr
+}
+
+// mergedIndexStore opens a store whose digest index holds 400 records in
+// sigindex/ and 50 more pending, and returns it with its path and the page
+// id of sigindex/'s root, to damage.
+func mergedIndexStore(t *testing.T) (*Store, string, uint64) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "signerd.db")
+	s, err := Open(context.Background(), path, Options{IndexMergeAt: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 400 {
+		putSig(t, s, i, 800)
+	}
+	if err := s.Sync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := mergeNow(s); err != nil {
+		t.Fatal(err)
+	}
+	var root uint64
+	if err := s.db.View(func(tx *bolt.Tx) error {
+		root = uint64(tx.Bucket(bucketKeyRoot).Bucket(bucketKeySigIndex).Root())
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for i := 400; i < 450; i++ {
+		putSig(t, s, i, 800)
+	}
+	if err := s.Sync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return s, path, root
+}
+
+// writeAt writes b at off in the file at path, under the store's map.
+func writeAt(t *testing.T, path string, off int64, b []byte) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteAt(b, off); err != nil {
+		t.Fatal(err)
+	}
 }

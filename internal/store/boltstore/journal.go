@@ -349,14 +349,14 @@ func (j *journal) do(ctx context.Context, ev store.AuditEvent, sig, digest []byt
 	if err := ctx.Err(); err != nil {
 		return store.AuditRecord{}, err
 	}
-	r := &journalReq{ev: ev, sig: sig, digest: digest, signer: signer, done: make(chan struct{}),
-		// The record's seq and hashes are not known yet: 256 bytes
-		// covers them.
-		size: int64(journalHeader + 8 + len(sig) + store.AuditRecordJSONSize(store.AuditRecord{AuditEvent: ev}) + 256)}
 	if err := j.s.w.get(); err != nil {
 		// Its records could never be applied (wedge.go).
 		return store.AuditRecord{}, err
 	}
+	r := &journalReq{ev: ev, sig: sig, digest: digest, signer: signer, done: make(chan struct{}),
+		// The record's seq and hashes are not known yet: 256 bytes
+		// covers them.
+		size: int64(journalHeader + 8 + len(sig) + store.AuditRecordJSONSize(store.AuditRecord{AuditEvent: ev}) + 256)}
 	j.mu.Lock()
 	switch {
 	case j.closed:

@@ -91,12 +91,7 @@ func TestWedgeQueuedWriter(t *testing.T) {
 		})
 	}()
 	<-inTx
-	f, err := os.OpenFile(path, os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.WriteAt([]byte{0x01, 0x00}, newestFreelist(t, path)*int64(os.Getpagesize())+8) // freelist flags: a branch
-	f.Close()
+	writeAt(t, path, newestFreelist(t, path)*int64(os.Getpagesize())+8, []byte{0x01, 0x00}) // freelist flags: a branch
 
 	putSig(t, s, 20, 21) // in the journal only
 	syncDone := make(chan error, 1)

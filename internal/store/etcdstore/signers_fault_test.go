@@ -54,14 +54,7 @@ func (t *faultTxn) Commit() (*clientv3.TxnResponse, error) {
 // timeout.
 func TestRevokeThenLostResponse(t *testing.T) {
 	c := etcdtest.Start(t, 1, etcdtest.Options{})
-	cli := newClient(t, c)
-	fkv := &faultKV{KV: cli.KV}
-	cli.KV = fkv
-	s, err := Open(context.Background(), Options{Client: cli, Prefix: newPrefix(), WriteTimeout: 3 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
+	s, fkv := openFaulty(t, c, newPrefix())
 	ctx := context.Background()
 	if err := s.CreateKey(ctx, testKey("k"), ev("key.create")); err != nil {
 		t.Fatal(err)
@@ -74,7 +67,7 @@ func TestRevokeThenLostResponse(t *testing.T) {
 	}
 	fkv.loseNext.Store(true)
 	start := time.Now()
-	err = s.PutSignature(ctx, sigRecord(2), ev("sign"))
+	err := s.PutSignature(ctx, sigRecord(2), ev("sign"))
 	t.Logf("after %v: %v", time.Since(start), err)
 	if !errors.Is(err, errdefs.ErrFailedPrecondition) || errdefs.ReasonOf(err) != errdefs.ReasonKeyRevoked {
 		t.Fatalf("PutSignature after the revocation: %v, want KEY_REVOKED", err)
@@ -88,14 +81,7 @@ func TestRevokeOnAnotherReplicaThenLostResponse(t *testing.T) {
 	c := etcdtest.Start(t, 1, etcdtest.Options{})
 	prefix := newPrefix()
 	a := openOn(t, newClient(t, c), prefix)
-	cli := newClient(t, c)
-	fkv := &faultKV{KV: cli.KV}
-	cli.KV = fkv
-	b, err := Open(context.Background(), Options{Client: cli, Prefix: prefix, WriteTimeout: 3 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close() })
+	b, fkv := openFaulty(t, c, prefix)
 	ctx := context.Background()
 	if err := a.CreateKey(ctx, testKey("k"), ev("key.create")); err != nil {
 		t.Fatal(err)
@@ -111,9 +97,25 @@ func TestRevokeOnAnotherReplicaThenLostResponse(t *testing.T) {
 	}
 	fkv.loseNext.Store(true)
 	start := time.Now()
-	err = b.PutSignature(ctx, sigRecord(2), ev("sign"))
+	err := b.PutSignature(ctx, sigRecord(2), ev("sign"))
 	t.Logf("after %v: %v", time.Since(start), err)
 	if !errors.Is(err, errdefs.ErrFailedPrecondition) || errdefs.ReasonOf(err) != errdefs.ReasonKeyRevoked {
 		t.Fatalf("PutSignature after the revocation: %v, want KEY_REVOKED", err)
 	}
+}
+
+// openFaulty opens a store on prefix whose client can lose one
+// transaction's answer (faultKV), with a write timeout short enough that
+// a stall shows.
+func openFaulty(t *testing.T, c *etcdtest.Cluster, prefix string) (*Store, *faultKV) {
+	t.Helper()
+	cli := newClient(t, c)
+	fkv := &faultKV{KV: cli.KV}
+	cli.KV = fkv
+	s, err := Open(context.Background(), Options{Client: cli, Prefix: prefix, WriteTimeout: 3 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s, fkv
 }
