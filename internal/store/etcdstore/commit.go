@@ -258,7 +258,8 @@ func (s *Store) commit(ws []*write) {
 		var signers []string
 		var refresh []clientv3.Op
 		if exclusive == nil {
-			if err := s.guardSigners(attemptCtx(), ws); err != nil {
+			signers = signerNames(ws)
+			if err := s.guardSigners(attemptCtx(), signers); err != nil {
 				if retryable(err) {
 					wait(err)
 					continue
@@ -267,22 +268,19 @@ func (s *Store) commit(ws []*write) {
 				return
 			}
 			if len(pending) > 0 && slices.ContainsFunc(ws, s.revokedWrite) {
-				// A revocation, and a transaction of these writes whose
-				// outcome is unknown: it committed before the
-				// revocation or never will, which the head decides
-				// (resolve) once it passes it. (resolve drops an
-				// attempt whose keys have moved since it was sent, so
-				// this only waits if the guard said revoked when the
-				// attempt was sent, which refuseRevoked prevents: it
-				// is here so that a write is never refused while a
-				// transaction holding it may still commit.)
+				// A safeguard: a write is never refused while a
+				// transaction holding it may still commit; the head
+				// decides that (resolve, which already drops attempts
+				// whose keys have moved).
 				wait(fmt.Errorf("a signing key was revoked while a transaction's outcome is unknown: %w", errdefs.ErrUnavailable))
 				continue
 			}
-			if ws = s.refuseRevoked(ws); len(ws) == 0 {
-				return
+			if live := s.refuseRevoked(ws); len(live) != len(ws) {
+				if ws = live; len(ws) == 0 {
+					return
+				}
+				signers = signerNames(ws)
 			}
-			signers = signerNames(ws)
 			cmps, refresh = s.signerCompares(signers)
 		}
 		if exclusive != nil {

@@ -48,12 +48,13 @@ func signerNames(ws []*write) []string {
 	return names
 }
 
-// guardSigners reads, in one round trip, the records of ws's signing keys
-// the committer has not seen yet. The committer goroutine owns s.guards.
-func (s *Store) guardSigners(ctx context.Context, ws []*write) error {
+// guardSigners reads, in one round trip, the records of the signing keys
+// (signerNames) the committer has not seen yet. The committer goroutine
+// owns s.guards.
+func (s *Store) guardSigners(ctx context.Context, signers []string) error {
 	var names []string
 	var gets []clientv3.Op
-	for _, name := range signerNames(ws) {
+	for _, name := range signers {
 		if _, ok := s.guards[name]; !ok {
 			names = append(names, name)
 			gets = append(gets, clientv3.OpGet(s.l.key(name)))
