@@ -9,6 +9,11 @@ import (
 	"github.com/spf13/pflag"
 )
 
+// testPIN is one no temporary path can contain: these tests assert the PIN is
+// absent from messages that name a t.TempDir path, whose random digits once
+// held "1234".
+const testPIN = "s3cret-PIN-q"
+
 func TestConfigPrecedence(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "signerd.conf")
@@ -17,7 +22,7 @@ func TestConfigPrecedence(t *testing.T) {
 		"SIGNERD_CONFIG":      file,
 		"SIGNERD_SOCKET":      "/env.sock",
 		"SIGNERD_TOKEN_LABEL": "",
-		"SIGNERD_PIN":         "1234",
+		"SIGNERD_PIN":         testPIN,
 	}
 	fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
 	registerFlags(fs)
@@ -42,10 +47,10 @@ func TestConfigPrecedence(t *testing.T) {
 	if c.SocketMode != 0o600 {
 		t.Errorf("socket-mode from file: %o", c.SocketMode)
 	}
-	if pin, err := c.PIN(); err != nil || pin != "1234" {
+	if pin, err := c.PIN(); err != nil || pin != testPIN {
 		t.Errorf("PIN from env: %q %v", pin, err)
 	}
-	if strings.Contains(c.Redacted(), "1234") {
+	if strings.Contains(c.Redacted(), testPIN) {
 		t.Error("Redacted shows the PIN")
 	}
 }
@@ -54,7 +59,7 @@ func TestConfigFileErrors(t *testing.T) {
 	for name, content := range map[string]string{
 		"unknown key":  "tokn-label = x\n",
 		"no equals":    "token-label\n",
-		"pin in file":  "pin = 1234\n",
+		"pin in file":  "pin = " + testPIN + "\n",
 		"bad mode":     "socket-mode = rwx\n",
 		"bad duration": "shutdown-timeout = soon\n",
 		"bad sessions": "max-sessions = 0\n",
@@ -69,7 +74,7 @@ func TestConfigFileErrors(t *testing.T) {
 			if err == nil {
 				t.Fatal("Load accepted a bad config file")
 			}
-			if strings.Contains(err.Error(), "1234") {
+			if strings.Contains(err.Error(), testPIN) {
 				t.Fatalf("error shows the PIN: %v", err)
 			}
 		})
