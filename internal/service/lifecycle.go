@@ -86,7 +86,9 @@ func ParseRevocationReason(r string) (store.RevocationReason, error) {
 // signing immediately: signing reads the key's state on every request.
 //
 // A key already revoked for another reason may be escalated to
-// key_compromise (audited as key.revoke with escalated_from=): compromise
+// key_compromise (audited as key.revoke with escalated_from=, which the
+// store adds in the commit: a revocation committing after this call read
+// the key makes the call an escalation too): compromise
 // voids every signature by the key, also those a routine revocation kept
 // valid, so it must stay possible to say so later. Every other change of a
 // revoked key's reason is refused (store.EditRevokeKey).
@@ -105,7 +107,6 @@ func (s *Service) RevokeKey(ctx context.Context, name string, reason store.Revoc
 		if reason != store.ReasonKeyCompromise || prior == store.ReasonKeyCompromise {
 			return store.Key{}, revokedRefusal(name, prior, reason)
 		}
-		ev.Detail += " escalated_from=" + string(prior)
 	}
 	if err := s.store.RevokeKeyVersions(ctx, name, reason, s.now(), ev); err != nil {
 		if errors.Is(err, errdefs.ErrFailedPrecondition) {

@@ -357,8 +357,9 @@ func (s *Service) verifySkill(ctx context.Context, in VerifySkillInput) (VerifyS
 			"the skill was signed with key %s of domain %s, not of %s", key.Name, key.Org, errdefs.Quote(in.Domain))
 	}
 	if ver.State == store.KeyRevoked {
-		signedBefore := rec != nil && ver.RevokedAt != nil && rec.SignedAt.Before(*ver.RevokedAt)
-		if ver.RevocationReason == store.ReasonKeyCompromise || !signedBefore {
+		// A record of the signing precedes the revocation in the log
+		// (checkRevoked says why its time is not compared).
+		if ver.RevocationReason == store.ReasonKeyCompromise || rec == nil {
 			return VerifySkillOutput{}, fail(errdefs.ReasonKeyRevoked, "key_revoked", "key %s v%d was revoked (%s)", key.Name, ver.Version, ver.RevocationReason)
 		}
 	}

@@ -242,8 +242,14 @@ func (s *Service) checkCandidate(ctx context.Context, org string, digest [pkgsig
 
 // checkRevoked applies revocation semantics to a signature by a revoked key
 // version: key_compromise refuses every signature; the other reasons keep
-// signatures that signerd recorded before the revocation time (a detached
-// document's signed_at is not signed, so only the daemon's record counts).
+// the signatures signerd recorded (a detached document's signed_at is not
+// signed, so only the daemon's record counts). A record is proof enough of
+// the order: the store refuses to record a signature of a version once that
+// version's revocation has committed (store.RevokedBeforeRecorded), so every
+// record of it precedes the revocation in the log. The recorded time is not
+// compared with RevokedAt: the revocation takes its time before its commit,
+// and on another replica from another clock, so a signature recorded just
+// before the revocation can carry a later time.
 func (s *Service) checkRevoked(ctx context.Context, digest [pkgsig.DigestSize]byte, c candidate, k store.Key, ver store.KeyVersion) error {
 	fail := &errdefs.VerificationError{
 		Reason:      errdefs.ReasonKeyRevoked,
@@ -251,25 +257,20 @@ func (s *Service) checkRevoked(ctx context.Context, digest [pkgsig.DigestSize]by
 		PackageHash: pkgsig.HexDigest(digest[:]),
 		Fingerprint: c.sig.Fingerprint,
 	}
-	if ver.RevocationReason == store.ReasonKeyCompromise || ver.RevokedAt == nil {
+	if ver.RevocationReason == store.ReasonKeyCompromise {
 		return fail
 	}
-	signedAt := c.recordedAt
-	if signedAt == nil {
-		recs, err := s.store.SignaturesByDigest(ctx, digest[:])
-		if err != nil {
-			return err
-		}
-		for _, r := range recs {
-			if r.Fingerprint == c.sig.Fingerprint {
-				at := r.SignedAt
-				signedAt = &at
-				break
-			}
-		}
-	}
-	if signedAt != nil && signedAt.Before(*ver.RevokedAt) {
+	if c.recordedAt != nil {
 		return nil
+	}
+	recs, err := s.store.SignaturesByDigest(ctx, digest[:])
+	if err != nil {
+		return err
+	}
+	for _, r := range recs {
+		if r.Fingerprint == c.sig.Fingerprint {
+			return nil
+		}
 	}
 	fail.Message += "; no record shows this signature was made before the revocation"
 	return fail

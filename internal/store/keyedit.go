@@ -20,11 +20,16 @@ import (
 //   - anything else (the same reason again, or any other change of reason,
 //     which would weaken or merely relabel a revocation) is refused with
 //     ErrFailedPrecondition and nothing is written.
-func EditRevokeKey(name string, reason RevocationReason, at time.Time) (func(*Key) error, error) {
+//
+// The edit returns the reason it escalated from ("" when it revoked active
+// versions): only the commit knows, since a revocation by another caller
+// can commit between the caller's read of the key and this edit. Backends
+// put it in the audit event's detail (WithEscalation).
+func EditRevokeKey(name string, reason RevocationReason, at time.Time) (func(*Key) (escalatedFrom RevocationReason, err error), error) {
 	if err := checkAll(CheckName("key name", name), CheckReason(reason), CheckTime("revocation time", at)); err != nil {
 		return nil, err
 	}
-	return func(k *Key) error {
+	return func(k *Key) (RevocationReason, error) {
 		n := 0
 		for i := range k.Versions {
 			if k.Versions[i].State != KeyActive {
@@ -36,26 +41,39 @@ func EditRevokeKey(name string, reason RevocationReason, at time.Time) (func(*Ke
 			n++
 		}
 		if n > 0 {
-			return nil
+			return "", nil
 		}
 		prior := PriorRevocation(*k)
 		switch {
 		case prior == "":
-			return fmt.Errorf("key %q has no version to revoke: %w", name, errdefs.ErrFailedPrecondition)
+			return "", fmt.Errorf("key %q has no version to revoke: %w", name, errdefs.ErrFailedPrecondition)
 		case reason == ReasonKeyCompromise && prior != ReasonKeyCompromise:
 			for i := range k.Versions {
 				if v := &k.Versions[i]; v.State == KeyRevoked && v.RevocationReason != ReasonKeyCompromise {
 					v.RevocationReason = ReasonKeyCompromise
 				}
 			}
-			return nil
+			return prior, nil
 		case reason == prior:
-			return fmt.Errorf("key %q is already revoked (%s): %w", name, prior, errdefs.ErrFailedPrecondition)
+			return "", fmt.Errorf("key %q is already revoked (%s): %w", name, prior, errdefs.ErrFailedPrecondition)
 		default:
-			return fmt.Errorf("key %q is already revoked (%s); a revocation's reason can only be escalated to %s, not changed to %s: %w",
+			return "", fmt.Errorf("key %q is already revoked (%s); a revocation's reason can only be escalated to %s, not changed to %s: %w",
 				name, prior, ReasonKeyCompromise, reason, errdefs.ErrFailedPrecondition)
 		}
 	}, nil
+}
+
+// WithEscalation is a revocation's audit detail given what its edit
+// escalated from: detail, and " escalated_from=<prior>" after an
+// escalation.
+func WithEscalation(detail string, escalatedFrom RevocationReason) string {
+	switch {
+	case escalatedFrom == "":
+		return detail
+	case detail == "":
+		return "escalated_from=" + string(escalatedFrom)
+	}
+	return detail + " escalated_from=" + string(escalatedFrom)
 }
 
 // PriorRevocation is the reason a key with no active version was revoked

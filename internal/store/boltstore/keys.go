@@ -166,7 +166,8 @@ func (s *Store) RevokeKeyVersions(ctx context.Context, name string, reason store
 		if !ok {
 			return errKeyNotFound(name)
 		}
-		if err := edit(&k); err != nil {
+		from, err := edit(&k)
+		if err != nil {
 			return err
 		}
 		if err := putJSON(keys, []byte(name), k); err != nil {
@@ -175,6 +176,8 @@ func (s *Store) RevokeKeyVersions(ctx context.Context, name string, reason store
 		// Still under the journal's writer lock (update): no group is
 		// decided between this commit and the set knowing of it.
 		tx.OnCommit(func() { s.revoked.add(k) })
+		ev := ev
+		ev.Detail = store.WithEscalation(ev.Detail, from)
 		_, err = appendAudit(tx, ev)
 		return err
 	})

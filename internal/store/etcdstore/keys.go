@@ -167,7 +167,11 @@ func (s *Store) RevokeKeyVersions(ctx context.Context, name string, reason store
 	if err != nil {
 		return err
 	}
-	return s.submit(&write{ctx: ctx, ev: ev, prepare: func(ctx context.Context) ([]clientv3.Cmp, []clientv3.Op, error) {
+	detail := ev.Detail
+	w := &write{ctx: ctx, ev: ev}
+	// prepare runs on the committer, which builds the audit record from
+	// w.ev after it: each attempt's record says what its edit did.
+	w.prepare = func(ctx context.Context) ([]clientv3.Cmp, []clientv3.Op, error) {
 		kv, err := s.get(ctx, s.l.key(name))
 		if err != nil {
 			return nil, nil, err
@@ -179,15 +183,18 @@ func (s *Store) RevokeKeyVersions(ctx context.Context, name string, reason store
 		if err != nil {
 			return nil, nil, err
 		}
-		if err := edit(&k); err != nil {
+		from, err := edit(&k)
+		if err != nil {
 			return nil, nil, err
 		}
+		w.ev.Detail = store.WithEscalation(detail, from)
 		raw, err := encode(k)
 		if err != nil {
 			return nil, nil, err
 		}
 		return []clientv3.Cmp{unchanged(s.l.key(name), kv)}, []clientv3.Op{clientv3.OpPut(s.l.key(name), raw)}, nil
-	}})
+	}
+	return s.submit(w)
 }
 
 // GetKey returns the named key; ErrNotFound (reason KEY_NOT_FOUND) if absent.
