@@ -28,7 +28,8 @@ type RotateOutput struct {
 // signs from now on; older versions stay active for verification. Every org
 // that actively trusted the previous current version also trusts the new
 // one, so rotation does not break verification for consumers (each such
-// trust change is audited like any other).
+// trust change is audited like any other; carryTrust says how racing
+// rotations and trust additions still reach every org).
 func (s *Service) RotateKey(ctx context.Context, name string) (RotateOutput, error) {
 	key, err := s.GetKey(ctx, name)
 	if err != nil {
@@ -56,21 +57,59 @@ func (s *Service) RotateKey(ctx context.Context, name string) (RotateOutput, err
 		return out, err
 	}
 	for _, o := range orgs {
-		for _, tk := range o.Trusted {
-			if tk.Fingerprint != prev.Fingerprint || tk.RemovedAt != nil {
-				continue
-			}
-			ntk := store.TrustedKey{Fingerprint: v.Fingerprint, Algorithm: key.Algorithm, PublicKey: v.PublicKey, KeyName: name, TrustedAt: s.now()}
-			tev := s.event(ctx, "trust.add")
-			tev.Org, tev.Key, tev.Detail = o.ID, name, fmt.Sprintf("fingerprint=%s (rotation of %s)", v.Fingerprint, prev.Fingerprint)
-			if err := s.store.TrustKey(ctx, o.ID, ntk, tev); err != nil && !errors.Is(err, errdefs.ErrAlreadyExists) {
-				return out, fmt.Errorf("rotated, but trust for org %q was not carried over: %w", o.ID, err)
-			}
-			out.TrustPropagated = append(out.TrustPropagated, o.ID)
+		if !o.TrustsActively(prev.Fingerprint) {
+			continue
 		}
+		if err := s.carryTrust(ctx, o.ID, name, prev.Version); err != nil {
+			return out, fmt.Errorf("rotated, but trust for org %q was not carried over: %w", o.ID, err)
+		}
+		out.TrustPropagated = append(out.TrustPropagated, o.ID)
 	}
 	out.Key, err = s.store.GetKey(ctx, name)
 	return out, err
+}
+
+// carryTrust makes org, which actively trusts version from of key name,
+// trust each later version too, as a rotation does for the orgs trusting
+// the version it replaces. A rotation chooses those orgs from its own read
+// of them, after its version committed; an org whose trust in the previous
+// version commits after that read (a `trust add --key` that read the key
+// before the rotation, or another rotation's carrying) would be left
+// trusting only the old version, and the key's new signatures would fail
+// UNTRUSTED_SIGNER for it. So every writer of such trust calls this after
+// its own commit: whichever of the two commits second sees the other's.
+// A later version the org has any entry for, a removed one included, is
+// left as it is (a removal is an operator's decision), and so is an org
+// whose trust in the earlier version was removed meanwhile.
+func (s *Service) carryTrust(ctx context.Context, org, name string, from uint32) error {
+	for {
+		key, err := s.store.GetKey(ctx, name)
+		if err != nil {
+			return err
+		}
+		prev, ok1 := key.Version(from)
+		next, ok2 := key.Version(from + 1)
+		if !ok1 || !ok2 || next.State != store.KeyActive {
+			return nil
+		}
+		o, err := s.store.GetOrg(ctx, org)
+		if err != nil {
+			return err
+		}
+		switch {
+		case o.Entry(next.Fingerprint) != nil:
+		case !o.TrustsActively(prev.Fingerprint):
+			return nil
+		default:
+			tk := store.TrustedKey{Fingerprint: next.Fingerprint, Algorithm: key.Algorithm, PublicKey: next.PublicKey, KeyName: name, TrustedAt: s.now()}
+			ev := s.event(ctx, "trust.add")
+			ev.Org, ev.Key, ev.Detail = org, name, fmt.Sprintf("fingerprint=%s (rotation of %s)", next.Fingerprint, prev.Fingerprint)
+			if err := s.store.TrustKey(ctx, org, tk, ev); err != nil && !errors.Is(err, errdefs.ErrAlreadyExists) {
+				return err
+			}
+		}
+		from++
+	}
 }
 
 // ParseRevocationReason validates one of SchemaPin's four reasons.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"sync"
 	"testing"
 
 	"github.com/signerd/signerd/internal/errdefs"
@@ -51,5 +52,77 @@ func TestRotateRacingRevoke(t *testing.T) {
 	trusted, err := fresh.ListTrusted(f.ctx, "acme")
 	if err != nil || len(trusted.Keys) != 1 {
 		t.Fatalf("acme trusts %d keys after the raced rotation (%v), want 1", len(trusted.Keys), err)
+	}
+}
+
+// beforeFirstTrust is a store on which race runs once, just before the
+// first TrustKey commits: the window between a caller's read of the key
+// (or of the orgs) and its trust change.
+type beforeFirstTrust struct {
+	store.Store
+	once *sync.Once
+	race func() error
+}
+
+func (s beforeFirstTrust) TrustKey(ctx context.Context, org string, k store.TrustedKey, ev store.AuditEvent) error {
+	var err error
+	s.once.Do(func() { err = s.race() })
+	if err != nil {
+		return err
+	}
+	return s.Store.TrustKey(ctx, org, k, ev)
+}
+
+// TestTrustRacingRotation: however `trust add --key` and `key rotate`
+// (or two rotations) interleave, the org ends up trusting the key's current
+// version, so the key's new signatures verify for it. Before, the trust
+// that committed after the rotation's read of the orgs stayed on the old
+// version: UNTRUSTED_SIGNER for every new signature.
+func TestTrustRacingRotation(t *testing.T) {
+	quiet := Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	for _, tt := range []struct {
+		name string
+		// setup runs before the race; run is the racing call, made on
+		// a service whose first trust change lets other rotate first.
+		setup func(*testing.T, *fixture)
+		run   func(racing *Service, ctx context.Context) error
+	}{
+		{"trust add, then a rotation commits", func(*testing.T, *fixture) {}, func(racing *Service, ctx context.Context) error {
+			_, err := racing.AddTrust(ctx, AddTrustInput{Org: "acme", KeyName: "k"})
+			return err
+		}},
+		{"rotation, then another rotation commits", func(t *testing.T, f *fixture) { f.trust(t, "acme", "k") }, func(racing *Service, ctx context.Context) error {
+			_, err := racing.RotateKey(ctx, "k")
+			return err
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t)
+			f.createKey(t, "k", keystore.Ed25519)
+			tt.setup(t, f)
+			racing := New(beforeFirstTrust{Store: f.st, once: new(sync.Once), race: func() error {
+				_, err := f.svc.RotateKey(f.ctx, "k")
+				return err
+			}}, f.keys, quiet)
+			if err := tt.run(racing, f.ctx); err != nil {
+				t.Fatal(err)
+			}
+			k, err := f.st.GetKey(f.ctx, "k")
+			if err != nil {
+				t.Fatal(err)
+			}
+			cur, _ := k.Current()
+			o, err := f.st.GetOrg(f.ctx, "acme")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !o.TrustsActively(cur.Fingerprint) {
+				t.Fatalf("acme does not trust k's current version v%d after the race (it trusts %d entries)", cur.Version, len(o.Trusted))
+			}
+			d, doc := f.sign(t, "k", "after the race")
+			if _, err := f.svc.Verify(f.ctx, VerifyInput{Org: "acme", Digest: d, Document: doc}); err != nil {
+				t.Fatalf("a new signature by k for acme: %v", err)
+			}
+		})
 	}
 }

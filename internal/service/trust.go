@@ -128,6 +128,7 @@ func (s *Service) AddTrust(ctx context.Context, in AddTrustInput) (store.Trusted
 		return store.TrustedKey{}, err
 	}
 	var tk store.TrustedKey
+	var version uint32 // of the signerd key named, whose trust carries to its later versions
 	switch {
 	case in.KeyName != "" && len(in.PublicKeyPEM) != 0:
 		return tk, fmt.Errorf("give a key name or a public key, not both: %w", errdefs.ErrInvalidArgument)
@@ -141,6 +142,7 @@ func (s *Service) AddTrust(ctx context.Context, in AddTrustInput) (store.Trusted
 			return tk, errdefs.WithReason(errdefs.ReasonKeyRevoked, fmt.Errorf("key %q is revoked: %w", in.KeyName, errdefs.ErrFailedPrecondition))
 		}
 		tk = store.TrustedKey{Fingerprint: ver.Fingerprint, Algorithm: key.Algorithm, PublicKey: ver.PublicKey, KeyName: key.Name}
+		version = ver.Version
 	case len(in.PublicKeyPEM) != 0:
 		pub, der, err := ParsePublicKeyPEM(in.PublicKeyPEM)
 		if err != nil {
@@ -169,11 +171,16 @@ func (s *Service) AddTrust(ctx context.Context, in AddTrustInput) (store.Trusted
 	ev := s.event(ctx, "trust.add")
 	ev.Org, ev.Key, ev.Detail = in.Org, tk.KeyName, "fingerprint="+tk.Fingerprint
 	if err := s.store.TrustKey(ctx, in.Org, tk, ev); err != nil {
-		if errors.Is(err, errdefs.ErrAlreadyExists) {
-			// The store's error says it already (org, fingerprint).
-			return tk, err
-		}
+		// ErrAlreadyExists: the store's error says it already (org,
+		// fingerprint).
 		return tk, err
+	}
+	if version != 0 {
+		// A rotation that committed since the key was read above
+		// may not have seen this trust (carryTrust).
+		if err := s.carryTrust(ctx, in.Org, in.KeyName, version); err != nil {
+			return tk, fmt.Errorf("org %q trusts key %q version %d, but its trust did not carry over to the versions rotated since: %w", in.Org, in.KeyName, version, err)
+		}
 	}
 	return tk, nil
 }

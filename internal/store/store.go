@@ -72,6 +72,16 @@ func (k Key) Current() (KeyVersion, bool) {
 	return KeyVersion{}, false
 }
 
+// Version returns version v of the key.
+func (k Key) Version(v uint32) (KeyVersion, bool) {
+	for _, kv := range k.Versions {
+		if kv.Version == v {
+			return kv, true
+		}
+	}
+	return KeyVersion{}, false
+}
+
 // TrustedKey is a public key an org trusts, by fingerprint.
 type TrustedKey struct {
 	Fingerprint string `json:"fingerprint"`
@@ -109,6 +119,24 @@ type Org struct {
 // which is never zero (PrepareEvent), while an org nobody configured is
 // returned by GetOrg as Org{ID: id}.
 func (o Org) Configured() bool { return !o.UpdatedAt.IsZero() }
+
+// Entry returns the org's direct entry for fingerprint, active or
+// removed; nil if it has none.
+func (o Org) Entry(fingerprint string) *TrustedKey {
+	for i := range o.Trusted {
+		if o.Trusted[i].Fingerprint == fingerprint {
+			return &o.Trusted[i]
+		}
+	}
+	return nil
+}
+
+// TrustsActively reports whether the org directly trusts fingerprint, not
+// removed.
+func (o Org) TrustsActively(fingerprint string) bool {
+	e := o.Entry(fingerprint)
+	return e != nil && e.RemovedAt == nil
+}
 
 // Format names a signature document format.
 type Format string
