@@ -21,8 +21,8 @@ import (
 // Identity is an authenticated caller.
 type Identity struct {
 	// ID is printable and stable: "uid:1000" for Unix peers,
-	// "cert:<first name>" for TLS peers, "tcp-loopback" for plaintext
-	// loopback peers.
+	// "cert:<its names, comma-separated>" for TLS peers (certID),
+	// "tcp-loopback" for plaintext loopback peers.
 	ID  string
 	UID uint32
 	GID uint32

@@ -140,8 +140,37 @@ func tlsIdentity(st tls.ConnectionState) (Identity, error) {
 	if len(names) == 0 {
 		return Identity{}, fmt.Errorf("client certificate has no subject alternative name and no common name: %w", errdefs.ErrUnauthenticated)
 	}
-	return Identity{ID: "cert:" + names[0], Names: names, TLS: true}, nil
+	return Identity{ID: certID(names), Names: names, TLS: true}, nil
 }
+
+// maxCertID bounds a TLS caller's printable identity: it is in every audit
+// record and signature record of its calls, and a certificate may carry
+// many names.
+const maxCertID = 256
+
+// certID is a TLS caller's printable identity: "cert:" and its names,
+// comma-separated, in CertNames' order. Every name, not only the first: a
+// policy rule may match any of them, so two certificates that share a
+// first name but not the name a rule grants must not look alike in the
+// audit. Past maxCertID, the names that do not fit are counted instead
+// ("cert:a,b,+3 more"); the first is always whole.
+func certID(names []string) string {
+	id := "cert:" + names[0]
+	for i := 1; i < len(names); i++ {
+		next := id + "," + names[i]
+		limit := maxCertID
+		if after := len(names) - i - 1; after > 0 {
+			limit -= len(moreNames(after)) // room to count the rest
+		}
+		if len(next) > limit {
+			return id + moreNames(len(names)-i)
+		}
+		id = next
+	}
+	return id
+}
+
+func moreNames(n int) string { return fmt.Sprintf(",+%d more", n) }
 
 // CertNames returns the names a policy file's "certs" may match, in order:
 // DNS names, URIs, email addresses; the subject common name only when the

@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -108,7 +109,7 @@ func TestTLSListenerIdentity(t *testing.T) {
 	}{
 		// Its CN is not among its names: beside SANs it names nothing
 		// (RFC 6125), so a policy rule for "build-farm" does not match.
-		{"valid certificate", tlsDial(&valid, 0), "cert:build-farm.example.com",
+		{"valid certificate", tlsDial(&valid, 0), "cert:build-farm.example.com,spiffe://example.com/ci,ci@example.com",
 			[]string{"build-farm.example.com", "spiffe://example.com/ci", "ci@example.com"}, ""},
 		{"common name only", tlsDial(&cnOnly, 0), "cert:verifier-1", []string{"verifier-1"}, ""},
 		{"no certificate", tlsDial(nil, 0), "", nil, "certificate"},
@@ -256,5 +257,46 @@ func TestIdentifyTLSInfo(t *testing.T) {
 	id, err := identify(peer.NewContext(t.Context(), &peer.Peer{AuthInfo: info}))
 	if err != nil || id.ID != "cert:cn-name" || !slices.Equal(id.Names, []string{"cn-name"}) || !id.TLS {
 		t.Fatalf("identify: %+v %v (duplicate CN and SAN should appear once)", id, err)
+	}
+}
+
+// TestCertID: a TLS caller is named by all its certificate's names, so
+// certificates that share a first name but not the one a policy rule
+// grants are told apart in the audit; a certificate with many names is
+// bounded, the names past the bound counted.
+func TestCertID(t *testing.T) {
+	long := strings.Repeat("n", 100)
+	many := make([]string, 40)
+	for i := range many {
+		many[i] = fmt.Sprintf("name-%02d.example.com", i)
+	}
+	tests := []struct {
+		name  string
+		names []string
+		want  string
+	}{
+		{"one name", []string{"a.example"}, "cert:a.example"},
+		{"several", []string{"a.example", "admin.example"}, "cert:a.example,admin.example"},
+		{"a long first name stays whole", []string{strings.Repeat("f", 300), "b"}, "cert:" + strings.Repeat("f", 300) + ",+1 more"},
+		{"exactly at the bound", []string{long, strings.Repeat("m", 150)}, "cert:" + long + "," + strings.Repeat("m", 150)},
+		{"one past the bound", []string{long, strings.Repeat("m", 151)}, "cert:" + long + ",+1 more"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := certID(tt.names); got != tt.want {
+				t.Errorf("certID = %q, want %q", got, tt.want)
+			}
+		})
+	}
+	got := certID(many)
+	if len(got) > maxCertID || !strings.HasPrefix(got, "cert:name-00.example.com,name-01.example.com,") || !strings.HasSuffix(got, " more") {
+		t.Fatalf("certID of 40 names: %d bytes, %q", len(got), got)
+	}
+	var kept int
+	if _, err := fmt.Sscanf(got[strings.LastIndex(got, ",+")+2:], "%d more", &kept); err != nil {
+		t.Fatal(err)
+	}
+	if shown := strings.Count(got, ".example.com"); shown+kept != len(many) {
+		t.Fatalf("certID shows %d names and counts %d more, of %d", shown, kept, len(many))
 	}
 }
