@@ -153,11 +153,12 @@ const maxCertID = 256
 // policy rule may match any of them, so two certificates that share a
 // first name but not the name a rule grants must not look alike in the
 // audit. Past maxCertID, the names that do not fit are counted instead
-// ("cert:a,b,+3 more"); the first is always whole.
+// ("cert:a,b,+3 more"); the first is always there, each name clipped as
+// any caller-supplied string is (errdefs.Clip).
 func certID(names []string) string {
-	id := "cert:" + names[0]
+	id := "cert:" + errdefs.Clip(names[0])
 	for i := 1; i < len(names); i++ {
-		next := id + "," + names[i]
+		next := id + "," + errdefs.Clip(names[i])
 		limit := maxCertID
 		if after := len(names) - i - 1; after > 0 {
 			limit -= len(moreNames(after)) // room to count the rest

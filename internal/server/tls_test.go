@@ -277,9 +277,9 @@ func TestCertID(t *testing.T) {
 	}{
 		{"one name", []string{"a.example"}, "cert:a.example"},
 		{"several", []string{"a.example", "admin.example"}, "cert:a.example,admin.example"},
-		{"a long first name stays whole", []string{strings.Repeat("f", 300), "b"}, "cert:" + strings.Repeat("f", 300) + ",+1 more"},
-		{"exactly at the bound", []string{long, strings.Repeat("m", 150)}, "cert:" + long + "," + strings.Repeat("m", 150)},
-		{"one past the bound", []string{long, strings.Repeat("m", 151)}, "cert:" + long + ",+1 more"},
+		{"a long first name is clipped", []string{strings.Repeat("f", 300), "b"}, "cert:" + strings.Repeat("f", 128) + "…(300 bytes),b"},
+		{"exactly at the bound", []string{long, strings.Repeat("m", 128), strings.Repeat("x", 21)}, "cert:" + long + "," + strings.Repeat("m", 128) + "," + strings.Repeat("x", 21)},
+		{"one past the bound", []string{long, strings.Repeat("m", 128), strings.Repeat("x", 22)}, "cert:" + long + "," + strings.Repeat("m", 128) + ",+1 more"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
