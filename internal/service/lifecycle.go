@@ -60,8 +60,16 @@ func (s *Service) RotateKey(ctx context.Context, name string) (RotateOutput, err
 		if !o.TrustsActively(prev.Fingerprint) {
 			continue
 		}
-		if err := s.carryTrust(ctx, o.ID, name, prev.Version); err != nil {
+		n, err := s.carryTrust(ctx, o.ID, name, prev.Version)
+		if err != nil {
 			return out, fmt.Errorf("rotated, but trust for org %q was not carried over: %w", o.ID, err)
+		}
+		if n == 0 {
+			// Not carried: said above why; the org is listed
+			// if it trusts the new version all the same.
+			if now, err := s.store.GetOrg(ctx, o.ID); err != nil || !now.TrustsActively(v.Fingerprint) {
+				continue
+			}
 		}
 		out.TrustPropagated = append(out.TrustPropagated, o.ID)
 	}
@@ -69,46 +77,42 @@ func (s *Service) RotateKey(ctx context.Context, name string) (RotateOutput, err
 	return out, err
 }
 
-// carryTrust makes org, which actively trusts version from of key name,
+// carryTrust makes org, which has come to trust version from of key name,
 // trust each later version too, as a rotation does for the orgs trusting
-// the version it replaces. A rotation chooses those orgs from its own read
-// of them, after its version committed; an org whose trust in the previous
-// version commits after that read (a `trust add --key` that read the key
-// before the rotation, or another rotation's carrying) would be left
-// trusting only the old version, and the key's new signatures would fail
-// UNTRUSTED_SIGNER for it. So every writer of such trust calls this after
-// its own commit: whichever of the two commits second sees the other's.
-// A later version the org has any entry for, a removed one included, is
-// left as it is (a removal is an operator's decision), and so is an org
-// whose trust in the earlier version was removed meanwhile.
-func (s *Service) carryTrust(ctx context.Context, org, name string, from uint32) error {
-	for {
+// the version it replaces; it returns how many versions it carried. A
+// rotation chooses those orgs from its own read of them, after its version
+// committed; an org whose trust in the previous version commits after that
+// read (a `trust add --key` that read the key before the rotation, or
+// another rotation's carrying) would be left trusting only the old
+// version, and the key's new signatures would fail UNTRUSTED_SIGNER for
+// it. So every writer of such trust calls this after its own commit:
+// whichever of the two commits second sees the other's. Each carry is
+// decided in its commit (store.EditCarryTrust), so a decision taken since
+// this read stands: an org whose trust in the earlier version was removed,
+// an org with an entry for the later one (removed by an operator, or added
+// by a writer that carries on from it itself), a version revoked since.
+func (s *Service) carryTrust(ctx context.Context, org, name string, from uint32) (int, error) {
+	carried := 0
+	for ; ; from++ {
 		key, err := s.store.GetKey(ctx, name)
 		if err != nil {
-			return err
+			return carried, err
 		}
 		prev, ok1 := key.Version(from)
 		next, ok2 := key.Version(from + 1)
 		if !ok1 || !ok2 || next.State != store.KeyActive {
-			return nil
+			return carried, nil
 		}
-		o, err := s.store.GetOrg(ctx, org)
-		if err != nil {
-			return err
+		tk := store.TrustedKey{Fingerprint: next.Fingerprint, Algorithm: key.Algorithm, PublicKey: next.PublicKey, KeyName: name, TrustedAt: s.now()}
+		ev := s.event(ctx, "trust.add")
+		ev.Org, ev.Key, ev.Detail = org, name, fmt.Sprintf("fingerprint=%s (rotation of %s)", next.Fingerprint, prev.Fingerprint)
+		switch err := s.store.CarryTrust(ctx, org, name, prev.Fingerprint, tk, ev); {
+		case errors.Is(err, store.ErrNotCarried):
+			return carried, nil
+		case err != nil:
+			return carried, err
 		}
-		switch {
-		case o.Entry(next.Fingerprint) != nil:
-		case !o.TrustsActively(prev.Fingerprint):
-			return nil
-		default:
-			tk := store.TrustedKey{Fingerprint: next.Fingerprint, Algorithm: key.Algorithm, PublicKey: next.PublicKey, KeyName: name, TrustedAt: s.now()}
-			ev := s.event(ctx, "trust.add")
-			ev.Org, ev.Key, ev.Detail = org, name, fmt.Sprintf("fingerprint=%s (rotation of %s)", next.Fingerprint, prev.Fingerprint)
-			if err := s.store.TrustKey(ctx, org, tk, ev); err != nil && !errors.Is(err, errdefs.ErrAlreadyExists) {
-				return err
-			}
-		}
-		from++
+		carried++
 	}
 }
 

@@ -56,7 +56,7 @@ func TestRotateRacingRevoke(t *testing.T) {
 }
 
 // beforeFirstTrust is a store on which race runs once, just before the
-// first TrustKey commits: the window between a caller's read of the key
+// first TrustKey or CarryTrust commits: the window between a caller's read of the key
 // (or of the orgs) and its trust change.
 type beforeFirstTrust struct {
 	store.Store
@@ -65,12 +65,22 @@ type beforeFirstTrust struct {
 }
 
 func (s beforeFirstTrust) TrustKey(ctx context.Context, org string, k store.TrustedKey, ev store.AuditEvent) error {
-	var err error
-	s.once.Do(func() { err = s.race() })
-	if err != nil {
+	if err := s.first(); err != nil {
 		return err
 	}
 	return s.Store.TrustKey(ctx, org, k, ev)
+}
+
+func (s beforeFirstTrust) CarryTrust(ctx context.Context, org, keyName, prev string, next store.TrustedKey, ev store.AuditEvent) error {
+	if err := s.first(); err != nil {
+		return err
+	}
+	return s.Store.CarryTrust(ctx, org, keyName, prev, next, ev)
+}
+
+func (s beforeFirstTrust) first() (err error) {
+	s.once.Do(func() { err = s.race() })
+	return err
 }
 
 // TestTrustRacingRotation: however `trust add --key` and `key rotate`
@@ -122,6 +132,66 @@ func TestTrustRacingRotation(t *testing.T) {
 			d, doc := f.sign(t, "k", "after the race")
 			if _, err := f.svc.Verify(f.ctx, VerifyInput{Org: "acme", Digest: d, Document: doc}); err != nil {
 				t.Fatalf("a new signature by k for acme: %v", err)
+			}
+		})
+	}
+}
+
+// TestCarryDecidedInCommit: a rotation's carrying of trust never
+// overrides a decision that commits after it read the org: trust in the
+// old version removed, the new version's trust removed by an operator, the
+// key revoked. Before, the carry wrote from its read: the org trusted the
+// new version after each of these.
+func TestCarryDecidedInCommit(t *testing.T) {
+	quiet := Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	for _, tt := range []struct {
+		name string
+		race func(f *fixture, v1 store.TrustedKey) error
+	}{
+		{"trust in the old version removed", func(f *fixture, v1 store.TrustedKey) error {
+			_, err := f.svc.RemoveTrust(f.ctx, "acme", v1.Fingerprint)
+			return err
+		}},
+		{"the new version trusted, then removed by an operator", func(f *fixture, _ store.TrustedKey) error {
+			tk, err := f.svc.AddTrust(f.ctx, AddTrustInput{Org: "acme", KeyName: "k"})
+			if err != nil {
+				return err
+			}
+			_, err = f.svc.RemoveTrust(f.ctx, "acme", tk.Fingerprint)
+			return err
+		}},
+		{"the key revoked", func(f *fixture, _ store.TrustedKey) error {
+			_, err := f.svc.RevokeKey(f.ctx, "k", store.ReasonSuperseded)
+			return err
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t)
+			f.createKey(t, "k", keystore.Ed25519)
+			v1 := f.trust(t, "acme", "k")
+			racing := New(beforeFirstTrust{Store: f.st, once: new(sync.Once), race: func() error { return tt.race(f, v1) }}, f.keys, quiet)
+			out, err := racing.RotateKey(f.ctx, "k")
+			if err != nil {
+				t.Fatal(err)
+			}
+			k, err := f.st.GetKey(f.ctx, "k")
+			if err != nil {
+				t.Fatal(err)
+			}
+			v2, _ := k.Version(2)
+			o, err := f.st.GetOrg(f.ctx, "acme")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if o.TrustsActively(v2.Fingerprint) || len(out.TrustPropagated) != 0 {
+				t.Fatalf("acme trusts v2 (%v), rotation reports carrying to %v", o.TrustsActively(v2.Fingerprint), out.TrustPropagated)
+			}
+			recs, err := f.st.ListAudit(f.ctx, 0, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if last := recs[len(recs)-1]; last.Operation == "trust.add" {
+				t.Fatalf("the log ends with %s %s: a carry after the racing decision", last.Operation, last.Detail)
 			}
 		})
 	}

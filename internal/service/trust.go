@@ -178,7 +178,7 @@ func (s *Service) AddTrust(ctx context.Context, in AddTrustInput) (store.Trusted
 	if version != 0 {
 		// A rotation that committed since the key was read above
 		// may not have seen this trust (carryTrust).
-		if err := s.carryTrust(ctx, in.Org, in.KeyName, version); err != nil {
+		if _, err := s.carryTrust(ctx, in.Org, in.KeyName, version); err != nil {
 			return tk, fmt.Errorf("org %q trusts key %q version %d, but its trust did not carry over to the versions rotated since: %w", in.Org, in.KeyName, version, err)
 		}
 	}

@@ -37,6 +37,44 @@ func EditTrustKey(org string, k TrustedKey) (func(*Org) error, error) {
 	}, nil
 }
 
+// ErrNotCarried is CarryTrust's refusal: the commit found that a trust
+// decision taken since the caller's read makes the carry wrong.
+var ErrNotCarried = fmt.Errorf("trust not carried: %w", errdefs.ErrFailedPrecondition)
+
+// EditCarryTrust returns CarryTrust's edit of org, given key keyName as
+// the same commit reads it (found false if there is none). It refuses
+// with ErrNotCarried, so that a carry decided on an older read never
+// overrides what was decided since: an org whose trust in prev was removed
+// (or never was), an org with any entry for next (one that trusts it
+// already carries it on itself; a removed one was an operator's
+// decision), and a next that is not an active version of the key (revoked
+// since, or not the key's).
+func EditCarryTrust(org, keyName, prev string, next TrustedKey) (func(o *Org, k Key, found bool) error, error) {
+	if err := checkAll(CheckName("org", org), CheckName("key name", keyName), CheckName("fingerprint", prev),
+		CheckName("fingerprint", next.Fingerprint), CheckTime("trusted-at time", next.TrustedAt)); err != nil {
+		return nil, err
+	}
+	next.RemovedAt = nil
+	return func(o *Org, k Key, found bool) error {
+		active := false
+		for _, v := range k.Versions {
+			if v.Fingerprint == next.Fingerprint {
+				active = found && v.State == KeyActive
+			}
+		}
+		switch {
+		case !active:
+			return fmt.Errorf("key %q has no active version %s: %w", keyName, next.Fingerprint, ErrNotCarried)
+		case !o.TrustsActively(prev):
+			return fmt.Errorf("org %q does not trust %s: %w", org, prev, ErrNotCarried)
+		case o.Entry(next.Fingerprint) != nil:
+			return fmt.Errorf("org %q already has an entry for %s: %w", org, next.Fingerprint, ErrNotCarried)
+		}
+		o.Trusted = append(o.Trusted, next)
+		return nil
+	}, nil
+}
+
 // EditRemoveTrust marks org's trust in fingerprint removed at at; the entry
 // stays so verification can tell a removed key from an unknown one.
 // ErrNotFound if the org does not actively trust the fingerprint.

@@ -254,6 +254,13 @@ type Store interface {
 	// TrustKey adds (or re-activates) a trusted key in the org.
 	// ErrAlreadyExists if it is already actively trusted.
 	TrustKey(ctx context.Context, org string, k TrustedKey, ev AuditEvent) error
+	// CarryTrust makes org trust next, the version of key keyName after
+	// the one whose fingerprint is prev, as a rotation carries trust,
+	// only if the commit finds the org actively trusting prev, holding no
+	// entry for next (a removed one included) and next an active version
+	// of keyName (EditCarryTrust). Otherwise it writes nothing and
+	// returns an error that is ErrNotCarried.
+	CarryTrust(ctx context.Context, org, keyName, prev string, next TrustedKey, ev AuditEvent) error
 	// RemoveTrust marks the org's trust in the fingerprint removed.
 	// ErrNotFound if the org does not actively trust it.
 	RemoveTrust(ctx context.Context, org, fingerprint string, at time.Time, ev AuditEvent) error

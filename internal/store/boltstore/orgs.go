@@ -52,6 +52,27 @@ func (s *Store) TrustKey(ctx context.Context, org string, k store.TrustedKey, ev
 	return s.changeOrg(ctx, org, ev, edit)
 }
 
+// CarryTrust makes org trust next, the version of key keyName after prev,
+// if the commit finds the carry still right (store.EditCarryTrust): the
+// key and the org are read in the transaction that writes the org.
+func (s *Store) CarryTrust(ctx context.Context, org, keyName, prev string, next store.TrustedKey, ev store.AuditEvent) error {
+	edit, err := store.EditCarryTrust(org, keyName, prev, next)
+	if err != nil {
+		return err
+	}
+	return s.changeOrgTx(ctx, org, ev, func(tx *bolt.Tx, o *store.Org) error {
+		keys, err := bucket(tx, bucketKeyKeys)
+		if err != nil {
+			return err
+		}
+		k, found, err := getJSON[store.Key](keys, []byte(keyName))
+		if err != nil {
+			return err
+		}
+		return edit(o, k, found)
+	})
+}
+
 // RemoveTrust marks the org's trust in fingerprint removed at at; the entry
 // stays so verification can tell a removed key from an unknown one.
 // ErrNotFound if the org does not actively trust the fingerprint.
@@ -98,6 +119,11 @@ func (s *Store) SetRequireSignatures(ctx context.Context, org string, require bo
 // org's UpdatedAt becomes the event's time, and both are written in one
 // transaction.
 func (s *Store) changeOrg(ctx context.Context, id string, ev store.AuditEvent, change func(*store.Org) error) error {
+	return s.changeOrgTx(ctx, id, ev, func(_ *bolt.Tx, o *store.Org) error { return change(o) })
+}
+
+// changeOrgTx is changeOrg for a change that also reads the transaction.
+func (s *Store) changeOrgTx(ctx context.Context, id string, ev store.AuditEvent, change func(*bolt.Tx, *store.Org) error) error {
 	ev, err := store.PrepareEvent(ev)
 	if err != nil {
 		return err
@@ -107,7 +133,7 @@ func (s *Store) changeOrg(ctx context.Context, id string, ev store.AuditEvent, c
 		if err != nil {
 			return err
 		}
-		if err := change(&o); err != nil {
+		if err := change(tx, &o); err != nil {
 			return err
 		}
 		o.UpdatedAt = ev.Time

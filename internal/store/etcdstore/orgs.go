@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/signerd/signerd/internal/store"
@@ -39,6 +40,27 @@ func (s *Store) TrustKey(ctx context.Context, org string, k store.TrustedKey, ev
 		return err
 	}
 	return s.changeOrg(ctx, org, ev, edit)
+}
+
+// CarryTrust makes org trust next, the version of key keyName after prev,
+// if the commit finds the carry still right (store.EditCarryTrust): the
+// transaction that writes the org also requires the key unchanged since
+// it was read.
+func (s *Store) CarryTrust(ctx context.Context, org, keyName, prev string, next store.TrustedKey, ev store.AuditEvent) error {
+	edit, err := store.EditCarryTrust(org, keyName, prev, next)
+	if err != nil {
+		return err
+	}
+	return s.changeOrgReading(ctx, org, ev, s.l.key(keyName), func(o *store.Org, kv *mvccpb.KeyValue) error {
+		if kv == nil {
+			return edit(o, store.Key{}, false)
+		}
+		k, err := decode[store.Key](kv)
+		if err != nil {
+			return err
+		}
+		return edit(o, k, true)
+	})
 }
 
 // RemoveTrust marks the org's trust in fingerprint removed at at; the entry
@@ -88,6 +110,13 @@ func (s *Store) SetRequireSignatures(ctx context.Context, org string, require bo
 // read, so a concurrent change through another replica is never lost (the
 // edit is re-applied to the newer org instead).
 func (s *Store) changeOrg(ctx context.Context, id string, ev store.AuditEvent, change func(*store.Org) error) error {
+	return s.changeOrgReading(ctx, id, ev, "", func(o *store.Org, _ *mvccpb.KeyValue) error { return change(o) })
+}
+
+// changeOrgReading is changeOrg for a change that also depends on another
+// etcd key (read is its name, "" for none): the change is given its value
+// (nil if absent), and the transaction requires it unchanged.
+func (s *Store) changeOrgReading(ctx context.Context, id string, ev store.AuditEvent, read string, change func(*store.Org, *mvccpb.KeyValue) error) error {
 	ev, err := store.PrepareEvent(ev)
 	if err != nil {
 		return err
@@ -98,13 +127,19 @@ func (s *Store) changeOrg(ctx context.Context, id string, ev store.AuditEvent, c
 		if err != nil {
 			return nil, nil, err
 		}
+		var other *mvccpb.KeyValue
+		if read != "" {
+			if other, err = s.get(ctx, read); err != nil {
+				return nil, nil, err
+			}
+		}
 		o := store.Org{ID: id}
 		if kv != nil {
 			if o, err = decode[store.Org](kv); err != nil {
 				return nil, nil, err
 			}
 		}
-		if err := change(&o); err != nil {
+		if err := change(&o, other); err != nil {
 			return nil, nil, err
 		}
 		o.UpdatedAt = ev.Time
@@ -112,6 +147,10 @@ func (s *Store) changeOrg(ctx context.Context, id string, ev store.AuditEvent, c
 		if err != nil {
 			return nil, nil, err
 		}
-		return []clientv3.Cmp{unchanged(key, kv)}, []clientv3.Op{clientv3.OpPut(key, raw)}, nil
+		cmps := []clientv3.Cmp{unchanged(key, kv)}
+		if read != "" {
+			cmps = append(cmps, unchanged(read, other))
+		}
+		return cmps, []clientv3.Op{clientv3.OpPut(key, raw)}, nil
 	}})
 }

@@ -103,6 +103,10 @@ func testAuditRecordsEveryChange(t *testing.T, s store.Store) {
 	rec := sigRecord(digest("x"), "s", 1)
 	step("key.create", func(e store.AuditEvent) error { return s.CreateKey(ctx, newKey("k"), e) })
 	step("key.rotate", func(e store.AuditEvent) error { return s.AddKeyVersion(ctx, "k", version("k", 2), e) })
+	step("trust.add", func(e store.AuditEvent) error { return s.TrustKey(ctx, "carried", versionTrust("k", 1, 1), e) })
+	step("trust.add", func(e store.AuditEvent) error {
+		return s.CarryTrust(ctx, "carried", "k", versionTrust("k", 1, 1).Fingerprint, versionTrust("k", 2, 1), e)
+	})
 	step("key.revoke", func(e store.AuditEvent) error {
 		return s.RevokeKeyVersions(ctx, "k", store.ReasonSuperseded, at(1), e)
 	})

@@ -35,6 +35,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"GetOrgUnknown", testGetOrgUnknown},
 		{"OrgConfigured", testOrgConfigured},
 		{"TrustKeyRemoveTrust", testTrust},
+		{"CarryTrust", testCarryTrust},
 		{"GrantTrustRevokeGrant", testGrants},
 		{"SetRequireSignatures", testRequireSignatures},
 		{"ListOrgs", testListOrgs},

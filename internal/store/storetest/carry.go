@@ -1,0 +1,72 @@
+package storetest
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/signerd/signerd/internal/errdefs"
+	"github.com/signerd/signerd/internal/store"
+)
+
+// versionTrust is the trust entry for version v of key name.
+func versionTrust(name string, v uint32, minutes int) store.TrustedKey {
+	kv := version(name, v)
+	return store.TrustedKey{Fingerprint: kv.Fingerprint, Algorithm: "ed25519", PublicKey: kv.PublicKey, KeyName: name, TrustedAt: at(minutes)}
+}
+
+// testCarryTrust: CarryTrust adds the next version's trust only when the
+// commit finds the carry still right, and otherwise writes nothing and
+// says ErrNotCarried.
+func testCarryTrust(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	must(t, "CreateKey k", s.CreateKey(ctx, newKey("k", 1, 2, 3), ev("key.create")))
+	must(t, "CreateKey gone", s.CreateKey(ctx, newKey("gone", 1, 2), ev("key.create")))
+	must(t, "RevokeKeyVersions gone", s.RevokeKeyVersions(ctx, "gone", store.ReasonSuperseded, at(1), ev("key.revoke")))
+	v1, v2, v3 := versionTrust("k", 1, 1), versionTrust("k", 2, 2), versionTrust("k", 3, 3)
+	must(t, "TrustKey acme v1", s.TrustKey(ctx, "acme", v1, evAt("trust.add", 1)))
+	must(t, "TrustKey removed v1", s.TrustKey(ctx, "removed", v1, evAt("trust.add", 1)))
+	must(t, "RemoveTrust removed v1", s.RemoveTrust(ctx, "removed", v1.Fingerprint, at(2), evAt("trust.remove", 2)))
+	must(t, "TrustKey vetoed v1", s.TrustKey(ctx, "vetoed", v1, evAt("trust.add", 1)))
+	must(t, "TrustKey vetoed v2", s.TrustKey(ctx, "vetoed", v2, evAt("trust.add", 1)))
+	must(t, "RemoveTrust vetoed v2", s.RemoveTrust(ctx, "vetoed", v2.Fingerprint, at(2), evAt("trust.remove", 2)))
+	must(t, "TrustKey revoked", s.TrustKey(ctx, "old", versionTrust("gone", 1, 1), evAt("trust.add", 1)))
+
+	for _, tt := range []struct {
+		name       string
+		org, key   string
+		prev       string
+		next       store.TrustedKey
+		wantErr    error
+		notCarried bool
+	}{
+		{name: "the org does not trust the earlier version", org: "nobody", key: "k", prev: v1.Fingerprint, next: v2, wantErr: errdefs.ErrFailedPrecondition, notCarried: true},
+		{name: "its trust in the earlier version was removed", org: "removed", key: "k", prev: v1.Fingerprint, next: v2, wantErr: errdefs.ErrFailedPrecondition, notCarried: true},
+		{name: "an operator removed the later version", org: "vetoed", key: "k", prev: v1.Fingerprint, next: v2, wantErr: errdefs.ErrFailedPrecondition, notCarried: true},
+		{name: "the later version is revoked", org: "old", key: "gone", prev: versionTrust("gone", 1, 0).Fingerprint, next: versionTrust("gone", 2, 4), wantErr: errdefs.ErrFailedPrecondition, notCarried: true},
+		{name: "not a version of the key", org: "acme", key: "k", prev: v1.Fingerprint, next: trusted("other", 4), wantErr: errdefs.ErrFailedPrecondition, notCarried: true},
+		{name: "unknown key", org: "acme", key: "nope", prev: v1.Fingerprint, next: v2, wantErr: errdefs.ErrFailedPrecondition, notCarried: true},
+		{name: "empty org", org: "", key: "k", prev: v1.Fingerprint, next: v2, wantErr: errdefs.ErrInvalidArgument},
+		{name: "empty previous fingerprint", org: "acme", key: "k", prev: "", next: v2, wantErr: errdefs.ErrInvalidArgument},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var err error
+			unchanged(t, s, "CarryTrust", tt.wantErr, func() error {
+				err = s.CarryTrust(ctx, tt.org, tt.key, tt.prev, tt.next, ev("trust.add"))
+				return err
+			})
+			if errors.Is(err, store.ErrNotCarried) != tt.notCarried {
+				t.Fatalf("CarryTrust: %v; ErrNotCarried %v, want %v", err, !tt.notCarried, tt.notCarried)
+			}
+		})
+	}
+
+	n := len(audit(t, s))
+	must(t, "CarryTrust v1 to v2", s.CarryTrust(ctx, "acme", "k", v1.Fingerprint, v2, evAt("trust.add", 5)))
+	must(t, "CarryTrust v2 to v3", s.CarryTrust(ctx, "acme", "k", v2.Fingerprint, v3, evAt("trust.add", 6)))
+	expectAudit(t, s, n, evAt("trust.add", 5), evAt("trust.add", 6))
+	equal(t, "org after carrying", getOrg(t, s, "acme"), store.Org{ID: "acme", Trusted: []store.TrustedKey{v1, v2, v3}, UpdatedAt: at(6)})
+	unchanged(t, s, "CarryTrust again", errdefs.ErrFailedPrecondition, func() error {
+		return s.CarryTrust(ctx, "acme", "k", v1.Fingerprint, v2, ev("trust.add"))
+	})
+}
