@@ -187,6 +187,9 @@ func (s *Store) commit(ws []*write) {
 		pending []attempt
 		lastErr error
 		pause   = 5 * time.Millisecond
+		// refusedAt is the head revision at which an exclusive write
+		// was refused while attempts were pending (-1: never).
+		refusedAt int64 = -1
 	)
 	// Each request gets at most attemptTimeout: a proposal that reached a
 	// leader which then died is not answered until etcd's own request
@@ -288,6 +291,19 @@ func (s *Store) commit(ws []*write) {
 			if err != nil {
 				if retryable(err) {
 					wait(err)
+					continue
+				}
+				if len(pending) > 0 && refusedAt != s.head.rev {
+					// An earlier attempt of this very write, its
+					// outcome unknown, may have committed after the
+					// head was read and so made this refusal ("already
+					// revoked"): read the head again and resolve. If
+					// the head has not moved by then, the refusal
+					// stands: the attempt had not committed before
+					// prepare read, and what prepare read has changed
+					// since the attempt's compares, so it never will.
+					refusedAt = s.head.rev
+					s.head.known = false
 					continue
 				}
 				answer(nil, err)
