@@ -89,8 +89,9 @@ func (s *Service) RotateKey(ctx context.Context, name string) (RotateOutput, err
 // whichever of the two commits second sees the other's. Each carry is
 // decided in its commit (store.EditCarryTrust), so a decision taken since
 // this read stands: an org whose trust in the earlier version was removed,
-// an org with an entry for the later one (removed by an operator, or added
-// by a writer that carries on from it itself), a version revoked since.
+// an org whose entry for the later one an operator removed, a version
+// revoked since. An org that already trusts the later version is carried
+// on from it.
 func (s *Service) carryTrust(ctx context.Context, org, name string, from uint32) (int, error) {
 	carried := 0
 	for ; ; from++ {
@@ -108,11 +109,19 @@ func (s *Service) carryTrust(ctx context.Context, org, name string, from uint32)
 		ev.Org, ev.Key, ev.Detail = org, name, fmt.Sprintf("fingerprint=%s (rotation of %s)", next.Fingerprint, prev.Fingerprint)
 		switch err := s.store.CarryTrust(ctx, org, name, prev.Fingerprint, tk, ev); {
 		case errors.Is(err, store.ErrNotCarried):
-			return carried, nil
+			// An org that trusts next all the same (added since,
+			// by a writer that may not carry it on: a `trust add`
+			// of an older version's public key) is carried on from
+			// it; otherwise the decision that refused it stands.
+			o, err := s.store.GetOrg(ctx, org)
+			if err != nil || !o.TrustsActively(next.Fingerprint) {
+				return carried, err
+			}
 		case err != nil:
 			return carried, err
+		default:
+			carried++
 		}
-		carried++
 	}
 }
 

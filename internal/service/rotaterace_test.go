@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"encoding/pem"
 	"errors"
 	"io"
 	"log/slog"
@@ -105,6 +106,15 @@ func TestTrustRacingRotation(t *testing.T) {
 			_, err := racing.RotateKey(ctx, "k")
 			return err
 		}},
+		{"trust add of the current version's public key, then a rotation commits", func(*testing.T, *fixture) {}, func(racing *Service, ctx context.Context) error {
+			k, err := racing.store.GetKey(ctx, "k")
+			if err != nil {
+				return err
+			}
+			v1, _ := k.Version(1)
+			_, err = racing.AddTrust(ctx, AddTrustInput{Org: "acme", PublicKeyPEM: pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: v1.PublicKey})})
+			return err
+		}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFixture(t)
@@ -194,5 +204,42 @@ func TestCarryDecidedInCommit(t *testing.T) {
 				t.Fatalf("the log ends with %s %s: a carry after the racing decision", last.Operation, last.Detail)
 			}
 		})
+	}
+}
+
+// TestCarryPastTrustAddedMeanwhile: a rotation whose carry finds the org
+// already trusting the new version (a `trust add` of that version's public
+// key, which carries nothing itself, committed meanwhile, after a later
+// rotation read the orgs) carries on from it to the current version.
+func TestCarryPastTrustAddedMeanwhile(t *testing.T) {
+	f := newFixture(t)
+	f.createKey(t, "k", keystore.Ed25519)
+	f.trust(t, "acme", "k")
+	racing := New(beforeFirstTrust{Store: f.st, once: new(sync.Once), race: func() error {
+		if _, err := f.svc.RotateKey(f.ctx, "k"); err != nil { // v3, while acme trusts v1 only
+			return err
+		}
+		k, err := f.st.GetKey(f.ctx, "k")
+		if err != nil {
+			return err
+		}
+		v2, _ := k.Version(2)
+		_, err = f.svc.AddTrust(f.ctx, AddTrustInput{Org: "acme", PublicKeyPEM: pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: v2.PublicKey})})
+		return err
+	}}, f.keys, Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if _, err := racing.RotateKey(f.ctx, "k"); err != nil { // v2
+		t.Fatal(err)
+	}
+	k, err := f.st.GetKey(f.ctx, "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cur, _ := k.Current()
+	o, err := f.st.GetOrg(f.ctx, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cur.Version != 3 || !o.TrustsActively(cur.Fingerprint) {
+		t.Fatalf("acme does not trust k's current version v%d (%d entries)", cur.Version, len(o.Trusted))
 	}
 }

@@ -128,7 +128,10 @@ func (s *Service) AddTrust(ctx context.Context, in AddTrustInput) (store.Trusted
 		return store.TrustedKey{}, err
 	}
 	var tk store.TrustedKey
-	var version uint32 // of the signerd key named, whose trust carries to its later versions
+	// The signerd key and version trusted when it is that key's current
+	// one: trust in it carries to the versions rotated since (carryTrust).
+	var carryKey string
+	var version uint32
 	switch {
 	case in.KeyName != "" && len(in.PublicKeyPEM) != 0:
 		return tk, fmt.Errorf("give a key name or a public key, not both: %w", errdefs.ErrInvalidArgument)
@@ -142,7 +145,7 @@ func (s *Service) AddTrust(ctx context.Context, in AddTrustInput) (store.Trusted
 			return tk, errdefs.WithReason(errdefs.ReasonKeyRevoked, fmt.Errorf("key %q is revoked: %w", in.KeyName, errdefs.ErrFailedPrecondition))
 		}
 		tk = store.TrustedKey{Fingerprint: ver.Fingerprint, Algorithm: key.Algorithm, PublicKey: ver.PublicKey, KeyName: key.Name}
-		version = ver.Version
+		carryKey, version = key.Name, ver.Version
 	case len(in.PublicKeyPEM) != 0:
 		pub, der, err := ParsePublicKeyPEM(in.PublicKeyPEM)
 		if err != nil {
@@ -158,9 +161,15 @@ func (s *Service) AddTrust(ctx context.Context, in AddTrustInput) (store.Trusted
 			return tk, fmt.Errorf("marshal public key: %w", err)
 		}
 		name := in.DisplayName
-		if name == "" {
-			if k, _, err := s.store.FindKeyVersion(ctx, fp); err == nil {
+		if k, v, err := s.store.FindKeyVersion(ctx, fp); err == nil {
+			if name == "" {
 				name = k.Name
+			}
+			// One of signerd's keys, given by its public key: as by
+			// name if it is the current version (an older one is
+			// trusted alone, as asked).
+			if cur, ok := k.Current(); ok && cur.Version == v.Version {
+				carryKey, version = k.Name, v.Version
 			}
 		}
 		tk = store.TrustedKey{Fingerprint: fp, Algorithm: string(alg), PublicKey: der, KeyName: name}
@@ -175,11 +184,11 @@ func (s *Service) AddTrust(ctx context.Context, in AddTrustInput) (store.Trusted
 		// fingerprint).
 		return tk, err
 	}
-	if version != 0 {
+	if carryKey != "" {
 		// A rotation that committed since the key was read above
 		// may not have seen this trust (carryTrust).
-		if _, err := s.carryTrust(ctx, in.Org, in.KeyName, version); err != nil {
-			return tk, fmt.Errorf("org %q trusts key %q version %d, but its trust did not carry over to the versions rotated since: %w", in.Org, in.KeyName, version, err)
+		if _, err := s.carryTrust(ctx, in.Org, carryKey, version); err != nil {
+			return tk, fmt.Errorf("org %q trusts key %q version %d, but its trust did not carry over to the versions rotated since: %w", in.Org, carryKey, version, err)
 		}
 	}
 	return tk, nil
