@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -154,11 +155,13 @@ const maxCertID = 256
 // first name but not the name a rule grants must not look alike in the
 // audit. Past maxCertID, the names that do not fit are counted instead
 // ("cert:a,b,+3 more"); the first is always there, each name clipped as
-// any caller-supplied string is (errdefs.Clip).
+// any caller-supplied string is (errdefs.Clip), and quoted (Go syntax) if
+// it holds a comma or a quote or begins with "+", so that no name reads
+// as two, or as the count.
 func certID(names []string) string {
-	id := "cert:" + errdefs.Clip(names[0])
+	id := "cert:" + certName(names[0])
 	for i := 1; i < len(names); i++ {
-		next := id + "," + errdefs.Clip(names[i])
+		next := id + "," + certName(names[i])
 		limit := maxCertID
 		if after := len(names) - i - 1; after > 0 {
 			limit -= len(moreNames(after)) // room to count the rest
@@ -172,6 +175,15 @@ func certID(names []string) string {
 }
 
 func moreNames(n int) string { return fmt.Sprintf(",+%d more", n) }
+
+// certName is one name as certID writes it.
+func certName(n string) string {
+	c := errdefs.Clip(n)
+	if strings.ContainsAny(n, `,"`) || strings.HasPrefix(n, "+") {
+		return strconv.Quote(c)
+	}
+	return c
+}
 
 // CertNames returns the names a policy file's "certs" may match, in order:
 // DNS names, URIs, email addresses; the subject common name only when the

@@ -277,6 +277,9 @@ func TestCertID(t *testing.T) {
 	}{
 		{"one name", []string{"a.example"}, "cert:a.example"},
 		{"several", []string{"a.example", "admin.example"}, "cert:a.example,admin.example"},
+		{"a name with a comma is quoted, not read as two", []string{"a.example,admin.example"}, `cert:"a.example,admin.example"`},
+		{"a name like the count is quoted", []string{"a.example", "+3 more"}, `cert:a.example,"+3 more"`},
+		{"a name with a quote is quoted", []string{`a"b`}, `cert:"a\"b"`},
 		{"a long first name is clipped", []string{strings.Repeat("f", 300), "b"}, "cert:" + strings.Repeat("f", 128) + "…(300 bytes),b"},
 		{"exactly at the bound", []string{long, strings.Repeat("m", 128), strings.Repeat("x", 21)}, "cert:" + long + "," + strings.Repeat("m", 128) + "," + strings.Repeat("x", 21)},
 		{"one past the bound", []string{long, strings.Repeat("m", 128), strings.Repeat("x", 22)}, "cert:" + long + "," + strings.Repeat("m", 128) + ",+1 more"},
