@@ -148,7 +148,8 @@ func (d *daemon) healthy() bool {
 		return false
 	}
 	defer c.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	// Generous: some callers assert health once, on a loaded machine.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	resp, err := c.Health.Check(ctx, &grpc_health_v1.HealthCheckRequest{})
 	return err == nil && resp.GetStatus() == grpc_health_v1.HealthCheckResponse_SERVING

@@ -44,13 +44,18 @@ func TestConflictRetried(t *testing.T) {
 	if rec.Seq != 5 {
 		t.Fatalf("b's second record has seq %d, want 5", rec.Seq)
 	}
+	// Exact counts unless a transaction went unanswered within the
+	// attempt timeout (a stalled machine): it is then resolved from the
+	// log and counted as Unknown only, as the other contention tests allow.
 	got := b.Contention()
-	want := Contention{Txns: 3, Conflicts: 1, Commits: 2, Records: 2}
 	got.CommitTime = 0
-	if got != want {
+	if want := (Contention{Txns: 3, Conflicts: 1, Commits: 2, Records: 2}); got.Unknown == 0 && got != want {
 		t.Fatalf("b's counters %+v, want %+v", got, want)
 	}
-	if ca := a.Contention(); ca.Conflicts != 0 || ca.Txns != 3 || ca.Records != 3 {
+	if got.Refused != 0 || got.Txns != got.Commits+got.Conflicts+got.Unknown {
+		t.Fatalf("b's counters %+v: want every transaction committed, conflicting or unanswered", got)
+	}
+	if ca := a.Contention(); ca.Conflicts != 0 || ca.Txns != ca.Commits+ca.Unknown || (ca.Unknown == 0 && ca.Records != 3) {
 		t.Fatalf("a's counters %+v, want 3 transactions, 3 records, no conflict", ca)
 	}
 	checkLog(t, a, []string{"b.first", "a", "a", "a", "b.second"})
