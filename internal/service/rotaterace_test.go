@@ -57,7 +57,7 @@ func TestRotateRacingRevoke(t *testing.T) {
 }
 
 // beforeFirstTrust is a store on which race runs once, just before the
-// first TrustKey or CarryTrust commits: the window between a caller's read of the key
+// first TrustKey, TrustKeyVersion or CarryTrust commits: the window between a caller's read of the key
 // (or of the orgs) and its trust change.
 type beforeFirstTrust struct {
 	store.Store
@@ -70,6 +70,13 @@ func (s beforeFirstTrust) TrustKey(ctx context.Context, org string, k store.Trus
 		return err
 	}
 	return s.Store.TrustKey(ctx, org, k, ev)
+}
+
+func (s beforeFirstTrust) TrustKeyVersion(ctx context.Context, org, keyName string, k store.TrustedKey, ev store.AuditEvent) error {
+	if err := s.first(); err != nil {
+		return err
+	}
+	return s.Store.TrustKeyVersion(ctx, org, keyName, k, ev)
 }
 
 func (s beforeFirstTrust) CarryTrust(ctx context.Context, org, keyName, prev string, next store.TrustedKey, ev store.AuditEvent) error {
@@ -241,5 +248,29 @@ func TestCarryPastTrustAddedMeanwhile(t *testing.T) {
 	}
 	if cur.Version != 3 || !o.TrustsActively(cur.Fingerprint) {
 		t.Fatalf("acme does not trust k's current version v%d (%d entries)", cur.Version, len(o.Trusted))
+	}
+}
+
+// TestTrustAddRacingRevoke: `trust add --key` that read the key active,
+// committing after a `key revoke`, is refused KEY_REVOKED and trusts
+// nothing; before, the org trusted the revoked version, audited after the
+// revocation.
+func TestTrustAddRacingRevoke(t *testing.T) {
+	f := newFixture(t)
+	f.createKey(t, "k", keystore.Ed25519)
+	racing := New(beforeFirstTrust{Store: f.st, once: new(sync.Once), race: func() error {
+		_, err := f.svc.RevokeKey(f.ctx, "k", store.ReasonSuperseded)
+		return err
+	}}, f.keys, Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	_, err := racing.AddTrust(f.ctx, AddTrustInput{Org: "acme", KeyName: "k"})
+	if !errors.Is(err, errdefs.ErrFailedPrecondition) || errdefs.ReasonOf(err) != errdefs.ReasonKeyRevoked {
+		t.Fatalf("trust add racing the revocation: %v, want KEY_REVOKED", err)
+	}
+	o, err := f.st.GetOrg(f.ctx, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(o.Trusted) != 0 {
+		t.Fatalf("acme trusts %d keys after the refused trust add", len(o.Trusted))
 	}
 }

@@ -179,7 +179,16 @@ func (s *Service) AddTrust(ctx context.Context, in AddTrustInput) (store.Trusted
 	tk.TrustedAt = s.now()
 	ev := s.event(ctx, "trust.add")
 	ev.Org, ev.Key, ev.Detail = in.Org, tk.KeyName, "fingerprint="+tk.Fingerprint
-	if err := s.store.TrustKey(ctx, in.Org, tk, ev); err != nil {
+	trust := s.store.TrustKey
+	if in.KeyName != "" {
+		// By name: the version must still be active when the trust
+		// commits, or a `key revoke` racing this call would be
+		// followed by trust in the key it revoked.
+		trust = func(ctx context.Context, org string, tk store.TrustedKey, ev store.AuditEvent) error {
+			return s.store.TrustKeyVersion(ctx, org, in.KeyName, tk, ev)
+		}
+	}
+	if err := trust(ctx, in.Org, tk, ev); err != nil {
 		// ErrAlreadyExists: the store's error says it already (org,
 		// fingerprint).
 		return tk, err

@@ -37,6 +37,35 @@ func EditTrustKey(org string, k TrustedKey) (func(*Org) error, error) {
 	}, nil
 }
 
+// EditTrustKeyVersion returns TrustKeyVersion's edit of org, given key
+// keyName as the same commit reads it (found false if there is none):
+// EditTrustKey's, once k is found an active version of the key.
+func EditTrustKeyVersion(org, keyName string, k TrustedKey) (func(o *Org, key Key, found bool) error, error) {
+	if err := CheckName("key name", keyName); err != nil {
+		return nil, err
+	}
+	trust, err := EditTrustKey(org, k)
+	if err != nil {
+		return nil, err
+	}
+	return func(o *Org, key Key, found bool) error {
+		if !found {
+			return errdefs.WithReason(errdefs.ReasonKeyNotFound, fmt.Errorf("key %q not found: %w", keyName, errdefs.ErrNotFound))
+		}
+		for _, v := range key.Versions {
+			if v.Fingerprint != k.Fingerprint {
+				continue
+			}
+			if v.State != KeyActive {
+				return errdefs.WithReason(errdefs.ReasonKeyRevoked, fmt.Errorf("key %q version %d is revoked (%s): %w",
+					keyName, v.Version, v.RevocationReason, errdefs.ErrFailedPrecondition))
+			}
+			return trust(o)
+		}
+		return Invalid("%s is not a version of key %q", k.Fingerprint, keyName)
+	}, nil
+}
+
 // ErrNotCarried is CarryTrust's refusal: the commit found that a trust
 // decision taken since the caller's read makes the carry wrong.
 var ErrNotCarried = fmt.Errorf("trust not carried: %w", errdefs.ErrFailedPrecondition)

@@ -254,6 +254,12 @@ type Store interface {
 	// TrustKey adds (or re-activates) a trusted key in the org.
 	// ErrAlreadyExists if it is already actively trusted.
 	TrustKey(ctx context.Context, org string, k TrustedKey, ev AuditEvent) error
+	// TrustKeyVersion is TrustKey for k, a version of key keyName, only
+	// if the commit finds that version active: otherwise it writes
+	// nothing and returns ErrFailedPrecondition with reason KEY_REVOKED
+	// (ErrNotFound for an unknown key), so that trust given by key name
+	// never follows the key's revocation.
+	TrustKeyVersion(ctx context.Context, org, keyName string, k TrustedKey, ev AuditEvent) error
 	// CarryTrust makes org trust next, the version of key keyName after
 	// the one whose fingerprint is prev, as a rotation carries trust,
 	// only if the commit finds the org actively trusting prev, holding no

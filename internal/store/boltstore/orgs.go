@@ -52,6 +52,32 @@ func (s *Store) TrustKey(ctx context.Context, org string, k store.TrustedKey, ev
 	return s.changeOrg(ctx, org, ev, edit)
 }
 
+// TrustKeyVersion is TrustKey for a version of key keyName, which the
+// transaction that writes the org reads and requires active
+// (store.EditTrustKeyVersion).
+func (s *Store) TrustKeyVersion(ctx context.Context, org, keyName string, k store.TrustedKey, ev store.AuditEvent) error {
+	edit, err := store.EditTrustKeyVersion(org, keyName, k)
+	if err != nil {
+		return err
+	}
+	return s.changeOrgTx(ctx, org, ev, func(tx *bolt.Tx, o *store.Org) error {
+		key, found, err := readKey(tx, keyName)
+		if err != nil {
+			return err
+		}
+		return edit(o, key, found)
+	})
+}
+
+// readKey reads key name in tx; found is false if there is none.
+func readKey(tx *bolt.Tx, name string) (store.Key, bool, error) {
+	keys, err := bucket(tx, bucketKeyKeys)
+	if err != nil {
+		return store.Key{}, false, err
+	}
+	return getJSON[store.Key](keys, []byte(name))
+}
+
 // CarryTrust makes org trust next, the version of key keyName after prev,
 // if the commit finds the carry still right (store.EditCarryTrust): the
 // key and the org are read in the transaction that writes the org.
@@ -61,11 +87,7 @@ func (s *Store) CarryTrust(ctx context.Context, org, keyName, prev string, next 
 		return err
 	}
 	return s.changeOrgTx(ctx, org, ev, func(tx *bolt.Tx, o *store.Org) error {
-		keys, err := bucket(tx, bucketKeyKeys)
-		if err != nil {
-			return err
-		}
-		k, found, err := getJSON[store.Key](keys, []byte(keyName))
+		k, found, err := readKey(tx, keyName)
 		if err != nil {
 			return err
 		}

@@ -42,6 +42,32 @@ func (s *Store) TrustKey(ctx context.Context, org string, k store.TrustedKey, ev
 	return s.changeOrg(ctx, org, ev, edit)
 }
 
+// TrustKeyVersion is TrustKey for a version of key keyName, which the
+// transaction that writes the org requires unchanged since it was read and
+// found active (store.EditTrustKeyVersion).
+func (s *Store) TrustKeyVersion(ctx context.Context, org, keyName string, k store.TrustedKey, ev store.AuditEvent) error {
+	edit, err := store.EditTrustKeyVersion(org, keyName, k)
+	if err != nil {
+		return err
+	}
+	return s.changeOrgReading(ctx, org, ev, s.l.key(keyName), withKey(edit))
+}
+
+// withKey adapts an org edit that depends on a key to changeOrgReading,
+// decoding the key's etcd value (nil: no such key).
+func withKey(edit func(*store.Org, store.Key, bool) error) func(*store.Org, *mvccpb.KeyValue) error {
+	return func(o *store.Org, kv *mvccpb.KeyValue) error {
+		if kv == nil {
+			return edit(o, store.Key{}, false)
+		}
+		k, err := decode[store.Key](kv)
+		if err != nil {
+			return err
+		}
+		return edit(o, k, true)
+	}
+}
+
 // CarryTrust makes org trust next, the version of key keyName after prev,
 // if the commit finds the carry still right (store.EditCarryTrust): the
 // transaction that writes the org also requires the key unchanged since
@@ -51,16 +77,7 @@ func (s *Store) CarryTrust(ctx context.Context, org, keyName, prev string, next 
 	if err != nil {
 		return err
 	}
-	return s.changeOrgReading(ctx, org, ev, s.l.key(keyName), func(o *store.Org, kv *mvccpb.KeyValue) error {
-		if kv == nil {
-			return edit(o, store.Key{}, false)
-		}
-		k, err := decode[store.Key](kv)
-		if err != nil {
-			return err
-		}
-		return edit(o, k, true)
-	})
+	return s.changeOrgReading(ctx, org, ev, s.l.key(keyName), withKey(edit))
 }
 
 // RemoveTrust marks the org's trust in fingerprint removed at at; the entry

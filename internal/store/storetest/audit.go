@@ -107,6 +107,9 @@ func testAuditRecordsEveryChange(t *testing.T, s store.Store) {
 	step("trust.add", func(e store.AuditEvent) error {
 		return s.CarryTrust(ctx, "carried", "k", versionTrust("k", 1, 1).Fingerprint, versionTrust("k", 2, 1), e)
 	})
+	step("trust.add", func(e store.AuditEvent) error {
+		return s.TrustKeyVersion(ctx, "byname", "k", versionTrust("k", 2, 1), e)
+	})
 	step("key.revoke", func(e store.AuditEvent) error {
 		return s.RevokeKeyVersions(ctx, "k", store.ReasonSuperseded, at(1), e)
 	})

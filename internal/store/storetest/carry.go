@@ -70,3 +70,44 @@ func testCarryTrust(t *testing.T, s store.Store) {
 		return s.CarryTrust(ctx, "acme", "k", v1.Fingerprint, v2, ev("trust.add"))
 	})
 }
+
+// testTrustKeyVersion: TrustKeyVersion trusts an active version of the
+// key, and refuses, writing nothing, a revoked one, an unknown key, or a
+// fingerprint that is not the key's.
+func testTrustKeyVersion(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	must(t, "CreateKey k", s.CreateKey(ctx, newKey("k", 1), ev("key.create")))
+	must(t, "CreateKey gone", s.CreateKey(ctx, newKey("gone", 1), ev("key.create")))
+	must(t, "RevokeKeyVersions gone", s.RevokeKeyVersions(ctx, "gone", store.ReasonSuperseded, at(1), ev("key.revoke")))
+	for _, tt := range []struct {
+		name    string
+		key     string
+		k       store.TrustedKey
+		wantErr error
+		reason  errdefs.Reason
+	}{
+		{name: "revoked version", key: "gone", k: versionTrust("gone", 1, 2), wantErr: errdefs.ErrFailedPrecondition, reason: errdefs.ReasonKeyRevoked},
+		{name: "unknown key", key: "nope", k: versionTrust("k", 1, 2), wantErr: errdefs.ErrNotFound},
+		{name: "not a version of the key", key: "k", k: versionTrust("gone", 1, 2), wantErr: errdefs.ErrInvalidArgument},
+		{name: "empty key name", key: "", k: versionTrust("k", 1, 2), wantErr: errdefs.ErrInvalidArgument},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var err error
+			unchanged(t, s, "TrustKeyVersion", tt.wantErr, func() error {
+				err = s.TrustKeyVersion(ctx, "acme", tt.key, tt.k, ev("trust.add"))
+				return err
+			})
+			if tt.reason != "" && errdefs.ReasonOf(err) != tt.reason {
+				t.Fatalf("TrustKeyVersion: %v, want reason %s", err, tt.reason)
+			}
+		})
+	}
+	n := len(audit(t, s))
+	v1 := versionTrust("k", 1, 3)
+	must(t, "TrustKeyVersion k v1", s.TrustKeyVersion(ctx, "acme", "k", v1, evAt("trust.add", 3)))
+	expectAudit(t, s, n, evAt("trust.add", 3))
+	equal(t, "org after TrustKeyVersion", getOrg(t, s, "acme"), store.Org{ID: "acme", Trusted: []store.TrustedKey{v1}, UpdatedAt: at(3)})
+	unchanged(t, s, "TrustKeyVersion again", errdefs.ErrAlreadyExists, func() error {
+		return s.TrustKeyVersion(ctx, "acme", "k", v1, ev("trust.add"))
+	})
+}

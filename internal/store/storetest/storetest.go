@@ -36,6 +36,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"OrgConfigured", testOrgConfigured},
 		{"TrustKeyRemoveTrust", testTrust},
 		{"CarryTrust", testCarryTrust},
+		{"TrustKeyVersion", testTrustKeyVersion},
 		{"GrantTrustRevokeGrant", testGrants},
 		{"SetRequireSignatures", testRequireSignatures},
 		{"ListOrgs", testListOrgs},
