@@ -248,6 +248,14 @@ func (s invalidatingStore) TrustKey(ctx context.Context, org string, k store.Tru
 	return s.done(s.Store.TrustKey(ctx, org, k, clipEvent(ev)))
 }
 
+func (s invalidatingStore) TrustKeyVersion(ctx context.Context, org, keyName string, k store.TrustedKey, ev store.AuditEvent) error {
+	return s.done(s.Store.TrustKeyVersion(ctx, org, keyName, k, clipEvent(ev)))
+}
+
+func (s invalidatingStore) CarryTrust(ctx context.Context, org, keyName, prev string, next store.TrustedKey, ev store.AuditEvent) error {
+	return s.done(s.Store.CarryTrust(ctx, org, keyName, prev, next, clipEvent(ev)))
+}
+
 func (s invalidatingStore) RemoveTrust(ctx context.Context, org, fp string, at time.Time, ev store.AuditEvent) error {
 	return s.done(s.Store.RemoveTrust(ctx, org, fp, at, clipEvent(ev)))
 }
@@ -270,4 +278,12 @@ func (s invalidatingStore) PutSignature(ctx context.Context, rec store.Signature
 
 func (s invalidatingStore) AppendAudit(ctx context.Context, ev store.AuditEvent) (store.AuditRecord, error) {
 	return s.Store.AppendAudit(ctx, clipEvent(ev))
+}
+
+func (s invalidatingStore) SetAuditKey(ctx context.Context, k store.Key, ev store.AuditEvent) error {
+	return s.done(s.Store.SetAuditKey(ctx, k, clipEvent(ev)))
+}
+
+func (s invalidatingStore) SetLogKey(ctx context.Context, k store.Key, ev store.AuditEvent) error {
+	return s.done(s.Store.SetLogKey(ctx, k, clipEvent(ev)))
 }

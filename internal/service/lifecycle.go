@@ -111,10 +111,12 @@ func (s *Service) carryTrust(ctx context.Context, org, name string, from uint32)
 		case errors.Is(err, store.ErrNotCarried):
 			// An org that trusts next all the same (added since,
 			// by a writer that may not carry it on: a `trust add`
-			// of an older version's public key) is carried on from
-			// it; otherwise the decision that refused it stands.
+			// of an older version's public key) and still trusts
+			// prev is carried on from it; otherwise the decision
+			// that refused it stands (an org that trusts next alone
+			// chose that version alone).
 			o, err := s.store.GetOrg(ctx, org)
-			if err != nil || !o.TrustsActively(next.Fingerprint) {
+			if err != nil || !o.TrustsActively(prev.Fingerprint) || !o.TrustsActively(next.Fingerprint) {
 				return carried, err
 			}
 		case err != nil:

@@ -274,3 +274,88 @@ func TestTrustAddRacingRevoke(t *testing.T) {
 		t.Fatalf("acme trusts %d keys after the refused trust add", len(o.Trusted))
 	}
 }
+
+// TestCarryStopsAtTrustGivenAlone: a carry refused because the org has an
+// entry for the next version does not carry on from it when the org no
+// longer trusts the earlier one: the operator removed v1 and trusted v2
+// alone (by its public key), so v3 is not added for it.
+func TestCarryStopsAtTrustGivenAlone(t *testing.T) {
+	f := newFixture(t)
+	f.createKey(t, "k", keystore.Ed25519)
+	v1 := f.trust(t, "acme", "k")
+	racing := New(beforeFirstTrust{Store: f.st, once: new(sync.Once), race: func() error {
+		if _, err := f.svc.RotateKey(f.ctx, "k"); err != nil { // v3, while acme trusts v1 only
+			return err
+		}
+		if _, err := f.svc.RemoveTrust(f.ctx, "acme", v1.Fingerprint); err != nil {
+			return err
+		}
+		k, err := f.st.GetKey(f.ctx, "k")
+		if err != nil {
+			return err
+		}
+		v2, _ := k.Version(2)
+		_, err = f.svc.AddTrust(f.ctx, AddTrustInput{Org: "acme", PublicKeyPEM: pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: v2.PublicKey})})
+		return err
+	}}, f.keys, Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	out, err := racing.RotateKey(f.ctx, "k") // v2
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := f.st.GetKey(f.ctx, "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v3, _ := k.Version(3)
+	o, err := f.st.GetOrg(f.ctx, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.TrustsActively(v3.Fingerprint) {
+		t.Fatalf("acme trusts v3 (rotation reports %v), though it trusted v2 alone", out.TrustPropagated)
+	}
+}
+
+// TestTrustChangesInvalidateCache: trust given by key name, or carried by
+// a rotation, is seen by the next Verify of the same service, even with
+// the org's trust view cached just before (the store calls that make them
+// once bypassed the cache's invalidation).
+func TestTrustChangesInvalidateCache(t *testing.T) {
+	quiet := Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	verify := func(t *testing.T, s *Service, d, doc []byte) {
+		t.Helper()
+		if res, err := s.Verify(context.Background(), VerifyInput{Org: "acme", Digest: d, Document: doc}); err != nil || res.Outcome != OutcomeVerified {
+			t.Fatalf("Verify: %+v %v, want verified", res, err)
+		}
+	}
+	t.Run("trust add --key", func(t *testing.T) {
+		f := newFixture(t)
+		f.createKey(t, "other", keystore.Ed25519)
+		f.createKey(t, "k", keystore.Ed25519)
+		f.trust(t, "acme", "other")
+		d, doc := f.sign(t, "k", "pkg")
+		if _, err := f.svc.Verify(f.ctx, VerifyInput{Org: "acme", Digest: d, Document: doc}); errdefs.ReasonOf(err) != errdefs.ReasonUntrustedSigner {
+			t.Fatalf("Verify before the trust: %v, want UNTRUSTED_SIGNER", err)
+		}
+		f.trust(t, "acme", "k")
+		verify(t, f.svc, d, doc)
+	})
+	t.Run("carried by a rotation", func(t *testing.T) {
+		f := newFixture(t)
+		f.createKey(t, "k", keystore.Ed25519)
+		f.trust(t, "acme", "k")
+		var racing *Service
+		racing = New(beforeFirstTrust{Store: f.st, once: new(sync.Once), race: func() error {
+			_, err := racing.ListTrusted(f.ctx, "acme") // cached between the rotation's commit and its carry
+			return err
+		}}, f.keys, quiet)
+		if _, err := racing.RotateKey(f.ctx, "k"); err != nil {
+			t.Fatal(err)
+		}
+		out, err := racing.Sign(f.ctx, SignInput{KeyName: "k", Digest: digestOf("pkg"), ArtifactName: "pkg.so"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		verify(t, racing, digestOf("pkg"), out.Document)
+	})
+}
