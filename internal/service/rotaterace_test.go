@@ -91,6 +91,37 @@ func (s beforeFirstTrust) first() (err error) {
 	return err
 }
 
+// acmeTrusts reports whether org acme actively trusts version v of key k
+// (0: its current version), and which version that is.
+func (f *fixture) acmeTrusts(t *testing.T, v uint32) (bool, uint32) {
+	t.Helper()
+	k, err := f.st.GetKey(f.ctx, "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ver, _ := k.Current()
+	if v != 0 {
+		ver, _ = k.Version(v)
+	}
+	o, err := f.st.GetOrg(f.ctx, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return o.TrustsActively(ver.Fingerprint), ver.Version
+}
+
+// trustByPEM makes acme trust version v of key k by its public key (as
+// `trust add --public-key`), through svc.
+func (f *fixture) trustByPEM(svc *Service, v uint32) error {
+	k, err := f.st.GetKey(f.ctx, "k")
+	if err != nil {
+		return err
+	}
+	ver, _ := k.Version(v)
+	_, err = svc.AddTrust(f.ctx, AddTrustInput{Org: "acme", PublicKeyPEM: pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: ver.PublicKey})})
+	return err
+}
+
 // TestTrustRacingRotation: however `trust add --key` and `key rotate`
 // (or two rotations) interleave, the org ends up trusting the key's current
 // version, so the key's new signatures verify for it. Before, the trust
@@ -113,15 +144,7 @@ func TestTrustRacingRotation(t *testing.T) {
 			_, err := racing.RotateKey(ctx, "k")
 			return err
 		}},
-		{"trust add of the current version's public key, then a rotation commits", func(*testing.T, *fixture) {}, func(racing *Service, ctx context.Context) error {
-			k, err := racing.store.GetKey(ctx, "k")
-			if err != nil {
-				return err
-			}
-			v1, _ := k.Version(1)
-			_, err = racing.AddTrust(ctx, AddTrustInput{Org: "acme", PublicKeyPEM: pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: v1.PublicKey})})
-			return err
-		}},
+		{"trust add of the current version's public key, then a rotation commits", func(*testing.T, *fixture) {}, nil},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFixture(t)
@@ -131,20 +154,15 @@ func TestTrustRacingRotation(t *testing.T) {
 				_, err := f.svc.RotateKey(f.ctx, "k")
 				return err
 			}}, f.keys, quiet)
-			if err := tt.run(racing, f.ctx); err != nil {
+			run := tt.run
+			if run == nil {
+				run = func(racing *Service, _ context.Context) error { return f.trustByPEM(racing, 1) }
+			}
+			if err := run(racing, f.ctx); err != nil {
 				t.Fatal(err)
 			}
-			k, err := f.st.GetKey(f.ctx, "k")
-			if err != nil {
-				t.Fatal(err)
-			}
-			cur, _ := k.Current()
-			o, err := f.st.GetOrg(f.ctx, "acme")
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !o.TrustsActively(cur.Fingerprint) {
-				t.Fatalf("acme does not trust k's current version v%d after the race (it trusts %d entries)", cur.Version, len(o.Trusted))
+			if ok, v := f.acmeTrusts(t, 0); !ok {
+				t.Fatalf("acme does not trust k's current version v%d after the race", v)
 			}
 			d, doc := f.sign(t, "k", "after the race")
 			if _, err := f.svc.Verify(f.ctx, VerifyInput{Org: "acme", Digest: d, Document: doc}); err != nil {
@@ -191,17 +209,8 @@ func TestCarryDecidedInCommit(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			k, err := f.st.GetKey(f.ctx, "k")
-			if err != nil {
-				t.Fatal(err)
-			}
-			v2, _ := k.Version(2)
-			o, err := f.st.GetOrg(f.ctx, "acme")
-			if err != nil {
-				t.Fatal(err)
-			}
-			if o.TrustsActively(v2.Fingerprint) || len(out.TrustPropagated) != 0 {
-				t.Fatalf("acme trusts v2 (%v), rotation reports carrying to %v", o.TrustsActively(v2.Fingerprint), out.TrustPropagated)
+			if ok, _ := f.acmeTrusts(t, 2); ok || len(out.TrustPropagated) != 0 {
+				t.Fatalf("acme trusts v2 (%v), rotation reports carrying to %v", ok, out.TrustPropagated)
 			}
 			recs, err := f.st.ListAudit(f.ctx, 0, 0)
 			if err != nil {
@@ -226,28 +235,13 @@ func TestCarryPastTrustAddedMeanwhile(t *testing.T) {
 		if _, err := f.svc.RotateKey(f.ctx, "k"); err != nil { // v3, while acme trusts v1 only
 			return err
 		}
-		k, err := f.st.GetKey(f.ctx, "k")
-		if err != nil {
-			return err
-		}
-		v2, _ := k.Version(2)
-		_, err = f.svc.AddTrust(f.ctx, AddTrustInput{Org: "acme", PublicKeyPEM: pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: v2.PublicKey})})
-		return err
+		return f.trustByPEM(f.svc, 2)
 	}}, f.keys, Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if _, err := racing.RotateKey(f.ctx, "k"); err != nil { // v2
 		t.Fatal(err)
 	}
-	k, err := f.st.GetKey(f.ctx, "k")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cur, _ := k.Current()
-	o, err := f.st.GetOrg(f.ctx, "acme")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if cur.Version != 3 || !o.TrustsActively(cur.Fingerprint) {
-		t.Fatalf("acme does not trust k's current version v%d (%d entries)", cur.Version, len(o.Trusted))
+	if ok, v := f.acmeTrusts(t, 0); v != 3 || !ok {
+		t.Fatalf("acme does not trust k's current version v%d", v)
 	}
 }
 
@@ -290,28 +284,13 @@ func TestCarryStopsAtTrustGivenAlone(t *testing.T) {
 		if _, err := f.svc.RemoveTrust(f.ctx, "acme", v1.Fingerprint); err != nil {
 			return err
 		}
-		k, err := f.st.GetKey(f.ctx, "k")
-		if err != nil {
-			return err
-		}
-		v2, _ := k.Version(2)
-		_, err = f.svc.AddTrust(f.ctx, AddTrustInput{Org: "acme", PublicKeyPEM: pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: v2.PublicKey})})
-		return err
+		return f.trustByPEM(f.svc, 2)
 	}}, f.keys, Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	out, err := racing.RotateKey(f.ctx, "k") // v2
 	if err != nil {
 		t.Fatal(err)
 	}
-	k, err := f.st.GetKey(f.ctx, "k")
-	if err != nil {
-		t.Fatal(err)
-	}
-	v3, _ := k.Version(3)
-	o, err := f.st.GetOrg(f.ctx, "acme")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if o.TrustsActively(v3.Fingerprint) {
+	if ok, _ := f.acmeTrusts(t, 3); ok {
 		t.Fatalf("acme trusts v3 (rotation reports %v), though it trusted v2 alone", out.TrustPropagated)
 	}
 }
