@@ -177,12 +177,13 @@ func certID(names []string) string {
 func moreNames(n int) string { return fmt.Sprintf(",+%d more", n) }
 
 // certName is one name as certID writes it.
+// Quoting comes first, so that the clip bounds what is written (escapes
+// can make a quoted name several times longer).
 func certName(n string) string {
-	c := errdefs.Clip(n)
 	if strings.ContainsAny(n, `,"`) || strings.HasPrefix(n, "+") {
-		return strconv.Quote(c)
+		n = strconv.Quote(n)
 	}
-	return c
+	return errdefs.Clip(n)
 }
 
 // CertNames returns the names a policy file's "certs" may match, in order:

@@ -291,6 +291,14 @@ func TestCertID(t *testing.T) {
 			}
 		})
 	}
+	for _, names := range [][]string{
+		{strings.Repeat(`"`, 200)},
+		{strings.Repeat(",\x01\"", 100), strings.Repeat(`"`, 200), "b"},
+	} {
+		if id := certID(names); len(id) > maxCertID {
+			t.Errorf("certID of names needing escapes: %d bytes, over %d", len(id), maxCertID)
+		}
+	}
 	got := certID(many)
 	if len(got) > maxCertID || !strings.HasPrefix(got, "cert:name-00.example.com,name-01.example.com,") || !strings.HasSuffix(got, " more") {
 		t.Fatalf("certID of 40 names: %d bytes, %q", len(got), got)

@@ -11,6 +11,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/signerd/signerd/internal/errdefs"
 	"github.com/signerd/signerd/internal/keystore"
@@ -51,18 +52,25 @@ func (s *Service) RotateKey(ctx context.Context, name string) (RotateOutput, err
 		s.log.WarnContext(ctx, "key pair created in the HSM but not recorded; it is unused", "key", name, "version", next, "err", err)
 		return RotateOutput{}, err
 	}
+	// The version is committed: its trust is carried whatever the caller
+	// does now (carryContext).
+	ctx, cancel := carryContext(ctx)
+	defer cancel()
 	out := RotateOutput{}
 	orgs, err := s.store.ListOrgs(ctx)
 	if err != nil {
-		return out, err
+		return out, fmt.Errorf("rotated to version %d, but the orgs to carry its trust to could not be read (signctl trust add --org ORG --key %s puts an org on it): %w", next, name, err)
 	}
+	var failed []error
 	for _, o := range orgs {
 		if !o.TrustsActively(prev.Fingerprint) {
 			continue
 		}
 		n, err := s.carryTrust(ctx, o.ID, name, prev.Version)
 		if err != nil {
-			return out, fmt.Errorf("rotated, but trust for org %q was not carried over: %w", o.ID, err)
+			// The other orgs are carried all the same.
+			failed = append(failed, fmt.Errorf("org %q: %w", o.ID, err))
+			continue
 		}
 		if n == 0 {
 			// Not carried: said above why; the org is listed
@@ -73,8 +81,27 @@ func (s *Service) RotateKey(ctx context.Context, name string) (RotateOutput, err
 		}
 		out.TrustPropagated = append(out.TrustPropagated, o.ID)
 	}
+	if len(failed) > 0 {
+		return out, fmt.Errorf("rotated to version %d, but its trust was not carried over for %d of the orgs trusting version %d (signctl trust add --org ORG --key %s puts an org on it): %w",
+			next, len(failed), prev.Version, name, errors.Join(failed...))
+	}
 	out.Key, err = s.store.GetKey(ctx, name)
 	return out, err
+}
+
+// carryTimeout bounds carrying trust after the change it follows has
+// committed.
+const carryTimeout = 30 * time.Second
+
+// carryContext is the context for carrying trust once the change it
+// follows (a rotation, a trust add) has committed: not canceled with the
+// caller, whose client may give up (signctl's --timeout, Ctrl-C) between
+// the two, which would leave the orgs not yet reached on the old version
+// and the key's new signatures UNTRUSTED_SIGNER for them; bounded by
+// carryTimeout instead. It keeps the caller's values (identity, for the
+// audit).
+func carryContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), carryTimeout)
 }
 
 // carryTrust makes org, which has come to trust version from of key name,

@@ -338,3 +338,49 @@ func TestTrustChangesInvalidateCache(t *testing.T) {
 		verify(t, racing, digestOf("pkg"), out.Document)
 	})
 }
+
+// cancelOnCarry cancels the caller's context as the first carry of trust
+// commits: a client that gives up (its timeout, Ctrl-C) once the rotation
+// has committed.
+type cancelOnCarry struct {
+	store.Store
+	cancel context.CancelFunc
+}
+
+func (s cancelOnCarry) CarryTrust(ctx context.Context, org, keyName, prev string, next store.TrustedKey, ev store.AuditEvent) error {
+	s.cancel()
+	return s.Store.CarryTrust(ctx, org, keyName, prev, next, ev)
+}
+
+// TestRotationOutlivesItsCaller: a rotation whose caller gives up after
+// the new version committed still carries its trust to every org that
+// trusted the old one. Before, the orgs after the first were left on the
+// old version (the key's new signatures UNTRUSTED_SIGNER for them).
+func TestRotationOutlivesItsCaller(t *testing.T) {
+	f := newFixture(t)
+	f.createKey(t, "k", keystore.Ed25519)
+	orgs := []string{"a.example", "b.example", "c.example"}
+	for _, o := range orgs {
+		f.trust(t, o, "k")
+	}
+	ctx, cancel := context.WithCancel(f.ctx)
+	defer cancel()
+	racing := New(cancelOnCarry{Store: f.st, cancel: cancel}, f.keys, Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if _, err := racing.RotateKey(ctx, "k"); err != nil {
+		t.Logf("RotateKey: %v", err) // the caller is gone; what matters is the state
+	}
+	k, err := f.st.GetKey(f.ctx, "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cur, _ := k.Current()
+	for _, id := range orgs {
+		o, err := f.st.GetOrg(f.ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !o.TrustsActively(cur.Fingerprint) {
+			t.Errorf("org %s does not trust k's new version v%d", id, cur.Version)
+		}
+	}
+}

@@ -196,6 +196,8 @@ func (s *Service) AddTrust(ctx context.Context, in AddTrustInput) (store.Trusted
 	if carryKey != "" {
 		// A rotation that committed since the key was read above
 		// may not have seen this trust (carryTrust).
+		ctx, cancel := carryContext(ctx)
+		defer cancel()
 		if _, err := s.carryTrust(ctx, in.Org, carryKey, version); err != nil {
 			return tk, fmt.Errorf("org %q trusts key %q version %d, but its trust did not carry over to the versions rotated since: %w", in.Org, carryKey, version, err)
 		}
