@@ -256,8 +256,9 @@ func (s invalidatingStore) CarryTrust(ctx context.Context, org, keyName, prev st
 	return s.done(s.Store.CarryTrust(ctx, org, keyName, prev, next, clipEvent(ev)))
 }
 
-func (s invalidatingStore) RemoveTrust(ctx context.Context, org, fp string, at time.Time, ev store.AuditEvent) error {
-	return s.done(s.Store.RemoveTrust(ctx, org, fp, at, clipEvent(ev)))
+func (s invalidatingStore) RemoveTrust(ctx context.Context, org, fp string, at time.Time, ev store.AuditEvent) ([]string, error) {
+	via, err := s.Store.RemoveTrust(ctx, org, fp, at, clipEvent(ev))
+	return via, s.done(err)
 }
 
 func (s invalidatingStore) GrantTrust(ctx context.Context, parent, child string, at time.Time, ev store.AuditEvent) error {

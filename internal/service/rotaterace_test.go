@@ -6,8 +6,11 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/signerd/signerd/internal/errdefs"
 	"github.com/signerd/signerd/internal/keystore"
@@ -382,5 +385,50 @@ func TestRotationOutlivesItsCaller(t *testing.T) {
 		if !o.TrustsActively(cur.Fingerprint) {
 			t.Errorf("org %s does not trust k's new version v%d", id, cur.Version)
 		}
+	}
+}
+
+// grantBeforeRemove is a store on which a grant commits between `trust
+// remove` reading the org and committing.
+type grantBeforeRemove struct {
+	store.Store
+	grant func() error
+}
+
+func (s grantBeforeRemove) RemoveTrust(ctx context.Context, org, fp string, at time.Time, ev store.AuditEvent) ([]string, error) {
+	if err := s.grant(); err != nil {
+		return nil, err
+	}
+	return s.Store.RemoveTrust(ctx, org, fp, at, ev)
+}
+
+// TestRemoveTrustRacingGrant: `trust remove` names, in its answer and its
+// audit record, a grant that committed while it ran and still carries the
+// key: nobody is told the key is gone while it still verifies. Before,
+// both came from a read taken before the grant.
+func TestRemoveTrustRacingGrant(t *testing.T) {
+	f := newFixture(t)
+	f.createKey(t, "k", keystore.Ed25519)
+	tk := f.trust(t, "acme", "k")
+	f.trust(t, "child", "k")
+	racing := New(grantBeforeRemove{Store: f.st, grant: func() error { return f.svc.GrantTrust(f.ctx, "acme", "child") }},
+		f.keys, Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	via, err := racing.RemoveTrust(f.ctx, "acme", tk.Fingerprint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(via, []string{"child"}) {
+		t.Fatalf("RemoveTrust answered still trusted via %v, want [child]", via)
+	}
+	recs, err := f.st.ListAudit(f.ctx, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if last := recs[len(recs)-1]; last.Operation != "trust.remove" || !strings.HasSuffix(last.Detail, " still_trusted_via=child") {
+		t.Fatalf("last audit record %s %q, want trust.remove naming the grant", last.Operation, last.Detail)
+	}
+	d, doc := f.sign(t, "k", "still trusted")
+	if _, err := f.svc.Verify(f.ctx, VerifyInput{Org: "acme", Digest: d, Document: doc}); err != nil {
+		t.Fatalf("a signature by k for acme, trusted through the grant: %v", err)
 	}
 }

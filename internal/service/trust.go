@@ -222,16 +222,12 @@ func (s *Service) RemoveTrust(ctx context.Context, org, fingerprint string) (sti
 	if err := s.requireConfigured(ctx, org); err != nil {
 		return nil, err
 	}
-	via, err := s.grantsCarrying(ctx, org, fingerprint)
-	if err != nil {
-		return nil, err
-	}
 	ev := s.event(ctx, "trust.remove")
 	ev.Org, ev.Detail = org, "fingerprint="+fingerprint
-	if len(via) > 0 {
-		ev.Detail += " still_trusted_via=" + strings.Join(via, ",")
-	}
-	if err := s.store.RemoveTrust(ctx, org, fingerprint, s.now(), ev); err != nil {
+	// The store finds the grants that still carry the key in the commit
+	// (a grant committing meanwhile is named) and audits them.
+	via, err := s.store.RemoveTrust(ctx, org, fingerprint, s.now(), ev)
+	if err != nil {
 		if errors.Is(err, errdefs.ErrNotFound) {
 			if len(via) > 0 {
 				return nil, kindOf(err, fmt.Errorf("org %q does not trust key %s directly; it accepts it through its %s (signctl trust revoke-grant ends a grant): %w",
@@ -274,33 +270,6 @@ func (s *Service) requireConfigured(ctx context.Context, org string) error {
 func orgNotConfigured(org string) error {
 	return errdefs.WithReason(errdefs.ReasonUnknownOrg, fmt.Errorf(
 		"org %s is not configured: no trust, grant or policy was ever set for it: %w", errdefs.Quote(org), errdefs.ErrNotFound))
-}
-
-// grantsCarrying returns, sorted, the children of org's active grants that
-// actively trust fingerprint directly: through each, org accepts the key.
-func (s *Service) grantsCarrying(ctx context.Context, org, fingerprint string) ([]string, error) {
-	o, err := s.store.GetOrg(ctx, org)
-	if err != nil {
-		return nil, err
-	}
-	var via []string
-	for _, g := range o.Grants {
-		if g.RevokedAt != nil {
-			continue
-		}
-		child, err := s.store.GetOrg(ctx, g.Child)
-		if err != nil {
-			return nil, err
-		}
-		for _, tk := range child.Trusted {
-			if tk.Fingerprint == fingerprint && tk.RemovedAt == nil {
-				via = append(via, g.Child)
-				break
-			}
-		}
-	}
-	sort.Strings(via)
-	return via, nil
 }
 
 // grantsPhrase names grants for messages: "grant of org C" or "grants of

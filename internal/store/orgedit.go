@@ -2,6 +2,8 @@ package store
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/signerd/signerd/internal/errdefs"
@@ -120,6 +122,41 @@ func EditRemoveTrust(org, fingerprint string, at time.Time) (func(*Org) error, e
 		}
 		return fmt.Errorf("org %q does not trust %s: %w", org, fingerprint, errdefs.ErrNotFound)
 	}, nil
+}
+
+// StillTrustedVia returns, sorted, the children of parent's active grants
+// that actively trust fingerprint directly: through each, parent accepts
+// the key whatever its own entry says (one level, as trust views resolve).
+// children holds those orgs by ID; one absent trusts nothing.
+func StillTrustedVia(parent Org, children map[string]Org, fingerprint string) []string {
+	var via []string
+	for _, g := range parent.Grants {
+		if g.RevokedAt == nil && children[g.Child].TrustsActively(fingerprint) {
+			via = append(via, g.Child)
+		}
+	}
+	slices.Sort(via)
+	return slices.Compact(via)
+}
+
+// ActiveGrants returns the children of o's active grants.
+func ActiveGrants(o Org) []string {
+	var out []string
+	for _, g := range o.Grants {
+		if g.RevokedAt == nil {
+			out = append(out, g.Child)
+		}
+	}
+	return out
+}
+
+// WithStillTrustedVia is a trust removal's audit detail given the grants
+// that still carry the key: detail, and " still_trusted_via=C,D" if any.
+func WithStillTrustedVia(detail string, via []string) string {
+	if len(via) == 0 {
+		return detail
+	}
+	return strings.TrimPrefix(detail+" still_trusted_via="+strings.Join(via, ","), " ")
 }
 
 // EditGrantTrust records grant(parent, child) at at, re-activating a

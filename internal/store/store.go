@@ -268,8 +268,11 @@ type Store interface {
 	// returns an error that is ErrNotCarried.
 	CarryTrust(ctx context.Context, org, keyName, prev string, next TrustedKey, ev AuditEvent) error
 	// RemoveTrust marks the org's trust in the fingerprint removed.
-	// ErrNotFound if the org does not actively trust it.
-	RemoveTrust(ctx context.Context, org, fingerprint string, at time.Time, ev AuditEvent) error
+	// ErrNotFound if the org does not actively trust it. Either way it
+	// returns the children of the org's active grants through which the
+	// org still accepts the key (StillTrustedVia), as the commit found
+	// them, and adds them to the audit detail (WithStillTrustedVia).
+	RemoveTrust(ctx context.Context, org, fingerprint string, at time.Time, ev AuditEvent) (stillVia []string, err error)
 	// GrantTrust records grant(parent, child). ErrAlreadyExists if active;
 	// ErrInvalidArgument if parent == child.
 	GrantTrust(ctx context.Context, parent, child string, at time.Time, ev AuditEvent) error

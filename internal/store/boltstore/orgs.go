@@ -98,12 +98,27 @@ func (s *Store) CarryTrust(ctx context.Context, org, keyName, prev string, next 
 // RemoveTrust marks the org's trust in fingerprint removed at at; the entry
 // stays so verification can tell a removed key from an unknown one.
 // ErrNotFound if the org does not actively trust the fingerprint.
-func (s *Store) RemoveTrust(ctx context.Context, org, fingerprint string, at time.Time, ev store.AuditEvent) error {
+//
+// The grants that still carry the key are read in the same transaction,
+// returned, and named in the audit detail (store.StillTrustedVia).
+func (s *Store) RemoveTrust(ctx context.Context, org, fingerprint string, at time.Time, ev store.AuditEvent) ([]string, error) {
 	edit, err := store.EditRemoveTrust(org, fingerprint, at)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	return s.changeOrg(ctx, org, ev, edit)
+	var via []string
+	err = s.changeOrgEvent(ctx, org, ev, func(tx *bolt.Tx, o *store.Org, ev *store.AuditEvent) error {
+		children := map[string]store.Org{}
+		for _, c := range store.ActiveGrants(*o) {
+			if children[c], err = loadOrg(tx, c); err != nil {
+				return err
+			}
+		}
+		via = store.StillTrustedVia(*o, children, fingerprint)
+		ev.Detail = store.WithStillTrustedVia(ev.Detail, via)
+		return edit(o)
+	})
+	return via, err
 }
 
 // GrantTrust records grant(parent, child) at at, re-activating a revoked
@@ -146,16 +161,23 @@ func (s *Store) changeOrg(ctx context.Context, id string, ev store.AuditEvent, c
 
 // changeOrgTx is changeOrg for a change that also reads the transaction.
 func (s *Store) changeOrgTx(ctx context.Context, id string, ev store.AuditEvent, change func(*bolt.Tx, *store.Org) error) error {
+	return s.changeOrgEvent(ctx, id, ev, func(tx *bolt.Tx, o *store.Org, _ *store.AuditEvent) error { return change(tx, o) })
+}
+
+// changeOrgEvent is changeOrgTx for a change that also completes the
+// audit event from what the transaction holds (a copy per attempt).
+func (s *Store) changeOrgEvent(ctx context.Context, id string, ev store.AuditEvent, change func(*bolt.Tx, *store.Org, *store.AuditEvent) error) error {
 	ev, err := store.PrepareEvent(ev)
 	if err != nil {
 		return err
 	}
 	return s.update(ctx, func(tx *bolt.Tx) error {
+		ev := ev
 		o, err := loadOrg(tx, id)
 		if err != nil {
 			return err
 		}
-		if err := change(tx, &o); err != nil {
+		if err := change(tx, &o, &ev); err != nil {
 			return err
 		}
 		o.UpdatedAt = ev.Time

@@ -83,12 +83,39 @@ func (s *Store) CarryTrust(ctx context.Context, org, keyName, prev string, next 
 // RemoveTrust marks the org's trust in fingerprint removed at at; the entry
 // stays so verification can tell a removed key from an unknown one.
 // ErrNotFound if the org does not actively trust the fingerprint.
-func (s *Store) RemoveTrust(ctx context.Context, org, fingerprint string, at time.Time, ev store.AuditEvent) error {
+//
+// The grants that still carry the key are read with the org, the
+// transaction requires those child orgs unchanged, and they are returned
+// and named in the audit detail (store.StillTrustedVia).
+func (s *Store) RemoveTrust(ctx context.Context, org, fingerprint string, at time.Time, ev store.AuditEvent) ([]string, error) {
 	edit, err := store.EditRemoveTrust(org, fingerprint, at)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	return s.changeOrg(ctx, org, ev, edit)
+	var via []string
+	reads := func(o store.Org) []string {
+		var keys []string
+		for _, c := range store.ActiveGrants(o) {
+			keys = append(keys, s.l.org(c))
+		}
+		return keys
+	}
+	err = s.changeOrgWith(ctx, org, ev, reads, func(o *store.Org, got map[string]*mvccpb.KeyValue, ev *store.AuditEvent) error {
+		children := map[string]store.Org{}
+		for _, c := range store.ActiveGrants(*o) {
+			if kv := got[s.l.org(c)]; kv != nil {
+				child, err := decode[store.Org](kv)
+				if err != nil {
+					return err
+				}
+				children[c] = child
+			}
+		}
+		via = store.StillTrustedVia(*o, children, fingerprint)
+		ev.Detail = store.WithStillTrustedVia(ev.Detail, via)
+		return edit(o)
+	})
+	return via, err
 }
 
 // GrantTrust records grant(parent, child) at at, re-activating a revoked
@@ -134,21 +161,34 @@ func (s *Store) changeOrg(ctx context.Context, id string, ev store.AuditEvent, c
 // etcd key (read is its name, "" for none): the change is given its value
 // (nil if absent), and the transaction requires it unchanged.
 func (s *Store) changeOrgReading(ctx context.Context, id string, ev store.AuditEvent, read string, change func(*store.Org, *mvccpb.KeyValue) error) error {
+	var reads func(store.Org) []string
+	if read != "" {
+		reads = func(store.Org) []string { return []string{read} }
+	}
+	return s.changeOrgWith(ctx, id, ev, reads, func(o *store.Org, got map[string]*mvccpb.KeyValue, _ *store.AuditEvent) error {
+		return change(o, got[read])
+	})
+}
+
+// changeOrgWith is the general read-modify-write of one org: reads (nil
+// for none) names the other etcd keys the change depends on, given the org
+// as read; the change gets their values (absent ones missing), may
+// complete the audit event (rebuilt from ev for each attempt), and the
+// transaction requires the org and each of them unchanged.
+func (s *Store) changeOrgWith(ctx context.Context, id string, ev store.AuditEvent, reads func(store.Org) []string,
+	change func(*store.Org, map[string]*mvccpb.KeyValue, *store.AuditEvent) error) error {
 	ev, err := store.PrepareEvent(ev)
 	if err != nil {
 		return err
 	}
 	key := s.l.org(id)
-	return s.submit(&write{ctx: ctx, ev: ev, prepare: func(ctx context.Context) ([]clientv3.Cmp, []clientv3.Op, error) {
+	w := &write{ctx: ctx, ev: ev}
+	// prepare runs on the committer, which builds the audit record from
+	// w.ev after it.
+	w.prepare = func(ctx context.Context) ([]clientv3.Cmp, []clientv3.Op, error) {
 		kv, err := s.get(ctx, key)
 		if err != nil {
 			return nil, nil, err
-		}
-		var other *mvccpb.KeyValue
-		if read != "" {
-			if other, err = s.get(ctx, read); err != nil {
-				return nil, nil, err
-			}
 		}
 		o := store.Org{ID: id}
 		if kv != nil {
@@ -156,7 +196,20 @@ func (s *Store) changeOrgReading(ctx context.Context, id string, ev store.AuditE
 				return nil, nil, err
 			}
 		}
-		if err := change(&o, other); err != nil {
+		cmps := []clientv3.Cmp{unchanged(key, kv)}
+		got := map[string]*mvccpb.KeyValue{}
+		if reads != nil {
+			for _, r := range reads(o) {
+				other, err := s.get(ctx, r)
+				if err != nil {
+					return nil, nil, err
+				}
+				got[r] = other
+				cmps = append(cmps, unchanged(r, other))
+			}
+		}
+		w.ev = ev
+		if err := change(&o, got, &w.ev); err != nil {
 			return nil, nil, err
 		}
 		o.UpdatedAt = ev.Time
@@ -164,10 +217,7 @@ func (s *Store) changeOrgReading(ctx context.Context, id string, ev store.AuditE
 		if err != nil {
 			return nil, nil, err
 		}
-		cmps := []clientv3.Cmp{unchanged(key, kv)}
-		if read != "" {
-			cmps = append(cmps, unchanged(read, other))
-		}
 		return cmps, []clientv3.Op{clientv3.OpPut(key, raw)}, nil
-	}})
+	}
+	return s.submit(w)
 }

@@ -115,7 +115,7 @@ func testAuditRecordsEveryChange(t *testing.T, s store.Store) {
 	})
 	step("trust.add", func(e store.AuditEvent) error { return s.TrustKey(ctx, "acme", trusted("k", 1), e) })
 	step("trust.remove", func(e store.AuditEvent) error {
-		return s.RemoveTrust(ctx, "acme", trusted("k", 1).Fingerprint, at(2), e)
+		return errOf(s.RemoveTrust(ctx, "acme", trusted("k", 1).Fingerprint, at(2), e))
 	})
 	step("trust.grant", func(e store.AuditEvent) error { return s.GrantTrust(ctx, "acme", "sub", at(3), e) })
 	step("trust.revoke_grant", func(e store.AuditEvent) error { return s.RevokeGrant(ctx, "acme", "sub", at(4), e) })

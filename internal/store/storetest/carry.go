@@ -26,10 +26,10 @@ func testCarryTrust(t *testing.T, s store.Store) {
 	v1, v2, v3 := versionTrust("k", 1, 1), versionTrust("k", 2, 2), versionTrust("k", 3, 3)
 	must(t, "TrustKey acme v1", s.TrustKey(ctx, "acme", v1, evAt("trust.add", 1)))
 	must(t, "TrustKey removed v1", s.TrustKey(ctx, "removed", v1, evAt("trust.add", 1)))
-	must(t, "RemoveTrust removed v1", s.RemoveTrust(ctx, "removed", v1.Fingerprint, at(2), evAt("trust.remove", 2)))
+	must(t, "RemoveTrust removed v1", errOf(s.RemoveTrust(ctx, "removed", v1.Fingerprint, at(2), evAt("trust.remove", 2))))
 	must(t, "TrustKey vetoed v1", s.TrustKey(ctx, "vetoed", v1, evAt("trust.add", 1)))
 	must(t, "TrustKey vetoed v2", s.TrustKey(ctx, "vetoed", v2, evAt("trust.add", 1)))
-	must(t, "RemoveTrust vetoed v2", s.RemoveTrust(ctx, "vetoed", v2.Fingerprint, at(2), evAt("trust.remove", 2)))
+	must(t, "RemoveTrust vetoed v2", errOf(s.RemoveTrust(ctx, "vetoed", v2.Fingerprint, at(2), evAt("trust.remove", 2))))
 	must(t, "TrustKey revoked", s.TrustKey(ctx, "old", versionTrust("gone", 1, 1), evAt("trust.add", 1)))
 
 	for _, tt := range []struct {
@@ -110,4 +110,37 @@ func testTrustKeyVersion(t *testing.T, s store.Store) {
 	unchanged(t, s, "TrustKeyVersion again", errdefs.ErrAlreadyExists, func() error {
 		return s.TrustKeyVersion(ctx, "acme", "k", v1, ev("trust.add"))
 	})
+}
+
+// testRemoveTrustStillVia: RemoveTrust returns, and audits, the children
+// of the org's active grants that still carry the key, as its commit finds
+// them; a refused removal returns them too (for its message) and writes
+// nothing.
+func testRemoveTrustStillVia(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	a := trusted("a", 1)
+	must(t, "TrustKey parent", s.TrustKey(ctx, "parent", a, evAt("trust.add", 1)))
+	for _, c := range []string{"d", "c", "e", "revoked"} {
+		must(t, "TrustKey "+c, s.TrustKey(ctx, c, a, evAt("trust.add", 1)))
+		must(t, "GrantTrust "+c, s.GrantTrust(ctx, "parent", c, at(2), evAt("trust.grant", 2)))
+	}
+	must(t, "RemoveTrust e", errOf(s.RemoveTrust(ctx, "e", a.Fingerprint, at(3), evAt("trust.remove", 3))))
+	must(t, "RevokeGrant revoked", s.RevokeGrant(ctx, "parent", "revoked", at(3), evAt("trust.revoke_grant", 3)))
+	must(t, "GrantTrust nobody", s.GrantTrust(ctx, "parent", "nobody", at(3), evAt("trust.grant", 3)))
+
+	n := len(audit(t, s))
+	e := evAt("trust.remove", 4)
+	e.Detail = "fingerprint=" + a.Fingerprint
+	via, err := s.RemoveTrust(ctx, "parent", a.Fingerprint, at(4), e)
+	must(t, "RemoveTrust parent", err)
+	equal(t, "still trusted via", via, []string{"c", "d"})
+	e.Detail += " still_trusted_via=c,d"
+	expectAudit(t, s, n, e)
+
+	var err2 error
+	unchanged(t, s, "RemoveTrust again", errdefs.ErrNotFound, func() error {
+		via, err2 = s.RemoveTrust(ctx, "parent", a.Fingerprint, at(5), ev("trust.remove"))
+		return err2
+	})
+	equal(t, "still trusted via, refused", via, []string{"c", "d"})
 }

@@ -52,7 +52,7 @@ func testOrgConfigured(t *testing.T, s store.Store) {
 	ctx := context.Background()
 	a := trusted("a", 1)
 	must(t, "TrustKey", s.TrustKey(ctx, "by-trust", a, evAt("trust.add", 1)))
-	must(t, "RemoveTrust", s.RemoveTrust(ctx, "by-trust", a.Fingerprint, at(2), evAt("trust.remove", 2)))
+	must(t, "RemoveTrust", errOf(s.RemoveTrust(ctx, "by-trust", a.Fingerprint, at(2), evAt("trust.remove", 2))))
 	must(t, "GrantTrust", s.GrantTrust(ctx, "by-grant", "grant-child", at(3), evAt("trust.grant", 3)))
 	must(t, "SetRequireSignatures", s.SetRequireSignatures(ctx, "by-policy", false, evAt("policy.set", 4)))
 	if err := s.RevokeGrant(ctx, "refused", "x", at(5), evAt("trust.revoke_grant", 5)); err == nil {
@@ -98,7 +98,7 @@ func testTrust(t *testing.T, s store.Store) {
 
 	removed := at(5)
 	n := len(audit(t, s))
-	must(t, "RemoveTrust a", s.RemoveTrust(ctx, "acme", a.Fingerprint, removed, evAt("trust.remove", 5)))
+	must(t, "RemoveTrust a", errOf(s.RemoveTrust(ctx, "acme", a.Fingerprint, removed, evAt("trust.remove", 5))))
 	expectAudit(t, s, n, evAt("trust.remove", 5))
 	aRemoved := a
 	aRemoved.RemovedAt = &removed
@@ -119,7 +119,7 @@ func testTrust(t *testing.T, s store.Store) {
 	} {
 		t.Run("RemoveTrust "+tt.name, func(t *testing.T) {
 			unchanged(t, s, "RemoveTrust", tt.wantErr, func() error {
-				return s.RemoveTrust(ctx, tt.org, tt.fp, tt.when, ev("trust.remove"))
+				return errOf(s.RemoveTrust(ctx, tt.org, tt.fp, tt.when, ev("trust.remove")))
 			})
 		})
 	}

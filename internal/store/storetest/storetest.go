@@ -37,6 +37,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"TrustKeyRemoveTrust", testTrust},
 		{"CarryTrust", testCarryTrust},
 		{"TrustKeyVersion", testTrustKeyVersion},
+		{"RemoveTrustStillVia", testRemoveTrustStillVia},
 		{"GrantTrustRevokeGrant", testGrants},
 		{"SetRequireSignatures", testRequireSignatures},
 		{"ListOrgs", testListOrgs},
@@ -178,3 +179,6 @@ func unchanged(t *testing.T, s store.Store, what string, want error, op func() e
 	checkErr(t, what, op(), want)
 	equal(t, what+": state after a refused change", take(t, s), before)
 }
+
+// errOf is the error of a call that also returns a value.
+func errOf[T any](_ T, err error) error { return err }
