@@ -150,13 +150,35 @@ func ActiveGrants(o Org) []string {
 	return out
 }
 
+// MaxViaDetail bounds a trust removal's audit detail with the grants
+// named in it (as the service bounds every free-text audit field): an org
+// may have any number of grants.
+const MaxViaDetail = 1024
+
 // WithStillTrustedVia is a trust removal's audit detail given the grants
-// that still carry the key: detail, and " still_trusted_via=C,D" if any.
+// that still carry the key: detail, and " still_trusted_via=C,D" if any;
+// the names that would take it past MaxViaDetail are counted instead
+// ("C,D,+3 more").
 func WithStillTrustedVia(detail string, via []string) string {
 	if len(via) == 0 {
 		return detail
 	}
-	return strings.TrimPrefix(detail+" still_trusted_via="+strings.Join(via, ","), " ")
+	out := strings.TrimPrefix(detail+" still_trusted_via=", " ")
+	for i, c := range via {
+		next := out + c
+		if i > 0 {
+			next = out + "," + c
+		}
+		limit := MaxViaDetail
+		if after := len(via) - i - 1; after > 0 {
+			limit -= len(fmt.Sprintf(",+%d more", after))
+		}
+		if len(next) > limit && i > 0 {
+			return out + fmt.Sprintf(",+%d more", len(via)-i)
+		}
+		out = next
+	}
+	return out
 }
 
 // EditGrantTrust records grant(parent, child) at at, re-activating a

@@ -84,23 +84,30 @@ func (s *Store) CarryTrust(ctx context.Context, org, keyName, prev string, next 
 // stays so verification can tell a removed key from an unknown one.
 // ErrNotFound if the org does not actively trust the fingerprint.
 //
-// The grants that still carry the key are read with the org, the
-// transaction requires those child orgs unchanged, and they are returned
-// and named in the audit detail (store.StillTrustedVia).
+// The grants that still carry the key are read with the org, returned and
+// named in the audit detail (store.StillTrustedVia). The transaction
+// requires the org unchanged, so a grant made or ended meanwhile is seen,
+// and the child orgs too, up to maxComparedChildren of them (etcd allows
+// 128 compares in a transaction); past that, a child's own trust change
+// committing between the read and the commit is not.
 func (s *Store) RemoveTrust(ctx context.Context, org, fingerprint string, at time.Time, ev store.AuditEvent) ([]string, error) {
 	edit, err := store.EditRemoveTrust(org, fingerprint, at)
 	if err != nil {
 		return nil, err
 	}
-	var via []string
-	reads := func(o store.Org) []string {
+	// Each attempt's names by the detail it audited them in: the answer
+	// is the committed attempt's, which a lost answer makes not
+	// necessarily the last prepared.
+	vias := map[string][]string{}
+	var last []string
+	reads := func(o store.Org) ([]string, bool) {
 		var keys []string
 		for _, c := range store.ActiveGrants(o) {
 			keys = append(keys, s.l.org(c))
 		}
-		return keys
+		return keys, len(keys) <= maxComparedChildren
 	}
-	err = s.changeOrgWith(ctx, org, ev, reads, func(o *store.Org, got map[string]*mvccpb.KeyValue, ev *store.AuditEvent) error {
+	rec, err := s.changeOrgWith(ctx, org, ev, reads, func(o *store.Org, got map[string]*mvccpb.KeyValue, ev *store.AuditEvent) error {
 		children := map[string]store.Org{}
 		for _, c := range store.ActiveGrants(*o) {
 			if kv := got[s.l.org(c)]; kv != nil {
@@ -111,12 +118,20 @@ func (s *Store) RemoveTrust(ctx context.Context, org, fingerprint string, at tim
 				children[c] = child
 			}
 		}
-		via = store.StillTrustedVia(*o, children, fingerprint)
-		ev.Detail = store.WithStillTrustedVia(ev.Detail, via)
+		last = store.StillTrustedVia(*o, children, fingerprint)
+		ev.Detail = store.WithStillTrustedVia(ev.Detail, last)
+		vias[ev.Detail] = last
 		return edit(o)
 	})
-	return via, err
+	if err != nil {
+		return last, err
+	}
+	return vias[rec.Detail], nil
 }
+
+// maxComparedChildren is how many child orgs a trust removal's transaction
+// requires unchanged, well within etcd's 128 compares.
+const maxComparedChildren = 100
 
 // GrantTrust records grant(parent, child) at at, re-activating a revoked
 // grant in place. ErrInvalidArgument if parent == child; ErrAlreadyExists if
@@ -161,25 +176,27 @@ func (s *Store) changeOrg(ctx context.Context, id string, ev store.AuditEvent, c
 // etcd key (read is its name, "" for none): the change is given its value
 // (nil if absent), and the transaction requires it unchanged.
 func (s *Store) changeOrgReading(ctx context.Context, id string, ev store.AuditEvent, read string, change func(*store.Org, *mvccpb.KeyValue) error) error {
-	var reads func(store.Org) []string
+	var reads func(store.Org) ([]string, bool)
 	if read != "" {
-		reads = func(store.Org) []string { return []string{read} }
+		reads = func(store.Org) ([]string, bool) { return []string{read}, true }
 	}
-	return s.changeOrgWith(ctx, id, ev, reads, func(o *store.Org, got map[string]*mvccpb.KeyValue, _ *store.AuditEvent) error {
+	_, err := s.changeOrgWith(ctx, id, ev, reads, func(o *store.Org, got map[string]*mvccpb.KeyValue, _ *store.AuditEvent) error {
 		return change(o, got[read])
 	})
+	return err
 }
 
 // changeOrgWith is the general read-modify-write of one org: reads (nil
 // for none) names the other etcd keys the change depends on, given the org
-// as read; the change gets their values (absent ones missing), may
-// complete the audit event (rebuilt from ev for each attempt), and the
-// transaction requires the org and each of them unchanged.
-func (s *Store) changeOrgWith(ctx context.Context, id string, ev store.AuditEvent, reads func(store.Org) []string,
-	change func(*store.Org, map[string]*mvccpb.KeyValue, *store.AuditEvent) error) error {
+// as read, and whether the transaction requires them unchanged; the change
+// gets their values (absent ones missing) and may complete the audit event
+// (rebuilt from ev for each attempt). The transaction requires the org
+// unchanged. It returns the committed audit record.
+func (s *Store) changeOrgWith(ctx context.Context, id string, ev store.AuditEvent, reads func(store.Org) ([]string, bool),
+	change func(*store.Org, map[string]*mvccpb.KeyValue, *store.AuditEvent) error) (store.AuditRecord, error) {
 	ev, err := store.PrepareEvent(ev)
 	if err != nil {
-		return err
+		return store.AuditRecord{}, err
 	}
 	key := s.l.org(id)
 	w := &write{ctx: ctx, ev: ev}
@@ -199,13 +216,16 @@ func (s *Store) changeOrgWith(ctx context.Context, id string, ev store.AuditEven
 		cmps := []clientv3.Cmp{unchanged(key, kv)}
 		got := map[string]*mvccpb.KeyValue{}
 		if reads != nil {
-			for _, r := range reads(o) {
+			keys, compare := reads(o)
+			for _, r := range keys {
 				other, err := s.get(ctx, r)
 				if err != nil {
 					return nil, nil, err
 				}
 				got[r] = other
-				cmps = append(cmps, unchanged(r, other))
+				if compare {
+					cmps = append(cmps, unchanged(r, other))
+				}
 			}
 		}
 		w.ev = ev
@@ -219,5 +239,8 @@ func (s *Store) changeOrgWith(ctx context.Context, id string, ev store.AuditEven
 		}
 		return cmps, []clientv3.Op{clientv3.OpPut(key, raw)}, nil
 	}
-	return s.submit(w)
+	if err := s.submit(w); err != nil {
+		return store.AuditRecord{}, err
+	}
+	return w.rec, nil
 }

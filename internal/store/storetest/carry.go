@@ -3,6 +3,8 @@ package storetest
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/signerd/signerd/internal/errdefs"
@@ -143,4 +145,32 @@ func testRemoveTrustStillVia(t *testing.T, s store.Store) {
 		return err2
 	})
 	equal(t, "still trusted via, refused", via, []string{"c", "d"})
+}
+
+// testRemoveTrustManyGrants: an org with more grants than fit in one
+// etcd transaction's compares still has its trust removed, every grant
+// that carries the key returned, and the audit detail bounded with the
+// names past the bound counted.
+func testRemoveTrustManyGrants(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	a := trusted("a", 1)
+	const n = 130
+	must(t, "TrustKey parent", s.TrustKey(ctx, "parent", a, evAt("trust.add", 1)))
+	var want []string
+	for i := range n {
+		c := fmt.Sprintf("child-%03d.%s.example", i, strings.Repeat("x", 40))
+		want = append(want, c)
+		must(t, "TrustKey "+c, s.TrustKey(ctx, c, a, evAt("trust.add", 1)))
+		must(t, "GrantTrust "+c, s.GrantTrust(ctx, "parent", c, at(2), evAt("trust.grant", 2)))
+	}
+	e := evAt("trust.remove", 3)
+	e.Detail = "fingerprint=" + a.Fingerprint
+	via, err := s.RemoveTrust(ctx, "parent", a.Fingerprint, at(3), e)
+	must(t, "RemoveTrust with many grants", err)
+	equal(t, "still trusted via", via, want)
+	recs := audit(t, s)
+	d := recs[len(recs)-1].Detail
+	if len(d) > store.MaxViaDetail || !strings.HasPrefix(d, e.Detail+" still_trusted_via="+want[0]+",") || !strings.HasSuffix(d, " more") {
+		t.Fatalf("audit detail of %d bytes, want at most %d, naming the first grants and counting the rest: %q", len(d), store.MaxViaDetail, d)
+	}
 }

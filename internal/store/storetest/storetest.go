@@ -38,6 +38,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"CarryTrust", testCarryTrust},
 		{"TrustKeyVersion", testTrustKeyVersion},
 		{"RemoveTrustStillVia", testRemoveTrustStillVia},
+		{"RemoveTrustManyGrants", testRemoveTrustManyGrants},
 		{"GrantTrustRevokeGrant", testGrants},
 		{"SetRequireSignatures", testRequireSignatures},
 		{"ListOrgs", testListOrgs},
