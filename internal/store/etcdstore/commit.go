@@ -46,9 +46,11 @@ type write struct {
 	version uint32
 	// An exclusive write (every other change) reads what it depends on and
 	// returns the compares that keep that valid and the operations that
-	// make the change; it is committed alone, and prepared again after any
-	// failed compare, so a refusal (ErrAlreadyExists, …) is always decided
-	// on current state.
+	// make the change; it is committed alone. It must compare everything
+	// it read: its transaction is sent again as prepared while only the
+	// audit head moves, and prepared again once one of those compares
+	// fails, so a refusal (ErrAlreadyExists, …) is always decided on
+	// current state.
 	prepare func(ctx context.Context) ([]clientv3.Cmp, []clientv3.Op, error)
 
 	rec  store.AuditRecord // the committed audit record
@@ -190,6 +192,16 @@ func (s *Store) commit(ws []*write) {
 		// refusedAt is the head revision at which an exclusive write
 		// was refused while attempts were pending (-1: never).
 		refusedAt int64 = -1
+		// prepared is the exclusive write's compares and operations,
+		// kept while only the head moves: they compare everything the
+		// prepare read, so they stay right until one of those keys
+		// changes, which the transaction finds. Preparing again after
+		// every conflict made a prepare slower than another replica's
+		// appends (a trust removal reading hundreds of child orgs) lose
+		// to them until the write timed out. reused says the attempt
+		// sent them again.
+		prepared *preparedTxn
+		reused   bool
 	)
 	// Each request gets at most attemptTimeout: a proposal that reached a
 	// leader which then died is not answered until etcd's own request
@@ -286,7 +298,10 @@ func (s *Store) commit(ws []*write) {
 			}
 			cmps, refresh = s.signerCompares(signers)
 		}
-		if exclusive != nil {
+		if exclusive != nil && prepared != nil && len(pending) == 0 {
+			cmps, ops, reused = slices.Clip(prepared.cmps), slices.Clip(prepared.ops), true
+		} else if exclusive != nil {
+			reused = false
 			c, o, err := exclusive(attemptCtx())
 			if err != nil {
 				if retryable(err) {
@@ -309,7 +324,8 @@ func (s *Store) commit(ws []*write) {
 				answer(nil, err)
 				return
 			}
-			cmps, ops = c, o
+			prepared = &preparedTxn{cmps: c, ops: o}
+			cmps, ops = slices.Clip(c), slices.Clip(o)
 		}
 		recs := make([]store.AuditRecord, len(ws))
 		seq, prev := s.head.seq, s.head.hash
@@ -388,6 +404,15 @@ func (s *Store) commit(ws []*write) {
 		}
 		if s.head.rev == before.rev && !keyChanged {
 			s.cont.refused.Add(1)
+			if prepared != nil {
+				prepared = nil
+				if reused {
+					// What the exclusive write read changed since it
+					// prepared (besides the head it lost to before):
+					// prepare again at once.
+					continue
+				}
+			}
 			kv, err := s.get(attemptCtx(), s.l.record(s.head.seq+1))
 			if err != nil {
 				s.head.known = false
@@ -405,6 +430,12 @@ func (s *Store) commit(ws []*write) {
 			wait(fmt.Errorf("etcd keys guarded by the transaction kept changing: %w", errdefs.ErrUnavailable))
 		}
 	}
+}
+
+// preparedTxn is what an exclusive write's prepare returned.
+type preparedTxn struct {
+	cmps []clientv3.Cmp
+	ops  []clientv3.Op
 }
 
 // commitContext bounds a transaction: at most the write timeout, less if

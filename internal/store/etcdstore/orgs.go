@@ -217,14 +217,14 @@ func (s *Store) changeOrgWith(ctx context.Context, id string, ev store.AuditEven
 		got := map[string]*mvccpb.KeyValue{}
 		if reads != nil {
 			keys, compare := reads(o)
-			for _, r := range keys {
-				other, err := s.get(ctx, r)
-				if err != nil {
-					return nil, nil, err
-				}
-				got[r] = other
+			others, err := s.getMany(ctx, keys...)
+			if err != nil {
+				return nil, nil, err
+			}
+			for i, r := range keys {
+				got[r] = others[i]
 				if compare {
-					cmps = append(cmps, unchanged(r, other))
+					cmps = append(cmps, unchanged(r, others[i]))
 				}
 			}
 		}

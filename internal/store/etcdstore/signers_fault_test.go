@@ -31,6 +31,9 @@ type faultKV struct {
 	// dropNext, once set, is run instead of the next transaction, which
 	// is answered with an error and never applied.
 	dropNext atomic.Pointer[func()]
+	// beforeWrite, once set, is run just before the next transaction
+	// that has compares (a write, not a read) is sent.
+	beforeWrite atomic.Pointer[func()]
 }
 
 func (f *faultKV) Get(ctx context.Context, key string, opts ...clientv3.OpOption) (*clientv3.GetResponse, error) {
@@ -51,13 +54,22 @@ func (f *faultKV) Txn(ctx context.Context) clientv3.Txn {
 
 type faultTxn struct {
 	clientv3.Txn
-	f *faultKV
+	f     *faultKV
+	write bool
 }
 
-func (t *faultTxn) If(c ...clientv3.Cmp) clientv3.Txn  { t.Txn = t.Txn.If(c...); return t }
+func (t *faultTxn) If(c ...clientv3.Cmp) clientv3.Txn {
+	t.Txn, t.write = t.Txn.If(c...), len(c) > 0
+	return t
+}
 func (t *faultTxn) Then(o ...clientv3.Op) clientv3.Txn { t.Txn = t.Txn.Then(o...); return t }
 func (t *faultTxn) Else(o ...clientv3.Op) clientv3.Txn { t.Txn = t.Txn.Else(o...); return t }
 func (t *faultTxn) Commit() (*clientv3.TxnResponse, error) {
+	if t.write {
+		if f := t.f.beforeWrite.Swap(nil); f != nil {
+			(*f)()
+		}
+	}
 	if f := t.f.dropNext.Swap(nil); f != nil {
 		(*f)()
 		return nil, status.Error(codes.Unavailable, "injected: proposal lost")

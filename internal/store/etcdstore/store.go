@@ -264,25 +264,46 @@ func (s *Store) Close() error {
 // keyValue is an etcd key and value as read.
 type keyValue = mvccpb.KeyValue
 
-// getMany reads keys in one round trip, at one revision; an absent key is
-// nil.
+// getMany reads keys at one revision, in one round trip per maxTxnReads
+// of them; an absent key is nil. One read per key would make a write whose
+// prepare reads many (a trust removal reading every child org) take long
+// enough for another replica's audit append to fail it every time.
 func (s *Store) getMany(ctx context.Context, keys ...string) ([]*mvccpb.KeyValue, error) {
-	ops := make([]clientv3.Op, len(keys))
-	for i, k := range keys {
-		ops[i] = clientv3.OpGet(k)
-	}
-	resp, err := s.cli.Txn(ctx).Then(ops...).Commit()
-	if err != nil {
-		return nil, mapErr("read", err)
-	}
-	out := make([]*mvccpb.KeyValue, len(keys))
-	for i, r := range resp.Responses {
-		if kvs := r.GetResponseRange().GetKvs(); len(kvs) > 0 {
-			out[i] = kvs[0]
+	out := make([]*mvccpb.KeyValue, 0, len(keys))
+	var rev int64
+	for len(keys) > 0 {
+		chunk := keys[:min(len(keys), maxTxnReads)]
+		keys = keys[len(chunk):]
+		ops := make([]clientv3.Op, len(chunk))
+		for i, k := range chunk {
+			if rev != 0 {
+				ops[i] = clientv3.OpGet(k, clientv3.WithRev(rev))
+			} else {
+				ops[i] = clientv3.OpGet(k)
+			}
+		}
+		resp, err := s.cli.Txn(ctx).Then(ops...).Commit()
+		if err != nil {
+			return nil, mapErr("read", err)
+		}
+		if rev == 0 {
+			// The later chunks read as of the first.
+			rev = resp.Header.GetRevision()
+		}
+		for _, r := range resp.Responses {
+			var kv *mvccpb.KeyValue
+			if kvs := r.GetResponseRange().GetKvs(); len(kvs) > 0 {
+				kv = kvs[0]
+			}
+			out = append(out, kv)
 		}
 	}
 	return out, nil
 }
+
+// maxTxnReads is how many reads getMany puts in one transaction, within
+// etcd's default limit of 128 operations.
+const maxTxnReads = 100
 
 // get reads one key; nil if absent.
 func (s *Store) get(ctx context.Context, key string) (*mvccpb.KeyValue, error) {

@@ -1,0 +1,190 @@
+package etcdstore
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/signerd/signerd/internal/store"
+	"github.com/signerd/signerd/internal/testutil/etcdtest"
+)
+
+// countingKV counts the requests a store sends to etcd's key-value API.
+type countingKV struct {
+	clientv3.KV
+	n atomic.Int64
+}
+
+func (c *countingKV) Get(ctx context.Context, key string, opts ...clientv3.OpOption) (*clientv3.GetResponse, error) {
+	c.n.Add(1)
+	return c.KV.Get(ctx, key, opts...)
+}
+
+func (c *countingKV) Txn(ctx context.Context) clientv3.Txn {
+	c.n.Add(1)
+	return c.KV.Txn(ctx)
+}
+
+// grantMany has parent trust fp and grant trust to n children that each
+// trust it too, returning the children in order.
+func grantMany(t *testing.T, s *Store, parent string, tk store.TrustedKey, n int) []string {
+	t.Helper()
+	ctx := context.Background()
+	if err := s.TrustKey(ctx, parent, tk, ev("trust.add")); err != nil {
+		t.Fatal(err)
+	}
+	var children []string
+	for i := range n {
+		c := fmt.Sprintf("child-%04d.example", i)
+		children = append(children, c)
+		if err := s.TrustKey(ctx, c, tk, ev("trust.add")); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.GrantTrust(ctx, parent, c, t0, ev("trust.grant")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return children
+}
+
+func trustedKey(name string) store.TrustedKey {
+	v := testKey(name).Versions[0]
+	return store.TrustedKey{Fingerprint: v.Fingerprint, Algorithm: "ed25519", PublicKey: v.PublicKey, KeyName: name, TrustedAt: t0}
+}
+
+// TestRemoveTrustReadsChildrenTogether: a trust removal reads the org's
+// children in a round trip per hundred, not one each. Its prepare runs
+// while the audit head must stay unmoved, so a read per child made a
+// removal from an org with some thousands of grants outlast the attempt,
+// and one with hundreds fail whenever another replica kept appending; it
+// held every other write of the replica back meanwhile.
+func TestRemoveTrustReadsChildrenTogether(t *testing.T) {
+	c := etcdtest.Start(t, 1, etcdtest.Options{})
+	cli := newClient(t, c)
+	kv := &countingKV{KV: cli.KV}
+	cli.KV = kv
+	s := openOn(t, cli, newPrefix())
+	ctx := context.Background()
+
+	removal := func(parent string, grants int) int64 {
+		tk := trustedKey(parent)
+		grantMany(t, s, parent, tk, grants)
+		before := kv.n.Load()
+		via, err := s.RemoveTrust(ctx, parent, tk.Fingerprint, t0, ev("trust.remove"))
+		if err != nil {
+			t.Fatalf("RemoveTrust from %s with %d grants: %v", parent, grants, err)
+		}
+		if len(via) != grants {
+			t.Fatalf("RemoveTrust from %s: still trusted via %d grants, want %d", parent, len(via), grants)
+		}
+		return kv.n.Load() - before
+	}
+	alone := removal("alone.example", 0)
+	many := removal("many.example", 350)
+	// 350 children: four reads of up to a hundred.
+	if many > alone+4 {
+		t.Fatalf("removal with 350 grants sent %d etcd requests, without grants %d: want at most 4 more", many, alone)
+	}
+}
+
+// TestRemoveTrustWhileAnotherReplicaAppends: the removal from an org with
+// hundreds of grants commits while another replica appends without pause.
+func TestRemoveTrustWhileAnotherReplicaAppends(t *testing.T) {
+	c := etcdtest.Start(t, 1, etcdtest.Options{})
+	prefix := newPrefix()
+	a := openOn(t, newClient(t, c), prefix)
+	b := openOn(t, newClient(t, c), prefix)
+	ctx := context.Background()
+	tk := trustedKey("parent.example")
+	grantMany(t, a, "parent.example", tk, 300)
+
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var appended atomic.Int64
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if _, err := b.AppendAudit(ctx, ev("busy")); err != nil {
+				t.Errorf("AppendAudit on the other replica: %v", err)
+				return
+			}
+			appended.Add(1)
+		}
+	}()
+	// The other replica is appending before the removal starts.
+	waitFor(t, "the other replica to append", func() bool { return appended.Load() >= 3 })
+	before := a.Contention()
+	via, err := a.RemoveTrust(ctx, "parent.example", tk.Fingerprint, t0, ev("trust.remove"))
+	close(stop)
+	wg.Wait()
+	after := a.Contention()
+	t.Logf("removal: %d transactions, %d conflicts; the other replica appended %d records",
+		after.Txns-before.Txns, after.Conflicts-before.Conflicts, appended.Load())
+	if err != nil {
+		t.Fatalf("RemoveTrust while another replica appends: %v", err)
+	}
+	if len(via) != 300 {
+		t.Fatalf("still trusted via %d grants, want 300", len(via))
+	}
+}
+
+// TestExclusiveWritePreparedAgainWhenItsKeysChange: an exclusive write
+// whose transaction lost to another replica's append is sent again as
+// prepared, so long as what it read is unchanged; when the other replica
+// changed that too, the transaction is refused and the write prepared
+// again from what is there now. Here another replica grants the org trust
+// to a second child between the removal's prepare and its transaction:
+// the removal must name both children, not the one it first read.
+func TestExclusiveWritePreparedAgainWhenItsKeysChange(t *testing.T) {
+	c := etcdtest.Start(t, 1, etcdtest.Options{})
+	prefix := newPrefix()
+	a, fkv := openFaulty(t, c, prefix)
+	b := openOn(t, newClient(t, c), prefix)
+	ctx := context.Background()
+	tk := trustedKey("parent.example")
+	first := grantMany(t, a, "parent.example", tk, 1)[0]
+	second := "second.example"
+	if err := a.TrustKey(ctx, second, tk, ev("trust.add")); err != nil {
+		t.Fatal(err)
+	}
+
+	var grantErr error
+	grant := func() { grantErr = b.GrantTrust(ctx, "parent.example", second, t0, ev("trust.grant")) }
+	fkv.beforeWrite.Store(&grant)
+	before := a.Contention()
+	via, err := a.RemoveTrust(ctx, "parent.example", tk.Fingerprint, t0, ev("trust.remove"))
+	if err != nil || grantErr != nil {
+		t.Fatalf("RemoveTrust: %v; the other replica's grant: %v", err, grantErr)
+	}
+	if want := []string{first, second}; !slices.Equal(via, want) {
+		t.Fatalf("still trusted via %q, want %q (prepared from what the org holds at the commit)", via, want)
+	}
+	if got := a.Contention(); got.Conflicts-before.Conflicts != 1 || got.Refused-before.Refused != 1 || got.Commits-before.Commits != 1 {
+		t.Fatalf("counters went from %+v to %+v: want one conflict (the head), one refusal (the org, as prepared) and a commit", before, got)
+	}
+	o, err := a.GetOrg(ctx, "parent.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.TrustsActively(tk.Fingerprint) || len(store.ActiveGrants(o)) != 2 {
+		t.Fatalf("parent after the removal and the grant: %+v", o)
+	}
+	recs, err := a.ListAudit(ctx, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := recs[len(recs)-1].Detail; d != "still_trusted_via="+first+","+second {
+		t.Fatalf("removal audited with detail %q", d)
+	}
+}
