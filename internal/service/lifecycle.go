@@ -53,11 +53,12 @@ func (s *Service) RotateKey(ctx context.Context, name string) (RotateOutput, err
 		return RotateOutput{}, err
 	}
 	// The version is committed: its trust is carried whatever the caller
-	// does now (carryContext).
-	ctx, cancel := carryContext(ctx)
-	defer cancel()
+	// does now, for as long as it makes progress (carrier).
+	c := s.newCarrier(ctx)
 	out := RotateOutput{}
-	orgs, err := s.store.ListOrgs(ctx)
+	lctx, cancel := c.op()
+	orgs, err := s.store.ListOrgs(lctx)
+	cancel()
 	if err != nil {
 		return out, fmt.Errorf("rotated to version %d, but the orgs to carry its trust to could not be read (signctl trust add --org ORG --key %s puts an org on it): %w", next, name, err)
 	}
@@ -66,27 +67,74 @@ func (s *Service) RotateKey(ctx context.Context, name string) (RotateOutput, err
 		if !o.TrustsActively(prev.Fingerprint) {
 			continue
 		}
-		n, err := s.carryTrust(ctx, o.ID, name, prev.Version)
+		if err := c.stalled(); err != nil {
+			failed = append(failed, fmt.Errorf("org %q: %w", o.ID, err))
+			continue
+		}
+		octx, cancel := c.op()
+		n, err := s.carryTrust(octx, o.ID, name, prev.Version)
 		if err != nil {
+			cancel()
 			// The other orgs are carried all the same.
 			failed = append(failed, fmt.Errorf("org %q: %w", o.ID, err))
 			continue
 		}
+		c.progressed()
 		if n == 0 {
 			// Not carried: said above why; the org is listed
 			// if it trusts the new version all the same.
-			if now, err := s.store.GetOrg(ctx, o.ID); err != nil || !now.TrustsActively(v.Fingerprint) {
+			now, err := s.store.GetOrg(octx, o.ID)
+			if err != nil || !now.TrustsActively(v.Fingerprint) {
+				cancel()
 				continue
 			}
 		}
+		cancel()
 		out.TrustPropagated = append(out.TrustPropagated, o.ID)
 	}
 	if len(failed) > 0 {
 		return out, fmt.Errorf("rotated to version %d, but its trust was not carried over for %d of the orgs trusting version %d (signctl trust add --org ORG --key %s puts an org on it): %w",
 			next, len(failed), prev.Version, name, errors.Join(failed...))
 	}
-	out.Key, err = s.store.GetKey(ctx, name)
+	kctx, cancel := c.op()
+	defer cancel()
+	out.Key, err = s.store.GetKey(kctx, name)
 	return out, err
+}
+
+// carrier bounds a rotation's carrying of trust to every org that trusted
+// the version it replaces. One deadline for them all would leave the orgs
+// past it, however patient the caller, on the old version of a key
+// trusted by a few thousand; none would let a store that has stopped
+// answering hold the rotation for as many write timeouts as there are
+// orgs. So the carrying goes on while it makes progress: each org's carry
+// has carryTimeout, and once carryTimeout passes (on the service's clock)
+// without one succeeding, the orgs left are reported not carried without
+// being tried.
+type carrier struct {
+	ctx  context.Context
+	now  func() time.Time
+	last time.Time // of the last progress, or the start
+}
+
+func (s *Service) newCarrier(ctx context.Context) *carrier {
+	return &carrier{ctx: ctx, now: s.now, last: s.now()}
+}
+
+// op is the context for one step of the carrying (carryContext).
+func (c *carrier) op() (context.Context, context.CancelFunc) {
+	return carryContext(c.ctx)
+}
+
+// progressed records that an org's carry succeeded.
+func (c *carrier) progressed() { c.last = c.now() }
+
+// stalled is an error once carryTimeout has passed without progress.
+func (c *carrier) stalled() error {
+	if d := c.now().Sub(c.last); d >= carryTimeout {
+		return fmt.Errorf("not tried: no org's trust was carried for %s: %w", d.Round(time.Second), errdefs.ErrUnavailable)
+	}
+	return nil
 }
 
 // carryTimeout bounds carrying trust after the change it follows has

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"slices"
@@ -430,5 +431,84 @@ func TestRemoveTrustRacingGrant(t *testing.T) {
 	d, doc := f.sign(t, "k", "still trusted")
 	if _, err := f.svc.Verify(f.ctx, VerifyInput{Org: "acme", Digest: d, Document: doc}); err != nil {
 		t.Fatalf("a signature by k for acme, trusted through the grant: %v", err)
+	}
+}
+
+// clockedCarry is a store whose every CarryTrust takes step on the
+// service's clock, failing with fail if set.
+type clockedCarry struct {
+	store.Store
+	clock *fakeClock
+	step  time.Duration
+	fail  error
+	calls *int
+}
+
+func (s clockedCarry) CarryTrust(ctx context.Context, org, keyName, prev string, next store.TrustedKey, ev store.AuditEvent) error {
+	*s.calls++
+	s.clock.advance(s.step)
+	if s.fail != nil {
+		return s.fail
+	}
+	return s.Store.CarryTrust(ctx, org, keyName, prev, next, ev)
+}
+
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeClock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+
+func (c *fakeClock) advance(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
+
+// TestRotationCarriesWhileItProgresses: a rotation carries trust to every
+// org however long that takes in all, so long as each carry succeeds
+// within carryTimeout of the one before; once carryTimeout passes without
+// one succeeding (a store that stopped answering), the orgs left are
+// reported without being tried. Before, one 30 s deadline for all left
+// the orgs past it on the old version, and a store failing each write
+// after its timeout was tried for every org.
+func TestRotationCarriesWhileItProgresses(t *testing.T) {
+	orgs := []string{"a.example", "b.example", "c.example", "d.example", "e.example"}
+	for _, tt := range []struct {
+		name      string
+		fail      error
+		wantCalls int
+		carried   int
+	}{
+		// 5 carries of 20 s: 100 s in all, each well within 30 s.
+		{name: "slow store", wantCalls: len(orgs), carried: len(orgs)},
+		// Two failures of 20 s: 40 s without progress; three untried.
+		{name: "failing store", fail: fmt.Errorf("injected: %w", errdefs.ErrUnavailable), wantCalls: 2},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t)
+			f.createKey(t, "k", keystore.Ed25519)
+			for _, o := range orgs {
+				f.trust(t, o, "k")
+			}
+			clock := &fakeClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+			calls := 0
+			st := clockedCarry{Store: f.st, clock: clock, step: 20 * time.Second, fail: tt.fail, calls: &calls}
+			svc := New(st, f.keys, Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Now: clock.now})
+			out, err := svc.RotateKey(f.ctx, "k")
+			if calls != tt.wantCalls {
+				t.Fatalf("CarryTrust called %d times, want %d (RotateKey: %v)", calls, tt.wantCalls, err)
+			}
+			if len(out.TrustPropagated) != tt.carried {
+				t.Fatalf("trust carried to %v, want %d orgs (RotateKey: %v)", out.TrustPropagated, tt.carried, err)
+			}
+			if tt.fail == nil {
+				if err != nil {
+					t.Fatalf("RotateKey: %v", err)
+				}
+				return
+			}
+			msg := fmt.Sprint(err)
+			if !strings.Contains(msg, "for 5 of the orgs") || strings.Count(msg, "not tried") != 3 {
+				t.Fatalf("RotateKey: %v; want every org named, the last three not tried", err)
+			}
+		})
 	}
 }
