@@ -70,7 +70,8 @@ func populate(t *testing.T, st *boltstore.Store) {
 		i++
 	}
 	must(st.AddKeyVersion(ctx, "release", mversion("release", 2), mev("key.rotate", i)))
-	must(st.RevokeKeyVersions(ctx, "old", store.ReasonKeyCompromise, mt0, mev("key.revoke", i)))
+	_, err = st.RevokeKeyVersions(ctx, "old", store.ReasonKeyCompromise, mt0, mev("key.revoke", i))
+	must(err)
 	for _, org := range []string{"acme", "beta"} {
 		must(st.TrustKey(ctx, org, store.TrustedKey{Fingerprint: mversion("release", 2).Fingerprint, Algorithm: "ed25519", PublicKey: mversion("release", 2).PublicKey, KeyName: "release", TrustedAt: mt0}, mev("trust.add", i)))
 	}

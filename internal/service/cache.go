@@ -240,8 +240,9 @@ func (s invalidatingStore) AddKeyVersion(ctx context.Context, name string, v sto
 	return s.done(s.Store.AddKeyVersion(ctx, name, v, clipEvent(ev)))
 }
 
-func (s invalidatingStore) RevokeKeyVersions(ctx context.Context, name string, r store.RevocationReason, at time.Time, ev store.AuditEvent) error {
-	return s.done(s.Store.RevokeKeyVersions(ctx, name, r, at, clipEvent(ev)))
+func (s invalidatingStore) RevokeKeyVersions(ctx context.Context, name string, r store.RevocationReason, at time.Time, ev store.AuditEvent) (store.RevocationReason, error) {
+	from, err := s.Store.RevokeKeyVersions(ctx, name, r, at, clipEvent(ev))
+	return from, s.done(err)
 }
 
 func (s invalidatingStore) TrustKey(ctx context.Context, org string, k store.TrustedKey, ev store.AuditEvent) error {

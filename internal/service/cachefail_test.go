@@ -18,11 +18,11 @@ import (
 // or etcd when a committed transaction's answer is lost.
 type commitThenFail struct{ store.Store }
 
-func (s commitThenFail) RevokeKeyVersions(ctx context.Context, name string, r store.RevocationReason, at time.Time, ev store.AuditEvent) error {
-	if err := s.Store.RevokeKeyVersions(ctx, name, r, at, ev); err != nil {
-		return err
+func (s commitThenFail) RevokeKeyVersions(ctx context.Context, name string, r store.RevocationReason, at time.Time, ev store.AuditEvent) (store.RevocationReason, error) {
+	if _, err := s.Store.RevokeKeyVersions(ctx, name, r, at, ev); err != nil {
+		return "", err
 	}
-	return fmt.Errorf("reading the head after the commit: %w", errdefs.ErrUnavailable)
+	return "", fmt.Errorf("reading the head after the commit: %w", errdefs.ErrUnavailable)
 }
 
 // TestCacheDroppedAfterFailedChange: a revocation that committed but

@@ -67,7 +67,7 @@ func TestFollowStoreChanges(t *testing.T) {
 	// Another replica revokes the key: until the change is announced the
 	// cached key still reaches the HSM here, and the store refuses to
 	// record (so to release) what it signed…
-	if err := bs.RevokeKeyVersions(ctx, "release", store.ReasonKeyCompromise, time.Now(), store.AuditEvent{Operation: "key.revoke"}); err != nil {
+	if _, err := bs.RevokeKeyVersions(ctx, "release", store.ReasonKeyCompromise, time.Now(), store.AuditEvent{Operation: "key.revoke"}); err != nil {
 		t.Fatal(err)
 	}
 	before := keys.signs.Load()

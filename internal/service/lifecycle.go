@@ -237,15 +237,18 @@ func (s *Service) RevokeKey(ctx context.Context, name string, reason store.Revoc
 			return store.Key{}, revokedRefusal(name, prior, reason)
 		}
 	}
-	if err := s.store.RevokeKeyVersions(ctx, name, reason, s.now(), ev); err != nil {
+	from, err := s.store.RevokeKeyVersions(ctx, name, reason, s.now(), ev)
+	if err != nil {
 		if errors.Is(err, errdefs.ErrFailedPrecondition) {
 			// Revoked meanwhile by another caller or replica.
 			err = errdefs.WithReason(errdefs.ReasonKeyRevoked, err)
 		}
 		return store.Key{}, err
 	}
-	if prior != "" {
-		s.log.WarnContext(ctx, "key revocation escalated", "key", name, "reason", reason, "escalated_from", prior)
+	if from != "" {
+		// Decided in the commit: a revocation committing after the read
+		// above makes this an escalation too.
+		s.log.WarnContext(ctx, "key revocation escalated", "key", name, "reason", reason, "escalated_from", from)
 	} else {
 		s.log.WarnContext(ctx, "key revoked", "key", name, "reason", reason)
 	}

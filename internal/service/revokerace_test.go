@@ -1,6 +1,7 @@
 package service
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -27,7 +28,7 @@ type revokeFirst struct {
 
 func (s revokeFirst) PutSignature(ctx context.Context, rec store.SignatureRecord, ev store.AuditEvent) error {
 	revoke := store.AuditEvent{Time: time.Now().UTC(), Caller: "uid:operator", Operation: "key.revoke", Outcome: "ok", Key: s.key}
-	if err := s.Store.RevokeKeyVersions(ctx, s.key, store.ReasonKeyCompromise, time.Now(), revoke); err != nil {
+	if _, err := s.Store.RevokeKeyVersions(ctx, s.key, store.ReasonKeyCompromise, time.Now(), revoke); err != nil {
 		return err
 	}
 	return s.Store.PutSignature(ctx, rec, ev)
@@ -89,9 +90,9 @@ type signBeforeRevoke struct {
 	sign func() error
 }
 
-func (s signBeforeRevoke) RevokeKeyVersions(ctx context.Context, name string, reason store.RevocationReason, at time.Time, ev store.AuditEvent) error {
+func (s signBeforeRevoke) RevokeKeyVersions(ctx context.Context, name string, reason store.RevocationReason, at time.Time, ev store.AuditEvent) (store.RevocationReason, error) {
 	if err := s.sign(); err != nil {
-		return err
+		return "", err
 	}
 	return s.Store.RevokeKeyVersions(ctx, name, reason, at, ev)
 }
@@ -174,14 +175,16 @@ func TestSignRecordedBeforeSupersededRevocation(t *testing.T) {
 
 // TestEscalationRacingRevocation: `key revoke --reason key_compromise`
 // that read the key active, committing after another caller's superseded
-// revocation, escalates it, and its audit record says so.
+// revocation, escalates it, and its audit record and the daemon's log
+// say so (the log said "key revoked", from the caller's read).
 func TestEscalationRacingRevocation(t *testing.T) {
 	f := newFixture(t)
 	f.createKey(t, "k", keystore.Ed25519)
+	var logged bytes.Buffer
 	racing := New(signBeforeRevoke{Store: f.st, sign: func() error {
 		_, err := f.svc.RevokeKey(f.ctx, "k", store.ReasonSuperseded)
 		return err
-	}}, f.keys, Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	}}, f.keys, Options{Logger: slog.New(slog.NewTextHandler(&logged, nil))})
 	if _, err := racing.RevokeKey(f.ctx, "k", store.ReasonKeyCompromise); err != nil {
 		t.Fatal(err)
 	}
@@ -198,5 +201,8 @@ func TestEscalationRacingRevocation(t *testing.T) {
 	want := []string{"reason=superseded", "reason=key_compromise escalated_from=superseded"}
 	if !slices.Equal(got, want) {
 		t.Fatalf("key.revoke records %q, want %q", got, want)
+	}
+	if l := logged.String(); !strings.Contains(l, `msg="key revocation escalated"`) || !strings.Contains(l, "escalated_from=superseded") {
+		t.Fatalf("the daemon logged %q, want the escalation from superseded", l)
 	}
 }

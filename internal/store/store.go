@@ -236,8 +236,10 @@ type Store interface {
 	AddKeyVersion(ctx context.Context, name string, v KeyVersion, ev AuditEvent) error
 	// RevokeKeyVersions marks every active version of the key revoked with
 	// the given reason and time; on a key with no active version it only
-	// escalates the revocation to key_compromise (EditRevokeKey).
-	RevokeKeyVersions(ctx context.Context, name string, reason RevocationReason, at time.Time, ev AuditEvent) error
+	// escalates the revocation to key_compromise (EditRevokeKey), and
+	// returns the reason it escalated from ("" when it revoked active
+	// versions), as decided in its commit.
+	RevokeKeyVersions(ctx context.Context, name string, reason RevocationReason, at time.Time, ev AuditEvent) (escalatedFrom RevocationReason, err error)
 	// GetKey returns a key by name; ErrNotFound if absent.
 	GetKey(ctx context.Context, name string) (Key, error)
 	// ListKeys returns all keys ordered by name.

@@ -144,17 +144,17 @@ func decodeFingerprintRef(raw []byte) (name string, version uint32, err error) {
 // ErrNotFound for an unknown key; ErrFailedPrecondition for any other
 // change to a revoked key (revoking twice is a mistake worth telling the
 // operator, not a silent success).
-func (s *Store) RevokeKeyVersions(ctx context.Context, name string, reason store.RevocationReason, at time.Time, ev store.AuditEvent) error {
+func (s *Store) RevokeKeyVersions(ctx context.Context, name string, reason store.RevocationReason, at time.Time, ev store.AuditEvent) (store.RevocationReason, error) {
 	edit, err := store.EditRevokeKey(name, reason, at)
 	if err != nil {
-		return err
+		return "", err
 	}
 	ev, err = store.PrepareEvent(ev)
 	if err != nil {
-		return err
+		return "", err
 	}
-
-	return s.update(ctx, func(tx *bolt.Tx) error {
+	var escalatedFrom store.RevocationReason
+	err = s.update(ctx, func(tx *bolt.Tx) error {
 		keys, err := bucket(tx, bucketKeyKeys)
 		if err != nil {
 			return err
@@ -178,9 +178,14 @@ func (s *Store) RevokeKeyVersions(ctx context.Context, name string, reason store
 		tx.OnCommit(func() { s.revoked.add(k) })
 		ev := ev
 		ev.Detail = store.WithEscalation(ev.Detail, from)
+		escalatedFrom = from
 		_, err = appendAudit(tx, ev)
 		return err
 	})
+	if err != nil {
+		return "", err
+	}
+	return escalatedFrom, nil
 }
 
 // GetKey returns the named key; ErrNotFound (reason KEY_NOT_FOUND) if absent.

@@ -158,16 +158,19 @@ func (s *Store) AddKeyVersion(ctx context.Context, name string, v store.KeyVersi
 // ErrNotFound for an unknown key; ErrFailedPrecondition for any other
 // change to a revoked key (revoking twice is a mistake worth telling the
 // operator, not a silent success).
-func (s *Store) RevokeKeyVersions(ctx context.Context, name string, reason store.RevocationReason, at time.Time, ev store.AuditEvent) error {
+func (s *Store) RevokeKeyVersions(ctx context.Context, name string, reason store.RevocationReason, at time.Time, ev store.AuditEvent) (store.RevocationReason, error) {
 	edit, err := store.EditRevokeKey(name, reason, at)
 	if err != nil {
-		return err
+		return "", err
 	}
 	ev, err = store.PrepareEvent(ev)
 	if err != nil {
-		return err
+		return "", err
 	}
 	detail := ev.Detail
+	// What each attempt escalated from, by the detail it audited it in:
+	// the answer is the committed attempt's (as RemoveTrust's).
+	froms := map[string]store.RevocationReason{}
 	w := &write{ctx: ctx, ev: ev}
 	// prepare runs on the committer, which builds the audit record from
 	// w.ev after it: each attempt's record says what its edit did.
@@ -188,13 +191,17 @@ func (s *Store) RevokeKeyVersions(ctx context.Context, name string, reason store
 			return nil, nil, err
 		}
 		w.ev.Detail = store.WithEscalation(detail, from)
+		froms[w.ev.Detail] = from
 		raw, err := encode(k)
 		if err != nil {
 			return nil, nil, err
 		}
 		return []clientv3.Cmp{unchanged(s.l.key(name), kv)}, []clientv3.Op{clientv3.OpPut(s.l.key(name), raw)}, nil
 	}
-	return s.submit(w)
+	if err := s.submit(w); err != nil {
+		return "", err
+	}
+	return froms[w.rec.Detail], nil
 }
 
 // GetKey returns the named key; ErrNotFound (reason KEY_NOT_FOUND) if absent.

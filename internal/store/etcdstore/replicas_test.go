@@ -384,7 +384,8 @@ func TestWatchChanges(t *testing.T) {
 		return b.TrustKey(ctx, "acme", store.TrustedKey{Fingerprint: "fp", Algorithm: "ed25519", TrustedAt: t0}, ev("trust.add"))
 	})
 	expect("RevokeKeyVersions", func() error {
-		return b.RevokeKeyVersions(ctx, "k", store.ReasonKeyCompromise, t0, ev("key.revoke"))
+		_, err := b.RevokeKeyVersions(ctx, "k", store.ReasonKeyCompromise, t0, ev("key.revoke"))
+		return err
 	})
 	expect("SetAuditKey", func() error { return b.SetAuditKey(ctx, testKey("audit"), ev("audit.key.create")) })
 	cancel()

@@ -102,7 +102,7 @@ func TestRevokeThenLostResponse(t *testing.T) {
 	if err := s.PutSignature(ctx, sigRecord(1), ev("sign")); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.RevokeKeyVersions(ctx, "k", store.ReasonKeyCompromise, t0, ev("key.revoke")); err != nil {
+	if _, err := s.RevokeKeyVersions(ctx, "k", store.ReasonKeyCompromise, t0, ev("key.revoke")); err != nil {
 		t.Fatal(err)
 	}
 	fkv.loseNext.Store(true)
@@ -129,7 +129,7 @@ func TestRevokeOnAnotherReplicaThenLostResponse(t *testing.T) {
 	if err := b.PutSignature(ctx, sigRecord(1), ev("sign")); err != nil {
 		t.Fatal(err)
 	}
-	if err := a.RevokeKeyVersions(ctx, "k", store.ReasonKeyCompromise, t0, ev("key.revoke")); err != nil {
+	if _, err := a.RevokeKeyVersions(ctx, "k", store.ReasonKeyCompromise, t0, ev("key.revoke")); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := b.AppendAudit(ctx, ev("other")); err != nil { // b's head is current again
@@ -176,7 +176,7 @@ func TestExclusiveWriteAppliedLate(t *testing.T) {
 	}
 	key := s.l.key("k")
 	fkv.delayUntil.Store(&key)
-	if err := s.RevokeKeyVersions(ctx, "k", store.ReasonSuperseded, t0, ev("key.revoke")); err != nil {
+	if _, err := s.RevokeKeyVersions(ctx, "k", store.ReasonSuperseded, t0, ev("key.revoke")); err != nil {
 		t.Fatalf("RevokeKeyVersions applied late: %v, want success", err)
 	}
 	if fkv.delayed.Load() != nil {
@@ -191,7 +191,7 @@ func TestExclusiveWriteAppliedLate(t *testing.T) {
 	}
 	// Revoking again is refused, at once.
 	start := time.Now()
-	err = s.RevokeKeyVersions(ctx, "k", store.ReasonSuperseded, t0, ev("key.revoke"))
+	_, err = s.RevokeKeyVersions(ctx, "k", store.ReasonSuperseded, t0, ev("key.revoke"))
 	if !errors.Is(err, errdefs.ErrFailedPrecondition) {
 		t.Fatalf("revoking a revoked key: %v, want FailedPrecondition", err)
 	}
@@ -228,7 +228,7 @@ func TestExclusiveRefusalWithLostAttempt(t *testing.T) {
 	}
 	fkv.dropNext.Store(&outside)
 	start := time.Now()
-	err := s.RevokeKeyVersions(ctx, "k", store.ReasonSuperseded, t0, ev("key.revoke"))
+	_, err := s.RevokeKeyVersions(ctx, "k", store.ReasonSuperseded, t0, ev("key.revoke"))
 	took := time.Since(start)
 	// Held until the write timeout, it would be UNAVAILABLE ("outcome
 	// unknown").

@@ -28,7 +28,7 @@ func TestRevokeOnAnotherReplica(t *testing.T) {
 	if err := b.PutSignature(ctx, first, ev("sign")); err != nil {
 		t.Fatalf("PutSignature before the revocation: %v", err)
 	}
-	if err := a.RevokeKeyVersions(ctx, "k", store.ReasonKeyCompromise, t0, ev("key.revoke")); err != nil {
+	if _, err := a.RevokeKeyVersions(ctx, "k", store.ReasonKeyCompromise, t0, ev("key.revoke")); err != nil {
 		t.Fatal(err)
 	}
 	refusedBefore := b.cont.refused.Load()

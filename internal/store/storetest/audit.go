@@ -111,7 +111,7 @@ func testAuditRecordsEveryChange(t *testing.T, s store.Store) {
 		return s.TrustKeyVersion(ctx, "byname", "k", versionTrust("k", 2, 1), e)
 	})
 	step("key.revoke", func(e store.AuditEvent) error {
-		return s.RevokeKeyVersions(ctx, "k", store.ReasonSuperseded, at(1), e)
+		return errOf(s.RevokeKeyVersions(ctx, "k", store.ReasonSuperseded, at(1), e))
 	})
 	step("trust.add", func(e store.AuditEvent) error { return s.TrustKey(ctx, "acme", trusted("k", 1), e) })
 	step("trust.remove", func(e store.AuditEvent) error {

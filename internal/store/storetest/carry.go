@@ -24,7 +24,7 @@ func testCarryTrust(t *testing.T, s store.Store) {
 	ctx := context.Background()
 	must(t, "CreateKey k", s.CreateKey(ctx, newKey("k", 1, 2, 3), ev("key.create")))
 	must(t, "CreateKey gone", s.CreateKey(ctx, newKey("gone", 1, 2), ev("key.create")))
-	must(t, "RevokeKeyVersions gone", s.RevokeKeyVersions(ctx, "gone", store.ReasonSuperseded, at(1), ev("key.revoke")))
+	must(t, "RevokeKeyVersions gone", errOf(s.RevokeKeyVersions(ctx, "gone", store.ReasonSuperseded, at(1), ev("key.revoke"))))
 	v1, v2, v3 := versionTrust("k", 1, 1), versionTrust("k", 2, 2), versionTrust("k", 3, 3)
 	must(t, "TrustKey acme v1", s.TrustKey(ctx, "acme", v1, evAt("trust.add", 1)))
 	must(t, "TrustKey removed v1", s.TrustKey(ctx, "removed", v1, evAt("trust.add", 1)))
@@ -80,7 +80,7 @@ func testTrustKeyVersion(t *testing.T, s store.Store) {
 	ctx := context.Background()
 	must(t, "CreateKey k", s.CreateKey(ctx, newKey("k", 1), ev("key.create")))
 	must(t, "CreateKey gone", s.CreateKey(ctx, newKey("gone", 1), ev("key.create")))
-	must(t, "RevokeKeyVersions gone", s.RevokeKeyVersions(ctx, "gone", store.ReasonSuperseded, at(1), ev("key.revoke")))
+	must(t, "RevokeKeyVersions gone", errOf(s.RevokeKeyVersions(ctx, "gone", store.ReasonSuperseded, at(1), ev("key.revoke"))))
 	for _, tt := range []struct {
 		name    string
 		key     string

@@ -218,7 +218,7 @@ func testRevokeKeyVersions(t *testing.T, s store.Store) {
 					when = time.Time{}
 				}
 				unchanged(t, s, "RevokeKeyVersions", tt.wantErr, func() error {
-					return s.RevokeKeyVersions(ctx, tt.key, tt.reason, when, ev("key.revoke"))
+					return errOf(s.RevokeKeyVersions(ctx, tt.key, tt.reason, when, ev("key.revoke")))
 				})
 			})
 		}
@@ -231,7 +231,10 @@ func testRevokeKeyVersions(t *testing.T, s store.Store) {
 		e.Detail = "reason=" + string(reason)
 		return e
 	}
-	must(t, "RevokeKeyVersions", s.RevokeKeyVersions(ctx, "k", store.ReasonSuperseded, t1, revoke(store.ReasonSuperseded)))
+	from, err := s.RevokeKeyVersions(ctx, "k", store.ReasonSuperseded, t1, revoke(store.ReasonSuperseded))
+	if err != nil || from != "" {
+		t.Fatalf("RevokeKeyVersions: escalated from %q, %v; want a revocation of the active versions", from, err)
+	}
 	expectAudit(t, s, n, revoke(store.ReasonSuperseded))
 	k, err := s.GetKey(ctx, "k")
 	must(t, "GetKey", err)
@@ -247,13 +250,16 @@ func testRevokeKeyVersions(t *testing.T, s store.Store) {
 	// same reason again, or another one, is refused and changes nothing.
 	for _, r := range []store.RevocationReason{store.ReasonSuperseded, store.ReasonCessationOfOperation, store.ReasonPrivilegeWithdrawn} {
 		unchanged(t, s, "RevokeKeyVersions again as "+string(r), errdefs.ErrFailedPrecondition, func() error {
-			return s.RevokeKeyVersions(ctx, "k", r, at(11), ev("key.revoke"))
+			return errOf(s.RevokeKeyVersions(ctx, "k", r, at(11), ev("key.revoke")))
 		})
 	}
 	n = len(audit(t, s))
 	// The escalation is audited as one, decided in its commit: the caller
 	// may have read the key before another caller's revocation committed.
-	must(t, "escalate to key_compromise", s.RevokeKeyVersions(ctx, "k", store.ReasonKeyCompromise, at(11), revoke(store.ReasonKeyCompromise)))
+	from, err = s.RevokeKeyVersions(ctx, "k", store.ReasonKeyCompromise, at(11), revoke(store.ReasonKeyCompromise))
+	if err != nil || from != store.ReasonSuperseded {
+		t.Fatalf("escalation to key_compromise: escalated from %q, %v; want from superseded", from, err)
+	}
 	escalated := revoke(store.ReasonKeyCompromise)
 	escalated.Detail += " escalated_from=superseded"
 	expectAudit(t, s, n, escalated)
@@ -268,7 +274,7 @@ func testRevokeKeyVersions(t *testing.T, s store.Store) {
 	// Compromise is final: nothing changes it, not even itself again.
 	for _, r := range []store.RevocationReason{store.ReasonKeyCompromise, store.ReasonSuperseded} {
 		unchanged(t, s, "RevokeKeyVersions after compromise as "+string(r), errdefs.ErrFailedPrecondition, func() error {
-			return s.RevokeKeyVersions(ctx, "k", r, at(12), ev("key.revoke"))
+			return errOf(s.RevokeKeyVersions(ctx, "k", r, at(12), ev("key.revoke")))
 		})
 	}
 

@@ -34,7 +34,7 @@ func testPutSignatureRevoked(t *testing.T, s store.Store) {
 		r.KeyVersion = v
 		must(t, fmt.Sprintf("PutSignature v%d after the rotation", v), s.PutSignature(ctx, r, sigEvent(r)))
 	}
-	must(t, "RevokeKeyVersions", s.RevokeKeyVersions(ctx, "k", store.ReasonKeyCompromise, at(5), ev("key.revoke")))
+	must(t, "RevokeKeyVersions", errOf(s.RevokeKeyVersions(ctx, "k", store.ReasonKeyCompromise, at(5), ev("key.revoke"))))
 
 	for _, tt := range []struct {
 		name    string
@@ -114,7 +114,7 @@ func testSignRacingRevoke(t *testing.T, s store.Store) {
 		})
 	}
 	<-startRevoke
-	must(t, "RevokeKeyVersions", s.RevokeKeyVersions(ctx, "raced", store.ReasonKeyCompromise, at(1), ev("key.revoke")))
+	must(t, "RevokeKeyVersions", errOf(s.RevokeKeyVersions(ctx, "raced", store.ReasonKeyCompromise, at(1), ev("key.revoke"))))
 	wg.Wait()
 	close(errs)
 	for err := range errs {
