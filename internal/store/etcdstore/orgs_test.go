@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
@@ -124,13 +125,14 @@ func TestRemoveTrustWhileAnotherReplicaAppends(t *testing.T) {
 	}()
 	// The other replica is appending before the removal starts.
 	waitFor(t, "the other replica to append", func() bool { return appended.Load() >= 3 })
-	before := a.Contention()
+	before, start := a.Contention(), time.Now()
 	via, err := a.RemoveTrust(ctx, "parent.example", tk.Fingerprint, t0, ev("trust.remove"))
+	took := time.Since(start)
 	close(stop)
 	wg.Wait()
 	after := a.Contention()
-	t.Logf("removal: %d transactions, %d conflicts; the other replica appended %d records",
-		after.Txns-before.Txns, after.Conflicts-before.Conflicts, appended.Load())
+	t.Logf("removal: %d transactions, %d conflicts, %s; the other replica appended %d records",
+		after.Txns-before.Txns, after.Conflicts-before.Conflicts, took.Round(time.Millisecond), appended.Load())
 	if err != nil {
 		t.Fatalf("RemoveTrust while another replica appends: %v", err)
 	}
