@@ -52,6 +52,12 @@ type write struct {
 	// fails, so a refusal (ErrAlreadyExists, …) is always decided on
 	// current state.
 	prepare func(ctx context.Context) ([]clientv3.Cmp, []clientv3.Op, error)
+	// result is what an exclusive write's prepare decided beyond its
+	// audit record (the grants a trust removal names, the reason a
+	// revocation escalated from): prepare sets it, and once the write is
+	// answered it is the committed attempt's, which an attempt whose
+	// outcome was unknown makes not necessarily the last prepared.
+	result any
 
 	rec  store.AuditRecord // the committed audit record
 	done chan error
@@ -168,6 +174,8 @@ type attempt struct {
 	recs []store.AuditRecord
 	// guards: the mod revision each signing key was compared with.
 	guards map[string]int64
+	// result: the exclusive write's, as prepared for this attempt.
+	result any
 }
 
 // commit commits ws in one transaction (see doc.go), retrying on a moved
@@ -202,6 +210,9 @@ func (s *Store) commit(ws []*write) {
 		// sent them again.
 		prepared *preparedTxn
 		reused   bool
+		// result is the exclusive write's as prepared for the
+		// attempt being sent.
+		result any
 	)
 	// Each request gets at most attemptTimeout: a proposal that reached a
 	// leader which then died is not answered until etcd's own request
@@ -253,15 +264,18 @@ func (s *Store) commit(ws []*write) {
 			}
 		}
 		if len(pending) > 0 {
-			done, recs, err := s.resolve(attemptCtx(), &pending)
+			done, a, err := s.resolve(attemptCtx(), &pending)
 			if err != nil {
 				s.head.known = false
 				wait(err)
 				continue
 			}
 			if done {
-				s.log.Info("etcd transaction with an unknown outcome had committed", "first_seq", recs[0].Seq, "records", len(recs))
-				answer(recs, nil)
+				s.log.Info("etcd transaction with an unknown outcome had committed", "first_seq", a.recs[0].Seq, "records", len(a.recs))
+				if exclusive != nil {
+					ws[0].result = a.result
+				}
+				answer(a.recs, nil)
 				return
 			}
 		}
@@ -300,6 +314,7 @@ func (s *Store) commit(ws []*write) {
 		}
 		if exclusive != nil && prepared != nil && len(pending) == 0 {
 			cmps, ops, reused = slices.Clip(prepared.cmps), slices.Clip(prepared.ops), true
+			result = prepared.result
 		} else if exclusive != nil {
 			reused = false
 			c, o, err := exclusive(attemptCtx())
@@ -324,8 +339,8 @@ func (s *Store) commit(ws []*write) {
 				answer(nil, err)
 				return
 			}
-			prepared = &preparedTxn{cmps: c, ops: o}
-			cmps, ops = slices.Clip(c), slices.Clip(o)
+			prepared = &preparedTxn{cmps: c, ops: o, result: ws[0].result}
+			cmps, ops, result = slices.Clip(c), slices.Clip(o), prepared.result
 		}
 		recs := make([]store.AuditRecord, len(ws))
 		seq, prev := s.head.seq, s.head.hash
@@ -371,12 +386,15 @@ func (s *Store) commit(ws []*write) {
 			for _, n := range signers {
 				g[n] = s.guards[n].rev
 			}
-			pending = append(pending, attempt{recs: recs, guards: g})
+			pending = append(pending, attempt{recs: recs, guards: g, result: result})
 			s.head.known = false
 			wait(mapErr("write", err))
 			continue
 		}
 		if resp.Succeeded {
+			if exclusive != nil {
+				ws[0].result = result
+			}
 			s.turn.committed(s.head.rev, resp.Header.Revision, time.Since(sent))
 			s.head = head{known: true, seq: seq, hash: prev, rev: resp.Header.Revision, tree: tree}
 			s.commits.Add(1)
@@ -434,8 +452,9 @@ func (s *Store) commit(ws []*write) {
 
 // preparedTxn is what an exclusive write's prepare returned.
 type preparedTxn struct {
-	cmps []clientv3.Cmp
-	ops  []clientv3.Op
+	cmps   []clientv3.Cmp
+	ops    []clientv3.Op
+	result any
 }
 
 // commitContext bounds a transaction: at most the write timeout, less if
@@ -503,8 +522,8 @@ func decodeHead(raw []byte) (headValue, error) {
 // attempt committed if the record at its first seq is its own (same
 // hash); if another record is there, it did not and never will (it was
 // guarded by a head that has moved). Attempts beyond the head stay
-// pending. done reports a committed attempt and its records.
-func (s *Store) resolve(ctx context.Context, pending *[]attempt) (done bool, recs []store.AuditRecord, err error) {
+// pending. done reports a committed attempt, returned.
+func (s *Store) resolve(ctx context.Context, pending *[]attempt) (done bool, committed attempt, err error) {
 	var keep []attempt
 	for _, a := range *pending {
 		first := a.recs[0]
@@ -518,16 +537,16 @@ func (s *Store) resolve(ctx context.Context, pending *[]attempt) (done bool, rec
 		}
 		kv, err := s.get(ctx, s.l.record(first.Seq))
 		if err != nil {
-			return false, nil, err
+			return false, attempt{}, err
 		}
 		if kv != nil {
 			if r, err := decode[store.AuditRecord](kv); err == nil && bytes.Equal(r.Hash, first.Hash) {
-				return true, a.recs, nil
+				return true, a, nil
 			}
 		}
 	}
 	*pending = keep
-	return false, nil, nil
+	return false, attempt{}, nil
 }
 
 // retryable reports an error worth retrying within the write timeout: the

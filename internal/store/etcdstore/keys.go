@@ -168,9 +168,6 @@ func (s *Store) RevokeKeyVersions(ctx context.Context, name string, reason store
 		return "", err
 	}
 	detail := ev.Detail
-	// What each attempt escalated from, by the detail it audited it in:
-	// the answer is the committed attempt's (as RemoveTrust's).
-	froms := map[string]store.RevocationReason{}
 	w := &write{ctx: ctx, ev: ev}
 	// prepare runs on the committer, which builds the audit record from
 	// w.ev after it: each attempt's record says what its edit did.
@@ -191,7 +188,7 @@ func (s *Store) RevokeKeyVersions(ctx context.Context, name string, reason store
 			return nil, nil, err
 		}
 		w.ev.Detail = store.WithEscalation(detail, from)
-		froms[w.ev.Detail] = from
+		w.result = from
 		raw, err := encode(k)
 		if err != nil {
 			return nil, nil, err
@@ -201,7 +198,9 @@ func (s *Store) RevokeKeyVersions(ctx context.Context, name string, reason store
 	if err := s.submit(w); err != nil {
 		return "", err
 	}
-	return froms[w.rec.Detail], nil
+	// The committed attempt's.
+	from, _ := w.result.(store.RevocationReason)
+	return from, nil
 }
 
 // GetKey returns the named key; ErrNotFound (reason KEY_NOT_FOUND) if absent.

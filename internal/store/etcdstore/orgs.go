@@ -2,11 +2,14 @@ package etcdstore
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/signerd/signerd/internal/errdefs"
 	"github.com/signerd/signerd/internal/store"
 )
 
@@ -86,28 +89,24 @@ func (s *Store) CarryTrust(ctx context.Context, org, keyName, prev string, next 
 //
 // The grants that still carry the key are read with the org, returned and
 // named in the audit detail (store.StillTrustedVia). The transaction
-// requires the org unchanged, so a grant made or ended meanwhile is seen,
-// and the child orgs too, up to maxComparedChildren of them (etcd allows
-// 128 compares in a transaction); past that, a child's own trust change
-// committing between the read and the commit is not.
+// requires the org and its child orgs unchanged (changeOrgWith), so a
+// grant made or ended meanwhile is seen, and so is a child's own trust
+// change, however many grants the org has.
 func (s *Store) RemoveTrust(ctx context.Context, org, fingerprint string, at time.Time, ev store.AuditEvent) ([]string, error) {
 	edit, err := store.EditRemoveTrust(org, fingerprint, at)
 	if err != nil {
 		return nil, err
 	}
-	// Each attempt's names by the detail it audited them in: the answer
-	// is the committed attempt's, which a lost answer makes not
-	// necessarily the last prepared.
-	vias := map[string][]string{}
+	// The names a refusal answers with: the last prepared.
 	var last []string
-	reads := func(o store.Org) ([]string, bool) {
+	reads := func(o store.Org) []string {
 		var keys []string
 		for _, c := range store.ActiveGrants(o) {
 			keys = append(keys, s.l.org(c))
 		}
-		return keys, len(keys) <= maxComparedChildren
+		return keys
 	}
-	rec, err := s.changeOrgWith(ctx, org, ev, reads, func(o *store.Org, got map[string]*mvccpb.KeyValue, ev *store.AuditEvent) error {
+	w, err := s.changeOrgWith(ctx, org, ev, reads, func(o *store.Org, got map[string]*mvccpb.KeyValue, ev *store.AuditEvent, w *write) error {
 		children := map[string]store.Org{}
 		for _, c := range store.ActiveGrants(*o) {
 			if kv := got[s.l.org(c)]; kv != nil {
@@ -120,18 +119,20 @@ func (s *Store) RemoveTrust(ctx context.Context, org, fingerprint string, at tim
 		}
 		last = store.StillTrustedVia(*o, children, fingerprint)
 		ev.Detail = store.WithStillTrustedVia(ev.Detail, last)
-		vias[ev.Detail] = last
+		w.result = last
 		return edit(o)
 	})
 	if err != nil {
 		return last, err
 	}
-	return vias[rec.Detail], nil
+	// The committed attempt's names.
+	via, _ := w.result.([]string)
+	return via, nil
 }
 
-// maxComparedChildren is how many child orgs a trust removal's transaction
-// requires unchanged, well within etcd's 128 compares.
-const maxComparedChildren = 100
+// maxComparedKeys is how many keys changeOrgWith's transaction compares
+// one by one, well within etcd's 128 compares.
+const maxComparedKeys = 100
 
 // GrantTrust records grant(parent, child) at at, re-activating a revoked
 // grant in place. ErrInvalidArgument if parent == child; ErrAlreadyExists if
@@ -176,11 +177,11 @@ func (s *Store) changeOrg(ctx context.Context, id string, ev store.AuditEvent, c
 // etcd key (read is its name, "" for none): the change is given its value
 // (nil if absent), and the transaction requires it unchanged.
 func (s *Store) changeOrgReading(ctx context.Context, id string, ev store.AuditEvent, read string, change func(*store.Org, *mvccpb.KeyValue) error) error {
-	var reads func(store.Org) ([]string, bool)
+	var reads func(store.Org) []string
 	if read != "" {
-		reads = func(store.Org) ([]string, bool) { return []string{read}, true }
+		reads = func(store.Org) []string { return []string{read} }
 	}
-	_, err := s.changeOrgWith(ctx, id, ev, reads, func(o *store.Org, got map[string]*mvccpb.KeyValue, _ *store.AuditEvent) error {
+	_, err := s.changeOrgWith(ctx, id, ev, reads, func(o *store.Org, got map[string]*mvccpb.KeyValue, _ *store.AuditEvent, _ *write) error {
 		return change(o, got[read])
 	})
 	return err
@@ -188,15 +189,18 @@ func (s *Store) changeOrgReading(ctx context.Context, id string, ev store.AuditE
 
 // changeOrgWith is the general read-modify-write of one org: reads (nil
 // for none) names the other etcd keys the change depends on, given the org
-// as read, and whether the transaction requires them unchanged; the change
-// gets their values (absent ones missing) and may complete the audit event
-// (rebuilt from ev for each attempt). The transaction requires the org
-// unchanged. It returns the committed audit record.
-func (s *Store) changeOrgWith(ctx context.Context, id string, ev store.AuditEvent, reads func(store.Org) ([]string, bool),
-	change func(*store.Org, map[string]*mvccpb.KeyValue, *store.AuditEvent) error) (store.AuditRecord, error) {
+// as read; the change gets their values (absent ones missing) and may
+// complete the audit event (rebuilt from ev for each attempt) and set
+// w.result. The transaction requires the org and the keys read unchanged:
+// each key, up to maxComparedKeys of them (etcd allows 128 compares in a
+// transaction); past that, which only org records may be, every org
+// record (one compare over the orgs' range), so any org change since the
+// read makes the write read again. It returns the committed write.
+func (s *Store) changeOrgWith(ctx context.Context, id string, ev store.AuditEvent, reads func(store.Org) []string,
+	change func(*store.Org, map[string]*mvccpb.KeyValue, *store.AuditEvent, *write) error) (*write, error) {
 	ev, err := store.PrepareEvent(ev)
 	if err != nil {
-		return store.AuditRecord{}, err
+		return nil, err
 	}
 	key := s.l.org(id)
 	w := &write{ctx: ctx, ev: ev}
@@ -216,20 +220,29 @@ func (s *Store) changeOrgWith(ctx context.Context, id string, ev store.AuditEven
 		cmps := []clientv3.Cmp{unchanged(key, kv)}
 		got := map[string]*mvccpb.KeyValue{}
 		if reads != nil {
-			keys, compare := reads(o)
-			others, err := s.getMany(ctx, keys...)
+			keys := reads(o)
+			others, rev, err := s.getManyAt(ctx, keys...)
 			if err != nil {
 				return nil, nil, err
 			}
 			for i, r := range keys {
 				got[r] = others[i]
-				if compare {
+			}
+			if len(keys) <= maxComparedKeys {
+				for i, r := range keys {
 					cmps = append(cmps, unchanged(r, others[i]))
 				}
+			} else {
+				for _, r := range keys {
+					if !strings.HasPrefix(r, s.l.orgsDir()) {
+						return nil, nil, fmt.Errorf("%d keys read, %q not an org's: %w", len(keys), r, errdefs.ErrInternal)
+					}
+				}
+				cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(s.l.orgsDir()), "<", rev+1).WithPrefix())
 			}
 		}
 		w.ev = ev
-		if err := change(&o, got, &w.ev); err != nil {
+		if err := change(&o, got, &w.ev, w); err != nil {
 			return nil, nil, err
 		}
 		o.UpdatedAt = ev.Time
@@ -240,7 +253,7 @@ func (s *Store) changeOrgWith(ctx context.Context, id string, ev store.AuditEven
 		return cmps, []clientv3.Op{clientv3.OpPut(key, raw)}, nil
 	}
 	if err := s.submit(w); err != nil {
-		return store.AuditRecord{}, err
+		return nil, err
 	}
-	return w.rec, nil
+	return w, nil
 }

@@ -190,3 +190,82 @@ func TestExclusiveWritePreparedAgainWhenItsKeysChange(t *testing.T) {
 		t.Fatalf("removal audited with detail %q", d)
 	}
 }
+
+// TestRemoveTrustSeesChildTrustChange: a child org that comes to trust the
+// key between the removal's read and its commit (through another replica)
+// is named, with few grants (each child compared) and with more than one
+// transaction can compare (the orgs' range compared). Before, past 100
+// grants the child was not compared, and the removal answered and audited
+// that no grant carried the key.
+func TestRemoveTrustSeesChildTrustChange(t *testing.T) {
+	for _, grants := range []int{5, maxComparedKeys + 20} {
+		t.Run(fmt.Sprint(grants), func(t *testing.T) {
+			c := etcdtest.Start(t, 1, etcdtest.Options{})
+			prefix := newPrefix()
+			a, fkv := openFaulty(t, c, prefix)
+			b := openOn(t, newClient(t, c), prefix)
+			ctx := context.Background()
+			tk := trustedKey("parent.example")
+			if err := a.TrustKey(ctx, "parent.example", tk, ev("trust.add")); err != nil {
+				t.Fatal(err)
+			}
+			for i := range grants {
+				if err := a.GrantTrust(ctx, "parent.example", fmt.Sprintf("child-%04d.example", i), t0, ev("trust.grant")); err != nil {
+					t.Fatal(err)
+				}
+			}
+			last := fmt.Sprintf("child-%04d.example", grants-1)
+			var trustErr error
+			trust := func() { trustErr = b.TrustKey(ctx, last, tk, ev("trust.add")) }
+			fkv.beforeWrite.Store(&trust)
+			via, err := a.RemoveTrust(ctx, "parent.example", tk.Fingerprint, t0, ev("trust.remove"))
+			if err != nil || trustErr != nil {
+				t.Fatalf("RemoveTrust: %v; the child's trust through the other replica: %v", err, trustErr)
+			}
+			if !slices.Equal(via, []string{last}) {
+				t.Fatalf("still trusted via %q, want [%s]", via, last)
+			}
+			recs, err := a.ListAudit(ctx, 0, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := recs[len(recs)-1].Detail; d != "still_trusted_via="+last {
+				t.Fatalf("removal audited with detail %q", d)
+			}
+		})
+	}
+}
+
+// TestRemoveTrustAnswerOfTheCommittedAttempt: a removal whose first
+// attempt etcd applies late (after the writer found it not committed),
+// after which a child comes to trust the key, is prepared again, refused
+// (the trust is gone), and answered as committed from the log: with the
+// grants the committed attempt named, not those of the refused
+// preparation.
+func TestRemoveTrustAnswerOfTheCommittedAttempt(t *testing.T) {
+	c := etcdtest.Start(t, 1, etcdtest.Options{})
+	prefix := newPrefix()
+	a, fkv := openFaulty(t, c, prefix)
+	b := openOn(t, newClient(t, c), prefix)
+	ctx := context.Background()
+	tk := trustedKey("parent.example")
+	first := grantMany(t, a, "parent.example", tk, 1)[0]
+	if err := a.GrantTrust(ctx, "parent.example", "late.example", t0, ev("trust.grant")); err != nil {
+		t.Fatal(err)
+	}
+	var trustErr error
+	trust := func() { trustErr = b.TrustKey(ctx, "late.example", tk, ev("trust.add")) }
+	fkv.afterLate.Store(&trust)
+	parent := a.l.org("parent.example")
+	fkv.delayUntil.Store(&parent)
+	via, err := a.RemoveTrust(ctx, "parent.example", tk.Fingerprint, t0, ev("trust.remove"))
+	if err != nil || trustErr != nil {
+		t.Fatalf("RemoveTrust: %v; the late child's trust: %v", err, trustErr)
+	}
+	if !slices.Equal(via, []string{first}) {
+		t.Fatalf("still trusted via %q, want [%s]: the committed attempt's", via, first)
+	}
+	if got := a.Contention(); got.Unknown != 1 {
+		t.Fatalf("counters %+v: want the one attempt answered late", got)
+	}
+}

@@ -16,7 +16,8 @@ import (
 	"github.com/signerd/signerd/internal/testutil/etcdtest"
 )
 
-// faultKV loses the response of the next transaction once armed: the
+// faultKV loses the response of the next write transaction (one with
+// compares; reads are answered) once armed: the
 // transaction is applied by etcd, its answer replaced by an error (a
 // leader change or a timeout after the proposal went through).
 type faultKV struct {
@@ -31,6 +32,9 @@ type faultKV struct {
 	// dropNext, once set, is run instead of the next transaction, which
 	// is answered with an error and never applied.
 	dropNext atomic.Pointer[func()]
+	// afterLate, once set, is run just after the transaction held back
+	// by delayUntil is applied.
+	afterLate atomic.Pointer[func()]
 	// beforeWrite, once set, is run just before the next transaction
 	// that has compares (a write, not a read) is sent.
 	beforeWrite atomic.Pointer[func()]
@@ -42,6 +46,9 @@ func (f *faultKV) Get(ctx context.Context, key string, opts ...clientv3.OpOption
 			f.delayUntil.Store(nil)
 			if _, err := (*txn).Commit(); err != nil {
 				return nil, err
+			}
+			if f := f.afterLate.Swap(nil); f != nil {
+				(*f)()
 			}
 		}
 	}
@@ -65,10 +72,12 @@ func (t *faultTxn) If(c ...clientv3.Cmp) clientv3.Txn {
 func (t *faultTxn) Then(o ...clientv3.Op) clientv3.Txn { t.Txn = t.Txn.Then(o...); return t }
 func (t *faultTxn) Else(o ...clientv3.Op) clientv3.Txn { t.Txn = t.Txn.Else(o...); return t }
 func (t *faultTxn) Commit() (*clientv3.TxnResponse, error) {
-	if t.write {
-		if f := t.f.beforeWrite.Swap(nil); f != nil {
-			(*f)()
-		}
+	if !t.write {
+		// Reads (getMany's) are never faulted: the faults are a write's.
+		return t.Txn.Commit()
+	}
+	if f := t.f.beforeWrite.Swap(nil); f != nil {
+		(*f)()
 	}
 	if f := t.f.dropNext.Swap(nil); f != nil {
 		(*f)()

@@ -269,6 +269,26 @@ type keyValue = mvccpb.KeyValue
 // prepare reads many (a trust removal reading every child org) take long
 // enough for another replica's audit append to fail it every time.
 func (s *Store) getMany(ctx context.Context, keys ...string) ([]*mvccpb.KeyValue, error) {
+	kvs, _, err := s.getManyAt(ctx, keys...)
+	return kvs, err
+}
+
+// getManyAt is getMany that also returns the revision read at (0 for no
+// keys). A revision compacted between two round trips starts it over.
+func (s *Store) getManyAt(ctx context.Context, keys ...string) ([]*mvccpb.KeyValue, int64, error) {
+	for try := 0; ; try++ {
+		kvs, rev, err := s.getManyOnce(ctx, keys)
+		if errors.Is(err, rpctypes.ErrCompacted) && try < 3 {
+			continue
+		}
+		if err != nil {
+			return nil, 0, mapErr("read", err)
+		}
+		return kvs, rev, nil
+	}
+}
+
+func (s *Store) getManyOnce(ctx context.Context, keys []string) ([]*mvccpb.KeyValue, int64, error) {
 	out := make([]*mvccpb.KeyValue, 0, len(keys))
 	var rev int64
 	for len(keys) > 0 {
@@ -284,7 +304,7 @@ func (s *Store) getMany(ctx context.Context, keys ...string) ([]*mvccpb.KeyValue
 		}
 		resp, err := s.cli.Txn(ctx).Then(ops...).Commit()
 		if err != nil {
-			return nil, mapErr("read", err)
+			return nil, 0, err
 		}
 		if rev == 0 {
 			// The later chunks read as of the first.
@@ -298,7 +318,7 @@ func (s *Store) getMany(ctx context.Context, keys ...string) ([]*mvccpb.KeyValue
 			out = append(out, kv)
 		}
 	}
-	return out, nil
+	return out, rev, nil
 }
 
 // maxTxnReads is how many reads getMany puts in one transaction, within
