@@ -269,3 +269,74 @@ func TestRemoveTrustAnswerOfTheCommittedAttempt(t *testing.T) {
 		t.Fatalf("counters %+v: want the one attempt answered late", got)
 	}
 }
+
+// compactingKV compacts the store's etcd past the revision of the next
+// read transaction, once armed, just after it is answered.
+type compactingKV struct {
+	clientv3.KV
+	cli   *clientv3.Client
+	armed atomic.Bool
+}
+
+func (c *compactingKV) Txn(ctx context.Context) clientv3.Txn {
+	return &compactingTxn{Txn: c.KV.Txn(ctx), c: c, ctx: ctx}
+}
+
+type compactingTxn struct {
+	clientv3.Txn
+	c   *compactingKV
+	ctx context.Context
+}
+
+func (t *compactingTxn) If(c ...clientv3.Cmp) clientv3.Txn  { t.Txn = t.Txn.If(c...); return t }
+func (t *compactingTxn) Then(o ...clientv3.Op) clientv3.Txn { t.Txn = t.Txn.Then(o...); return t }
+func (t *compactingTxn) Else(o ...clientv3.Op) clientv3.Txn { t.Txn = t.Txn.Else(o...); return t }
+func (t *compactingTxn) Commit() (*clientv3.TxnResponse, error) {
+	resp, err := t.Txn.Commit()
+	if err == nil && t.c.armed.CompareAndSwap(true, false) {
+		put, perr := t.c.KV.Put(t.ctx, "/compaction-marker", "x")
+		if perr != nil {
+			return nil, perr
+		}
+		if _, cerr := t.c.cli.Compact(t.ctx, put.Header.Revision); cerr != nil {
+			return nil, cerr
+		}
+	}
+	return resp, err
+}
+
+// TestGetManyStartsOverWhenCompacted: a read of more keys than one round
+// trip holds, whose revision is compacted between its round trips, is
+// read again from the start rather than failing (before, the compaction
+// error reached the write as INTERNAL).
+func TestGetManyStartsOverWhenCompacted(t *testing.T) {
+	c := etcdtest.Start(t, 1, etcdtest.Options{})
+	cli := newClient(t, c)
+	kv := &compactingKV{KV: cli.KV, cli: cli}
+	cli.KV = kv
+	s := openOn(t, cli, newPrefix())
+	ctx := context.Background()
+	var keys []string
+	for i := range maxTxnReads + 10 {
+		k := s.l.org(fmt.Sprintf("org-%03d.example", i))
+		keys = append(keys, k)
+		if i%2 == 0 {
+			if _, err := kv.KV.Put(ctx, k, fmt.Sprint(i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	kv.armed.Store(true)
+	got, rev, err := s.getManyAt(ctx, keys...)
+	if err != nil {
+		t.Fatalf("getManyAt with its revision compacted: %v", err)
+	}
+	if kv.armed.Load() || rev == 0 || len(got) != len(keys) {
+		t.Fatalf("compaction armed %v, revision %d, %d values for %d keys", kv.armed.Load(), rev, len(got), len(keys))
+	}
+	for i, v := range got {
+		if (v != nil) != (i%2 == 0) || (v != nil && string(v.Value) != fmt.Sprint(i)) {
+			t.Fatalf("key %d read as %v", i, v)
+		}
+	}
+}
