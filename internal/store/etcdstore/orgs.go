@@ -3,6 +3,7 @@ package etcdstore
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -130,9 +131,34 @@ func (s *Store) RemoveTrust(ctx context.Context, org, fingerprint string, at tim
 	return via, nil
 }
 
-// maxComparedKeys is how many keys changeOrgWith's transaction compares
-// one by one, well within etcd's 128 compares.
+// maxComparedKeys is how many compares changeOrgWith's transaction makes
+// for the keys it read, well within etcd's 128 compares.
 const maxComparedKeys = 100
+
+// unchangedSince is at most max compares that every one of keys is
+// unchanged since revision rev: keys sorted and cut into max runs of
+// consecutive ones, each compared as the range from its first to its last
+// (every key in a range must pass, and an absent one does; a key created
+// since fails it). A key sorting inside a run that was changed since makes
+// the compare fail needlessly, so runs are kept as short as max allows:
+// one compare over all the orgs failed with any org change anywhere, and
+// a removal from an org with many grants never committed while an admin
+// script changed other orgs. A key deleted since is not seen (signerd
+// never deletes an org).
+func unchangedSince(keys []string, rev int64, max int) []clientv3.Cmp {
+	sorted := slices.Clone(keys)
+	slices.Sort(sorted)
+	sorted = slices.Compact(sorted)
+	if len(sorted) == 0 || max < 1 {
+		return nil
+	}
+	per := (len(sorted) + max - 1) / max
+	var cmps []clientv3.Cmp
+	for run := range slices.Chunk(sorted, per) {
+		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(run[0]), "<", rev+1).WithRange(run[len(run)-1]+"\x00"))
+	}
+	return cmps
+}
 
 // GrantTrust records grant(parent, child) at at, re-activating a revoked
 // grant in place. ErrInvalidArgument if parent == child; ErrAlreadyExists if
@@ -193,9 +219,10 @@ func (s *Store) changeOrgReading(ctx context.Context, id string, ev store.AuditE
 // complete the audit event (rebuilt from ev for each attempt) and set
 // w.result. The transaction requires the org and the keys read unchanged:
 // each key, up to maxComparedKeys of them (etcd allows 128 compares in a
-// transaction); past that, which only org records may be, every org
-// record (one compare over the orgs' range), so any org change since the
-// read makes the write read again. It returns the committed write.
+// transaction); past that, which only org records may be, the keys in
+// sorted runs (unchangedSince), so a change to one of them since the read,
+// or to an org whose name sorts among them, makes the write read again. It
+// returns the committed write.
 func (s *Store) changeOrgWith(ctx context.Context, id string, ev store.AuditEvent, reads func(store.Org) []string,
 	change func(*store.Org, map[string]*mvccpb.KeyValue, *store.AuditEvent, *write) error) (*write, error) {
 	ev, err := store.PrepareEvent(ev)
@@ -238,7 +265,7 @@ func (s *Store) changeOrgWith(ctx context.Context, id string, ev store.AuditEven
 						return nil, nil, fmt.Errorf("%d keys read, %q not an org's: %w", len(keys), r, errdefs.ErrInternal)
 					}
 				}
-				cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(s.l.orgsDir()), "<", rev+1).WithPrefix())
+				cmps = append(cmps, unchangedSince(keys, rev, maxComparedKeys)...)
 			}
 		}
 		w.ev = ev

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/signerd/signerd/internal/store"
@@ -338,5 +339,99 @@ func TestGetManyStartsOverWhenCompacted(t *testing.T) {
 		if (v != nil) != (i%2 == 0) || (v != nil && string(v.Value) != fmt.Sprint(i)) {
 			t.Fatalf("key %d read as %v", i, v)
 		}
+	}
+}
+
+func TestUnchangedSince(t *testing.T) {
+	keys := func(n int) []string {
+		var ks []string
+		for i := range n {
+			ks = append(ks, fmt.Sprintf("/o/%04d", (i*7919)%n)) // unsorted
+		}
+		return ks
+	}
+	for _, tt := range []struct {
+		keys, max, want int
+	}{
+		{0, 100, 0}, {1, 100, 1}, {100, 100, 100}, {101, 100, 51}, {250, 100, 84}, {1000, 100, 100}, {1001, 100, 91},
+	} {
+		cmps := unchangedSince(keys(tt.keys), 42, tt.max)
+		if len(cmps) != tt.want {
+			t.Errorf("%d keys, at most %d compares: %d compares, want %d", tt.keys, tt.max, len(cmps), tt.want)
+		}
+		// The runs cover every key, in order, each once.
+		covered := 0
+		prevEnd := ""
+		for _, c := range cmps {
+			pc := c.GetCompare()
+			first, end := string(pc.Key), string(pc.RangeEnd)
+			if first < prevEnd || pc.Result != etcdserverpb.Compare_LESS || pc.GetModRevision() != 43 {
+				t.Fatalf("%d keys: compare %q..%q after %q, %+v", tt.keys, first, end, prevEnd, c)
+			}
+			for _, k := range keys(tt.keys) {
+				if k >= first && k < end {
+					covered++
+				}
+			}
+			prevEnd = end
+		}
+		if covered != tt.keys {
+			t.Errorf("%d keys: %d covered by the runs", tt.keys, covered)
+		}
+	}
+}
+
+// TestRemoveTrustWhileOtherOrgsChange: a removal from an org with more
+// grants than are compared one by one commits while another replica
+// changes other orgs back to back, and their changes never fail its
+// compares. Before, one compare over every org failed at each of their
+// changes (a review saw the removal time out with 2 ms more latency).
+func TestRemoveTrustWhileOtherOrgsChange(t *testing.T) {
+	c := etcdtest.Start(t, 1, etcdtest.Options{})
+	prefix := newPrefix()
+	a := openOn(t, newClient(t, c), prefix)
+	b := openOn(t, newClient(t, c), prefix)
+	ctx := context.Background()
+	tk := trustedKey("parent.example")
+	grantMany(t, a, "parent.example", tk, 2*maxComparedKeys)
+
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var changed atomic.Int64
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			// Names that sort after every child ("zz-" > "child-").
+			if err := b.TrustKey(ctx, fmt.Sprintf("zz-other-%05d.example", i), tk, ev("trust.add")); err != nil {
+				t.Errorf("TrustKey on the other replica: %v", err)
+				return
+			}
+			changed.Add(1)
+		}
+	}()
+	waitFor(t, "the other replica to change orgs", func() bool { return changed.Load() >= 3 })
+	before := a.Contention()
+	via, err := a.RemoveTrust(ctx, "parent.example", tk.Fingerprint, t0, ev("trust.remove"))
+	close(stop)
+	wg.Wait()
+	after := a.Contention()
+	t.Logf("removal: %d transactions, %d conflicts, %d refused; the other replica changed %d orgs",
+		after.Txns-before.Txns, after.Conflicts-before.Conflicts, after.Refused-before.Refused, changed.Load())
+	if err != nil {
+		t.Fatalf("RemoveTrust while other orgs change: %v", err)
+	}
+	if len(via) != 2*maxComparedKeys {
+		t.Fatalf("still trusted via %d grants, want %d", len(via), 2*maxComparedKeys)
+	}
+	// The other orgs sort outside the children's runs: their changes
+	// never fail the removal's compares (only the head moving does).
+	if r := after.Refused - before.Refused; r != 0 {
+		t.Fatalf("the removal was refused %d times by changes to orgs it did not read", r)
 	}
 }
