@@ -45,12 +45,15 @@ func (s *Store) PinToken(ctx context.Context, t store.HSMToken, ev store.AuditEv
 		return []clientv3.Cmp{absent(key)}, []clientv3.Op{clientv3.OpPut(key, raw)}, nil
 	}})
 	switch {
-	case found:
+	case err == nil:
+		// An attempt of this call recorded it, even if a later
+		// preparation, run while that attempt's outcome was unknown,
+		// found it recorded already.
+		return t, true, nil
+	case found && errors.Is(err, errTokenRecorded):
 		return recorded, false, nil
-	case err != nil:
-		return store.HSMToken{}, false, err
 	}
-	return t, true, nil
+	return store.HSMToken{}, false, err
 }
 
 // errTokenRecorded abandons PinToken's write when a token is recorded.
