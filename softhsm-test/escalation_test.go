@@ -49,7 +49,10 @@ func TestRevocationEscalation(t *testing.T) {
 	}
 	mustSignctl(t, d, "verify", old, "--org", "acme")
 
-	mustSignctl(t, d, "key", "revoke", "release", "--reason", "key_compromise")
+	// The answer says it escalated, in text and in JSON.
+	if out := mustSignctl(t, d, "key", "revoke", "release", "--reason", "key_compromise").stdout; !strings.Contains(out, "escalated key release's revocation from superseded to key_compromise") {
+		t.Fatalf("the escalation answered %q", out)
+	}
 	if got := reasonOf(); got != "key_compromise" {
 		t.Fatalf("after escalation the reason is %q", got)
 	}
@@ -78,5 +81,17 @@ func TestRevocationEscalation(t *testing.T) {
 	}
 	if len(revokes) != 2 || revokes[0] != "reason=superseded" || revokes[1] != "reason=key_compromise escalated_from=superseded" {
 		t.Fatalf("audited revocations %q, want the revocation and its escalation", revokes)
+	}
+
+	// -o json: escalated_from only on an escalation.
+	mustSignctl(t, d, "key", "create", "other")
+	for _, tt := range []struct{ reason, from string }{
+		{"cessation_of_operation", ""},
+		{"key_compromise", "cessation_of_operation"},
+	} {
+		got, ok := mustSignctl(t, d, "key", "revoke", "other", "--reason", tt.reason, "-o", "json").json(t)["escalated_from"]
+		if tt.from == "" && ok || tt.from != "" && got != tt.from {
+			t.Fatalf("revoke other as %s: escalated_from %v (present %v), want %q", tt.reason, got, ok, tt.from)
+		}
 	}
 }

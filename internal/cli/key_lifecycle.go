@@ -86,8 +86,21 @@ and in 'signctl skill revocation'.`,
 				return c.FromStatus(err)
 			}
 			k := toKeyJSON(resp.GetKey())
+			var from string
+			if r := resp.GetEscalatedFrom(); r != signerv1.RevocationReason_REVOCATION_REASON_UNSPECIFIED {
+				from = strings.ToLower(strings.TrimPrefix(r.String(), "REVOCATION_REASON_"))
+			}
 			if g.json() {
-				return printJSON(g.stdout, k)
+				return printJSON(g.stdout, struct {
+					keyJSON
+					EscalatedFrom string `json:"escalated_from,omitempty"`
+				}{k, from})
+			}
+			if from != "" {
+				// Said even when another revocation committed first:
+				// what was recorded is an escalation.
+				printf(g.stdout, "escalated key %s's revocation from %s to %s: the signatures it made before its revocation now fail too\n", k.Name, from, reason)
+				return nil
 			}
 			printf(g.stdout, "revoked key %s (%s): it can no longer sign\n", k.Name, reason)
 			return nil

@@ -33,11 +33,15 @@ func (s *keyServer) RotateKey(ctx context.Context, req *signerv1.RotateKeyReques
 
 // RevokeKey implements signerv1.KeyServiceServer.
 func (s *keyServer) RevokeKey(ctx context.Context, req *signerv1.RevokeKeyRequest) (*signerv1.RevokeKeyResponse, error) {
-	k, err := s.svc.RevokeKey(ctx, req.GetName(), revocationFromPB(req.GetReason()))
+	out, err := s.svc.RevokeKey(ctx, req.GetName(), revocationFromPB(req.GetReason()))
 	if err != nil {
 		return nil, err
 	}
-	return &signerv1.RevokeKeyResponse{Key: keyToPB(k)}, nil
+	resp := &signerv1.RevokeKeyResponse{Key: keyToPB(out.Key)}
+	if out.EscalatedFrom != "" {
+		resp.EscalatedFrom = revocationToPB(out.EscalatedFrom)
+	}
+	return resp, nil
 }
 
 // ImportKey implements signerv1.KeyServiceServer. The request's key

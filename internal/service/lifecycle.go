@@ -221,20 +221,20 @@ func ParseRevocationReason(r string) (store.RevocationReason, error) {
 // voids every signature by the key, also those a routine revocation kept
 // valid, so it must stay possible to say so later. Every other change of a
 // revoked key's reason is refused (store.EditRevokeKey).
-func (s *Service) RevokeKey(ctx context.Context, name string, reason store.RevocationReason) (store.Key, error) {
+func (s *Service) RevokeKey(ctx context.Context, name string, reason store.RevocationReason) (RevokeOutput, error) {
 	if _, err := ParseRevocationReason(string(reason)); err != nil {
-		return store.Key{}, err
+		return RevokeOutput{}, err
 	}
 	key, err := s.GetKey(ctx, name)
 	if err != nil {
-		return store.Key{}, err
+		return RevokeOutput{}, err
 	}
 	ev := s.event(ctx, "key.revoke")
 	ev.Key, ev.Org, ev.Detail = name, key.Org, "reason="+string(reason)
 	prior := store.PriorRevocation(key)
 	if prior != "" {
 		if reason != store.ReasonKeyCompromise || prior == store.ReasonKeyCompromise {
-			return store.Key{}, revokedRefusal(name, prior, reason)
+			return RevokeOutput{}, revokedRefusal(name, prior, reason)
 		}
 	}
 	from, err := s.store.RevokeKeyVersions(ctx, name, reason, s.now(), ev)
@@ -243,7 +243,7 @@ func (s *Service) RevokeKey(ctx context.Context, name string, reason store.Revoc
 			// Revoked meanwhile by another caller or replica.
 			err = errdefs.WithReason(errdefs.ReasonKeyRevoked, err)
 		}
-		return store.Key{}, err
+		return RevokeOutput{}, err
 	}
 	if from != "" {
 		// Decided in the commit: a revocation committing after the read
@@ -252,7 +252,15 @@ func (s *Service) RevokeKey(ctx context.Context, name string, reason store.Revoc
 	} else {
 		s.log.WarnContext(ctx, "key revoked", "key", name, "reason", reason)
 	}
-	return s.store.GetKey(ctx, name)
+	k, err := s.store.GetKey(ctx, name)
+	return RevokeOutput{Key: k, EscalatedFrom: from}, err
+}
+
+// RevokeOutput is a revoked key and, when the revocation escalated an
+// earlier one to key_compromise, that one's reason.
+type RevokeOutput struct {
+	Key           store.Key
+	EscalatedFrom store.RevocationReason
 }
 
 // revokedRefusal is the error for revoking a revoked key other than by

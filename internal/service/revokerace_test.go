@@ -185,8 +185,12 @@ func TestEscalationRacingRevocation(t *testing.T) {
 		_, err := f.svc.RevokeKey(f.ctx, "k", store.ReasonSuperseded)
 		return err
 	}}, f.keys, Options{Logger: slog.New(slog.NewTextHandler(&logged, nil))})
-	if _, err := racing.RevokeKey(f.ctx, "k", store.ReasonKeyCompromise); err != nil {
+	out, err := racing.RevokeKey(f.ctx, "k", store.ReasonKeyCompromise)
+	if err != nil {
 		t.Fatal(err)
+	}
+	if out.EscalatedFrom != store.ReasonSuperseded {
+		t.Fatalf("RevokeKey answered escalated from %q, want superseded", out.EscalatedFrom)
 	}
 	recs, err := f.st.ListAudit(f.ctx, 0, 0)
 	if err != nil {

@@ -455,8 +455,12 @@ func (x *RevokeKeyRequest) GetReason() RevocationReason {
 
 // RevokeKeyResponse returns the revoked key.
 type RevokeKeyResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Key           *Key                   `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Key   *Key                   `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	// The reason the key had been revoked for when this call escalated it to
+	// key_compromise (decided when the change committed, so also when another
+	// revocation committed first); unspecified when it revoked active versions.
+	EscalatedFrom RevocationReason `protobuf:"varint,2,opt,name=escalated_from,json=escalatedFrom,proto3,enum=signer.v1.RevocationReason" json:"escalated_from,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -496,6 +500,13 @@ func (x *RevokeKeyResponse) GetKey() *Key {
 		return x.Key
 	}
 	return nil
+}
+
+func (x *RevokeKeyResponse) GetEscalatedFrom() RevocationReason {
+	if x != nil {
+		return x.EscalatedFrom
+	}
+	return RevocationReason_REVOCATION_REASON_UNSPECIFIED
 }
 
 // ImportKeyRequest carries the key material.
@@ -639,9 +650,10 @@ const file_signer_v1_key_service_proto_rawDesc = "" +
 	"\x13trust_propagated_to\x18\x02 \x03(\tR\x11trustPropagatedTo\"[\n" +
 	"\x10RevokeKeyRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x123\n" +
-	"\x06reason\x18\x02 \x01(\x0e2\x1b.signer.v1.RevocationReasonR\x06reason\"5\n" +
+	"\x06reason\x18\x02 \x01(\x0e2\x1b.signer.v1.RevocationReasonR\x06reason\"y\n" +
 	"\x11RevokeKeyResponse\x12 \n" +
-	"\x03key\x18\x01 \x01(\v2\x0e.signer.v1.KeyR\x03key\"\x8d\x01\n" +
+	"\x03key\x18\x01 \x01(\v2\x0e.signer.v1.KeyR\x03key\x12B\n" +
+	"\x0eescalated_from\x18\x02 \x01(\x0e2\x1b.signer.v1.RevocationReasonR\rescalatedFrom\"\x8d\x01\n" +
 	"\x10ImportKeyRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x122\n" +
 	"\talgorithm\x18\x02 \x01(\x0e2\x14.signer.v1.AlgorithmR\talgorithm\x12\x10\n" +
@@ -697,25 +709,26 @@ var file_signer_v1_key_service_proto_depIdxs = []int32{
 	13, // 4: signer.v1.RotateKeyResponse.key:type_name -> signer.v1.Key
 	14, // 5: signer.v1.RevokeKeyRequest.reason:type_name -> signer.v1.RevocationReason
 	13, // 6: signer.v1.RevokeKeyResponse.key:type_name -> signer.v1.Key
-	12, // 7: signer.v1.ImportKeyRequest.algorithm:type_name -> signer.v1.Algorithm
-	13, // 8: signer.v1.ImportKeyResponse.key:type_name -> signer.v1.Key
-	0,  // 9: signer.v1.KeyService.CreateKey:input_type -> signer.v1.CreateKeyRequest
-	2,  // 10: signer.v1.KeyService.ListKeys:input_type -> signer.v1.ListKeysRequest
-	4,  // 11: signer.v1.KeyService.GetKey:input_type -> signer.v1.GetKeyRequest
-	6,  // 12: signer.v1.KeyService.RotateKey:input_type -> signer.v1.RotateKeyRequest
-	8,  // 13: signer.v1.KeyService.RevokeKey:input_type -> signer.v1.RevokeKeyRequest
-	10, // 14: signer.v1.KeyService.ImportKey:input_type -> signer.v1.ImportKeyRequest
-	1,  // 15: signer.v1.KeyService.CreateKey:output_type -> signer.v1.CreateKeyResponse
-	3,  // 16: signer.v1.KeyService.ListKeys:output_type -> signer.v1.ListKeysResponse
-	5,  // 17: signer.v1.KeyService.GetKey:output_type -> signer.v1.GetKeyResponse
-	7,  // 18: signer.v1.KeyService.RotateKey:output_type -> signer.v1.RotateKeyResponse
-	9,  // 19: signer.v1.KeyService.RevokeKey:output_type -> signer.v1.RevokeKeyResponse
-	11, // 20: signer.v1.KeyService.ImportKey:output_type -> signer.v1.ImportKeyResponse
-	15, // [15:21] is the sub-list for method output_type
-	9,  // [9:15] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	14, // 7: signer.v1.RevokeKeyResponse.escalated_from:type_name -> signer.v1.RevocationReason
+	12, // 8: signer.v1.ImportKeyRequest.algorithm:type_name -> signer.v1.Algorithm
+	13, // 9: signer.v1.ImportKeyResponse.key:type_name -> signer.v1.Key
+	0,  // 10: signer.v1.KeyService.CreateKey:input_type -> signer.v1.CreateKeyRequest
+	2,  // 11: signer.v1.KeyService.ListKeys:input_type -> signer.v1.ListKeysRequest
+	4,  // 12: signer.v1.KeyService.GetKey:input_type -> signer.v1.GetKeyRequest
+	6,  // 13: signer.v1.KeyService.RotateKey:input_type -> signer.v1.RotateKeyRequest
+	8,  // 14: signer.v1.KeyService.RevokeKey:input_type -> signer.v1.RevokeKeyRequest
+	10, // 15: signer.v1.KeyService.ImportKey:input_type -> signer.v1.ImportKeyRequest
+	1,  // 16: signer.v1.KeyService.CreateKey:output_type -> signer.v1.CreateKeyResponse
+	3,  // 17: signer.v1.KeyService.ListKeys:output_type -> signer.v1.ListKeysResponse
+	5,  // 18: signer.v1.KeyService.GetKey:output_type -> signer.v1.GetKeyResponse
+	7,  // 19: signer.v1.KeyService.RotateKey:output_type -> signer.v1.RotateKeyResponse
+	9,  // 20: signer.v1.KeyService.RevokeKey:output_type -> signer.v1.RevokeKeyResponse
+	11, // 21: signer.v1.KeyService.ImportKey:output_type -> signer.v1.ImportKeyResponse
+	16, // [16:22] is the sub-list for method output_type
+	10, // [10:16] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_signer_v1_key_service_proto_init() }
