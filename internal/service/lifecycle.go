@@ -71,26 +71,15 @@ func (s *Service) RotateKey(ctx context.Context, name string) (RotateOutput, err
 			failed = append(failed, fmt.Errorf("org %q: %w", o.ID, err))
 			continue
 		}
-		octx, cancel := c.op()
-		n, err := s.carryTrust(octx, o.ID, name, prev.Version)
+		listed, err := s.carryOrg(c, o.ID, name, prev.Version, v.Fingerprint)
 		if err != nil {
-			cancel()
 			// The other orgs are carried all the same.
 			failed = append(failed, fmt.Errorf("org %q: %w", o.ID, err))
 			continue
 		}
-		c.progressed()
-		if n == 0 {
-			// Not carried: said above why; the org is listed
-			// if it trusts the new version all the same.
-			now, err := s.store.GetOrg(octx, o.ID)
-			if err != nil || !now.TrustsActively(v.Fingerprint) {
-				cancel()
-				continue
-			}
+		if listed {
+			out.TrustPropagated = append(out.TrustPropagated, o.ID)
 		}
-		cancel()
-		out.TrustPropagated = append(out.TrustPropagated, o.ID)
 	}
 	if len(failed) > 0 {
 		return out, fmt.Errorf("rotated to version %d, but its trust was not carried over for %d of the orgs trusting version %d (signctl trust add --org ORG --key %s puts an org on it): %w",
@@ -100,6 +89,26 @@ func (s *Service) RotateKey(ctx context.Context, name string) (RotateOutput, err
 	defer cancel()
 	out.Key, err = s.store.GetKey(kctx, name)
 	return out, err
+}
+
+// carryOrg carries org's trust in version from of key name on to the
+// versions since (carryTrust), each step with its own carryContext, and
+// says whether org trusts the version fp now: a carry that did nothing
+// (said there why) lists the org all the same if it does.
+func (s *Service) carryOrg(c *carrier, org, name string, from uint32, fp string) (bool, error) {
+	ctx, cancel := c.op()
+	n, err := s.carryTrust(ctx, org, name, from)
+	cancel()
+	if err == nil || n > 0 {
+		c.progressed()
+	}
+	if err != nil || n > 0 {
+		return err == nil, err
+	}
+	ctx, cancel = c.op()
+	defer cancel()
+	now, err := s.store.GetOrg(ctx, org)
+	return err == nil && now.TrustsActively(fp), nil
 }
 
 // carrier bounds a rotation's carrying of trust to every org that trusted
@@ -126,7 +135,7 @@ func (c *carrier) op() (context.Context, context.CancelFunc) {
 	return carryContext(c.ctx)
 }
 
-// progressed records that an org's carry succeeded.
+// progressed records that an org's carry succeeded, or carried some.
 func (c *carrier) progressed() { c.last = c.now() }
 
 // stalled is an error once carryTimeout has passed without progress.
