@@ -41,6 +41,14 @@ func TestStartupErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer port.Close()
+	// An etcd nobody serves: a port just given back, not etcd's usual
+	// 2379, where a developer's own etcd may be listening.
+	free, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	noEtcd := "etcd:http://" + free.Addr().String()
+	free.Close()
 	certs := filepath.Join(dir, "nosuch.pem")
 	tests := []struct {
 		name     string
@@ -59,7 +67,7 @@ func TestStartupErrors(t *testing.T) {
 		{"no PIN", []string{"--pkcs11-module", tok.ModulePath, "--token-label", tok.Label, "--db", filepath.Join(dir, "db2"), "--socket", filepath.Join(dir, "s2.sock")}, nil, "SIGNERD_PIN"},
 		{"PIN as a flag is refused", append(base(tok.ModulePath, tok.Label, pinFile), "--pin", tok.PIN), nil, "unknown flag"},
 		{"bad socket mode", append(base(tok.ModulePath, tok.Label, pinFile), "--socket-mode", "999"), nil, "octal"},
-		{"etcd store", append(base(tok.ModulePath, tok.Label, pinFile)[:6], "--socket", filepath.Join(t.TempDir(), "s.sock"), "--store", "etcd:http://127.0.0.1:2379"), nil, "etcd"},
+		{"etcd store", append(base(tok.ModulePath, tok.Label, pinFile)[:6], "--socket", filepath.Join(t.TempDir(), "s.sock"), "--store", noEtcd), nil, "etcd"},
 		{"--db and --store", append(base(tok.ModulePath, tok.Label, pinFile), "--store", "bbolt:"+filepath.Join(t.TempDir(), "other.db")), nil, "--db and --store both given"},
 		{"profiler without a metrics address", append(base(tok.ModulePath, tok.Label, pinFile), "--metrics-pprof"), nil, "--metrics-pprof needs --metrics-listen"},
 	}
