@@ -37,7 +37,7 @@ func (ks *KeyStore) generateECDSA(s p11.SessionHandle, id []byte, label string) 
 	pubT := append(publicKeyTemplate(id, label, p11.CKK_EC),
 		p11.NewAttribute(p11.CKA_EC_PARAMS, ecParamsP256))
 	privT := privateKeyTemplate(id, label, p11.CKK_EC)
-	if _, _, err := ks.ctx.GenerateKeyPair(s,
+	if _, _, err := ks.generateKeyPair(s,
 		[]*p11.Mechanism{p11.NewMechanism(p11.CKM_EC_KEY_PAIR_GEN, nil)}, pubT, privT); err != nil {
 		return nil, err
 	}

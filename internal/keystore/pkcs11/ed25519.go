@@ -30,7 +30,7 @@ func (ks *KeyStore) generateEd25519(s p11.SessionHandle, id []byte, label string
 	pubT := append(publicKeyTemplate(id, label, ckkECEdwards),
 		p11.NewAttribute(p11.CKA_EC_PARAMS, ecParamsEd25519))
 	privT := privateKeyTemplate(id, label, ckkECEdwards)
-	pubH, _, err := ks.ctx.GenerateKeyPair(s,
+	pubH, _, err := ks.generateKeyPair(s,
 		[]*p11.Mechanism{p11.NewMechanism(ckmECEdwardsKeyPairGen, nil)}, pubT, privT)
 	if err != nil {
 		return nil, err

@@ -30,24 +30,54 @@ func ChangePIN(ks *KeyStore, oldPIN, newPIN string) error {
 	return withSession(ks, func(s p11.SessionHandle) error { return ks.ctx.SetPIN(s, oldPIN, newPIN) })
 }
 
-// MoveKey gives the private key with CKA_ID from the CKA_ID to, after
-// destroying the private key that had to: the public key of to then sits
-// beside a private key that does not match it.
-func MoveKey(ks *KeyStore, from, to []byte) error {
+// ReplacePrivateKey destroys the private key with CKA_ID id and puts a
+// new one of the same algorithm under that CKA_ID, as a caller holding the
+// PIN can (our keys cannot be renamed: CKA_MODIFIABLE is false): the
+// public key of id then sits beside a private key that does not match it.
+func ReplacePrivateKey(ks *KeyStore, id []byte, ecdsa bool) error {
 	return withSession(ks, func(s p11.SessionHandle) error {
-		victim, err := findByID(ks.ctx, s, p11.CKO_PRIVATE_KEY, to)
+		victim, err := findByID(ks.ctx, s, p11.CKO_PRIVATE_KEY, id)
 		if err != nil || len(victim) != 1 {
-			return fmt.Errorf("find %x: %v (%d found)", to, err, len(victim))
+			return fmt.Errorf("find %x: %v (%d found)", id, err, len(victim))
 		}
 		if err := ks.ctx.DestroyObject(s, victim[0]); err != nil {
 			return err
 		}
-		moved, err := findByID(ks.ctx, s, p11.CKO_PRIVATE_KEY, from)
-		if err != nil || len(moved) != 1 {
-			return fmt.Errorf("find %x: %v (%d found)", from, err, len(moved))
+		keyType, params, mech := uint(ckkECEdwards), ecParamsEd25519, uint(ckmECEdwardsKeyPairGen)
+		if ecdsa {
+			keyType, params, mech = p11.CKK_EC, ecParamsP256, p11.CKM_EC_KEY_PAIR_GEN
 		}
-		return ks.ctx.SetAttributeValue(s, moved[0], []*p11.Attribute{p11.NewAttribute(p11.CKA_ID, to)})
+		// The intruder's public half is a session object, gone with the
+		// session: only the recorded public key stays under id.
+		pubT := append(withoutAttr(publicKeyTemplate([]byte("intruder"), "intruder", keyType), p11.CKA_TOKEN),
+			p11.NewAttribute(p11.CKA_TOKEN, false), p11.NewAttribute(p11.CKA_EC_PARAMS, params))
+		_, _, err = ks.ctx.GenerateKeyPair(s, []*p11.Mechanism{p11.NewMechanism(mech, nil)}, pubT, privateKeyTemplate(id, "intruder", keyType))
+		return err
 	})
+}
+
+// TryLoosen tries to make the private key with CKA_ID id decrypt, as a
+// caller holding the PIN would to turn a signing key into something
+// else, first by changing it, then by copying it with the attribute
+// changed; it returns each attempt's error.
+func TryLoosen(ks *KeyStore, id []byte) (setErr, copyErr error) {
+	err := withSession(ks, func(s p11.SessionHandle) error {
+		hs, err := findByID(ks.ctx, s, p11.CKO_PRIVATE_KEY, id)
+		if err != nil || len(hs) != 1 {
+			return fmt.Errorf("find %x: %v (%d found)", id, err, len(hs))
+		}
+		loose := []*p11.Attribute{p11.NewAttribute(p11.CKA_DECRYPT, true)}
+		setErr = ks.ctx.SetAttributeValue(s, hs[0], loose)
+		var copied p11.ObjectHandle
+		if copied, copyErr = ks.ctx.CopyObject(s, hs[0], loose); copyErr == nil {
+			_ = ks.ctx.DestroyObject(s, copied)
+		}
+		return nil
+	})
+	if err != nil {
+		return err, err
+	}
+	return setErr, copyErr
 }
 
 // ForgetKeys empties the key cache, as a restart would.

@@ -6,6 +6,7 @@ import (
 	"cmp"
 	"context"
 	"crypto"
+	"crypto/ed25519"
 	"errors"
 	"io"
 	"log/slog"
@@ -311,5 +312,60 @@ func TestAlwaysAuthenticateKeys(t *testing.T) {
 	// The forwarder really made such keys: the attribute is set.
 	if n := calls(t, logPath, "C_Login user=2 0x0"); n == 0 {
 		t.Fatal("no context-specific login at all")
+	}
+}
+
+// An older module that does not know CKA_COPYABLE (PKCS#11 2.40), or not
+// even CKA_MODIFIABLE, answers CKR_ATTRIBUTE_TYPE_INVALID to a template
+// holding it: keys are still made, generated and imported, without what
+// it does not know and with everything else, and the daemon says which
+// protection is missing.
+func TestOlderModuleKeys(t *testing.T) {
+	for _, tt := range []struct {
+		unknown    string
+		dropped    []string
+		modifiable bool
+	}{
+		{unknown: "0x171", dropped: []string{"CKA_COPYABLE"}},
+		{unknown: "0x171,0x170", dropped: []string{"CKA_COPYABLE", "CKA_MODIFIABLE"}, modifiable: true},
+	} {
+		t.Run(tt.unknown, func(t *testing.T) {
+			tok := softhsm.NewToken(t)
+			cfg, _ := forwarded(t, tok, map[string]string{"UNKNOWN_ATTRS": tt.unknown})
+			var logged lockedBuilder
+			cfg.Logger = newTestLogger(t, &logged)
+			ks, err := pkcs11.Open(context.Background(), cfg)
+			if err != nil {
+				t.Fatalf("Open: %v", err)
+			}
+			defer ks.Close()
+			var ids [][]byte
+			for _, alg := range algorithms {
+				ref, s := createKey(t, ks, alg)
+				sig := sign(t, s, alg, []byte("older module"))
+				in, _ := message(alg, []byte("older module"))
+				opensslVerify(t, ref.Public, alg, in, sig)
+				ids = append(ids, ref.ID)
+			}
+			id := newID(t)
+			if _, err := ks.ImportKey(context.Background(), keystore.ImportKeyRequest{ID: id, Label: "imported", Algorithm: keystore.Ed25519, Private: ed25519.NewKeyFromSeed(make([]byte, ed25519.SeedSize))}); err != nil {
+				t.Fatalf("ImportKey: %v", err)
+			}
+			ids = append(ids, id)
+			for _, id := range ids {
+				ka, err := pkcs11.InspectPrivateKey(cfg.ModulePath, tok.Label, tok.PIN, id)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !ka.Sensitive || ka.Extractable || ka.Decrypt || ka.Modifiable != tt.modifiable {
+					t.Fatalf("key %x through a module not knowing %s: %+v", id, tt.unknown, ka)
+				}
+			}
+			for _, name := range tt.dropped {
+				if !strings.Contains(logged.String(), "attribute="+name) {
+					t.Fatalf("nothing logged about %s:\n%s", name, logged.String())
+				}
+			}
+		})
 	}
 }

@@ -136,6 +136,7 @@ func opensslVerify(t *testing.T, pub crypto.PublicKey, alg keystore.Algorithm, i
 // the token and fails unless the private half can sign and nothing else
 // (no decrypt, unwrap or derive) and the public half can verify and nothing
 // else (no encrypt, wrap or derive): SoftHSM2's defaults allow all of them.
+// Both must be frozen too (not modifiable, the private half not copyable).
 func checkSignOnly(t *testing.T, tok *softhsm.Token, id []byte) {
 	t.Helper()
 	ka := tok.KeyAttributes(t, id)
@@ -152,6 +153,10 @@ func checkSignOnly(t *testing.T, tok *softhsm.Token, id []byte) {
 		{"public CKA_ENCRYPT", pa.Encrypt, false},
 		{"public CKA_WRAP", pa.Wrap, false},
 		{"public CKA_DERIVE", pa.Derive, false},
+		// Frozen, so none of the above can be changed (hardening.go).
+		{"private CKA_MODIFIABLE", ka.Modifiable, false},
+		{"private CKA_COPYABLE", ka.Copyable, false},
+		{"public CKA_MODIFIABLE", pa.Modifiable, false},
 	}
 	for _, tt := range tests {
 		if tt.got != tt.want {

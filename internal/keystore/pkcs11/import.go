@@ -44,11 +44,11 @@ func (ks *KeyStore) ImportKey(ctx context.Context, req keystore.ImportKeyRequest
 	defer ks.end()
 	var pub crypto.PublicKey
 	err = ks.writeKey(ctx, op, req.ID, req.Algorithm, want, func(s p11.SessionHandle) (crypto.PublicKey, error) {
-		pubH, err := ks.ctx.CreateObject(s, pubT)
+		pubH, err := ks.createObject(s, pubT)
 		if err != nil {
 			return nil, err
 		}
-		if _, err := ks.ctx.CreateObject(s, privT); err != nil {
+		if _, err := ks.createObject(s, privT); err != nil {
 			// Best effort: a retry cleans up what this leaves.
 			_ = ks.ctx.DestroyObject(s, pubH)
 			return nil, err

@@ -23,6 +23,8 @@ type KeyAttributes struct {
 	Decrypt          bool // CKA_DECRYPT: must be false, the key only signs
 	Unwrap           bool // CKA_UNWRAP: must be false
 	Derive           bool // CKA_DERIVE: must be false
+	Modifiable       bool // CKA_MODIFIABLE: attributes may be changed
+	Copyable         bool // CKA_COPYABLE: C_CopyObject may copy it
 }
 
 // PublicKeyAttributes are the usage attributes of a public key in a token.
@@ -31,6 +33,8 @@ type PublicKeyAttributes struct {
 	Encrypt bool // CKA_ENCRYPT: must be false, the key only verifies
 	Wrap    bool // CKA_WRAP: must be false
 	Derive  bool // CKA_DERIVE: must be false
+	// CKA_MODIFIABLE: attributes may be changed
+	Modifiable bool
 }
 
 // InspectPrivateKey reads the protection attributes of the private key with
@@ -49,7 +53,7 @@ func InspectPrivateKey(modulePath, tokenLabel, pin string, id []byte) (KeyAttrib
 			{p11.CKA_EXTRACTABLE, &ka.Extractable}, {p11.CKA_SIGN, &ka.Sign},
 			{p11.CKA_ALWAYS_SENSITIVE, &ka.AlwaysSensitive}, {p11.CKA_NEVER_EXTRACTABLE, &ka.NeverExtractable},
 			{p11.CKA_LOCAL, &ka.Local}, {p11.CKA_DECRYPT, &ka.Decrypt}, {p11.CKA_UNWRAP, &ka.Unwrap},
-			{p11.CKA_DERIVE, &ka.Derive},
+			{p11.CKA_DERIVE, &ka.Derive}, {p11.CKA_MODIFIABLE, &ka.Modifiable}, {p11.CKA_COPYABLE, &ka.Copyable},
 		})
 	})
 	return ka, err
@@ -69,7 +73,7 @@ func InspectPublicKey(modulePath, tokenLabel, pin string, id []byte) (PublicKeyA
 		}
 		return readBools(c, s, hs[0], tokenLabel, id, []boolAttr{
 			{p11.CKA_VERIFY, &pa.Verify}, {p11.CKA_ENCRYPT, &pa.Encrypt},
-			{p11.CKA_WRAP, &pa.Wrap}, {p11.CKA_DERIVE, &pa.Derive},
+			{p11.CKA_WRAP, &pa.Wrap}, {p11.CKA_DERIVE, &pa.Derive}, {p11.CKA_MODIFIABLE, &pa.Modifiable},
 		})
 	})
 	return pa, err

@@ -158,7 +158,7 @@ func TestSignerRefusals(t *testing.T) {
 	}
 }
 
-// A private key moved under another key's CKA_ID sits beside a public key
+// Another private key put under a key's CKA_ID sits beside a public key
 // that is still the recorded one: only the signature check at lookup can
 // tell, and it must refuse.
 func TestSwappedPrivateKey(t *testing.T) {
@@ -168,8 +168,7 @@ func TestSwappedPrivateKey(t *testing.T) {
 	for _, alg := range algorithms {
 		t.Run(string(alg), func(t *testing.T) {
 			victim, _ := createKey(t, ks, alg)
-			intruder, _ := createKey(t, ks, alg)
-			if err := pkcs11.MoveKey(ks, intruder.ID, victim.ID); err != nil {
+			if err := pkcs11.ReplacePrivateKey(ks, victim.ID, alg == keystore.ECDSAP256); err != nil {
 				t.Fatal(err)
 			}
 			pkcs11.ForgetKeys(ks)
@@ -214,5 +213,34 @@ func TestSignOpts(t *testing.T) {
 				t.Fatalf("Sign: %v, want %v", err, tt.wantErr)
 			}
 		})
+	}
+}
+
+// TestKeysFrozen: a caller holding the PIN cannot turn one of our signing
+// keys into a decryption key, neither by changing it nor by copying it
+// with the attribute changed: the token refuses both (CKA_MODIFIABLE and
+// CKA_COPYABLE are false), for generated and imported keys alike.
+func TestKeysFrozen(t *testing.T) {
+	tok := softhsm.NewToken(t)
+	ks := open(t, tok)
+	var ids [][]byte
+	for _, alg := range algorithms {
+		ref, _ := createKey(t, ks, alg)
+		ids = append(ids, ref.ID)
+	}
+	id := newID(t)
+	seed := make([]byte, ed25519.SeedSize)
+	if _, err := ks.ImportKey(context.Background(), keystore.ImportKeyRequest{ID: id, Label: "imported", Algorithm: keystore.Ed25519, Private: ed25519.NewKeyFromSeed(seed)}); err != nil {
+		t.Fatalf("ImportKey: %v", err)
+	}
+	ids = append(ids, id)
+	for _, id := range ids {
+		setErr, copyErr := pkcs11.TryLoosen(ks, id)
+		if setErr == nil || copyErr == nil {
+			t.Fatalf("key %x: making it decrypt by C_SetAttributeValue: %v; by C_CopyObject: %v; want both refused", id, setErr, copyErr)
+		}
+		if ka := tok.KeyAttributes(t, id); ka.Decrypt {
+			t.Fatalf("key %x decrypts after the refusals", id)
+		}
 	}
 }

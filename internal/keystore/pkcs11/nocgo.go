@@ -29,13 +29,13 @@ func InitToken(modulePath, label, soPIN, userPIN string) error { return errNoCgo
 
 // KeyAttributes are the protection attributes of a private key in a token.
 type KeyAttributes struct {
-	Token, Private, Sensitive, Extractable, Sign bool
-	AlwaysSensitive, NeverExtractable, Local     bool
-	Decrypt, Unwrap, Derive                      bool
+	Token, Private, Sensitive, Extractable, Sign  bool
+	AlwaysSensitive, NeverExtractable, Local      bool
+	Decrypt, Unwrap, Derive, Modifiable, Copyable bool
 }
 
 // PublicKeyAttributes are the usage attributes of a public key in a token.
-type PublicKeyAttributes struct{ Verify, Encrypt, Wrap, Derive bool }
+type PublicKeyAttributes struct{ Verify, Encrypt, Wrap, Derive, Modifiable bool }
 
 // InspectPublicKey fails: PKCS#11 needs cgo.
 func InspectPublicKey(modulePath, tokenLabel, pin string, id []byte) (PublicKeyAttributes, error) {

@@ -50,7 +50,9 @@ var (
 // only. CKA_DECRYPT, CKA_UNWRAP and CKA_DERIVE are set false explicitly:
 // SoftHSM2 (and PKCS#11 itself) leaves them to token defaults, and SoftHSM2
 // defaults them to true, so a caller holding the PIN could otherwise use a
-// signing key to decrypt, unwrap or derive.
+// signing key to decrypt, unwrap or derive. And the key is frozen
+// (hardening): otherwise that caller could set those true afterwards
+// (C_SetAttributeValue), or copy the key with them true (C_CopyObject).
 func privateKeyTemplate(id []byte, label string, keyType uint) []*p11.Attribute {
 	return []*p11.Attribute{
 		p11.NewAttribute(p11.CKA_CLASS, p11.CKO_PRIVATE_KEY),
@@ -65,12 +67,14 @@ func privateKeyTemplate(id []byte, label string, keyType uint) []*p11.Attribute 
 		p11.NewAttribute(p11.CKA_DERIVE, false),
 		p11.NewAttribute(p11.CKA_ID, id),
 		p11.NewAttribute(p11.CKA_LABEL, label),
+		p11.NewAttribute(p11.CKA_MODIFIABLE, false),
+		p11.NewAttribute(p11.CKA_COPYABLE, false),
 	}
 }
 
 // publicKeyTemplate is the public half's counterpart: it verifies and does
 // nothing else (no encrypting, wrapping or deriving under the token's
-// defaults).
+// defaults), frozen likewise.
 func publicKeyTemplate(id []byte, label string, keyType uint) []*p11.Attribute {
 	return []*p11.Attribute{
 		p11.NewAttribute(p11.CKA_CLASS, p11.CKO_PUBLIC_KEY),
@@ -82,6 +86,8 @@ func publicKeyTemplate(id []byte, label string, keyType uint) []*p11.Attribute {
 		p11.NewAttribute(p11.CKA_DERIVE, false),
 		p11.NewAttribute(p11.CKA_ID, id),
 		p11.NewAttribute(p11.CKA_LABEL, label),
+		p11.NewAttribute(p11.CKA_MODIFIABLE, false),
+		p11.NewAttribute(p11.CKA_COPYABLE, false),
 	}
 }
 

@@ -22,6 +22,11 @@
  *   SIGNERD_FWD_ALWAYS_AUTH=1  private keys made through it carry
  *                              CKA_ALWAYS_AUTHENTICATE = TRUE (enforced by
  *                              the module behind)
+ *   SIGNERD_FWD_UNKNOWN_ATTRS  comma-separated attribute types (hex, 0x171)
+ *                              that C_GenerateKeyPair and C_CreateObject
+ *                              answer CKR_ATTRIBUTE_TYPE_INVALID to, as a
+ *                              module of an older PKCS#11 version does
+ *                              (CKA_COPYABLE is 2.40's)
  *   SIGNERD_FWD_DELAY_MS=N     sleep N ms before forwarding each signing call
  *                              (C_SignInit, C_Sign, C_SignUpdate, C_SignFinal):
  *                              one network round trip per call, as a network
@@ -228,10 +233,28 @@ static int isPrivateKey(CK_ATTRIBUTE_PTR tmpl, CK_ULONG n) {
 	return 0;
 }
 
+/* unknownAttr reports whether tmpl holds a type SIGNERD_FWD_UNKNOWN_ATTRS lists. */
+static int unknownAttr(CK_ATTRIBUTE_PTR tmpl, CK_ULONG n) {
+	const char *p = env("SIGNERD_FWD_UNKNOWN_ATTRS");
+	while (*p) {
+		char *end;
+		unsigned long typ = strtoul(p, &end, 0);
+		if (end == p)
+			return 0;
+		for (CK_ULONG i = 0; i < n; i++)
+			if (tmpl[i].type == typ)
+				return 1;
+		p = *end == ',' ? end + 1 : end;
+	}
+	return 0;
+}
+
 static CK_RV fwd_GenerateKeyPair(CK_SESSION_HANDLE h, CK_MECHANISM_PTR m, CK_ATTRIBUTE_PTR pubT, CK_ULONG pubN,
 				 CK_ATTRIBUTE_PTR privT, CK_ULONG privN, CK_OBJECT_HANDLE_PTR pub, CK_OBJECT_HANDLE_PTR priv) {
 	if (m && hidden(m->mechanism))
 		return CKR_MECHANISM_INVALID;
+	if (unknownAttr(pubT, pubN) || unknownAttr(privT, privN))
+		return CKR_ATTRIBUTE_TYPE_INVALID;
 	if (!*env("SIGNERD_FWD_ALWAYS_AUTH"))
 		return real->C_GenerateKeyPair(h, m, pubT, pubN, privT, privN, pub, priv);
 	CK_ATTRIBUTE_PTR t = withAlwaysAuth(privT, privN);
@@ -243,6 +266,8 @@ static CK_RV fwd_GenerateKeyPair(CK_SESSION_HANDLE h, CK_MECHANISM_PTR m, CK_ATT
 }
 
 static CK_RV fwd_CreateObject(CK_SESSION_HANDLE h, CK_ATTRIBUTE_PTR tmpl, CK_ULONG n, CK_OBJECT_HANDLE_PTR o) {
+	if (unknownAttr(tmpl, n))
+		return CKR_ATTRIBUTE_TYPE_INVALID;
 	if (!*env("SIGNERD_FWD_ALWAYS_AUTH") || !isPrivateKey(tmpl, n))
 		return real->C_CreateObject(h, tmpl, n, o);
 	CK_ATTRIBUTE_PTR t = withAlwaysAuth(tmpl, n);
