@@ -16,6 +16,8 @@ import (
 	"sync"
 	"testing"
 
+	p11 "github.com/miekg/pkcs11"
+
 	"github.com/signerd/signerd/internal/errdefs"
 	"github.com/signerd/signerd/internal/keystore"
 	"github.com/signerd/signerd/internal/keystore/pkcs11"
@@ -316,22 +318,28 @@ func TestAlwaysAuthenticateKeys(t *testing.T) {
 }
 
 // An older module that does not know CKA_COPYABLE (PKCS#11 2.40), or not
-// even CKA_MODIFIABLE, answers CKR_ATTRIBUTE_TYPE_INVALID to a template
-// holding it: keys are still made, generated and imported, without what
-// it does not know and with everything else, and the daemon says which
-// protection is missing.
+// even CKA_MODIFIABLE, refuses a template holding it — with
+// CKR_ATTRIBUTE_TYPE_INVALID, or CKR_TEMPLATE_INCONSISTENT as some HSMs
+// answer: keys are still made, generated and imported, without what it
+// refuses and with everything else, and the daemon says which protection
+// is missing. A refusal of something else (here CKA_EC_PARAMS) is not
+// taken for one of those: the key is not made, nothing is said about
+// protections, and the error is the module's first answer.
 func TestOlderModuleKeys(t *testing.T) {
 	for _, tt := range []struct {
-		unknown    string
-		dropped    []string
-		modifiable bool
+		name, unknown, rv string
+		dropped           []string
+		modifiable        bool
+		fails             bool
 	}{
-		{unknown: "0x171", dropped: []string{"CKA_COPYABLE"}},
-		{unknown: "0x171,0x170", dropped: []string{"CKA_COPYABLE", "CKA_MODIFIABLE"}, modifiable: true},
+		{name: "copyable", unknown: "0x171", dropped: []string{"CKA_COPYABLE"}},
+		{name: "copyable-inconsistent", unknown: "0x171", rv: "0xD1", dropped: []string{"CKA_COPYABLE"}},
+		{name: "both", unknown: "0x171,0x170", dropped: []string{"CKA_COPYABLE", "CKA_MODIFIABLE"}, modifiable: true},
+		{name: "other", unknown: "0x180", fails: true},
 	} {
-		t.Run(tt.unknown, func(t *testing.T) {
+		t.Run(tt.name, func(t *testing.T) {
 			tok := softhsm.NewToken(t)
-			cfg, _ := forwarded(t, tok, map[string]string{"UNKNOWN_ATTRS": tt.unknown})
+			cfg, _ := forwarded(t, tok, map[string]string{"UNKNOWN_ATTRS": tt.unknown, "UNKNOWN_ATTRS_RV": tt.rv})
 			var logged lockedBuilder
 			cfg.Logger = newTestLogger(t, &logged)
 			ks, err := pkcs11.Open(context.Background(), cfg)
@@ -339,6 +347,13 @@ func TestOlderModuleKeys(t *testing.T) {
 				t.Fatalf("Open: %v", err)
 			}
 			defer ks.Close()
+			if tt.fails {
+				_, err := ks.CreateKey(context.Background(), keystore.CreateKeyRequest{ID: newID(t), Label: "k", Algorithm: keystore.Ed25519})
+				if !errors.Is(err, p11.Error(p11.CKR_ATTRIBUTE_TYPE_INVALID)) || strings.Contains(logged.String(), "protection attribute") {
+					t.Fatalf("CreateKey through a module refusing CKA_EC_PARAMS: %v; logged:\n%s", err, logged.String())
+				}
+				return
+			}
 			var ids [][]byte
 			for _, alg := range algorithms {
 				ref, s := createKey(t, ks, alg)
@@ -358,7 +373,7 @@ func TestOlderModuleKeys(t *testing.T) {
 					t.Fatal(err)
 				}
 				if !ka.Sensitive || ka.Extractable || ka.Decrypt || ka.Modifiable != tt.modifiable {
-					t.Fatalf("key %x through a module not knowing %s: %+v", id, tt.unknown, ka)
+					t.Fatalf("key %x through a module refusing %s: %+v", id, tt.unknown, ka)
 				}
 			}
 			for _, name := range tt.dropped {

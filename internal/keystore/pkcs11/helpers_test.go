@@ -157,6 +157,7 @@ func checkSignOnly(t *testing.T, tok *softhsm.Token, id []byte) {
 		{"private CKA_MODIFIABLE", ka.Modifiable, false},
 		{"private CKA_COPYABLE", ka.Copyable, false},
 		{"public CKA_MODIFIABLE", pa.Modifiable, false},
+		{"public CKA_COPYABLE", pa.Copyable, false},
 	}
 	for _, tt := range tests {
 		if tt.got != tt.want {

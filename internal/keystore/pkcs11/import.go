@@ -50,7 +50,9 @@ func (ks *KeyStore) ImportKey(ctx context.Context, req keystore.ImportKeyRequest
 		}
 		if _, err := ks.createObject(s, privT); err != nil {
 			// Best effort: a retry cleans up what this leaves.
-			_ = ks.ctx.DestroyObject(s, pubH)
+			if derr := ks.ctx.DestroyObject(s, pubH); derr != nil {
+				ks.log.Warn("the public key of a failed import is left in the token", slog.String("key_id", fmt.Sprintf("%x", req.ID)), slog.Any("err", derr))
+			}
 			return nil, err
 		}
 		return want, nil

@@ -35,6 +35,8 @@ type PublicKeyAttributes struct {
 	Derive  bool // CKA_DERIVE: must be false
 	// CKA_MODIFIABLE: attributes may be changed
 	Modifiable bool
+	// CKA_COPYABLE: C_CopyObject may copy it
+	Copyable bool
 }
 
 // InspectPrivateKey reads the protection attributes of the private key with
@@ -74,6 +76,7 @@ func InspectPublicKey(modulePath, tokenLabel, pin string, id []byte) (PublicKeyA
 		return readBools(c, s, hs[0], tokenLabel, id, []boolAttr{
 			{p11.CKA_VERIFY, &pa.Verify}, {p11.CKA_ENCRYPT, &pa.Encrypt},
 			{p11.CKA_WRAP, &pa.Wrap}, {p11.CKA_DERIVE, &pa.Derive}, {p11.CKA_MODIFIABLE, &pa.Modifiable},
+			{p11.CKA_COPYABLE, &pa.Copyable},
 		})
 	})
 	return pa, err

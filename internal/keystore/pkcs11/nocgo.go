@@ -35,7 +35,7 @@ type KeyAttributes struct {
 }
 
 // PublicKeyAttributes are the usage attributes of a public key in a token.
-type PublicKeyAttributes struct{ Verify, Encrypt, Wrap, Derive, Modifiable bool }
+type PublicKeyAttributes struct{ Verify, Encrypt, Wrap, Derive, Modifiable, Copyable bool }
 
 // InspectPublicKey fails: PKCS#11 needs cgo.
 func InspectPublicKey(modulePath, tokenLabel, pin string, id []byte) (PublicKeyAttributes, error) {

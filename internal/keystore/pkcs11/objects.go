@@ -335,7 +335,9 @@ func (ks *KeyStore) destroyByID(s p11.SessionHandle, id []byte) error {
 		}
 		for _, h := range hs {
 			if err := ks.ctx.DestroyObject(s, h); err != nil {
-				return err
+				// A module may refuse to delete an unmodifiable
+				// object (PKCS#11 leaves it open): say what is left.
+				return fmt.Errorf("remove the key objects with ID %x a failed attempt left in the token (remove them with the HSM's tools): %w", id, err)
 			}
 		}
 	}

@@ -27,6 +27,8 @@
  *                              answer CKR_ATTRIBUTE_TYPE_INVALID to, as a
  *                              module of an older PKCS#11 version does
  *                              (CKA_COPYABLE is 2.40's)
+ *   SIGNERD_FWD_UNKNOWN_ATTRS_RV  the code they answer instead (hex, 0xD1:
+ *                              CKR_TEMPLATE_INCONSISTENT, as some HSMs do)
  *   SIGNERD_FWD_DELAY_MS=N     sleep N ms before forwarding each signing call
  *                              (C_SignInit, C_Sign, C_SignUpdate, C_SignFinal):
  *                              one network round trip per call, as a network
@@ -249,12 +251,17 @@ static int unknownAttr(CK_ATTRIBUTE_PTR tmpl, CK_ULONG n) {
 	return 0;
 }
 
+static CK_RV unknownAttrRV(void) {
+	const char *rv = env("SIGNERD_FWD_UNKNOWN_ATTRS_RV");
+	return *rv ? (CK_RV)strtoul(rv, NULL, 0) : CKR_ATTRIBUTE_TYPE_INVALID;
+}
+
 static CK_RV fwd_GenerateKeyPair(CK_SESSION_HANDLE h, CK_MECHANISM_PTR m, CK_ATTRIBUTE_PTR pubT, CK_ULONG pubN,
 				 CK_ATTRIBUTE_PTR privT, CK_ULONG privN, CK_OBJECT_HANDLE_PTR pub, CK_OBJECT_HANDLE_PTR priv) {
 	if (m && hidden(m->mechanism))
 		return CKR_MECHANISM_INVALID;
 	if (unknownAttr(pubT, pubN) || unknownAttr(privT, privN))
-		return CKR_ATTRIBUTE_TYPE_INVALID;
+		return unknownAttrRV();
 	if (!*env("SIGNERD_FWD_ALWAYS_AUTH"))
 		return real->C_GenerateKeyPair(h, m, pubT, pubN, privT, privN, pub, priv);
 	CK_ATTRIBUTE_PTR t = withAlwaysAuth(privT, privN);
@@ -267,7 +274,7 @@ static CK_RV fwd_GenerateKeyPair(CK_SESSION_HANDLE h, CK_MECHANISM_PTR m, CK_ATT
 
 static CK_RV fwd_CreateObject(CK_SESSION_HANDLE h, CK_ATTRIBUTE_PTR tmpl, CK_ULONG n, CK_OBJECT_HANDLE_PTR o) {
 	if (unknownAttr(tmpl, n))
-		return CKR_ATTRIBUTE_TYPE_INVALID;
+		return unknownAttrRV();
 	if (!*env("SIGNERD_FWD_ALWAYS_AUTH") || !isPrivateKey(tmpl, n))
 		return real->C_CreateObject(h, tmpl, n, o);
 	CK_ATTRIBUTE_PTR t = withAlwaysAuth(tmpl, n);
