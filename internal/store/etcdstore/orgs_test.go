@@ -59,6 +59,62 @@ func trustedKey(name string) store.TrustedKey {
 	return store.TrustedKey{Fingerprint: v.Fingerprint, Algorithm: "ed25519", PublicKey: v.PublicKey, KeyName: name, TrustedAt: t0}
 }
 
+// faultyPair opens two replicas on one new prefix of a one-member
+// cluster: a, whose client can be faulted (faultKV), and b.
+func faultyPair(t *testing.T) (a *Store, fkv *faultKV, b *Store) {
+	t.Helper()
+	c := etcdtest.Start(t, 1, etcdtest.Options{})
+	prefix := newPrefix()
+	a, fkv = openFaulty(t, c, prefix)
+	return a, fkv, openOn(t, newClient(t, c), prefix)
+}
+
+// pair opens two replicas on one new prefix of a one-member cluster.
+func pair(t *testing.T) (a, b *Store) {
+	t.Helper()
+	c := etcdtest.Start(t, 1, etcdtest.Options{})
+	prefix := newPrefix()
+	return openOn(t, newClient(t, c), prefix), openOn(t, newClient(t, c), prefix)
+}
+
+// busy runs write(i) for i = 0, 1, … back to back until the returned stop
+// is called (which waits for it), once it has run three times; done
+// counts the writes.
+func busy(t *testing.T, what string, write func(i int) error) (stop func(), done *atomic.Int64) {
+	t.Helper()
+	quit := make(chan struct{})
+	var wg sync.WaitGroup
+	done = new(atomic.Int64)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := 0; ; i++ {
+			select {
+			case <-quit:
+				return
+			default:
+			}
+			if err := write(i); err != nil {
+				t.Errorf("%s: %v", what, err)
+				return
+			}
+			done.Add(1)
+		}
+	}()
+	waitFor(t, what, func() bool { return done.Load() >= 3 })
+	return func() { close(quit); wg.Wait() }, done
+}
+
+// lastDetail is the detail of the newest audit record.
+func lastDetail(t *testing.T, s *Store) string {
+	t.Helper()
+	recs, err := s.ListAudit(context.Background(), 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return recs[len(recs)-1].Detail
+}
+
 // TestRemoveTrustReadsChildrenTogether: a trust removal reads the org's
 // children in a round trip per hundred, not one each. Its prepare runs
 // while the audit head must stay unmoved, so a read per child made a
@@ -97,40 +153,20 @@ func TestRemoveTrustReadsChildrenTogether(t *testing.T) {
 // TestRemoveTrustWhileAnotherReplicaAppends: the removal from an org with
 // hundreds of grants commits while another replica appends without pause.
 func TestRemoveTrustWhileAnotherReplicaAppends(t *testing.T) {
-	c := etcdtest.Start(t, 1, etcdtest.Options{})
-	prefix := newPrefix()
-	a := openOn(t, newClient(t, c), prefix)
-	b := openOn(t, newClient(t, c), prefix)
+	a, b := pair(t)
 	ctx := context.Background()
 	tk := trustedKey("parent.example")
 	grantMany(t, a, "parent.example", tk, 300)
 
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	var appended atomic.Int64
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			if _, err := b.AppendAudit(ctx, ev("busy")); err != nil {
-				t.Errorf("AppendAudit on the other replica: %v", err)
-				return
-			}
-			appended.Add(1)
-		}
-	}()
 	// The other replica is appending before the removal starts.
-	waitFor(t, "the other replica to append", func() bool { return appended.Load() >= 3 })
+	stop, appended := busy(t, "AppendAudit on the other replica", func(int) error {
+		_, err := b.AppendAudit(ctx, ev("busy"))
+		return err
+	})
 	before, start := a.Contention(), time.Now()
 	via, err := a.RemoveTrust(ctx, "parent.example", tk.Fingerprint, t0, ev("trust.remove"))
 	took := time.Since(start)
-	close(stop)
-	wg.Wait()
+	stop()
 	after := a.Contention()
 	t.Logf("removal: %d transactions, %d conflicts, %s; the other replica appended %d records",
 		after.Txns-before.Txns, after.Conflicts-before.Conflicts, took.Round(time.Millisecond), appended.Load())
@@ -150,10 +186,7 @@ func TestRemoveTrustWhileAnotherReplicaAppends(t *testing.T) {
 // to a second child between the removal's prepare and its transaction:
 // the removal must name both children, not the one it first read.
 func TestExclusiveWritePreparedAgainWhenItsKeysChange(t *testing.T) {
-	c := etcdtest.Start(t, 1, etcdtest.Options{})
-	prefix := newPrefix()
-	a, fkv := openFaulty(t, c, prefix)
-	b := openOn(t, newClient(t, c), prefix)
+	a, fkv, b := faultyPair(t)
 	ctx := context.Background()
 	tk := trustedKey("parent.example")
 	first := grantMany(t, a, "parent.example", tk, 1)[0]
@@ -183,11 +216,7 @@ func TestExclusiveWritePreparedAgainWhenItsKeysChange(t *testing.T) {
 	if o.TrustsActively(tk.Fingerprint) || len(store.ActiveGrants(o)) != 2 {
 		t.Fatalf("parent after the removal and the grant: %+v", o)
 	}
-	recs, err := a.ListAudit(ctx, 0, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if d := recs[len(recs)-1].Detail; d != "still_trusted_via="+first+","+second {
+	if d := lastDetail(t, a); d != "still_trusted_via="+first+","+second {
 		t.Fatalf("removal audited with detail %q", d)
 	}
 }
@@ -201,10 +230,7 @@ func TestExclusiveWritePreparedAgainWhenItsKeysChange(t *testing.T) {
 func TestRemoveTrustSeesChildTrustChange(t *testing.T) {
 	for _, grants := range []int{5, maxComparedKeys + 20} {
 		t.Run(fmt.Sprint(grants), func(t *testing.T) {
-			c := etcdtest.Start(t, 1, etcdtest.Options{})
-			prefix := newPrefix()
-			a, fkv := openFaulty(t, c, prefix)
-			b := openOn(t, newClient(t, c), prefix)
+			a, fkv, b := faultyPair(t)
 			ctx := context.Background()
 			tk := trustedKey("parent.example")
 			if err := a.TrustKey(ctx, "parent.example", tk, ev("trust.add")); err != nil {
@@ -226,11 +252,7 @@ func TestRemoveTrustSeesChildTrustChange(t *testing.T) {
 			if !slices.Equal(via, []string{last}) {
 				t.Fatalf("still trusted via %q, want [%s]", via, last)
 			}
-			recs, err := a.ListAudit(ctx, 0, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if d := recs[len(recs)-1].Detail; d != "still_trusted_via="+last {
+			if d := lastDetail(t, a); d != "still_trusted_via="+last {
 				t.Fatalf("removal audited with detail %q", d)
 			}
 		})
@@ -244,10 +266,7 @@ func TestRemoveTrustSeesChildTrustChange(t *testing.T) {
 // grants the committed attempt named, not those of the refused
 // preparation.
 func TestRemoveTrustAnswerOfTheCommittedAttempt(t *testing.T) {
-	c := etcdtest.Start(t, 1, etcdtest.Options{})
-	prefix := newPrefix()
-	a, fkv := openFaulty(t, c, prefix)
-	b := openOn(t, newClient(t, c), prefix)
+	a, fkv, b := faultyPair(t)
 	ctx := context.Background()
 	tk := trustedKey("parent.example")
 	first := grantMany(t, a, "parent.example", tk, 1)[0]
@@ -387,39 +406,18 @@ func TestUnchangedSince(t *testing.T) {
 // compares. Before, one compare over every org failed at each of their
 // changes (a review saw the removal time out with 2 ms more latency).
 func TestRemoveTrustWhileOtherOrgsChange(t *testing.T) {
-	c := etcdtest.Start(t, 1, etcdtest.Options{})
-	prefix := newPrefix()
-	a := openOn(t, newClient(t, c), prefix)
-	b := openOn(t, newClient(t, c), prefix)
+	a, b := pair(t)
 	ctx := context.Background()
 	tk := trustedKey("parent.example")
 	grantMany(t, a, "parent.example", tk, 2*maxComparedKeys)
 
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	var changed atomic.Int64
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			// Names that sort after every child ("zz-" > "child-").
-			if err := b.TrustKey(ctx, fmt.Sprintf("zz-other-%05d.example", i), tk, ev("trust.add")); err != nil {
-				t.Errorf("TrustKey on the other replica: %v", err)
-				return
-			}
-			changed.Add(1)
-		}
-	}()
-	waitFor(t, "the other replica to change orgs", func() bool { return changed.Load() >= 3 })
+	stop, changed := busy(t, "TrustKey on the other replica", func(i int) error {
+		// Names that sort after every child ("zz-" > "child-").
+		return b.TrustKey(ctx, fmt.Sprintf("zz-other-%05d.example", i), tk, ev("trust.add"))
+	})
 	before := a.Contention()
 	via, err := a.RemoveTrust(ctx, "parent.example", tk.Fingerprint, t0, ev("trust.remove"))
-	close(stop)
-	wg.Wait()
+	stop()
 	after := a.Contention()
 	t.Logf("removal: %d transactions, %d conflicts, %d refused; the other replica changed %d orgs",
 		after.Txns-before.Txns, after.Conflicts-before.Conflicts, after.Refused-before.Refused, changed.Load())
