@@ -91,6 +91,12 @@ func (s *skillServer) SignSkillStream(stream signerv1.SkillService_SignSkillStre
 	if err != nil {
 		return err
 	}
+	// Authorized again now that the manifest is in: the header's check may
+	// be as old as the stream, and a policy reload since (SIGHUP, removing
+	// the caller) must stop the signature, as it stops each SignBatch item.
+	if err := s.authorizeHeader(ctx, req); err != nil {
+		return err
+	}
 	req.FileManifest = files
 	resp, err := s.signSkill(ctx, req)
 	if err != nil {
