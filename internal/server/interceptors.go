@@ -49,7 +49,7 @@ func identify(ctx context.Context) (Identity, error) {
 	case UnixPeer:
 		return Identity{ID: fmt.Sprintf("uid:%d", ai.UID), UID: ai.UID, GID: ai.GID, Unix: true}, nil
 	case credentials.TLSInfo:
-		return tlsIdentity(ai.State)
+		return tlsIdentity(ai.State, time.Now())
 	case LoopbackPeer:
 		return Identity{ID: LoopbackID, Loopback: true}, nil
 	}

@@ -132,10 +132,21 @@ func loadCertPool(path string) (*x509.CertPool, error) {
 	return pool, nil
 }
 
-// tlsIdentity is the caller identity of a verified TLS peer.
-func tlsIdentity(st tls.ConnectionState) (Identity, error) {
+// tlsIdentity is the caller identity of a verified TLS peer, for a call
+// made at now. The chain was verified at the handshake, but a connection
+// may outlive its certificate (a client calling at least once per idle
+// timeout keeps it open): a call made once a certificate of the chain has
+// expired, or before it is valid, is refused, and the client must connect
+// again, with a current certificate.
+func tlsIdentity(st tls.ConnectionState, now time.Time) (Identity, error) {
 	if len(st.VerifiedChains) == 0 || len(st.VerifiedChains[0]) == 0 {
 		return Identity{}, fmt.Errorf("TLS peer presented no verified client certificate: %w", errdefs.ErrUnauthenticated)
+	}
+	for _, c := range st.VerifiedChains[0] {
+		if now.Before(c.NotBefore) || now.After(c.NotAfter) {
+			return Identity{}, fmt.Errorf("the client certificate chain (%s) is valid from %s to %s, not now; connect again with a current certificate: %w",
+				errdefs.Clip(c.Subject.String()), c.NotBefore.UTC().Format(time.RFC3339), c.NotAfter.UTC().Format(time.RFC3339), errdefs.ErrUnauthenticated)
+		}
 	}
 	names := CertNames(st.VerifiedChains[0][0])
 	if len(names) == 0 {

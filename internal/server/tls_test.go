@@ -149,14 +149,47 @@ func TestTLSIdentityNeedsVerifiedChain(t *testing.T) {
 	leaf := ca.Issue(t, certs.Leaf{CN: "x"})
 	// A peer certificate that no chain verified (as with VerifyClientCertIfGiven
 	// misconfigured, or RequestClientCert) is not an identity.
-	_, err := tlsIdentity(tls.ConnectionState{PeerCertificates: []*x509.Certificate{leaf.Cert}})
+	_, err := tlsIdentity(tls.ConnectionState{PeerCertificates: []*x509.Certificate{leaf.Cert}}, time.Now())
 	if !errors.Is(err, errdefs.ErrUnauthenticated) {
 		t.Fatalf("unverified peer certificate: %v", err)
 	}
 	nameless := ca.Issue(t, certs.Leaf{})
-	_, err = tlsIdentity(tls.ConnectionState{VerifiedChains: [][]*x509.Certificate{{nameless.Cert, ca.Cert}}})
+	_, err = tlsIdentity(tls.ConnectionState{VerifiedChains: [][]*x509.Certificate{{nameless.Cert, ca.Cert}}}, time.Now())
 	if !errors.Is(err, errdefs.ErrUnauthenticated) {
 		t.Fatalf("certificate without names: %v", err)
+	}
+}
+
+// TestTLSIdentityExpiresWithItsCertificate: a connection whose client
+// certificate was valid at the handshake is no identity for a call made
+// after it expired (the connection may be kept open by calls), nor before
+// it is valid; the CA's validity counts too.
+func TestTLSIdentityExpiresWithItsCertificate(t *testing.T) {
+	ca := certs.NewCA(t, "ca")
+	now := time.Now()
+	leaf := ca.Issue(t, certs.Leaf{DNS: []string{"build-farm.example.com"}, NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour)})
+	st := tls.ConnectionState{VerifiedChains: [][]*x509.Certificate{{leaf.Cert, ca.Cert}}}
+	for _, tt := range []struct {
+		name string
+		at   time.Time
+		ok   bool
+	}{
+		{"within its validity", now, true},
+		{"after it expired", now.Add(2 * time.Hour), false},
+		{"before it is valid", now.Add(-2 * time.Hour), false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			id, err := tlsIdentity(st, tt.at)
+			if tt.ok != (err == nil) || (err != nil && !errors.Is(err, errdefs.ErrUnauthenticated)) {
+				t.Fatalf("identity %+v, %v; want ok %v (or UNAUTHENTICATED)", id, err, tt.ok)
+			}
+		})
+	}
+	// A leaf outliving its CA: the CA's expiry ends the identity.
+	outliving := ca.Issue(t, certs.Leaf{DNS: []string{"x.example"}, NotBefore: now.Add(-time.Hour), NotAfter: ca.Cert.NotAfter.Add(time.Hour)})
+	at := ca.Cert.NotAfter.Add(time.Second)
+	if _, err := tlsIdentity(tls.ConnectionState{VerifiedChains: [][]*x509.Certificate{{outliving.Cert, ca.Cert}}}, at); !errors.Is(err, errdefs.ErrUnauthenticated) {
+		t.Fatalf("a call after the CA expired: %v, want UNAUTHENTICATED", err)
 	}
 }
 
