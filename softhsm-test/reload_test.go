@@ -14,9 +14,11 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
 
 	"github.com/signerd/signerd/internal/service"
 	"github.com/signerd/signerd/internal/testutil/certs"
@@ -269,6 +271,20 @@ func TestReload(t *testing.T) {
 		if _, err := fromCA2(); err != nil {
 			t.Fatalf("after a refused client CA, the CAs in force should stay: %v", err)
 		}
+
+		// The old CA removed (as after its compromise): its client's
+		// established connection is refused at its next call, the new
+		// CA's clients go on.
+		replaceFile(t, r.ca, ca2PEM)
+		if !r.reload(t) {
+			t.Fatalf("removing a client CA was refused:\n%s", d.logs.String())
+		}
+		if _, err := established(); status.Code(err) != codes.Unauthenticated {
+			t.Fatalf("a call on the connection of the removed CA's client: %v, want UNAUTHENTICATED", err)
+		}
+		if _, err := fromCA2(); err != nil {
+			t.Fatalf("the new CA's client after the old CA was removed: %v", err)
+		}
 	})
 
 	recs := auditLog(t, d)
@@ -293,7 +309,7 @@ func TestReload(t *testing.T) {
 	if starts != 1 {
 		t.Errorf("%d start records, want 1", starts)
 	}
-	want := []string{"ok", "refused", "ok", "ok", "refused", "ok", "ok", "refused", "refused"}
+	want := []string{"ok", "refused", "ok", "ok", "refused", "ok", "ok", "refused", "refused", "ok"}
 	if len(got) != r.reloads || strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Fatalf("audited reloads %v (%d SIGHUPs), want %v", got, r.reloads, want)
 	}

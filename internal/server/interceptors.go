@@ -48,6 +48,12 @@ func identify(ctx context.Context) (Identity, error) {
 	switch ai := p.AuthInfo.(type) {
 	case UnixPeer:
 		return Identity{ID: fmt.Sprintf("uid:%d", ai.UID), UID: ai.UID, GID: ai.GID, Unix: true}, nil
+	case *TLSPeer:
+		now := time.Now()
+		if err := ai.stillVouched(now); err != nil {
+			return Identity{}, err
+		}
+		return tlsIdentity(ai.State, now)
 	case credentials.TLSInfo:
 		return tlsIdentity(ai.State, time.Now())
 	case LoopbackPeer:

@@ -246,6 +246,7 @@ func hasSANExtension(c *x509.Certificate) bool {
 type tlsListener struct {
 	net.Listener
 	creds credentials.TransportCredentials
+	src   *TLSSource
 }
 
 func (l *tlsListener) Accept() (net.Conn, error) {
@@ -253,13 +254,14 @@ func (l *tlsListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &tlsPendingConn{Conn: c, creds: l.creds, accepted: time.Now()}, nil
+	return &tlsPendingConn{Conn: c, creds: l.creds, src: l.src, accepted: time.Now()}, nil
 }
 
 // tlsPendingConn is a TCP connection whose TLS handshake is still to come.
 type tlsPendingConn struct {
 	net.Conn
 	creds    credentials.TransportCredentials
+	src      *TLSSource
 	accepted time.Time
 	// pending is its slot among the connections in their handshake (nil:
 	// not counted), freed when the handshake ends.

@@ -2,11 +2,15 @@ package server
 
 import (
 	"crypto/tls"
+	"crypto/x509"
+	"fmt"
 	"net"
 	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc/credentials"
+
+	"github.com/signerd/signerd/internal/errdefs"
 )
 
 // TLSFiles are the PEM files of a mutual-TLS listener.
@@ -17,7 +21,8 @@ type TLSFiles struct {
 // TLSSource holds the TLS configuration a listener hands to each new
 // handshake. Reload swaps it: connections already established keep the
 // session they negotiated (nothing is dropped), new handshakes present the
-// new certificate and check clients against the new CA.
+// new certificate and check clients against the new CA, and each call on
+// an established connection is checked against the new CA too (TLSPeer).
 type TLSSource struct {
 	cur atomic.Pointer[tls.Config]
 }
@@ -62,5 +67,43 @@ func (s *TLSSource) credentials() credentials.TransportCredentials {
 // ServeTLS marks an open TCP listener (its own, or one passed by systemd)
 // for mutual-TLS handshakes configured by src.
 func ServeTLS(l net.Listener, src *TLSSource) net.Listener {
-	return &tlsListener{Listener: l, creds: src.credentials()}
+	return &tlsListener{Listener: l, creds: src.credentials(), src: src}
+}
+
+// TLSPeer is a mutual-TLS peer: gRPC's TLSInfo, and the source whose
+// client CAs in force must still vouch for its chain at each call. A
+// reload that removes a CA (after its compromise) then ends what that
+// CA's clients may do on the connections they hold, at their next call,
+// and not only their next handshakes.
+type TLSPeer struct {
+	credentials.TLSInfo
+	src *TLSSource
+	// vouched is the configuration whose client CAs last verified the
+	// chain: a call verifies it again only after a reload.
+	vouched atomic.Pointer[tls.Config]
+}
+
+// stillVouched verifies the peer's certificates against the client CAs in
+// force, unless they already verified under this configuration.
+func (p *TLSPeer) stillVouched(now time.Time) error {
+	cfg := p.src.cur.Load()
+	if p.vouched.Load() == cfg {
+		return nil
+	}
+	certs := p.State.PeerCertificates
+	if len(certs) == 0 {
+		return fmt.Errorf("TLS peer presented no client certificate: %w", errdefs.ErrUnauthenticated)
+	}
+	inter := x509.NewCertPool()
+	for _, c := range certs[1:] {
+		inter.AddCert(c)
+	}
+	if _, err := certs[0].Verify(x509.VerifyOptions{
+		Roots: cfg.ClientCAs, Intermediates: inter, CurrentTime: now,
+		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}); err != nil {
+		return fmt.Errorf("the client certificate is no longer vouched for by the client CAs in force (reloaded since this connection was made): %v: %w", err, errdefs.ErrUnauthenticated)
+	}
+	p.vouched.Store(cfg)
+	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -342,5 +343,97 @@ func TestCertID(t *testing.T) {
 	}
 	if shown := strings.Count(got, ".example.com"); shown+kept != len(many) {
 		t.Fatalf("certID shows %d names and counts %d more, of %d", shown, kept, len(many))
+	}
+}
+
+// TestTLSReloadEndsARemovedCAsCallers: a connection made with a
+// certificate from a client CA that a reload then removes (after its
+// compromise) is no identity for its next call; a CA file that still holds
+// that CA keeps it one. Before, only new handshakes saw the reload.
+func TestTLSReloadEndsARemovedCAsCallers(t *testing.T) {
+	dir := t.TempDir()
+	ca, next := certs.NewCA(t, "compromised"), certs.NewCA(t, "next")
+	caFile := filepath.Join(dir, "client-ca.pem")
+	writeCAs := func(cas ...*certs.CA) {
+		var pemData []byte
+		for i, c := range cas {
+			b, err := os.ReadFile(c.WriteFile(t, dir, fmt.Sprintf("one-%d.pem", i)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			pemData = append(pemData, b...)
+		}
+		if err := os.WriteFile(caFile, pemData, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeCAs(ca)
+	srv := ca.Server(t).WriteFiles(t, dir, "server")
+	files := TLSFiles{Cert: srv.Cert, Key: srv.Key, ClientCA: caFile}
+	src, err := NewTLSSource(files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tcp, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := ServeTLS(tcp, src)
+	defer l.Close()
+
+	infos := make(chan credentials.AuthInfo, 1)
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			t.Error(err)
+			close(infos)
+			return
+		}
+		_, info, err := newTransportCredentials(slog.New(slog.NewTextHandler(io.Discard, nil))).ServerHandshake(c)
+		if err != nil {
+			t.Error(err)
+		}
+		infos <- info
+	}()
+	client := ca.Issue(t, certs.Leaf{DNS: []string{"build-farm.example.com"}})
+	pair, err := tls.X509KeyPair(client.CertPEM, client.KeyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(ca.Cert)
+	conn, err := tls.Dial("tcp", l.Addr().String(), &tls.Config{RootCAs: roots, NextProtos: []string{"h2"}, Certificates: []tls.Certificate{pair}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+	conn.Read(make([]byte, 1)) // TLS 1.3: wait for the server's check
+	info := <-infos
+	if info == nil {
+		t.Fatal("no handshake")
+	}
+	call := func() error {
+		_, err := identify(peer.NewContext(t.Context(), &peer.Peer{AuthInfo: info}))
+		return err
+	}
+	if err := call(); err != nil {
+		t.Fatalf("a call from a client of the CA in force: %v", err)
+	}
+	for _, tt := range []struct {
+		name string
+		cas  []*certs.CA
+		ok   bool
+	}{
+		{"the CA removed", []*certs.CA{next}, false},
+		{"the CA back, beside the next one", []*certs.CA{next, ca}, true},
+	} {
+		writeCAs(tt.cas...)
+		if err := src.Reload(files); err != nil {
+			t.Fatal(err)
+		}
+		if err := call(); tt.ok != (err == nil) || (err != nil && !errors.Is(err, errdefs.ErrUnauthenticated)) {
+			t.Fatalf("%s: the connection's next call: %v, want ok %v (or UNAUTHENTICATED)", tt.name, err, tt.ok)
+		}
 	}
 }

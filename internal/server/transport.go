@@ -56,6 +56,10 @@ func (t transportCredentials) ServerHandshake(c net.Conn) (net.Conn, credentials
 			}
 			return nil, nil, err
 		}
+		if ti, ok := info.(credentials.TLSInfo); ok && conn.src != nil {
+			// Each call checks the chain against the CAs in force.
+			info = &TLSPeer{TLSInfo: ti, src: conn.src}
+		}
 		return out, info, nil
 	case *loopbackConn:
 		if ta, ok := conn.RemoteAddr().(*net.TCPAddr); !ok || !ta.IP.IsLoopback() {
