@@ -108,8 +108,10 @@ func (s *signerServer) signItem(ctx context.Context, id Identity, r *signerv1.Si
 	if r == nil {
 		r = &signerv1.SignRequest{}
 	}
-	var err error
-	if s.authz != nil {
+	// The peer as it is now (a TLS certificate expired or its CA removed
+	// since the stream opened ends it), then the policy in force.
+	err := recheckPeer(ctx)
+	if err == nil && s.authz != nil {
 		if err = s.authz.Authorize(ctx, id, signerv1.SignerService_Sign_FullMethodName, r); err != nil && s.denials != nil {
 			s.denials.RecordDenial(ctx, signerv1.SignerService_SignBatch_FullMethodName, err.Error())
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"runtime/debug"
 	"strings"
 	"time"
@@ -49,11 +50,7 @@ func identify(ctx context.Context) (Identity, error) {
 	case UnixPeer:
 		return Identity{ID: fmt.Sprintf("uid:%d", ai.UID), UID: ai.UID, GID: ai.GID, Unix: true}, nil
 	case *TLSPeer:
-		now := time.Now()
-		if err := ai.stillVouched(now); err != nil {
-			return Identity{}, err
-		}
-		return tlsIdentity(ai.State, now)
+		return ai.identity(time.Now())
 	case credentials.TLSInfo:
 		return tlsIdentity(ai.State, time.Now())
 	case LoopbackPeer:
@@ -110,7 +107,7 @@ func (ic *interceptors) unary(ctx context.Context, req any, info *grpc.UnaryServ
 	}()
 	id, err := identify(ctx)
 	if err != nil {
-		return nil, ToStatus(ctx, ic.log, err)
+		return nil, ic.unidentified(ctx, info.FullMethod, start, err)
 	}
 	ctx = context.WithValue(ctx, identityKey{}, id)
 	ctx = service.WithCaller(ctx, service.Caller{ID: id.ID})
@@ -167,7 +164,7 @@ func (ic *interceptors) stream(srv any, ss grpc.ServerStream, info *grpc.StreamS
 	}()
 	id, err := identify(ctx)
 	if err != nil {
-		return ToStatus(ctx, ic.log, err)
+		return ic.unidentified(ctx, info.FullMethod, time.Now(), err)
 	}
 	ctx = service.WithCaller(context.WithValue(ctx, identityKey{}, id), service.Caller{ID: id.ID})
 	if err := ic.authz.Authorize(ctx, id, info.FullMethod, nil); err != nil {
@@ -204,6 +201,29 @@ func (s *identifiedStream) RecvMsg(m any) error {
 // code's share (callLogLimiter): the first lines of each window in full,
 // the last of them saying that more are counted, the next window's first
 // saying how many were held back.
+// unidentified answers a call whose peer is no identity (a TLS client whose
+// certificate expired or whose CA a reload removed): counted and logged
+// like any refused call, under the peer's address, since the operator
+// wants to see a removed CA's clients still calling.
+func (ic *interceptors) unidentified(ctx context.Context, method string, start time.Time, err error) error {
+	err = ToStatus(ctx, ic.log, err)
+	code, dur := status.Code(err), time.Since(start)
+	if ic.calls != nil {
+		ic.calls.ObserveCall(method, code.String(), dur)
+	}
+	caller := "peer:unknown"
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+		// The host, not the port: one line budget per client host.
+		host, _, err := net.SplitHostPort(p.Addr.String())
+		if err != nil {
+			host = p.Addr.String()
+		}
+		caller = "peer:" + host
+	}
+	ic.logFailure(ctx, method, caller, code, dur, err)
+	return err
+}
+
 func (ic *interceptors) logFailure(ctx context.Context, method, caller string, code codes.Code, dur time.Duration, err error) {
 	write, held, last := true, 0, false
 	if ic.lines != nil {

@@ -93,7 +93,11 @@ func (s *skillServer) SignSkillStream(stream signerv1.SkillService_SignSkillStre
 	}
 	// Authorized again now that the manifest is in: the header's check may
 	// be as old as the stream, and a policy reload since (SIGHUP, removing
-	// the caller) must stop the signature, as it stops each SignBatch item.
+	// the caller, or its TLS client CA), or its certificate's expiry, must
+	// stop the signature, as it stops each SignBatch item.
+	if err := recheckPeer(ctx); err != nil {
+		return err
+	}
 	if err := s.authorizeHeader(ctx, req); err != nil {
 		return err
 	}

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/peer"
 
 	"github.com/signerd/signerd/internal/errdefs"
 )
@@ -73,37 +75,65 @@ func ServeTLS(l net.Listener, src *TLSSource) net.Listener {
 // TLSPeer is a mutual-TLS peer: gRPC's TLSInfo, and the source whose
 // client CAs in force must still vouch for its chain at each call. A
 // reload that removes a CA (after its compromise) then ends what that
-// CA's clients may do on the connections they hold, at their next call,
-// and not only their next handshakes.
+// CA's clients may do on the connections they hold, at their next call or
+// stream item, and not only their next handshakes.
 type TLSPeer struct {
 	credentials.TLSInfo
 	src *TLSSource
 	// vouched is the configuration whose client CAs last verified the
-	// chain: a call verifies it again only after a reload.
-	vouched atomic.Pointer[tls.Config]
+	// chain, and that chain: a call verifies it again only after a reload.
+	vouched atomic.Pointer[vouchedChain]
 }
 
-// stillVouched verifies the peer's certificates against the client CAs in
-// force, unless they already verified under this configuration.
-func (p *TLSPeer) stillVouched(now time.Time) error {
-	cfg := p.src.cur.Load()
-	if p.vouched.Load() == cfg {
-		return nil
-	}
+type vouchedChain struct {
+	cfg   *tls.Config
+	chain []*x509.Certificate
+}
+
+// identity is the peer's identity for a call made at now: its chain as
+// the client CAs in force verify it (again after a reload), each of its
+// certificates within its validity (tlsIdentity).
+func (p *TLSPeer) identity(now time.Time) (Identity, error) {
 	certs := p.State.PeerCertificates
 	if len(certs) == 0 {
-		return fmt.Errorf("TLS peer presented no client certificate: %w", errdefs.ErrUnauthenticated)
+		return Identity{}, fmt.Errorf("TLS peer presented no client certificate: %w", errdefs.ErrUnauthenticated)
 	}
-	inter := x509.NewCertPool()
-	for _, c := range certs[1:] {
-		inter.AddCert(c)
+	cfg := p.src.cur.Load()
+	v := p.vouched.Load()
+	if v == nil || v.cfg != cfg {
+		// An expired certificate is said to be one, not to be unvouched.
+		if _, err := tlsIdentity(tls.ConnectionState{VerifiedChains: [][]*x509.Certificate{certs}}, now); err != nil {
+			return Identity{}, err
+		}
+		inter := x509.NewCertPool()
+		for _, c := range certs[1:] {
+			inter.AddCert(c)
+		}
+		chains, err := certs[0].Verify(x509.VerifyOptions{
+			Roots: cfg.ClientCAs, Intermediates: inter, CurrentTime: now,
+			KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+		})
+		if err != nil {
+			return Identity{}, fmt.Errorf("the client certificate is no longer vouched for by the client CAs in force (reloaded since this connection was made): %v: %w", err, errdefs.ErrUnauthenticated)
+		}
+		v = &vouchedChain{cfg: cfg, chain: chains[0]}
+		p.vouched.Store(v)
 	}
-	if _, err := certs[0].Verify(x509.VerifyOptions{
-		Roots: cfg.ClientCAs, Intermediates: inter, CurrentTime: now,
-		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	}); err != nil {
-		return fmt.Errorf("the client certificate is no longer vouched for by the client CAs in force (reloaded since this connection was made): %v: %w", err, errdefs.ErrUnauthenticated)
+	return tlsIdentity(tls.ConnectionState{VerifiedChains: [][]*x509.Certificate{v.chain}}, now)
+}
+
+// recheckPeer checks again, for work a call does long after it began (a
+// SignBatch item, a SignSkillStream's signature), that its mutual-TLS peer
+// is still one: the certificates within their validity, vouched for by
+// the client CAs in force. Other peers pass.
+func recheckPeer(ctx context.Context) error {
+	p, ok := peer.FromContext(ctx)
+	if !ok {
+		return nil
 	}
-	p.vouched.Store(cfg)
+	if tp, ok := p.AuthInfo.(*TLSPeer); ok {
+		_, err := tp.identity(time.Now())
+		return err
+	}
 	return nil
 }

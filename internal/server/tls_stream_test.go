@@ -1,0 +1,153 @@
+//go:build cgo
+
+package server
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/status"
+
+	signerv1 "github.com/signerd/signerd/gen/signer/v1"
+	"github.com/signerd/signerd/internal/keystore"
+	"github.com/signerd/signerd/internal/keystore/pkcs11"
+	"github.com/signerd/signerd/internal/service"
+	"github.com/signerd/signerd/internal/store/boltstore"
+	"github.com/signerd/signerd/internal/testutil/certs"
+	"github.com/signerd/signerd/internal/testutil/softhsm"
+)
+
+// TestTLSStreamEndsWithItsCA: a SignBatch stream of a client whose CA a
+// reload removes gets no signature for its next item (UNAUTHENTICATED),
+// though the stream was opened, and its first item signed, before; a new
+// call on the connection is refused too, and logged under the client's
+// host. Before, a stream kept signing for as long as it was held open.
+func TestTLSStreamEndsWithItsCA(t *testing.T) {
+	ctx := service.WithCaller(context.Background(), service.Caller{ID: "uid:test"})
+	tok := softhsm.NewToken(t)
+	ks, err := pkcs11.Open(ctx, tok.Config())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ks.Close() })
+	dir := t.TempDir()
+	st, err := boltstore.Open(ctx, filepath.Join(dir, "db"), boltstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	var logged lockedLog
+	log := slog.New(slog.NewTextHandler(&logged, nil))
+	svc := service.New(st, ks, service.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if _, err := svc.CreateKey(ctx, service.CreateKeyInput{Name: "k", Algorithm: keystore.Ed25519}); err != nil {
+		t.Fatal(err)
+	}
+	policy, err := ParsePolicy([]byte(`{"version":1,"rules":[{"certs":["build-farm.example.com"],"role":"signer","keys":["k"]}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, next := certs.NewCA(t, "compromised"), certs.NewCA(t, "next")
+	caFile := filepath.Join(dir, "client-ca.pem")
+	useCA := func(c *certs.CA) {
+		b, err := os.ReadFile(c.WriteFile(t, dir, fmt.Sprintf("%p.pem", c)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(caFile, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	useCA(ca)
+	srvFiles := ca.Server(t).WriteFiles(t, dir, "server")
+	files := TLSFiles{Cert: srvFiles.Cert, Key: srvFiles.Key, ClientCA: caFile}
+	src, err := NewTLSSource(files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tcp, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := New(svc, Options{Logger: log, Authorizer: policy})
+	go srv.Serve(ServeTLS(tcp, src))
+	t.Cleanup(func() { srv.Stop(context.Background()) })
+
+	client := ca.Issue(t, certs.Leaf{DNS: []string{"build-farm.example.com"}})
+	pair, err := tls.X509KeyPair(client.CertPEM, client.KeyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(ca.Cert)
+	conn, err := grpc.NewClient(tcp.Addr().String(), grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{RootCAs: roots, Certificates: []tls.Certificate{pair}, ServerName: "localhost"})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	signer := signerv1.NewSignerServiceClient(conn)
+	stream, err := signer.SignBatch(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := sha256.Sum256([]byte("built"))
+	item := &signerv1.SignBatchRequest{Request: &signerv1.SignRequest{KeyName: "k", Digest: d[:], ArtifactName: "a"}}
+	signItem := func() *signerv1.SignBatchResponse {
+		if err := stream.Send(item); err != nil {
+			t.Fatal(err)
+		}
+		r, err := stream.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	if r := signItem(); r.GetResponse() == nil {
+		t.Fatalf("an item under the CA in force: %v", r.GetError())
+	}
+
+	useCA(next) // the CA removed, as after its compromise
+	if err := src.Reload(files); err != nil {
+		t.Fatal(err)
+	}
+	if r := signItem(); r.GetResponse() != nil || codes.Code(r.GetError().GetCode()) != codes.Unauthenticated {
+		t.Fatalf("an item on the stream after its CA was removed: signed %v, error %v; want UNAUTHENTICATED", r.GetResponse() != nil, r.GetError())
+	}
+	if _, err := signer.GetServerInfo(context.Background(), &signerv1.GetServerInfoRequest{}); status.Code(err) != codes.Unauthenticated {
+		t.Fatalf("a new call on the connection: %v, want UNAUTHENTICATED", err)
+	}
+	if l := logged.String(); !strings.Contains(l, `msg="call refused"`) || !strings.Contains(l, "caller=peer:127.0.0.1") {
+		t.Fatalf("the refused call is not logged under the client's host:\n%s", l)
+	}
+}
+
+// lockedLog is a log destination safe for the server's goroutines.
+type lockedLog struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
