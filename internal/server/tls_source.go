@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"net"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -83,6 +84,24 @@ type TLSPeer struct {
 	// vouched is the configuration whose client CAs last verified the
 	// chain, and that chain: a call verifies it again only after a reload.
 	vouched atomic.Pointer[vouchedChain]
+	// conn is the connection, closed soon after a refusal (nil: none).
+	conn    net.Conn
+	closing sync.Once
+}
+
+// closeAfterRefusal is how long a connection refused for its peer stays
+// open: long enough for the refusal to reach the client, which then
+// connects again (a gRPC client does not on UNAUTHENTICATED, so one that
+// has renewed its certificate would otherwise stay on the refused
+// connection for as long as it keeps calling).
+const closeAfterRefusal = time.Second
+
+// refused closes the connection, once, closeAfterRefusal from now.
+func (p *TLSPeer) refused() {
+	if p.conn == nil {
+		return
+	}
+	p.closing.Do(func() { time.AfterFunc(closeAfterRefusal, func() { _ = p.conn.Close() }) })
 }
 
 type vouchedChain struct {
@@ -94,6 +113,14 @@ type vouchedChain struct {
 // the client CAs in force verify it (again after a reload), each of its
 // certificates within its validity (tlsIdentity).
 func (p *TLSPeer) identity(now time.Time) (Identity, error) {
+	id, err := p.check(now)
+	if err != nil {
+		p.refused()
+	}
+	return id, err
+}
+
+func (p *TLSPeer) check(now time.Time) (Identity, error) {
 	certs := p.State.PeerCertificates
 	if len(certs) == 0 {
 		return Identity{}, fmt.Errorf("TLS peer presented no client certificate: %w", errdefs.ErrUnauthenticated)

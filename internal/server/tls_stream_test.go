@@ -16,9 +16,11 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
 
@@ -131,6 +133,15 @@ func TestTLSStreamEndsWithItsCA(t *testing.T) {
 	}
 	if l := logged.String(); !strings.Contains(l, `msg="call refused"`) || !strings.Contains(l, "caller=peer:127.0.0.1") {
 		t.Fatalf("the refused call is not logged under the client's host:\n%s", l)
+	}
+	// The refused connection is closed soon after, so that the client
+	// connects again (with a renewed certificate, it would get in).
+	wait, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for st := conn.GetState(); st == connectivity.Ready; st = conn.GetState() {
+		if !conn.WaitForStateChange(wait, st) {
+			t.Fatal("the refused connection stayed open")
+		}
 	}
 }
 

@@ -58,7 +58,7 @@ func (t transportCredentials) ServerHandshake(c net.Conn) (net.Conn, credentials
 		}
 		if ti, ok := info.(credentials.TLSInfo); ok && conn.src != nil {
 			// Each call checks the chain against the CAs in force.
-			info = &TLSPeer{TLSInfo: ti, src: conn.src}
+			info = &TLSPeer{TLSInfo: ti, src: conn.src, conn: out}
 		}
 		return out, info, nil
 	case *loopbackConn:
