@@ -197,10 +197,6 @@ func (s *identifiedStream) RecvMsg(m any) error {
 	return err
 }
 
-// logFailure writes the line about a failed call, within its caller's and
-// code's share (callLogLimiter): the first lines of each window in full,
-// the last of them saying that more are counted, the next window's first
-// saying how many were held back.
 // unidentified answers a call whose peer is no identity (a TLS client whose
 // certificate expired or whose CA a reload removed): counted and logged
 // like any refused call, under the peer's address, since the operator
@@ -224,6 +220,10 @@ func (ic *interceptors) unidentified(ctx context.Context, method string, start t
 	return err
 }
 
+// logFailure writes the line about a failed call, within its caller's and
+// code's share (callLogLimiter): the first lines of each window in full,
+// the last of them saying that more are counted, the next window's first
+// saying how many were held back.
 func (ic *interceptors) logFailure(ctx context.Context, method, caller string, code codes.Code, dur time.Duration, err error) {
 	write, held, last := true, 0, false
 	if ic.lines != nil {

@@ -81,12 +81,26 @@ func ServeTLS(l net.Listener, src *TLSSource) net.Listener {
 type TLSPeer struct {
 	credentials.TLSInfo
 	src *TLSSource
-	// vouched is the configuration whose client CAs last verified the
-	// chain, and that chain: a call verifies it again only after a reload.
-	vouched atomic.Pointer[vouchedChain]
+
+	// mu serializes verifications: the calls of one connection share one
+	// verification of its chain (a client could present a chain costly to
+	// verify, and open many streams at once).
+	mu sync.Mutex
+	// vouched is the last verification: against which configuration's
+	// client CAs, and what it found; a call verifies again only after a
+	// reload, or once no chain found is valid any more. Guarded by mu.
+	vouched *vouching
+
 	// conn is the connection, closed soon after a refusal (nil: none).
 	conn    net.Conn
 	closing sync.Once
+}
+
+// vouching is a verification of a peer's certificates.
+type vouching struct {
+	cfg    *tls.Config
+	chains [][]*x509.Certificate // the chains the client CAs vouched for
+	err    error                 // or why they did not
 }
 
 // closeAfterRefusal is how long a connection refused for its peer stays
@@ -104,14 +118,9 @@ func (p *TLSPeer) refused() {
 	p.closing.Do(func() { time.AfterFunc(closeAfterRefusal, func() { _ = p.conn.Close() }) })
 }
 
-type vouchedChain struct {
-	cfg   *tls.Config
-	chain []*x509.Certificate
-}
-
-// identity is the peer's identity for a call made at now: its chain as
-// the client CAs in force verify it (again after a reload), each of its
-// certificates within its validity (tlsIdentity).
+// identity is the peer's identity for a call made at now: a chain the
+// client CAs in force vouch for, every certificate of it within its
+// validity (tlsIdentity). A refusal closes the connection soon after.
 func (p *TLSPeer) identity(now time.Time) (Identity, error) {
 	id, err := p.check(now)
 	if err != nil {
@@ -121,32 +130,64 @@ func (p *TLSPeer) identity(now time.Time) (Identity, error) {
 }
 
 func (p *TLSPeer) check(now time.Time) (Identity, error) {
-	certs := p.State.PeerCertificates
-	if len(certs) == 0 {
-		return Identity{}, fmt.Errorf("TLS peer presented no client certificate: %w", errdefs.ErrUnauthenticated)
-	}
 	cfg := p.src.cur.Load()
-	v := p.vouched.Load()
-	if v == nil || v.cfg != cfg {
-		// An expired certificate is said to be one, not to be unvouched.
-		if _, err := tlsIdentity(tls.ConnectionState{VerifiedChains: [][]*x509.Certificate{certs}}, now); err != nil {
-			return Identity{}, err
-		}
-		inter := x509.NewCertPool()
-		for _, c := range certs[1:] {
-			inter.AddCert(c)
-		}
-		chains, err := certs[0].Verify(x509.VerifyOptions{
-			Roots: cfg.ClientCAs, Intermediates: inter, CurrentTime: now,
-			KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-		})
-		if err != nil {
-			return Identity{}, fmt.Errorf("the client certificate is no longer vouched for by the client CAs in force (reloaded since this connection was made): %v: %w", err, errdefs.ErrUnauthenticated)
-		}
-		v = &vouchedChain{cfg: cfg, chain: chains[0]}
-		p.vouched.Store(v)
+	p.mu.Lock()
+	v := p.vouched
+	chain := v.validChain(cfg, now)
+	if chain == nil && (v == nil || v.cfg != cfg || v.err == nil) {
+		// First call, a reload since, or no chain found valid any more
+		// (a root expired while a renewed one vouches): verify again, at
+		// now, as the handshake did.
+		v = verifyPeer(cfg, p.State.PeerCertificates, now)
+		p.vouched = v
+		chain = v.validChain(cfg, now)
 	}
-	return tlsIdentity(tls.ConnectionState{VerifiedChains: [][]*x509.Certificate{v.chain}}, now)
+	p.mu.Unlock()
+	if v.err != nil {
+		return Identity{}, v.err
+	}
+	return tlsIdentity(tls.ConnectionState{VerifiedChains: [][]*x509.Certificate{chain}}, now)
+}
+
+// validChain is a chain v found for cfg whose every certificate is valid
+// at now; nil if none (or v is another configuration's, or a refusal).
+func (v *vouching) validChain(cfg *tls.Config, now time.Time) []*x509.Certificate {
+	if v == nil || v.cfg != cfg || v.err != nil {
+		return nil
+	}
+	for _, chain := range v.chains {
+		valid := true
+		for _, c := range chain {
+			valid = valid && !now.Before(c.NotBefore) && !now.After(c.NotAfter)
+		}
+		if valid {
+			return chain
+		}
+	}
+	return nil
+}
+
+// verifyPeer verifies the presented certificates against cfg's client CAs
+// at now, as the TLS handshake does (the client-auth key usage, the
+// intermediates the client sent).
+func verifyPeer(cfg *tls.Config, certs []*x509.Certificate, now time.Time) *vouching {
+	v := &vouching{cfg: cfg}
+	if len(certs) == 0 {
+		v.err = fmt.Errorf("TLS peer presented no client certificate: %w", errdefs.ErrUnauthenticated)
+		return v
+	}
+	inter := x509.NewCertPool()
+	for _, c := range certs[1:] {
+		inter.AddCert(c)
+	}
+	v.chains, v.err = certs[0].Verify(x509.VerifyOptions{
+		Roots: cfg.ClientCAs, Intermediates: inter, CurrentTime: now,
+		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	})
+	if v.err != nil {
+		v.err = fmt.Errorf("the client certificate no longer verifies (expired, or its CA no longer among the client CAs in force): %v: %w", v.err, errdefs.ErrUnauthenticated)
+	}
+	return v
 }
 
 // recheckPeer checks again, for work a call does long after it began (a

@@ -437,3 +437,29 @@ func TestTLSReloadEndsARemovedCAsCallers(t *testing.T) {
 		}
 	}
 }
+
+// TestTLSPeerIgnoresUnneededCertificates: a client that sends, beside its
+// chain, a certificate the chain does not need (an expired cross-sign, an
+// old intermediate) gets in at the handshake and is served: only the chain
+// the client CAs vouch for counts, as at the handshake. Before, every
+// presented certificate's dates were checked, and such a client had every
+// call refused.
+func TestTLSPeerIgnoresUnneededCertificates(t *testing.T) {
+	dir := t.TempDir()
+	ca := certs.NewCA(t, "clients")
+	srv := ca.Server(t).WriteFiles(t, dir, "server")
+	src, err := NewTLSSource(TLSFiles{Cert: srv.Cert, Key: srv.Key, ClientCA: ca.WriteFile(t, dir, "ca.pem")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	leaf := ca.Issue(t, certs.Leaf{DNS: []string{"build-farm.example.com"}})
+	stale := ca.Issue(t, certs.Leaf{CN: "old intermediate", NotBefore: now.Add(-48 * time.Hour), NotAfter: now.Add(-24 * time.Hour)})
+	p := &TLSPeer{TLSInfo: credentials.TLSInfo{State: tls.ConnectionState{PeerCertificates: []*x509.Certificate{leaf.Cert, stale.Cert}}}, src: src}
+	for i := range 2 { // verified, then from the cache
+		id, err := p.identity(now)
+		if err != nil || id.ID != "cert:build-farm.example.com" {
+			t.Fatalf("call %d: %+v, %v", i, id, err)
+		}
+	}
+}
