@@ -463,3 +463,30 @@ func TestTLSPeerIgnoresUnneededCertificates(t *testing.T) {
 		}
 	}
 }
+
+// TestTLSPeerVerifiedAgainWhenItsChainExpires: a connection whose chain's
+// root expires while a renewed root (the same name and key, valid only
+// from later, staged in the client CA file beforehand) vouches for the
+// same client is verified again, not refused.
+func TestTLSPeerVerifiedAgainWhenItsChainExpires(t *testing.T) {
+	dir := t.TempDir()
+	now := time.Now()
+	ca := certs.NewCA(t, "clients") // valid until a day from now
+	renewed := ca.Renewed(t, now.Add(20*time.Hour), now.Add(72*time.Hour))
+	caFile := filepath.Join(dir, "ca.pem")
+	if err := os.WriteFile(caFile, append(append([]byte{}, ca.PEM...), renewed.PEM...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	srv := ca.Server(t).WriteFiles(t, dir, "server")
+	src, err := NewTLSSource(TLSFiles{Cert: srv.Cert, Key: srv.Key, ClientCA: caFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf := ca.Issue(t, certs.Leaf{DNS: []string{"build-farm.example.com"}, NotBefore: now.Add(-time.Hour), NotAfter: now.Add(60 * time.Hour)})
+	p := &TLSPeer{TLSInfo: credentials.TLSInfo{State: tls.ConnectionState{PeerCertificates: []*x509.Certificate{leaf.Cert}}}, src: src}
+	for _, at := range []time.Time{now, now.Add(30 * time.Hour)} { // the first root expired at the second
+		if id, err := p.identity(at); err != nil || id.ID != "cert:build-farm.example.com" {
+			t.Fatalf("a call at %s: %+v, %v", at.Sub(now).Round(time.Hour), id, err)
+		}
+	}
+}

@@ -52,6 +52,23 @@ func NewCA(t testing.TB, name string) *CA {
 	return &CA{Cert: cert, key: key, PEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
 }
 
+// Renewed is ca renewed: the same name and key (so what ca issued verifies
+// under either), valid from notBefore to notAfter.
+func (ca *CA) Renewed(t testing.TB, notBefore, notAfter time.Time) *CA {
+	t.Helper()
+	tmpl := *ca.Cert
+	tmpl.SerialNumber, tmpl.NotBefore, tmpl.NotAfter = serial(t), notBefore, notAfter
+	der, err := x509.CreateCertificate(rand.Reader, &tmpl, &tmpl, &ca.key.PublicKey, ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &CA{Cert: cert, key: ca.key, PEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
+}
+
 // Leaf describes a certificate to issue.
 type Leaf struct {
 	CN     string
