@@ -80,7 +80,7 @@ func toKeyJSON(k *signerv1.Key) keyJSON {
 		}
 		if v.GetRevokedAt() != nil {
 			vj.RevokedAt = v.GetRevokedAt().AsTime().Format("2006-01-02T15:04:05Z07:00")
-			vj.RevocationReason = strings.ToLower(strings.TrimPrefix(v.GetRevocationReason().String(), "REVOCATION_REASON_"))
+			vj.RevocationReason = reasonName(v.GetRevocationReason())
 		}
 		out.Versions = append(out.Versions, vj)
 	}

@@ -48,6 +48,11 @@ var revocationReasons = map[string]signerv1.RevocationReason{
 	"privilege_withdrawn":    signerv1.RevocationReason_REVOCATION_REASON_PRIVILEGE_WITHDRAWN,
 }
 
+// reasonName is r as the flag and the JSON spell it (key_compromise).
+func reasonName(r signerv1.RevocationReason) string {
+	return strings.ToLower(strings.TrimPrefix(r.String(), "REVOCATION_REASON_"))
+}
+
 func newKeyRevokeCommand(g *globals) *cobra.Command {
 	var reason string
 	cmd := &cobra.Command{
@@ -88,7 +93,7 @@ and in 'signctl skill revocation'.`,
 			k := toKeyJSON(resp.GetKey())
 			var from string
 			if r := resp.GetEscalatedFrom(); r != signerv1.RevocationReason_REVOCATION_REASON_UNSPECIFIED {
-				from = strings.ToLower(strings.TrimPrefix(r.String(), "REVOCATION_REASON_"))
+				from = reasonName(r)
 			}
 			if g.json() {
 				return printJSON(g.stdout, struct {

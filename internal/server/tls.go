@@ -142,17 +142,26 @@ func tlsIdentity(st tls.ConnectionState, now time.Time) (Identity, error) {
 	if len(st.VerifiedChains) == 0 || len(st.VerifiedChains[0]) == 0 {
 		return Identity{}, fmt.Errorf("TLS peer presented no verified client certificate: %w", errdefs.ErrUnauthenticated)
 	}
-	for _, c := range st.VerifiedChains[0] {
-		if now.Before(c.NotBefore) || now.After(c.NotAfter) {
-			return Identity{}, fmt.Errorf("the client certificate chain (%s) is valid from %s to %s, not now; connect again with a current certificate: %w",
-				errdefs.Clip(c.Subject.String()), c.NotBefore.UTC().Format(time.RFC3339), c.NotAfter.UTC().Format(time.RFC3339), errdefs.ErrUnauthenticated)
-		}
+	if c := outsideValidity(st.VerifiedChains[0], now); c != nil {
+		return Identity{}, fmt.Errorf("the client certificate chain (%s) is valid from %s to %s, not now; connect again with a current certificate: %w",
+			errdefs.Clip(c.Subject.String()), c.NotBefore.UTC().Format(time.RFC3339), c.NotAfter.UTC().Format(time.RFC3339), errdefs.ErrUnauthenticated)
 	}
 	names := CertNames(st.VerifiedChains[0][0])
 	if len(names) == 0 {
 		return Identity{}, fmt.Errorf("client certificate has no subject alternative name and no common name: %w", errdefs.ErrUnauthenticated)
 	}
 	return Identity{ID: certID(names), Names: names, TLS: true}, nil
+}
+
+// outsideValidity is the first certificate of chain not valid at now; nil
+// if all are.
+func outsideValidity(chain []*x509.Certificate, now time.Time) *x509.Certificate {
+	for _, c := range chain {
+		if now.Before(c.NotBefore) || now.After(c.NotAfter) {
+			return c
+		}
+	}
+	return nil
 }
 
 // maxCertID bounds a TLS caller's printable identity: it is in every audit

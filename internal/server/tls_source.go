@@ -156,11 +156,7 @@ func (v *vouching) validChain(cfg *tls.Config, now time.Time) []*x509.Certificat
 		return nil
 	}
 	for _, chain := range v.chains {
-		valid := true
-		for _, c := range chain {
-			valid = valid && !now.Before(c.NotBefore) && !now.After(c.NotAfter)
-		}
-		if valid {
+		if outsideValidity(chain, now) == nil {
 			return chain
 		}
 	}

@@ -210,9 +210,6 @@ func (s *Store) commit(ws []*write) {
 		// sent them again.
 		prepared *preparedTxn
 		reused   bool
-		// result is the exclusive write's as prepared for the
-		// attempt being sent.
-		result any
 	)
 	// Each request gets at most attemptTimeout: a proposal that reached a
 	// leader which then died is not answered until etcd's own request
@@ -314,7 +311,6 @@ func (s *Store) commit(ws []*write) {
 		}
 		if exclusive != nil && prepared != nil && len(pending) == 0 {
 			cmps, ops, reused = slices.Clip(prepared.cmps), slices.Clip(prepared.ops), true
-			result = prepared.result
 		} else if exclusive != nil {
 			reused = false
 			c, o, err := exclusive(attemptCtx())
@@ -340,7 +336,7 @@ func (s *Store) commit(ws []*write) {
 				return
 			}
 			prepared = &preparedTxn{cmps: c, ops: o, result: ws[0].result}
-			cmps, ops, result = slices.Clip(c), slices.Clip(o), prepared.result
+			cmps, ops = slices.Clip(c), slices.Clip(o)
 		}
 		recs := make([]store.AuditRecord, len(ws))
 		seq, prev := s.head.seq, s.head.hash
@@ -386,14 +382,14 @@ func (s *Store) commit(ws []*write) {
 			for _, n := range signers {
 				g[n] = s.guards[n].rev
 			}
-			pending = append(pending, attempt{recs: recs, guards: g, result: result})
+			pending = append(pending, attempt{recs: recs, guards: g, result: prepared.resultOf()})
 			s.head.known = false
 			wait(mapErr("write", err))
 			continue
 		}
 		if resp.Succeeded {
 			if exclusive != nil {
-				ws[0].result = result
+				ws[0].result = prepared.result
 			}
 			s.turn.committed(s.head.rev, resp.Header.Revision, time.Since(sent))
 			s.head = head{known: true, seq: seq, hash: prev, rev: resp.Header.Revision, tree: tree}
@@ -450,11 +446,20 @@ func (s *Store) commit(ws []*write) {
 	}
 }
 
-// preparedTxn is what an exclusive write's prepare returned.
+// preparedTxn is what an exclusive write's prepare returned, and the
+// result it set (write.result) for the attempts that send it.
 type preparedTxn struct {
 	cmps   []clientv3.Cmp
 	ops    []clientv3.Op
 	result any
+}
+
+// resultOf is p's result; nil for a batch (no preparation).
+func (p *preparedTxn) resultOf() any {
+	if p == nil {
+		return nil
+	}
+	return p.result
 }
 
 // commitContext bounds a transaction: at most the write timeout, less if
