@@ -26,6 +26,25 @@ import (
 	"github.com/signerd/signerd/internal/testutil/softhsm"
 )
 
+// hsmService is a service on a new SoftHSM2 token and bbolt file, and a
+// context calling as an admin would.
+func hsmService(t *testing.T) (context.Context, *service.Service) {
+	t.Helper()
+	ctx := service.WithCaller(context.Background(), service.Caller{ID: "uid:test"})
+	tok := softhsm.NewToken(t)
+	ks, err := pkcs11.Open(ctx, tok.Config())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ks.Close() })
+	st, err := boltstore.Open(ctx, filepath.Join(t.TempDir(), "db"), boltstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return ctx, service.New(st, ks, service.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+}
+
 // headerSeen is an Authorizer that tells when it has decided a SignSkill
 // (a SignSkillStream's header).
 type headerSeen struct {
@@ -51,21 +70,9 @@ func (h headerSeen) Authorize(ctx context.Context, id Identity, method string, r
 // caller removed from the policy could keep streams open and get
 // signatures afterwards.
 func TestSkillStreamAuthorizedWhenSigned(t *testing.T) {
-	ctx := service.WithCaller(context.Background(), service.Caller{ID: "uid:test"})
-	tok := softhsm.NewToken(t)
-	ks, err := pkcs11.Open(ctx, tok.Config())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ks.Close() })
+	ctx, svc := hsmService(t)
 	dir := t.TempDir()
-	st, err := boltstore.Open(ctx, filepath.Join(dir, "db"), boltstore.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	svc := service.New(st, ks, service.Options{Logger: log})
 	if _, err := svc.CreateKey(ctx, service.CreateKeyInput{Name: "skills", Algorithm: keystore.ECDSAP256, Org: "example.com"}); err != nil {
 		t.Fatal(err)
 	}

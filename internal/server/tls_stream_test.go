@@ -5,14 +5,7 @@ package server
 import (
 	"context"
 	"crypto/sha256"
-	"crypto/tls"
-	"crypto/x509"
-	"fmt"
-	"io"
 	"log/slog"
-	"net"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -26,11 +19,8 @@ import (
 
 	signerv1 "github.com/signerd/signerd/gen/signer/v1"
 	"github.com/signerd/signerd/internal/keystore"
-	"github.com/signerd/signerd/internal/keystore/pkcs11"
 	"github.com/signerd/signerd/internal/service"
-	"github.com/signerd/signerd/internal/store/boltstore"
 	"github.com/signerd/signerd/internal/testutil/certs"
-	"github.com/signerd/signerd/internal/testutil/softhsm"
 )
 
 // TestTLSStreamEndsWithItsCA: a SignBatch stream of a client whose CA a
@@ -39,22 +29,9 @@ import (
 // call on the connection is refused too, and logged under the client's
 // host. Before, a stream kept signing for as long as it was held open.
 func TestTLSStreamEndsWithItsCA(t *testing.T) {
-	ctx := service.WithCaller(context.Background(), service.Caller{ID: "uid:test"})
-	tok := softhsm.NewToken(t)
-	ks, err := pkcs11.Open(ctx, tok.Config())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ks.Close() })
-	dir := t.TempDir()
-	st, err := boltstore.Open(ctx, filepath.Join(dir, "db"), boltstore.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	ctx, svc := hsmService(t)
 	var logged lockedLog
 	log := slog.New(slog.NewTextHandler(&logged, nil))
-	svc := service.New(st, ks, service.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if _, err := svc.CreateKey(ctx, service.CreateKeyInput{Name: "k", Algorithm: keystore.Ed25519}); err != nil {
 		t.Fatal(err)
 	}
@@ -63,39 +40,14 @@ func TestTLSStreamEndsWithItsCA(t *testing.T) {
 		t.Fatal(err)
 	}
 	ca, next := certs.NewCA(t, "compromised"), certs.NewCA(t, "next")
-	caFile := filepath.Join(dir, "client-ca.pem")
-	useCA := func(c *certs.CA) {
-		b, err := os.ReadFile(c.WriteFile(t, dir, fmt.Sprintf("%p.pem", c)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(caFile, b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	useCA(ca)
-	srvFiles := ca.Server(t).WriteFiles(t, dir, "server")
-	files := TLSFiles{Cert: srvFiles.Cert, Key: srvFiles.Key, ClientCA: caFile}
-	src, err := NewTLSSource(files)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tcp, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	serving := newTLSServing(t, ca, ca)
+	l := serving.listen(t)
 	srv := New(svc, Options{Logger: log, Authorizer: policy})
-	go srv.Serve(ServeTLS(tcp, src))
+	go srv.Serve(l)
 	t.Cleanup(func() { srv.Stop(context.Background()) })
 
 	client := ca.Issue(t, certs.Leaf{DNS: []string{"build-farm.example.com"}})
-	pair, err := tls.X509KeyPair(client.CertPEM, client.KeyPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
-	roots := x509.NewCertPool()
-	roots.AddCert(ca.Cert)
-	conn, err := grpc.NewClient(tcp.Addr().String(), grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{RootCAs: roots, Certificates: []tls.Certificate{pair}, ServerName: "localhost"})))
+	conn, err := grpc.NewClient(l.Addr().String(), grpc.WithTransportCredentials(credentials.NewTLS(clientTLS(t, client, ca))))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,10 +73,7 @@ func TestTLSStreamEndsWithItsCA(t *testing.T) {
 		t.Fatalf("an item under the CA in force: %v", r.GetError())
 	}
 
-	useCA(next) // the CA removed, as after its compromise
-	if err := src.Reload(files); err != nil {
-		t.Fatal(err)
-	}
+	serving.reload(t, next) // the CA removed, as after its compromise
 	if r := signItem(); r.GetResponse() != nil || codes.Code(r.GetError().GetCode()) != codes.Unauthenticated {
 		t.Fatalf("an item on the stream after its CA was removed: signed %v, error %v; want UNAUTHENTICATED", r.GetResponse() != nil, r.GetError())
 	}

@@ -351,35 +351,9 @@ func TestCertID(t *testing.T) {
 // compromise) is no identity for its next call; a CA file that still holds
 // that CA keeps it one. Before, only new handshakes saw the reload.
 func TestTLSReloadEndsARemovedCAsCallers(t *testing.T) {
-	dir := t.TempDir()
 	ca, next := certs.NewCA(t, "compromised"), certs.NewCA(t, "next")
-	caFile := filepath.Join(dir, "client-ca.pem")
-	writeCAs := func(cas ...*certs.CA) {
-		var pemData []byte
-		for i, c := range cas {
-			b, err := os.ReadFile(c.WriteFile(t, dir, fmt.Sprintf("one-%d.pem", i)))
-			if err != nil {
-				t.Fatal(err)
-			}
-			pemData = append(pemData, b...)
-		}
-		if err := os.WriteFile(caFile, pemData, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	writeCAs(ca)
-	srv := ca.Server(t).WriteFiles(t, dir, "server")
-	files := TLSFiles{Cert: srv.Cert, Key: srv.Key, ClientCA: caFile}
-	src, err := NewTLSSource(files)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tcp, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	l := ServeTLS(tcp, src)
-	defer l.Close()
+	serving := newTLSServing(t, ca, ca)
+	l := serving.listen(t)
 
 	infos := make(chan credentials.AuthInfo, 1)
 	go func() {
@@ -396,13 +370,7 @@ func TestTLSReloadEndsARemovedCAsCallers(t *testing.T) {
 		infos <- info
 	}()
 	client := ca.Issue(t, certs.Leaf{DNS: []string{"build-farm.example.com"}})
-	pair, err := tls.X509KeyPair(client.CertPEM, client.KeyPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
-	roots := x509.NewCertPool()
-	roots.AddCert(ca.Cert)
-	conn, err := tls.Dial("tcp", l.Addr().String(), &tls.Config{RootCAs: roots, NextProtos: []string{"h2"}, Certificates: []tls.Certificate{pair}})
+	conn, err := tls.Dial("tcp", l.Addr().String(), clientTLS(t, client, ca))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -428,10 +396,7 @@ func TestTLSReloadEndsARemovedCAsCallers(t *testing.T) {
 		{"the CA removed", []*certs.CA{next}, false},
 		{"the CA back, beside the next one", []*certs.CA{next, ca}, true},
 	} {
-		writeCAs(tt.cas...)
-		if err := src.Reload(files); err != nil {
-			t.Fatal(err)
-		}
+		serving.reload(t, tt.cas...)
 		if err := call(); tt.ok != (err == nil) || (err != nil && !errors.Is(err, errdefs.ErrUnauthenticated)) {
 			t.Fatalf("%s: the connection's next call: %v, want ok %v (or UNAUTHENTICATED)", tt.name, err, tt.ok)
 		}
@@ -445,13 +410,8 @@ func TestTLSReloadEndsARemovedCAsCallers(t *testing.T) {
 // presented certificate's dates were checked, and such a client had every
 // call refused.
 func TestTLSPeerIgnoresUnneededCertificates(t *testing.T) {
-	dir := t.TempDir()
 	ca := certs.NewCA(t, "clients")
-	srv := ca.Server(t).WriteFiles(t, dir, "server")
-	src, err := NewTLSSource(TLSFiles{Cert: srv.Cert, Key: srv.Key, ClientCA: ca.WriteFile(t, dir, "ca.pem")})
-	if err != nil {
-		t.Fatal(err)
-	}
+	src := newTLSServing(t, ca, ca).src
 	now := time.Now()
 	leaf := ca.Issue(t, certs.Leaf{DNS: []string{"build-farm.example.com"}})
 	stale := ca.Issue(t, certs.Leaf{CN: "old intermediate", NotBefore: now.Add(-48 * time.Hour), NotAfter: now.Add(-24 * time.Hour)})
@@ -469,19 +429,10 @@ func TestTLSPeerIgnoresUnneededCertificates(t *testing.T) {
 // from later, staged in the client CA file beforehand) vouches for the
 // same client is verified again, not refused.
 func TestTLSPeerVerifiedAgainWhenItsChainExpires(t *testing.T) {
-	dir := t.TempDir()
 	now := time.Now()
 	ca := certs.NewCA(t, "clients") // valid until a day from now
 	renewed := ca.Renewed(t, now.Add(20*time.Hour), now.Add(72*time.Hour))
-	caFile := filepath.Join(dir, "ca.pem")
-	if err := os.WriteFile(caFile, append(append([]byte{}, ca.PEM...), renewed.PEM...), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	srv := ca.Server(t).WriteFiles(t, dir, "server")
-	src, err := NewTLSSource(TLSFiles{Cert: srv.Cert, Key: srv.Key, ClientCA: caFile})
-	if err != nil {
-		t.Fatal(err)
-	}
+	src := newTLSServing(t, ca, ca, renewed).src
 	leaf := ca.Issue(t, certs.Leaf{DNS: []string{"build-farm.example.com"}, NotBefore: now.Add(-time.Hour), NotAfter: now.Add(60 * time.Hour)})
 	p := &TLSPeer{TLSInfo: credentials.TLSInfo{State: tls.ConnectionState{PeerCertificates: []*x509.Certificate{leaf.Cert}}}, src: src}
 	for _, at := range []time.Time{now, now.Add(30 * time.Hour)} { // the first root expired at the second
@@ -489,4 +440,71 @@ func TestTLSPeerVerifiedAgainWhenItsChainExpires(t *testing.T) {
 			t.Fatalf("a call at %s: %+v, %v", at.Sub(now).Round(time.Hour), id, err)
 		}
 	}
+}
+
+// tlsServing is a TLS source serving a certificate of ca, whose client CA
+// file a test rewrites and reloads.
+type tlsServing struct {
+	src   *TLSSource
+	files TLSFiles
+}
+
+func newTLSServing(t *testing.T, ca *certs.CA, clientCAs ...*certs.CA) *tlsServing {
+	t.Helper()
+	dir := t.TempDir()
+	srv := ca.Server(t).WriteFiles(t, dir, "server")
+	s := &tlsServing{files: TLSFiles{Cert: srv.Cert, Key: srv.Key, ClientCA: filepath.Join(dir, "client-ca.pem")}}
+	s.writeCAs(t, clientCAs...)
+	src, err := NewTLSSource(s.files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.src = src
+	return s
+}
+
+// writeCAs writes the client CA file holding cas, in order.
+func (s *tlsServing) writeCAs(t *testing.T, cas ...*certs.CA) {
+	t.Helper()
+	var pemData []byte
+	for _, c := range cas {
+		pemData = append(pemData, c.PEM...)
+	}
+	if err := os.WriteFile(s.files.ClientCA, pemData, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// reload makes cas the client CAs in force.
+func (s *tlsServing) reload(t *testing.T, cas ...*certs.CA) {
+	t.Helper()
+	s.writeCAs(t, cas...)
+	if err := s.src.Reload(s.files); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// listen serves mutual TLS on a loopback port, closed at the test's end.
+func (s *tlsServing) listen(t *testing.T) net.Listener {
+	t.Helper()
+	tcp, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := ServeTLS(tcp, s.src)
+	t.Cleanup(func() { l.Close() })
+	return l
+}
+
+// clientTLS is a client's configuration: its certificate, and ca as the
+// server's.
+func clientTLS(t *testing.T, client certs.Issued, ca *certs.CA) *tls.Config {
+	t.Helper()
+	pair, err := tls.X509KeyPair(client.CertPEM, client.KeyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(ca.Cert)
+	return &tls.Config{RootCAs: roots, NextProtos: []string{"h2"}, Certificates: []tls.Certificate{pair}, ServerName: "localhost"}
 }
