@@ -438,7 +438,7 @@ func TestRemoveTrustRacingGrant(t *testing.T) {
 // service's clock, failing with fail if set.
 type clockedCarry struct {
 	store.Store
-	clock *fakeClock
+	clock *testClock
 	step  time.Duration
 	fail  error
 	calls *int
@@ -446,21 +446,12 @@ type clockedCarry struct {
 
 func (s clockedCarry) CarryTrust(ctx context.Context, org, keyName, prev string, next store.TrustedKey, ev store.AuditEvent) error {
 	*s.calls++
-	s.clock.advance(s.step)
+	s.clock.add(s.step)
 	if s.fail != nil {
 		return s.fail
 	}
 	return s.Store.CarryTrust(ctx, org, keyName, prev, next, ev)
 }
-
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-
-func (c *fakeClock) advance(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
 
 // TestRotationCarriesWhileItProgresses: a rotation carries trust to every
 // org however long that takes in all, so long as each carry succeeds
@@ -488,10 +479,10 @@ func TestRotationCarriesWhileItProgresses(t *testing.T) {
 			for _, o := range orgs {
 				f.trust(t, o, "k")
 			}
-			clock := &fakeClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+			clock := &testClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
 			calls := 0
 			st := clockedCarry{Store: f.st, clock: clock, step: 20 * time.Second, fail: tt.fail, calls: &calls}
-			svc := New(st, f.keys, Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Now: clock.now})
+			svc := New(st, f.keys, Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Now: clock.Now})
 			out, err := svc.RotateKey(f.ctx, "k")
 			if calls != tt.wantCalls {
 				t.Fatalf("CarryTrust called %d times, want %d (RotateKey: %v)", calls, tt.wantCalls, err)
